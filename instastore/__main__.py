@@ -1,0 +1,5 @@
+import sys
+
+from instastore.cli import main
+
+sys.exit(main())

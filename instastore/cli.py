@@ -1,0 +1,189 @@
+"""The ``instastore`` command: ``serve`` and ``cluster``.
+
+This is the entry point, so it is the one place that configures logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import logging
+import sys
+from pathlib import Path
+
+from instastore import __version__, config
+from instastore.errors import ClusterError, ConfigError, InstastoreError
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except ClusterError as exc:
+        print(f"instastore: {exc}", file=sys.stderr)
+        if exc.detail:
+            print(exc.detail, file=sys.stderr)
+        return 1
+    except (ConfigError, InstastoreError) as exc:
+        print(f"instastore: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="instastore", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"instastore {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    config.add_arguments(serve)
+    serve.set_defaults(run=_serve)
+
+    cluster = commands.add_parser("cluster", help="a local Cassandra + HDFS cluster for development and tests")
+    cluster.add_argument("--dir", type=Path, default=None, help="cluster folder (default: $INSTASTORE_CLUSTER_DIR or ~/.local/state/instastore/cluster)")
+    actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    up = actions.add_parser("up", help="start the cluster and wait until it is ready")
+    up.add_argument("--cassandra-nodes", type=int, default=1, metavar="N")
+    up.add_argument("--datanodes", type=int, default=1, metavar="M")
+    up.add_argument("--first-address", default="127.0.0.1", help="address of Cassandra node 1; node i takes the next ones")
+    up.add_argument("--port-offset", type=int, default=0, help="added to every port, to run a second cluster beside the first")
+    up.add_argument("--cassandra-heap", default="1g", help="heap of each Cassandra node (-Xms and -Xmx)")
+    up.add_argument("--hdfs-heap", default="256m", help="maximum heap of each HDFS daemon")
+    up.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for readiness")
+    up.set_defaults(run=_cluster_up)
+
+    actions.add_parser("status", help="show each node, its pid, memory and endpoint").set_defaults(run=_cluster_status)
+    actions.add_parser("env", help="print the INSTASTORE_* settings that point the service at this cluster").set_defaults(run=_cluster_env)
+
+    down = actions.add_parser("down", help="stop every node (SIGTERM, then SIGKILL after a timeout)")
+    down.add_argument("--wipe", action="store_true", help="also delete the cluster's data and logs")
+    down.set_defaults(run=_cluster_down)
+
+    tool = actions.add_parser("nodetool", help="run Cassandra's nodetool against a node")
+    tool.add_argument("--node", default=None, help="Cassandra node name (default: the first running one)")
+    tool.add_argument("args", nargs=argparse.REMAINDER, help="nodetool arguments, e.g. status")
+    tool.set_defaults(run=_cluster_nodetool)
+
+    logs = actions.add_parser("logs", help="print the tail of a node's log (or every node's)")
+    logs.add_argument("node", nargs="?", help="node name, e.g. cassandra1, namenode, datanode2")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.add_argument("--path", action="store_true", help="print the log files' paths only")
+    logs.set_defaults(run=_cluster_logs)
+
+    kill = actions.add_parser("kill", help="SIGKILL one node, as a crash would")
+    kill.add_argument("node")
+    kill.set_defaults(run=_cluster_kill)
+
+    start = actions.add_parser("start", help="start one stopped node again and wait for readiness")
+    start.add_argument("node")
+    start.set_defaults(run=_cluster_start)
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    settings = config.settings_from_args(args)
+    _configure_logging(settings.log_level)
+    from instastore.server.app import run
+
+    run(settings)
+
+
+def _cluster(args: argparse.Namespace):
+    from instastore.cluster import LocalCluster, default_cluster_dir
+
+    return LocalCluster(args.dir or default_cluster_dir())
+
+
+def _cluster_up(args: argparse.Namespace) -> None:
+    from instastore.cluster import ClusterSpec
+
+    _configure_logging("WARNING")
+    cluster = _cluster(args)
+    spec = ClusterSpec(
+        cassandra_nodes=args.cassandra_nodes,
+        datanodes=args.datanodes,
+        first_address=args.first_address,
+        port_offset=args.port_offset,
+        cassandra_heap=args.cassandra_heap,
+        hdfs_heap=args.hdfs_heap,
+    )
+    print(f"starting {spec.cassandra_nodes} Cassandra node(s) and {spec.datanodes} DataNode(s) in {cluster.root} ...", flush=True)
+    started = cluster.up(spec, timeout=args.timeout)
+    print("ready" if started else "already running", flush=True)
+    _print_status(cluster)
+
+
+def _print_status(cluster) -> None:
+    rows = cluster.status()
+    if not rows:
+        print(f"no cluster in {cluster.root}")
+        return
+    for r in rows:
+        rss = f"{r['rss_mb']} MB" if r["rss_mb"] is not None else "-"
+        print(f"{r['name']:<11} {r['state']:<8} pid {str(r['pid'] or '-'):<8} rss {rss:<8} {r['endpoint']}")
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    cluster = _cluster(args)
+    _print_status(cluster)
+    return 0 if cluster.daemons() and len(cluster.running()) == len(cluster.daemons()) else 3
+
+
+def _cluster_env(args: argparse.Namespace) -> None:
+    cluster = _cluster(args)
+    if not cluster.daemons():
+        raise ClusterError(f"no cluster in {cluster.root}; run `instastore cluster up`")
+    for key, value in cluster.client_settings().items():
+        print(f"export {key}={value}")
+
+
+def _cluster_down(args: argparse.Namespace) -> None:
+    cluster = _cluster(args)
+    killed = cluster.down(wipe=args.wipe)
+    note = f" ({len(killed)} needed SIGKILL)" if killed else ""
+    print(f"stopped{note}" + (f"; removed {cluster.root}" if args.wipe else ""))
+
+
+def _cluster_nodetool(args: argparse.Namespace) -> int:
+    done = _cluster(args).nodetool(args.args, node=args.node)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.returncode
+
+
+def _cluster_logs(args: argparse.Namespace) -> None:
+    from instastore.cluster.processes import tail
+
+    cluster = _cluster(args)
+    daemons = [cluster.node(args.node)] if args.node else cluster.daemons()
+    for daemon in daemons:
+        for path in daemon.logs:
+            if args.path:
+                print(path)
+            else:
+                print(f"==> {daemon.name}: {path} <==")
+                print(tail(path, args.lines))
+
+
+def _cluster_kill(args: argparse.Namespace) -> None:
+    _cluster(args).kill_node(args.node)
+    print(f"killed {args.node}")
+
+
+def _cluster_start(args: argparse.Namespace) -> None:
+    _cluster(args).start_node(args.node)
+    print(f"started {args.node}; cluster ready")
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""HDFS daemons of the local cluster: one NameNode and M DataNodes on 127.0.0.1.
+
+Every daemon gets its own conf folder (core-site.xml, hdfs-site.xml, log4j.properties),
+so DataNode ports and data folders are plain configuration rather than command-line
+overrides. Ready means: the NameNode's /jmx reports M live DataNodes and safe mode is off.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from instastore.cluster import toolchain
+from instastore.cluster.processes import tail
+from instastore.errors import ClusterError
+
+NAMENODE_CLASS = "org.apache.hadoop.hdfs.server.namenode.NameNode"
+DATANODE_CLASS = "org.apache.hadoop.hdfs.server.datanode.DataNode"
+FORMAT_TIMEOUT_S = 180
+
+
+@dataclass
+class HdfsDaemon:
+    name: str
+    role: str  # "namenode" or "datanode"
+    dir: str
+    http_port: int
+    rpc_port: int  # NameNode RPC, or DataNode IPC
+    transfer_port: int = 0  # DataNode data transfer; 0 for the NameNode
+    pid: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir)
+
+    @property
+    def logs(self) -> list[Path]:
+        return [self.path / "logs" / f"{self.name}.log"]
+
+    @property
+    def marker(self) -> str:
+        return f"-Dhadoop.log.dir={self.dir}/logs"
+
+    def ports(self) -> list[tuple[str, int, str]]:
+        ports = [("127.0.0.1", self.http_port, f"{self.name} http"), ("127.0.0.1", self.rpc_port, f"{self.name} rpc")]
+        if self.transfer_port:
+            ports.append(("127.0.0.1", self.transfer_port, f"{self.name} data transfer"))
+        return ports
+
+
+def plan(datanodes: int, port_offset: int, root: Path) -> tuple[HdfsDaemon, list[HdfsDaemon]]:
+    hdfs = root / "hdfs"
+    namenode = HdfsDaemon("namenode", "namenode", str(hdfs / "namenode"), 9870 + port_offset, 8020 + port_offset)
+    nodes = [
+        HdfsDaemon(
+            name=f"datanode{i + 1}",
+            role="datanode",
+            dir=str(hdfs / f"datanode{i + 1}"),
+            http_port=9864 + 10 * i + port_offset,
+            rpc_port=9867 + 10 * i + port_offset,
+            transfer_port=9866 + 10 * i + port_offset,
+        )
+        for i in range(datanodes)
+    ]
+    return namenode, nodes
+
+
+def _property(name: str, value: object) -> str:
+    return f"  <property><name>{name}</name><value>{value}</value></property>"
+
+
+def write_config(daemon: HdfsDaemon, namenode: HdfsDaemon, replication: int) -> None:
+    conf = daemon.path / "conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    (daemon.path / "logs").mkdir(exist_ok=True)
+    extra = ""
+    if daemon.role == "datanode":
+        extra = "\n".join([
+            _property("dfs.datanode.data.dir", f"file://{daemon.dir}/data"),
+            _property("dfs.datanode.address", f"127.0.0.1:{daemon.transfer_port}"),
+            _property("dfs.datanode.http.address", f"127.0.0.1:{daemon.http_port}"),
+            _property("dfs.datanode.ipc.address", f"127.0.0.1:{daemon.rpc_port}"),
+        ])
+    common = {"nn_rpc_port": namenode.rpc_port, "hdfs_dir": daemon.dir}
+    (conf / "core-site.xml").write_text(toolchain.render("core-site.xml", **common))
+    (conf / "hdfs-site.xml").write_text(
+        toolchain.render(
+            "hdfs-site.xml",
+            nn_http_port=namenode.http_port,
+            replication=replication,
+            extra=extra,
+            hdfs_dir=namenode.dir,
+            nn_rpc_port=namenode.rpc_port,
+        )
+    )
+    (conf / "log4j.properties").write_text(toolchain.template("log4j.properties"))
+
+
+def _java_args(daemon: HdfsDaemon, java: str, lib: Path, heap: str) -> list[str]:
+    return [
+        java,
+        f"-Xmx{heap}",
+        *toolchain.jvm_options("jvm17-hadoop.options"),
+        daemon.marker,
+        f"-Dhadoop.log.file={daemon.name}.log",
+        f"-Dhadoop.home.dir={daemon.dir}",
+        "-Djava.net.preferIPv4Stack=true",
+        "-cp",
+        toolchain.classpath(daemon.path / "conf", f"{lib}/*"),
+    ]
+
+
+def command(daemon: HdfsDaemon, java: str, lib: Path, heap: str) -> list[str]:
+    main = NAMENODE_CLASS if daemon.role == "namenode" else DATANODE_CLASS
+    return [*_java_args(daemon, java, lib, heap), main]
+
+
+def format_namenode(namenode: HdfsDaemon, java: str, lib: Path, heap: str, cluster_id: str) -> None:
+    """Format the NameNode's metadata folder, once (a formatted one is kept)."""
+    if (namenode.path / "name" / "current" / "VERSION").exists():
+        return
+    argv = [*_java_args(namenode, java, lib, heap), NAMENODE_CLASS, "-format", "-clusterid", cluster_id, "-force", "-nonInteractive"]
+    log_path = namenode.logs[0]
+    with open(log_path, "ab") as out:
+        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=FORMAT_TIMEOUT_S)
+    if done.returncode != 0:
+        raise ClusterError(f"formatting the NameNode failed (exit {done.returncode})", tail(log_path))
+
+
+def _jmx(namenode: HdfsDaemon, bean: str) -> dict:
+    url = f"http://127.0.0.1:{namenode.http_port}/jmx?qry=Hadoop:service=NameNode,name={bean}"
+    with urllib.request.urlopen(url, timeout=2) as response:
+        beans = json.load(response).get("beans", [])
+    return beans[0] if beans else {}
+
+
+def live_datanodes_and_safemode(namenode: HdfsDaemon) -> tuple[int, bool] | None:
+    """(live DataNodes, safe mode on) from the NameNode's JMX, or None if it does not answer yet."""
+    try:
+        state = _jmx(namenode, "FSNamesystemState")
+        info = _jmx(namenode, "NameNodeInfo")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    if not state or not info:
+        return None
+    return int(state.get("NumLiveDataNodes", 0)), bool(info.get("Safemode"))

@@ -1,0 +1,153 @@
+"""Settings, declared once.
+
+Each setting is a field of ``Settings`` with its default and a one-line help. It is read
+from the environment as ``INSTASTORE_<NAME>`` and from the command line as ``--<name>``
+(flags win over the environment). Secrets are masked in ``repr`` and in logs. This module
+owns parsing and validation; it never opens a connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from instastore.errors import ConfigError
+
+ENV_PREFIX = "INSTASTORE_"
+
+
+def setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    """Declare one setting: its default and the one line that documents it."""
+    return field(default=default, metadata={"help": help, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told. Empty Cassandra and HDFS settings mean the
+    embedded default: SQLite metadata and blobs as local files under ``data_dir``."""
+
+    host: str = setting("127.0.0.1", "Address the HTTP server binds to.")
+    port: int = setting(8080, "TCP port the HTTP server listens on.")
+    data_dir: Path = setting(
+        Path("data"), "Folder of the embedded default (SQLite database and blob files)."
+    )
+    log_level: str = setting("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
+    cassandra_hosts: str = setting(
+        "", "Comma-separated Cassandra contact points; empty runs on the embedded default."
+    )
+    cassandra_port: int = setting(9042, "CQL native protocol port of the Cassandra nodes.")
+    cassandra_keyspace: str = setting("instastore", "Keyspace holding instastore's tables.")
+    cassandra_username: str = setting("", "Cassandra user name, if authentication is on.")
+    cassandra_password: str = setting(
+        "", "Cassandra password, if authentication is on.", secret=True
+    )
+    cassandra_local_dc: str = setting(
+        "datacenter1", "Local data centre for routing and the keyspace's replication."
+    )
+    replication_factor: int = setting(
+        1, "Replicas per row in the keyspace (1 on a laptop, 3 in production)."
+    )
+    webhdfs_url: str = setting(
+        "", "NameNode WebHDFS base URL, e.g. http://127.0.0.1:9870; empty stores blobs locally."
+    )
+    hdfs_user: str = setting("instastore", "User name sent to WebHDFS (user.name).")
+    hdfs_root: str = setting("/instastore", "HDFS folder under which blobs are written.")
+    hdfs_replication: int = setting(1, "HDFS replicas per blob file (3 in production).")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
+        if self.replication_factor < 1 or self.hdfs_replication < 1:
+            raise ConfigError("replication factors must be at least 1")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(f"log_level must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
+        if bool(self.cassandra_hosts) != bool(self.webhdfs_url):
+            raise ConfigError(
+                "cassandra_hosts and webhdfs_url go together: set both for the cluster "
+                "adapter, or neither for the embedded default"
+            )
+
+    @property
+    def uses_cluster(self) -> bool:
+        """True when metadata lives in Cassandra and blobs in HDFS."""
+        return bool(self.cassandra_hosts)
+
+    @property
+    def cassandra_contact_points(self) -> list[str]:
+        return [h.strip() for h in self.cassandra_hosts.split(",") if h.strip()]
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            shown = "'***'" if f.metadata["secret"] and value else repr(value)
+            parts.append(f"{f.name}={shown}")
+        return f"Settings({', '.join(parts)})"
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_sources(
+        cls, environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Settings:
+        """Build settings from ``INSTASTORE_*`` variables, then ``overrides`` (parsed flags,
+        ``None`` meaning "not given")."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _convert(f, raw)
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    return {"int": int, "Path": Path, "str": str}[str(f.type)]
+
+
+def _convert(f: dataclasses.Field, raw: str) -> Any:
+    kind = _field_type(f)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{ENV_PREFIX}{f.name.upper()} must be {kind.__name__}, not {raw!r}"
+        ) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per setting, documented with its help and default."""
+    group = parser.add_argument_group(
+        "settings", f"each can also be set as an {ENV_PREFIX}<NAME> environment variable"
+    )
+    for f in dataclasses.fields(Settings):
+        default = "" if f.metadata["secret"] else f" (default: {f.default!s})"
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=_field_type(f),
+            default=None,
+            metavar=f.name.upper(),
+            help=f.metadata["help"] + default,
+        )
+
+
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
+    return Settings.from_sources(environ, overrides)
+
+
+def documented_settings() -> Sequence[tuple[str, str, Any]]:
+    """(environment variable, help, default) of every setting, for docs and their test."""
+    return [
+        (ENV_PREFIX + f.name.upper(), f.metadata["help"], f.default)
+        for f in dataclasses.fields(Settings)
+    ]

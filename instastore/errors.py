@@ -1,0 +1,63 @@
+"""The one exception tree of instastore.
+
+Every error the core, the storage adapters or the cluster tooling raise on purpose is an
+``InstastoreError``. Adapters translate driver and WebHDFS failures into this tree at the
+boundary (``raise ... from exc``), so no ``cassandra.*`` exception or raw WebHDFS status
+escapes ``instastore.storage``. The server maps these classes to HTTP statuses in one table.
+
+    InstastoreError
+    ├── ConfigError            a setting is missing or malformed
+    ├── InvalidInput           the caller sent something unusable (400)
+    │   └── BadCursor          an opaque page cursor did not decode
+    ├── NotFound               no such user, photo or blob (404)
+    ├── Conflict               the thing already exists (409)
+    ├── StorageError           a store failed in a way the caller cannot fix
+    │   ├── Unavailable        a store cannot be reached right now (503); retry later
+    │   └── CorruptRecord      a stored record does not decode
+    └── ClusterError           the local cluster tool failed (not used by the service)
+"""
+
+
+class InstastoreError(Exception):
+    """Base of every error instastore raises on purpose."""
+
+
+class ConfigError(InstastoreError):
+    """A setting is missing or malformed."""
+
+
+class InvalidInput(InstastoreError):
+    """The caller sent something unusable."""
+
+
+class BadCursor(InvalidInput):
+    """An opaque page cursor did not decode."""
+
+
+class NotFound(InstastoreError):
+    """No such user, photo or blob."""
+
+
+class Conflict(InstastoreError):
+    """The thing to create already exists."""
+
+
+class StorageError(InstastoreError):
+    """A store failed in a way the caller cannot fix."""
+
+
+class Unavailable(StorageError):
+    """A store cannot be reached right now; the same call may succeed later."""
+
+
+class CorruptRecord(StorageError):
+    """A stored record does not decode."""
+
+
+class ClusterError(InstastoreError):
+    """The local cluster tool (``instastore cluster``) failed; the message is one line,
+    ``detail`` may carry the tail of a node's log."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail

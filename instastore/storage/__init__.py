@@ -1,0 +1,35 @@
+"""Storage: the ports (``instastore.storage.ports``) and their adapters.
+
+- ``embedded``: SQLite metadata and blobs as local files; the default, needs nothing installed.
+- ``cassandra``: metadata in Apache Cassandra through the DataStax driver.
+- ``hdfs``: blobs in HDFS through WebHDFS over aiohttp.
+
+``open_stores(settings)`` picks the adapters from the settings. Adapters only store and
+fetch; the rules (ids, visibility, soft delete, timeline, search) live in the core.
+Every failure leaves this package as an ``instastore.errors`` exception.
+"""
+
+from __future__ import annotations
+
+from instastore.config import Settings
+from instastore.storage.ports import Stores
+
+
+async def open_stores(settings: Settings) -> Stores:
+    """Connect the metadata and blob stores the settings name (embedded by default)."""
+    if settings.uses_cluster:
+        from instastore.storage.cassandra import CassandraMetadataStore
+        from instastore.storage.hdfs import HdfsBlobStore
+
+        metadata = await CassandraMetadataStore.connect(settings)
+        try:
+            blobs = await HdfsBlobStore.connect(settings)
+        except BaseException:
+            await metadata.close()
+            raise
+        return Stores(metadata, blobs)
+    from instastore.storage.embedded import LocalBlobStore, SqliteMetadataStore
+
+    metadata = await SqliteMetadataStore.connect(settings)
+    blobs = await LocalBlobStore.connect(settings)
+    return Stores(metadata, blobs)

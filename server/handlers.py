@@ -1,0 +1,20 @@
+"""Request handlers: parse, call the core, serialize. No storage or HTTP rules of their own."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from instastore import __version__
+from instastore.server.keys import STORES
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up and serving (no store is touched)."""
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Both stores answer: 200, or 503 with the reason of each that does not."""
+    report = await request.app[STORES].ping()
+    ready = all(v == "ok" for v in report.values())
+    return web.json_response({"status": "ready" if ready else "unavailable", "stores": report}, status=200 if ready else 503)

@@ -1,0 +1,68 @@
+"""Fixtures shared by every test.
+
+Tests that need Cassandra or HDFS use the local cluster that ``make test`` (and so CI)
+brings up with ``instastore cluster up``. When it is not running they fail under CI
+(``CI=true``) or ``INSTASTORE_REQUIRE_CLUSTER=1``, and skip with a reason otherwise, so
+a newcomer can run the embedded tests alone with a plain ``pytest``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from instastore.cluster import LocalCluster, default_cluster_dir
+from instastore.config import Settings
+
+REQUIRE_CLUSTER = os.environ.get("CI", "").lower() == "true" or os.environ.get("INSTASTORE_REQUIRE_CLUSTER") == "1"
+
+
+def _missing(reason: str):
+    if REQUIRE_CLUSTER:
+        pytest.fail(f"{reason} (required: CI=true or INSTASTORE_REQUIRE_CLUSTER=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> LocalCluster:
+    """The running local cluster (``make test`` starts it)."""
+    cluster = LocalCluster(default_cluster_dir())
+    daemons = cluster.daemons()
+    if not daemons or len(cluster.running()) != len(daemons):
+        _missing(f"no running local cluster in {cluster.root}; start one with `instastore cluster up`")
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def cluster_settings(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings that point the service at the local cluster."""
+    return Settings.from_sources(
+        environ=local_cluster.client_settings(),
+        overrides={"data_dir": tmp_path_factory.mktemp("cluster-data")},
+    )
+
+
+@pytest.fixture
+def embedded_settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+async def aiohttp_client():
+    """Start an application on a real local port and return a client for it; both are
+    closed (and the app's cleanup_ctx run) at the end of the test."""
+    clients: list[TestClient] = []
+
+    async def make(app: web.Application) -> TestClient:
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()

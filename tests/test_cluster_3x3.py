@@ -1,0 +1,81 @@
+"""A 3 + 3 cluster: every node UN, 3 live DataNodes, and a replication-factor-3 keyspace
+that keeps answering QUORUM reads and writes while a Cassandra node is SIGKILLed, and
+again after it is back. Runs beside the 1 + 1 test cluster (other addresses and ports)."""
+
+from __future__ import annotations
+
+import pytest
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import SimpleStatement
+
+from instastore.cluster import ClusterSpec, LocalCluster
+from instastore.cluster import cassandra as cassandra_nodes
+from instastore.cluster import hdfs, processes
+
+pytestmark = [pytest.mark.slow, pytest.mark.cassandra, pytest.mark.hdfs, pytest.mark.timeout(900)]
+
+SPEC = ClusterSpec(cassandra_nodes=3, datanodes=3, first_address="127.0.0.11", port_offset=1000, cassandra_heap="512m")
+
+
+@pytest.fixture(scope="module")
+def cluster3(tmp_path_factory, local_cluster):
+    # local_cluster: only run where the test cluster (and so Java, Maven, jars) is set up.
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster3x3"))
+    cluster.up(SPEC)
+    yield cluster
+    cluster.down(wipe=False)
+    assert not cluster.running(), "a JVM outlived `down`"
+
+
+def quorum(session, cql, params=()):
+    return session.execute(SimpleStatement(cql, consistency_level=ConsistencyLevel.QUORUM), params, timeout=30)
+
+
+def read_all(session, keys):
+    """Single-partition QUORUM reads, as the service issues them (never a range scan)."""
+    rows = {}
+    for k in keys:
+        row = quorum(session, "SELECT v FROM rf3.kv WHERE k = %s", (k,)).one()
+        if row is not None:
+            rows[k] = row.v
+    return rows
+
+
+def test_three_plus_three_survives_a_killed_cassandra_node(cluster3):
+    status = cluster3.nodetool(["status"])
+    assert cassandra_nodes.count_up_normal(status.stdout) == 3, status.stdout
+    assert hdfs.live_datanodes_and_safemode(cluster3.namenode) == (3, False)
+
+    profile = ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy("datacenter1")))
+    driver = Cluster(
+        [n.address for n in cluster3.cassandra_nodes],
+        port=cluster3.cql_port,
+        protocol_version=5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+    )
+    session = driver.connect()
+    try:
+        session.execute(
+            "CREATE KEYSPACE IF NOT EXISTS rf3 WITH replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"
+        )
+        session.execute("CREATE TABLE IF NOT EXISTS rf3.kv (k int PRIMARY KEY, v text)")
+        for k in range(20):
+            quorum(session, "INSERT INTO rf3.kv (k, v) VALUES (%s, %s)", (k, f"before-{k}"))
+
+        victim = cluster3.node("cassandra2")
+        cluster3.kill_node("cassandra2")
+        assert not processes.is_running(victim.pid, victim.marker)
+        for k in range(20, 40):
+            quorum(session, "INSERT INTO rf3.kv (k, v) VALUES (%s, %s)", (k, f"during-{k}"))
+        assert set(read_all(session, range(40))) == set(range(40))
+
+        cluster3.start_node("cassandra2")
+        assert cassandra_nodes.count_up_normal(cluster3.nodetool(["status"]).stdout) == 3
+        for k in range(40, 60):
+            quorum(session, "INSERT INTO rf3.kv (k, v) VALUES (%s, %s)", (k, f"after-{k}"))
+        rows = read_all(session, range(60))
+        assert rows == {k: f"{'before' if k < 20 else 'during' if k < 40 else 'after'}-{k}" for k in range(60)}
+    finally:
+        driver.shutdown()

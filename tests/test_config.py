@@ -1,0 +1,63 @@
+"""Settings: declared once, read from the environment and flags, documented, secrets masked."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from instastore import config
+from instastore.config import Settings
+from instastore.errors import ConfigError
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_defaults_are_the_embedded_store():
+    settings = Settings()
+    assert not settings.uses_cluster
+    assert settings.port == 8080
+
+
+def test_environment_is_read_with_the_prefix_and_converted():
+    settings = Settings.from_sources({"INSTASTORE_PORT": "9999", "INSTASTORE_DATA_DIR": "/tmp/x", "PORT": "1"})
+    assert settings.port == 9999
+    assert settings.data_dir == Path("/tmp/x")
+
+
+def test_flags_win_over_the_environment():
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    args = parser.parse_args(["--port", "7001", "--cassandra-hosts", "a,b ,", "--webhdfs-url", "http://nn:9870"])
+    settings = config.settings_from_args(args, environ={"INSTASTORE_PORT": "9999"})
+    assert settings.port == 7001
+    assert settings.uses_cluster
+    assert settings.cassandra_contact_points == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"INSTASTORE_PORT": "eighty"}, "INSTASTORE_PORT must be int"),
+        ({"INSTASTORE_PORT": "70000"}, "port must be between"),
+        ({"INSTASTORE_REPLICATION_FACTOR": "0"}, "at least 1"),
+        ({"INSTASTORE_LOG_LEVEL": "LOUD"}, "log_level"),
+        ({"INSTASTORE_CASSANDRA_HOSTS": "127.0.0.1"}, "go together"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_reason(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_sources(environ)
+
+
+def test_secrets_are_masked_in_repr():
+    settings = Settings(cassandra_password="hunter2")
+    assert "hunter2" not in repr(settings)
+    assert "cassandra_password='***'" in repr(settings)
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = README.read_text()
+    missing = [env for env, _help, _default in config.documented_settings() if f"`{env}`" not in readme]
+    assert not missing, f"settings missing from README.md: {missing}"

@@ -1,0 +1,38 @@
+"""The Cassandra that the cluster command starts is real: the DataStax driver creates a
+keyspace and a table, writes a row and reads it back."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Cluster
+from cassandra.query import SimpleStatement
+
+pytestmark = pytest.mark.cassandra
+
+
+@pytest.fixture
+def cql(local_cluster):
+    cluster = Cluster([n.address for n in local_cluster.cassandra_nodes], port=local_cluster.cql_port, protocol_version=5)
+    session = cluster.connect()
+    yield session
+    cluster.shutdown()
+
+
+def test_keyspace_table_write_and_read(cql):
+    keyspace = f"realcheck_{uuid.uuid4().hex[:8]}"
+    cql.execute(
+        f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}}"
+    )
+    try:
+        cql.execute(f"CREATE TABLE {keyspace}.notes (id int PRIMARY KEY, body text, data blob)")
+        cql.execute(f"INSERT INTO {keyspace}.notes (id, body, data) VALUES (%s, %s, %s)", (7, "hello", b"\x00\xff"))
+        read = SimpleStatement(f"SELECT body, data FROM {keyspace}.notes WHERE id = %s", consistency_level=ConsistencyLevel.QUORUM)
+        row = cql.execute(read, (7,)).one()
+        assert (row.body, row.data) == ("hello", b"\x00\xff")
+        version = cql.execute("SELECT release_version FROM system.local").one().release_version
+        assert version.startswith("5.0")
+    finally:
+        cql.execute(f"DROP KEYSPACE {keyspace}")
