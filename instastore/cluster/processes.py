@@ -46,7 +46,9 @@ def is_running(pid: int | None, marker: str) -> bool:
     if not pid:
         return False
     child = _children.get(pid)
-    if child is not None and child.poll() is not None:
+    if child is not None:
+        if child.poll() is None:
+            return True
         del _children[pid]
         return False
     try:
