@@ -43,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_arguments(serve)
     serve.set_defaults(run=_serve)
 
+    migrate = commands.add_parser("migrate", help="create the keyspace and apply the CQL schema files not yet applied")
+    config.add_arguments(migrate)
+    migrate.set_defaults(run=_migrate)
+
+    purge = commands.add_parser("purge", help="remove for good the photos deleted more than retention_days ago")
+    config.add_arguments(purge)
+    purge.set_defaults(run=_purge)
+
     cluster = commands.add_parser("cluster", help="a local Cassandra + HDFS cluster for development and tests")
     cluster.add_argument("--dir", type=Path, default=None, help="cluster folder (default: $INSTASTORE_CLUSTER_DIR or ~/.local/state/instastore/cluster)")
     actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -95,6 +103,51 @@ def _serve(args: argparse.Namespace) -> None:
     from instastore.server.app import run
 
     run(settings)
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    settings = config.settings_from_args(args)
+    _configure_logging("WARNING")
+    if not settings.uses_cluster:
+        print("the embedded store applies its schema by itself on start; nothing to do")
+        return
+    from instastore.storage.cassandra.metadata import build_cluster
+    from instastore.storage.cassandra.migrate import migrate
+    from instastore.storage.cassandra.session import translate_errors
+
+    cluster = build_cluster(settings)
+    try:
+        with translate_errors("connect"):
+            session = cluster.connect()
+        applied = migrate(session, settings)
+    finally:
+        cluster.shutdown()
+    print(f"applied {len(applied)} schema file(s)" if applied else f"keyspace {settings.cassandra_keyspace} is up to date")
+
+
+def _purge(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from instastore.photos import purge
+    from instastore.storage import open_stores
+
+    settings = config.settings_from_args(args)
+    _configure_logging(settings.log_level)
+
+    async def run():
+        stores = await open_stores(settings)
+        try:
+            return await purge(stores, settings, progress=print)
+        finally:
+            await stores.close()
+
+    report = asyncio.run(run())
+    print(
+        f"purged {report.purged} photo(s), removed {report.blobs_removed} blob(s); "
+        f"skipped {report.skipped}, failed {report.failed}"
+    )
+    if report.failed:
+        raise InstastoreError(f"{report.failed} photo(s) could not be purged; run `instastore purge` again")
 
 
 def _cluster(args: argparse.Namespace):

@@ -58,12 +58,22 @@ class Settings:
     hdfs_user: str = setting("instastore", "User name sent to WebHDFS (user.name).")
     hdfs_root: str = setting("/instastore", "HDFS folder under which blobs are written.")
     hdfs_replication: int = setting(1, "HDFS replicas per blob file (3 in production).")
+    worker_id: int = setting(
+        0, "This process's number (0-8191) in every id it makes; unique per running process."
+    )
+    retention_days: int = setting(
+        30, "Days a deleted photo can be restored before `instastore purge` removes it."
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
         if self.replication_factor < 1 or self.hdfs_replication < 1:
             raise ConfigError("replication factors must be at least 1")
+        if not 0 <= self.worker_id <= 8191:
+            raise ConfigError(f"worker_id must be between 0 and 8191, not {self.worker_id}")
+        if self.retention_days < 0:
+            raise ConfigError(f"retention_days must be 0 or more, not {self.retention_days}")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
         if bool(self.cassandra_hosts) != bool(self.webhdfs_url):

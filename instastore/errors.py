@@ -9,7 +9,9 @@ escapes ``instastore.storage``. The server maps these classes to HTTP statuses i
     ├── ConfigError            a setting is missing or malformed
     ├── InvalidInput           the caller sent something unusable (400)
     │   └── BadCursor          an opaque page cursor did not decode
+    ├── NotAllowed             the caller may not do this (403)
     ├── NotFound               no such user, photo or blob (404)
+    │   └── Gone               it existed, and is past its undelete window (410)
     ├── Conflict               the thing already exists (409)
     ├── StorageError           a store failed in a way the caller cannot fix
     │   ├── Unavailable        a store cannot be reached right now (503); retry later
@@ -34,8 +36,16 @@ class BadCursor(InvalidInput):
     """An opaque page cursor did not decode."""
 
 
+class NotAllowed(InstastoreError):
+    """The caller may not do this (not the owner, not a follower, ...)."""
+
+
 class NotFound(InstastoreError):
     """No such user, photo or blob."""
+
+
+class Gone(NotFound):
+    """It existed, and is past its undelete window."""
 
 
 class Conflict(InstastoreError):

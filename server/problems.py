@@ -24,6 +24,8 @@ PROBLEM_BASE = "https://instastore.dev/problems/"
 STATUS: list[tuple[type[errors.InstastoreError], int, str]] = [
     (errors.BadCursor, 400, "bad-cursor"),
     (errors.InvalidInput, 400, "invalid-input"),
+    (errors.NotAllowed, 403, "not-allowed"),
+    (errors.Gone, 410, "gone"),
     (errors.NotFound, 404, "not-found"),
     (errors.Conflict, 409, "conflict"),
     (errors.Unavailable, 503, "unavailable"),

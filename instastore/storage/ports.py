@@ -4,16 +4,33 @@ Both adapters (embedded, cluster) implement these and are held to them by one co
 suite (``tests/contract``). Every method is a coroutine and never blocks the event loop.
 Failures are ``instastore.errors`` exceptions: ``Unavailable`` when the store cannot be
 reached (retry later), ``NotFound``, ``Conflict``; never a driver's or WebHDFS's own.
+
+Stores only store and fetch. They do not filter deleted or invisible photos, rank, or
+decide who may see what: the core does. Page cursors are ids ("strictly before this id"
+for newest-first lists, "strictly after" for follow lists).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Protocol
+
+from instastore.errors import InvalidInput
+from instastore.model import Photo, User
+
+
+def check_key(key: str) -> str:
+    """A key is a relative path of safe segments; never ``..`` or absolute."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise InvalidInput(f"bad blob key {key!r}")  # SECURITY: no path traversal
+    return key
 
 
 class MetadataStore(Protocol):
-    """Users, photo records and their index rows (user photos, follows, title terms, likes)."""
+    """Users, photo records and their index rows."""
 
     name: str
 
@@ -23,9 +40,85 @@ class MetadataStore(Protocol):
     async def close(self) -> None:
         """Release connections and threads. Idempotent."""
 
+    # users
+    async def create_user(self, user: User) -> None:
+        """Store a new user. ``Conflict`` if the username is taken (atomically: two
+        concurrent creates of one name never both succeed)."""
+
+    async def update_user(self, user: User) -> None:
+        """Replace a user's mutable fields (display name, private, password hash)."""
+
+    async def get_user(self, user_id: int) -> User | None: ...
+
+    async def get_user_by_name(self, username: str) -> User | None: ...
+
+    # photos
+    async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
+        """Store the photo record, its user-photos row and one title-index row per term,
+        all or nothing. Saving the same photo again changes nothing."""
+
+    async def get_photo(self, photo_id: int) -> Photo | None:
+        """The photo, deleted or not (``deleted_at`` tells), or None if it never was or
+        has been purged."""
+
+    async def get_photos(self, photo_ids: Sequence[int]) -> dict[int, Photo]:
+        """The photos that exist among ``photo_ids``, fetched concurrently."""
+
+    async def user_photo_ids(self, user_id: int, before: int | None, limit: int) -> list[int]:
+        """Ids of the user's photos (deleted included), newest first, strictly before
+        ``before`` when given."""
+
+    async def set_deleted(self, photo: Photo, deleted_at: datetime | None) -> None:
+        """Soft delete (``deleted_at`` set: the photo is queued for purge on that day)
+        or restore (None: the queue entry goes). Only the deleted_at cell changes."""
+
+    async def due_purges(self, through: date, limit: int) -> list[PurgeEntry]:
+        """Queue entries of photos deleted on days up to and including ``through``."""
+
+    async def forget_purge(self, entry: PurgeEntry) -> None:
+        """Drop a queue entry whose photo is gone already (or was restored)."""
+
+    async def purge_photo(self, photo: Photo, terms: Sequence[str]) -> None:
+        """Remove the record, its user-photos and title-index rows, its likes and its
+        purge-queue entry for good. Purging what is already gone is a no-op."""
+
+    # follows
+    async def follow(self, follower_id: int, followee_id: int, at: datetime) -> bool:
+        """Record the follow in both directions; False if it already existed."""
+
+    async def unfollow(self, follower_id: int, followee_id: int) -> bool:
+        """Remove it in both directions; False if there was none."""
+
+    async def is_following(self, follower_id: int, followee_id: int) -> bool: ...
+
+    async def following(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        """Ids the user follows, ascending, strictly after ``after`` when given."""
+
+    async def followers(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        """Ids following the user, ascending, strictly after ``after`` when given."""
+
+    async def count_follows(self, user_id: int) -> tuple[int, int]:
+        """(followers, following) of the user."""
+
+    # title search
+    async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:
+        """Ids of photos whose indexed title has every one of ``terms`` (already
+        normalised), newest first, strictly before ``before`` when given."""
+
+    # likes
+    async def like(self, photo_id: int, user_id: int, at: datetime) -> bool:
+        """Record a like; False if the user already liked the photo (count unchanged)."""
+
+    async def unlike(self, photo_id: int, user_id: int) -> bool:
+        """Remove a like; False if there was none (count unchanged)."""
+
+    async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
+        """Likes per photo; photos never liked count 0."""
+
 
 class BlobStore(Protocol):
-    """Immutable byte blobs addressed by an opaque locator."""
+    """Immutable byte blobs under keys that the core chooses (``a/b/c``, no leading
+    slash). A key is written once: ``put`` of a key that exists is ``Conflict``."""
 
     name: str
 
@@ -34,6 +127,29 @@ class BlobStore(Protocol):
 
     async def close(self) -> None:
         """Release connections. Idempotent."""
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Stream the chunks into a new blob and return its size. Returns only once the
+        bytes are durable. ``Conflict`` if the key exists; on failure no blob is left."""
+
+    def open(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes (all, when None) from ``offset`` in chunks, never the
+        whole blob in memory. ``NotFound`` (raised on first iteration) if no such key."""
+
+    async def size(self, key: str) -> int:
+        """The blob's size in bytes; ``NotFound`` if no such key."""
+
+    async def delete(self, key: str) -> bool:
+        """Remove the blob; False if there was none."""
+
+    def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Every key that starts with ``prefix`` (for the orphan sweeper), in no order."""
+
+
+@dataclass(frozen=True)
+class PurgeEntry:
+    day: date  # the day the photo was deleted
+    photo_id: int
 
 
 @dataclass

@@ -3,22 +3,51 @@
 Every statement runs on that thread (Datasette's ``execute_fn`` pattern), so the event
 loop never waits on SQLite and the connection is never shared between threads. WAL mode
 and ``synchronous=FULL``: a committed write survives a crash of the process or machine.
+Schema files (``schema/sqlite``) are applied on connect, each once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from instastore import codec
 from instastore.config import Settings
-from instastore.errors import StorageError, Unavailable
+from instastore.errors import Conflict, StorageError, Unavailable
+from instastore.model import Photo, User
+from instastore.schema import migrations
+from instastore.storage.ports import PurgeEntry
 
 T = TypeVar("T")
 DB_FILE = "metadata.sqlite3"
+BUSY_TIMEOUT_S = 10.0
+
+
+def _ms(at: datetime | None) -> int | None:
+    return None if at is None else round(at.timestamp() * 1000)
+
+
+def _at(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _user(row: sqlite3.Row | None) -> User | None:
+    if row is None:
+        return None
+    return User(
+        id=row["user_id"],
+        username=row["username"],
+        password_hash=row["password_hash"],
+        display_name=row["display_name"],
+        private=bool(row["private"]),
+        created_at=_at(row["created_ms"]),
+    )
 
 
 class SqliteMetadataStore:
@@ -35,35 +64,241 @@ class SqliteMetadataStore:
         await store._run(store._open)
         return store
 
+    # ---- the worker thread ------------------------------------------------------------
+
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
         self._conn = conn
+        self._migrate(conn)
 
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)"
+        )
+        applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for migration in migrations("sqlite"):
+            if migration.version in applied:
+                continue
+            with _transaction(conn):
+                for statement in migration.statements():
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, int(time.time() * 1000)),
+                )
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.OperationalError("the store is closed")
+        return self._conn
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(str(exc)) from exc
         except sqlite3.OperationalError as exc:
             raise Unavailable(f"SQLite at {self.path}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite at {self.path}: {exc}") from exc
-        except RuntimeError as exc:  # executor shut down
+        except RuntimeError as exc:  # the executor was shut down
             raise Unavailable(f"SQLite store at {self.path} is closed") from exc
 
-    async def ping(self) -> None:
-        def check() -> None:
-            if self._conn is None:
-                raise sqlite3.OperationalError("not open")
-            self._conn.execute("SELECT 1").fetchone()
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return await self._run(lambda: self.conn.execute(sql, params).fetchall())
 
-        await self._run(check)
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        return await self._run(lambda: self.conn.execute(sql, params).fetchone())
+
+    async def _write(self, *statements: tuple[str, Sequence[Any]]) -> list[int]:
+        """Run the statements in one transaction; their row counts."""
+
+        def run() -> list[int]:
+            with _transaction(self.conn):
+                return [self.conn.execute(sql, params).rowcount for sql, params in statements]
+
+        return await self._run(run)
+
+    async def ping(self) -> None:
+        await self._one("SELECT 1")
 
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=True)
+
+    # ---- users --------------------------------------------------------------------
+
+    async def create_user(self, user: User) -> None:
+        try:
+            await self._write((
+                "INSERT INTO users (user_id, username, password_hash, display_name, private, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                (user.id, user.username, user.password_hash, user.display_name, int(user.private), _ms(user.created_at)),
+            ))
+        except Conflict as exc:
+            raise Conflict(f"username {user.username!r} is taken") from exc
+
+    async def update_user(self, user: User) -> None:
+        await self._write((
+            "UPDATE users SET password_hash = ?, display_name = ?, private = ? WHERE user_id = ?",
+            (user.password_hash, user.display_name, int(user.private), user.id),
+        ))
+
+    async def get_user(self, user_id: int) -> User | None:
+        return _user(await self._one("SELECT * FROM users WHERE user_id = ?", (user_id,)))
+
+    async def get_user_by_name(self, username: str) -> User | None:
+        return _user(await self._one("SELECT * FROM users WHERE username = ?", (username,)))
+
+    # ---- photos -------------------------------------------------------------------
+
+    async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
+        await self._write(
+            ("INSERT OR IGNORE INTO photos (photo_id, record) VALUES (?, ?)", (photo.id, codec.encode_photo(photo))),
+            ("INSERT OR IGNORE INTO user_photos (user_id, photo_id) VALUES (?, ?)", (photo.owner_id, photo.id)),
+            *[("INSERT OR IGNORE INTO title_terms (term, photo_id) VALUES (?, ?)", (t, photo.id)) for t in terms],
+        )
+
+    async def get_photo(self, photo_id: int) -> Photo | None:
+        row = await self._one("SELECT record, deleted_ms FROM photos WHERE photo_id = ?", (photo_id,))
+        return None if row is None else codec.decode_photo(row["record"], _at(row["deleted_ms"]))
+
+    async def get_photos(self, photo_ids: Sequence[int]) -> dict[int, Photo]:
+        if not photo_ids:
+            return {}
+        marks = ",".join("?" * len(photo_ids))
+        rows = await self._all(f"SELECT record, deleted_ms FROM photos WHERE photo_id IN ({marks})", list(photo_ids))
+        photos = (codec.decode_photo(r["record"], _at(r["deleted_ms"])) for r in rows)
+        return {p.id: p for p in photos}
+
+    async def user_photo_ids(self, user_id: int, before: int | None, limit: int) -> list[int]:
+        rows = await self._all(
+            "SELECT photo_id FROM user_photos WHERE user_id = ? AND photo_id < ? ORDER BY photo_id DESC LIMIT ?",
+            (user_id, before if before is not None else 2**63 - 1, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def set_deleted(self, photo: Photo, deleted_at: datetime | None) -> None:
+        if deleted_at is not None:
+            await self._write(
+                ("UPDATE photos SET deleted_ms = ? WHERE photo_id = ?", (_ms(deleted_at), photo.id)),
+                ("INSERT OR IGNORE INTO purge_queue (day, photo_id) VALUES (?, ?)", (deleted_at.date().isoformat(), photo.id)),
+            )
+        else:
+            await self._write(
+                ("UPDATE photos SET deleted_ms = NULL WHERE photo_id = ?", (photo.id,)),
+                ("DELETE FROM purge_queue WHERE photo_id = ?", (photo.id,)),
+            )
+
+    async def due_purges(self, through: date, limit: int) -> list[PurgeEntry]:
+        rows = await self._all(
+            "SELECT day, photo_id FROM purge_queue WHERE day <= ? ORDER BY day, photo_id LIMIT ?", (through.isoformat(), limit)
+        )
+        return [PurgeEntry(date.fromisoformat(r[0]), r[1]) for r in rows]
+
+    async def forget_purge(self, entry: PurgeEntry) -> None:
+        await self._write(("DELETE FROM purge_queue WHERE day = ? AND photo_id = ?", (entry.day.isoformat(), entry.photo_id)))
+
+    async def purge_photo(self, photo: Photo, terms: Sequence[str]) -> None:
+        await self._write(
+            ("DELETE FROM photos WHERE photo_id = ?", (photo.id,)),
+            ("DELETE FROM user_photos WHERE user_id = ? AND photo_id = ?", (photo.owner_id, photo.id)),
+            ("DELETE FROM title_terms WHERE photo_id = ?", (photo.id,)),
+            ("DELETE FROM likes WHERE photo_id = ?", (photo.id,)),
+            ("DELETE FROM purge_queue WHERE photo_id = ?", (photo.id,)),
+        )
+
+    # ---- follows ------------------------------------------------------------------
+
+    async def follow(self, follower_id: int, followee_id: int, at: datetime) -> bool:
+        (count,) = await self._write((
+            "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_ms) VALUES (?, ?, ?)",
+            (follower_id, followee_id, _ms(at)),
+        ))
+        return count == 1
+
+    async def unfollow(self, follower_id: int, followee_id: int) -> bool:
+        (count,) = await self._write(
+            ("DELETE FROM follows WHERE follower_id = ? AND followee_id = ?", (follower_id, followee_id))
+        )
+        return count == 1
+
+    async def is_following(self, follower_id: int, followee_id: int) -> bool:
+        row = await self._one("SELECT 1 FROM follows WHERE follower_id = ? AND followee_id = ?", (follower_id, followee_id))
+        return row is not None
+
+    async def following(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        rows = await self._all(
+            "SELECT followee_id FROM follows WHERE follower_id = ? AND followee_id > ? ORDER BY followee_id LIMIT ?",
+            (user_id, after or 0, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def followers(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        rows = await self._all(
+            "SELECT follower_id FROM follows WHERE followee_id = ? AND follower_id > ? ORDER BY follower_id LIMIT ?",
+            (user_id, after or 0, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def count_follows(self, user_id: int) -> tuple[int, int]:
+        row = await self._one(
+            "SELECT (SELECT COUNT(*) FROM follows WHERE followee_id = ?), (SELECT COUNT(*) FROM follows WHERE follower_id = ?)",
+            (user_id, user_id),
+        )
+        return (row[0], row[1]) if row else (0, 0)
+
+    # ---- search -------------------------------------------------------------------
+
+    async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:
+        if not terms:
+            return []
+        marks = ",".join("?" * len(terms))
+        rows = await self._all(
+            f"SELECT photo_id FROM title_terms WHERE term IN ({marks}) AND photo_id < ? "
+            "GROUP BY photo_id HAVING COUNT(*) = ? ORDER BY photo_id DESC LIMIT ?",
+            [*terms, before if before is not None else 2**63 - 1, len(set(terms)), limit],
+        )
+        return [r[0] for r in rows]
+
+    # ---- likes --------------------------------------------------------------------
+
+    async def like(self, photo_id: int, user_id: int, at: datetime) -> bool:
+        (count,) = await self._write((
+            "INSERT OR IGNORE INTO likes (photo_id, user_id, created_ms) VALUES (?, ?, ?)", (photo_id, user_id, _ms(at))
+        ))
+        return count == 1
+
+    async def unlike(self, photo_id: int, user_id: int) -> bool:
+        (count,) = await self._write(("DELETE FROM likes WHERE photo_id = ? AND user_id = ?", (photo_id, user_id)))
+        return count == 1
+
+    async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
+        counts = dict.fromkeys(photo_ids, 0)
+        if photo_ids:
+            marks = ",".join("?" * len(photo_ids))
+            rows = await self._all(
+                f"SELECT photo_id, COUNT(*) FROM likes WHERE photo_id IN ({marks}) GROUP BY photo_id", list(photo_ids)
+            )
+            counts.update({r[0]: r[1] for r in rows})
+        return counts
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,14 +1,20 @@
 """An asyncio WebHDFS client on one pooled aiohttp session.
 
-Speaks ``/webhdfs/v1/<path>?op=...``; translates WebHDFS ``RemoteException`` bodies and
-connection failures into instastore's errors in one place (``_raise_for``), so no raw
+Speaks ``/webhdfs/v1/<path>?op=...``. CREATE and OPEN go in two explicit steps (the
+NameNode names a DataNode with ``noredirect=true``, then the bytes go to or come from it),
+so that a DataNode that refuses the connection can be excluded and the NameNode asked
+again, as Hadoop's own WebHDFS client does. WebHDFS ``RemoteException`` bodies and
+connection failures become instastore's errors in one place (``_raise_for``); no raw
 HTTP status escapes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -16,7 +22,10 @@ from instastore.errors import Conflict, NotFound, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5, sock_read=60)
+TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5, sock_connect=5, sock_read=60)
+READ_CHUNK = 256 * 1024  # bytes per chunk handed to the caller when streaming a read
+DATANODE_ATTEMPTS = 3  # DataNodes tried (excluding each that refused) before giving up
+RETRY_BACKOFF_S = 0.2  # doubled after each failed attempt
 
 _EXCEPTIONS: dict[str, type[Exception]] = {
     "FileNotFoundException": NotFound,
@@ -40,12 +49,26 @@ class WebHdfs:
 
     def params(self, op: str, **extra: Any) -> dict[str, str]:
         params = {"op": op, "user.name": self.user}
-        params.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in extra.items()})
+        for key, value in extra.items():
+            if value is not None:
+                params[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return params
 
+    # ---- metadata operations --------------------------------------------------------
+
     async def get_file_status(self, path: str) -> dict:
-        body = await self._json("GET", path, "GETFILESTATUS")
-        return body["FileStatus"]
+        return (await self._json("GET", path, "GETFILESTATUS"))["FileStatus"]
+
+    async def list_status(self, path: str) -> list[dict]:
+        return (await self._json("GET", path, "LISTSTATUS"))["FileStatuses"]["FileStatus"]
+
+    async def mkdirs(self, path: str) -> bool:
+        return (await self._json("PUT", path, "MKDIRS"))["boolean"]
+
+    async def delete(self, path: str, recursive: bool = False) -> bool:
+        """True if something was deleted; False if there was nothing (WebHDFS answers
+        200 with ``false`` then, not an error)."""
+        return (await self._json("DELETE", path, "DELETE", recursive=recursive))["boolean"]
 
     async def _json(self, method: str, path: str, op: str, **extra: Any) -> dict:
         try:
@@ -56,14 +79,97 @@ class WebHdfs:
         except aiohttp.ClientError as exc:
             raise Unavailable(f"WebHDFS {op} {path}: {exc}") from exc
 
+    # ---- data operations --------------------------------------------------------------
+
+    async def _datanode_url(self, method: str, path: str, op: str, excluded: list[str], **extra: Any) -> str:
+        params = self.params(op, noredirect=True, excludedatanodes=",".join(excluded) or None, **extra)
+        try:
+            async with self._session.request(method, self.url(path), params=params) as resp:
+                if resp.status >= 400:
+                    await _raise_for(resp, f"{op} {path}")
+                return (await resp.json())["Location"]
+        except aiohttp.ClientError as exc:
+            raise Unavailable(f"WebHDFS {op} {path} (NameNode): {exc}") from exc
+
+    async def create(self, path: str, chunks: AsyncIterable[bytes], replication: int | None = None) -> int:
+        """Write a new file from the chunks (never overwriting: ``Conflict`` if it
+        exists); return its size. Returns once the DataNodes acknowledged the closed file."""
+        body = _CountingBody(chunks)
+        excluded: list[str] = []
+        for attempt in range(DATANODE_ATTEMPTS):
+            location = await self._datanode_url(
+                "PUT", path, "CREATE", excluded, overwrite=False, replication=replication
+            )
+            try:
+                async with self._session.put(
+                    location, data=body.stream(), headers={"Content-Type": "application/octet-stream"}
+                ) as resp:
+                    if resp.status >= 400:
+                        await _raise_for(resp, f"CREATE {path}")
+                    return body.size
+            except aiohttp.ClientConnectorError as exc:
+                if body.started or attempt == DATANODE_ATTEMPTS - 1:
+                    raise Unavailable(f"WebHDFS CREATE {path}: DataNode unreachable: {exc}") from exc
+                excluded.append(_host_port(location))
+                log.warning("DataNode %s refused CREATE %s; asking the NameNode for another", excluded[-1], path)
+                await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
+            except aiohttp.ClientError as exc:
+                raise Unavailable(f"WebHDFS CREATE {path}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def open(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes (to the end when None) from ``offset``, in chunks."""
+        excluded: list[str] = []
+        for attempt in range(DATANODE_ATTEMPTS):
+            location = await self._datanode_url("GET", path, "OPEN", excluded, offset=offset or None, length=length)
+            try:
+                async with self._session.get(location) as resp:
+                    if resp.status >= 400:
+                        await _raise_for(resp, f"OPEN {path}")
+                    try:
+                        async for chunk in resp.content.iter_chunked(READ_CHUNK):
+                            yield chunk
+                    except aiohttp.ClientError as exc:
+                        raise Unavailable(f"WebHDFS OPEN {path}: read failed: {exc}") from exc
+                    return
+            except aiohttp.ClientConnectorError as exc:
+                if attempt == DATANODE_ATTEMPTS - 1:
+                    raise Unavailable(f"WebHDFS OPEN {path}: DataNode unreachable: {exc}") from exc
+                excluded.append(_host_port(location))
+                log.warning("DataNode %s refused OPEN %s; asking the NameNode for another", excluded[-1], path)
+                await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
+            except aiohttp.ClientError as exc:
+                raise Unavailable(f"WebHDFS OPEN {path}: {exc}") from exc
+
     async def close(self) -> None:
         await self._session.close()
+
+
+class _CountingBody:
+    """Wraps the caller's chunks: counts bytes and remembers whether any were consumed
+    (a retry is only safe before the first chunk left)."""
+
+    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
+        self._chunks = chunks
+        self.size = 0
+        self.started = False
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            self.started = True
+            self.size += len(chunk)
+            yield chunk
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
 
 
 async def _raise_for(resp: aiohttp.ClientResponse, what: str) -> None:
     try:
         body = await resp.json(content_type=None)
-        remote = body.get("RemoteException", {})
+        remote = body.get("RemoteException", {}) if isinstance(body, dict) else {}
     except (ValueError, aiohttp.ContentTypeError):
         remote = {}
     name = remote.get("exception", "")
@@ -71,4 +177,4 @@ async def _raise_for(resp: aiohttp.ClientResponse, what: str) -> None:
     error = _EXCEPTIONS.get(name)
     if error is None:
         error = Unavailable if resp.status >= 500 else StorageError
-    raise error(f"WebHDFS {what}: {resp.status} {name}: {message}".rstrip(": "))
+    raise error(f"WebHDFS {what}: {resp.status} {name}: {message}")

@@ -1,0 +1,75 @@
+"""The records: User, Photo (with its renditions), Follow. Plain immutable data; rules
+about them live in the services that use them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+
+class Kind(enum.StrEnum):
+    PHOTO = "photo"
+    VIDEO = "video"
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"
+    FOLLOWERS = "followers"
+    PRIVATE = "private"
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    password_hash: str
+    display_name: str = ""
+    private: bool = False
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One stored form of a photo or video: "original", "large", "thumb", "poster", ..."""
+
+    name: str
+    locator: str  # opaque: the blob store's address of the bytes
+    content_type: str
+    size: int  # bytes
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class Photo:
+    id: int
+    owner_id: int
+    title: str
+    kind: Kind
+    secret: str  # random; in every media URL so that an id alone fetches nothing
+    sha256: str  # of the original upload, hex
+    created_at: datetime
+    visibility: Visibility = Visibility.PUBLIC
+    renditions: tuple[Rendition, ...] = field(default_factory=tuple)
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    deleted_at: datetime | None = None  # its own cell in storage: a delete never rewrites the record
+
+    def rendition(self, name: str) -> Rendition | None:
+        return next((r for r in self.renditions if r.name == name), None)
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def with_deleted_at(self, deleted_at: datetime | None) -> Photo:
+        return replace(self, deleted_at=deleted_at)
+
+
+@dataclass(frozen=True)
+class Follow:
+    follower_id: int
+    followee_id: int
+    created_at: datetime

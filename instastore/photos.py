@@ -1,0 +1,157 @@
+"""Photos: reading them as the rules say, soft delete, restore, and the purge job.
+
+The rules live here, not in the stores: a deleted photo vanishes from every read at once;
+its owner can restore it within ``retention_days``; after that ``purge`` removes its rows,
+index entries and blobs for good. This module never speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from instastore import search
+from instastore.config import Settings
+from instastore.errors import Gone, InstastoreError, NotAllowed, NotFound
+from instastore.model import Photo
+from instastore.paging import Page, decode_cursor, encode_cursor
+from instastore.storage.ports import Stores
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 100  # photos per page, whatever the client asks
+OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted photos
+PURGE_BATCH = 100  # queue entries handled per round of the purge job
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Photos:
+    def __init__(self, stores: Stores, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+        self.stores = stores
+        self.settings = settings
+        self.clock = clock
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.settings.retention_days)
+
+    async def get(self, photo_id: int) -> Photo:
+        """A live photo; ``NotFound`` for one that never was, is deleted or purged."""
+        photo = await self.stores.metadata.get_photo(photo_id)
+        if photo is None or photo.deleted:
+            raise NotFound(f"no photo {photo_id}")
+        return photo
+
+    async def _live_page(self, fetch, cursor: str | None, limit: int) -> Page[Photo]:
+        """Fill a page from ``fetch(before, n) -> ids`` skipping deleted photos."""
+        limit = max(1, min(limit, MAX_PAGE))
+        before = decode_cursor(cursor)
+        found: list[Photo] = []
+        for _ in range(OVERFETCH_ROUNDS):
+            wanted = limit + 1 - len(found)
+            ids = await fetch(before, wanted)
+            if not ids:
+                return Page(found, None)
+            photos = await self.stores.metadata.get_photos(ids)
+            found += [photos[i] for i in ids if i in photos and not photos[i].deleted]
+            before = ids[-1]
+            if len(found) > limit:
+                return Page(found[:limit], encode_cursor(found[limit - 1].id))
+            if len(ids) < wanted:  # the store has no more
+                return Page(found, None)
+        # Many deleted photos in a row: hand back what we have and a cursor past them.
+        return Page(found, encode_cursor(before))
+
+    async def by_user(self, user_id: int, cursor: str | None = None, limit: int = 20) -> Page[Photo]:
+        """A user's live photos, newest first."""
+        return await self._live_page(
+            lambda before, n: self.stores.metadata.user_photo_ids(user_id, before, n), cursor, limit
+        )
+
+    async def search(self, query: str, cursor: str | None = None, limit: int = 20) -> Page[Photo]:
+        """Live photos whose titles contain every word of ``query``, newest first."""
+        terms = search.terms(query)
+        if not terms:
+            return Page([], None)
+        return await self._live_page(lambda before, n: self.stores.metadata.search_terms(terms, before, n), cursor, limit)
+
+    async def save(self, photo: Photo) -> None:
+        """Store the record and its index rows (the blobs are already written)."""
+        await self.stores.metadata.save_photo(photo, search.terms(photo.title))
+
+    async def delete(self, photo_id: int, user_id: int) -> Photo:
+        """Soft delete by its owner: gone from every read at once, restorable for a while."""
+        photo = await self.get(photo_id)
+        if photo.owner_id != user_id:
+            raise NotAllowed("only the owner can delete a photo")
+        deleted_at = self.clock()
+        await self.stores.metadata.set_deleted(photo, deleted_at)
+        return photo.with_deleted_at(deleted_at)
+
+    async def restore(self, photo_id: int, user_id: int) -> Photo:
+        """Undo a delete inside the retention window; ``Gone`` after it."""
+        photo = await self.stores.metadata.get_photo(photo_id)
+        if photo is None or photo.owner_id != user_id:
+            raise NotFound(f"no photo {photo_id}")
+        if not photo.deleted:
+            return photo
+        if self.clock() - photo.deleted_at > self.retention:
+            raise Gone(f"photo {photo_id} was deleted more than {self.settings.retention_days} days ago")
+        await self.stores.metadata.set_deleted(photo, None)
+        return photo.with_deleted_at(None)
+
+
+@dataclass
+class PurgeReport:
+    purged: int = 0
+    blobs_removed: int = 0
+    skipped: int = 0  # restored meanwhile, or not yet past the window
+    failed: int = 0
+
+
+async def purge(
+    stores: Stores,
+    settings: Settings,
+    now: datetime | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> PurgeReport:
+    """Remove for good every photo deleted more than ``retention_days`` ago.
+
+    Idempotent and restartable: blobs go first, then the rows and the queue entry in one
+    batch, so a crash leaves the entry queued and the next run finishes the job (deleting
+    a blob that is already gone is a no-op)."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=settings.retention_days)
+    report = PurgeReport()
+    through: date = cutoff.date()
+    seen: set[int] = set()
+    while True:
+        entries = [e for e in await stores.metadata.due_purges(through, PURGE_BATCH) if e.photo_id not in seen]
+        if not entries:
+            return report
+        for entry in entries:
+            seen.add(entry.photo_id)
+            photo = await stores.metadata.get_photo(entry.photo_id)
+            if photo is None or photo.deleted_at is None:
+                await stores.metadata.forget_purge(entry)
+                report.skipped += 1
+                continue
+            if photo.deleted_at > cutoff:  # deleted later on the cutoff day
+                report.skipped += 1
+                continue
+            try:
+                for rendition in photo.renditions:
+                    if await stores.blobs.delete(rendition.locator):
+                        report.blobs_removed += 1
+                await stores.metadata.purge_photo(photo, search.terms(photo.title))
+            except InstastoreError as exc:
+                log.error("purging photo %d failed: %s", photo.id, exc)
+                report.failed += 1
+                continue
+            report.purged += 1
+            progress(f"purged photo {photo.id} (deleted {photo.deleted_at:%Y-%m-%d})")

@@ -1,0 +1,30 @@
+"""Title search terms: the one normalisation that indexing and querying share.
+
+Lower case (casefold), accents folded (NFKD, combining marks dropped), split on
+anything that is not a letter or digit. Every word of a query must match.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_TERMS_PER_TITLE = 32  # index rows written with one photo; titles are short
+MAX_TERM_LENGTH = 64  # characters; longer "words" are noise, not search terms
+_SPLIT = re.compile(r"[^\w]+|_+")
+
+
+def fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def terms(text: str) -> list[str]:
+    """The distinct search terms of ``text``, in first-seen order."""
+    seen: dict[str, None] = {}
+    for word in _SPLIT.split(fold(text)):
+        if word and len(word) <= MAX_TERM_LENGTH:
+            seen.setdefault(word, None)
+        if len(seen) >= MAX_TERMS_PER_TITLE:
+            break
+    return list(seen)

@@ -1,0 +1,240 @@
+"""The metadata store contract: both adapters, same behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from instastore import ids, search
+from instastore.errors import Conflict
+from instastore.model import User
+
+from .conftest import make_photo, new_id
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def new_user(name: str | None = None) -> User:
+    return User(
+        id=new_id(),
+        username=name or f"u{uuid.uuid4().hex[:12]}",
+        password_hash="$argon2id$placeholder",
+        display_name="Ada",
+        created_at=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+    )
+
+
+# ---- users ---------------------------------------------------------------------------
+
+
+async def test_user_round_trip_by_id_and_name(stores):
+    user = new_user()
+    await stores.metadata.create_user(user)
+    assert await stores.metadata.get_user(user.id) == user
+    assert await stores.metadata.get_user_by_name(user.username) == user
+    assert await stores.metadata.get_user(new_id()) is None
+    assert await stores.metadata.get_user_by_name("nobody-" + uuid.uuid4().hex) is None
+
+
+async def test_a_username_is_taken_once(stores):
+    first = new_user()
+    await stores.metadata.create_user(first)
+    with pytest.raises(Conflict, match="taken"):
+        await stores.metadata.create_user(new_user(first.username))
+    assert (await stores.metadata.get_user_by_name(first.username)).id == first.id
+
+
+async def test_concurrent_claims_of_one_name_let_exactly_one_win(stores):
+    name = f"race{uuid.uuid4().hex[:10]}"
+    contenders = [new_user(name) for _ in range(4)]
+    results = await asyncio.gather(*(stores.metadata.create_user(u) for u in contenders), return_exceptions=True)
+    winners = [u for u, r in zip(contenders, results, strict=True) if r is None]
+    assert len(winners) == 1
+    assert all(isinstance(r, Conflict) for r in results if r is not None)
+    assert (await stores.metadata.get_user_by_name(name)).id == winners[0].id
+
+
+async def test_update_user(stores):
+    user = new_user()
+    await stores.metadata.create_user(user)
+    changed = User(user.id, user.username, "$new", "Grace", True, user.created_at)
+    await stores.metadata.update_user(changed)
+    assert await stores.metadata.get_user(user.id) == changed
+
+
+# ---- photos --------------------------------------------------------------------------
+
+
+async def test_photo_round_trip_and_idempotent_save(stores):
+    photo = make_photo(new_id(), "Sunset over the bay")
+    await stores.metadata.save_photo(photo, search.terms(photo.title))
+    await stores.metadata.save_photo(photo, search.terms(photo.title))
+    assert await stores.metadata.get_photo(photo.id) == photo
+    assert await stores.metadata.get_photo(new_id()) is None
+    assert await stores.metadata.user_photo_ids(photo.owner_id, None, 10) == [photo.id]
+
+
+async def test_get_photos_returns_those_that_exist(stores):
+    owner = new_id()
+    photos = [make_photo(owner) for _ in range(3)]
+    for p in photos:
+        await stores.metadata.save_photo(p, [])
+    missing = new_id()
+    got = await stores.metadata.get_photos([photos[0].id, missing, photos[2].id])
+    assert got == {photos[0].id: photos[0], photos[2].id: photos[2]}
+    assert await stores.metadata.get_photos([]) == {}
+
+
+async def test_user_photos_newest_first_paged_across_buckets(stores):
+    owner = new_id()
+    now = ids.now_ms()
+    # 12 photos, 2 days apart: about 24 days, so four or five 6.2-day buckets.
+    photo_ids = [new_id(now - k * 2 * DAY_MS) for k in range(12)]
+    assert len({ids.bucket_of(i) for i in photo_ids}) >= 4
+    for pid in photo_ids:
+        await stores.metadata.save_photo(make_photo(owner, photo_id=pid), [])
+    await stores.metadata.save_photo(make_photo(new_id()), [])  # someone else's
+
+    pages, before = [], None
+    while True:
+        page = await stores.metadata.user_photo_ids(owner, before, 5)
+        if not page:
+            break
+        pages.append(page)
+        before = page[-1]
+    assert [len(p) for p in pages] == [5, 5, 2]
+    assert [i for p in pages for i in p] == sorted(photo_ids, reverse=True)
+
+
+# ---- follows -------------------------------------------------------------------------
+
+
+async def test_follow_both_directions_with_paging_and_counts(stores):
+    star = new_id()
+    fans = sorted(new_id() for _ in range(7))
+    for fan in fans:
+        assert await stores.metadata.follow(fan, star, datetime.now(UTC)) is True
+    assert await stores.metadata.follow(fans[0], star, datetime.now(UTC)) is False
+    assert await stores.metadata.follow(star, fans[0], datetime.now(UTC)) is True
+
+    page1 = await stores.metadata.followers(star, None, 4)
+    page2 = await stores.metadata.followers(star, page1[-1], 4)
+    assert page1 + page2 == fans
+    assert await stores.metadata.following(fans[3], None, 10) == [star]
+    assert await stores.metadata.following(star, None, 10) == [fans[0]]
+    assert await stores.metadata.is_following(fans[3], star)
+    assert not await stores.metadata.is_following(star, fans[3])
+    assert await stores.metadata.count_follows(star) == (7, 1)
+
+    assert await stores.metadata.unfollow(fans[3], star) is True
+    assert await stores.metadata.unfollow(fans[3], star) is False
+    assert not await stores.metadata.is_following(fans[3], star)
+    assert fans[3] not in await stores.metadata.followers(star, None, 10)
+    assert await stores.metadata.following(fans[3], None, 10) == []
+    assert await stores.metadata.count_follows(star) == (6, 1)
+    assert await stores.metadata.count_follows(new_id()) == (0, 0)
+
+
+# ---- title index ---------------------------------------------------------------------
+
+
+async def test_title_search_every_word_must_match_newest_first(stores):
+    tag = uuid.uuid4().hex[:8]  # a word no other test uses
+    owner = new_id()
+    now = ids.now_ms()
+    titles = {
+        "a": f"Crème Brûlée at the café {tag}",
+        "b": f"CAFE {tag} morning",
+        "c": f"{tag}: sunrise, no coffee",
+        "d": f"Brulee {tag} CAFÉ again",
+    }
+    photo_ids = {}
+    for k, (key, title) in enumerate(titles.items()):
+        photo = make_photo(owner, title, photo_id=new_id(now - k * 5 * DAY_MS))  # spread over buckets
+        photo_ids[key] = photo.id
+        await stores.metadata.save_photo(photo, search.terms(title))
+
+    async def find(query, before=None, limit=10):
+        return await stores.metadata.search_terms(search.terms(query), before, limit)
+
+    assert await find(f"{tag} cafe") == [photo_ids["a"], photo_ids["b"], photo_ids["d"]]
+    assert await find(f"BRÛLÉE {tag}") == [photo_ids["a"], photo_ids["d"]]
+    assert await find(f"{tag} sunrise") == [photo_ids["c"]]
+    assert await find(f"{tag} cafe sunrise") == []
+    assert await find(f"{tag} cafe", before=photo_ids["a"], limit=1) == [photo_ids["b"]]
+    assert await stores.metadata.search_terms([], None, 10) == []
+
+
+# ---- soft delete, restore, purge ---------------------------------------------------------
+
+
+async def test_soft_delete_queues_restore_dequeues_purge_removes_everything(stores):
+    tag = uuid.uuid4().hex[:8]
+    owner = new_id()
+    photo = make_photo(owner, f"goodbye {tag}")
+    terms = search.terms(photo.title)
+    await stores.metadata.save_photo(photo, terms)
+    liker = new_id()
+    await stores.metadata.like(photo.id, liker, datetime.now(UTC))
+
+    deleted_at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    await stores.metadata.set_deleted(photo, deleted_at)
+    stored = await stores.metadata.get_photo(photo.id)
+    assert stored.deleted_at == deleted_at
+    assert stored.with_deleted_at(None) == photo  # the record itself is untouched
+    due = [e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)]
+    assert photo.id in due
+    assert photo.id not in [e.photo_id for e in await stores.metadata.due_purges(date(2026, 2, 28), 1000)]
+
+    await stores.metadata.set_deleted(stored, None)
+    assert (await stores.metadata.get_photo(photo.id)).deleted_at is None
+    assert photo.id not in [e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)]
+
+    await stores.metadata.set_deleted(photo, deleted_at)
+    stored = await stores.metadata.get_photo(photo.id)
+    await stores.metadata.purge_photo(stored, terms)
+    assert await stores.metadata.get_photo(photo.id) is None
+    assert await stores.metadata.user_photo_ids(owner, None, 10) == []
+    assert await stores.metadata.search_terms(search.terms(tag), None, 10) == []
+    assert await stores.metadata.like_counts([photo.id]) == {photo.id: 0}
+    assert photo.id not in [e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)]
+    await stores.metadata.purge_photo(stored, terms)  # purging again is a no-op
+
+
+async def test_forget_purge_drops_only_that_entry(stores):
+    a, b = make_photo(new_id()), make_photo(new_id())
+    at = datetime(2026, 4, 2, tzinfo=UTC)
+    for p in (a, b):
+        await stores.metadata.save_photo(p, [])
+        await stores.metadata.set_deleted(p, at)
+    entries = {e.photo_id: e for e in await stores.metadata.due_purges(date(2026, 4, 2), 1000)}
+    assert entries[a.id].day == date(2026, 4, 2)
+    await stores.metadata.forget_purge(entries[a.id])
+    left = [e.photo_id for e in await stores.metadata.due_purges(date(2026, 4, 2), 1000)]
+    assert a.id not in left and b.id in left
+
+
+# ---- likes ---------------------------------------------------------------------------
+
+
+async def test_likes_count_once_per_user(stores):
+    photo, other = make_photo(new_id()), make_photo(new_id())
+    await stores.metadata.save_photo(photo, [])
+    alice, bob = new_id(), new_id()
+    now = datetime.now(UTC)
+    assert await stores.metadata.like(photo.id, alice, now) is True
+    assert await stores.metadata.like(photo.id, alice, now) is False
+    assert await stores.metadata.like(photo.id, bob, now) is True
+    assert await stores.metadata.like_counts([photo.id, other.id]) == {photo.id: 2, other.id: 0}
+    assert await stores.metadata.unlike(photo.id, alice) is True
+    assert await stores.metadata.unlike(photo.id, alice) is False
+    assert await stores.metadata.like_counts([photo.id]) == {photo.id: 1}
+
+
+async def test_ping(stores):
+    await stores.metadata.ping()
+    await stores.blobs.ping()
+    assert set((await stores.ping()).values()) == {"ok"}
