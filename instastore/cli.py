@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     tool.add_argument("args", nargs=argparse.REMAINDER, help="nodetool arguments, e.g. status")
     tool.set_defaults(run=_cluster_nodetool)
 
+    hdfs_tool = actions.add_parser("hdfs", help="run Hadoop's own tools: dfs, dfsadmin or fsck (e.g. hdfs dfs -ls /)")
+    hdfs_tool.add_argument("tool", choices=["dfs", "dfsadmin", "fsck"])
+    hdfs_tool.add_argument("args", nargs=argparse.REMAINDER)
+    hdfs_tool.set_defaults(run=_cluster_hdfs)
+
     logs = actions.add_parser("logs", help="print the tail of a node's log (or every node's)")
     logs.add_argument("node", nargs="?", help="node name, e.g. cassandra1, namenode, datanode2")
     logs.add_argument("-n", "--lines", type=int, default=40)
@@ -208,6 +213,13 @@ def _cluster_down(args: argparse.Namespace) -> None:
 
 def _cluster_nodetool(args: argparse.Namespace) -> int:
     done = _cluster(args).nodetool(args.args, node=args.node)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.returncode
+
+
+def _cluster_hdfs(args: argparse.Namespace) -> int:
+    done = _cluster(args).hdfs_tool(args.tool, args.args)
     sys.stdout.write(done.stdout)
     sys.stderr.write(done.stderr)
     return done.returncode

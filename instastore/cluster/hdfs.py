@@ -119,6 +119,33 @@ def command(daemon: HdfsDaemon, java: str, lib: Path, heap: str) -> list[str]:
     return [*_java_args(daemon, java, lib, heap), main]
 
 
+TOOLS = {
+    "dfs": "org.apache.hadoop.fs.FsShell",
+    "dfsadmin": "org.apache.hadoop.hdfs.tools.DFSAdmin",
+    "fsck": "org.apache.hadoop.hdfs.tools.DFSck",
+}
+TOOL_TIMEOUT_S = 120
+
+
+def run_tool(namenode: HdfsDaemon, java: str, lib: Path, tool: str, args: list[str]) -> subprocess.CompletedProcess:
+    """Hadoop's own command-line tools (``hdfs dfs``, ``hdfs dfsadmin``, ``hdfs fsck``)
+    against this cluster, with the NameNode's configuration."""
+    if tool not in TOOLS:
+        raise ClusterError(f"unknown HDFS tool {tool!r}; one of: {', '.join(TOOLS)}")
+    argv = [
+        java,
+        "-Xmx256m",
+        *toolchain.jvm_options("jvm17-hadoop.options"),
+        "-Dhadoop.root.logger=WARN,console",
+        f"-Dhadoop.home.dir={namenode.dir}",
+        "-cp",
+        toolchain.classpath(namenode.path / "conf", f"{lib}/*"),
+        TOOLS[tool],
+        *args,
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, env={"HADOOP_USER_NAME": "instastore", "PATH": "/usr/bin:/bin"})
+
+
 def format_namenode(namenode: HdfsDaemon, java: str, lib: Path, heap: str, cluster_id: str) -> None:
     """Format the NameNode's metadata folder, once (a formatted one is kept)."""
     if (namenode.path / "name" / "current" / "VERSION").exists():

@@ -264,6 +264,14 @@ class LocalCluster:
             target, toolchain.find_java(), toolchain.resolve_jars("cassandra", self.versions["cassandra"]), args
         )
 
+    def hdfs_tool(self, tool: str, args: list[str]):
+        """Run ``hdfs dfs|dfsadmin|fsck ARGS`` against this cluster."""
+        if self.namenode is None:
+            raise ClusterError(f"no cluster in {self.root}; run `instastore cluster up`")
+        return hdfs.run_tool(
+            self.namenode, toolchain.find_java(), toolchain.resolve_jars("hadoop", self.versions["hadoop"]), tool, args
+        )
+
     def status(self) -> list[dict]:
         rows = []
         for d in self.daemons():

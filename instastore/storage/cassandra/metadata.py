@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from cassandra import ConsistencyLevel, ProtocolVersion
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from instastore import codec
@@ -36,7 +36,7 @@ REQUEST_TIMEOUT_S = 12.0  # above Cassandra's own 5 s read/write timeouts, so th
 PURGE_SHARDS = 16  # purge_queue partitions per day range; see schema/cql/001_initial.cql
 BUCKETS_PER_READ = 32  # bucket rows read at a time when walking a user's or term's buckets
 SEARCH_PAGE = 500  # postings of the first term read per step of a search
-NO_BUCKET_LIMIT = 2**31 - 1
+RECONNECT_MAX_S = 10.0
 NO_ID_LIMIT = 2**63 - 1
 
 STATEMENTS = {
@@ -100,6 +100,9 @@ def build_cluster(settings: Settings) -> Cluster:
         auth_provider=auth,
         connect_timeout=CONNECT_TIMEOUT_S,
         protocol_version=ProtocolVersion.V5,  # Cassandra 4.0+; skips two downgrade round trips
+        # The driver's default backs off to 10 minutes; a node back after a restart
+        # should be used again within seconds.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=RECONNECT_MAX_S),
     )
 
 

@@ -33,6 +33,13 @@ _EXCEPTIONS: dict[str, type[Exception]] = {
     "SafeModeException": Unavailable,
     "RetriableException": Unavailable,
     "StandbyException": Unavailable,
+    # A DataNode whose own connection to the NameNode broke (a NameNode restart) answers
+    # with the Java network exception: transient, so retry later.
+    "EOFException": Unavailable,
+    "ConnectException": Unavailable,
+    "SocketException": Unavailable,
+    "SocketTimeoutException": Unavailable,
+    "NoRouteToHostException": Unavailable,
 }
 
 

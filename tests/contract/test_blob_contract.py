@@ -1,0 +1,116 @@
+"""The blob store contract: both adapters, same behaviour, bytes streamed both ways."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from instastore.errors import Conflict, InvalidInput, NotFound
+
+MiB = 1024 * 1024
+
+
+async def chunks_of(data: bytes, size: int = 64 * 1024):
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def read_all(stores, key, offset=0, length=None) -> bytes:
+    return b"".join([c async for c in stores.blobs.open(key, offset, length)])
+
+
+def new_key(name: str = "blob") -> str:
+    return f"t/{uuid.uuid4().hex}/{name}"
+
+
+async def test_put_get_size_ranges_delete(stores):
+    key, data = new_key(), os.urandom(700_000)
+    assert await stores.blobs.put(key, chunks_of(data)) == len(data)
+    assert await stores.blobs.size(key) == len(data)
+    assert await read_all(stores, key) == data
+    assert await read_all(stores, key, 1000, 5000) == data[1000:6000]
+    assert await read_all(stores, key, 699_990) == data[699_990:]
+    assert await read_all(stores, key, 5, 0) == b""
+    assert await stores.blobs.delete(key) is True
+    assert await stores.blobs.delete(key) is False
+    with pytest.raises(NotFound):
+        await stores.blobs.size(key)
+    with pytest.raises(NotFound):
+        await read_all(stores, key)
+
+
+async def test_a_key_is_written_once_and_can_be_reput_after_delete(stores):
+    key, first, second = new_key(), os.urandom(10_000), os.urandom(20_000)
+    await stores.blobs.put(key, chunks_of(first))
+    with pytest.raises(Conflict):
+        await stores.blobs.put(key, chunks_of(second))
+    assert await read_all(stores, key) == first  # the refused put changed nothing
+    assert await stores.blobs.delete(key)
+    assert await stores.blobs.put(key, chunks_of(second)) == len(second)
+    assert await read_all(stores, key) == second
+
+
+async def test_empty_blob(stores):
+    key = new_key()
+    assert await stores.blobs.put(key, chunks_of(b"")) == 0
+    assert await stores.blobs.size(key) == 0
+    assert await read_all(stores, key) == b""
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "./a", "a/"])
+async def test_bad_keys_are_refused(stores, key):
+    with pytest.raises(InvalidInput):
+        await stores.blobs.put(key, chunks_of(b"x"))
+
+
+async def test_keys_lists_by_prefix(stores):
+    prefix = f"k/{uuid.uuid4().hex}"
+    wanted = {f"{prefix}/a/1", f"{prefix}/a/2", f"{prefix}/b/3"}
+    for key in wanted:
+        await stores.blobs.put(key, chunks_of(b"x"))
+    assert {k async for k in stores.blobs.keys(prefix)} == wanted
+    assert {k async for k in stores.blobs.keys(prefix + "/a/")} == {f"{prefix}/a/1", f"{prefix}/a/2"}
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.timeout(600)
+async def test_256_mib_streams_both_ways_in_flat_memory(stores):
+    size = 256 * MiB
+    block = os.urandom(MiB)
+    samples = [rss_mb()]
+
+    async def produce():
+        for i in range(size // MiB):
+            if i % 16 == 0:
+                samples.append(rss_mb())
+            yield i.to_bytes(8, "big") + block[8:]  # every MiB different
+
+    expected = hashlib.sha256()
+    for i in range(size // MiB):
+        expected.update(i.to_bytes(8, "big") + block[8:])
+
+    key = new_key("big")
+    assert await stores.blobs.put(key, produce()) == size
+    assert await stores.blobs.size(key) == size
+
+    got, n = hashlib.sha256(), 0
+    async for chunk in stores.blobs.open(key):
+        got.update(chunk)
+        n += len(chunk)
+        if n % (16 * MiB) < len(chunk):
+            samples.append(rss_mb())
+    assert n == size
+    assert got.hexdigest() == expected.hexdigest()
+    growth = max(samples) - samples[0]
+    assert growth < 64, f"memory grew {growth:.0f} MB while streaming 256 MiB (samples {samples})"
+    await stores.blobs.delete(key)

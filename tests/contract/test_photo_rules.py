@@ -1,0 +1,154 @@
+"""The core's photo rules on both adapters: deleted photos vanish from every read at
+once, restore works inside the retention window and not after it, and purge removes
+rows, index entries and blobs for good, idempotently, resuming after a crash."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from instastore.errors import Gone, NotAllowed, NotFound, StorageError
+from instastore.model import Rendition
+from instastore.photos import Photos, purge
+
+from .conftest import make_photo, new_id
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def one(data: bytes):
+    yield data
+
+
+async def stored_photo(stores, photos: Photos, owner: int, title: str):
+    photo = make_photo(owner, title)
+    key = f"p/{photo.id}/thumb"
+    await stores.blobs.put(key, one(b"jpeg bytes"))
+    photo = dataclasses.replace(photo, renditions=(Rendition("thumb", key, "image/jpeg", 10, 150, 100),))
+    await photos.save(photo)
+    return photo
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def photos(stores, adapter_settings, clock):
+    return Photos(stores, adapter_settings, clock=clock)
+
+
+async def test_delete_hides_at_once_and_restore_brings_back(stores, photos, clock):
+    tag = uuid.uuid4().hex[:10]
+    owner = new_id()
+    kept = await stored_photo(stores, photos, owner, f"kept {tag}")
+    gone = await stored_photo(stores, photos, owner, f"gone {tag}")
+
+    with pytest.raises(NotAllowed):
+        await photos.delete(gone.id, new_id())
+    await photos.delete(gone.id, owner)
+    with pytest.raises(NotFound):
+        await photos.get(gone.id)
+    assert [p.id for p in (await photos.by_user(owner)).items] == [kept.id]
+    assert [p.id for p in (await photos.search(tag)).items] == [kept.id]
+    with pytest.raises(NotFound):
+        await photos.delete(gone.id, owner)  # already deleted
+
+    clock.now += timedelta(days=29)
+    with pytest.raises(NotFound):
+        await photos.restore(gone.id, new_id())  # not the owner's to restore
+    restored = await photos.restore(gone.id, owner)
+    assert restored == gone
+    assert await photos.get(gone.id) == gone
+    assert [p.id for p in (await photos.search(tag)).items] == [gone.id, kept.id]
+
+
+async def test_restore_after_the_window_is_gone(stores, photos, clock):
+    owner = new_id()
+    photo = await stored_photo(stores, photos, owner, "late")
+    await photos.delete(photo.id, owner)
+    clock.now += timedelta(days=30, seconds=1)
+    with pytest.raises(Gone):
+        await photos.restore(photo.id, owner)
+
+
+async def test_pages_skip_deleted_photos_and_cursors_continue(stores, photos):
+    owner = new_id()
+    made = [await stored_photo(stores, photos, owner, f"p{i}") for i in range(7)]
+    for p in made[1:5]:
+        await photos.delete(p.id, owner)
+    first = await photos.by_user(owner, limit=2)
+    assert [p.id for p in first.items] == [made[6].id, made[5].id]
+    second = await photos.by_user(owner, cursor=first.next_cursor, limit=2)
+    assert [p.id for p in second.items] == [made[0].id]
+    assert second.next_cursor is None
+
+
+async def test_purge_removes_rows_and_blobs_past_the_window_only(stores, photos, adapter_settings, clock):
+    tag = uuid.uuid4().hex[:10]
+    owner = new_id()
+    old = await stored_photo(stores, photos, owner, f"old {tag}")
+    recent = await stored_photo(stores, photos, owner, f"recent {tag}")
+    clock.now -= timedelta(days=40)
+    await photos.delete(old.id, owner)
+    clock.now += timedelta(days=35)
+    await photos.delete(recent.id, owner)
+    now = clock.now + timedelta(days=5)
+
+    report = await purge(stores, adapter_settings, now=now)
+    assert report.purged >= 1
+    assert await stores.metadata.get_photo(old.id) is None
+    with pytest.raises(NotFound):
+        await stores.blobs.size(old.renditions[0].locator)
+    assert (await stores.metadata.get_photo(recent.id)).deleted  # inside its window
+    assert await stores.blobs.size(recent.renditions[0].locator) == 10
+
+    again = await purge(stores, adapter_settings, now=now)
+    assert old.id not in [e.photo_id for e in await stores.metadata.due_purges(now.date(), 10_000)]
+    assert again.failed == 0
+
+
+class CrashOnce:
+    """Wraps a real metadata store; its first purge_photo fails as a crash would."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.crashed = False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def purge_photo(self, photo, terms):
+        if not self.crashed:
+            self.crashed = True
+            raise StorageError("simulated crash between blob deletion and row deletion")
+        await self.inner.purge_photo(photo, terms)
+
+
+async def test_purge_resumes_after_a_crash(stores, photos, adapter_settings, clock):
+    owner = new_id()
+    photo = await stored_photo(stores, photos, owner, "crashy")
+    clock.now -= timedelta(days=31)
+    await photos.delete(photo.id, owner)
+    now = clock.now + timedelta(days=31)
+
+    crashing = dataclasses.replace(stores, metadata=CrashOnce(stores.metadata))
+    first = await purge(crashing, adapter_settings, now=now)
+    assert first.failed == 1
+    assert (await stores.metadata.get_photo(photo.id)).deleted  # rows still there, entry still queued
+    with pytest.raises(NotFound):
+        await stores.blobs.size(photo.renditions[0].locator)  # its blob went first
+
+    second = await purge(stores, adapter_settings, now=now)
+    assert second.failed == 0
+    assert await stores.metadata.get_photo(photo.id) is None

@@ -1,0 +1,80 @@
+"""`instastore migrate` and `instastore purge` as a user runs them."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def instastore(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "instastore", *args], capture_output=True, text=True, timeout=180,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.cassandra
+def test_migrate_applies_once_then_reports_up_to_date(local_cluster):
+    env = {**local_cluster.client_settings(), "INSTASTORE_CASSANDRA_KEYSPACE": f"mig_{uuid.uuid4().hex[:8]}"}
+    first = instastore("migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "applying 001_initial.cql" in first.stdout
+    second = instastore("migrate", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "is up to date" in second.stdout
+    from cassandra.cluster import Cluster
+
+    driver = Cluster([local_cluster.cassandra_nodes[0].address], port=local_cluster.cql_port, protocol_version=5)
+    session = driver.connect()
+    try:
+        keyspace = env["INSTASTORE_CASSANDRA_KEYSPACE"]
+        strategy = session.cluster.metadata.keyspaces[keyspace].replication_strategy
+        assert type(strategy).__name__ == "NetworkTopologyStrategy"
+        assert [r.version for r in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")] == [1]
+        session.execute(f"DROP KEYSPACE {keyspace}")
+    finally:
+        driver.shutdown()
+
+
+def test_migrate_on_the_embedded_default_says_there_is_nothing_to_do(tmp_path):
+    done = instastore("migrate", "--data-dir", str(tmp_path))
+    assert done.returncode == 0
+    assert "nothing to do" in done.stdout
+
+
+def test_purge_on_an_empty_store(tmp_path):
+    done = instastore("purge", "--data-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("purged 0 photo(s), removed 0 blob(s); skipped 0, failed 0")
+
+
+def test_a_bad_setting_is_one_line_and_exit_2(tmp_path):
+    done = instastore("serve", env={"INSTASTORE_PORT": "eighty"})
+    assert done.returncode == 2
+    assert done.stderr.strip() == "instastore: INSTASTORE_PORT must be int, not 'eighty'"
+
+
+def test_the_core_never_imports_a_driver_or_http():
+    """Only storage adapters speak to Cassandra and WebHDFS; only the server speaks HTTP."""
+    allowed = {"storage", "cluster", "server"}
+    offenders = []
+    for path in (ROOT / "instastore").rglob("*.py"):
+        if allowed & set(path.relative_to(ROOT / "instastore").parts):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in {"cassandra", "aiohttp"}]
+    assert not offenders
