@@ -100,6 +100,38 @@ class MetadataStore(Protocol):
     async def count_follows(self, user_id: int) -> tuple[int, int]:
         """(followers, following) of the user."""
 
+    async def latest_photo_ids(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """Each user's newest photo id (deleted ones included) for those who have any.
+        A hint for the timeline: it may name a photo deleted or purged since."""
+
+    async def count_photos(self, user_id: int) -> int:
+        """The user's live (not deleted) photos."""
+
+    # follow requests (private accounts)
+    async def add_follow_request(self, user_id: int, requester_id: int, at: datetime) -> bool:
+        """``requester_id`` asks to follow ``user_id``; False if already pending."""
+
+    async def remove_follow_request(self, user_id: int, requester_id: int) -> bool:
+        """Drop a pending request; False if there was none."""
+
+    async def follow_requests(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        """Ids asking to follow ``user_id``, ascending, strictly after ``after``."""
+
+    # sessions and idempotency
+    async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None: ...
+
+    async def get_session(self, token_hash: str, now: datetime) -> int | None:
+        """The user of an unexpired session, else None."""
+
+    async def delete_session(self, token_hash: str) -> None: ...
+
+    async def claim_idempotency_key(self, user_id: int, key: str, photo_id: int, expires_at: datetime) -> int:
+        """Claim ``key`` for ``photo_id`` atomically; the photo id that holds the key
+        (``photo_id`` itself when this call claimed it)."""
+
+    async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
+        """Free a key this photo claimed (the upload failed), so a retry can proceed."""
+
     # title search
     async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:
         """Ids of photos whose indexed title has every one of ``terms`` (already

@@ -238,3 +238,61 @@ async def test_ping(stores):
     await stores.metadata.ping()
     await stores.blobs.ping()
     assert set((await stores.ping()).values()) == {"ok"}
+
+
+# ---- service additions: latest ids, photo counts, requests, sessions, idempotency ---------
+
+
+async def test_latest_photo_ids_and_counts(stores):
+    a, b, quiet = new_id(), new_id(), new_id()
+    now = ids.now_ms()
+    newer = make_photo(a, photo_id=new_id(now))
+    older = make_photo(a, photo_id=new_id(now - 3 * DAY_MS))
+    await stores.metadata.save_photo(newer, [])
+    await stores.metadata.save_photo(older, [])  # saved last, yet older: must not win
+    only_b = make_photo(b)
+    await stores.metadata.save_photo(only_b, [])
+    assert await stores.metadata.latest_photo_ids([a, b, quiet]) == {a: newer.id, b: only_b.id}
+    assert await stores.metadata.latest_photo_ids([]) == {}
+    assert await stores.metadata.count_photos(a) == 2
+    await stores.metadata.set_deleted(older, datetime.now(UTC))
+    assert await stores.metadata.count_photos(a) == 1
+    await stores.metadata.set_deleted(await stores.metadata.get_photo(older.id), None)
+    assert await stores.metadata.count_photos(a) == 2
+    assert await stores.metadata.count_photos(quiet) == 0
+
+
+async def test_follow_requests(stores):
+    private, x, y = new_id(), new_id(), new_id()
+    now = datetime.now(UTC)
+    assert await stores.metadata.add_follow_request(private, y, now) is True
+    assert await stores.metadata.add_follow_request(private, x, now) is True
+    assert await stores.metadata.add_follow_request(private, x, now) is False
+    assert await stores.metadata.follow_requests(private, None, 10) == sorted([x, y])
+    assert await stores.metadata.follow_requests(private, min(x, y), 10) == [max(x, y)]
+    assert await stores.metadata.remove_follow_request(private, x) is True
+    assert await stores.metadata.remove_follow_request(private, x) is False
+    assert await stores.metadata.follow_requests(private, None, 10) == [y]
+
+
+async def test_sessions(stores):
+    token_hash, user = uuid.uuid4().hex, new_id()
+    now = datetime.now(UTC)
+    await stores.metadata.create_session(token_hash, user, now + timedelta(days=1))
+    assert await stores.metadata.get_session(token_hash, now) == user
+    assert await stores.metadata.get_session(uuid.uuid4().hex, now) is None
+    await stores.metadata.delete_session(token_hash)
+    assert await stores.metadata.get_session(token_hash, now) is None
+
+
+async def test_idempotency_keys_are_claimed_once(stores):
+    user, key = new_id(), uuid.uuid4().hex
+    first, second = new_id(), new_id()
+    expires = datetime.now(UTC) + timedelta(days=1)
+    assert await stores.metadata.claim_idempotency_key(user, key, first, expires) == first
+    assert await stores.metadata.claim_idempotency_key(user, key, second, expires) == first
+    assert await stores.metadata.claim_idempotency_key(new_id(), key, second, expires) == second  # per user
+    await stores.metadata.release_idempotency_key(user, key, second)  # not its claim: no effect
+    assert await stores.metadata.claim_idempotency_key(user, key, second, expires) == first
+    await stores.metadata.release_idempotency_key(user, key, first)
+    assert await stores.metadata.claim_idempotency_key(user, key, second, expires) == second

@@ -20,7 +20,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, S
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from instastore import codec
+from instastore import codec, ids
 from instastore.config import Settings
 from instastore.errors import Conflict, Unavailable
 from instastore.ids import bucket_of
@@ -80,7 +80,20 @@ STATEMENTS = {
     "unlike": "DELETE FROM likes WHERE photo_id = ? AND user_id = ? IF EXISTS",
     "add_likes": "UPDATE like_counts SET likes = likes + ? WHERE photo_id = ?",
     "like_count": "SELECT likes FROM like_counts WHERE photo_id = ?",
+    "set_latest": "INSERT INTO user_latest (user_id, photo_id) VALUES (?, ?) USING TIMESTAMP ?",
+    "latest": "SELECT user_id, photo_id FROM user_latest WHERE user_id IN ?",
+    "add_photos": "UPDATE photo_counts SET photos = photos + ? WHERE user_id = ?",
+    "count_photos": "SELECT photos FROM photo_counts WHERE user_id = ?",
+    "add_request": "INSERT INTO follow_requests (user_id, requester_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS",
+    "remove_request": "DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ? IF EXISTS",
+    "requests": "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id > ? LIMIT ?",
+    "create_session": "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?) USING TTL ?",
+    "get_session": "SELECT user_id FROM sessions WHERE token_hash = ?",
+    "delete_session": "DELETE FROM sessions WHERE token_hash = ?",
+    "claim_key": "INSERT INTO idempotency_keys (user_id, key, photo_id) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?",
+    "release_key": "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? IF photo_id = ?",
 }
+LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
 
 
 def build_cluster(settings: Settings) -> Cluster:
@@ -122,6 +135,11 @@ def _user(row) -> User | None:
 def _utc(at: datetime | None) -> datetime | None:
     """The driver returns naive UTC datetimes."""
     return None if at is None else at.replace(tzinfo=UTC)
+
+
+def _cell_timestamp(photo_id: int) -> int:
+    """Microseconds for USING TIMESTAMP: the photo's millisecond, then its sequence."""
+    return ids.unix_ms_of(photo_id) * 1000 + (photo_id & ids.MAX_SEQUENCE) % 1000
 
 
 def _shard(photo_id: int) -> int:
@@ -200,10 +218,16 @@ class CassandraMetadataStore:
             ("insert_photo", (photo.id, codec.encode_photo(photo))),
             ("insert_user_photo", (photo.owner_id, bucket, photo.id)),
             ("insert_user_bucket", (photo.owner_id, bucket)),
+            # Last write wins by the photo's own time: an older photo saved late never
+            # hides a newer one.
+            ("set_latest", (photo.owner_id, photo.id, _cell_timestamp(photo.id))),
         ]
         for term in terms:
             items += [("insert_term", (term, bucket, photo.id)), ("insert_term_bucket", (term, bucket))]
+        if await self.get_photo(photo.id) is not None:
+            return  # saved already (a retry): the rows are there and the count is right
         await self._batch("save_photo", *items)
+        await self._q("add_photos", 1, photo.owner_id)
 
     async def get_photo(self, photo_id: int) -> Photo | None:
         rows = await self._q("get_photo", photo_id)
@@ -242,11 +266,15 @@ class CassandraMetadataStore:
                 ("set_deleted", (deleted_at, photo.id)),
                 ("enqueue_purge", (_shard(photo.id), deleted_at.date(), photo.id)),
             )
+            if not photo.deleted:
+                await self._q("add_photos", -1, photo.owner_id)
         else:
             items = [("set_deleted", (None, photo.id))]
             if photo.deleted_at is not None:
                 items.append(("dequeue_purge", (_shard(photo.id), photo.deleted_at.date(), photo.id)))
             await self._batch("restore", *items)
+            if photo.deleted:
+                await self._q("add_photos", 1, photo.owner_id)
 
     async def due_purges(self, through: date, limit: int) -> list[PurgeEntry]:
         shards = await asyncio.gather(*(self._q("due_purges", s, through, limit) for s in range(PURGE_SHARDS)))
@@ -311,6 +339,50 @@ class CassandraMetadataStore:
         if not rows:
             return (0, 0)
         return (rows[0].followers or 0, rows[0].following or 0)
+
+    async def latest_photo_ids(self, user_ids: Sequence[int]) -> dict[int, int]:
+        chunks = [list(user_ids[i : i + LATEST_CHUNK]) for i in range(0, len(user_ids), LATEST_CHUNK)]
+        results = await asyncio.gather(*(self._q("latest", chunk) for chunk in chunks))
+        return {r.user_id: r.photo_id for rows in results for r in rows}
+
+    async def count_photos(self, user_id: int) -> int:
+        rows = await self._q("count_photos", user_id)
+        return max(0, rows[0].photos or 0) if rows else 0
+
+    # ---- follow requests ------------------------------------------------------------
+
+    async def add_follow_request(self, user_id: int, requester_id: int, at: datetime) -> bool:
+        (row,) = await self._q("add_request", user_id, requester_id, at)
+        return bool(row[0])
+
+    async def remove_follow_request(self, user_id: int, requester_id: int) -> bool:
+        (row,) = await self._q("remove_request", user_id, requester_id)
+        return bool(row[0])
+
+    async def follow_requests(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        return [r.requester_id for r in await self._q("requests", user_id, after or 0, limit)]
+
+    # ---- sessions and idempotency -----------------------------------------------------
+
+    async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None:
+        now = datetime.now(UTC)
+        ttl = max(1, int((expires_at - now).total_seconds()))
+        await self._q("create_session", token_hash, user_id, now, ttl)
+
+    async def get_session(self, token_hash: str, now: datetime) -> int | None:
+        rows = await self._q("get_session", token_hash)  # expiry is the row's TTL
+        return rows[0].user_id if rows else None
+
+    async def delete_session(self, token_hash: str) -> None:
+        await self._q("delete_session", token_hash)
+
+    async def claim_idempotency_key(self, user_id: int, key: str, photo_id: int, expires_at: datetime) -> int:
+        ttl = max(1, int((expires_at - datetime.now(UTC)).total_seconds()))
+        (row,) = await self._q("claim_key", user_id, key, photo_id, ttl)
+        return photo_id if row[0] else row.photo_id
+
+    async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
+        await self._q("release_key", user_id, key, photo_id)
 
     # ---- search -------------------------------------------------------------------
 

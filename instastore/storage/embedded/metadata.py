@@ -255,6 +255,84 @@ class SqliteMetadataStore:
         )
         return (row[0], row[1]) if row else (0, 0)
 
+    async def latest_photo_ids(self, user_ids: Sequence[int]) -> dict[int, int]:
+        if not user_ids:
+            return {}
+        marks = ",".join("?" * len(user_ids))
+        rows = await self._all(
+            f"SELECT user_id, MAX(photo_id) FROM user_photos WHERE user_id IN ({marks}) GROUP BY user_id", list(user_ids)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def count_photos(self, user_id: int) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) FROM user_photos JOIN photos USING (photo_id) WHERE user_id = ? AND deleted_ms IS NULL",
+            (user_id,),
+        )
+        return row[0]
+
+    # ---- follow requests ------------------------------------------------------------
+
+    async def add_follow_request(self, user_id: int, requester_id: int, at: datetime) -> bool:
+        (count,) = await self._write((
+            "INSERT OR IGNORE INTO follow_requests (user_id, requester_id, created_ms) VALUES (?, ?, ?)",
+            (user_id, requester_id, _ms(at)),
+        ))
+        return count == 1
+
+    async def remove_follow_request(self, user_id: int, requester_id: int) -> bool:
+        (count,) = await self._write(
+            ("DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ?", (user_id, requester_id))
+        )
+        return count == 1
+
+    async def follow_requests(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        rows = await self._all(
+            "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id > ? ORDER BY requester_id LIMIT ?",
+            (user_id, after or 0, limit),
+        )
+        return [r[0] for r in rows]
+
+    # ---- sessions and idempotency -----------------------------------------------------
+
+    async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None:
+        await self._write((
+            "INSERT INTO sessions (token_hash, user_id, expires_ms) VALUES (?, ?, ?)", (token_hash, user_id, _ms(expires_at))
+        ))
+
+    async def get_session(self, token_hash: str, now: datetime) -> int | None:
+        row = await self._one(
+            "SELECT user_id FROM sessions WHERE token_hash = ? AND expires_ms > ?", (token_hash, _ms(now))
+        )
+        return None if row is None else row[0]
+
+    async def delete_session(self, token_hash: str) -> None:
+        await self._write(("DELETE FROM sessions WHERE token_hash = ?", (token_hash,)))
+
+    async def claim_idempotency_key(self, user_id: int, key: str, photo_id: int, expires_at: datetime) -> int:
+        now_ms = round(time.time() * 1000)
+
+        def claim() -> int:
+            with _transaction(self.conn):
+                self.conn.execute(
+                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND expires_ms <= ?", (user_id, key, now_ms)
+                )
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO idempotency_keys (user_id, key, photo_id, expires_ms) VALUES (?, ?, ?, ?)",
+                    (user_id, key, photo_id, _ms(expires_at)),
+                )
+                row = self.conn.execute(
+                    "SELECT photo_id FROM idempotency_keys WHERE user_id = ? AND key = ?", (user_id, key)
+                ).fetchone()
+                return row[0]
+
+        return await self._run(claim)
+
+    async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
+        await self._write((
+            "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND photo_id = ?", (user_id, key, photo_id)
+        ))
+
     # ---- search -------------------------------------------------------------------
 
     async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:
