@@ -61,6 +61,15 @@ class Settings:
     worker_id: int = setting(
         0, "This process's number (0-8191) in every id it makes; unique per running process."
     )
+    max_upload_bytes: int = setting(256 * 2**20, "Largest accepted upload in bytes (413 past it).")
+    max_image_pixels: int = setting(
+        50_000_000, "Largest accepted image or video frame in pixels (decompression-bomb guard)."
+    )
+    max_title_chars: int = setting(200, "Longest accepted photo title, in characters.")
+    max_json_bytes: int = setting(64 * 1024, "Largest accepted JSON request body in bytes.")
+    max_page_size: int = setting(100, "Most items one page of any list returns.")
+    uploads_per_minute: int = setting(30, "Uploads one user may start per minute (429 past it).")
+    session_days: int = setting(30, "Days a login token stays valid.")
     retention_days: int = setting(
         30, "Days a deleted photo can be restored before `instastore purge` removes it."
     )
@@ -72,6 +81,10 @@ class Settings:
             raise ConfigError("replication factors must be at least 1")
         if not 0 <= self.worker_id <= 8191:
             raise ConfigError(f"worker_id must be between 0 and 8191, not {self.worker_id}")
+        for name in ("max_upload_bytes", "max_image_pixels", "max_title_chars", "max_json_bytes",
+                     "max_page_size", "uploads_per_minute", "session_days"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.retention_days < 0:
             raise ConfigError(f"retention_days must be 0 or more, not {self.retention_days}")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

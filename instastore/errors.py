@@ -8,7 +8,12 @@ escapes ``instastore.storage``. The server maps these classes to HTTP statuses i
     InstastoreError
     ├── ConfigError            a setting is missing or malformed
     ├── InvalidInput           the caller sent something unusable (400)
-    │   └── BadCursor          an opaque page cursor did not decode
+    │   ├── BadCursor          an opaque page cursor did not decode
+    │   ├── TooLarge           an upload or body past its size limit (413)
+    │   ├── UnsupportedMedia   not an image or video type we accept (415)
+    │   └── InvalidMedia       an accepted type that does not decode (422)
+    ├── NotAuthenticated       no valid bearer token (401)
+    ├── RateLimited            too many requests; retry_after seconds (429)
     ├── NotAllowed             the caller may not do this (403)
     ├── NotFound               no such user, photo or blob (404)
     │   └── Gone               it existed, and is past its undelete window (410)
@@ -34,6 +39,30 @@ class InvalidInput(InstastoreError):
 
 class BadCursor(InvalidInput):
     """An opaque page cursor did not decode."""
+
+
+class TooLarge(InvalidInput):
+    """An upload or body past its size limit."""
+
+
+class UnsupportedMedia(InvalidInput):
+    """Not an image or video type the service accepts."""
+
+
+class InvalidMedia(InvalidInput):
+    """An accepted type whose bytes do not decode (truncated, corrupt, a bomb)."""
+
+
+class NotAuthenticated(InstastoreError):
+    """No valid bearer token."""
+
+
+class RateLimited(InstastoreError):
+    """Too many requests; the same call may succeed after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotAllowed(InstastoreError):

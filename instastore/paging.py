@@ -43,3 +43,24 @@ def decode_cursor(cursor: str | None) -> int | None:
     if not 0 < value < 2**63:
         raise BadCursor(f"cursor {cursor[:40]!r} is out of range")
     return value
+
+
+_TOP_TAG = b"t1"
+
+
+def encode_top_cursor(window_top: int, offset: int) -> str:
+    """A cursor into a ranked window: the newest id of the window and how far in we are."""
+    return base64.urlsafe_b64encode(_TOP_TAG + struct.pack(">QI", window_top, offset)).rstrip(b"=").decode()
+
+
+def decode_top_cursor(cursor: str | None) -> tuple[int, int] | None:
+    if cursor is None or cursor == "":
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise BadCursor(f"cursor {cursor[:40]!r} is not a top-timeline cursor") from exc
+    if len(raw) != len(_TOP_TAG) + 12 or not raw.startswith(_TOP_TAG):
+        raise BadCursor(f"cursor {cursor[:40]!r} is not a top-timeline cursor")
+    window_top, offset = struct.unpack(">QI", raw[len(_TOP_TAG):])
+    return window_top, offset

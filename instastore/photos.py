@@ -14,14 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 
 from instastore import search
 from instastore.config import Settings
-from instastore.errors import Gone, InstastoreError, NotAllowed, NotFound
+from instastore.errors import Gone, InstastoreError, InvalidInput, NotAllowed, NotFound
 from instastore.model import Photo
 from instastore.paging import Page, decode_cursor, encode_cursor
 from instastore.storage.ports import Stores
 
 log = logging.getLogger(__name__)
 
-MAX_PAGE = 100  # photos per page, whatever the client asks
 OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted photos
 PURGE_BATCH = 100  # queue entries handled per round of the purge job
 
@@ -47,9 +46,10 @@ class Photos:
             raise NotFound(f"no photo {photo_id}")
         return photo
 
-    async def _live_page(self, fetch, cursor: str | None, limit: int) -> Page[Photo]:
-        """Fill a page from ``fetch(before, n) -> ids`` skipping deleted photos."""
-        limit = max(1, min(limit, MAX_PAGE))
+    async def _live_page(self, fetch, cursor: str | None, limit: int, allowed=None) -> Page[Photo]:
+        """Fill a page from ``fetch(before, n) -> ids``, skipping deleted photos and,
+        with ``allowed`` (an async filter, e.g. ``Audience.filter``), invisible ones."""
+        limit = max(1, min(limit, self.settings.max_page_size))
         before = decode_cursor(cursor)
         found: list[Photo] = []
         for _ in range(OVERFETCH_ROUNDS):
@@ -58,7 +58,8 @@ class Photos:
             if not ids:
                 return Page(found, None)
             photos = await self.stores.metadata.get_photos(ids)
-            found += [photos[i] for i in ids if i in photos and not photos[i].deleted]
+            live = [photos[i] for i in ids if i in photos and not photos[i].deleted]
+            found += await allowed(live) if allowed else live
             before = ids[-1]
             if len(found) > limit:
                 return Page(found[:limit], encode_cursor(found[limit - 1].id))
@@ -67,18 +68,20 @@ class Photos:
         # Many deleted photos in a row: hand back what we have and a cursor past them.
         return Page(found, encode_cursor(before))
 
-    async def by_user(self, user_id: int, cursor: str | None = None, limit: int = 20) -> Page[Photo]:
+    async def by_user(self, user_id: int, cursor: str | None = None, limit: int = 20, allowed=None) -> Page[Photo]:
         """A user's live photos, newest first."""
         return await self._live_page(
-            lambda before, n: self.stores.metadata.user_photo_ids(user_id, before, n), cursor, limit
+            lambda before, n: self.stores.metadata.user_photo_ids(user_id, before, n), cursor, limit, allowed
         )
 
-    async def search(self, query: str, cursor: str | None = None, limit: int = 20) -> Page[Photo]:
+    async def search(self, query: str, cursor: str | None = None, limit: int = 20, allowed=None) -> Page[Photo]:
         """Live photos whose titles contain every word of ``query``, newest first."""
         terms = search.terms(query)
         if not terms:
-            return Page([], None)
-        return await self._live_page(lambda before, n: self.stores.metadata.search_terms(terms, before, n), cursor, limit)
+            raise InvalidInput("q must contain at least one word")
+        return await self._live_page(
+            lambda before, n: self.stores.metadata.search_terms(terms, before, n), cursor, limit, allowed
+        )
 
     async def save(self, photo: Photo) -> None:
         """Store the record and its index rows (the blobs are already written)."""

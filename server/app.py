@@ -1,5 +1,5 @@
-"""The app factory: ``create_app(settings)`` builds the application, with the stores
-opened and closed in ``cleanup_ctx``."""
+"""The app factory: ``create_app(settings)`` builds the application; the stores and the
+core services are made and closed in ``cleanup_ctx``."""
 
 from __future__ import annotations
 
@@ -8,28 +8,49 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from instastore.accounts import Accounts
 from instastore.config import Settings
-from instastore.server.keys import SETTINGS, STORES
+from instastore.ids import IdGenerator
+from instastore.photos import Photos
+from instastore.ratelimit import RateLimiter
+from instastore.server.keys import SERVICES, SETTINGS, Services
+from instastore.server.middleware import access_log_middleware, auth_middleware
 from instastore.server.problems import problem_middleware
 from instastore.server.routes import setup_routes
+from instastore.social import Social
 from instastore.storage import open_stores
+from instastore.timeline import Timeline
+from instastore.uploads import Uploads
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware])
+    app = web.Application(
+        middlewares=[access_log_middleware, problem_middleware, auth_middleware],
+        client_max_size=settings.max_json_bytes,  # JSON bodies; uploads stream past this
+    )
     app[SETTINGS] = settings
-    app.cleanup_ctx.append(_stores)
+    app.cleanup_ctx.append(_services)
     setup_routes(app)
     return app
 
 
-async def _stores(app: web.Application) -> AsyncIterator[None]:
+async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     stores = await open_stores(settings)
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
-    app[STORES] = stores
+    ids = IdGenerator(settings.worker_id)
+    photos = Photos(stores, settings)
+    app[SERVICES] = Services(
+        stores=stores,
+        accounts=Accounts(stores, settings, ids),
+        photos=photos,
+        social=Social(stores, settings.max_page_size),
+        timeline=Timeline(stores, settings, photos),
+        uploads=Uploads(stores, settings, ids, photos),
+        upload_limiter=RateLimiter(settings.uploads_per_minute),
+    )
     yield
     await stores.close()
 

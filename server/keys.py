@@ -1,9 +1,33 @@
-"""Typed keys of what the application holds."""
+"""Typed keys of what the application and each request hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 from aiohttp import web
 
+from instastore.accounts import Accounts
 from instastore.config import Settings
+from instastore.model import User
+from instastore.photos import Photos
+from instastore.ratelimit import RateLimiter
+from instastore.social import Social
 from instastore.storage.ports import Stores
+from instastore.timeline import Timeline
+from instastore.uploads import Uploads
+
+
+@dataclass
+class Services:
+    stores: Stores
+    accounts: Accounts
+    photos: Photos
+    social: Social
+    timeline: Timeline
+    uploads: Uploads
+    upload_limiter: RateLimiter
+
 
 SETTINGS = web.AppKey("settings", Settings)
-STORES = web.AppKey("stores", Stores)
+SERVICES = web.AppKey("services", Services)
+USER = "instastore.user"  # request key: the authenticated User, or None

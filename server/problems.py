@@ -23,7 +23,12 @@ PROBLEM_BASE = "https://instastore.dev/problems/"
 # Most specific first: the first class an error is an instance of decides.
 STATUS: list[tuple[type[errors.InstastoreError], int, str]] = [
     (errors.BadCursor, 400, "bad-cursor"),
+    (errors.TooLarge, 413, "too-large"),
+    (errors.UnsupportedMedia, 415, "unsupported-media-type"),
+    (errors.InvalidMedia, 422, "invalid-media"),
     (errors.InvalidInput, 400, "invalid-input"),
+    (errors.NotAuthenticated, 401, "not-authenticated"),
+    (errors.RateLimited, 429, "rate-limited"),
     (errors.NotAllowed, 403, "not-allowed"),
     (errors.Gone, 410, "gone"),
     (errors.NotFound, 404, "not-found"),
@@ -51,7 +56,14 @@ def from_error(exc: errors.InstastoreError) -> web.Response:
         if isinstance(exc, cls):
             if status >= 500:
                 log.error("request failed: %s", exc, exc_info=status == 500)
-            return problem(status, slug, str(exc) if status < 500 or status == 503 else "internal error")
+            response = problem(status, slug, str(exc) if status < 500 or status == 503 else "internal error")
+            if isinstance(exc, errors.RateLimited):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            if isinstance(exc, errors.NotAuthenticated):
+                response.headers["WWW-Authenticate"] = 'Bearer realm="instastore"'
+            if status == 503:
+                response.headers["Retry-After"] = "5"
+            return response
     raise AssertionError("InstastoreError is in the table")
 
 

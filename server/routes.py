@@ -1,12 +1,41 @@
-"""The whole URL surface of the service, in one place."""
+"""The whole URL surface of the service, in one place. ``openapi.py`` describes the
+same list; a test keeps the two equal."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from instastore.server import handlers
+from instastore.server.handlers import accounts, feed, media, ops, photos, social
+
+ROUTES = [
+    ("GET", "/healthz", ops.healthz),
+    ("GET", "/readyz", ops.readyz),
+    ("GET", "/openapi.json", ops.openapi),
+    ("POST", "/v1/users", accounts.sign_up),
+    ("POST", "/v1/sessions", accounts.log_in),
+    ("DELETE", "/v1/sessions/current", accounts.log_out),
+    ("GET", "/v1/me", accounts.me),
+    ("PATCH", "/v1/me", accounts.update_me),
+    ("GET", "/v1/me/requests", social.requests),
+    ("POST", "/v1/me/requests/{username}/approve", social.approve),
+    ("GET", "/v1/users/{username}", accounts.profile),
+    ("GET", "/v1/users/{username}/photos", photos.user_photos),
+    ("PUT", "/v1/users/{username}/follow", social.follow),
+    ("DELETE", "/v1/users/{username}/follow", social.unfollow),
+    ("GET", "/v1/users/{username}/followers", social.followers),
+    ("GET", "/v1/users/{username}/following", social.following),
+    ("POST", "/v1/photos", photos.upload),
+    ("GET", "/v1/photos/{photo_id}", photos.get_photo),
+    ("DELETE", "/v1/photos/{photo_id}", photos.delete_photo),
+    ("POST", "/v1/photos/{photo_id}/restore", photos.restore_photo),
+    ("PUT", "/v1/photos/{photo_id}/like", photos.like),
+    ("DELETE", "/v1/photos/{photo_id}/like", photos.unlike),
+    ("GET", "/v1/media/{photo_id}/{secret}/{name}", media.media),
+    ("GET", "/v1/timeline", feed.timeline),
+    ("GET", "/v1/search/photos", feed.search),
+]
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", handlers.healthz, name="healthz")
-    app.router.add_get("/readyz", handlers.readyz, name="readyz")
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)

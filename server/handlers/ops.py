@@ -1,11 +1,12 @@
-"""Request handlers: parse, call the core, serialize. No storage or HTTP rules of their own."""
+"""Health, readiness and the API description."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from instastore import __version__
-from instastore.server.keys import STORES
+from instastore.server.handlers.common import services
+from instastore.server.openapi import spec
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -15,6 +16,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Both stores answer: 200, or 503 with the reason of each that does not."""
-    report = await request.app[STORES].ping()
+    report = await services(request).stores.ping()
     ready = all(v == "ok" for v in report.values())
     return web.json_response({"status": "ready" if ready else "unavailable", "stores": report}, status=200 if ready else 503)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(spec())

@@ -1,0 +1,134 @@
+"""Accounts: sign up, log in and out, bearer-token sessions, profiles.
+
+Passwords are hashed with argon2id (argon2-cffi) in a worker thread. A session token is
+32 random bytes handed to the client once; only its sha256 is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from instastore.config import Settings
+from instastore.errors import InvalidInput, NotAuthenticated, NotFound
+from instastore.ids import IdGenerator
+from instastore.model import User
+from instastore.photos import utcnow
+from instastore.storage.ports import Stores
+
+USERNAME = re.compile(r"^[a-z0-9_.]{3,30}$")
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1024  # argon2 takes any length; this bounds the work per request
+MAX_DISPLAY_NAME_CHARS = 100
+TOKEN_BYTES = 32
+
+_hasher = PasswordHasher()
+# SECURITY: log-in with an unknown name still verifies a hash, so timing does not tell
+# which usernames exist.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_username(username: object) -> str:
+    if not isinstance(username, str) or not USERNAME.match(username):
+        raise InvalidInput("username must be 3-30 characters of a-z, 0-9, '_' and '.'")
+    return username
+
+
+def check_display_name(name: object) -> str:
+    if not isinstance(name, str) or len(name) > MAX_DISPLAY_NAME_CHARS:
+        raise InvalidInput(f"display_name must be a string of at most {MAX_DISPLAY_NAME_CHARS} characters")
+    return name.strip()
+
+
+@dataclass(frozen=True)
+class Profile:
+    user: User
+    photos: int
+    followers: int
+    following: int
+
+
+class Accounts:
+    def __init__(self, stores: Stores, settings: Settings, ids: IdGenerator, clock: Callable[[], datetime] = utcnow) -> None:
+        self.stores = stores
+        self.settings = settings
+        self.ids = ids
+        self.clock = clock
+
+    async def sign_up(self, username: object, password: object, display_name: object = "") -> User:
+        username = check_username(username)
+        if not isinstance(password, str) or not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+            raise InvalidInput(f"password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")
+        display_name = check_display_name(display_name or "")
+        hashed = await asyncio.to_thread(_hasher.hash, password)
+        user = User(self.ids.next_id(), username, hashed, display_name, False, self.clock())
+        await self.stores.metadata.create_user(user)
+        return user
+
+    async def log_in(self, username: object, password: object) -> tuple[User, str]:
+        if not isinstance(username, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
+            raise NotAuthenticated("wrong username or password")
+        user = await self.stores.metadata.get_user_by_name(username)
+        ok = await asyncio.to_thread(_verify, user.password_hash if user else _DUMMY_HASH, password)
+        if user is None or not ok:
+            raise NotAuthenticated("wrong username or password")
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        expires = self.clock() + timedelta(days=self.settings.session_days)
+        await self.stores.metadata.create_session(token_hash(token), user.id, expires)
+        return user, token
+
+    async def log_out(self, token: str) -> None:
+        await self.stores.metadata.delete_session(token_hash(token))
+
+    async def authenticate(self, token: str) -> User:
+        user_id = await self.stores.metadata.get_session(token_hash(token), self.clock())
+        user = await self.stores.metadata.get_user(user_id) if user_id else None
+        if user is None:
+            raise NotAuthenticated("the bearer token is unknown or expired; log in again")
+        return user
+
+    async def update(self, user: User, display_name: object = None, private: object = None) -> User:
+        changed = user
+        if display_name is not None:
+            changed = replace(changed, display_name=check_display_name(display_name))
+        if private is not None:
+            if not isinstance(private, bool):
+                raise InvalidInput("private must be true or false")
+            changed = replace(changed, private=private)
+        if changed != user:
+            await self.stores.metadata.update_user(changed)
+        return changed
+
+    async def by_name(self, username: str) -> User:
+        user = await self.stores.metadata.get_user_by_name(username)
+        if user is None:
+            raise NotFound(f"no user {username!r}")
+        return user
+
+    async def profile(self, username: str) -> Profile:
+        user = await self.by_name(username)
+        photos, (followers, following) = await asyncio.gather(
+            self.stores.metadata.count_photos(user.id), self.stores.metadata.count_follows(user.id)
+        )
+        return Profile(user, photos, followers, following)
+
+
+def _verify(hashed: str, password: str) -> bool:
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+

@@ -1,0 +1,168 @@
+"""Media: recognise uploads by their bytes, validate and decode them, make renditions.
+
+Images (JPEG, PNG, WebP, GIF): Pillow, with the decompression-bomb limit enforced as an
+error, EXIF orientation applied, and every metadata block (EXIF with GPS, XMP, ICC,
+comments) absent from the renditions, which are re-encoded from pixels. Videos (MP4,
+WebM, QuickTime): PyAV probes them and takes a poster frame. The declared content type
+of an upload is never trusted. Everything here is CPU-bound and blocking: callers run
+it in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from instastore.errors import InvalidMedia, UnsupportedMedia
+from instastore.model import Kind
+
+# SECURITY: a decompression bomb is an error, never a warning that lets decoding go on.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+SNIFF_BYTES = 64  # enough of the head of a file to recognise every accepted format
+THUMB_PX = 150  # square thumbnail edge
+LARGE_PX = 1080  # longest edge of the feed rendition
+JPEG_QUALITY = 85
+
+
+@dataclass(frozen=True)
+class MediaType:
+    kind: Kind
+    format: str  # jpeg, png, webp, gif, mp4, webm, quicktime
+    content_type: str
+    extension: str
+
+
+TYPES = {
+    "jpeg": MediaType(Kind.PHOTO, "jpeg", "image/jpeg", "jpg"),
+    "png": MediaType(Kind.PHOTO, "png", "image/png", "png"),
+    "webp": MediaType(Kind.PHOTO, "webp", "image/webp", "webp"),
+    "gif": MediaType(Kind.PHOTO, "gif", "image/gif", "gif"),
+    "mp4": MediaType(Kind.VIDEO, "mp4", "video/mp4", "mp4"),
+    "webm": MediaType(Kind.VIDEO, "webm", "video/webm", "webm"),
+    "quicktime": MediaType(Kind.VIDEO, "quicktime", "video/quicktime", "mov"),
+}
+PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
+
+
+def sniff(head: bytes) -> MediaType:
+    """The media type of a file from its first bytes; ``UnsupportedMedia`` otherwise."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return TYPES["jpeg"]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return TYPES["png"]
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return TYPES["gif"]
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return TYPES["webp"]
+    if head[4:8] == b"ftyp":
+        return TYPES["quicktime"] if head[8:12] == b"qt  " else TYPES["mp4"]
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free"):
+        return TYPES["quicktime"]
+    if head.startswith(b"\x1a\x45\xdf\xa3") and b"webm" in head[:SNIFF_BYTES]:
+        return TYPES["webm"]
+    raise UnsupportedMedia(
+        "not a supported image or video: send JPEG, PNG, WebP or GIF images, or MP4, WebM or QuickTime video"
+    )
+
+
+@dataclass(frozen=True)
+class RenditionBytes:
+    name: str  # thumb, large, poster
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+@dataclass
+class Processed:
+    width: int
+    height: int
+    duration_s: float | None = None
+    renditions: list[RenditionBytes] = field(default_factory=list)
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    # Re-encoded from pixels with no exif/icc/comment arguments: no metadata survives.
+    image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+    return out.getvalue()
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def renditions_of(image: Image.Image) -> list[RenditionBytes]:
+    """A square thumbnail and a large rendition (longest edge at most LARGE_PX)."""
+    image = _rgb(image)
+    thumb = ImageOps.fit(image, (THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
+    large = image.copy()
+    large.thumbnail((LARGE_PX, LARGE_PX), Image.Resampling.LANCZOS)
+    return [
+        RenditionBytes("thumb", _jpeg(thumb), "image/jpeg", *thumb.size),
+        RenditionBytes("large", _jpeg(large), "image/jpeg", *large.size),
+    ]
+
+
+def process_image(path: Path, media_type: MediaType, max_pixels: int) -> Processed:
+    try:
+        with Image.open(path, formats=[PILLOW_FORMATS[media_type.format]]) as image:
+            if image.width * image.height > max_pixels:
+                raise InvalidMedia(
+                    f"image is {image.width}x{image.height} pixels, over the limit of {max_pixels:,} (decompression bomb?)"
+                )
+            image.load()  # decodes everything now: a truncated file fails here
+            oriented = ImageOps.exif_transpose(image)
+            return Processed(oriented.width, oriented.height, None, renditions_of(oriented))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidMedia(f"image refused as a decompression bomb: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidMedia(f"the {media_type.format.upper()} image does not decode") from exc
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise InvalidMedia(f"the {media_type.format.upper()} image does not decode: {exc}") from exc
+
+
+def process_video(path: Path, media_type: MediaType, max_pixels: int) -> Processed:
+    import av
+
+    try:
+        with av.open(str(path), mode="r") as container:
+            if not container.streams.video:
+                raise InvalidMedia("the video has no video stream")
+            stream = container.streams.video[0]
+            duration = None
+            if container.duration:
+                duration = container.duration / av.time_base
+            elif stream.duration and stream.time_base:
+                duration = float(stream.duration * stream.time_base)
+            frame = next(container.decode(stream), None)
+            if frame is None:
+                raise InvalidMedia("the video has no decodable frame")
+            if frame.width * frame.height > max_pixels:
+                raise InvalidMedia(f"video frames of {frame.width}x{frame.height} are over the pixel limit")
+            poster = frame.to_image()
+    except InvalidMedia:
+        raise
+    except (av.FFmpegError, StopIteration, ValueError, OSError) as exc:
+        raise InvalidMedia(f"the {media_type.format} video does not decode: {exc}") from exc
+    renditions = renditions_of(poster)
+    large = next(r for r in renditions if r.name == "large")
+    renditions.append(RenditionBytes("poster", large.data, large.content_type, large.width, large.height))
+    return Processed(poster.width, poster.height, round(duration, 3) if duration else None, renditions)
+
+
+def process(path: Path, media_type: MediaType, max_pixels: int) -> Processed:
+    if media_type.kind is Kind.PHOTO:
+        return process_image(path, media_type, max_pixels)
+    return process_video(path, media_type, max_pixels)

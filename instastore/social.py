@@ -1,0 +1,129 @@
+"""The social graph and who may see what.
+
+Following a public account takes effect at once; following a private one files a
+request that its owner approves. Visibility of a photo to a viewer:
+
+- its owner sees everything;
+- ``private`` photos: nobody else;
+- ``followers`` photos, and every photo of a private account: followers only;
+- ``public`` photos of public accounts: everyone, signed in or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Literal
+
+from instastore.errors import InvalidInput, NotFound
+from instastore.model import Photo, User, Visibility
+from instastore.paging import Page, decode_cursor, encode_cursor
+from instastore.photos import utcnow
+from instastore.storage.ports import Stores
+
+FollowState = Literal["following", "requested"]
+
+
+class Social:
+    def __init__(self, stores: Stores, max_page: int = 100, clock: Callable[[], datetime] = utcnow) -> None:
+        self.stores = stores
+        self.max_page = max_page
+        self.clock = clock
+
+    async def _user(self, username: str) -> User:
+        user = await self.stores.metadata.get_user_by_name(username)
+        if user is None:
+            raise NotFound(f"no user {username!r}")
+        return user
+
+    async def follow(self, me: User, username: str) -> FollowState:
+        other = await self._user(username)
+        if other.id == me.id:
+            raise InvalidInput("you cannot follow yourself")
+        if await self.stores.metadata.is_following(me.id, other.id):
+            return "following"
+        if other.private:
+            await self.stores.metadata.add_follow_request(other.id, me.id, self.clock())
+            return "requested"
+        await self.stores.metadata.follow(me.id, other.id, self.clock())
+        return "following"
+
+    async def unfollow(self, me: User, username: str) -> None:
+        other = await self._user(username)
+        await self.stores.metadata.unfollow(me.id, other.id)
+        await self.stores.metadata.remove_follow_request(other.id, me.id)
+
+    async def approve(self, me: User, username: str) -> None:
+        requester = await self._user(username)
+        if not await self.stores.metadata.remove_follow_request(me.id, requester.id):
+            raise NotFound(f"no pending follow request from {username!r}")
+        await self.stores.metadata.follow(requester.id, me.id, self.clock())
+
+    async def _users_page(self, fetch, cursor: str | None, limit: int) -> Page[User]:
+        limit = max(1, min(limit, self.max_page))
+        ids = await fetch(decode_cursor(cursor), limit + 1)
+        more = len(ids) > limit
+        ids = ids[:limit]
+        users = await asyncio.gather(*(self.stores.metadata.get_user(i) for i in ids))
+        return Page([u for u in users if u is not None], encode_cursor(ids[-1]) if more else None)
+
+    async def followers(self, username: str, cursor: str | None, limit: int) -> Page[User]:
+        user = await self._user(username)
+        return await self._users_page(lambda after, n: self.stores.metadata.followers(user.id, after, n), cursor, limit)
+
+    async def following(self, username: str, cursor: str | None, limit: int) -> Page[User]:
+        user = await self._user(username)
+        return await self._users_page(lambda after, n: self.stores.metadata.following(user.id, after, n), cursor, limit)
+
+    async def requests(self, me: User, cursor: str | None, limit: int) -> Page[User]:
+        return await self._users_page(lambda after, n: self.stores.metadata.follow_requests(me.id, after, n), cursor, limit)
+
+
+class Audience:
+    """Decides which photos one viewer may see, remembering owners and follow checks for
+    the life of one request."""
+
+    def __init__(self, stores: Stores, viewer: User | None) -> None:
+        self.stores = stores
+        self.viewer = viewer
+        self._owners: dict[int, User | None] = {}
+        self._follows: dict[int, bool] = {}
+
+    def assume_following(self, owner_ids) -> None:
+        """The viewer is known to follow these users (the timeline read the list)."""
+        self._follows.update(dict.fromkeys(owner_ids, True))
+
+    async def _owner(self, owner_id: int) -> User | None:
+        if owner_id not in self._owners:
+            self._owners[owner_id] = await self.stores.metadata.get_user(owner_id)
+        return self._owners[owner_id]
+
+    async def _follows_owner(self, owner_id: int) -> bool:
+        if self.viewer is None:
+            return False
+        if owner_id not in self._follows:
+            self._follows[owner_id] = await self.stores.metadata.is_following(self.viewer.id, owner_id)
+        return self._follows[owner_id]
+
+    async def can_see(self, photo: Photo) -> bool:
+        if self.viewer is not None and photo.owner_id == self.viewer.id:
+            return True
+        if photo.visibility is Visibility.PRIVATE:
+            return False
+        owner = await self._owner(photo.owner_id)
+        if owner is None:
+            return False
+        if photo.visibility is Visibility.FOLLOWERS or owner.private:
+            return await self._follows_owner(photo.owner_id)
+        return True
+
+    async def filter(self, photos: Iterable[Photo]) -> list[Photo]:
+        photos = list(photos)
+        owners = {p.owner_id for p in photos}
+        await asyncio.gather(*(self._owner(o) for o in owners))
+        allowed = await asyncio.gather(*(self.can_see(p) for p in photos))
+        return [p for p, ok in zip(photos, allowed, strict=True) if ok]
+
+    async def owner(self, owner_id: int) -> User | None:
+        return await self._owner(owner_id)

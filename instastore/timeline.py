@@ -1,0 +1,175 @@
+"""The home timeline: photos of everyone a user follows, merged from their UserPhoto rows.
+
+Cost does not grow with the followees' whole history:
+
+1. the followee list (one partition) and each followee's newest photo id
+   (``user_latest``, read in chunks of 100 keys concurrently) are cached for a few seconds;
+2. a lazy k-way merge keeps a heap keyed by an upper bound of each followee's next id
+   (at first their newest id); a followee's rows are read only when it reaches the top
+   of the heap, and a few of the next candidates are read concurrently with it;
+3. each read asks one or two buckets of one UserPhoto row for at most a page of ids.
+
+So a page of 20 reads the rows of roughly the 20 followees who posted most recently,
+not of all 1,000. "recent" is newest first with an id cursor; "top" ranks a window of
+the newest ``TOP_WINDOW`` photos by likes decayed by age, with a cursor that pins the
+window, so pages stay stable while new photos arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
+
+from instastore import ids
+from instastore.config import Settings
+from instastore.model import Photo, User
+from instastore.paging import Page, decode_top_cursor, encode_top_cursor
+from instastore.photos import Photos, utcnow
+from instastore.social import Audience
+from instastore.storage.ports import Stores
+
+Order = Literal["top", "recent"]
+CACHE_TTL_S = 5.0  # followee lists and newest ids may be this stale
+FOLLOWEES_PAGE = 1000  # rows per read of the followee list
+MAX_FOLLOWEES = 10_000  # followees considered; beyond this the oldest follows are ignored
+PREFETCH = 4  # followees' rows read concurrently with the one at the top of the heap
+TOP_WINDOW = 200  # newest candidate photos ranked for "top"
+GRAVITY = 1.5  # how fast age decays a photo's likes in "top"
+
+
+class _TtlCache:
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._items: dict[int, tuple[float, object]] = {}
+
+    def get(self, key: int):
+        hit = self._items.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
+    def put(self, key: int, value: object) -> None:
+        if len(self._items) > 100_000:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.ttl, value)
+
+    def drop(self, key: int) -> None:
+        self._items.pop(key, None)
+
+
+class Timeline:
+    def __init__(self, stores: Stores, settings: Settings, photos: Photos, clock: Callable[[], datetime] = utcnow) -> None:
+        self.stores = stores
+        self.settings = settings
+        self.photos = photos
+        self.clock = clock
+        self._followees = _TtlCache(CACHE_TTL_S)
+        self._latest = _TtlCache(CACHE_TTL_S)
+
+    def forget(self, user_id: int) -> None:
+        """Drop the cached followee list of a user (they just followed or unfollowed)."""
+        self._followees.drop(user_id)
+
+    async def followees(self, user_id: int) -> list[int]:
+        cached = self._followees.get(user_id)
+        if cached is not None:
+            return cached
+        found: list[int] = []
+        after = None
+        while len(found) < MAX_FOLLOWEES:
+            page = await self.stores.metadata.following(user_id, after, FOLLOWEES_PAGE)
+            found += page
+            if len(page) < FOLLOWEES_PAGE:
+                break
+            after = page[-1]
+        self._followees.put(user_id, found)
+        return found
+
+    async def latest(self, user_ids: list[int]) -> dict[int, int]:
+        known: dict[int, int] = {}
+        missing = []
+        for uid in user_ids:
+            value = self._latest.get(uid)
+            if value is None:
+                missing.append(uid)
+            elif value:
+                known[uid] = value
+        if missing:
+            fresh = await self.stores.metadata.latest_photo_ids(missing)
+            for uid in missing:
+                self._latest.put(uid, fresh.get(uid, 0))
+            known.update(fresh)
+        return known
+
+    async def merged_ids(self, user_id: int, before: int | None, n: int) -> list[int]:
+        """The ``n`` newest photo ids (strictly before ``before``) of the user's followees."""
+        followees = await self.followees(user_id)
+        latest = await self.latest(followees)
+        ceiling = (before - 1) if before is not None else ids.MAX_ID
+        # Heap entries: (-upper bound of the next id, followee, fetched?)
+        heap = [(-min(newest, ceiling), f, False) for f, newest in latest.items() if min(newest, ceiling) > 0]
+        heapq.heapify(heap)
+        rows: dict[int, deque[int]] = {}
+        exhausted: set[int] = set()
+        out: list[int] = []
+
+        async def read(followee: int, below: int | None) -> None:
+            got = await self.stores.metadata.user_photo_ids(followee, below, n)
+            rows[followee] = deque(got)
+            if len(got) < n:
+                exhausted.add(followee)
+            if got:
+                heapq.heappush(heap, (-got[0], followee, True))
+
+        while heap and len(out) < n:
+            bound, followee, fetched = heapq.heappop(heap)
+            if not fetched:
+                batch = [followee]
+                while heap and len(batch) <= PREFETCH and not heap[0][2]:
+                    batch.append(heapq.heappop(heap)[1])
+                await asyncio.gather(*(read(f, before) for f in batch))
+                continue
+            queue = rows[followee]
+            out.append(queue.popleft())
+            if queue:
+                heapq.heappush(heap, (-queue[0], followee, True))
+            elif followee not in exhausted:
+                await read(followee, out[-1])
+        return out
+
+    async def page(self, user: User, order: Order, cursor: str | None, limit: int) -> Page[Photo]:
+        followees = set(await self.followees(user.id))
+        audience = Audience(self.stores, user)
+        audience.assume_following(followees)
+        if order == "recent":
+            return await self.photos._live_page(
+                lambda before, n: self.merged_ids(user.id, before, n), cursor, limit, audience.filter
+            )
+        return await self._top(user, audience, cursor, limit)
+
+    async def _top(self, user: User, audience: Audience, cursor: str | None, limit: int) -> Page[Photo]:
+        limit = max(1, min(limit, self.settings.max_page_size))
+        pinned = decode_top_cursor(cursor)
+        window_top, offset = pinned if pinned else (None, 0)
+        candidates = await self.merged_ids(user.id, window_top + 1 if window_top else None, TOP_WINDOW)
+        if not candidates:
+            return Page([], None)
+        window_top = window_top or candidates[0]
+        photos = await self.stores.metadata.get_photos(candidates)
+        live = await audience.filter(photos[i] for i in candidates if i in photos and not photos[i].deleted)
+        likes = await self.stores.metadata.like_counts([p.id for p in live])
+        now_ms = self.clock().timestamp() * 1000
+
+        def score(photo: Photo) -> tuple[float, int]:
+            age_hours = max(0.0, (now_ms - ids.unix_ms_of(photo.id)) / 3_600_000)
+            return ((likes[photo.id] + 1) / (age_hours + 2) ** GRAVITY, photo.id)
+
+        ranked = sorted(live, key=score, reverse=True)
+        page = ranked[offset : offset + limit]
+        more = offset + limit < len(ranked)
+        return Page(page, encode_top_cursor(window_top, offset + limit) if more else None)

@@ -1,0 +1,1 @@
+"""Request handlers, one module per area. Each parses, calls the core, serializes."""

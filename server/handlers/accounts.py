@@ -1,0 +1,50 @@
+"""Sign up, sessions, the current user, profiles."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from instastore.errors import InvalidInput
+from instastore.server import views
+from instastore.server.handlers.common import json_body, require_user, services
+
+
+async def sign_up(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    user = await services(request).accounts.sign_up(body.get("username"), body.get("password"), body.get("display_name", ""))
+    return views.json(views.user_json(user), status=201)
+
+
+async def log_in(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    user, token = await services(request).accounts.log_in(body.get("username"), body.get("password"))
+    return views.json({"token": token, "user": views.user_json(user)}, status=201)
+
+
+async def log_out(request: web.Request) -> web.Response:
+    require_user(request)
+    token = request.headers["Authorization"].partition(" ")[2].strip()
+    await services(request).accounts.log_out(token)
+    return web.Response(status=204)
+
+
+async def me(request: web.Request) -> web.Response:
+    user = require_user(request)
+    profile = await services(request).accounts.profile(user.username)
+    return views.json(views.profile_json(profile))
+
+
+async def update_me(request: web.Request) -> web.Response:
+    user = require_user(request)
+    body = await json_body(request)
+    unknown = set(body) - {"display_name", "private"}
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}; PATCH takes display_name and private")
+    updated = await services(request).accounts.update(user, body.get("display_name"), body.get("private"))
+    profile = await services(request).accounts.profile(updated.username)
+    return views.json(views.profile_json(profile))
+
+
+async def profile(request: web.Request) -> web.Response:
+    found = await services(request).accounts.profile(request.match_info["username"])
+    return views.json(views.profile_json(found))

@@ -1,0 +1,36 @@
+"""The home timeline and title search."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from instastore.errors import InvalidInput
+from instastore.server import views
+from instastore.server.handlers.common import cursor, limit, require_user, services, viewer
+from instastore.server.handlers.photos import photos_json
+from instastore.social import Audience
+
+MAX_QUERY_CHARS = 200
+
+
+async def timeline(request: web.Request) -> web.Response:
+    user = require_user(request)
+    order = request.query.get("order", "top")
+    if order not in ("top", "recent"):
+        raise InvalidInput("order must be top or recent")
+    svc = services(request)
+    page = await svc.timeline.page(user, order, cursor(request), limit(request))
+    audience = Audience(svc.stores, user)
+    return views.json(views.page_json(await photos_json(request, page.items, audience), page))
+
+
+async def search(request: web.Request) -> web.Response:
+    query = request.query.get("q", "")
+    if not query.strip():
+        raise InvalidInput("q is required: the words to find in titles")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"q is over {MAX_QUERY_CHARS} characters")
+    svc = services(request)
+    audience = Audience(svc.stores, viewer(request))
+    page = await svc.photos.search(query, cursor(request), limit(request), audience.filter)
+    return views.json(views.page_json(await photos_json(request, page.items, audience), page))

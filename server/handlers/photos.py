@@ -1,0 +1,140 @@
+"""Upload, read, delete and restore photos and videos; a user's photos; likes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from instastore.errors import InvalidInput, NotFound, TooLarge
+from instastore.model import Photo, User
+from instastore.photos import utcnow
+from instastore.server import views
+from instastore.server.handlers.common import cursor, limit, photo_id, require_user, services, viewer
+from instastore.server.keys import SETTINGS
+from instastore.social import Audience
+from instastore.uploads import check_idempotency_key, check_title, check_visibility, receive
+
+MAX_FIELD_BYTES = 4096  # title and visibility form fields
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file, in bytes
+UPLOAD_CHUNK = 256 * 1024
+
+
+async def photos_json(request: web.Request, photos: list[Photo], audience: Audience) -> list[dict]:
+    likes = await services(request).stores.metadata.like_counts([p.id for p in photos])
+    owners = {p.owner_id: await audience.owner(p.owner_id) for p in photos}
+    return [views.photo_json(p, audience.viewer, owners[p.owner_id], likes[p.id]) for p in photos]
+
+
+async def visible_photo(request: web.Request) -> tuple[Photo, Audience]:
+    """The photo of the URL if this viewer may see it; NotFound otherwise (never
+    telling a private photo from a missing one)."""
+    pid = photo_id(request)
+    photo = await services(request).photos.get(pid)
+    audience = Audience(services(request).stores, viewer(request))
+    if not await audience.can_see(photo):
+        raise NotFound(f"no photo {pid}")
+    return photo, audience
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(UPLOAD_CHUNK):
+        yield chunk
+
+
+async def _small_field(part: BodyPartReader) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(MAX_FIELD_BYTES):
+        data += chunk
+        if len(data) > MAX_FIELD_BYTES:
+            raise InvalidInput(f"form field {part.name!r} is over {MAX_FIELD_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"form field {part.name!r} is not UTF-8") from exc
+
+
+async def upload(request: web.Request) -> web.Response:
+    user = require_user(request)
+    settings = request.app[SETTINGS]
+    svc = services(request)
+    if not request.content_type.startswith("multipart/form-data"):
+        raise InvalidInput("send multipart/form-data with a 'file' part and a 'title' field")
+    if request.content_length and request.content_length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+        raise TooLarge(f"upload is over the limit of {settings.max_upload_bytes:,} bytes")
+    key = check_idempotency_key(request.headers.get("Idempotency-Key"))
+    svc.upload_limiter.take(user.id, "uploads")
+    fields: dict[str, str] = {}
+    received = None
+    try:
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    raise InvalidInput("nested multipart bodies are not accepted")
+                if part.name == "file":
+                    if received is not None:
+                        raise InvalidInput("send exactly one 'file' part")
+                    received = await receive(_part_chunks(part), settings.max_upload_bytes, svc.uploads.tmp_dir)
+                elif part.name in ("title", "visibility"):
+                    fields[part.name] = await _small_field(part)
+                else:
+                    raise InvalidInput(f"unexpected form field {part.name!r}; send file, title and visibility")
+        except (ValueError, AssertionError) as exc:  # aiohttp's word for a malformed body
+            raise InvalidInput(f"malformed multipart body: {exc}") from exc
+        if received is None:
+            raise InvalidInput("the 'file' part is missing")
+        if received.size == 0:
+            raise InvalidInput("the file is empty")
+        title = check_title(fields.get("title"), settings.max_title_chars)
+        visibility = check_visibility(fields.get("visibility"))
+        photo, created = await svc.uploads.create(user, received, title, visibility, key)
+    finally:
+        if received is not None:
+            await asyncio.to_thread(received.discard)
+    likes = (await svc.stores.metadata.like_counts([photo.id]))[photo.id]
+    return views.json(views.photo_json(photo, user, user, likes), status=201 if created else 200)
+
+
+async def get_photo(request: web.Request) -> web.Response:
+    photo, audience = await visible_photo(request)
+    (body,) = await photos_json(request, [photo], audience)
+    return views.json(body)
+
+
+async def delete_photo(request: web.Request) -> web.Response:
+    user = require_user(request)
+    await services(request).photos.delete(photo_id(request), user.id)
+    return web.Response(status=204)
+
+
+async def restore_photo(request: web.Request) -> web.Response:
+    user = require_user(request)
+    photo = await services(request).photos.restore(photo_id(request), user.id)
+    (body,) = await photos_json(request, [photo], Audience(services(request).stores, user))
+    return views.json(body)
+
+
+async def user_photos(request: web.Request) -> web.Response:
+    svc = services(request)
+    owner: User = await svc.accounts.by_name(request.match_info["username"])
+    audience = Audience(svc.stores, viewer(request))
+    page = await svc.photos.by_user(owner.id, cursor(request), limit(request), audience.filter)
+    return views.json(views.page_json(await photos_json(request, page.items, audience), page))
+
+
+async def like(request: web.Request) -> web.Response:
+    user = require_user(request)
+    photo, _ = await visible_photo(request)
+    await services(request).stores.metadata.like(photo.id, user.id, utcnow())
+    likes = (await services(request).stores.metadata.like_counts([photo.id]))[photo.id]
+    return views.json({"liked": True, "likes": likes})
+
+
+async def unlike(request: web.Request) -> web.Response:
+    user = require_user(request)
+    photo, _ = await visible_photo(request)
+    await services(request).stores.metadata.unlike(photo.id, user.id)
+    likes = (await services(request).stores.metadata.like_counts([photo.id]))[photo.id]
+    return views.json({"liked": False, "likes": likes})
