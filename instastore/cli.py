@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_arguments(purge)
     purge.set_defaults(run=_purge)
 
+    gc = commands.add_parser("gc", help="remove blobs that no photo points at (left by a crash mid-upload)")
+    config.add_arguments(gc)
+    gc.set_defaults(run=_gc)
+
     cluster = commands.add_parser("cluster", help="a local Cassandra + HDFS cluster for development and tests")
     cluster.add_argument("--dir", type=Path, default=None, help="cluster folder (default: $INSTASTORE_CLUSTER_DIR or ~/.local/state/instastore/cluster)")
     actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -153,6 +157,26 @@ def _purge(args: argparse.Namespace) -> None:
     )
     if report.failed:
         raise InstastoreError(f"{report.failed} photo(s) could not be purged; run `instastore purge` again")
+
+
+def _gc(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from instastore.storage import open_stores
+    from instastore.uploads import sweep_orphans
+
+    settings = config.settings_from_args(args)
+    _configure_logging(settings.log_level)
+
+    async def run():
+        stores = await open_stores(settings)
+        try:
+            return await sweep_orphans(stores, progress=print)
+        finally:
+            await stores.close()
+
+    report = asyncio.run(run())
+    print(f"checked {report.checked} blob(s): removed {report.removed} orphan(s), left {report.young} too young to judge")
 
 
 def _cluster(args: argparse.Namespace):

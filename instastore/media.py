@@ -46,6 +46,11 @@ TYPES = {
     "webm": MediaType(Kind.VIDEO, "webm", "video/webm", "webm"),
     "quicktime": MediaType(Kind.VIDEO, "quicktime", "video/quicktime", "mov"),
 }
+# ISO base media brands of MP4 video (ftyp major brand).
+VIDEO_BRANDS = {
+    b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"M4VH",
+    b"M4VP", b"dash", b"mmp4", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"f4v ",
+}
 PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
 
 
@@ -60,7 +65,12 @@ def sniff(head: bytes) -> MediaType:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return TYPES["webp"]
     if head[4:8] == b"ftyp":
-        return TYPES["quicktime"] if head[8:12] == b"qt  " else TYPES["mp4"]
+        brand = head[8:12]
+        if brand == b"qt  ":
+            return TYPES["quicktime"]
+        if brand in VIDEO_BRANDS:
+            return TYPES["mp4"]
+        # Other ISO-BMFF brands are images (HEIC, AVIF) or audio: not accepted.
     if head[4:8] in (b"moov", b"mdat", b"wide", b"free"):
         return TYPES["quicktime"]
     if head.startswith(b"\x1a\x45\xdf\xa3") and b"webm" in head[:SNIFF_BYTES]:
@@ -130,7 +140,8 @@ def process_image(path: Path, media_type: MediaType, max_pixels: int) -> Process
     except UnidentifiedImageError as exc:
         raise InvalidMedia(f"the {media_type.format.upper()} image does not decode") from exc
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
-        raise InvalidMedia(f"the {media_type.format.upper()} image does not decode: {exc}") from exc
+        reason = str(exc).replace(str(path), "the upload")
+        raise InvalidMedia(f"the {media_type.format.upper()} image does not decode: {reason}") from exc
 
 
 def process_video(path: Path, media_type: MediaType, max_pixels: int) -> Processed:
@@ -155,7 +166,9 @@ def process_video(path: Path, media_type: MediaType, max_pixels: int) -> Process
     except InvalidMedia:
         raise
     except (av.FFmpegError, StopIteration, ValueError, OSError) as exc:
-        raise InvalidMedia(f"the {media_type.format} video does not decode: {exc}") from exc
+        # strerror, not str(exc): FFmpeg's message names the temporary file.
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise InvalidMedia(f"the {media_type.format} video does not decode: {reason}") from exc
     renditions = renditions_of(poster)
     large = next(r for r in renditions if r.name == "large")
     renditions.append(RenditionBytes("poster", large.data, large.content_type, large.width, large.height))

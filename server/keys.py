@@ -30,4 +30,5 @@ class Services:
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
-USER = "instastore.user"  # request key: the authenticated User, or None
+# Request key: the authenticated User, or None (web.RequestKey from aiohttp 3.14 on).
+USER = web.RequestKey("user", User) if hasattr(web, "RequestKey") else "instastore.user"

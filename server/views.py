@@ -48,7 +48,7 @@ def media_json(photo: Photo, viewer: User | None) -> dict[str, str]:
     for rendition in photo.renditions:
         name = rendition.name
         if photo.kind is Kind.VIDEO and name == "original":
-            urls["video"] = media_url(photo, name)
+            urls["video"] = media_url(photo, "video")
         elif name in PUBLIC_RENDITIONS[photo.kind] or (viewer is not None and viewer.id == photo.owner_id):
             urls[name] = media_url(photo, name)
     return urls

@@ -1,0 +1,97 @@
+"""Accounts over HTTP: sign up, log in and out, the current user, profiles."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from .conftest import problem
+
+
+async def test_sign_up_log_in_me_log_out(api):
+    name = f"u{uuid.uuid4().hex[:10]}"
+    resp = await api.post("/v1/users", json={"username": name, "password": "long enough", "display_name": "Ada L."})
+    assert resp.status == 201
+    body = await resp.json()
+    assert body["username"] == name and body["display_name"] == "Ada L." and "password" not in str(body)
+
+    resp = await api.post("/v1/sessions", json={"username": name, "password": "long enough"})
+    assert resp.status == 201
+    token = (await resp.json())["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    me = await (await api.get("/v1/me", headers=headers)).json()
+    assert me["username"] == name and me["counts"] == {"photos": 0, "followers": 0, "following": 0}
+
+    assert (await api.delete("/v1/sessions/current", headers=headers)).status == 204
+    await problem(await api.get("/v1/me", headers=headers), 401)
+
+
+async def test_patch_me_and_profile(api):
+    name, headers = await api.user()
+    resp = await api.patch("/v1/me", json={"display_name": "Grace", "private": True}, headers=headers)
+    assert resp.status == 200
+    profile = await (await api.get(f"/v1/users/{name}")).json()
+    assert profile["display_name"] == "Grace" and profile["private"] is True
+
+
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        ({"username": "ab", "password": "long enough"}, "username must be"),
+        ({"username": "Has Spaces", "password": "long enough"}, "username must be"),
+        ({"username": "okname", "password": "short"}, "password must be"),
+        ({"password": "long enough"}, "username must be"),
+        ({"username": "okname2", "password": "long enough", "display_name": 5}, "display_name"),
+    ],
+)
+async def test_sign_up_rejections(api, body, detail):
+    assert detail in (await problem(await api.post("/v1/users", json=body), 400))["detail"]
+
+
+async def test_a_taken_username_is_409(api):
+    name, _ = await api.user()
+    await problem(await api.post("/v1/users", json={"username": name, "password": "another one"}), 409)
+
+
+async def test_not_json_is_400(api):
+    resp = await api.post("/v1/users", data="username=x", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    await problem(resp, 400)
+    resp = await api.post("/v1/users", data="{nope", headers={"Content-Type": "application/json"})
+    assert "not valid JSON" in (await problem(resp, 400))["detail"]
+    resp = await api.post("/v1/users", json=["a", "list"])
+    await problem(resp, 400)
+
+
+async def test_a_json_body_over_the_limit_is_413(api):
+    resp = await api.post("/v1/users", json={"username": "x" * (api.settings.max_json_bytes + 10), "password": "p"})
+    await problem(resp, 413)
+
+
+async def test_wrong_password_and_unknown_user_look_the_same(api):
+    name, _ = await api.user()
+    wrong = await problem(await api.post("/v1/sessions", json={"username": name, "password": "not it at all"}), 401)
+    unknown = await problem(await api.post("/v1/sessions", json={"username": "nobody" + name, "password": "x" * 10}), 401)
+    assert wrong["detail"] == unknown["detail"] == "wrong username or password"
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Basic abc", "Bearer not-a-real-token", "token"])
+async def test_bad_tokens_are_401(api, header):
+    resp = await api.get("/v1/me", headers={"Authorization": header})
+    await problem(resp, 401)
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_no_token_is_401(api):
+    await problem(await api.get("/v1/me"), 401)
+    await problem(await api.patch("/v1/me", json={}), 401)
+
+
+async def test_patch_me_refuses_unknown_fields_and_bad_types(api):
+    _, headers = await api.user()
+    await problem(await api.patch("/v1/me", json={"username": "new"}, headers=headers), 400)
+    await problem(await api.patch("/v1/me", json={"private": "yes"}, headers=headers), 400)
+
+
+async def test_unknown_profile_is_404(api):
+    await problem(await api.get("/v1/users/nobody-here"), 404)
