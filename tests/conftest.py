@@ -9,6 +9,7 @@ a newcomer can run the embedded tests alone with a plain ``pytest``.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -38,12 +39,25 @@ def local_cluster() -> LocalCluster:
 
 
 @pytest.fixture(scope="session")
-def cluster_settings(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings that point the service at the local cluster."""
-    return Settings.from_sources(
+def cluster_settings(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory):
+    """Settings that point the service at the local cluster, in a keyspace of this test
+    session (migrated here, dropped at the end)."""
+    from instastore.storage.cassandra.metadata import build_cluster
+    from instastore.storage.cassandra.migrate import migrate
+
+    settings = Settings.from_sources(
         environ=local_cluster.client_settings(),
-        overrides={"data_dir": tmp_path_factory.mktemp("cluster-data")},
+        overrides={
+            "data_dir": tmp_path_factory.mktemp("cluster-data"),
+            "cassandra_keyspace": f"test_{uuid.uuid4().hex[:8]}",
+        },
     )
+    driver = build_cluster(settings)
+    session = driver.connect()
+    migrate(session, settings, progress=lambda line: None)
+    yield settings
+    session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=60)
+    driver.shutdown()
 
 
 @pytest.fixture

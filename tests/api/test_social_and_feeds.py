@@ -1,0 +1,141 @@
+"""Follows, private accounts and requests, visibility, the timeline and search over HTTP."""
+
+from __future__ import annotations
+
+import uuid
+
+from .. import samples
+from .conftest import problem
+
+
+async def ids_of(resp) -> list[str]:
+    assert resp.status == 200, await resp.text()
+    return [p["id"] for p in (await resp.json())["items"]]
+
+
+async def test_follow_unfollow_and_lists(api):
+    star, star_h = await api.user()
+    fans = [await api.user() for _ in range(3)]
+    for _, headers in fans:
+        resp = await api.put(f"/v1/users/{star}/follow", headers=headers)
+        assert await resp.json() == {"state": "following"}
+    page1 = await (await api.get(f"/v1/users/{star}/followers?limit=2")).json()
+    page2 = await (await api.get(f"/v1/users/{star}/followers?limit=2&cursor={page1['next_cursor']}")).json()
+    assert sorted(u["username"] for u in page1["items"] + page2["items"]) == sorted(n for n, _ in fans)
+    assert page2["next_cursor"] is None
+    following = await (await api.get(f"/v1/users/{fans[0][0]}/following")).json()
+    assert [u["username"] for u in following["items"]] == [star]
+    assert (await api.delete(f"/v1/users/{star}/follow", headers=fans[0][1])).status == 204
+    profile = await (await api.get(f"/v1/users/{star}")).json()
+    assert profile["counts"]["followers"] == 2
+    await problem(await api.put(f"/v1/users/{star}/follow", headers=star_h), 400)  # yourself
+    await problem(await api.put("/v1/users/nobody-at-all/follow", headers=star_h), 404)
+    await problem(await api.put(f"/v1/users/{star}/follow"), 401)
+
+
+async def test_private_account_request_flow_and_visibility(api):
+    owner, owner_h = await api.user(private=True)
+    fan, fan_h = await api.user()
+    photo = await api.photo(owner_h, samples.image(), "private life")
+
+    await problem(await api.get(f"/v1/photos/{photo['id']}"), 404)  # not signed in
+    await problem(await api.get(f"/v1/photos/{photo['id']}", headers=fan_h), 404)
+    assert await ids_of(await api.get(f"/v1/users/{owner}/photos", headers=fan_h)) == []
+
+    resp = await api.put(f"/v1/users/{owner}/follow", headers=fan_h)
+    assert await resp.json() == {"state": "requested"}
+    assert await ids_of(await api.get(f"/v1/users/{owner}/photos", headers=fan_h)) == []
+    requests = await (await api.get("/v1/me/requests", headers=owner_h)).json()
+    assert [u["username"] for u in requests["items"]] == [fan]
+    await problem(await api.post(f"/v1/me/requests/{owner}/approve", headers=fan_h), 404)  # nothing to approve
+    assert (await api.post(f"/v1/me/requests/{fan}/approve", headers=owner_h)).status == 200
+    assert (await (await api.get("/v1/me/requests", headers=owner_h)).json())["items"] == []
+
+    assert (await api.get(f"/v1/photos/{photo['id']}", headers=fan_h)).status == 200
+    assert await ids_of(await api.get(f"/v1/users/{owner}/photos", headers=fan_h)) == [photo["id"]]
+    await problem(await api.get(f"/v1/photos/{photo['id']}"), 404)  # still not for everyone
+
+
+async def test_photo_visibility_levels(api):
+    owner, owner_h = await api.user()
+    follower, follower_h = await api.user()
+    _, stranger_h = await api.user()
+    await api.put(f"/v1/users/{owner}/follow", headers=follower_h)
+    public = await api.photo(owner_h, samples.image(), "for all", visibility="public")
+    followers = await api.photo(owner_h, samples.image(), "for friends", visibility="followers")
+    private = await api.photo(owner_h, samples.image(), "for me", visibility="private")
+    seen = {
+        "owner": await ids_of(await api.get(f"/v1/users/{owner}/photos", headers=owner_h)),
+        "follower": await ids_of(await api.get(f"/v1/users/{owner}/photos", headers=follower_h)),
+        "stranger": await ids_of(await api.get(f"/v1/users/{owner}/photos", headers=stranger_h)),
+        "anonymous": await ids_of(await api.get(f"/v1/users/{owner}/photos")),
+    }
+    assert seen["owner"] == [private["id"], followers["id"], public["id"]]
+    assert seen["follower"] == [followers["id"], public["id"]]
+    assert seen["stranger"] == seen["anonymous"] == [public["id"]]
+    await problem(await api.get(f"/v1/photos/{private['id']}", headers=follower_h), 404)
+    await problem(await api.put(f"/v1/photos/{followers['id']}/like", headers=stranger_h), 404)
+
+
+async def test_timeline_recent_and_top(api):
+    me, me_h = await api.user()
+    a, a_h = await api.user()
+    b, b_h = await api.user()
+    _, stranger_h = await api.user()
+    for name in (a, b):
+        await api.put(f"/v1/users/{name}/follow", headers=me_h)
+    made = []
+    for i in range(3):
+        made.append((await api.photo(a_h, samples.image(size=(64, 64)), f"a{i}"))["id"])
+        made.append((await api.photo(b_h, samples.image(size=(64, 64)), f"b{i}"))["id"])
+    await api.photo(stranger_h, samples.image(size=(64, 64)), "not followed")
+    hidden = await api.photo(a_h, samples.image(size=(64, 64)), "a private one", visibility="private")
+    deleted = await api.photo(b_h, samples.image(size=(64, 64)), "deleted")
+    await api.delete(f"/v1/photos/{deleted['id']}", headers=b_h)
+
+    first = await (await api.get("/v1/timeline?order=recent&limit=4", headers=me_h)).json()
+    rest = await (await api.get(f"/v1/timeline?order=recent&limit=4&cursor={first['next_cursor']}", headers=me_h)).json()
+    recent = [p["id"] for p in first["items"] + rest["items"]]
+    assert recent == made[::-1]
+    assert hidden["id"] not in recent and deleted["id"] not in recent
+    assert rest["next_cursor"] is None
+
+    # A new photo arriving between pages does not shift the next page.
+    page1 = await (await api.get("/v1/timeline?order=recent&limit=3", headers=me_h)).json()
+    await api.photo(a_h, samples.image(size=(64, 64)), "late arrival")
+    page2 = await (await api.get(f"/v1/timeline?order=recent&limit=3&cursor={page1['next_cursor']}", headers=me_h)).json()
+    assert [p["id"] for p in page1["items"] + page2["items"]] == made[::-1]
+
+    # "top": likes lift an older photo above newer ones.
+    for _, fan_h in [await api.user() for _ in range(3)]:
+        await api.put(f"/v1/photos/{made[0]}/like", headers=fan_h)
+    top = await (await api.get("/v1/timeline?limit=3", headers=me_h)).json()
+    assert top["items"][0]["id"] == made[0] and top["items"][0]["likes"] == 3
+    top2 = await (await api.get(f"/v1/timeline?limit=10&cursor={top['next_cursor']}", headers=me_h)).json()
+    everything = [p["id"] for p in top["items"] + top2["items"]]
+    assert len(everything) == len(set(everything)) == 7  # 6 + the late arrival, each once
+
+    await problem(await api.get("/v1/timeline"), 401)
+    await problem(await api.get("/v1/timeline?order=best", headers=me_h), 400)
+    await problem(await api.get("/v1/timeline?order=top&cursor=nonsense", headers=me_h), 400)
+    await problem(await api.get(f"/v1/timeline?order=top&cursor={first['next_cursor']}", headers=me_h), 400)
+
+
+async def test_search_every_word_case_and_accents(api):
+    tag = uuid.uuid4().hex[:8]
+    _, headers = await api.user()
+    one = await api.photo(headers, samples.image(), f"Crème brûlée {tag}")
+    two = await api.photo(headers, samples.image(), f"CREME caramel {tag}")
+    gone = await api.photo(headers, samples.image(), f"creme deleted {tag}")
+    mine = await api.photo(headers, samples.image(), f"creme secret {tag}", visibility="private")
+    await api.delete(f"/v1/photos/{gone['id']}", headers=headers)
+    assert await ids_of(await api.get(f"/v1/search/photos?q=creme+{tag}")) == [two["id"], one["id"]]
+    assert await ids_of(await api.get(f"/v1/search/photos?q=creme+{tag}", headers=headers)) == [
+        mine["id"], two["id"], one["id"]]
+    assert await ids_of(await api.get(f"/v1/search/photos?q=BRULEE+{tag}")) == [one["id"]]
+    first = await (await api.get(f"/v1/search/photos?q={tag}&limit=1")).json()
+    second = await (await api.get(f"/v1/search/photos?q={tag}&limit=1&cursor={first['next_cursor']}")).json()
+    assert [p["id"] for p in first["items"] + second["items"]] == [two["id"], one["id"]]
+    await problem(await api.get("/v1/search/photos"), 400)
+    await problem(await api.get("/v1/search/photos?q=%20%2C"), 400)
+    await problem(await api.get("/v1/search/photos?q=" + "x" * 201), 400)
