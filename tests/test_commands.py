@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from instastore.config import Settings
+from instastore.storage.cassandra.metadata import build_cluster
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,13 +35,16 @@ def test_migrate_applies_once_then_reports_up_to_date(local_cluster):
     assert "is up to date" in second.stdout
     from cassandra.cluster import Cluster
 
-    driver = Cluster([local_cluster.cassandra_nodes[0].address], port=local_cluster.cql_port, protocol_version=5)
+    from instastore.schema import migrations
+
+    driver = build_cluster(Settings.from_sources(env))
     session = driver.connect()
     try:
         keyspace = env["INSTASTORE_CASSANDRA_KEYSPACE"]
         strategy = session.cluster.metadata.keyspaces[keyspace].replication_strategy
         assert type(strategy).__name__ == "NetworkTopologyStrategy"
-        assert [r.version for r in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")] == [1]
+        applied = sorted(r.version for r in session.execute(f"SELECT version FROM {keyspace}.schema_migrations"))
+        assert applied == [m.version for m in migrations("cql")]
         session.execute(f"DROP KEYSPACE {keyspace}")
     finally:
         driver.shutdown()
