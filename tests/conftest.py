@@ -8,6 +8,8 @@ a newcomer can run the embedded tests alone with a plain ``pytest``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -63,6 +65,43 @@ def cluster_settings(local_cluster: LocalCluster, tmp_path_factory: pytest.TempP
 @pytest.fixture
 def embedded_settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
+
+
+# A callback of the service that holds the event loop this long is a blocking call. Not
+# tighter: on 2 cores a worker thread running Pillow can hold the GIL for ~100 ms.
+SLOW_CALLBACK_S = 0.25
+# Steps of the test's own coroutines (making sample media, hashing expected bytes) are
+# the test's business, not the service's.
+_TEST_CODE = ("coro=<test_", "_async_fixture_wrapper")
+
+
+class _SlowCallbacks(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing") and "took" in message and not any(t in message for t in _TEST_CODE):
+            self.seen.append(message)
+
+
+@pytest.fixture(autouse=True)
+async def event_loop_watchdog():
+    """Every async test runs with asyncio's debug mode on and fails if any callback held
+    the loop for SLOW_CALLBACK_S or more: a blocking call shows up as a failure here,
+    not as a slow benchmark later."""
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW_CALLBACK_S
+    handler = _SlowCallbacks()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    assert not handler.seen, "blocking calls on the event loop:\n" + "\n".join(handler.seen)
 
 
 @pytest.fixture
