@@ -70,6 +70,10 @@ class Settings:
     max_page_size: int = setting(100, "Most items one page of any list returns.")
     uploads_per_minute: int = setting(30, "Uploads one user may start per minute (429 past it).")
     session_days: int = setting(30, "Days a login token stays valid.")
+    media_cache_bytes: int = setting(
+        256 * 2**20, "Memory per process for hot thumbnails and feed renditions, in bytes (0: off)."
+    )
+    workers: int = setting(1, "Server processes sharing the port (each takes worker_id + its index).")
     retention_days: int = setting(
         30, "Days a deleted photo can be restored before `instastore purge` removes it."
     )
@@ -81,6 +85,10 @@ class Settings:
             raise ConfigError("replication factors must be at least 1")
         if not 0 <= self.worker_id <= 8191:
             raise ConfigError(f"worker_id must be between 0 and 8191, not {self.worker_id}")
+        if self.media_cache_bytes < 0:
+            raise ConfigError("media_cache_bytes must be 0 or more")
+        if not 1 <= self.workers <= 64 or self.worker_id + self.workers - 1 > 8191:
+            raise ConfigError("workers must be 1-64, and worker_id + workers - 1 at most 8191")
         for name in ("max_upload_bytes", "max_image_pixels", "max_title_chars", "max_json_bytes",
                      "max_page_size", "uploads_per_minute", "session_days"):
             if getattr(self, name) < 1:

@@ -3,7 +3,12 @@ core services are made and closed in ``cleanup_ctx``."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
+import multiprocessing
+import os
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -55,6 +60,51 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await stores.close()
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # optional: the service runs on asyncio's own loop too
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _serve_one(settings: Settings, reuse_port: bool) -> None:
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    web.run_app(
+        create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None,
+        reuse_port=reuse_port or None, loop=loop,
+    )
+
+
 def run(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM. With ``workers`` > 1, that many processes share the
+    port (SO_REUSEPORT); each makes ids with its own worker number."""
     log.info("starting instastore on http://%s:%d with %r", settings.host, settings.port, settings)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    if settings.workers == 1:
+        _serve_one(settings, reuse_port=False)
+        return
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(
+            target=_serve_one,
+            args=(dataclasses.replace(settings, worker_id=settings.worker_id + i, workers=1), True),
+            name=f"instastore-worker-{i}",
+        )
+        for i in range(settings.workers)
+    ]
+    for child in children:
+        child.start()
+
+    def forward(signum, frame) -> None:
+        for child in children:
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGINT)  # aiohttp shuts down cleanly on SIGINT
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        child.join()
+    failed = [c.name for c in children if c.exitcode not in (0, -signal.SIGINT)]
+    if failed:
+        raise SystemExit(f"instastore: workers exited with errors: {', '.join(failed)}")

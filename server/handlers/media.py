@@ -49,7 +49,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 async def media(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     pid = ids.parse_id(request.match_info["photo_id"], "photo id")
-    photo = await svc.photos.get(pid)
+    photo = await svc.photos.get_for_media(pid)
     # SECURITY: constant-time comparison of the URL's secret.
     if not hmac.compare_digest(request.match_info["secret"].encode(), photo.secret.encode()):
         raise NotFound(f"no media at {request.path}")
@@ -87,6 +87,18 @@ async def media(request: web.Request) -> web.StreamResponse:
         start, end = wanted
         status, offset, length = 206, start, end - start + 1
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    cache = svc.photos.media
+    cache_key = f"{photo.id}/{stored_name}"
+    if cache.fits(size):
+        data = cache.get(cache_key)
+        if data is None:
+            data = b"".join([c async for c in svc.stores.blobs.open(rendition.locator)])
+            cache.put(cache_key, data)
+        body = b"" if request.method == "HEAD" else data[offset : offset + length]
+        response = web.Response(status=status, headers=headers, body=body)
+        if request.method == "HEAD":
+            response.content_length = length
+        return response
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
     await response.prepare(request)
