@@ -22,6 +22,7 @@ from instastore.server.keys import SERVICES, SETTINGS, Services
 from instastore.server.middleware import access_log_middleware, auth_middleware
 from instastore.server.problems import problem_middleware
 from instastore.server.routes import setup_routes
+from instastore.server.web import security_headers, setup_web
 from instastore.social import Social
 from instastore.storage import open_stores
 from instastore.timeline import Timeline
@@ -32,12 +33,13 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[access_log_middleware, problem_middleware, auth_middleware],
+        middlewares=[access_log_middleware, security_headers, problem_middleware, auth_middleware],
         client_max_size=settings.max_json_bytes,  # JSON bodies; uploads stream past this
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_services)
     setup_routes(app)
+    setup_web(app)
     return app
 
 

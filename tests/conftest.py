@@ -9,6 +9,7 @@ a newcomer can run the embedded tests alone with a plain ``pytest``.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import uuid
@@ -86,7 +87,15 @@ class _SlowCallbacks(logging.Handler):
             self.seen.append(message)
 
 
-@pytest.fixture(autouse=True)
+def pytest_collection_modifyitems(items):
+    """Put the event-loop watchdog on every async test (sync tests, such as the browser
+    tests whose driver runs a loop of its own, do without)."""
+    for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.fixturenames.append("event_loop_watchdog")
+
+
+@pytest.fixture
 async def event_loop_watchdog():
     """Every async test runs with asyncio's debug mode on and fails if any callback held
     the loop for SLOW_CALLBACK_S or more: a blocking call shows up as a failure here,

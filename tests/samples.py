@@ -59,3 +59,28 @@ def png_bomb(width: int = 40_000, height: int = 40_000) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     body = zlib.compress(b"\x00" * 1024)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def picture(size=(1200, 900), seed: int = 1) -> bytes:
+    """A JPEG that looks like something (sky, sea, sun, boats), for screenshots."""
+    import random
+
+    from PIL import ImageDraw
+
+    rng = random.Random(seed)
+    w, h = size
+    img = Image.new("RGB", size)
+    draw = ImageDraw.Draw(img)
+    top, bottom = (rng.randrange(120, 255), rng.randrange(80, 160), rng.randrange(60, 140)), (40, 90, 150)
+    for y in range(h):
+        t = y / h
+        draw.line([(0, y), (w, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+    sun = (rng.randrange(w // 5, 4 * w // 5), h // 3)
+    draw.ellipse((sun[0] - h // 8, sun[1] - h // 8, sun[0] + h // 8, sun[1] + h // 8), fill=(255, 220, 120))
+    draw.rectangle((0, int(h * 0.62), w, h), fill=(20, 60, 110))
+    for _ in range(4):
+        x, y = rng.randrange(w), rng.randrange(int(h * 0.65), int(h * 0.9))
+        draw.polygon([(x, y), (x + w // 10, y), (x + w // 14, y + h // 20)], fill=(240, 240, 235))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=88)
+    return out.getvalue()

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from instastore.errors import InvalidInput
 from instastore.server import views
-from instastore.server.handlers.common import json_body, require_user, services
+from instastore.server.handlers.common import json_body, require_user, services, viewer
 
 
 async def sign_up(request: web.Request) -> web.Response:
@@ -46,5 +46,13 @@ async def update_me(request: web.Request) -> web.Response:
 
 
 async def profile(request: web.Request) -> web.Response:
-    found = await services(request).accounts.profile(request.match_info["username"])
-    return views.json(views.profile_json(found))
+    """A profile with counts; with a token, also whether I follow them or asked to."""
+    svc = services(request)
+    found = await svc.accounts.profile(request.match_info["username"])
+    body = views.profile_json(found)
+    me = viewer(request)
+    if me is not None and me.id != found.user.id:
+        following = await svc.stores.metadata.is_following(me.id, found.user.id)
+        pending = await svc.stores.metadata.follow_requests(found.user.id, me.id - 1, 1)
+        body["viewer"] = {"following": following, "requested": pending == [me.id]}
+    return views.json(body)

@@ -1,0 +1,152 @@
+"""``python -m bench run``: drive a mix of operations against a running service.
+
+Several load processes (``--processes``), each an asyncio loop with ``--concurrency``
+tasks, so the generator is not what limits the figures. Each request's operation, start
+time, latency and status are collected; ``report.py`` turns them into the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import multiprocessing
+import os
+import random
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bench.seed import PASSWORD, WORDS
+
+MIXES = {
+    "read-heavy": {"media": 55, "media_cold": 5, "timeline": 20, "photo": 8, "search": 5, "like": 5, "upload": 2},
+    "media": {"media": 100},
+    "media-cold": {"media_cold": 100},
+    "timeline": {"timeline": 100},
+    "search": {"search": 100},
+    "upload": {"upload": 100},
+}
+
+
+@dataclass
+class Plan:
+    base_url: str
+    mix: str
+    duration: float
+    concurrency: int
+    tokens: list[str]
+    hot_media: list[str]
+    cold_media: list[str]
+    photo_ids: list[str]
+    uploads: list[bytes]
+    out: str
+
+
+async def prepare(base_url: str, readers: int, uploads: list[bytes]) -> dict:
+    """Log the readers in and collect the URLs the mix will use."""
+    async with aiohttp.ClientSession(base_url) as http:
+        tokens = []
+        for i in range(readers):
+            resp = await http.post("/v1/sessions", json={"username": f"reader{i}", "password": PASSWORD})
+            if resp.status == 201:
+                tokens.append((await resp.json())["token"])
+        if not tokens:
+            raise SystemExit("no reader could log in: run `python -m bench seed` first")
+        auth = {"Authorization": f"Bearer {tokens[0]}"}
+        photos, cursor = [], None
+        while len(photos) < 3000:
+            url = "/v1/timeline?order=recent&limit=100" + (f"&cursor={cursor}" if cursor else "")
+            page = await (await http.get(url, headers=auth)).json()
+            photos += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+    hot = [p["media"]["thumb"] for p in photos[:50]] + [p["media"]["large"] for p in photos[:50]]
+    cold = [p["media"]["large"] for p in photos[100:]]
+    random.Random(1).shuffle(cold)
+    return {"tokens": tokens, "hot_media": hot, "cold_media": cold, "photo_ids": [p["id"] for p in photos]}
+
+
+async def _worker(plan: Plan, index: int, deadline: float, records: list, cold: list[str]) -> None:
+    rng = random.Random(index)
+    ops, weights = zip(*MIXES[plan.mix].items(), strict=True)
+    base = plan.base_url or None  # None: the URLs are absolute (a reference, e.g. WebHDFS)
+    async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=0)) as http:
+        while time.monotonic() < deadline:
+            op = rng.choices(ops, weights)[0]
+            token = plan.tokens[rng.randrange(len(plan.tokens))]
+            auth = {"Authorization": f"Bearer {token}"}
+            started = time.monotonic()
+            try:
+                if op == "media":
+                    resp = await http.get(rng.choice(plan.hot_media))
+                elif op == "media_cold":
+                    if not cold:
+                        continue
+                    resp = await http.get(cold.pop())
+                elif op == "timeline":
+                    order = "top" if rng.random() < 0.5 else "recent"
+                    resp = await http.get(f"/v1/timeline?order={order}&limit=20", headers=auth)
+                elif op == "photo":
+                    resp = await http.get(f"/v1/photos/{rng.choice(plan.photo_ids)}")
+                elif op == "search":
+                    resp = await http.get(f"/v1/search/photos?q={rng.choice(WORDS)}+{rng.choice(WORDS)}&limit=20")
+                elif op == "like":
+                    resp = await http.put(f"/v1/photos/{rng.choice(plan.photo_ids)}/like", headers=auth)
+                else:
+                    form = aiohttp.FormData()
+                    form.add_field("title", " ".join(rng.choice(WORDS) for _ in range(3)))
+                    form.add_field("file", io.BytesIO(rng.choice(plan.uploads)), filename="bench.jpg")
+                    resp = await http.post("/v1/photos", data=form, headers=auth)
+                await resp.read()
+                status = resp.status
+            except aiohttp.ClientError as exc:
+                status = f"error: {type(exc).__name__}"
+            records.append((op, started, time.monotonic() - started, status))
+
+
+def _process(plan: Plan, index: int) -> None:
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    records: list = []
+    cold = plan.cold_media[index::max(1, int(os.environ.get("BENCH_PROCESSES", "1")))]
+    deadline = time.monotonic() + plan.duration
+
+    async def main():
+        await asyncio.gather(*(
+            _worker(plan, index * 1000 + t, deadline, records, cold) for t in range(plan.concurrency)
+        ))
+
+    loop.run_until_complete(main())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    Path(plan.out, f"records-{index}.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in records) + "\n"
+    )
+    Path(plan.out, f"cpu-{index}.json").write_text(json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime}))
+
+
+def run(plan: Plan, processes: int) -> tuple[list, float]:
+    """Run the load; return every record and the load generator's CPU seconds."""
+    os.environ["BENCH_PROCESSES"] = str(processes)
+    Path(plan.out).mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_process, args=(plan, i)) for i in range(processes)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+    records, cpu = [], 0.0
+    for i in range(processes):
+        records += [tuple(json.loads(line)) for line in Path(plan.out, f"records-{i}.jsonl").read_text().splitlines() if line]
+        cpu += json.loads(Path(plan.out, f"cpu-{i}.json").read_text())["cpu_s"]
+        Path(plan.out, f"records-{i}.jsonl").unlink()
+        Path(plan.out, f"cpu-{i}.json").unlink()
+    return records, cpu
