@@ -66,6 +66,7 @@ class Accounts:
         self.settings = settings
         self.ids = ids
         self.clock = clock
+        self.on_change: Callable[[int], None] | None = None  # told of a changed user id
 
     async def sign_up(self, username: object, password: object, display_name: object = "") -> User:
         username = check_username(username)
@@ -109,6 +110,8 @@ class Accounts:
             changed = replace(changed, private=private)
         if changed != user:
             await self.stores.metadata.update_user(changed)
+            if self.on_change is not None:
+                self.on_change(changed.id)
         return changed
 
     async def by_name(self, username: str) -> User:

@@ -54,6 +54,29 @@ class ByteCache:
             self.used -= len(self._items.pop(key))
 
 
+class TtlCache:
+    """A few seconds of memory for small, rarely changing records (users by id)."""
+
+    def __init__(self, ttl: float = RECORD_TTL_S, max_items: int = MAX_RECORDS) -> None:
+        self.ttl = ttl
+        self.max_items = max_items
+        self._items: dict[object, tuple[float, object]] = {}
+
+    def get(self, key: object) -> object | None:
+        hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: object, value: object) -> None:
+        if len(self._items) >= self.max_items:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.ttl, value)
+
+    def drop(self, key: object) -> None:
+        self._items.pop(key, None)
+
+
 class RecordCache:
     def __init__(self, ttl: float = RECORD_TTL_S) -> None:
         self.ttl = ttl

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from instastore import search
 from instastore.config import Settings
-from instastore.hotcache import ByteCache, RecordCache
+from instastore.hotcache import ByteCache, RecordCache, TtlCache
 from instastore.errors import Gone, InstastoreError, InvalidInput, NotAllowed, NotFound
 from instastore.model import Photo
 from instastore.paging import Page, decode_cursor, encode_cursor
@@ -37,6 +37,9 @@ class Photos:
         self.clock = clock
         self.records = RecordCache()
         self.media = ByteCache(settings.media_cache_bytes)
+        # Owners shown beside photos. A change of privacy or display name reaches
+        # other processes within the TTL; this process drops its entry at once.
+        self.users = TtlCache()
 
     async def get_for_media(self, photo_id: int) -> Photo:
         """Like ``get``, through a few-second record cache (the media hot path)."""

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Literal
 
 from instastore.errors import InvalidInput, NotFound
+from instastore.hotcache import TtlCache
 from instastore.model import Photo, User, Visibility
 from instastore.paging import Page, decode_cursor, encode_cursor
 from instastore.photos import utcnow
@@ -84,9 +85,10 @@ class Audience:
     """Decides which photos one viewer may see, remembering owners and follow checks for
     the life of one request."""
 
-    def __init__(self, stores: Stores, viewer: User | None) -> None:
+    def __init__(self, stores: Stores, viewer: User | None, users: TtlCache | None = None) -> None:
         self.stores = stores
         self.viewer = viewer
+        self.users = users  # shared across requests: owners change rarely (see USERS_TTL_S)
         self._owners: dict[int, User | None] = {}
         self._follows: dict[int, bool] = {}
 
@@ -96,7 +98,12 @@ class Audience:
 
     async def _owner(self, owner_id: int) -> User | None:
         if owner_id not in self._owners:
-            self._owners[owner_id] = await self.stores.metadata.get_user(owner_id)
+            cached = self.users.get(owner_id) if self.users is not None else None
+            if cached is None:
+                cached = await self.stores.metadata.get_user(owner_id)
+                if cached is not None and self.users is not None:
+                    self.users.put(owner_id, cached)
+            self._owners[owner_id] = cached
         return self._owners[owner_id]
 
     async def _follows_owner(self, owner_id: int) -> bool:

@@ -10,7 +10,9 @@ Cost does not grow with the followees' whole history:
 3. each read asks one or two buckets of one UserPhoto row for at most a page of ids.
 
 So a page of 20 reads the rows of roughly the 20 followees who posted most recently,
-not of all 1,000. "recent" is newest first with an id cursor; "top" ranks a window of
+not of all 1,000, and each such read is one query in the bucket of the followee's newest
+photo. The price of the cache: a photo posted through another server process appears in
+its followers' timelines up to CACHE_TTL_S later (at once through the same process). "recent" is newest first with an id cursor; "top" ranks a window of
 the newest ``TOP_WINDOW`` photos by likes decayed by age, with a cursor that pins the
 window, so pages stay stable while new photos arrive.
 """
@@ -38,6 +40,7 @@ CACHE_TTL_S = 5.0  # followee lists and newest ids may be this stale
 FOLLOWEES_PAGE = 1000  # rows per read of the followee list
 MAX_FOLLOWEES = 10_000  # followees considered; beyond this the oldest follows are ignored
 PREFETCH = 4  # followees' rows read concurrently with the one at the top of the heap
+FIRST_READ = 4  # ids asked of a followee at first: most give a page one or two photos
 TOP_WINDOW = 200  # newest candidate photos ranked for "top"
 GRAVITY = 1.5  # how fast age decays a photo's likes in "top"
 
@@ -70,6 +73,13 @@ class Timeline:
         self.clock = clock
         self._followees = _TtlCache(CACHE_TTL_S)
         self._latest = _TtlCache(CACHE_TTL_S)
+
+    def note_photo(self, owner_id: int, photo_id: int) -> None:
+        """A photo was just posted through this process: followers' timelines here see
+        it at once (other processes within CACHE_TTL_S)."""
+        cached = self._latest.get(owner_id)
+        if cached is not None and cached < photo_id:
+            self._latest.put(owner_id, photo_id)
 
     def forget(self, user_id: int) -> None:
         """Drop the cached followee list of a user (they just followed or unfollowed)."""
@@ -118,33 +128,37 @@ class Timeline:
         exhausted: set[int] = set()
         out: list[int] = []
 
-        async def read(followee: int, below: int | None) -> None:
-            got = await self.stores.metadata.user_photo_ids(followee, below, n)
+        async def read(followee: int, below: int | None, count: int) -> None:
+            got = await self.stores.metadata.user_photo_ids(followee, below, count)
             rows[followee] = deque(got)
-            if len(got) < n:
+            if len(got) < count:
                 exhausted.add(followee)
             if got:
                 heapq.heappush(heap, (-got[0], followee, True))
 
+        first_read = min(n, FIRST_READ)
         while heap and len(out) < n:
             bound, followee, fetched = heapq.heappop(heap)
             if not fetched:
-                batch = [followee]
+                batch = [(followee, -bound)]
                 while heap and len(batch) <= PREFETCH and not heap[0][2]:
-                    batch.append(heapq.heappop(heap)[1])
-                await asyncio.gather(*(read(f, before) for f in batch))
+                    negative_bound, other, _ = heapq.heappop(heap)
+                    batch.append((other, -negative_bound))
+                # Strictly below bound + 1: from the followee's newest photo (or the
+                # cursor) down, starting in that photo's bucket.
+                await asyncio.gather(*(read(f, b + 1, first_read) for f, b in batch))
                 continue
             queue = rows[followee]
             out.append(queue.popleft())
             if queue:
                 heapq.heappush(heap, (-queue[0], followee, True))
             elif followee not in exhausted:
-                await read(followee, out[-1])
+                await read(followee, out[-1], n)
         return out
 
     async def page(self, user: User, order: Order, cursor: str | None, limit: int) -> Page[Photo]:
         followees = set(await self.followees(user.id))
-        audience = Audience(self.stores, user)
+        audience = Audience(self.stores, user, self.photos.users)
         audience.assume_following(followees)
         if order == "recent":
             return await self.photos._live_page(

@@ -49,9 +49,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
     ids = IdGenerator(settings.worker_id)
     photos = Photos(stores, settings)
+    accounts = Accounts(stores, settings, ids)
+    accounts.on_change = photos.users.drop
     app[SERVICES] = Services(
         stores=stores,
-        accounts=Accounts(stores, settings, ids),
+        accounts=accounts,
         photos=photos,
         social=Social(stores, settings.max_page_size),
         timeline=Timeline(stores, settings, photos),

@@ -20,7 +20,7 @@ async def timeline(request: web.Request) -> web.Response:
         raise InvalidInput("order must be top or recent")
     svc = services(request)
     page = await svc.timeline.page(user, order, cursor(request), limit(request))
-    audience = Audience(svc.stores, user)
+    audience = Audience(svc.stores, user, svc.photos.users)
     return views.json(views.page_json(await photos_json(request, page.items, audience), page))
 
 
@@ -31,6 +31,6 @@ async def search(request: web.Request) -> web.Response:
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"q is over {MAX_QUERY_CHARS} characters")
     svc = services(request)
-    audience = Audience(svc.stores, viewer(request))
+    audience = Audience(svc.stores, viewer(request), svc.photos.users)
     page = await svc.photos.search(query, cursor(request), limit(request), audience.filter)
     return views.json(views.page_json(await photos_json(request, page.items, audience), page))

@@ -32,7 +32,7 @@ async def visible_photo(request: web.Request) -> tuple[Photo, Audience]:
     telling a private photo from a missing one)."""
     pid = photo_id(request)
     photo = await services(request).photos.get(pid)
-    audience = Audience(services(request).stores, viewer(request))
+    audience = Audience(services(request).stores, viewer(request), services(request).photos.users)
     if not await audience.can_see(photo):
         raise NotFound(f"no photo {pid}")
     return photo, audience
@@ -90,6 +90,7 @@ async def upload(request: web.Request) -> web.Response:
         title = check_title(fields.get("title"), settings.max_title_chars)
         visibility = check_visibility(fields.get("visibility"))
         photo, created = await svc.uploads.create(user, received, title, visibility, key)
+        svc.timeline.note_photo(photo.owner_id, photo.id)
     finally:
         if received is not None:
             await asyncio.to_thread(received.discard)
@@ -112,14 +113,14 @@ async def delete_photo(request: web.Request) -> web.Response:
 async def restore_photo(request: web.Request) -> web.Response:
     user = require_user(request)
     photo = await services(request).photos.restore(photo_id(request), user.id)
-    (body,) = await photos_json(request, [photo], Audience(services(request).stores, user))
+    (body,) = await photos_json(request, [photo], Audience(services(request).stores, user, services(request).photos.users))
     return views.json(body)
 
 
 async def user_photos(request: web.Request) -> web.Response:
     svc = services(request)
     owner: User = await svc.accounts.by_name(request.match_info["username"])
-    audience = Audience(svc.stores, viewer(request))
+    audience = Audience(svc.stores, viewer(request), svc.photos.users)
     page = await svc.photos.by_user(owner.id, cursor(request), limit(request), audience.filter)
     return views.json(views.page_json(await photos_json(request, page.items, audience), page))
 

@@ -250,9 +250,18 @@ class CassandraMetadataStore:
             top = rows[-1].bucket - 1
 
     async def user_photo_ids(self, user_id: int, before: int | None, limit: int) -> list[int]:
-        before = NO_ID_LIMIT if before is None else before
         ids: list[int] = []
-        async for bucket in self._buckets("user_buckets", user_id, bucket_of(before)):
+        top = bucket_of(NO_ID_LIMIT)
+        if before is not None:
+            # The bucket of the cursor first, without asking which buckets exist: a page
+            # usually ends inside it, and the timeline's cursors are followees' newest ids.
+            ids = [r.photo_id for r in await self._q("user_photos", user_id, bucket_of(before), before, limit)]
+            if len(ids) >= limit:
+                return ids
+            top = bucket_of(before) - 1
+        else:
+            before = NO_ID_LIMIT
+        async for bucket in self._buckets("user_buckets", user_id, top):
             rows = await self._q("user_photos", user_id, bucket, before, limit - len(ids))
             ids += [r.photo_id for r in rows]
             if len(ids) >= limit:
