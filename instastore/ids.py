@@ -27,7 +27,9 @@ SEQUENCE_BITS = 10
 MAX_WORKER = (1 << WORKER_BITS) - 1
 MAX_SEQUENCE = (1 << SEQUENCE_BITS) - 1
 TIME_SHIFT = WORKER_BITS + SEQUENCE_BITS
-MAX_ID = (1 << (TIME_BITS + TIME_SHIFT)) - 1
+# Stored as signed 64-bit integers (CQL bigint, SQLite INTEGER): the top time bit stays 0
+# until 2059, so the largest valid id is 2**63 - 1.
+MAX_ID = (1 << 63) - 1
 MAX_CLOCK_BACKWARDS_MS = 2_000  # NTP slews are ms; a bigger step back is a broken clock
 
 # Wide rows are bucketed by the id's time: 2**29 ms (about 6.2 days) per bucket keeps a
@@ -86,7 +88,7 @@ class IdGenerator:
 
 def make_id(unix_ms: int, worker_id: int, sequence: int) -> int:
     offset = unix_ms - EPOCH_MS
-    if not 0 <= offset < (1 << TIME_BITS):
+    if not 0 <= offset < (1 << (TIME_BITS - 1)):  # see MAX_ID
         raise ValueError(f"time {unix_ms} ms is outside the id epoch")
     return (offset << TIME_SHIFT) | (worker_id << SEQUENCE_BITS) | sequence
 

@@ -12,7 +12,8 @@ Cost does not grow with the followees' whole history:
 So a page of 20 reads the rows of roughly the 20 followees who posted most recently,
 not of all 1,000, and each such read is one query in the bucket of the followee's newest
 photo. The price of the cache: a photo posted through another server process appears in
-its followers' timelines up to CACHE_TTL_S later (at once through the same process). "recent" is newest first with an id cursor; "top" ranks a window of
+its followers' timelines CACHE_TTL_S later while they keep reading, and up to STALE_MAX_S
+later on the first page after a pause (at once through the same process). "recent" is newest first with an id cursor; "top" ranks a window of
 the newest ``TOP_WINDOW`` photos by likes decayed by age, with a cursor that pins the
 window, so pages stay stable while new photos arrive.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,31 +37,42 @@ from instastore.photos import Photos, utcnow
 from instastore.social import Audience
 from instastore.storage.ports import Stores
 
+log = logging.getLogger(__name__)
+
 Order = Literal["top", "recent"]
-CACHE_TTL_S = 5.0  # followee lists and newest ids may be this stale
+CACHE_TTL_S = 5.0  # followee lists and newest ids are refreshed after this long...
+STALE_MAX_S = 60.0  # ...in the background, serving the old value meanwhile, up to this age
 FOLLOWEES_PAGE = 1000  # rows per read of the followee list
 MAX_FOLLOWEES = 10_000  # followees considered; beyond this the oldest follows are ignored
-PREFETCH = 4  # followees' rows read concurrently with the one at the top of the heap
+PREFETCH = 12  # followees' rows read concurrently with the one at the top of the heap
 FIRST_READ = 4  # ids asked of a followee at first: most give a page one or two photos
 TOP_WINDOW = 200  # newest candidate photos ranked for "top"
 GRAVITY = 1.5  # how fast age decays a photo's likes in "top"
 
 
-class _TtlCache:
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
+class _StaleWhileRevalidate:
+    """Entries are fresh for ``fresh_s``, then served stale (and refreshed in the
+    background by the caller) until ``max_s``, so a busy reader never waits for a refresh."""
+
+    def __init__(self, fresh_s: float, max_s: float) -> None:
+        self.fresh_s = fresh_s
+        self.max_s = max_s
         self._items: dict[int, tuple[float, object]] = {}
 
-    def get(self, key: int):
+    def get(self, key: int) -> tuple[object | None, bool]:
+        """(value, fresh); (None, False) when absent or too old to serve."""
         hit = self._items.get(key)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
-        return None
+        if hit is None:
+            return None, False
+        age = time.monotonic() - hit[0]
+        if age > self.max_s:
+            return None, False
+        return hit[1], age <= self.fresh_s
 
     def put(self, key: int, value: object) -> None:
-        if len(self._items) > 100_000:
+        if len(self._items) > 200_000:
             self._items.clear()
-        self._items[key] = (time.monotonic() + self.ttl, value)
+        self._items[key] = (time.monotonic(), value)
 
     def drop(self, key: int) -> None:
         self._items.pop(key, None)
@@ -71,13 +84,31 @@ class Timeline:
         self.settings = settings
         self.photos = photos
         self.clock = clock
-        self._followees = _TtlCache(CACHE_TTL_S)
-        self._latest = _TtlCache(CACHE_TTL_S)
+        self._followees = _StaleWhileRevalidate(CACHE_TTL_S, STALE_MAX_S)
+        self._latest = _StaleWhileRevalidate(CACHE_TTL_S, STALE_MAX_S)
+        self._refreshing: set[int] = set()
+        self._tasks: set[asyncio.Task] = set()
+
+    def _in_background(self, key: int, coro) -> None:
+        if key in self._refreshing:
+            coro.close()
+            return
+        self._refreshing.add(key)
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._tasks.discard(t)
+            self._refreshing.discard(key)
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("timeline cache refresh failed: %s", t.exception())
+
+        task.add_done_callback(done)
 
     def note_photo(self, owner_id: int, photo_id: int) -> None:
         """A photo was just posted through this process: followers' timelines here see
         it at once (other processes within CACHE_TTL_S)."""
-        cached = self._latest.get(owner_id)
+        cached, _ = self._latest.get(owner_id)
         if cached is not None and cached < photo_id:
             self._latest.put(owner_id, photo_id)
 
@@ -86,9 +117,14 @@ class Timeline:
         self._followees.drop(user_id)
 
     async def followees(self, user_id: int) -> list[int]:
-        cached = self._followees.get(user_id)
+        cached, fresh = self._followees.get(user_id)
         if cached is not None:
+            if not fresh:
+                self._in_background(-user_id - 1, self._load_followees(user_id))
             return cached
+        return await self._load_followees(user_id)
+
+    async def _load_followees(self, user_id: int) -> list[int]:
         found: list[int] = []
         after = None
         while len(found) < MAX_FOLLOWEES:
@@ -100,26 +136,35 @@ class Timeline:
         self._followees.put(user_id, found)
         return found
 
-    async def latest(self, user_ids: list[int]) -> dict[int, int]:
+    async def latest(self, user_ids: list[int], reader: int = 0) -> dict[int, int]:
         known: dict[int, int] = {}
-        missing = []
+        missing, stale = [], []
         for uid in user_ids:
-            value = self._latest.get(uid)
+            value, fresh = self._latest.get(uid)
             if value is None:
                 missing.append(uid)
-            elif value:
+                continue
+            if not fresh:
+                stale.append(uid)
+            if value:
                 known[uid] = value
+        if stale:
+            self._in_background(reader, self._load_latest(stale))
         if missing:
-            fresh = await self.stores.metadata.latest_photo_ids(missing)
-            for uid in missing:
-                self._latest.put(uid, fresh.get(uid, 0))
-            known.update(fresh)
+            known.update(await self._load_latest(missing))
         return known
+
+    async def _load_latest(self, user_ids: list[int]) -> dict[int, int]:
+        fresh = await self.stores.metadata.latest_photo_ids(user_ids)
+        for uid in user_ids:
+            current, _ = self._latest.get(uid)
+            self._latest.put(uid, max(fresh.get(uid, 0), current or 0))
+        return {uid: value for uid, value in fresh.items() if value}
 
     async def merged_ids(self, user_id: int, before: int | None, n: int) -> list[int]:
         """The ``n`` newest photo ids (strictly before ``before``) of the user's followees."""
         followees = await self.followees(user_id)
-        latest = await self.latest(followees)
+        latest = await self.latest(followees, reader=user_id)
         ceiling = (before - 1) if before is not None else ids.MAX_ID
         # Heap entries: (-upper bound of the next id, followee, fetched?)
         heap = [(-min(newest, ceiling), f, False) for f, newest in latest.items() if min(newest, ceiling) > 0]
