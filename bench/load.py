@@ -22,6 +22,7 @@ import aiohttp
 
 from bench.seed import PASSWORD, WORDS
 
+COLD_URLS = 20_000  # distinct photos read once each by media_cold (their bytes are not cached yet)
 MIXES = {
     "read-heavy": {"media": 55, "media_cold": 5, "timeline": 20, "photo": 8, "search": 5, "like": 5, "upload": 2},
     "media": {"media": 100},
@@ -58,7 +59,7 @@ async def prepare(base_url: str, readers: int, uploads: list[bytes]) -> dict:
             raise SystemExit("no reader could log in: run `python -m bench seed` first")
         auth = {"Authorization": f"Bearer {tokens[0]}"}
         photos, cursor = [], None
-        while len(photos) < 3000:
+        while len(photos) < COLD_URLS:
             url = "/v1/timeline?order=recent&limit=100" + (f"&cursor={cursor}" if cursor else "")
             page = await (await http.get(url, headers=auth)).json()
             photos += page["items"]
@@ -86,7 +87,7 @@ async def _worker(plan: Plan, index: int, deadline: float, records: list, cold: 
                     resp = await http.get(rng.choice(plan.hot_media))
                 elif op == "media_cold":
                     if not cold:
-                        continue
+                        return  # every cold URL served once: never spin (it would starve the loop)
                     resp = await http.get(cold.pop())
                 elif op == "timeline":
                     order = "top" if rng.random() < 0.5 else "recent"

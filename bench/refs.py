@@ -58,7 +58,9 @@ def wrk(url: str, duration: int, connections: int, threads: int = 2) -> dict:
         value, unit = float(match.group(1)), match.group(2)
         return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 3)
 
-    return {"requests_per_s": rps, "p50_ms": ms(p50), "p99_ms": ms(p99), "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+    if non2xx:
+        raise SystemExit(f"wrk got {non2xx.group(1)} error responses from {url}: the figure would be meaningless")
+    return {"requests_per_s": rps, "p50_ms": ms(p50), "p99_ms": ms(p99)}
 
 
 class Nginx:
@@ -69,9 +71,11 @@ class Nginx:
             raise SystemExit("nginx is needed for the reference: apt-get install nginx-light")
         self.binary = shutil.which("nginx") or "/usr/sbin/nginx"
         self.prefix = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
-        (self.prefix / "www").mkdir()
+        self.prefix.chmod(0o755)  # nginx's workers run as an unprivileged user
+        (self.prefix / "www").mkdir(mode=0o755)
         for name, data in files.items():
             (self.prefix / "www" / name).write_bytes(data)
+            (self.prefix / "www" / name).chmod(0o644)
         (self.prefix / "nginx.conf").write_text(NGINX_CONF.format(workers=workers, prefix=self.prefix, port=port))
         self.port = port
 

@@ -31,6 +31,7 @@ from typing import Literal
 
 from instastore import ids
 from instastore.config import Settings
+from instastore.hotcache import TtlCache
 from instastore.model import Photo, User
 from instastore.paging import Page, decode_top_cursor, encode_top_cursor
 from instastore.photos import Photos, utcnow
@@ -48,6 +49,7 @@ PREFETCH = 12  # followees' rows read concurrently with the one at the top of th
 FIRST_READ = 4  # ids asked of a followee at first: most give a page one or two photos
 TOP_WINDOW = 200  # newest candidate photos ranked for "top"
 GRAVITY = 1.5  # how fast age decays a photo's likes in "top"
+RANKED_TTL_S = 10.0  # a ranked "top" window is reused this long (new likes re-rank after it)
 
 
 class _StaleWhileRevalidate:
@@ -86,6 +88,7 @@ class Timeline:
         self.clock = clock
         self._followees = _StaleWhileRevalidate(CACHE_TTL_S, STALE_MAX_S)
         self._latest = _StaleWhileRevalidate(CACHE_TTL_S, STALE_MAX_S)
+        self._ranked = TtlCache(RANKED_TTL_S)
         self._refreshing: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
 
@@ -215,9 +218,28 @@ class Timeline:
         limit = max(1, min(limit, self.settings.max_page_size))
         pinned = decode_top_cursor(cursor)
         window_top, offset = pinned if pinned else (None, 0)
+        ranked = self._ranked.get((user.id, window_top))
+        if ranked is None:
+            window_top, ranked = await self._rank_window(user, audience, window_top)
+            self._ranked.put((user.id, window_top), ranked)
+            if pinned is None:
+                self._ranked.put((user.id, None), (window_top, ranked))
+        elif pinned is None:
+            window_top, ranked = ranked
+        if not ranked:
+            return Page([], None)
+        page_ids = ranked[offset : offset + limit]
+        photos = await self.stores.metadata.get_photos(page_ids)
+        page = [photos[i] for i in page_ids if i in photos and not photos[i].deleted]  # deleted since ranking
+        more = offset + limit < len(ranked)
+        return Page(page, encode_top_cursor(window_top, offset + limit) if more else None)
+
+    async def _rank_window(self, user: User, audience: Audience, window_top: int | None) -> tuple[int, list[int]]:
+        """The ids of the newest TOP_WINDOW visible photos up to ``window_top``, best first.
+        Ranked once and kept for RANKED_TTL_S, so paging through "top" is cheap and stable."""
         candidates = await self.merged_ids(user.id, window_top + 1 if window_top else None, TOP_WINDOW)
         if not candidates:
-            return Page([], None)
+            return window_top or 0, []
         window_top = window_top or candidates[0]
         photos = await self.stores.metadata.get_photos(candidates)
         live = await audience.filter(photos[i] for i in candidates if i in photos and not photos[i].deleted)
@@ -228,7 +250,4 @@ class Timeline:
             age_hours = max(0.0, (now_ms - ids.unix_ms_of(photo.id)) / 3_600_000)
             return ((likes[photo.id] + 1) / (age_hours + 2) ** GRAVITY, photo.id)
 
-        ranked = sorted(live, key=score, reverse=True)
-        page = ranked[offset : offset + limit]
-        more = offset + limit < len(ranked)
-        return Page(page, encode_top_cursor(window_top, offset + limit) if more else None)
+        return window_top, [p.id for p in sorted(live, key=score, reverse=True)]
