@@ -47,7 +47,7 @@ FOLLOWEES_PAGE = 1000  # rows per read of the followee list
 MAX_FOLLOWEES = 10_000  # followees considered; beyond this the oldest follows are ignored
 PREFETCH = 12  # followees' rows read concurrently with the one at the top of the heap
 FIRST_READ = 4  # ids asked of a followee at first: most give a page one or two photos
-TOP_WINDOW = 200  # newest candidate photos ranked for "top"
+TOP_WINDOW = 100  # newest candidate photos ranked for "top" (about 5 pages)
 GRAVITY = 1.5  # how fast age decays a photo's likes in "top"
 RANKED_TTL_S = 10.0  # a ranked "top" window is reused this long (new likes re-rank after it)
 
@@ -89,6 +89,7 @@ class Timeline:
         self._followees = _StaleWhileRevalidate(CACHE_TTL_S, STALE_MAX_S)
         self._latest = _StaleWhileRevalidate(CACHE_TTL_S, STALE_MAX_S)
         self._ranked = TtlCache(RANKED_TTL_S)
+        self._flights: dict[tuple, asyncio.Future] = {}
         self._refreshing: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
 
@@ -218,12 +219,19 @@ class Timeline:
         limit = max(1, min(limit, self.settings.max_page_size))
         pinned = decode_top_cursor(cursor)
         window_top, offset = pinned if pinned else (None, 0)
-        ranked = self._ranked.get((user.id, window_top))
+        key = (user.id, window_top)
+        ranked = self._ranked.get(key)
         if ranked is None:
-            window_top, ranked = await self._rank_window(user, audience, window_top)
+            # Single flight: concurrent first pages of one reader rank the window once.
+            flight = self._flights.get(key)
+            if flight is None:
+                flight = asyncio.ensure_future(self._rank_window(user, audience, window_top))
+                self._flights[key] = flight
+                flight.add_done_callback(lambda _: self._flights.pop(key, None))
+            window_top, ranked = await asyncio.shield(flight)
             self._ranked.put((user.id, window_top), ranked)
             if pinned is None:
-                self._ranked.put((user.id, None), (window_top, ranked))
+                self._ranked.put(key, (window_top, ranked))
         elif pinned is None:
             window_top, ranked = ranked
         if not ranked:
