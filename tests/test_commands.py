@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import os
 import subprocess
 import sys
@@ -84,3 +85,33 @@ def test_the_core_never_imports_a_driver_or_http():
                 names = [node.module]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in {"cassandra", "aiohttp"}]
     assert not offenders
+
+
+def test_serve_with_two_workers_shares_one_port(tmp_path):
+    import json
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "INSTASTORE_PORT": str(port), "INSTASTORE_DATA_DIR": str(tmp_path), "INSTASTORE_WORKERS": "2"}
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "instastore", "serve"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        listeners: set[str] = set()
+        while time.monotonic() < deadline and len(listeners) < 2:
+            out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+            listeners = set(re.findall(r"pid=(\d+)", out))
+            time.sleep(0.2)
+        assert len(listeners) == 2, "two worker processes should listen on the port"
+        body = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz"))
+        assert body["status"] == "ready"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
