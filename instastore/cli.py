@@ -134,10 +134,10 @@ def _migrate(args: argparse.Namespace) -> None:
     print(f"applied {len(applied)} schema file(s)" if applied else f"keyspace {settings.cassandra_keyspace} is up to date")
 
 
-def _purge(args: argparse.Namespace) -> None:
+def _with_stores(args: argparse.Namespace, job):
+    """Open the stores the settings name, run ``await job(stores, settings)``, close them."""
     import asyncio
 
-    from instastore.photos import purge
     from instastore.storage import open_stores
 
     settings = config.settings_from_args(args)
@@ -146,11 +146,17 @@ def _purge(args: argparse.Namespace) -> None:
     async def run():
         stores = await open_stores(settings)
         try:
-            return await purge(stores, settings, progress=print)
+            return await job(stores, settings)
         finally:
             await stores.close()
 
-    report = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def _purge(args: argparse.Namespace) -> None:
+    from instastore.photos import purge
+
+    report = _with_stores(args, lambda stores, settings: purge(stores, settings, progress=print))
     print(
         f"purged {report.purged} photo(s), removed {report.blobs_removed} blob(s); "
         f"skipped {report.skipped}, failed {report.failed}"
@@ -160,22 +166,9 @@ def _purge(args: argparse.Namespace) -> None:
 
 
 def _gc(args: argparse.Namespace) -> None:
-    import asyncio
-
-    from instastore.storage import open_stores
     from instastore.uploads import sweep_orphans
 
-    settings = config.settings_from_args(args)
-    _configure_logging(settings.log_level)
-
-    async def run():
-        stores = await open_stores(settings)
-        try:
-            return await sweep_orphans(stores, progress=print)
-        finally:
-            await stores.close()
-
-    report = asyncio.run(run())
+    report = _with_stores(args, lambda stores, settings: sweep_orphans(stores, progress=print))
     print(f"checked {report.checked} blob(s): removed {report.removed} orphan(s), left {report.young} too young to judge")
 
 

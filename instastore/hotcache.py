@@ -2,7 +2,7 @@
 
 ``ByteCache`` is an LRU of small renditions (thumbnails, feed-size JPEGs) under a byte
 budget, so hot media is served from memory instead of a NameNode and a DataNode round
-trip. ``RecordCache`` keeps photo records for a few seconds for the media path only; a
+trip. ``TtlCache`` keeps records for a few seconds; for photos (the media path only) a
 delete through this process drops the entry at once, and other processes see it within
 ``RECORD_TTL_S`` (media URLs are served ``immutable`` anyway, so downstream HTTP caches
 keep them far longer).
@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from instastore.model import Photo
 
 RECORD_TTL_S = 5.0
 MAX_RECORDS = 100_000
@@ -75,23 +74,3 @@ class TtlCache:
 
     def drop(self, key: object) -> None:
         self._items.pop(key, None)
-
-
-class RecordCache:
-    def __init__(self, ttl: float = RECORD_TTL_S) -> None:
-        self.ttl = ttl
-        self._items: dict[int, tuple[float, Photo]] = {}
-
-    def get(self, photo_id: int) -> Photo | None:
-        hit = self._items.get(photo_id)
-        if hit is None or hit[0] < time.monotonic():
-            return None
-        return hit[1]
-
-    def put(self, photo: Photo) -> None:
-        if len(self._items) >= MAX_RECORDS:
-            self._items.clear()
-        self._items[photo.id] = (time.monotonic() + self.ttl, photo)
-
-    def drop(self, photo_id: int) -> None:
-        self._items.pop(photo_id, None)

@@ -29,17 +29,22 @@ def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(_TAG + struct.pack(">Q", last_id)).rstrip(b"=").decode()
 
 
+def _unpack(cursor: str, tag: bytes, layout: str, what: str) -> tuple:
+    size = len(tag) + struct.calcsize(layout)
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise BadCursor(f"cursor {cursor[:40]!r} is not {what}") from exc
+    if len(raw) != size or not raw.startswith(tag):
+        raise BadCursor(f"cursor {cursor[:40]!r} is not {what}")
+    return struct.unpack(layout, raw[len(tag):])
+
+
 def decode_cursor(cursor: str | None) -> int | None:
     """The id a cursor carries; None for no cursor (the first page)."""
     if cursor is None or cursor == "":
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise BadCursor(f"cursor {cursor[:40]!r} is not one this service made") from exc
-    if len(raw) != len(_TAG) + 8 or not raw.startswith(_TAG):
-        raise BadCursor(f"cursor {cursor[:40]!r} is not one this service made")
-    (value,) = struct.unpack(">Q", raw[len(_TAG):])
+    (value,) = _unpack(cursor, _TAG, ">Q", "one this service made")
     if not 0 < value < 2**63:
         raise BadCursor(f"cursor {cursor[:40]!r} is out of range")
     return value
@@ -56,11 +61,5 @@ def encode_top_cursor(window_top: int, offset: int) -> str:
 def decode_top_cursor(cursor: str | None) -> tuple[int, int] | None:
     if cursor is None or cursor == "":
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise BadCursor(f"cursor {cursor[:40]!r} is not a top-timeline cursor") from exc
-    if len(raw) != len(_TOP_TAG) + 12 or not raw.startswith(_TOP_TAG):
-        raise BadCursor(f"cursor {cursor[:40]!r} is not a top-timeline cursor")
-    window_top, offset = struct.unpack(">QI", raw[len(_TOP_TAG):])
+    window_top, offset = _unpack(cursor, _TOP_TAG, ">QI", "a top-timeline cursor")
     return window_top, offset

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from instastore import search
 from instastore.config import Settings
-from instastore.hotcache import ByteCache, RecordCache, TtlCache
+from instastore.hotcache import ByteCache, TtlCache
 from instastore.errors import Gone, InstastoreError, InvalidInput, NotAllowed, NotFound
 from instastore.model import Photo
 from instastore.paging import Page, decode_cursor, encode_cursor
@@ -35,7 +35,7 @@ class Photos:
         self.stores = stores
         self.settings = settings
         self.clock = clock
-        self.records = RecordCache()
+        self.records = TtlCache()  # photo records of the media path
         self.media = ByteCache(settings.media_cache_bytes)
         # Owners shown beside photos. A change of privacy or display name reaches
         # other processes within the TTL; this process drops its entry at once.
@@ -46,7 +46,7 @@ class Photos:
         photo = self.records.get(photo_id)
         if photo is None:
             photo = await self.get(photo_id)
-            self.records.put(photo)
+            self.records.put(photo_id, photo)
         return photo
 
     @property

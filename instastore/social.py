@@ -55,11 +55,13 @@ class Social:
         await self.stores.metadata.unfollow(me.id, other.id)
         await self.stores.metadata.remove_follow_request(other.id, me.id)
 
-    async def approve(self, me: User, username: str) -> None:
+    async def approve(self, me: User, username: str) -> User:
+        """Approve a pending request; the requester (who now follows ``me``)."""
         requester = await self._user(username)
         if not await self.stores.metadata.remove_follow_request(me.id, requester.id):
             raise NotFound(f"no pending follow request from {username!r}")
         await self.stores.metadata.follow(requester.id, me.id, self.clock())
+        return requester
 
     async def _users_page(self, fetch, cursor: str | None, limit: int) -> Page[User]:
         limit = max(1, min(limit, self.max_page))

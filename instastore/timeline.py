@@ -117,8 +117,10 @@ class Timeline:
             self._latest.put(owner_id, photo_id)
 
     def forget(self, user_id: int) -> None:
-        """Drop the cached followee list of a user (they just followed or unfollowed)."""
+        """Drop what is cached for a reader who just followed or unfollowed someone: the
+        followee list and the ranked "top" first page."""
         self._followees.drop(user_id)
+        self._ranked.drop((user_id, None))
 
     async def followees(self, user_id: int) -> list[int]:
         cached, fresh = self._followees.get(user_id)

@@ -10,9 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 
 from instastore.cluster import LocalCluster
 

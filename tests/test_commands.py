@@ -15,6 +15,8 @@ import pytest
 from instastore.config import Settings
 from instastore.storage.cassandra.metadata import build_cluster
 
+from .serving import serve
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,7 +36,6 @@ def test_migrate_applies_once_then_reports_up_to_date(local_cluster):
     second = instastore("migrate", env=env)
     assert second.returncode == 0, second.stderr
     assert "is up to date" in second.stdout
-    from cassandra.cluster import Cluster
 
     from instastore.schema import migrations
 
@@ -89,20 +90,11 @@ def test_the_core_never_imports_a_driver_or_http():
 
 def test_serve_with_two_workers_shares_one_port(tmp_path):
     import json
-    import signal
-    import socket
     import time
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "INSTASTORE_PORT": str(port), "INSTASTORE_DATA_DIR": str(tmp_path), "INSTASTORE_WORKERS": "2"}
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "instastore", "serve"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=out)
-    try:
+    env = {"INSTASTORE_DATA_DIR": str(tmp_path), "INSTASTORE_WORKERS": "2"}
+    with serve(env, tmp_path / "serve.log") as port:
         deadline = time.monotonic() + 60
         listeners: set[str] = set()
         while time.monotonic() < deadline and len(listeners) < 2:
@@ -112,6 +104,3 @@ def test_serve_with_two_workers_shares_one_port(tmp_path):
         assert len(listeners) == 2, "two worker processes should listen on the port"
         body = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz"))
         assert body["status"] == "ready"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]

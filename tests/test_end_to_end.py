@@ -6,12 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 
 import aiohttp
@@ -22,45 +16,24 @@ from instastore import ids, search
 from instastore.codec import decode_photo
 
 from . import samples
+from .serving import serve
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.hdfs]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(cluster_settings, tmp_path):
-    port = free_port()
     hdfs_root = f"/e2e-{uuid.uuid4().hex[:8]}"
     env = {
-        **os.environ,
         "INSTASTORE_CASSANDRA_HOSTS": cluster_settings.cassandra_hosts,
         "INSTASTORE_CASSANDRA_PORT": str(cluster_settings.cassandra_port),
         "INSTASTORE_CASSANDRA_KEYSPACE": cluster_settings.cassandra_keyspace,
         "INSTASTORE_WEBHDFS_URL": cluster_settings.webhdfs_url,
         "INSTASTORE_HDFS_ROOT": hdfs_root,
         "INSTASTORE_DATA_DIR": str(tmp_path),
-        "INSTASTORE_PORT": str(port),
     }
-    log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "instastore", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            time.sleep(0.2)
-    yield base, hdfs_root, cluster_settings
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0, (tmp_path / "serve.log").read_text()
-    log.close()
+    with serve(env, tmp_path / "serve.log") as port:
+        yield f"http://127.0.0.1:{port}", hdfs_root, cluster_settings
 
 
 async def test_serve_on_the_cluster_and_check_with_hadoop_and_the_driver(server, local_cluster):
@@ -79,7 +52,7 @@ async def test_serve_on_the_cluster_and_check_with_hadoop_and_the_driver(server,
         assert resp.status == 201, await resp.text()
         photo = await resp.json()
         large = await (await http.get(photo["media"]["large"])).read()
-        assert (await (await http.get(f"/v1/search/photos?q=harbour")).json())["items"][0]["id"] == photo["id"]
+        assert (await (await http.get("/v1/search/photos?q=harbour")).json())["items"][0]["id"] == photo["id"]
 
     pid = int(photo["id"])
     folder = f"{hdfs_root}/blobs/{ids.bucket_of(pid)}/{pid}"

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from . import samples
+from .serving import serve
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -28,22 +24,8 @@ def session_script() -> str:
 
 @pytest.fixture
 def served(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "INSTASTORE_PORT": str(port), "INSTASTORE_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen([sys.executable, "-m", "instastore", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield port
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+    with serve({"INSTASTORE_DATA_DIR": str(tmp_path / "data")}, tmp_path / "serve.log") as port:
+        yield port
 
 
 def test_the_curl_session(served, tmp_path):

@@ -5,19 +5,14 @@ the main pages at desktop and phone sizes go to docs/screenshots/."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from . import samples
+from .serving import serve
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 
@@ -31,22 +26,8 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
     data = tmp_path_factory.mktemp("web")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "INSTASTORE_PORT": str(port), "INSTASTORE_DATA_DIR": str(data)}
-    proc = subprocess.Popen([sys.executable, "-m", "instastore", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+    with serve({"INSTASTORE_DATA_DIR": str(data)}, data / "serve.log") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

@@ -40,5 +40,6 @@ async def requests(request: web.Request) -> web.Response:
 
 async def approve(request: web.Request) -> web.Response:
     user = require_user(request)
-    await services(request).social.approve(user, request.match_info["username"])
+    requester = await services(request).social.approve(user, request.match_info["username"])
+    services(request).timeline.forget(requester.id)
     return views.json({"state": "approved"})
