@@ -15,8 +15,10 @@ _SPLIT = re.compile(r"[^\w]+|_+")
 
 
 def fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    # Compatibility forms first (so "𝑨" becomes "A" before case folding), then case
+    # folding, then once more: folding can produce characters that decompose further.
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    return "".join(c for c in folded if not unicodedata.combining(c))
 
 
 def terms(text: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instastore import search
@@ -24,6 +24,11 @@ def test_bounded():
     assert search.terms("x" * 65 + " ok") == ["ok"]
 
 
+def test_compatibility_forms_fold_to_plain_lower_case():
+    assert search.terms("𝑨𝒅𝒂 ＬＯＶＥ") == ["ada", "love"]
+
+
+@settings(max_examples=2000)
 @given(st.text())
 def test_terms_are_idempotent(text):
     once = search.terms(text)
