@@ -15,12 +15,19 @@ import os
 import uuid
 from pathlib import Path
 
+import hypothesis
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from instastore.cluster import LocalCluster, default_cluster_dir
 from instastore.config import Settings
+
+# Property tests: no per-example deadline (a loaded 2-core machine is not a failure), and
+# under CI a fixed seed, so a run is repeatable; locally each run explores new examples.
+hypothesis.settings.register_profile("default", deadline=None)
+hypothesis.settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+hypothesis.settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "default")
 
 REQUIRE_CLUSTER = os.environ.get("CI", "").lower() == "true" or os.environ.get("INSTASTORE_REQUIRE_CLUSTER") == "1"
 

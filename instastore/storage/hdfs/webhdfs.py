@@ -43,6 +43,15 @@ _EXCEPTIONS: dict[str, type[Exception]] = {
 }
 
 
+# IOExceptions that mean "not yet", not "never": right after a NameNode restart it knows
+# a file but not where its blocks are until the DataNodes report them again.
+_TRANSIENT_MESSAGES = (
+    "No active and not excluded nodes contain this block",
+    "Could not obtain block",
+    "BlockMissingException",
+)
+
+
 class WebHdfs:
     def __init__(self, base_url: str, user: str) -> None:
         self.base_url = base_url.rstrip("/")
@@ -182,6 +191,8 @@ async def _raise_for(resp: aiohttp.ClientResponse, what: str) -> None:
     name = remote.get("exception", "")
     message = remote.get("message") or resp.reason or ""
     error = _EXCEPTIONS.get(name)
+    if error is None and any(hint in message for hint in _TRANSIENT_MESSAGES):
+        error = Unavailable
     if error is None:
         error = Unavailable if resp.status >= 500 else StorageError
     raise error(f"WebHDFS {what}: {resp.status} {name}: {message}")
