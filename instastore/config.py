@@ -19,6 +19,7 @@ from typing import Any
 from instastore.errors import ConfigError
 
 ENV_PREFIX = "INSTASTORE_"
+CONSISTENCY_LEVELS = {"AUTO", "ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL"}
 
 
 def setting(default: Any, help: str, *, secret: bool = False) -> Any:
@@ -51,6 +52,9 @@ class Settings:
     )
     replication_factor: int = setting(
         1, "Replicas per row in the keyspace (1 on a laptop, 3 in production)."
+    )
+    cassandra_consistency: str = setting(
+        "auto", "Consistency of reads and writes: auto (LOCAL_QUORUM above 1 replica, else LOCAL_ONE) or a level name."
     )
     webhdfs_url: str = setting(
         "", "NameNode WebHDFS base URL, e.g. http://127.0.0.1:9870; empty stores blobs locally."
@@ -97,6 +101,10 @@ class Settings:
             raise ConfigError(f"retention_days must be 0 or more, not {self.retention_days}")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
+        if self.cassandra_consistency.upper() not in CONSISTENCY_LEVELS:
+            raise ConfigError(
+                f"cassandra_consistency must be one of {', '.join(sorted(CONSISTENCY_LEVELS))}, not {self.cassandra_consistency!r}"
+            )
         if bool(self.cassandra_hosts) != bool(self.webhdfs_url):
             raise ConfigError(
                 "cassandra_hosts and webhdfs_url go together: set both for the cluster "
@@ -107,6 +115,14 @@ class Settings:
     def uses_cluster(self) -> bool:
         """True when metadata lives in Cassandra and blobs in HDFS."""
         return bool(self.cassandra_hosts)
+
+    @property
+    def consistency(self) -> str:
+        """The Cassandra consistency level name to use for reads and writes."""
+        level = self.cassandra_consistency.upper()
+        if level == "AUTO":
+            return "LOCAL_QUORUM" if self.replication_factor > 1 else "LOCAL_ONE"
+        return level
 
     @property
     def cassandra_contact_points(self) -> list[str]:

@@ -51,6 +51,14 @@ def test_bad_settings_are_refused_with_the_reason(environ, message):
         Settings.from_sources(environ)
 
 
+def test_consistency_follows_the_replication_factor_unless_set():
+    assert Settings().consistency == "LOCAL_ONE"
+    assert Settings(replication_factor=3).consistency == "LOCAL_QUORUM"
+    assert Settings(replication_factor=3, cassandra_consistency="each_quorum").consistency == "EACH_QUORUM"
+    with pytest.raises(ConfigError, match="cassandra_consistency must be one of"):
+        Settings(cassandra_consistency="most")
+
+
 def test_secrets_are_masked_in_repr():
     settings = Settings(cassandra_password="hunter2")
     assert "hunter2" not in repr(settings)

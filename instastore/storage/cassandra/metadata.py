@@ -1,7 +1,8 @@
 """Cassandra metadata store.
 
 Statements are prepared once, at connect; reads and writes run at the configured
-consistency (LOCAL_QUORUM; lightweight transactions at LOCAL_SERIAL) through a
+consistency (by default LOCAL_QUORUM above one replica; lightweight transactions at
+LOCAL_SERIAL) through a
 token-aware policy; a photo record and its index rows go in one logged batch. Wide rows
 are bucketed by id time (``instastore.ids.bucket_of``); the ``*_buckets`` tables say
 which buckets hold anything, so reads never scan empty ones.
@@ -99,7 +100,7 @@ LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run co
 def build_cluster(settings: Settings) -> Cluster:
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)),
-        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        consistency_level=ConsistencyLevel.name_to_value[settings.consistency],
         serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
         request_timeout=REQUEST_TIMEOUT_S,
     )
