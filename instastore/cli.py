@@ -39,21 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"instastore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the HTTP service")
-    config.add_arguments(serve)
-    serve.set_defaults(run=_serve)
-
-    migrate = commands.add_parser("migrate", help="create the keyspace and apply the CQL schema files not yet applied")
-    config.add_arguments(migrate)
-    migrate.set_defaults(run=_migrate)
-
-    purge = commands.add_parser("purge", help="remove for good the photos deleted more than retention_days ago")
-    config.add_arguments(purge)
-    purge.set_defaults(run=_purge)
-
-    gc = commands.add_parser("gc", help="remove blobs that no photo points at (left by a crash mid-upload)")
-    config.add_arguments(gc)
-    gc.set_defaults(run=_gc)
+    # The commands that act on the service's stores take every setting as a flag.
+    for name, help_text, run in (
+        ("serve", "run the HTTP service", _serve),
+        ("migrate", "create the keyspace and apply the CQL schema files not yet applied", _migrate),
+        ("purge", "remove for good the photos deleted more than retention_days ago", _purge),
+        ("gc", "remove blobs that no photo points at (left by a crash mid-upload)", _gc),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        config.add_arguments(command)
+        command.set_defaults(run=run)
 
     cluster = commands.add_parser("cluster", help="a local Cassandra + HDFS cluster for development and tests")
     cluster.add_argument("--dir", type=Path, default=None, help="cluster folder (default: $INSTASTORE_CLUSTER_DIR or ~/.local/state/instastore/cluster)")
@@ -228,18 +223,19 @@ def _cluster_down(args: argparse.Namespace) -> None:
     print(f"stopped{note}" + (f"; removed {cluster.root}" if args.wipe else ""))
 
 
-def _cluster_nodetool(args: argparse.Namespace) -> int:
-    done = _cluster(args).nodetool(args.args, node=args.node)
+def _passthrough(done) -> int:
+    """Hand a Java tool's output and exit code on as they are."""
     sys.stdout.write(done.stdout)
     sys.stderr.write(done.stderr)
     return done.returncode
+
+
+def _cluster_nodetool(args: argparse.Namespace) -> int:
+    return _passthrough(_cluster(args).nodetool(args.args, node=args.node))
 
 
 def _cluster_hdfs(args: argparse.Namespace) -> int:
-    done = _cluster(args).hdfs_tool(args.tool, args.args)
-    sys.stdout.write(done.stdout)
-    sys.stderr.write(done.stderr)
-    return done.returncode
+    return _passthrough(_cluster(args).hdfs_tool(args.tool, args.args))
 
 
 def _cluster_logs(args: argparse.Namespace) -> None:

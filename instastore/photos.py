@@ -60,7 +60,7 @@ class Photos:
             raise NotFound(f"no photo {photo_id}")
         return photo
 
-    async def _live_page(self, fetch, cursor: str | None, limit: int, allowed=None) -> Page[Photo]:
+    async def live_page(self, fetch, cursor: str | None, limit: int, allowed=None) -> Page[Photo]:
         """Fill a page from ``fetch(before, n) -> ids``, skipping deleted photos and,
         with ``allowed`` (an async filter, e.g. ``Audience.filter``), invisible ones."""
         limit = max(1, min(limit, self.settings.max_page_size))
@@ -84,7 +84,7 @@ class Photos:
 
     async def by_user(self, user_id: int, cursor: str | None = None, limit: int = 20, allowed=None) -> Page[Photo]:
         """A user's live photos, newest first."""
-        return await self._live_page(
+        return await self.live_page(
             lambda before, n: self.stores.metadata.user_photo_ids(user_id, before, n), cursor, limit, allowed
         )
 
@@ -93,7 +93,7 @@ class Photos:
         terms = search.terms(query)
         if not terms:
             raise InvalidInput("q must contain at least one word")
-        return await self._live_page(
+        return await self.live_page(
             lambda before, n: self.stores.metadata.search_terms(terms, before, n), cursor, limit, allowed
         )
 

@@ -212,7 +212,7 @@ class Timeline:
         audience = Audience(self.stores, user, self.photos.users)
         audience.assume_following(followees)
         if order == "recent":
-            return await self.photos._live_page(
+            return await self.photos.live_page(
                 lambda before, n: self.merged_ids(user.id, before, n), cursor, limit, audience.filter
             )
         return await self._top(user, audience, cursor, limit)

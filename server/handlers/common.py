@@ -10,6 +10,7 @@ from instastore import ids
 from instastore.errors import InvalidInput, NotAuthenticated
 from instastore.model import User
 from instastore.server.keys import SERVICES, SETTINGS, USER, Services
+from instastore.social import Audience
 
 
 def services(request: web.Request) -> Services:
@@ -18,6 +19,12 @@ def services(request: web.Request) -> Services:
 
 def viewer(request: web.Request) -> User | None:
     return request[USER]
+
+
+def audience(request: web.Request) -> Audience:
+    """Who may see what, for this request's viewer, with the shared cache of owners."""
+    svc = services(request)
+    return Audience(svc.stores, viewer(request), svc.photos.users)
 
 
 def require_user(request: web.Request) -> User:

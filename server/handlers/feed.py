@@ -6,9 +6,8 @@ from aiohttp import web
 
 from instastore.errors import InvalidInput
 from instastore.server import views
-from instastore.server.handlers.common import cursor, limit, require_user, services, viewer
+from instastore.server.handlers.common import audience, cursor, limit, require_user, services
 from instastore.server.handlers.photos import photos_json
-from instastore.social import Audience
 
 MAX_QUERY_CHARS = 200
 
@@ -18,10 +17,8 @@ async def timeline(request: web.Request) -> web.Response:
     order = request.query.get("order", "top")
     if order not in ("top", "recent"):
         raise InvalidInput("order must be top or recent")
-    svc = services(request)
-    page = await svc.timeline.page(user, order, cursor(request), limit(request))
-    audience = Audience(svc.stores, user, svc.photos.users)
-    return views.json(views.page_json(await photos_json(request, page.items, audience), page))
+    page = await services(request).timeline.page(user, order, cursor(request), limit(request))
+    return views.json(views.page_json(await photos_json(request, page.items, audience(request)), page))
 
 
 async def search(request: web.Request) -> web.Response:
@@ -30,7 +27,6 @@ async def search(request: web.Request) -> web.Response:
         raise InvalidInput("q is required: the words to find in titles")
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"q is over {MAX_QUERY_CHARS} characters")
-    svc = services(request)
-    audience = Audience(svc.stores, viewer(request), svc.photos.users)
-    page = await svc.photos.search(query, cursor(request), limit(request), audience.filter)
-    return views.json(views.page_json(await photos_json(request, page.items, audience), page))
+    seen_by = audience(request)
+    page = await services(request).photos.search(query, cursor(request), limit(request), seen_by.filter)
+    return views.json(views.page_json(await photos_json(request, page.items, seen_by), page))

@@ -11,7 +11,7 @@ from instastore.errors import InvalidInput, NotFound, TooLarge
 from instastore.model import Photo, User
 from instastore.photos import utcnow
 from instastore.server import views
-from instastore.server.handlers.common import cursor, limit, photo_id, require_user, services, viewer
+from instastore.server.handlers.common import audience, cursor, limit, photo_id, require_user, services
 from instastore.server.keys import SETTINGS
 from instastore.social import Audience
 from instastore.uploads import check_idempotency_key, check_title, check_visibility, receive
@@ -21,10 +21,15 @@ MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file, i
 UPLOAD_CHUNK = 256 * 1024
 
 
-async def photos_json(request: web.Request, photos: list[Photo], audience: Audience) -> list[dict]:
-    likes = await services(request).stores.metadata.like_counts([p.id for p in photos])
-    owners = {p.owner_id: await audience.owner(p.owner_id) for p in photos}
-    return [views.photo_json(p, audience.viewer, owners[p.owner_id], likes[p.id]) for p in photos]
+async def photos_json(request: web.Request, photos: list[Photo], seen_by: Audience) -> list[dict]:
+    """Photos as JSON, with their like counts and owners (each distinct owner read once)."""
+    owner_ids = list({p.owner_id for p in photos})
+    likes, owners = await asyncio.gather(
+        services(request).stores.metadata.like_counts([p.id for p in photos]),
+        asyncio.gather(*(seen_by.owner(o) for o in owner_ids)),
+    )
+    by_id = dict(zip(owner_ids, owners, strict=True))
+    return [views.photo_json(p, seen_by.viewer, by_id[p.owner_id], likes[p.id]) for p in photos]
 
 
 async def visible_photo(request: web.Request) -> tuple[Photo, Audience]:
@@ -32,10 +37,10 @@ async def visible_photo(request: web.Request) -> tuple[Photo, Audience]:
     telling a private photo from a missing one)."""
     pid = photo_id(request)
     photo = await services(request).photos.get(pid)
-    audience = Audience(services(request).stores, viewer(request), services(request).photos.users)
-    if not await audience.can_see(photo):
+    seen_by = audience(request)
+    if not await seen_by.can_see(photo):
         raise NotFound(f"no photo {pid}")
-    return photo, audience
+    return photo, seen_by
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
@@ -94,7 +99,8 @@ async def upload(request: web.Request) -> web.Response:
     finally:
         if received is not None:
             await asyncio.to_thread(received.discard)
-    likes = (await svc.stores.metadata.like_counts([photo.id]))[photo.id]
+    # A new photo has no likes; a replayed Idempotency-Key returns the first photo as it is now.
+    likes = (await svc.stores.metadata.like_counts([photo.id]))[photo.id] if not created else 0
     return views.json(views.photo_json(photo, user, user, likes), status=201 if created else 200)
 
 
@@ -113,29 +119,33 @@ async def delete_photo(request: web.Request) -> web.Response:
 async def restore_photo(request: web.Request) -> web.Response:
     user = require_user(request)
     photo = await services(request).photos.restore(photo_id(request), user.id)
-    (body,) = await photos_json(request, [photo], Audience(services(request).stores, user, services(request).photos.users))
+    (body,) = await photos_json(request, [photo], audience(request))
     return views.json(body)
 
 
 async def user_photos(request: web.Request) -> web.Response:
     svc = services(request)
     owner: User = await svc.accounts.by_name(request.match_info["username"])
-    audience = Audience(svc.stores, viewer(request), svc.photos.users)
-    page = await svc.photos.by_user(owner.id, cursor(request), limit(request), audience.filter)
-    return views.json(views.page_json(await photos_json(request, page.items, audience), page))
+    seen_by = audience(request)
+    page = await svc.photos.by_user(owner.id, cursor(request), limit(request), seen_by.filter)
+    return views.json(views.page_json(await photos_json(request, page.items, seen_by), page))
+
+
+async def _set_like(request: web.Request, liked: bool) -> web.Response:
+    user = require_user(request)
+    photo, _ = await visible_photo(request)
+    metadata = services(request).stores.metadata
+    if liked:
+        await metadata.like(photo.id, user.id, utcnow())
+    else:
+        await metadata.unlike(photo.id, user.id)
+    likes = (await metadata.like_counts([photo.id]))[photo.id]
+    return views.json({"liked": liked, "likes": likes})
 
 
 async def like(request: web.Request) -> web.Response:
-    user = require_user(request)
-    photo, _ = await visible_photo(request)
-    await services(request).stores.metadata.like(photo.id, user.id, utcnow())
-    likes = (await services(request).stores.metadata.like_counts([photo.id]))[photo.id]
-    return views.json({"liked": True, "likes": likes})
+    return await _set_like(request, True)
 
 
 async def unlike(request: web.Request) -> web.Response:
-    user = require_user(request)
-    photo, _ = await visible_photo(request)
-    await services(request).stores.metadata.unlike(photo.id, user.id)
-    likes = (await services(request).stores.metadata.like_counts([photo.id]))[photo.id]
-    return views.json({"liked": False, "likes": likes})
+    return await _set_like(request, False)

@@ -124,11 +124,7 @@ class WebHdfs:
                         await _raise_for(resp, f"CREATE {path}")
                     return body.size
             except aiohttp.ClientConnectorError as exc:
-                if body.started or attempt == DATANODE_ATTEMPTS - 1:
-                    raise Unavailable(f"WebHDFS CREATE {path}: DataNode unreachable: {exc}") from exc
-                excluded.append(_host_port(location))
-                log.warning("DataNode %s refused CREATE %s; asking the NameNode for another", excluded[-1], path)
-                await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
+                await _refused(exc, "CREATE", path, location, excluded, attempt, can_retry=not body.started)
             except aiohttp.ClientError as exc:
                 raise Unavailable(f"WebHDFS CREATE {path}: {exc}") from exc
         raise AssertionError("unreachable")
@@ -149,11 +145,7 @@ class WebHdfs:
                         raise Unavailable(f"WebHDFS OPEN {path}: read failed: {exc}") from exc
                     return
             except aiohttp.ClientConnectorError as exc:
-                if attempt == DATANODE_ATTEMPTS - 1:
-                    raise Unavailable(f"WebHDFS OPEN {path}: DataNode unreachable: {exc}") from exc
-                excluded.append(_host_port(location))
-                log.warning("DataNode %s refused OPEN %s; asking the NameNode for another", excluded[-1], path)
-                await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
+                await _refused(exc, "OPEN", path, location, excluded, attempt)
             except aiohttp.ClientError as exc:
                 raise Unavailable(f"WebHDFS OPEN {path}: {exc}") from exc
 
@@ -175,6 +167,19 @@ class _CountingBody:
             self.started = True
             self.size += len(chunk)
             yield chunk
+
+
+async def _refused(
+    exc: Exception, op: str, path: str, location: str, excluded: list[str], attempt: int, can_retry: bool = True
+) -> None:
+    """A DataNode refused the connection (right after it died the NameNode still names
+    it): exclude it and back off before asking the NameNode again, as Hadoop's own
+    WebHDFS client does; raise Unavailable once out of attempts or when a retry is unsafe."""
+    if not can_retry or attempt == DATANODE_ATTEMPTS - 1:
+        raise Unavailable(f"WebHDFS {op} {path}: DataNode unreachable: {exc}") from exc
+    excluded.append(_host_port(location))
+    log.warning("DataNode %s refused %s %s; asking the NameNode for another", excluded[-1], op, path)
+    await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
 
 
 def _host_port(url: str) -> str:
