@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 
 from instastore.cluster import LocalCluster
 
@@ -110,3 +111,19 @@ def test_a_node_that_dies_while_starting_fails_with_its_log(tmp_path, local_clus
     assert "Too small maximum heap" in done.stderr
     after = LocalCluster(tmp_path / "c")
     assert after.daemons() and not after.running()  # nothing left behind
+
+
+def test_an_unknown_node_name_is_one_clear_line(local_cluster):
+    done = run_cluster("--dir", str(local_cluster.root), "logs", "cassandra9")
+    assert done.returncode == 1
+    assert done.stderr.startswith("instastore: no node named 'cassandra9'; nodes: cassandra1")
+    done = run_cluster("--dir", str(local_cluster.root), "nodetool", "--node", "namenode", "status")
+    assert done.returncode == 1 and "namenode is not a Cassandra node" in done.stderr
+
+
+@pytest.mark.parametrize("flags", [["--cassandra-nodes", "0"], ["--datanodes", "10"]])
+def test_a_cluster_size_out_of_range_is_refused(tmp_path, flags):
+    done = run_cluster("--dir", str(tmp_path / "c"), "up", "--port-offset", OFFSET, *flags)
+    assert done.returncode == 1
+    assert "1 to 9 Cassandra nodes and 1 to 9 DataNodes" in done.stderr
+    assert not (tmp_path / "c" / "state.json").exists()

@@ -44,6 +44,12 @@ def test_flags_win_over_the_environment():
         ({"INSTASTORE_REPLICATION_FACTOR": "0"}, "at least 1"),
         ({"INSTASTORE_LOG_LEVEL": "LOUD"}, "log_level"),
         ({"INSTASTORE_CASSANDRA_HOSTS": "127.0.0.1"}, "go together"),
+        ({"INSTASTORE_WORKER_ID": "9000"}, "worker_id must be between"),
+        ({"INSTASTORE_WORKERS": "0"}, "workers must be 1-64"),
+        ({"INSTASTORE_WORKER_ID": "8191", "INSTASTORE_WORKERS": "2"}, "worker_id \\+ workers"),
+        ({"INSTASTORE_MEDIA_CACHE_BYTES": "-1"}, "media_cache_bytes"),
+        ({"INSTASTORE_MAX_PAGE_SIZE": "0"}, "max_page_size must be at least 1"),
+        ({"INSTASTORE_RETENTION_DAYS": "-1"}, "retention_days"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(environ, message):
@@ -69,3 +75,11 @@ def test_every_setting_is_documented_in_the_readme():
     readme = README.read_text()
     missing = [env for env, _help, _default in config.documented_settings() if f"`{env}`" not in readme]
     assert not missing, f"settings missing from README.md: {missing}"
+
+
+@pytest.mark.parametrize("keyspace", ["Upper", "has-dash", "1starts_with_digit", "x; DROP KEYSPACE y"])
+def test_a_keyspace_name_that_is_not_a_cql_identifier_is_refused(keyspace):
+    from instastore.storage.cassandra.migrate import keyspace_cql
+
+    with pytest.raises(ConfigError, match="lower-case CQL identifier"):
+        keyspace_cql(Settings(cassandra_keyspace=keyspace))

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import uuid
 
+import aiohttp
 import pytest
 from PIL import Image
 
@@ -278,3 +279,34 @@ async def test_user_photos_paged_with_cursor(api):
     await problem(await api.get(f"/v1/users/{name}/photos?cursor=garbage"), 400)
     await problem(await api.get(f"/v1/users/{name}/photos?limit=0"), 400)
     await problem(await api.get(f"/v1/users/{name}/photos?limit=many"), 400)
+
+
+@pytest.mark.parametrize("key", ["k" * 129, "tab\tin it"])
+async def test_a_bad_idempotency_key_is_400(api, key):
+    name, headers = await api.user()
+    resp = await api.upload(headers, samples.image(), "keyed", extra_headers={"Idempotency-Key": key})
+    assert "Idempotency-Key" in (await problem(resp, 400))["detail"]
+    assert await photo_count(api, name) == 0
+
+
+async def test_malformed_forms_are_400_and_store_nothing(api):
+    name, headers = await api.user()
+
+    async def post(parts):
+        form = aiohttp.FormData()
+        for field, value in parts:
+            if isinstance(value, bytes):
+                value = io.BytesIO(value)
+            form.add_field(field, value, filename="f.jpg" if field == "file" else None)
+        return await api.post("/v1/photos", data=form, headers=headers)
+
+    image = samples.image()
+    cases = [
+        ([("title", "t"), ("caption", "x"), ("file", image)], "unexpected form field 'caption'"),
+        ([("title", "t"), ("file", image), ("file", image)], "exactly one 'file' part"),
+        ([("title", "x" * 5000), ("file", image)], "over 4096 bytes"),
+        ([("title", b"\xff\xfe not utf-8"), ("file", image)], "not UTF-8"),
+    ]
+    for parts, detail in cases:
+        assert detail in (await problem(await post(parts), 400))["detail"]
+    assert await photo_count(api, name) == 0
