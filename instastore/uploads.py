@@ -44,8 +44,9 @@ FILE_CHUNK = 256 * 1024  # bytes per chunk when streaming the temporary file to 
 IDEMPOTENCY_TTL = timedelta(days=1)  # a key answers with its photo this long after its last write
 MAX_IDEMPOTENCY_KEY = 128  # characters
 # Younger unreferenced blobs may belong to an upload in flight, or to one whose save had an
-# unknown outcome and that a retry with its key re-applies up to IDEMPOTENCY_TTL later:
-# the grace must never be shorter than the key's life.
+# unknown outcome and that a retry with its key re-applies until the key expires,
+# IDEMPOTENCY_TTL after its intent was recorded; the hour covers the upload's own time
+# between its photo id (the blobs' age) and that intent.
 ORPHAN_GRACE = IDEMPOTENCY_TTL + timedelta(hours=1)
 TAKEOVER_ROUNDS = 3  # claim -> take over -> claim again, when retries race for a stale key
 HEARTBEATS_PER_WINDOW = 3  # claim renewals per stale window while an upload works
