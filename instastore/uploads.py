@@ -31,7 +31,15 @@ from pathlib import Path
 from instastore import ids as idlib
 from instastore import media
 from instastore.config import Settings
-from instastore.errors import Conflict, InProgress, InstastoreError, InvalidInput, NotFound, OutcomeUnknown, TooLarge
+from instastore.errors import (
+    Conflict,
+    InProgress,
+    InstastoreError,
+    InvalidInput,
+    NotFound,
+    OutcomeUnknown,
+    TooLarge,
+)
 from instastore.ids import IdGenerator
 from instastore.model import Photo, Rendition, User, Visibility
 from instastore.photos import Photos, utcnow

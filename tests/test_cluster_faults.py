@@ -93,7 +93,7 @@ class Client:
         while True:
             try:
                 status, body = await self.post(upload, image)
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (aiohttp.ClientError, TimeoutError):
                 status, body = 0, {}
             if status in (200, 201):
                 upload.photo_id = body["id"]
@@ -144,7 +144,7 @@ async def listed_photos(client: Client) -> list[dict]:
 
 
 async def test_uploads_survive_killed_cassandra_and_datanode(cluster3, fault_server):
-    base, log = fault_server
+    base, _log = fault_server
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(base, timeout=timeout) as http:
         clients = [await sign_up(http) for _ in range(CLIENTS)]

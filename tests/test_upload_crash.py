@@ -22,9 +22,11 @@ STALE_S = 3  # the server's claim window (upload_claim_stale_seconds), short for
 
 
 def claimed(db: str, key: str) -> bool:
-    with contextlib.suppress(sqlite3.OperationalError):  # not created yet
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-            return conn.execute("SELECT 1 FROM idempotency_keys WHERE key = ?", (key,)).fetchone() is not None
+    with (
+        contextlib.suppress(sqlite3.OperationalError),  # not created yet
+        contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn,
+    ):
+        return conn.execute("SELECT 1 FROM idempotency_keys WHERE key = ?", (key,)).fetchone() is not None
     return False
 
 

@@ -110,7 +110,8 @@ class Rig:
         return await self.metadata.user_photo_ids(self.user.id, None, 100)
 
     async def blob_keys(self, photo_id: int) -> list[str]:
-        return [k async for k in self.blobs.real.keys() if f"/{photo_id}/" in f"/{k}"]
+        every = self.blobs.real.keys()
+        return [k async for k in every if f"/{photo_id}/" in f"/{k}"]
 
 
 @pytest.fixture

@@ -333,8 +333,10 @@ class SqliteMetadataStore:
         self, user_id: int, key: str, held: KeyClaim, photo_id: int, now: datetime, expires_at: datetime
     ) -> bool:
         (count,) = await self._write((
-            "UPDATE idempotency_keys SET photo_id = ?, claimed_ms = ?, expires_ms = ?, intent = NULL "
-            "WHERE user_id = ? AND key = ? AND photo_id = ? AND claimed_ms IS ?",
+            (
+                "UPDATE idempotency_keys SET photo_id = ?, claimed_ms = ?, expires_ms = ?, intent = NULL "
+                "WHERE user_id = ? AND key = ? AND photo_id = ? AND claimed_ms IS ?"
+            ),
             (photo_id, _ms(now), _ms(expires_at), user_id, key, held.photo_id, _ms(held.claimed_at)),
         ))
         return count == 1
@@ -344,8 +346,10 @@ class SqliteMetadataStore:
     ) -> bool:
         record = None if intent is None else codec.encode_photo(intent)
         (count,) = await self._write((
-            "UPDATE idempotency_keys SET claimed_ms = ?, expires_ms = ?, intent = COALESCE(?, intent) "
-            "WHERE user_id = ? AND key = ? AND photo_id = ?",
+            (
+                "UPDATE idempotency_keys SET claimed_ms = ?, expires_ms = ?, intent = COALESCE(?, intent) "
+                "WHERE user_id = ? AND key = ? AND photo_id = ?"
+            ),
             (_ms(now), _ms(expires_at), record, user_id, key, photo_id),
         ))
         return count == 1
