@@ -144,3 +144,43 @@ async def test_a_real_write_that_times_out_is_outcome_unknown(cluster_settings):
         assert type(read.value) is Unavailable
     finally:
         await asyncio.to_thread(driver.shutdown)
+
+
+@pytest.mark.cassandra
+async def test_writes_that_time_out_are_tried_again_and_counted_once(cluster_settings):
+    """On the test cluster, the first try of each write below times out on the client
+    (it may or may not have landed); the store tries it again rather than giving up or
+    undoing, and the photo count moves exactly once."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT
+
+    from instastore.model import User
+
+    from .contract.conftest import make_photo, new_id
+
+    store = await CassandraMetadataStore.connect(cluster_settings)
+    profile = store.cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
+    normal = profile.request_timeout
+
+    def time_out_for_a_moment() -> None:
+        profile.request_timeout = 1e-6
+        asyncio.get_running_loop().call_later(0.1, setattr, profile, "request_timeout", normal)
+
+    try:
+        owner = User(new_id(), f"t{uuid.uuid4().hex[:10]}", "$argon2id$x", "", False, datetime.now(UTC))
+        time_out_for_a_moment()
+        await store.create_user(owner)  # its first write times out, then lands
+        assert (await store.get_user_by_name(owner.username)).id == owner.id
+
+        photo = make_photo(owner.id)
+        await store.save_photo(photo, ["timeout"])
+        assert await store.count_photos(owner.id) == 1
+        time_out_for_a_moment()
+        await store.set_deleted(photo, datetime.now(UTC))  # its batch times out first
+        assert (await store.get_photo(photo.id)).deleted
+        assert await store.count_photos(owner.id) == 0
+    finally:
+        profile.request_timeout = normal
+        await store.close()
