@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol, TypeVar
 
-from instastore.errors import InvalidInput, OutcomeUnknown
+from instastore.errors import InvalidInput, OutcomeUnknown, Unavailable
 from instastore.model import Photo, User
 
 log = logging.getLogger(__name__)
@@ -31,15 +31,23 @@ SETTLE_DELAYS_S = (0.25, 1.0, 2.0)
 
 async def settle(what: str, write: Callable[[], Awaitable[T]], delays: Sequence[float] = SETTLE_DELAYS_S) -> T:
     """Run ``write`` again while its outcome is unknown, and return its first known
-    result; ``OutcomeUnknown`` if it stays unknown. Only for idempotent writes (the same
-    rows again, or a conditional write that recognises its own earlier success)."""
-    for delay in delays:
+    result; ``OutcomeUnknown`` if it stays unknown, also when a later try fails outright
+    (the first may still have landed). Only for idempotent writes (the same rows again,
+    or a conditional write that recognises its own earlier success)."""
+    tries = 0
+    while True:
         try:
             return await write()
         except OutcomeUnknown as exc:
-            log.warning("%s: outcome unknown, trying again in %.2f s: %s", what, delay, exc)
-            await asyncio.sleep(delay)
-    return await write()
+            if tries == len(delays):
+                raise
+            log.warning("%s: outcome unknown, trying again in %.2f s: %s", what, delays[tries], exc)
+            await asyncio.sleep(delays[tries])
+            tries += 1
+        except Unavailable as exc:
+            if not tries:
+                raise  # known not written
+            raise OutcomeUnknown(f"{what}: a try timed out, a later one failed: {exc}") from exc
 
 
 def check_key(key: str) -> str:
