@@ -73,6 +73,9 @@ class Settings:
     max_json_bytes: int = setting(64 * 1024, "Largest accepted JSON request body in bytes.")
     max_page_size: int = setting(100, "Most items one page of any list returns.")
     uploads_per_minute: int = setting(30, "Uploads one user may start per minute (429 past it).")
+    upload_claim_stale_seconds: int = setting(
+        30, "Seconds after which an Idempotency-Key claim not renewed by its upload is taken over by a retry."
+    )
     session_days: int = setting(30, "Days a login token stays valid.")
     media_cache_bytes: int = setting(
         256 * 2**20, "Memory per process for hot thumbnails and feed renditions, in bytes (0: off)."
@@ -94,7 +97,7 @@ class Settings:
         if not 1 <= self.workers <= 64 or self.worker_id + self.workers - 1 > 8191:
             raise ConfigError("workers must be 1-64, and worker_id + workers - 1 at most 8191")
         for name in ("max_upload_bytes", "max_image_pixels", "max_title_chars", "max_json_bytes",
-                     "max_page_size", "uploads_per_minute", "session_days"):
+                     "max_page_size", "uploads_per_minute", "session_days", "upload_claim_stale_seconds"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.retention_days < 0:

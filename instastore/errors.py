@@ -18,8 +18,10 @@ escapes ``instastore.storage``. The server maps these classes to HTTP statuses i
     ├── NotFound               no such user, photo or blob (404)
     │   └── Gone               it existed, and is past its undelete window (410)
     ├── Conflict               the thing already exists (409)
+    │   └── InProgress         another request is making it; retry_after seconds (409)
     ├── StorageError           a store failed in a way the caller cannot fix
     │   ├── Unavailable        a store cannot be reached right now (503); retry later
+    │   │   └── OutcomeUnknown a write timed out: it may or may not have happened (503)
     │   └── CorruptRecord      a stored record does not decode
     └── ClusterError           the local cluster tool failed (not used by the service)
 """
@@ -81,12 +83,28 @@ class Conflict(InstastoreError):
     """The thing to create already exists."""
 
 
+class InProgress(Conflict):
+    """Another request is making the same thing (an upload holding the same
+    Idempotency-Key); the same call may succeed after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class StorageError(InstastoreError):
     """A store failed in a way the caller cannot fix."""
 
 
 class Unavailable(StorageError):
     """A store cannot be reached right now; the same call may succeed later."""
+
+
+class OutcomeUnknown(Unavailable):
+    """A write timed out or its connection broke after it was sent: it may have happened,
+    may happen later (a logged batch replayed from Cassandra's batch log), or never.
+    Never undo or acknowledge on this: settle it (retry an idempotent write, read back)
+    or leave what depends on it in place."""
 
 
 class CorruptRecord(StorageError):

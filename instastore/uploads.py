@@ -3,9 +3,16 @@ process the media off the event loop, write the blobs, then the metadata.
 
 Write path: blobs first (original, then renditions), then the photo record and its index
 rows in one batch, then the caller answers 201. A crash in between leaves only blobs no
-record points at, which ``sweep_orphans`` (``instastore gc``) removes. An
-``Idempotency-Key`` is claimed before any work, so a retried upload returns the photo the
-first attempt made instead of making a second.
+record points at, which ``sweep_orphans`` (``instastore gc``) removes after ORPHAN_GRACE.
+A write whose outcome is unknown (``OutcomeUnknown``: a timeout) is read back, never
+undone: its blobs stay, and so does its Idempotency-Key.
+
+With an ``Idempotency-Key`` the upload is fenced by its claim: claim the key for a new
+photo id, write the blobs (renewing the claim meanwhile), record the intended photo in
+the claim only while it is still ours, then save the photo. A retry with the same key
+returns the holder's photo, re-applies its intended record (the same rows again), takes
+over a claim gone stale without an intent (the old attempt, if alive, is then fenced off
+and removes only its own blobs), or answers ``InProgress`` while the holder is alive.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -23,19 +31,33 @@ from pathlib import Path
 from instastore import ids as idlib
 from instastore import media
 from instastore.config import Settings
-from instastore.errors import Conflict, InstastoreError, InvalidInput, NotFound, TooLarge
+from instastore.errors import (
+    Conflict,
+    InProgress,
+    InstastoreError,
+    InvalidInput,
+    NotFound,
+    OutcomeUnknown,
+    TooLarge,
+)
 from instastore.ids import IdGenerator
 from instastore.model import Photo, Rendition, User, Visibility
 from instastore.photos import Photos, utcnow
-from instastore.storage.ports import Stores
+from instastore.storage.ports import KeyClaim, MetadataStore, Stores, settle
 
 log = logging.getLogger(__name__)
 
 HASH_BATCH = 1024 * 1024  # bytes gathered before one write + hash step in a worker thread
 FILE_CHUNK = 256 * 1024  # bytes per chunk when streaming the temporary file to the blob store
-IDEMPOTENCY_TTL = timedelta(days=1)
+IDEMPOTENCY_TTL = timedelta(days=1)  # a key answers with its photo this long after its last write
 MAX_IDEMPOTENCY_KEY = 128  # characters
-ORPHAN_GRACE = timedelta(hours=1)  # younger blobs may belong to an upload in flight
+# Younger unreferenced blobs may belong to an upload in flight, or to one whose save had an
+# unknown outcome and that a retry with its key re-applies until the key expires,
+# IDEMPOTENCY_TTL after its intent was recorded; the hour covers the upload's own time
+# between its photo id (the blobs' age) and that intent.
+ORPHAN_GRACE = IDEMPOTENCY_TTL + timedelta(hours=1)
+TAKEOVER_ROUNDS = 3  # claim -> take over -> claim again, when retries race for a stale key
+HEARTBEATS_PER_WINDOW = 3  # claim renewals per stale window while an upload works
 
 
 @dataclass
@@ -130,34 +152,96 @@ class Uploads:
         self.clock = clock
         self.tmp_dir = Path(settings.data_dir) / "tmp"
 
+    @property
+    def stale_after(self) -> timedelta:
+        """A claim not renewed for this long belongs to an attempt that died."""
+        return timedelta(seconds=self.settings.upload_claim_stale_seconds)
+
     async def create(
         self, user: User, received: Received, title: str, visibility: Visibility, idempotency_key: str | None
     ) -> tuple[Photo, bool]:
         """Make a photo from a received upload; (photo, created). With a key already
         used by this user, the photo of the first upload and created=False."""
         photo_id = self.ids.next_id()
+        fence = None
         if idempotency_key:
-            holder = await self.stores.metadata.claim_idempotency_key(
-                user.id, idempotency_key, photo_id, self.clock() + IDEMPOTENCY_TTL
-            )
-            if holder != photo_id:
-                existing = await self.stores.metadata.get_photo(holder)
-                if existing is None:
-                    raise Conflict("an upload with this Idempotency-Key is still in progress; retry shortly")
-                return existing, False
-        try:
-            photo = await self._make(user, received, title, visibility, photo_id)
-        except BaseException:
-            if idempotency_key:
-                await self.stores.metadata.release_idempotency_key(user.id, idempotency_key, photo_id)
-            raise
-        return photo, True
+            fence = _Fence(self.stores.metadata, user.id, idempotency_key, photo_id, self.clock, self.stale_after)
+            earlier = await self._claim(fence)
+            if earlier is not None:
+                return earlier, False
+        return await self._make(user, received, title, visibility, photo_id, fence), True
 
-    async def _make(self, user: User, received: Received, title: str, visibility: Visibility, photo_id: int) -> Photo:
-        media_type = media.sniff(received.head)
-        processed = await asyncio.to_thread(media.process, received.path, media_type, self.settings.max_image_pixels)
+    async def _claim(self, fence: _Fence) -> Photo | None:
+        """Hold the key for ``fence.photo_id`` (claimed, or taken over from a dead
+        attempt), or return the photo an earlier attempt with this key made."""
+        for _ in range(TAKEOVER_ROUNDS):
+            claim = await fence.claim()
+            if claim.photo_id == fence.photo_id:
+                return None
+            earlier = await self._finish(claim)
+            if earlier is not None:
+                return earlier
+            wait = fence.wait_for(claim)
+            if wait > 0:
+                raise InProgress("an upload with this Idempotency-Key is still in progress; retry shortly", wait)
+            await fence.take_over(claim)  # won or lost, the next claim says who holds the key
+        raise InProgress("other retries with this Idempotency-Key are racing; retry shortly", 1)
+
+    async def _finish(self, claim: KeyClaim) -> Photo | None:
+        """The photo of an earlier attempt: saved already, or saved now from the record it
+        meant to save (the same rows a late write of its own would make). None if there
+        is none, or its blobs are not all there."""
+        photo = await self.stores.metadata.get_photo(claim.photo_id)
+        if photo is not None or claim.intent is None:
+            return photo
+        for rendition in claim.intent.renditions:
+            try:
+                await self.stores.blobs.size(rendition.locator)
+            except NotFound:
+                return None
+        await self._save(claim.intent)
+        return claim.intent
+
+    async def _make(
+        self, user: User, received: Received, title: str, visibility: Visibility, photo_id: int, fence: _Fence | None
+    ) -> Photo:
         written: list[str] = []
         try:
+            photo = await self._write_blobs(user, received, title, visibility, photo_id, written, fence)
+        except BaseException:
+            await self._discard(written)
+            if fence:
+                await fence.release()
+            raise
+        if fence and not await fence.record_intent(photo):
+            await self._discard(written)  # fenced off: a retry took the key over; these are ours alone
+            raise Conflict("this upload's Idempotency-Key was taken over by a retry")
+        try:
+            await self._save(photo)
+        except (OutcomeUnknown, asyncio.CancelledError):
+            raise  # it may land yet: blobs (and the key) stay; gc or a retry settles it
+        except BaseException:
+            if not fence:  # nothing refers to them; with a key, a retry re-applies the intent
+                await self._discard(written)
+            raise
+        return photo
+
+    async def _write_blobs(
+        self,
+        user: User,
+        received: Received,
+        title: str,
+        visibility: Visibility,
+        photo_id: int,
+        written: list[str],
+        fence: _Fence | None,
+    ) -> Photo:
+        """Process the media and write its blobs (their keys appended to ``written``);
+        the photo record to save. A fence is renewed meanwhile."""
+        heartbeat = asyncio.create_task(fence.keep_alive()) if fence else None
+        try:
+            media_type = media.sniff(received.head)
+            processed = await asyncio.to_thread(media.process, received.path, media_type, self.settings.max_image_pixels)
             original_key = blob_key(photo_id, "original", media_type.extension)
             await self.stores.blobs.put(original_key, _file_chunks(received.path))
             written.append(original_key)
@@ -169,30 +253,105 @@ class Uploads:
                 await self.stores.blobs.put(key, _one(r.data))
                 written.append(key)
                 renditions.append(Rendition(r.name, key, r.content_type, len(r.data), r.width, r.height))
-            photo = Photo(
-                id=photo_id,
-                owner_id=user.id,
-                title=title,
-                kind=media_type.kind,
-                secret=idlib.new_media_secret(),
-                sha256=received.sha256,
-                created_at=idlib.created_at(photo_id),
-                visibility=visibility,
-                renditions=tuple(renditions),
-                width=processed.width,
-                height=processed.height,
-                duration_s=processed.duration_s,
-            )
+        finally:
+            if heartbeat:
+                heartbeat.cancel()
+        return Photo(
+            id=photo_id,
+            owner_id=user.id,
+            title=title,
+            kind=media_type.kind,
+            secret=idlib.new_media_secret(),
+            sha256=received.sha256,
+            created_at=idlib.created_at(photo_id),
+            visibility=visibility,
+            renditions=tuple(renditions),
+            width=processed.width,
+            height=processed.height,
+            duration_s=processed.duration_s,
+        )
+
+    async def _save(self, photo: Photo) -> None:
+        """Save the record; on an unknown outcome (the store tried again already), read
+        it back: there, it is saved; not there (or unreadable), still unknown."""
+        try:
             await self.photos.save(photo)
-        except BaseException:
-            # Best effort: a crash here instead leaves orphans for `instastore gc`.
-            for key in written:
-                try:
-                    await self.stores.blobs.delete(key)
-                except InstastoreError:
-                    log.warning("could not remove blob %s of a failed upload; gc will", key)
-            raise
-        return photo
+        except OutcomeUnknown:
+            try:
+                landed = await self.stores.metadata.get_photo(photo.id) is not None
+            except InstastoreError:
+                landed = False
+            if not landed:
+                raise
+
+    async def _discard(self, keys: list[str]) -> None:
+        """Best effort: blobs no record refers to; what stays is gc's after its grace."""
+        for key in keys:
+            try:
+                await self.stores.blobs.delete(key)
+            except InstastoreError:
+                log.warning("could not remove blob %s of a failed upload; gc will", key)
+
+
+@dataclass
+class _Fence:
+    """One upload attempt's hold on an Idempotency-Key: ``photo_id`` holds it while the
+    attempt works; a retry may take it over once it is ``stale_after`` old."""
+
+    metadata: MetadataStore
+    user_id: int
+    key: str
+    photo_id: int
+    clock: Callable[[], datetime]
+    stale_after: timedelta
+
+    async def claim(self) -> KeyClaim:
+        now = self.clock()
+        return await settle("claim Idempotency-Key", lambda: self.metadata.claim_idempotency_key(
+            self.user_id, self.key, self.photo_id, now, now + IDEMPOTENCY_TTL
+        ))
+
+    def wait_for(self, claim: KeyClaim) -> int:
+        """Seconds until ``claim`` goes stale (0: stale now)."""
+        if claim.claimed_at is None:
+            return 0
+        left = (claim.claimed_at + self.stale_after - self.clock()).total_seconds()
+        return max(0, math.ceil(left))
+
+    async def take_over(self, claim: KeyClaim) -> None:
+        now = self.clock()
+        await settle("take over Idempotency-Key", lambda: self.metadata.take_over_idempotency_key(
+            self.user_id, self.key, claim, self.photo_id, now, now + IDEMPOTENCY_TTL
+        ))
+
+    async def record_intent(self, photo: Photo) -> bool:
+        """Record the photo about to be saved, only while the key is ours."""
+        now = self.clock()
+        return await settle("record upload intent", lambda: self.metadata.renew_idempotency_key(
+            self.user_id, self.key, self.photo_id, now, now + IDEMPOTENCY_TTL, intent=photo
+        ))
+
+    async def keep_alive(self) -> None:
+        """Renew the claim a few times per stale window, so that a long upload is never
+        taken for a dead one. Failures are only logged: the intent write is the fence."""
+        while True:
+            await asyncio.sleep(self.stale_after.total_seconds() / HEARTBEATS_PER_WINDOW)
+            now = self.clock()
+            try:
+                if not await self.metadata.renew_idempotency_key(
+                    self.user_id, self.key, self.photo_id, now, now + IDEMPOTENCY_TTL
+                ):
+                    return  # taken over: the intent write will refuse this attempt
+            except InstastoreError as exc:
+                log.warning("could not renew the claim of Idempotency-Key for photo %d: %s", self.photo_id, exc)
+
+    async def release(self) -> None:
+        """Free the key after a failure that left nothing behind; if this fails, the
+        claim goes stale and a retry takes it over."""
+        try:
+            await self.metadata.release_idempotency_key(self.user_id, self.key, self.photo_id)
+        except InstastoreError as exc:
+            log.warning("could not release Idempotency-Key of photo %d: %s", self.photo_id, exc)
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

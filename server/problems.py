@@ -57,7 +57,7 @@ def from_error(exc: errors.InstastoreError) -> web.Response:
             if status >= 500:
                 log.error("request failed: %s", exc, exc_info=status == 500)
             response = problem(status, slug, str(exc) if status < 500 or status == 503 else "internal error")
-            if isinstance(exc, errors.RateLimited):
+            if isinstance(exc, (errors.RateLimited, errors.InProgress)):
                 response.headers["Retry-After"] = str(exc.retry_after)
             if isinstance(exc, errors.NotAuthenticated):
                 response.headers["WWW-Authenticate"] = 'Bearer realm="instastore"'

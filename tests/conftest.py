@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from instastore.cluster import LocalCluster, default_cluster_dir
+from instastore.cluster import ClusterSpec, LocalCluster, default_cluster_dir
 from instastore.config import Settings
 
 # Property tests: no per-example deadline (a loaded 2-core machine is not a failure), and
@@ -68,6 +68,22 @@ def cluster_settings(local_cluster: LocalCluster, tmp_path_factory: pytest.TempP
     yield settings
     session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=60)
     driver.shutdown()
+
+
+# The one 3 + 3 cluster of a test run (other addresses and ports than the 1 + 1 cluster).
+CLUSTER3_SPEC = ClusterSpec(cassandra_nodes=3, datanodes=3, first_address="127.0.0.11", port_offset=1000, cassandra_heap="512m")
+
+
+@pytest.fixture(scope="session")
+def cluster3(tmp_path_factory, local_cluster) -> LocalCluster:
+    """A 3 Cassandra + 3 DataNode cluster, started once per test run and shared by every
+    test that needs one (they may kill and restart its nodes, and leave it whole)."""
+    # local_cluster: only run where the test cluster (and so Java, Maven, jars) is set up.
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster3x3"))
+    cluster.up(CLUSTER3_SPEC)
+    yield cluster
+    cluster.down(wipe=False)
+    assert not cluster.running(), "a JVM outlived `down`"
 
 
 @pytest.fixture

@@ -87,3 +87,100 @@ async def test_a_missing_schema_says_to_migrate(cluster_settings):
     settings = dataclasses.replace(cluster_settings, cassandra_keyspace=f"never_{uuid.uuid4().hex[:8]}")
     with pytest.raises(Unavailable, match="run `instastore migrate`"):
         await CassandraMetadataStore.connect(settings)
+
+
+def test_a_timed_out_write_is_outcome_unknown_and_a_read_stays_unavailable():
+    from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, WriteTimeout, WriteType
+    from cassandra import Unavailable as DriverUnavailable
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.connection import ConnectionException
+
+    from instastore.errors import OutcomeUnknown
+    from instastore.storage.cassandra.session import translate_errors
+
+    def raised(exc: Exception, write: bool) -> type:
+        with pytest.raises(Unavailable) as caught, translate_errors("test", write=write):
+            raise exc
+        return type(caught.value)
+
+    batch_log = WriteTimeout("timed out", consistency=ConsistencyLevel.QUORUM, required_responses=2,
+                             received_responses=1, write_type=WriteType.BATCH_LOG)
+    for maybe_written in (batch_log, OperationTimedOut("client gave up"), ConnectionException("reset"),
+                          NoHostAvailable("all failed", {"127.0.0.1": OperationTimedOut("t")})):
+        assert raised(maybe_written, write=True) is OutcomeUnknown, maybe_written
+    refused = DriverUnavailable("too few replicas", consistency=ConsistencyLevel.QUORUM, required_replicas=2, alive_replicas=1)
+    never_sent = NoHostAvailable("none", {"127.0.0.1": ConnectionException("Pool is shutdown")})
+    for not_written in (refused, never_sent):
+        assert raised(not_written, write=True) is Unavailable, not_written
+    read_timeout = ReadTimeout("t", consistency=ConsistencyLevel.QUORUM, required_responses=2, received_responses=1,
+                               data_retrieved=False)
+    for read_failure in (read_timeout, OperationTimedOut("client gave up")):
+        assert raised(read_failure, write=False) is Unavailable
+
+
+@pytest.mark.cassandra
+async def test_a_real_write_that_times_out_is_outcome_unknown(cluster_settings):
+    """A real write against the test cluster whose client-side timeout expires: it may
+    well have been applied, so it is OutcomeUnknown; the same timeout on a read is not."""
+    import asyncio
+
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT
+
+    from instastore.errors import OutcomeUnknown
+    from instastore.storage.cassandra.metadata import build_cluster
+    from instastore.storage.cassandra.session import execute
+
+    driver = build_cluster(cluster_settings)
+    session = await asyncio.to_thread(driver.connect, cluster_settings.cassandra_keyspace)
+    try:
+        insert = await asyncio.to_thread(session.prepare, "INSERT INTO sessions (token_hash, user_id) VALUES (?, ?)")
+        select = await asyncio.to_thread(session.prepare, "SELECT user_id FROM sessions WHERE token_hash = ?")
+        token = uuid.uuid4().hex
+        driver.profile_manager.profiles[EXEC_PROFILE_DEFAULT].request_timeout = 1e-6
+        with pytest.raises(OutcomeUnknown):
+            await execute(session, insert, (token, 1), what="a write")
+        with pytest.raises(Unavailable) as read:
+            await execute(session, select, (token,), what="a read")
+        assert type(read.value) is Unavailable
+    finally:
+        await asyncio.to_thread(driver.shutdown)
+
+
+@pytest.mark.cassandra
+async def test_writes_that_time_out_are_tried_again_and_counted_once(cluster_settings):
+    """On the test cluster, the first try of each write below times out on the client
+    (it may or may not have landed); the store tries it again rather than giving up or
+    undoing, and the photo count moves exactly once."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT
+
+    from instastore.model import User
+
+    from .contract.conftest import make_photo, new_id
+
+    store = await CassandraMetadataStore.connect(cluster_settings)
+    profile = store.cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
+    normal = profile.request_timeout
+
+    def time_out_for_a_moment() -> None:
+        profile.request_timeout = 1e-6
+        asyncio.get_running_loop().call_later(0.1, setattr, profile, "request_timeout", normal)
+
+    try:
+        owner = User(new_id(), f"t{uuid.uuid4().hex[:10]}", "$argon2id$x", "", False, datetime.now(UTC))
+        time_out_for_a_moment()
+        await store.create_user(owner)  # its first write times out, then lands
+        assert (await store.get_user_by_name(owner.username)).id == owner.id
+
+        photo = make_photo(owner.id)
+        await store.save_photo(photo, ["timeout"])
+        assert await store.count_photos(owner.id) == 1
+        time_out_for_a_moment()
+        await store.set_deleted(photo, datetime.now(UTC))  # its batch times out first
+        assert (await store.get_photo(photo.id)).deleted
+        assert await store.count_photos(owner.id) == 0
+    finally:
+        profile.request_timeout = normal
+        await store.close()

@@ -1,6 +1,7 @@
 """A 3 + 3 cluster: every node UN, 3 live DataNodes, and a replication-factor-3 keyspace
 that keeps answering QUORUM reads and writes while a Cassandra node is SIGKILLed, and
-again after it is back. Runs beside the 1 + 1 test cluster (other addresses and ports)."""
+again after it is back. Runs on the session's shared 3 + 3 cluster (``cluster3`` in
+conftest.py), beside the 1 + 1 test cluster."""
 
 from __future__ import annotations
 
@@ -10,23 +11,10 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import SimpleStatement
 
-from instastore.cluster import ClusterSpec, LocalCluster
 from instastore.cluster import cassandra as cassandra_nodes
 from instastore.cluster import hdfs, processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.cassandra, pytest.mark.hdfs, pytest.mark.timeout(900)]
-
-SPEC = ClusterSpec(cassandra_nodes=3, datanodes=3, first_address="127.0.0.11", port_offset=1000, cassandra_heap="512m")
-
-
-@pytest.fixture(scope="module")
-def cluster3(tmp_path_factory, local_cluster):
-    # local_cluster: only run where the test cluster (and so Java, Maven, jars) is set up.
-    cluster = LocalCluster(tmp_path_factory.mktemp("cluster3x3"))
-    cluster.up(SPEC)
-    yield cluster
-    cluster.down(wipe=False)
-    assert not cluster.running(), "a JVM outlived `down`"
 
 
 def quorum(session, cql, params=()):

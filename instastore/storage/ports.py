@@ -12,13 +12,42 @@ for newest-first lists, "strictly after" for follow lists).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+import asyncio
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from instastore.errors import InvalidInput
+from instastore.errors import InvalidInput, OutcomeUnknown, Unavailable
 from instastore.model import Photo, User
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Pauses before each new try of a write whose outcome was unknown, in seconds: a
+# Cassandra write timeout is 2 s by default, a killed node is noticed within a few.
+SETTLE_DELAYS_S = (0.25, 1.0, 2.0)
+
+
+async def settle(what: str, write: Callable[[], Awaitable[T]], delays: Sequence[float] = SETTLE_DELAYS_S) -> T:
+    """Run ``write`` again while its outcome is unknown, and return its first known
+    result; ``OutcomeUnknown`` if it stays unknown, also when a later try fails outright
+    (the first may still have landed). Only for idempotent writes (the same rows again,
+    or a conditional write that recognises its own earlier success)."""
+    tries = 0
+    while True:
+        try:
+            return await write()
+        except OutcomeUnknown as exc:
+            if tries == len(delays):
+                raise
+            log.warning("%s: outcome unknown, trying again in %.2f s: %s", what, delays[tries], exc)
+            await asyncio.sleep(delays[tries])
+            tries += 1
+        except Unavailable as exc:
+            if not tries:
+                raise  # known not written
+            raise OutcomeUnknown(f"{what}: a try timed out, a later one failed: {exc}") from exc
 
 
 def check_key(key: str) -> str:
@@ -125,9 +154,25 @@ class MetadataStore(Protocol):
 
     async def delete_session(self, token_hash: str) -> None: ...
 
-    async def claim_idempotency_key(self, user_id: int, key: str, photo_id: int, expires_at: datetime) -> int:
-        """Claim ``key`` for ``photo_id`` atomically; the photo id that holds the key
-        (``photo_id`` itself when this call claimed it)."""
+    async def claim_idempotency_key(
+        self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime
+    ) -> KeyClaim:
+        """Claim ``key`` for ``photo_id`` at ``now`` if nobody holds it, atomically; the
+        claim that holds the key (this one when ``claim.photo_id == photo_id``). Claiming
+        again for the same ``photo_id`` returns its claim (a retry after a timeout)."""
+
+    async def take_over_idempotency_key(
+        self, user_id: int, key: str, held: KeyClaim, photo_id: int, now: datetime, expires_at: datetime
+    ) -> bool:
+        """Replace the claim ``held`` by a fresh one for ``photo_id`` (no intent), only if
+        the key is still held exactly so (same photo_id and claimed_at); False if not."""
+
+    async def renew_idempotency_key(
+        self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime, intent: Photo | None = None
+    ) -> bool:
+        """Only while ``photo_id`` holds the key: set its claimed_at to ``now`` (a
+        heartbeat) and, given ``intent``, record the photo about to be saved. False if
+        another attempt took the key over (this one is fenced). Idempotent."""
 
     async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
         """Free a key this photo claimed (the upload failed), so a retry can proceed."""
@@ -176,6 +221,17 @@ class BlobStore(Protocol):
 
     def keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Every key that starts with ``prefix`` (for the orphan sweeper), in no order."""
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """Who holds an Idempotency-Key: the photo id of the attempt, when it claimed or last
+    renewed the key (None for claims older than schema 003), and the photo record it is
+    about to save once its blobs are written (None before that)."""
+
+    photo_id: int
+    claimed_at: datetime | None
+    intent: Photo | None = None
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,7 @@ async def test_idempotency_key_makes_one_photo(api):
                                      for _ in range(3)))
     statuses = sorted(r.status for r in results)
     assert statuses.count(201) == 1 and set(statuses) <= {200, 201, 409}
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in results if r.status == 409)  # still in progress
     assert await photo_count(api, name) == 2
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from instastore import ids
 from instastore.model import Rendition
-from instastore.uploads import blob_key, sweep_orphans
+from instastore.uploads import ORPHAN_GRACE, blob_key, sweep_orphans
 
 from .conftest import make_photo, new_id
 
@@ -19,7 +19,7 @@ async def one(data: bytes):
 
 async def test_sweep_removes_only_old_orphans(stores):
     now = datetime.now(UTC)
-    old_ms = ids.now_ms() - 3 * 3600 * 1000
+    old_ms = ids.now_ms() - int((ORPHAN_GRACE + timedelta(hours=2)).total_seconds() * 1000)
     orphan_id, kept_id, young_id = new_id(old_ms), new_id(old_ms), new_id()
     orphan_key = blob_key(orphan_id, "original", "jpg")
     kept_key = blob_key(kept_id, "original", "jpg")

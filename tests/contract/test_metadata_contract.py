@@ -285,14 +285,67 @@ async def test_sessions(stores):
     assert await stores.metadata.get_session(token_hash, now) is None
 
 
+async def claimed(stores, user, key, photo_id, now=None):
+    now = now or datetime.now(UTC)
+    return await stores.metadata.claim_idempotency_key(user, key, photo_id, now, now + timedelta(days=1))
+
+
 async def test_idempotency_keys_are_claimed_once(stores):
     user, key = new_id(), uuid.uuid4().hex
     first, second = new_id(), new_id()
-    expires = datetime.now(UTC) + timedelta(days=1)
-    assert await stores.metadata.claim_idempotency_key(user, key, first, expires) == first
-    assert await stores.metadata.claim_idempotency_key(user, key, second, expires) == first
-    assert await stores.metadata.claim_idempotency_key(new_id(), key, second, expires) == second  # per user
+    assert (await claimed(stores, user, key, first)).photo_id == first
+    assert (await claimed(stores, user, key, first)).photo_id == first  # a retry of the same claim
+    assert (await claimed(stores, user, key, second)).photo_id == first
+    assert (await claimed(stores, new_id(), key, second)).photo_id == second  # per user
     await stores.metadata.release_idempotency_key(user, key, second)  # not its claim: no effect
-    assert await stores.metadata.claim_idempotency_key(user, key, second, expires) == first
+    assert (await claimed(stores, user, key, second)).photo_id == first
     await stores.metadata.release_idempotency_key(user, key, first)
-    assert await stores.metadata.claim_idempotency_key(user, key, second, expires) == second
+    assert (await claimed(stores, user, key, second)).photo_id == second
+
+
+async def test_a_claim_is_taken_over_only_as_it_was_read(stores):
+    user, key = new_id(), uuid.uuid4().hex
+    old, new, late = new_id(), new_id(), new_id()
+    then = datetime.now(UTC) - timedelta(minutes=5)
+    await claimed(stores, user, key, old, then)
+    held = await claimed(stores, user, key, new)
+    assert held.photo_id == old and held.intent is None
+    assert abs(held.claimed_at - then) < timedelta(milliseconds=2)
+    now = datetime.now(UTC)
+    expires = now + timedelta(days=1)
+    assert await stores.metadata.take_over_idempotency_key(user, key, held, new, now, expires) is True
+    # A second retry that read the same stale claim loses: the claim changed meanwhile.
+    assert await stores.metadata.take_over_idempotency_key(user, key, held, late, now, expires) is False
+    assert (await claimed(stores, user, key, late)).photo_id == new
+
+
+async def test_a_fenced_attempt_can_neither_renew_nor_record_its_intent(stores):
+    user, key = new_id(), uuid.uuid4().hex
+    old, new = new_id(), new_id()
+    then = datetime.now(UTC) - timedelta(minutes=5)
+    held = await claimed(stores, user, key, old, then)
+    now = datetime.now(UTC)
+    expires = now + timedelta(days=1)
+    assert await stores.metadata.take_over_idempotency_key(user, key, held, new, now, expires)
+    photo = make_photo(user, "fenced", photo_id=old)
+    assert await stores.metadata.renew_idempotency_key(user, key, old, now, expires) is False
+    assert await stores.metadata.renew_idempotency_key(user, key, old, now, expires, intent=photo) is False
+    claim = await claimed(stores, user, key, old)
+    assert claim.photo_id == new and claim.intent is None
+
+
+async def test_an_intent_is_recorded_and_ends_takeovers(stores):
+    user, key = new_id(), uuid.uuid4().hex
+    holder, retry = new_id(), new_id()
+    then = datetime.now(UTC) - timedelta(minutes=5)
+    held = await claimed(stores, user, key, holder, then)
+    photo = make_photo(user, "meant", photo_id=holder)
+    later = then + timedelta(seconds=1)
+    assert await stores.metadata.renew_idempotency_key(user, key, holder, later, later + timedelta(days=1), intent=photo)
+    assert await stores.metadata.renew_idempotency_key(user, key, holder, later, later + timedelta(days=1))  # heartbeat
+    claim = await claimed(stores, user, key, retry)
+    assert claim.photo_id == holder and claim.intent == photo  # a heartbeat keeps the intent
+    now = datetime.now(UTC)
+    # The claim read before the intent was recorded is no longer the claim.
+    assert await stores.metadata.take_over_idempotency_key(user, key, held, retry, now, now + timedelta(days=1)) is False
+    assert (await claimed(stores, user, key, retry)).intent == photo

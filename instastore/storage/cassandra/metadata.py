@@ -23,12 +23,12 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from instastore import codec, ids
 from instastore.config import Settings
-from instastore.errors import Conflict, Unavailable
+from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import bucket_of
 from instastore.model import Photo, User
 from instastore.storage.cassandra import migrate
 from instastore.storage.cassandra.session import execute, translate_errors
-from instastore.storage.ports import PurgeEntry
+from instastore.storage.ports import KeyClaim, PurgeEntry, settle
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,13 @@ STATEMENTS = {
     "create_session": "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?) USING TTL ?",
     "get_session": "SELECT user_id FROM sessions WHERE token_hash = ?",
     "delete_session": "DELETE FROM sessions WHERE token_hash = ?",
-    "claim_key": "INSERT INTO idempotency_keys (user_id, key, photo_id) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?",
+    "claim_key": "INSERT INTO idempotency_keys (user_id, key, photo_id, claimed_at) VALUES (?, ?, ?, ?) IF NOT EXISTS USING TTL ?",
+    "take_over_key": "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ?, intent = null "
+    "WHERE user_id = ? AND key = ? IF photo_id = ? AND claimed_at = ?",
+    # photo_id is written again so that all of the row's cells share the new TTL.
+    "renew_key": "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ? WHERE user_id = ? AND key = ? IF photo_id = ?",
+    "renew_key_intent": "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ?, intent = ? "
+    "WHERE user_id = ? AND key = ? IF photo_id = ?",
     "release_key": "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? IF photo_id = ?",
 }
 LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
@@ -138,9 +144,18 @@ def _utc(at: datetime | None) -> datetime | None:
     return None if at is None else at.replace(tzinfo=UTC)
 
 
+def _to_ms(at: datetime) -> datetime:
+    """``at`` as Cassandra stores a timestamp: whole milliseconds."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
 def _cell_timestamp(photo_id: int) -> int:
     """Microseconds for USING TIMESTAMP: the photo's millisecond, then its sequence."""
     return ids.unix_ms_of(photo_id) * 1000 + (photo_id & ids.MAX_SEQUENCE) % 1000
+
+
+def _ttl(now: datetime, expires_at: datetime) -> int:
+    return max(1, int((expires_at - now).total_seconds()))
 
 
 def _shard(photo_id: int) -> int:
@@ -175,11 +190,26 @@ class CassandraMetadataStore:
     async def _q(self, name: str, *params, what: str | None = None) -> list:
         return await execute(self.session, self.q[name], params, what=what or name)
 
-    async def _batch(self, what: str, *items: tuple[str, tuple], kind: BatchType = BatchType.LOGGED) -> None:
-        batch = BatchStatement(batch_type=kind)
+    async def _batch(self, what: str, *items: tuple[str, tuple]) -> None:
+        """One logged batch of idempotent writes, tried again while its outcome is
+        unknown: the same rows written twice are the same rows."""
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
         for name, params in items:
             batch.add(self.q[name], params)
-        await execute(self.session, batch, None, what=what)
+        await settle(what, lambda: execute(self.session, batch, None, what=what))
+
+    async def _count(self, what: str, *items: tuple[str, tuple]) -> None:
+        """Counter updates after the change they count is stored. Never tried again (a
+        counter update is not idempotent: a retry of one that did happen counts twice),
+        and a failure is logged, not raised: the change itself stands, its count may be
+        off by one."""
+        batch = BatchStatement(batch_type=BatchType.COUNTER)
+        for name, params in items:
+            batch.add(self.q[name], params)
+        try:
+            await execute(self.session, batch, None, what=what)
+        except StorageError as exc:
+            log.warning("%s not counted (the count may be off by one): %s", what, exc)
 
     async def ping(self) -> None:
         await execute(self.session, "SELECT release_version FROM system.local", what="ping")
@@ -191,13 +221,21 @@ class CassandraMetadataStore:
 
     async def create_user(self, user: User) -> None:
         # The users row first: if the name is taken it is removed again; if we crash in
-        # between, an unreachable users row is left, never a name without a user.
-        await self._q("insert_user", user.id, user.username, user.password_hash, user.display_name, user.private, user.created_at)
-        (row,) = await self._q("claim_name", user.username, user.id)
+        # between, an unreachable users row is left, never a name without a user. Both
+        # writes are tried again while their outcome is unknown: a claim that did land
+        # comes back as held by this user's id. The users row is removed only once the
+        # name is known to be someone else's.
+        await settle("create user", lambda: self._q(
+            "insert_user", user.id, user.username, user.password_hash, user.display_name, user.private, user.created_at
+        ))
+        (row,) = await settle("claim username", lambda: self._q("claim_name", user.username, user.id))
         if not row[0]:
             if row.user_id == user.id:  # a retry of our own claim
                 return
-            await self._q("delete_user", user.id)
+            try:
+                await self._q("delete_user", user.id)
+            except StorageError as exc:
+                log.warning("could not remove the users row of %d (unreachable, harmless): %s", user.id, exc)
             raise Conflict(f"username {user.username!r} is taken")
 
     async def update_user(self, user: User) -> None:
@@ -226,9 +264,9 @@ class CassandraMetadataStore:
         for term in terms:
             items += [("insert_term", (term, bucket, photo.id)), ("insert_term_bucket", (term, bucket))]
         if await self.get_photo(photo.id) is not None:
-            return  # saved already (a retry): the rows are there and the count is right
+            return  # saved already (a retry): the rows are there and counted, once
         await self._batch("save_photo", *items)
-        await self._q("add_photos", 1, photo.owner_id)
+        await self._count("photo count", ("add_photos", (1, photo.owner_id)))
 
     async def get_photo(self, photo_id: int) -> Photo | None:
         rows = await self._q("get_photo", photo_id)
@@ -277,14 +315,14 @@ class CassandraMetadataStore:
                 ("enqueue_purge", (_shard(photo.id), deleted_at.date(), photo.id)),
             )
             if not photo.deleted:
-                await self._q("add_photos", -1, photo.owner_id)
+                await self._count("photo count", ("add_photos", (-1, photo.owner_id)))
         else:
             items = [("set_deleted", (None, photo.id))]
             if photo.deleted_at is not None:
                 items.append(("dequeue_purge", (_shard(photo.id), photo.deleted_at.date(), photo.id)))
             await self._batch("restore", *items)
             if photo.deleted:
-                await self._q("add_photos", 1, photo.owner_id)
+                await self._count("photo count", ("add_photos", (1, photo.owner_id)))
 
     async def due_purges(self, through: date, limit: int) -> list[PurgeEntry]:
         shards = await asyncio.gather(*(self._q("due_purges", s, through, limit) for s in range(PURGE_SHARDS)))
@@ -305,7 +343,8 @@ class CassandraMetadataStore:
         if photo.deleted_at is not None:
             items.append(("dequeue_purge", (_shard(photo.id), photo.deleted_at.date(), photo.id)))
         await self._batch("purge", *items)
-        await self._q("delete_like_count", photo.id)  # counters cannot join a logged batch
+        # Counters cannot join a logged batch; deleting one is idempotent.
+        await settle("purge like count", lambda: self._q("delete_like_count", photo.id))
 
     # ---- follows ------------------------------------------------------------------
 
@@ -317,9 +356,7 @@ class CassandraMetadataStore:
             ("insert_follow", (follower_id, followee_id, at)),
             ("insert_follower", (followee_id, follower_id, at)),
         )
-        await self._batch(
-            "follow counts", ("add_following", (1, follower_id)), ("add_followers", (1, followee_id)), kind=BatchType.COUNTER
-        )
+        await self._count("follow counts", ("add_following", (1, follower_id)), ("add_followers", (1, followee_id)))
         return True
 
     async def unfollow(self, follower_id: int, followee_id: int) -> bool:
@@ -330,9 +367,7 @@ class CassandraMetadataStore:
             ("delete_follow", (follower_id, followee_id)),
             ("delete_follower", (followee_id, follower_id)),
         )
-        await self._batch(
-            "follow counts", ("add_following", (-1, follower_id)), ("add_followers", (-1, followee_id)), kind=BatchType.COUNTER
-        )
+        await self._count("follow counts", ("add_following", (-1, follower_id)), ("add_followers", (-1, followee_id)))
         return True
 
     async def is_following(self, follower_id: int, followee_id: int) -> bool:
@@ -386,10 +421,33 @@ class CassandraMetadataStore:
     async def delete_session(self, token_hash: str) -> None:
         await self._q("delete_session", token_hash)
 
-    async def claim_idempotency_key(self, user_id: int, key: str, photo_id: int, expires_at: datetime) -> int:
-        ttl = max(1, int((expires_at - datetime.now(UTC)).total_seconds()))
-        (row,) = await self._q("claim_key", user_id, key, photo_id, ttl)
-        return photo_id if row[0] else row.photo_id
+    async def claim_idempotency_key(
+        self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime
+    ) -> KeyClaim:
+        (row,) = await self._q("claim_key", user_id, key, photo_id, now, _ttl(now, expires_at))
+        if row[0]:
+            return KeyClaim(photo_id, _to_ms(now))
+        intent = None if row.intent is None else codec.decode_photo(row.intent)
+        return KeyClaim(row.photo_id, _utc(row.claimed_at), intent)
+
+    async def take_over_idempotency_key(
+        self, user_id: int, key: str, held: KeyClaim, photo_id: int, now: datetime, expires_at: datetime
+    ) -> bool:
+        (row,) = await self._q(
+            "take_over_key", _ttl(now, expires_at), photo_id, now, user_id, key, held.photo_id, held.claimed_at
+        )
+        return bool(row[0])
+
+    async def renew_idempotency_key(
+        self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime, intent: Photo | None = None
+    ) -> bool:
+        ttl = _ttl(now, expires_at)
+        if intent is None:
+            (row,) = await self._q("renew_key", ttl, photo_id, now, user_id, key, photo_id)
+        else:
+            record = codec.encode_photo(intent)
+            (row,) = await self._q("renew_key_intent", ttl, photo_id, now, record, user_id, key, photo_id)
+        return bool(row[0])
 
     async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
         await self._q("release_key", user_id, key, photo_id)
@@ -430,17 +488,21 @@ class CassandraMetadataStore:
     # ---- likes --------------------------------------------------------------------
 
     async def like(self, photo_id: int, user_id: int, at: datetime) -> bool:
-        (row,) = await self._q("like", photo_id, user_id, at)
+        # Tried again while its outcome is unknown; one that landed then answers "liked
+        # already", and the count stays one low (never counted twice).
+        (row,) = await settle("like", lambda: self._q("like", photo_id, user_id, at))
         if not row[0]:
             return False
-        await self._q("add_likes", 1, photo_id)
+        await self._count("like count", ("add_likes", (1, photo_id)))
         return True
 
     async def unlike(self, photo_id: int, user_id: int) -> bool:
+        # Not tried again on an unknown outcome: a retry of a removal that landed finds
+        # nothing, so the caller's retry answers "no like" and the count stays one high.
         (row,) = await self._q("unlike", photo_id, user_id)
         if not row[0]:
             return False
-        await self._q("add_likes", -1, photo_id)
+        await self._count("like count", ("add_likes", (-1, photo_id)))
         return True
 
     async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:

@@ -22,19 +22,42 @@ from cassandra import (
     WriteTimeout,
 )
 from cassandra.cluster import NoHostAvailable, ResponseFuture, Session
+from cassandra.connection import ConnectionException
 
-from instastore.errors import StorageError, Unavailable
+from instastore.errors import OutcomeUnknown, StorageError, Unavailable
 
 _UNAVAILABLE = (NoHostAvailable, OperationTimedOut, DriverUnavailable, ReadTimeout, WriteTimeout, ReadFailure, WriteFailure)
+# A write failing with one of these may have reached replicas (a coordinator timed out
+# waiting for them, some failed, or the connection broke after the request was sent).
+_MAYBE_WRITTEN = (WriteTimeout, WriteFailure, OperationTimedOut, ConnectionException)
+# The driver's words for a host it never sent the request to.
+_NOT_SENT = ("Host has been marked down or removed", "Pool is shutdown")
+
+
+def _maybe_written(exc: BaseException) -> bool:
+    if isinstance(exc, NoHostAvailable):
+        errors = exc.errors.values() if isinstance(exc.errors, dict) else ()
+        return any(_maybe_written(e) and str(e) not in _NOT_SENT for e in errors)
+    return isinstance(exc, _MAYBE_WRITTEN)
 
 
 @contextlib.contextmanager
-def translate_errors(what: str) -> Iterator[None]:
-    """Re-raise driver exceptions as instastore's own (httpx's map_httpcore_exceptions)."""
+def translate_errors(what: str, write: bool = False) -> Iterator[None]:
+    """Re-raise driver exceptions as instastore's own (httpx's map_httpcore_exceptions).
+
+    For a ``write``, a timeout means "outcome unknown", never "not written": it raises
+    ``OutcomeUnknown``. Reads, and writes a coordinator refused up front (the driver's
+    ``Unavailable``: too few replicas alive), stay ``Unavailable``."""
     try:
         yield
     except _UNAVAILABLE as exc:
+        if write and _maybe_written(exc):
+            raise OutcomeUnknown(f"Cassandra timed out during {what}; it may or may not have been written: {exc}") from exc
         raise Unavailable(f"Cassandra unavailable during {what}: {exc}") from exc
+    except ConnectionException as exc:
+        if write:
+            raise OutcomeUnknown(f"Cassandra connection broke during {what}; it may or may not have been written: {exc}") from exc
+        raise Unavailable(f"Cassandra unreachable during {what}: {exc}") from exc
     except DriverException as exc:
         raise StorageError(f"Cassandra failed during {what}: {exc}") from exc
     except ConnectionError as exc:
@@ -63,12 +86,18 @@ def _settle(future: asyncio.Future, rows: Any, exc: BaseException | None) -> Non
         future.set_result(rows)
 
 
+def is_write(statement: Any) -> bool:
+    """Everything but a SELECT writes (a batch, an INSERT, UPDATE or DELETE)."""
+    text = statement if isinstance(statement, str) else getattr(statement, "query_string", None)
+    return text is None or not text.lstrip().upper().startswith("SELECT")
+
+
 async def execute(session: Session, statement: Any, params: Any = None, *, what: str) -> list:
     """Run one statement and return all rows of its first page as a list.
 
     Callers bound their queries with LIMIT, so one page is the whole answer."""
     loop = asyncio.get_running_loop()
-    with translate_errors(what):
+    with translate_errors(what, write=is_write(statement)):
         response = session.execute_async(statement, params)
         rows = await _bridge(response, loop)
     return list(rows) if rows is not None else []

@@ -22,7 +22,7 @@ from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.model import Photo, User
 from instastore.schema import migrations
-from instastore.storage.ports import PurgeEntry
+from instastore.storage.ports import KeyClaim, PurgeEntry
 
 T = TypeVar("T")
 DB_FILE = "metadata.sqlite3"
@@ -309,24 +309,50 @@ class SqliteMetadataStore:
     async def delete_session(self, token_hash: str) -> None:
         await self._write(("DELETE FROM sessions WHERE token_hash = ?", (token_hash,)))
 
-    async def claim_idempotency_key(self, user_id: int, key: str, photo_id: int, expires_at: datetime) -> int:
-        now_ms = round(time.time() * 1000)
-
-        def claim() -> int:
+    async def claim_idempotency_key(
+        self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime
+    ) -> KeyClaim:
+        def claim() -> sqlite3.Row:
             with _transaction(self.conn):
                 self.conn.execute(
-                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND expires_ms <= ?", (user_id, key, now_ms)
+                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND expires_ms <= ?", (user_id, key, _ms(now))
                 )
                 self.conn.execute(
-                    "INSERT OR IGNORE INTO idempotency_keys (user_id, key, photo_id, expires_ms) VALUES (?, ?, ?, ?)",
-                    (user_id, key, photo_id, _ms(expires_at)),
+                    "INSERT OR IGNORE INTO idempotency_keys (user_id, key, photo_id, expires_ms, claimed_ms) VALUES (?, ?, ?, ?, ?)",
+                    (user_id, key, photo_id, _ms(expires_at), _ms(now)),
                 )
-                row = self.conn.execute(
-                    "SELECT photo_id FROM idempotency_keys WHERE user_id = ? AND key = ?", (user_id, key)
+                return self.conn.execute(
+                    "SELECT photo_id, claimed_ms, intent FROM idempotency_keys WHERE user_id = ? AND key = ?", (user_id, key)
                 ).fetchone()
-                return row[0]
 
-        return await self._run(claim)
+        row = await self._run(claim)
+        intent = None if row["intent"] is None else codec.decode_photo(row["intent"])
+        return KeyClaim(row["photo_id"], _at(row["claimed_ms"]), intent)
+
+    async def take_over_idempotency_key(
+        self, user_id: int, key: str, held: KeyClaim, photo_id: int, now: datetime, expires_at: datetime
+    ) -> bool:
+        (count,) = await self._write((
+            (
+                "UPDATE idempotency_keys SET photo_id = ?, claimed_ms = ?, expires_ms = ?, intent = NULL "
+                "WHERE user_id = ? AND key = ? AND photo_id = ? AND claimed_ms IS ?"
+            ),
+            (photo_id, _ms(now), _ms(expires_at), user_id, key, held.photo_id, _ms(held.claimed_at)),
+        ))
+        return count == 1
+
+    async def renew_idempotency_key(
+        self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime, intent: Photo | None = None
+    ) -> bool:
+        record = None if intent is None else codec.encode_photo(intent)
+        (count,) = await self._write((
+            (
+                "UPDATE idempotency_keys SET claimed_ms = ?, expires_ms = ?, intent = COALESCE(?, intent) "
+                "WHERE user_id = ? AND key = ? AND photo_id = ?"
+            ),
+            (_ms(now), _ms(expires_at), record, user_id, key, photo_id),
+        ))
+        return count == 1
 
     async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
         await self._write((

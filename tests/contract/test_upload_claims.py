@@ -1,0 +1,211 @@
+"""The upload's write path under faults, on both adapters: a save whose outcome is unknown
+is never undone, and an Idempotency-Key is never stuck nor makes two photos.
+
+Faults are injected by wrapping the real stores (a save that raises ``OutcomeUnknown``
+after writing or without writing; a release that fails as if the store were down; a blob
+write held back), never by mocking Cassandra or HDFS."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from instastore import errors
+from instastore.ids import IdGenerator
+from instastore.model import User, Visibility
+from instastore.photos import Photos
+from instastore.storage.ports import Stores
+from instastore.uploads import Uploads, receive
+
+from .. import samples
+from .conftest import new_id
+
+STALE_S = 30  # the claim window of these tests; the clock is moved past it, never waited
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Faulty:
+    """The real metadata store, with the faults a test switches on."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.save_fault: str | None = None  # "after writing" or "without writing", once
+        self.release_down = False
+        self.saved: list = []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    async def save_photo(self, photo, terms):
+        self.saved.append(photo)
+        fault, self.save_fault = self.save_fault, None
+        if fault != "without writing":
+            await self.real.save_photo(photo, terms)
+        if fault:
+            raise errors.OutcomeUnknown(f"injected: save timed out {fault}")
+
+    async def release_idempotency_key(self, user_id, key, photo_id):
+        if self.release_down:
+            raise errors.Unavailable("injected: the store is down")
+        await self.real.release_idempotency_key(user_id, key, photo_id)
+
+
+class HeldBlobs:
+    """The real blob store; ``put`` of the first blob waits while ``hold`` is set, and
+    fails while ``down`` is set."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.hold: asyncio.Event | None = None
+        self.holding = asyncio.Event()
+        self.down = False
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    async def put(self, key, chunks):
+        if self.down:
+            raise errors.Unavailable("injected: the blob store is down")
+        if self.hold is not None and key.endswith("/original.jpg"):
+            self.holding.set()
+            await self.hold.wait()
+        return await self.real.put(key, chunks)
+
+
+@dataclasses.dataclass
+class Rig:
+    uploads: Uploads
+    metadata: Faulty
+    blobs: HeldBlobs
+    clock: Clock
+    user: User
+
+    async def upload(self, key: str | None, title: str = "a photo"):
+        data = samples.image()
+
+        async def chunks():
+            yield data
+
+        received = await receive(chunks(), len(data), self.uploads.tmp_dir)
+        try:
+            return await self.uploads.create(self.user, received, title, Visibility.PUBLIC, key)
+        finally:
+            received.discard()
+
+    async def photo_ids(self) -> list[int]:
+        return await self.metadata.user_photo_ids(self.user.id, None, 100)
+
+    async def blob_keys(self, photo_id: int) -> list[str]:
+        every = self.blobs.real.keys()
+        return [k async for k in every if f"/{photo_id}/" in f"/{k}"]
+
+
+@pytest.fixture
+async def rig(stores, adapter_settings, tmp_path):
+    settings = dataclasses.replace(adapter_settings, data_dir=tmp_path / "d", upload_claim_stale_seconds=STALE_S)
+    metadata, blobs = Faulty(stores.metadata), HeldBlobs(stores.blobs)
+    faulty = Stores(metadata, blobs)
+    clock = Clock()
+    uploads = Uploads(faulty, settings, IdGenerator(worker_id=11), Photos(faulty, settings), clock)
+    user = User(new_id(), f"u{uuid.uuid4().hex[:10]}", "$argon2id$x", "", False, clock())
+    return Rig(uploads, metadata, blobs, clock, user)
+
+
+async def test_a_claim_left_by_a_failed_upload_is_taken_over_once_stale(rig):
+    key = uuid.uuid4().hex
+    rig.blobs.down = rig.metadata.release_down = True  # the upload fails; so does freeing its key
+    with pytest.raises(errors.Unavailable):
+        await rig.upload(key)
+    rig.blobs.down = rig.metadata.release_down = False
+
+    with pytest.raises(errors.Conflict) as young:  # the claim may belong to a live upload
+        await rig.upload(key)
+    assert 1 <= young.value.retry_after <= STALE_S + 1
+
+    rig.clock.advance(STALE_S + 1)
+    photo, created = await rig.upload(key)
+    assert created and await rig.photo_ids() == [photo.id]
+    again, created = await rig.upload(key)
+    assert (again.id, created) == (photo.id, False)
+    assert await rig.photo_ids() == [photo.id]
+
+
+async def test_the_old_attempt_is_fenced_off_after_a_takeover(rig):
+    key = uuid.uuid4().hex
+    gate = rig.blobs.hold = asyncio.Event()
+    old = asyncio.create_task(rig.upload(key, "old attempt"))
+    await rig.blobs.holding.wait()  # the old attempt holds the key, writing its first blob
+    now = rig.clock()
+    old_id = (await rig.metadata.claim_idempotency_key(rig.user.id, key, new_id(), now, now + timedelta(days=1))).photo_id
+    rig.blobs.hold = None
+    rig.clock.advance(STALE_S + 1)  # ... and looks dead (no heartbeat within the window)
+
+    photo, created = await rig.upload(key, "the retry")
+    assert created and photo.title == "the retry"
+
+    gate.set()
+    with pytest.raises(errors.Conflict):
+        await old  # it wrote its blobs, then found the key taken over
+    assert [p.id for p in rig.metadata.saved] == [photo.id]  # the old attempt never saved
+    assert await rig.photo_ids() == [photo.id]
+    assert await rig.blob_keys(old_id) == [], "the fenced attempt left blobs behind"
+    assert (await rig.upload(key))[0].id == photo.id
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+async def test_a_save_with_an_unknown_outcome_that_landed_is_acknowledged(rig, keyed):
+    rig.metadata.save_fault = "after writing"
+    photo, created = await rig.upload(uuid.uuid4().hex if keyed else None)
+    assert created and await rig.photo_ids() == [photo.id]
+    assert len(await rig.blob_keys(photo.id)) == len(photo.renditions)  # its media are all there
+
+
+async def test_a_save_with_an_unknown_outcome_keeps_blobs_and_key_and_the_retry_settles_it(rig):
+    key = uuid.uuid4().hex
+    rig.metadata.save_fault = "without writing"
+    with pytest.raises(errors.OutcomeUnknown):
+        await rig.upload(key, "first")
+    (meant,) = rig.metadata.saved
+    assert len(await rig.blob_keys(meant.id)) == len(meant.renditions)  # nothing undone
+
+    photo, created = await rig.upload(key, "the retry")  # re-applies the first attempt's record
+    assert photo == meant and not created
+    assert await rig.photo_ids() == [meant.id]
+    assert await rig.metadata.get_photo(meant.id) == meant
+    assert (await rig.upload(key))[0].id == meant.id
+
+
+async def test_a_late_landing_of_an_unknown_save_is_the_photo_the_retry_returns(rig):
+    key = uuid.uuid4().hex
+    rig.metadata.save_fault = "without writing"
+    with pytest.raises(errors.OutcomeUnknown):
+        await rig.upload(key)
+    (meant,) = rig.metadata.saved
+    await rig.metadata.real.save_photo(meant, [])  # Cassandra's batch log replays the batch
+    photo, created = await rig.upload(key)
+    assert photo.id == meant.id and not created
+    assert await rig.photo_ids() == [meant.id]
+    assert len(await rig.blob_keys(meant.id)) == len(meant.renditions)
+
+
+async def test_without_a_key_an_unknown_save_leaves_its_blobs(rig):
+    rig.metadata.save_fault = "without writing"
+    with pytest.raises(errors.OutcomeUnknown):
+        await rig.upload(None)
+    (meant,) = rig.metadata.saved
+    # If the batch lands later, its photo is whole: the blobs stay until gc's grace.
+    assert len(await rig.blob_keys(meant.id)) == len(meant.renditions)
