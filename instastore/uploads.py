@@ -3,7 +3,7 @@ process the media off the event loop, write the blobs, then the metadata.
 
 Write path: blobs first (original, then renditions), then the photo record and its index
 rows in one batch, then the caller answers 201. A crash in between leaves only blobs no
-record points at, which ``sweep_orphans`` (``instastore gc``) removes. An
+record points at, which ``instastore gc`` (``instastore.jobs``) removes. An
 ``Idempotency-Key`` is claimed before any work, so a retried upload returns the photo the
 first attempt made instead of making a second.
 """
@@ -23,10 +23,11 @@ from pathlib import Path
 from instastore import ids as idlib
 from instastore import media
 from instastore.config import Settings
-from instastore.errors import Conflict, InstastoreError, InvalidInput, NotFound, TooLarge
+from instastore.errors import Conflict, InstastoreError, InvalidInput, TooLarge
 from instastore.ids import IdGenerator
 from instastore.model import Photo, Rendition, User, Visibility
 from instastore.photos import Photos, utcnow
+from instastore.storage import scratch
 from instastore.storage.ports import Stores
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ HASH_BATCH = 1024 * 1024  # bytes gathered before one write + hash step in a wor
 FILE_CHUNK = 256 * 1024  # bytes per chunk when streaming the temporary file to the blob store
 IDEMPOTENCY_TTL = timedelta(days=1)
 MAX_IDEMPOTENCY_KEY = 128  # characters
-ORPHAN_GRACE = timedelta(hours=1)  # younger blobs may belong to an upload in flight
+UPLOAD_PREFIX = "upload-"  # temporary files of uploads in flight, under <data_dir>/tmp
 
 
 @dataclass
@@ -55,7 +56,8 @@ async def receive(chunks: AsyncIterable[bytes], max_bytes: int, tmp_dir: Path) -
     """Stream ``chunks`` to a temporary file, hashing as it goes; ``TooLarge`` (and no
     file left) past ``max_bytes``."""
     await asyncio.to_thread(tmp_dir.mkdir, parents=True, exist_ok=True)
-    fd, name = await asyncio.to_thread(tempfile.mkstemp, dir=tmp_dir, prefix="upload-")
+    prefix = UPLOAD_PREFIX + scratch.owner_tag()  # so a cleaner can tell when its writer is gone
+    fd, name = await asyncio.to_thread(tempfile.mkstemp, dir=tmp_dir, prefix=prefix)
     path = Path(name)
     digest = hashlib.sha256()
     size, head = 0, b""
@@ -115,8 +117,15 @@ def check_idempotency_key(key: object) -> str | None:
 
 
 def blob_key(photo_id: int, name: str, extension: str) -> str:
-    """Where a rendition's bytes live: grouped by id time bucket, one folder per photo."""
-    return f"{idlib.bucket_of(photo_id)}/{photo_id}/{name}.{extension}"
+    """Where a rendition's bytes live: grouped by id time bucket, with no folder per
+    photo (on HDFS a folder is one more NameNode object, and one more left behind)."""
+    return f"{idlib.bucket_of(photo_id)}/{photo_id}.{name}.{extension}"
+
+
+def remove_abandoned_uploads(tmp_dir: Path, now: datetime) -> int:
+    """Remove the temporary files of uploads whose process is gone (a crash); return how
+    many. Blocking: run it in a worker thread. Uploads in flight are left alone."""
+    return scratch.remove_abandoned_files(tmp_dir, UPLOAD_PREFIX, "", now)
 
 
 class Uploads:
@@ -206,41 +215,3 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         f.close()  # read-only: no flush, nothing to wait for
-
-
-@dataclass
-class SweepReport:
-    checked: int = 0
-    removed: int = 0
-    young: int = 0
-
-
-async def sweep_orphans(
-    stores: Stores, now: datetime | None = None, progress: Callable[[str], None] = lambda line: None
-) -> SweepReport:
-    """Remove blobs that no photo record points at (left by a crash between the blobs
-    and the metadata of an upload). Blobs younger than ORPHAN_GRACE are left alone: their
-    upload may still be in flight."""
-    now = now or utcnow()
-    report = SweepReport()
-    known: dict[int, bool] = {}
-    async for key in stores.blobs.keys():
-        report.checked += 1
-        parts = key.split("/")
-        try:
-            photo_id = int(parts[1])
-        except (IndexError, ValueError):
-            continue  # not a key this service writes
-        if now - idlib.created_at(photo_id) < ORPHAN_GRACE:
-            report.young += 1
-            continue
-        if photo_id not in known:
-            known[photo_id] = await stores.metadata.get_photo(photo_id) is not None
-        if not known[photo_id]:
-            try:
-                if await stores.blobs.delete(key):
-                    report.removed += 1
-                    progress(f"removed orphan blob {key}")
-            except NotFound:
-                pass
-    return report

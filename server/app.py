@@ -15,7 +15,9 @@ from aiohttp import web
 
 from instastore.accounts import Accounts
 from instastore.config import Settings
+from instastore.errors import InstastoreError
 from instastore.ids import IdGenerator
+from instastore.jobs import remove_scratch
 from instastore.photos import Photos
 from instastore.ratelimit import RateLimiter
 from instastore.server.keys import SERVICES, SETTINGS, Services
@@ -47,6 +49,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     stores = await open_stores(settings)
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
+    await _remove_scratch(stores, settings)
     ids = IdGenerator(settings.worker_id)
     photos = Photos(stores, settings)
     accounts = Accounts(stores, settings, ids)
@@ -62,6 +65,18 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await stores.close()
+
+
+async def _remove_scratch(stores, settings: Settings) -> None:
+    """Temporary files that crashed processes left; a store that is down does not stop
+    the start (gc removes them later)."""
+    try:
+        removed = await remove_scratch(stores, settings)
+    except InstastoreError as exc:
+        log.warning("could not remove abandoned temporary files at start: %s", exc)
+        return
+    if removed:
+        log.info("removed %d abandoned temporary file(s)", removed)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
