@@ -228,9 +228,14 @@ def _cluster_down(args: argparse.Namespace) -> None:
 
 
 def _passthrough(done) -> int:
-    """Hand a Java tool's output and exit code on as they are."""
-    sys.stdout.write(done.stdout)
-    sys.stderr.write(done.stderr)
+    """Hand a Java tool's output (text or bytes) and exit code on as they are."""
+    for stream, output in ((sys.stdout, done.stdout), (sys.stderr, done.stderr)):
+        if isinstance(output, bytes):
+            stream.flush()
+            stream.buffer.write(output)
+            stream.buffer.flush()
+        else:
+            stream.write(output)
     return done.returncode
 
 
@@ -239,7 +244,7 @@ def _cluster_nodetool(args: argparse.Namespace) -> int:
 
 
 def _cluster_hdfs(args: argparse.Namespace) -> int:
-    return _passthrough(_cluster(args).hdfs_tool(args.tool, args.args))
+    return _passthrough(_cluster(args).hdfs_tool(args.tool, args.args, binary=True))  # -cat of a JPEG
 
 
 def _cluster_logs(args: argparse.Namespace) -> None:

@@ -55,14 +55,14 @@ async def test_serve_on_the_cluster_and_check_with_hadoop_and_the_driver(server,
         assert (await (await http.get("/v1/search/photos?q=harbour")).json())["items"][0]["id"] == photo["id"]
 
     pid = int(photo["id"])
-    folder = f"{hdfs_root}/blobs/{ids.bucket_of(pid)}/{pid}"
+    folder = f"{hdfs_root}/blobs/{ids.bucket_of(pid)}"  # no folder of its own: one NameNode object less
     listed = await asyncio.to_thread(local_cluster.hdfs_tool, "dfs", ["-ls", folder])
     assert listed.returncode == 0, listed.stderr
     assert {line.rsplit("/", 1)[1] for line in listed.stdout.splitlines() if "/" in line} == {
-        "original.jpg", "thumb.jpg", "large.jpg"}
-    original = await asyncio.to_thread(local_cluster.hdfs_tool, "dfs", ["-stat", "%b %r", f"{folder}/original.jpg"])
+        f"{pid}.original.jpg", f"{pid}.thumb.jpg", f"{pid}.large.jpg"}
+    original = await asyncio.to_thread(local_cluster.hdfs_tool, "dfs", ["-stat", "%b %r", f"{folder}/{pid}.original.jpg"])
     assert original.stdout.split() == [str(len(image)), "1"]  # size, replication
-    large_stat = await asyncio.to_thread(local_cluster.hdfs_tool, "dfs", ["-stat", "%b", f"{folder}/large.jpg"])
+    large_stat = await asyncio.to_thread(local_cluster.hdfs_tool, "dfs", ["-stat", "%b", f"{folder}/{pid}.large.jpg"])
     assert large_stat.stdout.split() == [str(len(large))]  # the bytes the service served are HDFS's
 
     driver = Cluster([settings.cassandra_hosts], port=settings.cassandra_port, protocol_version=5)
@@ -72,7 +72,7 @@ async def test_serve_on_the_cluster_and_check_with_hadoop_and_the_driver(server,
         stored = decode_photo(row.record)
         assert stored.title == "Harbour at dawn" and row.deleted_at is None
         assert stored.rendition("large").size == len(large)
-        assert stored.rendition("original").locator == f"{ids.bucket_of(pid)}/{pid}/original.jpg"
+        assert stored.rendition("original").locator == f"{ids.bucket_of(pid)}/{pid}.original.jpg"
         owner = session.execute("SELECT user_id FROM users_by_name WHERE username = %s", (name,)).one().user_id
         rows = session.execute(
             "SELECT photo_id FROM user_photos WHERE user_id = %s AND bucket = %s", (owner, ids.bucket_of(pid))

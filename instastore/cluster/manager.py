@@ -264,12 +264,14 @@ class LocalCluster:
             target, toolchain.find_java(), toolchain.resolve_jars("cassandra", self.versions["cassandra"]), args
         )
 
-    def hdfs_tool(self, tool: str, args: list[str]):
-        """Run ``hdfs dfs|dfsadmin|fsck ARGS`` against this cluster."""
+    def hdfs_tool(self, tool: str, args: list[str], binary: bool = False):
+        """Run ``hdfs dfs|dfsadmin|fsck ARGS`` against this cluster (output as bytes
+        with ``binary``, else text)."""
         if self.namenode is None:
             raise ClusterError(f"no cluster in {self.root}; run `instastore cluster up`")
         return hdfs.run_tool(
-            self.namenode, toolchain.find_java(), toolchain.resolve_jars("hadoop", self.versions["hadoop"]), tool, args
+            self.namenode, toolchain.find_java(), toolchain.resolve_jars("hadoop", self.versions["hadoop"]), tool, args,
+            binary,
         )
 
     def status(self) -> list[dict]:
