@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
 import uuid
 
 import aiohttp
@@ -86,3 +89,36 @@ async def test_serve_on_the_cluster_and_check_with_hadoop_and_the_driver(server,
             assert hit is not None, term
     finally:
         driver.shutdown()
+
+
+async def test_a_purged_photo_leaves_no_namenode_object(server, local_cluster):
+    base, hdfs_root, settings = server
+    async with aiohttp.ClientSession(base) as http:
+        name = f"e2e{uuid.uuid4().hex[:8]}"
+        assert (await http.post("/v1/users", json={"username": name, "password": "end to end!"})).status == 201
+        token = (await (await http.post("/v1/sessions", json={"username": name, "password": "end to end!"})).json())["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        form = aiohttp.FormData()
+        form.add_field("title", "gone for good")
+        form.add_field("file", io.BytesIO(samples.image("JPEG", (640, 480))), filename="x.jpg")
+        photo = await (await http.post("/v1/photos", data=form, headers=auth)).json()
+        assert (await http.delete(f"/v1/photos/{photo['id']}", headers=auth)).status in (200, 204)
+
+    env = {
+        "INSTASTORE_CASSANDRA_HOSTS": settings.cassandra_hosts,
+        "INSTASTORE_CASSANDRA_PORT": str(settings.cassandra_port),
+        "INSTASTORE_CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
+        "INSTASTORE_WEBHDFS_URL": settings.webhdfs_url,
+        "INSTASTORE_HDFS_ROOT": hdfs_root,
+        "INSTASTORE_RETENTION_DAYS": "0",
+    }
+    for job in ("purge", "gc"):
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "instastore", job], capture_output=True, text=True, timeout=120,
+            env={**os.environ, **env},
+        )
+        assert done.returncode == 0, done.stderr
+    counted = await asyncio.to_thread(local_cluster.hdfs_tool, "dfs", ["-count", f"{hdfs_root}/blobs"])
+    assert counted.returncode == 0, counted.stderr
+    folders, files = counted.stdout.split()[:2]
+    assert (int(folders), int(files)) == (2, 0), counted.stdout  # blobs/ and blobs/.tmp, nothing else

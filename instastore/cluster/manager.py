@@ -187,8 +187,9 @@ class LocalCluster:
         daemon.pid = processes.spawn(argv, log_path, daemon.path)
         log.info("started %s (pid %d)", daemon.name, daemon.pid)
 
-    def start_node(self, name: str, timeout: float = READY_TIMEOUT_S) -> None:
-        """Start one stopped node again (after a kill) and wait until the cluster is ready."""
+    def start_node(self, name: str, timeout: float = READY_TIMEOUT_S, wait: bool = True) -> None:
+        """Start one stopped node again (after a kill) and, with ``wait``, wait until the
+        cluster is ready (without, while other nodes are still down, for failure tests)."""
         daemon = self.node(name)
         if processes.is_running(daemon.pid, daemon.marker):
             raise ClusterError(f"{name} is already running (pid {daemon.pid})")
@@ -200,7 +201,8 @@ class LocalCluster:
             toolchain.resolve_jars("hadoop", self.versions["hadoop"]),
         )
         self._save()
-        self.wait_ready(timeout)
+        if wait:
+            self.wait_ready(timeout)
 
     def kill_node(self, name: str) -> None:
         """SIGKILL one node, as a crash would (failure tests)."""
