@@ -20,6 +20,7 @@ from instastore import ids
 from instastore.errors import NotFound
 from instastore.jobs import ORPHAN_GRACE, gc, purge
 from instastore.model import Rendition
+from instastore.server.app import create_app
 from instastore.storage import scratch
 from instastore.storage.hdfs.webhdfs import WebHdfs
 from instastore.uploads import IDEMPOTENCY_TTL, blob_key
@@ -210,3 +211,34 @@ async def test_gc_removes_temporary_files_of_dead_writers_only(stores, adapter_s
     assert in_flight.exists() and elsewhere.exists()
     in_flight.unlink()
     elsewhere.unlink()
+
+
+async def test_the_service_removes_leftovers_of_dead_writers_when_it_starts(adapter_settings, aiohttp_client):
+    tmp = Path(adapter_settings.data_dir) / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    upload = tmp / f"upload-{scratch.host()}_{dead_pid()}_xyz"
+    upload.write_bytes(b"half an upload")
+    part = f"{scratch.host()}_{dead_pid()}_{uuid.uuid4().hex}.part"
+    if adapter_settings.uses_cluster:
+        client = WebHdfs(adapter_settings.webhdfs_url, adapter_settings.hdfs_user)
+        part_path = f"{adapter_settings.hdfs_root}/blobs/.tmp/{part}"
+        try:
+            await client.create(part_path, one(b"half a blob"))
+        finally:
+            await client.close()
+    else:
+        part_path = Path(adapter_settings.data_dir) / "blobs" / ".tmp" / part
+        part_path.parent.mkdir(parents=True, exist_ok=True)
+        part_path.write_bytes(b"half a blob")
+
+    await aiohttp_client(create_app(adapter_settings))
+    assert not upload.exists()
+    if adapter_settings.uses_cluster:
+        client = WebHdfs(adapter_settings.webhdfs_url, adapter_settings.hdfs_user)
+        try:
+            with pytest.raises(NotFound):
+                await client.get_file_status(part_path)
+        finally:
+            await client.close()
+    else:
+        assert not part_path.exists()
