@@ -8,20 +8,16 @@ never speaks HTTP.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from instastore import search
 from instastore.config import Settings
 from instastore.hotcache import ByteCache, TtlCache
-from instastore.errors import Gone, InstastoreError, InvalidInput, NotAllowed, NotFound
+from instastore.errors import Gone, InvalidInput, NotAllowed, NotFound
 from instastore.model import Photo
 from instastore.paging import Page, decode_cursor, encode_cursor
 from instastore.storage.ports import Stores
-
-log = logging.getLogger(__name__)
 
 OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted photos
 
