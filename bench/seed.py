@@ -137,7 +137,7 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
     try:
         await state.check(stores)
         # Users
-        hashed = PasswordHasher().hash(PASSWORD)
+        hashed = await asyncio.to_thread(PasswordHasher().hash, PASSWORD)  # argon2: ~1 s of CPU
         users = state.data.setdefault("users", {})
         wanted = [f"poster{i}" for i in range(posters)] + [f"reader{i}" for i in range(readers)]
         for username in tqdm([u for u in wanted if u not in users], desc="users", unit="user"):

@@ -14,6 +14,10 @@ from instastore.storage import open_stores
 SMALL = dict(posters=1, readers=1, photos=5, pool=1, days=2, follows_per_reader=1)
 
 
+async def run_seed(settings: Settings) -> None:
+    await seed.seed(settings, **SMALL)
+
+
 async def every_blob_is_there(settings: Settings) -> int:
     """How many photos the store has; fails if one points at a missing blob."""
     stores = await open_stores(settings)
@@ -33,8 +37,8 @@ async def every_blob_is_there(settings: Settings) -> int:
 async def test_two_stores_with_the_same_folder_name_do_not_share_a_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(seed, "STATE_DIR", tmp_path / "state")
     first, second = Settings(data_dir=tmp_path / "a" / "data"), Settings(data_dir=tmp_path / "b" / "data")
-    await seed.seed(first, **SMALL)
-    await seed.seed(second, **SMALL)
+    await run_seed(first)
+    await run_seed(second)
     assert await every_blob_is_there(first) == 5
     assert await every_blob_is_there(second) == 5
 
@@ -42,9 +46,9 @@ async def test_two_stores_with_the_same_folder_name_do_not_share_a_checkpoint(tm
 async def test_a_checkpoint_of_a_wiped_store_is_not_trusted(tmp_path, monkeypatch):
     monkeypatch.setattr(seed, "STATE_DIR", tmp_path / "state")
     settings = Settings(data_dir=tmp_path / "data")
-    await seed.seed(settings, **SMALL)
+    await run_seed(settings)
     shutil.rmtree(tmp_path / "data")  # the same store identity, new and empty
-    await seed.seed(settings, **SMALL)
+    await run_seed(settings)
     assert await every_blob_is_there(settings) == 5
 
 

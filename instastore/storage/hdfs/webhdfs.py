@@ -102,10 +102,10 @@ class WebHdfs:
         try:
             async with self._session.get(url, params=query) as resp:
                 if resp.status >= 400:
-                    raise Unavailable(f"NameNode /jmx: {resp.status} {resp.reason}")
+                    raise Unavailable(f"WebHDFS NameNode /jmx: {resp.status} {resp.reason}")
                 beans = (await resp.json(content_type=None)).get("beans") or [{}]
         except (aiohttp.ClientError, ValueError) as exc:
-            raise Unavailable(f"NameNode /jmx: {exc}") from exc
+            raise Unavailable(f"WebHDFS NameNode /jmx: {exc}") from exc
         state = beans[0]
         return int(state.get("NumLiveDataNodes", 0)), state.get("FSState") != "Operational"
 
