@@ -172,7 +172,7 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
             for i in tqdm(range(len(pool_records), pool), desc="media pool", unit="img"):
                 data = images[i]
                 tmp = STATE_DIR / "pool.jpg"
-                tmp.write_bytes(data)
+                await asyncio.to_thread(tmp.write_bytes, data)  # up to 3 MB: off the loop
                 processed = await asyncio.to_thread(media.process, tmp, media.TYPES["jpeg"], settings.max_image_pixels)
                 key_base = f"bench-pool/{i}"
                 renditions = []

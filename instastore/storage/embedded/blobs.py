@@ -127,7 +127,7 @@ class LocalBlobStore:
                 path.unlink()
             except FileNotFoundError:
                 return False
-            _fsync_dir(_remove_empty_parents(path.parent, self.root))
+            _sync_after_removal(_remove_empty_parents(path.parent, self.root))
             return True
 
         return await asyncio.to_thread(remove)
@@ -163,7 +163,7 @@ class LocalBlobStore:
                     path.rmdir()  # refuses a folder a put has just written into
                 except OSError:
                     continue
-                _fsync_dir(path.parent)
+                _sync_after_removal(path.parent)
                 removed += 1
             return removed
 
@@ -215,6 +215,13 @@ def _remove_empty_parents(folder: Path, root: Path) -> Path:
             raise
         folder = folder.parent
     return folder
+
+
+def _sync_after_removal(folder: Path) -> None:
+    try:
+        _fsync_dir(folder)
+    except FileNotFoundError:
+        pass  # a concurrent delete removed the folder too: nothing left to sync
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -111,74 +111,66 @@ class HdfsBlobStore:
         path = self._path(key)
         if not await self.client.delete(path):
             return False
-        await self._remove_empty_parents(posixpath.dirname(path))
+        folder = posixpath.dirname(path)
+        while folder != self.root and await self._remove_if_empty(folder):
+            folder = posixpath.dirname(folder)
         return True
 
-    async def _remove_empty_parents(self, folder: str) -> None:
-        while folder != self.root:
-            try:
-                if await self.client.list_status(folder):
-                    return
-                await self.client.delete(folder)  # non-recursive: refused if a put just wrote in
-            except NotFound:
-                pass  # a concurrent delete removed it: go on with its parent
-            except Conflict:
-                return  # not empty any more: a put wrote into it meanwhile
-            folder = posixpath.dirname(folder)
+    async def _remove_if_empty(self, folder: str) -> bool:
+        """A non-recursive DELETE: the NameNode refuses it for a folder with anything in
+        it (one cheap call, however big the folder), so a put's file is never lost."""
+        try:
+            await self.client.delete(folder)
+        except Conflict:
+            return False  # not empty
+        return True  # removed now, or by a concurrent delete
 
-    async def _walk(self):
-        """(folder, its entries) for every folder under the root but the temporary one,
-        children before their parent."""
-        order: list[tuple[str, list[dict]]] = []
+    async def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
         pending = [self.root]
         while pending:
             folder = pending.pop()
             try:
-                entries = await self.client.list_status(folder)
+                async for status in self.client.iter_status(folder):
+                    path = f"{folder}/{status['pathSuffix']}"
+                    if status["type"] == "DIRECTORY":
+                        if path != self.tmp:
+                            pending.append(path)
+                    elif (key := path[len(self.root) + 1 :]).startswith(prefix):
+                        yield BlobEntry(key, status["length"], _time(status["modificationTime"]))
             except NotFound:
-                continue
-            order.append((folder, entries))
-            for entry in entries:
-                path = f"{folder}/{entry['pathSuffix']}"
-                if entry["type"] == "DIRECTORY" and path != self.tmp:
-                    pending.append(path)
-        return reversed(order)
-
-    async def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
-        for folder, statuses in await self._walk():
-            for status in statuses:
-                if status["type"] != "FILE":
-                    continue
-                key = f"{folder}/{status['pathSuffix']}"[len(self.root) + 1 :]
-                if key.startswith(prefix):
-                    yield BlobEntry(key, status["length"], _time(status["modificationTime"]))
+                continue  # removed meanwhile
 
     async def remove_empty_folders(self) -> int:
-        removed: set[str] = set()
-        for folder, statuses in await self._walk():
-            if folder in (self.root, self.tmp):
-                continue
-            children = {f"{folder}/{s['pathSuffix']}" for s in statuses}
-            if children - removed:
-                continue
+        removed = [0]
+
+        async def prune(folder: str) -> bool:
+            """Remove the empty folders under ``folder``, then it if it is empty: True then."""
+            kept = False
             try:
-                if await self.client.delete(folder):  # non-recursive: refused if written in since
-                    removed.add(folder)
-            except Conflict:
-                continue  # a put wrote into it meanwhile
-        return len(removed)
+                async for status in self.client.iter_status(folder):
+                    path = f"{folder}/{status['pathSuffix']}"
+                    if status["type"] == "FILE" or path == self.tmp or not await prune(path):
+                        kept = True
+            except NotFound:
+                return True
+            if kept or folder == self.root or not await self._remove_if_empty(folder):
+                return False
+            removed[0] += 1
+            return True
+
+        await prune(self.root)
+        return removed[0]
 
     async def remove_abandoned_parts(self, now: datetime) -> int:
+        abandoned = []
         try:
-            statuses = await self.client.list_status(self.tmp)
+            async for status in self.client.iter_status(self.tmp):
+                name = status["pathSuffix"]
+                if name.endswith(PART_SUFFIX) and scratch.abandoned(name, "", _time(status["modificationTime"]), now):
+                    abandoned.append(f"{self.tmp}/{name}")
         except NotFound:
-            return 0
-        removed = 0
-        for status in statuses:
-            name = status["pathSuffix"]
-            if name.endswith(PART_SUFFIX) and scratch.abandoned(name, "", _time(status["modificationTime"]), now):
-                removed += await self.client.delete(f"{self.tmp}/{name}")
-        return removed
+            return 0  # nothing was ever written
+        return sum([await self.client.delete(path) for path in abandoned])
 
 
 def _time(ms: int) -> datetime:

@@ -87,6 +87,19 @@ class WebHdfs:
     async def list_status(self, path: str) -> list[dict]:
         return (await self._json("GET", path, "LISTSTATUS"))["FileStatuses"]["FileStatus"]
 
+    async def iter_status(self, path: str) -> AsyncIterator[dict]:
+        """The entries of a folder, a page at a time (LISTSTATUS_BATCH: a folder of a
+        million files is never one response)."""
+        after = None
+        while True:
+            listing = (await self._json("GET", path, "LISTSTATUS_BATCH", startAfter=after))["DirectoryListing"]
+            statuses = listing["partialListing"]["FileStatuses"]["FileStatus"]
+            for status in statuses:
+                yield status
+            if not listing.get("remainingEntries") or not statuses:
+                return
+            after = statuses[-1]["pathSuffix"]
+
     async def mkdirs(self, path: str) -> bool:
         return (await self._json("PUT", path, "MKDIRS"))["boolean"]
 
