@@ -32,6 +32,8 @@ from instastore.uploads import Uploads
 
 log = logging.getLogger(__name__)
 
+START_CLEANUP_TIMEOUT_S = 10.0  # a slow store delays no start for long; gc finishes the job
+
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
@@ -71,9 +73,9 @@ async def _remove_scratch(stores, settings: Settings) -> None:
     """Temporary files that crashed processes left; a store that is down does not stop
     the start (gc removes them later)."""
     try:
-        removed = await remove_scratch(stores, settings)
-    except InstastoreError as exc:
-        log.warning("could not remove abandoned temporary files at start: %s", exc)
+        removed = await asyncio.wait_for(remove_scratch(stores, settings), START_CLEANUP_TIMEOUT_S)
+    except (InstastoreError, TimeoutError) as exc:
+        log.warning("could not remove abandoned temporary files at start: %r", exc)
         return
     if removed:
         log.info("removed %d abandoned temporary file(s)", removed)

@@ -242,3 +242,15 @@ async def test_the_service_removes_leftovers_of_dead_writers_when_it_starts(adap
             await client.close()
     else:
         assert not part_path.exists()
+
+
+async def test_scan_photos_pages_through_every_record(stores, monkeypatch):
+    from instastore.storage.cassandra import metadata as cassandra_metadata
+    from instastore.storage.embedded import metadata as embedded_metadata
+
+    monkeypatch.setattr(cassandra_metadata, "SCAN_PAGE", 3)
+    monkeypatch.setattr(embedded_metadata, "SCAN_PAGE", 3)
+    saved = {(await photo_with(stores, [f"s/{uuid.uuid4().hex}"], deleted=i % 2 == 0)).id for i in range(10)}
+    scanned = [p async for p in stores.metadata.scan_photos()]
+    assert saved <= {p.id for p in scanned}  # deleted ones too: they still own their blobs
+    assert len(scanned) == len({p.id for p in scanned})  # each once
