@@ -159,7 +159,8 @@ class BlobStore(Protocol):
     name: str
 
     async def ping(self) -> None:
-        """Return when the store answers; raise ``Unavailable`` if not."""
+        """Return when the store answers and a write can succeed (readiness); raise
+        ``Unavailable`` if not."""
 
     async def close(self) -> None:
         """Release connections. Idempotent."""
