@@ -11,15 +11,20 @@ the service uses (a bulk path: the same records the API would write, faster).
   bytes: this measures the metadata paths, not the disk);
 - titles from a word list, so search has common and rare words.
 
-Resumable: progress is checkpointed in ``bench/.state/``; run it again to continue.
+Resumable: progress is checkpointed in ``bench/.state/``, under the store's full
+identity (the absolute data folder; or contact points, keyspace, WebHDFS URL and HDFS
+root), and checked against the store before it is trusted (its users, pool blobs and
+first photo must be there); run it again to continue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import random
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,7 +35,7 @@ from tqdm import tqdm
 from instastore import ids as idlib
 from instastore import media, search
 from instastore.config import Settings
-from instastore.errors import Conflict
+from instastore.errors import Conflict, NotFound
 from instastore.model import Kind, Photo, Rendition, User, Visibility
 from instastore.storage import open_stores
 
@@ -77,11 +82,46 @@ def zipf_sample(rng: random.Random, population: list, k: int, s: float = 1.1) ->
     return [population[i] for i in chosen]
 
 
+def store_identity(settings: Settings) -> str:
+    """What tells one store from every other: two stores never share a checkpoint."""
+    if settings.uses_cluster:
+        hosts = ",".join(sorted(settings.cassandra_contact_points))
+        return (
+            f"cassandra://{hosts}:{settings.cassandra_port}/{settings.cassandra_keyspace} "
+            f"webhdfs:{settings.webhdfs_url.rstrip('/')}{settings.hdfs_root}"
+        )
+    return f"embedded:{Path(settings.data_dir).resolve()}"
+
+
 class Checkpoint:
-    def __init__(self, name: str) -> None:
-        STATE_DIR.mkdir(exist_ok=True)
-        self.path = STATE_DIR / f"seed-{name}.json"
-        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+    def __init__(self, identity: str) -> None:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        self.identity = identity
+        self.path = STATE_DIR / f"seed-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.json"
+        data = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.data = data if data.get("store") == identity else {"store": identity}
+
+    async def check(self, stores) -> None:
+        """Start over if the store lacks what the checkpoint says was written (the store
+        was wiped or replaced since): never point new records at blobs that are not there."""
+        if await self._matches(stores):
+            return
+        print(f"seed: the checkpoint {self.path} does not match the store; starting over", file=sys.stderr)
+        self.data = {"store": self.identity}
+
+    async def _matches(self, stores) -> bool:
+        for username, user_id in list(self.data.get("users", {}).items())[:1]:
+            user = await stores.metadata.get_user_by_name(username)
+            if user is None or user.id != user_id:
+                return False
+        for record in self.data.get("pool", []):
+            for rendition in record["renditions"]:
+                try:
+                    await stores.blobs.size(rendition[1])
+                except NotFound:
+                    return False
+        first = self.data.get("first_photo")
+        return first is None or await stores.metadata.get_photo(first) is not None
 
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -90,14 +130,14 @@ class Checkpoint:
 
 
 async def seed(settings: Settings, posters: int, readers: int, photos: int, pool: int, days: int, follows_per_reader: int) -> dict:
-    name = f"{settings.cassandra_keyspace if settings.uses_cluster else Path(settings.data_dir).name}"
-    state = Checkpoint(name)
+    state = Checkpoint(store_identity(settings))
     stores = await open_stores(settings)
     rng = random.Random(42)
     gen = idlib.IdGenerator(8000)
     try:
+        await state.check(stores)
         # Users
-        hashed = PasswordHasher().hash(PASSWORD)
+        hashed = await asyncio.to_thread(PasswordHasher().hash, PASSWORD)  # argon2: ~1 s of CPU
         users = state.data.setdefault("users", {})
         wanted = [f"poster{i}" for i in range(posters)] + [f"reader{i}" for i in range(readers)]
         for username in tqdm([u for u in wanted if u not in users], desc="users", unit="user"):
@@ -132,7 +172,7 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
             for i in tqdm(range(len(pool_records), pool), desc="media pool", unit="img"):
                 data = images[i]
                 tmp = STATE_DIR / "pool.jpg"
-                tmp.write_bytes(data)
+                await asyncio.to_thread(tmp.write_bytes, data)  # up to 3 MB: off the loop
                 processed = await asyncio.to_thread(media.process, tmp, media.TYPES["jpeg"], settings.max_image_pixels)
                 key_base = f"bench-pool/{i}"
                 renditions = []
@@ -155,7 +195,7 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
         span_ms = days * 86_400_000
         sem = asyncio.Semaphore(IN_FLIGHT)
 
-        async def save(k: int) -> None:
+        async def save(k: int) -> int:
             r = random.Random(k)
             at = now_ms - r.randrange(span_ms)
             pid = idlib.make_id(at, 8100 + (k % 64), (k // 64) % 1024)
@@ -169,11 +209,13 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
             )
             async with sem:
                 await stores.metadata.save_photo(photo, search.terms(title))
+            return pid
 
         with tqdm(total=photos, initial=done, desc="photos", unit="photo") as bar:
             while done < photos:
                 batch = range(done, min(photos, done + 1000))
-                await asyncio.gather(*(save(k) for k in batch))
+                saved = await asyncio.gather(*(save(k) for k in batch))
+                state.data.setdefault("first_photo", saved[0])
                 done = batch[-1] + 1
                 state.data["photos_done"] = done
                 state.save()

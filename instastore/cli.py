@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("serve", "run the HTTP service", _serve),
         ("migrate", "create the keyspace and apply the CQL schema files not yet applied", _migrate),
         ("purge", "remove for good the photos deleted more than retention_days ago", _purge),
-        ("gc", "remove blobs that no photo points at (left by a crash mid-upload)", _gc),
+        ("gc", "remove blobs no photo record points at, and leftovers of crashed writes", _gc),
     ):
         command = commands.add_parser(name, help=help_text)
         config.add_arguments(command)
@@ -149,7 +149,7 @@ def _with_stores(args: argparse.Namespace, job):
 
 
 def _purge(args: argparse.Namespace) -> None:
-    from instastore.photos import purge
+    from instastore.jobs import purge
 
     report = _with_stores(args, lambda stores, settings: purge(stores, settings, progress=print))
     print(
@@ -161,10 +161,14 @@ def _purge(args: argparse.Namespace) -> None:
 
 
 def _gc(args: argparse.Namespace) -> None:
-    from instastore.uploads import sweep_orphans
+    from instastore.jobs import ORPHAN_GRACE, gc
 
-    report = _with_stores(args, lambda stores, settings: sweep_orphans(stores, progress=print))
-    print(f"checked {report.checked} blob(s): removed {report.removed} orphan(s), left {report.young} too young to judge")
+    report = _with_stores(args, lambda stores, settings: gc(stores, settings, progress=print))
+    print(
+        f"checked {report.checked} blob(s): removed {report.removed} "
+        f"orphan(s), left {report.young} younger than {ORPHAN_GRACE}; removed {report.scratch_removed} "
+        f"abandoned temporary file(s) and {report.folders_removed} empty folder(s)"
+    )
 
 
 def _cluster(args: argparse.Namespace):
@@ -224,9 +228,14 @@ def _cluster_down(args: argparse.Namespace) -> None:
 
 
 def _passthrough(done) -> int:
-    """Hand a Java tool's output and exit code on as they are."""
-    sys.stdout.write(done.stdout)
-    sys.stderr.write(done.stderr)
+    """Hand a Java tool's output (text or bytes) and exit code on as they are."""
+    for stream, output in ((sys.stdout, done.stdout), (sys.stderr, done.stderr)):
+        if isinstance(output, bytes):
+            stream.flush()
+            stream.buffer.write(output)
+            stream.buffer.flush()
+        else:
+            stream.write(output)
     return done.returncode
 
 
@@ -235,7 +244,7 @@ def _cluster_nodetool(args: argparse.Namespace) -> int:
 
 
 def _cluster_hdfs(args: argparse.Namespace) -> int:
-    return _passthrough(_cluster(args).hdfs_tool(args.tool, args.args))
+    return _passthrough(_cluster(args).hdfs_tool(args.tool, args.args, binary=True))  # -cat of a JPEG
 
 
 def _cluster_logs(args: argparse.Namespace) -> None:

@@ -1,29 +1,25 @@
-"""Photos: reading them as the rules say, soft delete, restore, and the purge job.
+"""Photos: reading them as the rules say, soft delete and restore.
 
 The rules live here, not in the stores: a deleted photo vanishes from every read at once;
-its owner can restore it within ``retention_days``; after that ``purge`` removes its rows,
-index entries and blobs for good. This module never speaks HTTP.
+its owner can restore it within ``retention_days``; after that the purge job
+(``instastore.jobs``) removes its rows, index entries and blobs for good. This module
+never speaks HTTP.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from instastore import search
 from instastore.config import Settings
 from instastore.hotcache import ByteCache, TtlCache
-from instastore.errors import Gone, InstastoreError, InvalidInput, NotAllowed, NotFound
+from instastore.errors import Gone, InvalidInput, NotAllowed, NotFound
 from instastore.model import Photo
 from instastore.paging import Page, decode_cursor, encode_cursor
 from instastore.storage.ports import Stores
 
-log = logging.getLogger(__name__)
-
 OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted photos
-PURGE_BATCH = 100  # queue entries handled per round of the purge job
 
 
 def utcnow() -> datetime:
@@ -123,54 +119,3 @@ class Photos:
             raise Gone(f"photo {photo_id} was deleted more than {self.settings.retention_days} days ago")
         await self.stores.metadata.set_deleted(photo, None)
         return photo.with_deleted_at(None)
-
-
-@dataclass
-class PurgeReport:
-    purged: int = 0
-    blobs_removed: int = 0
-    skipped: int = 0  # restored meanwhile, or not yet past the window
-    failed: int = 0
-
-
-async def purge(
-    stores: Stores,
-    settings: Settings,
-    now: datetime | None = None,
-    progress: Callable[[str], None] = lambda line: None,
-) -> PurgeReport:
-    """Remove for good every photo deleted more than ``retention_days`` ago.
-
-    Idempotent and restartable: blobs go first, then the rows and the queue entry in one
-    batch, so a crash leaves the entry queued and the next run finishes the job (deleting
-    a blob that is already gone is a no-op)."""
-    now = now or utcnow()
-    cutoff = now - timedelta(days=settings.retention_days)
-    report = PurgeReport()
-    through: date = cutoff.date()
-    seen: set[int] = set()
-    while True:
-        entries = [e for e in await stores.metadata.due_purges(through, PURGE_BATCH) if e.photo_id not in seen]
-        if not entries:
-            return report
-        for entry in entries:
-            seen.add(entry.photo_id)
-            photo = await stores.metadata.get_photo(entry.photo_id)
-            if photo is None or photo.deleted_at is None:
-                await stores.metadata.forget_purge(entry)
-                report.skipped += 1
-                continue
-            if photo.deleted_at > cutoff:  # deleted later on the cutoff day
-                report.skipped += 1
-                continue
-            try:
-                for rendition in photo.renditions:
-                    if await stores.blobs.delete(rendition.locator):
-                        report.blobs_removed += 1
-                await stores.metadata.purge_photo(photo, search.terms(photo.title))
-            except InstastoreError as exc:
-                log.error("purging photo %d failed: %s", photo.id, exc)
-                report.failed += 1
-                continue
-            report.purged += 1
-            progress(f"purged photo {photo.id} (deleted {photo.deleted_at:%Y-%m-%d})")

@@ -3,7 +3,7 @@ process the media off the event loop, write the blobs, then the metadata.
 
 Write path: blobs first (original, then renditions), then the photo record and its index
 rows in one batch, then the caller answers 201. A crash in between leaves only blobs no
-record points at, which ``sweep_orphans`` (``instastore gc``) removes after ORPHAN_GRACE.
+record points at, which ``instastore gc`` (``instastore.jobs``) removes after its grace.
 A write whose outcome is unknown (``OutcomeUnknown``: a timeout) is read back, never
 undone: its blobs stay, and so does its Idempotency-Key.
 
@@ -43,6 +43,7 @@ from instastore.errors import (
 from instastore.ids import IdGenerator
 from instastore.model import Photo, Rendition, User, Visibility
 from instastore.photos import Photos, utcnow
+from instastore.storage import scratch
 from instastore.storage.ports import KeyClaim, MetadataStore, Stores, settle
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,9 @@ HASH_BATCH = 1024 * 1024  # bytes gathered before one write + hash step in a wor
 FILE_CHUNK = 256 * 1024  # bytes per chunk when streaming the temporary file to the blob store
 IDEMPOTENCY_TTL = timedelta(days=1)  # a key answers with its photo this long after its last write
 MAX_IDEMPOTENCY_KEY = 128  # characters
-# Younger unreferenced blobs may belong to an upload in flight, or to one whose save had an
-# unknown outcome and that a retry with its key re-applies until the key expires,
-# IDEMPOTENCY_TTL after its intent was recorded; the hour covers the upload's own time
-# between its photo id (the blobs' age) and that intent.
-ORPHAN_GRACE = IDEMPOTENCY_TTL + timedelta(hours=1)
 TAKEOVER_ROUNDS = 3  # claim -> take over -> claim again, when retries race for a stale key
 HEARTBEATS_PER_WINDOW = 3  # claim renewals per stale window while an upload works
+UPLOAD_PREFIX = "upload-"  # temporary files of uploads in flight, under <data_dir>/tmp
 
 
 @dataclass
@@ -77,7 +74,8 @@ async def receive(chunks: AsyncIterable[bytes], max_bytes: int, tmp_dir: Path) -
     """Stream ``chunks`` to a temporary file, hashing as it goes; ``TooLarge`` (and no
     file left) past ``max_bytes``."""
     await asyncio.to_thread(tmp_dir.mkdir, parents=True, exist_ok=True)
-    fd, name = await asyncio.to_thread(tempfile.mkstemp, dir=tmp_dir, prefix="upload-")
+    prefix = UPLOAD_PREFIX + scratch.owner_tag()  # so a cleaner can tell when its writer is gone
+    fd, name = await asyncio.to_thread(tempfile.mkstemp, dir=tmp_dir, prefix=prefix)
     path = Path(name)
     digest = hashlib.sha256()
     size, head = 0, b""
@@ -137,8 +135,15 @@ def check_idempotency_key(key: object) -> str | None:
 
 
 def blob_key(photo_id: int, name: str, extension: str) -> str:
-    """Where a rendition's bytes live: grouped by id time bucket, one folder per photo."""
-    return f"{idlib.bucket_of(photo_id)}/{photo_id}/{name}.{extension}"
+    """Where a rendition's bytes live: grouped by id time bucket, with no folder per
+    photo (on HDFS a folder is one more NameNode object, and one more left behind)."""
+    return f"{idlib.bucket_of(photo_id)}/{photo_id}.{name}.{extension}"
+
+
+def remove_abandoned_uploads(tmp_dir: Path, now: datetime) -> int:
+    """Remove the temporary files of uploads whose process is gone (a crash); return how
+    many. Blocking: run it in a worker thread. Uploads in flight are left alone."""
+    return scratch.remove_abandoned_files(tmp_dir, UPLOAD_PREFIX, "", now)
 
 
 class Uploads:
@@ -365,41 +370,3 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         f.close()  # read-only: no flush, nothing to wait for
-
-
-@dataclass
-class SweepReport:
-    checked: int = 0
-    removed: int = 0
-    young: int = 0
-
-
-async def sweep_orphans(
-    stores: Stores, now: datetime | None = None, progress: Callable[[str], None] = lambda line: None
-) -> SweepReport:
-    """Remove blobs that no photo record points at (left by a crash between the blobs
-    and the metadata of an upload). Blobs younger than ORPHAN_GRACE are left alone: their
-    upload may still be in flight."""
-    now = now or utcnow()
-    report = SweepReport()
-    known: dict[int, bool] = {}
-    async for key in stores.blobs.keys():
-        report.checked += 1
-        parts = key.split("/")
-        try:
-            photo_id = int(parts[1])
-        except (IndexError, ValueError):
-            continue  # not a key this service writes
-        if now - idlib.created_at(photo_id) < ORPHAN_GRACE:
-            report.young += 1
-            continue
-        if photo_id not in known:
-            known[photo_id] = await stores.metadata.get_photo(photo_id) is not None
-        if not known[photo_id]:
-            try:
-                if await stores.blobs.delete(key):
-                    report.removed += 1
-                    progress(f"removed orphan blob {key}")
-            except NotFound:
-                pass
-    return report

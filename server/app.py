@@ -15,7 +15,9 @@ from aiohttp import web
 
 from instastore.accounts import Accounts
 from instastore.config import Settings
+from instastore.errors import InstastoreError
 from instastore.ids import IdGenerator
+from instastore.jobs import remove_scratch
 from instastore.photos import Photos
 from instastore.ratelimit import RateLimiter
 from instastore.server.keys import SERVICES, SETTINGS, Services
@@ -29,6 +31,8 @@ from instastore.timeline import Timeline
 from instastore.uploads import Uploads
 
 log = logging.getLogger(__name__)
+
+START_CLEANUP_TIMEOUT_S = 10.0  # a slow store delays no start for long; gc finishes the job
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -47,6 +51,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     stores = await open_stores(settings)
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
+    await _remove_scratch(stores, settings)
     ids = IdGenerator(settings.worker_id)
     photos = Photos(stores, settings)
     accounts = Accounts(stores, settings, ids)
@@ -62,6 +67,18 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await stores.close()
+
+
+async def _remove_scratch(stores, settings: Settings) -> None:
+    """Temporary files that crashed processes left; a store that is down does not stop
+    the start (gc removes them later)."""
+    try:
+        removed = await asyncio.wait_for(remove_scratch(stores, settings), START_CLEANUP_TIMEOUT_S)
+    except (InstastoreError, TimeoutError) as exc:
+        log.warning("could not remove abandoned temporary files at start: %r", exc)
+        return
+    if removed:
+        log.info("removed %d abandoned temporary file(s)", removed)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

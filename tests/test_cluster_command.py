@@ -5,15 +5,18 @@ offset, so they never touch the cluster the other tests use."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import uuid
 
 import pytest
 
 from instastore.cluster import LocalCluster
+from instastore.storage.hdfs.webhdfs import WebHdfs
 
 OFFSET = "3000"  # ports of a second cluster, clear of the test cluster's
 
@@ -51,6 +54,33 @@ def test_nodetool_passes_arguments_through(local_cluster):
     done = run_cluster("--dir", str(local_cluster.root), "nodetool", "status")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\nUN ") == local_cluster.spec.cassandra_nodes
+
+
+def test_hdfs_dfs_cat_passes_binary_files_through(local_cluster):
+    folder = f"/cat-{uuid.uuid4().hex[:8]}"
+    data = bytes(range(256)) * 64 + b"\xff\xd8\xff\xe0 not UTF-8 \x80\x81"
+
+    async def write() -> None:
+        client = WebHdfs(local_cluster.client_settings()["INSTASTORE_WEBHDFS_URL"], "instastore")
+        try:
+            await client.create(f"{folder}/blob.bin", one(data))
+        finally:
+            await client.close()
+
+    asyncio.run(write())
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "instastore", "cluster", "--dir", str(local_cluster.root), "hdfs", "dfs", "-cat",
+             f"{folder}/blob.bin"], capture_output=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        assert done.stdout == data
+    finally:
+        local_cluster.hdfs_tool("dfs", ["-rm", "-r", "-f", folder])
+
+
+async def one(data: bytes):
+    yield data
 
 
 def test_logs_show_each_node(local_cluster):

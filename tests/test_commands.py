@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import re
 import os
 import subprocess
@@ -62,6 +63,23 @@ def test_purge_on_an_empty_store(tmp_path):
     done = instastore("purge", "--data-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("purged 0 photo(s), removed 0 blob(s); skipped 0, failed 0")
+
+
+async def test_gc_on_a_bench_seeded_store_removes_nothing(tmp_path, monkeypatch):
+    """The issue's run: seeded photos share a pool of blobs under keys that name no photo."""
+    from bench import seed
+
+    monkeypatch.setattr(seed, "STATE_DIR", tmp_path / "state")
+    data = tmp_path / "D"
+    await seed.seed(Settings(data_dir=data), posters=5, readers=2, photos=50, pool=3, days=60, follows_per_reader=100)
+    blobs = sorted(p for p in (data / "blobs").rglob("*") if p.is_file() and ".tmp" not in p.parts)
+    assert len(blobs) == 9
+    done = await asyncio.to_thread(instastore, "gc", "--data-dir", str(data))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "read 50 photo record(s) pointing at 9 blob(s)"  # a progress line
+    assert lines[-1].startswith("checked 9 blob(s): removed 0 orphan(s)")
+    assert sorted(p for p in (data / "blobs").rglob("*") if p.is_file() and ".tmp" not in p.parts) == blobs
 
 
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path):

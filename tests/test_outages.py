@@ -1,22 +1,28 @@
-"""Cassandra or HDFS going down gives instastore's own Unavailable error, and the stores
-work again once the service is back. On a cluster of its own (other ports), so the
-shared test cluster is never disturbed."""
+"""Cassandra or HDFS going down gives instastore's own Unavailable error (503 with
+Retry-After over HTTP, and /readyz says so), and the stores work again once the service
+is back. On a cluster of its own (other ports), so the shared test cluster is never
+disturbed."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import io
 import time
 import uuid
 
+import aiohttp
 import pytest
 
 from instastore.cluster import ClusterSpec, LocalCluster
 from instastore.config import Settings
 from instastore.errors import Unavailable
+from instastore.server.app import create_app
 from instastore.storage import open_stores
 from instastore.storage.cassandra.metadata import build_cluster
 from instastore.storage.cassandra.migrate import migrate
 
+from . import samples
 from .contract.conftest import make_photo, new_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.cassandra, pytest.mark.hdfs, pytest.mark.timeout(600)]
@@ -96,3 +102,54 @@ async def test_hdfs_down_then_back(outage_cluster, outage_settings):
         assert await eventually(read) == b"kept"
     finally:
         await stores.close()
+
+
+async def test_uploads_and_readiness_wait_for_a_datanode_after_a_namenode_restart(
+    outage_cluster, outage_settings, aiohttp_client, tmp_path
+):
+    settings = dataclasses.replace(outage_settings, hdfs_root=f"/ready-{uuid.uuid4().hex[:8]}", data_dir=tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    name = f"u{uuid.uuid4().hex[:10]}"
+    assert (await client.post("/v1/users", json={"username": name, "password": "correct horse battery"})).status == 201
+    login = await client.post("/v1/sessions", json={"username": name, "password": "correct horse battery"})
+    auth = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    image = samples.image("JPEG", (64, 48))
+
+    async def upload():
+        form = aiohttp.FormData()
+        form.add_field("title", "after the restart")
+        form.add_field("file", io.BytesIO(image), filename="x.jpg")
+        return await client.post("/v1/photos", data=form, headers=auth)
+
+    assert (await upload()).status == 201
+    assert (await client.get("/readyz")).status == 200
+
+    # The NameNode comes back before any DataNode has registered with it.
+    outage_cluster.kill_node("datanode1")
+    outage_cluster.kill_node("namenode")
+    await asyncio.to_thread(outage_cluster.start_node, "namenode", wait=False)
+    try:
+        stores = await open_stores(settings)
+        try:
+            await eventually(stores.blobs.client.namenode_state)  # it answers, with no DataNode
+        finally:
+            await stores.close()
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        assert "hdfs" in (await ready.json())["stores"]
+        # Out of safe mode (it stays in it while blocks are unreported), CREATE gets
+        # "Failed to find datanode": transient, so 503 and Retry-After, not 500.
+        left = await asyncio.to_thread(outage_cluster.hdfs_tool, "dfsadmin", ["-safemode", "leave"])
+        assert left.returncode == 0, left.stderr
+        refused = await upload()
+        assert refused.status == 503, await refused.text()
+        assert refused.headers["Retry-After"]
+        body = await refused.json()
+        assert "datanode" in body["detail"].lower(), body
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        assert "DataNode" in (await ready.json())["stores"]["hdfs"]
+    finally:
+        await asyncio.to_thread(outage_cluster.start_node, "datanode1")
+    assert (await upload()).status == 201
+    assert (await client.get("/readyz")).status == 200

@@ -127,9 +127,12 @@ TOOLS = {
 TOOL_TIMEOUT_S = 120
 
 
-def run_tool(namenode: HdfsDaemon, java: str, lib: Path, tool: str, args: list[str]) -> subprocess.CompletedProcess:
+def run_tool(
+    namenode: HdfsDaemon, java: str, lib: Path, tool: str, args: list[str], binary: bool = False
+) -> subprocess.CompletedProcess:
     """Hadoop's own command-line tools (``hdfs dfs``, ``hdfs dfsadmin``, ``hdfs fsck``)
-    against this cluster, with the NameNode's configuration."""
+    against this cluster, with the NameNode's configuration. With ``binary`` the output
+    is bytes as the tool wrote them (``dfs -cat`` of a JPEG), else text."""
     if tool not in TOOLS:
         raise ClusterError(f"unknown HDFS tool {tool!r}; one of: {', '.join(TOOLS)}")
     argv = [
@@ -143,7 +146,7 @@ def run_tool(namenode: HdfsDaemon, java: str, lib: Path, tool: str, args: list[s
         TOOLS[tool],
         *args,
     ]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, env={"HADOOP_USER_NAME": "instastore", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(argv, capture_output=True, text=not binary, timeout=TOOL_TIMEOUT_S, env={"HADOOP_USER_NAME": "instastore", "PATH": "/usr/bin:/bin"})
 
 
 def format_namenode(namenode: HdfsDaemon, java: str, lib: Path, heap: str, cluster_id: str) -> None:

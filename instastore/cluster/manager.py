@@ -187,8 +187,9 @@ class LocalCluster:
         daemon.pid = processes.spawn(argv, log_path, daemon.path)
         log.info("started %s (pid %d)", daemon.name, daemon.pid)
 
-    def start_node(self, name: str, timeout: float = READY_TIMEOUT_S) -> None:
-        """Start one stopped node again (after a kill) and wait until the cluster is ready."""
+    def start_node(self, name: str, timeout: float = READY_TIMEOUT_S, wait: bool = True) -> None:
+        """Start one stopped node again (after a kill) and, with ``wait``, wait until the
+        cluster is ready (without, while other nodes are still down, for failure tests)."""
         daemon = self.node(name)
         if processes.is_running(daemon.pid, daemon.marker):
             raise ClusterError(f"{name} is already running (pid {daemon.pid})")
@@ -200,7 +201,8 @@ class LocalCluster:
             toolchain.resolve_jars("hadoop", self.versions["hadoop"]),
         )
         self._save()
-        self.wait_ready(timeout)
+        if wait:
+            self.wait_ready(timeout)
 
     def kill_node(self, name: str) -> None:
         """SIGKILL one node, as a crash would (failure tests)."""
@@ -264,12 +266,14 @@ class LocalCluster:
             target, toolchain.find_java(), toolchain.resolve_jars("cassandra", self.versions["cassandra"]), args
         )
 
-    def hdfs_tool(self, tool: str, args: list[str]):
-        """Run ``hdfs dfs|dfsadmin|fsck ARGS`` against this cluster."""
+    def hdfs_tool(self, tool: str, args: list[str], binary: bool = False):
+        """Run ``hdfs dfs|dfsadmin|fsck ARGS`` against this cluster (output as bytes
+        with ``binary``, else text)."""
         if self.namenode is None:
             raise ClusterError(f"no cluster in {self.root}; run `instastore cluster up`")
         return hdfs.run_tool(
-            self.namenode, toolchain.find_java(), toolchain.resolve_jars("hadoop", self.versions["hadoop"]), tool, args
+            self.namenode, toolchain.find_java(), toolchain.resolve_jars("hadoop", self.versions["hadoop"]), tool, args,
+            binary,
         )
 
     def status(self) -> list[dict]:

@@ -111,6 +111,10 @@ class MetadataStore(Protocol):
         """Remove the record, its user-photos and title-index rows, its likes and its
         purge-queue entry for good. Purging what is already gone is a no-op."""
 
+    def scan_photos(self) -> AsyncIterator[Photo]:
+        """Every photo record (deleted ones included), in no order, a page at a time
+        (batch jobs only: gc gathers the blobs the records point at)."""
+
     # follows
     async def follow(self, follower_id: int, followee_id: int, at: datetime) -> bool:
         """Record the follow in both directions; False if it already existed."""
@@ -200,14 +204,17 @@ class BlobStore(Protocol):
     name: str
 
     async def ping(self) -> None:
-        """Return when the store answers; raise ``Unavailable`` if not."""
+        """Return when the store answers and a write can succeed (readiness); raise
+        ``Unavailable`` if not."""
 
     async def close(self) -> None:
         """Release connections. Idempotent."""
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         """Stream the chunks into a new blob and return its size. Returns only once the
-        bytes are durable. ``Conflict`` if the key exists; on failure no blob is left."""
+        bytes are durable. ``Conflict`` if the key exists; on failure no blob is left,
+        and a crash mid-write never leaves part of one under the key (bytes go to a
+        temporary name and are renamed into place whole)."""
 
     def open(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Stream ``length`` bytes (all, when None) from ``offset`` in chunks, never the
@@ -217,10 +224,25 @@ class BlobStore(Protocol):
         """The blob's size in bytes; ``NotFound`` if no such key."""
 
     async def delete(self, key: str) -> bool:
-        """Remove the blob; False if there was none."""
+        """Remove the blob, and its folders that it leaves empty; False if there was none."""
 
-    def keys(self, prefix: str = "") -> AsyncIterator[str]:
-        """Every key that starts with ``prefix`` (for the orphan sweeper), in no order."""
+    def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
+        """Every blob whose key starts with ``prefix`` (for gc), in no order, with its
+        size and modification time. Blobs being written are not listed."""
+
+    async def remove_empty_folders(self) -> int:
+        """Remove folders no blob is left in (layout leftovers); return how many."""
+
+    async def remove_abandoned_parts(self, now: datetime) -> int:
+        """Remove temporary files of writes that provably ended without finishing (a
+        crash): see ``instastore.storage.scratch``. Return how many."""
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    key: str
+    size: int  # bytes
+    modified: datetime  # UTC; a blob is never rewritten, so this is when it was written
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import pickle
+import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -68,13 +71,72 @@ async def test_bad_keys_are_refused(stores, key):
         await stores.blobs.put(key, chunks_of(b"x"))
 
 
-async def test_keys_lists_by_prefix(stores):
+async def test_entries_list_by_prefix_with_size_and_age(stores):
     prefix = f"k/{uuid.uuid4().hex}"
     wanted = {f"{prefix}/a/1", f"{prefix}/a/2", f"{prefix}/b/3"}
+    before = datetime.now(UTC) - timedelta(minutes=1)  # clocks of the NameNode and ours
     for key in wanted:
-        await stores.blobs.put(key, chunks_of(b"x"))
-    assert {k async for k in stores.blobs.keys(prefix)} == wanted
-    assert {k async for k in stores.blobs.keys(prefix + "/a/")} == {f"{prefix}/a/1", f"{prefix}/a/2"}
+        await stores.blobs.put(key, chunks_of(b"x" * len(key)))
+    entries = {e.key: e async for e in stores.blobs.entries(prefix)}
+    assert set(entries) == wanted
+    assert all(e.size == len(e.key) for e in entries.values())
+    assert all(before < e.modified < datetime.now(UTC) + timedelta(minutes=1) for e in entries.values())
+    assert {e.key async for e in stores.blobs.entries(prefix + "/a/")} == {f"{prefix}/a/1", f"{prefix}/a/2"}
+
+
+async def failing_after(data: bytes, chunks: int):
+    for i in range(0, chunks * 64 * 1024, 64 * 1024):
+        yield data[i : i + 64 * 1024]
+    raise RuntimeError("the client went away")
+
+
+async def test_a_failed_put_leaves_nothing_behind(stores):
+    key, data = new_key(), os.urandom(10 * MiB)
+    with pytest.raises(RuntimeError):
+        await stores.blobs.put(key, failing_after(data, 100))
+    with pytest.raises(NotFound):
+        await stores.blobs.size(key)
+    assert [e async for e in stores.blobs.entries(key)] == []
+    assert await stores.blobs.remove_abandoned_parts(datetime.now(UTC) + timedelta(days=1)) == 0
+
+
+# A put in a process of its own that is SIGKILLed mid-write, as a crash would.
+KILLED_WRITER = """
+import asyncio, os, sys, pickle
+from instastore.storage import open_stores
+settings, key = pickle.loads(bytes.fromhex(sys.argv[1]))
+
+async def chunks():
+    block = os.urandom(1024 * 1024)
+    for i in range(6):
+        yield block
+    print("written", flush=True)
+    await asyncio.sleep(3600)  # the client stalls: killed here
+
+async def main():
+    stores = await open_stores(settings)
+    await stores.blobs.put(key, chunks())
+
+asyncio.run(main())
+"""
+
+
+async def test_a_write_killed_midway_leaves_no_blob_under_its_key(stores, adapter_settings):
+    key = new_key("killed")
+    argv = [sys.executable, "-c", KILLED_WRITER, pickle.dumps((adapter_settings, key)).hex()]
+    writer = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(writer.stdout.readline(), 60)
+        assert line == b"written\n"
+        await asyncio.sleep(1)  # let the bytes reach the store
+    finally:
+        writer.kill()
+        await writer.wait()
+    with pytest.raises(NotFound):
+        await stores.blobs.size(key)
+    assert [e async for e in stores.blobs.entries(key)] == []
+    # Its temporary file is the crash's only trace, and its writer is provably gone.
+    assert await stores.blobs.remove_abandoned_parts(datetime.now(UTC)) >= 1
 
 
 def rss_mb() -> float:

@@ -12,7 +12,8 @@ import pytest
 
 from instastore.errors import Gone, NotAllowed, NotFound, StorageError
 from instastore.model import Rendition
-from instastore.photos import Photos, purge
+from instastore.jobs import purge
+from instastore.photos import Photos
 
 from .conftest import make_photo, new_id
 

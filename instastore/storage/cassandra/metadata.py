@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 
 from cassandra import ConsistencyLevel, ProtocolVersion
@@ -39,6 +39,8 @@ BUCKETS_PER_READ = 32  # bucket rows read at a time when walking a user's or ter
 SEARCH_PAGE = 500  # postings of the first term read per step of a search
 RECONNECT_MAX_S = 10.0
 NO_ID_LIMIT = 2**63 - 1
+SCAN_PAGE = 500  # photo rows per token-range page of scan_photos
+MIN_TOKEN = -(2**63)  # Murmur3Partitioner: no key has this token, every key is above it
 
 STATEMENTS = {
     "insert_user": "INSERT INTO users (user_id, username, password_hash, display_name, private, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -53,6 +55,7 @@ STATEMENTS = {
     "insert_term": "INSERT INTO title_terms (term, bucket, photo_id) VALUES (?, ?, ?)",
     "insert_term_bucket": "INSERT INTO term_buckets (term, bucket) VALUES (?, ?)",
     "get_photo": "SELECT record, deleted_at FROM photos WHERE photo_id = ?",
+    "scan_photos": "SELECT token(photo_id) AS t, record, deleted_at FROM photos WHERE token(photo_id) > ? LIMIT ?",
     "user_buckets": "SELECT bucket FROM user_photo_buckets WHERE user_id = ? AND bucket <= ? LIMIT ?",
     "user_photos": "SELECT photo_id FROM user_photos WHERE user_id = ? AND bucket = ? AND photo_id < ? LIMIT ?",
     "set_deleted": "UPDATE photos SET deleted_at = ? WHERE photo_id = ?",
@@ -273,6 +276,18 @@ class CassandraMetadataStore:
         if not rows or rows[0].record is None:
             return None
         return codec.decode_photo(rows[0].record, _utc(rows[0].deleted_at))
+
+    async def scan_photos(self) -> AsyncIterator[Photo]:
+        """A full scan in token order, one page per query (a batch job's read)."""
+        after = MIN_TOKEN
+        while True:
+            rows = await self._q("scan_photos", after, SCAN_PAGE)
+            for row in rows:
+                if row.record is not None:  # a deleted_at cell left without its record
+                    yield codec.decode_photo(row.record, _utc(row.deleted_at))
+            if len(rows) < SCAN_PAGE:
+                return
+            after = rows[-1].t
 
     async def get_photos(self, photo_ids: Sequence[int]) -> dict[int, Photo]:
         photos = await asyncio.gather(*(self.get_photo(i) for i in photo_ids))

@@ -1,26 +1,33 @@
 """Local-file blob store: one file per blob under ``<data_dir>/blobs``.
 
-A blob is written to a temporary file, fsynced, hard-linked to its real name (which
-fails if the name exists: blobs are never overwritten), and its folder fsynced, so a
-blob that ``put`` returned is on disk and a crash never leaves half a blob under a real
-name. File work runs in worker threads, off the event loop, in chunks: a blob is never
-held in memory whole.
+A blob is written to a temporary file in ``blobs/.tmp``, fsynced, hard-linked to its
+real name (which fails if the name exists: blobs are never overwritten), and every folder
+from its own up to ``blobs`` fsynced (whoever created them), so a blob that ``put``
+returned is on disk and a crash never leaves half a blob under a real name. A crash
+leaves only a temporary file, named after its writer (``instastore.storage.scratch``),
+which ``remove_abandoned_parts`` removes. A delete removes the folders it leaves empty.
+File work runs in worker threads, off the event loop, in chunks: a blob is never held in
+memory whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from instastore.config import Settings
 from instastore.errors import Conflict, NotFound, StorageError, Unavailable
-from instastore.storage.ports import check_key
+from instastore.storage import scratch
+from instastore.storage.ports import BlobEntry, check_key
 
 READ_CHUNK = 256 * 1024  # bytes per read from disk and per chunk handed to the caller
 WRITE_BATCH = 1024 * 1024  # bytes gathered before one write call in a worker thread
+LINK_ATTEMPTS = 3  # a concurrent delete may remove the blob's (empty) folder under a put
+PART_SUFFIX = ".part"
 
 
 class LocalBlobStore:
@@ -33,16 +40,22 @@ class LocalBlobStore:
     @classmethod
     async def connect(cls, settings: Settings) -> LocalBlobStore:
         store = cls(Path(settings.data_dir) / "blobs")
-        await asyncio.to_thread(store.tmp.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(store._make_folders)
         return store
+
+    def _make_folders(self) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        _fsync_dir(self.root.parent)
+        _fsync_dir(self.root)
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
     async def ping(self) -> None:
         def check() -> None:
-            if not self.root.is_dir() or not os.access(self.root, os.W_OK):
-                raise Unavailable(f"blob folder {self.root} is missing or not writable")
+            for folder in (self.root, self.tmp):
+                if not folder.is_dir() or not os.access(folder, os.W_OK):
+                    raise Unavailable(f"blob folder {folder} is missing or not writable")
 
         await asyncio.to_thread(check)
 
@@ -51,7 +64,7 @@ class LocalBlobStore:
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         final = self._path(key)
-        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        tmp = self.tmp / scratch.scratch_name(suffix=PART_SUFFIX)
         try:
             f = await asyncio.to_thread(open, tmp, "xb")
         except OSError as exc:
@@ -73,7 +86,7 @@ class LocalBlobStore:
                 await asyncio.to_thread(_flush_and_sync, f)
             finally:
                 await asyncio.to_thread(f.close)
-            await asyncio.to_thread(_link_into_place, tmp, final)
+            await asyncio.to_thread(_link_into_place, tmp, final, self.root)
         finally:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
         return size
@@ -114,25 +127,50 @@ class LocalBlobStore:
                 path.unlink()
             except FileNotFoundError:
                 return False
-            _fsync_dir(path.parent)
+            _sync_after_removal(_remove_empty_parents(path.parent, self.root))
             return True
 
         return await asyncio.to_thread(remove)
 
-    async def keys(self, prefix: str = "") -> AsyncIterator[str]:
-        def walk() -> list[str]:
+    async def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
+        def walk() -> list[BlobEntry]:
             found = []
             for folder, dirs, files in os.walk(self.root):
                 if Path(folder) == self.root and ".tmp" in dirs:
                     dirs.remove(".tmp")
                 for name in files:
-                    key = str((Path(folder) / name).relative_to(self.root))
+                    path = Path(folder) / name
+                    key = str(path.relative_to(self.root))
                     if key.startswith(prefix):
-                        found.append(key)
+                        try:
+                            info = path.stat()
+                        except FileNotFoundError:
+                            continue  # deleted meanwhile
+                        found.append(BlobEntry(key, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC)))
             return found
 
-        for key in await asyncio.to_thread(walk):
-            yield key
+        for entry in await asyncio.to_thread(walk):
+            yield entry
+
+    async def remove_empty_folders(self) -> int:
+        def prune() -> int:
+            removed = 0
+            for folder, dirs, files in os.walk(self.root, topdown=False):
+                path = Path(folder)
+                if path in (self.root, self.tmp) or files or any((path / d).exists() for d in dirs):
+                    continue
+                try:
+                    path.rmdir()  # refuses a folder a put has just written into
+                except OSError:
+                    continue
+                _sync_after_removal(path.parent)
+                removed += 1
+            return removed
+
+        return await asyncio.to_thread(prune)
+
+    async def remove_abandoned_parts(self, now: datetime) -> int:
+        return await asyncio.to_thread(scratch.remove_abandoned_files, self.tmp, "", PART_SUFFIX, now)
 
 
 def _flush_and_sync(f) -> None:
@@ -140,18 +178,50 @@ def _flush_and_sync(f) -> None:
     os.fsync(f.fileno())
 
 
-def _link_into_place(tmp: Path, final: Path) -> None:
-    created = [d for d in [final.parent, *final.parent.parents] if not d.exists()]
-    final.parent.mkdir(parents=True, exist_ok=True)
-    for folder in reversed(created):  # a new folder is durable once its parent is synced
-        _fsync_dir(folder.parent)
+def _link_into_place(tmp: Path, final: Path, root: Path) -> None:
+    for attempt in range(LINK_ATTEMPTS):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(tmp, final)  # atomic, and refuses an existing name
+            break
+        except FileExistsError as exc:
+            raise Conflict(f"blob {str(final)!r} exists; blobs are never overwritten") from exc
+        except FileNotFoundError:
+            if attempt == LINK_ATTEMPTS - 1:
+                raise StorageError(f"cannot store blob at {final}: its folder keeps vanishing") from None
+        except OSError as exc:
+            raise StorageError(f"cannot store blob at {final}: {exc}") from exc
+    # Every folder up to the root, not only those this call made: a folder another put
+    # made may not be synced yet, and the blob is only durable once its whole path is.
+    folder = final.parent
+    while True:
+        _fsync_dir(folder)
+        if folder == root:
+            break
+        folder = folder.parent
+
+
+def _remove_empty_parents(folder: Path, root: Path) -> Path:
+    """Remove ``folder`` and its parents below ``root`` while they are empty; return the
+    first folder kept (whose entries changed, to be synced)."""
+    while folder != root:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            pass  # a concurrent delete removed it: go on with its parent
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                break
+            raise
+        folder = folder.parent
+    return folder
+
+
+def _sync_after_removal(folder: Path) -> None:
     try:
-        os.link(tmp, final)  # atomic, and refuses an existing name
-    except FileExistsError as exc:
-        raise Conflict(f"blob {str(final)!r} exists; blobs are never overwritten") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot store blob at {final}: {exc}") from exc
-    _fsync_dir(final.parent)
+        _fsync_dir(folder)
+    except FileNotFoundError:
+        pass  # a concurrent delete removed the folder too: nothing left to sync
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from instastore.storage.ports import KeyClaim, PurgeEntry
 T = TypeVar("T")
 DB_FILE = "metadata.sqlite3"
 BUSY_TIMEOUT_S = 10.0
+SCAN_PAGE = 1000  # photo records read at a time by scan_photos
 
 
 def _ms(at: datetime | None) -> int | None:
@@ -169,6 +170,19 @@ class SqliteMetadataStore:
     async def get_photo(self, photo_id: int) -> Photo | None:
         row = await self._one("SELECT record, deleted_ms FROM photos WHERE photo_id = ?", (photo_id,))
         return None if row is None else codec.decode_photo(row["record"], _at(row["deleted_ms"]))
+
+    async def scan_photos(self) -> AsyncIterator[Photo]:
+        after = -1
+        while True:
+            rows = await self._all(
+                "SELECT photo_id, record, deleted_ms FROM photos WHERE photo_id > ? ORDER BY photo_id LIMIT ?",
+                (after, SCAN_PAGE),
+            )
+            for row in rows:
+                yield codec.decode_photo(row["record"], _at(row["deleted_ms"]))
+            if len(rows) < SCAN_PAGE:
+                return
+            after = rows[-1]["photo_id"]
 
     async def get_photos(self, photo_ids: Sequence[int]) -> dict[int, Photo]:
         if not photo_ids:

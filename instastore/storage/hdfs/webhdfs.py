@@ -30,6 +30,7 @@ RETRY_BACKOFF_S = 0.2  # doubled after each failed attempt
 _EXCEPTIONS: dict[str, type[Exception]] = {
     "FileNotFoundException": NotFound,
     "FileAlreadyExistsException": Conflict,
+    "PathIsNotEmptyDirectoryException": Conflict,  # a non-recursive DELETE of a folder in use
     "SafeModeException": Unavailable,
     "RetriableException": Unavailable,
     "StandbyException": Unavailable,
@@ -40,15 +41,23 @@ _EXCEPTIONS: dict[str, type[Exception]] = {
     "SocketException": Unavailable,
     "SocketTimeoutException": Unavailable,
     "NoRouteToHostException": Unavailable,
+    "NotReplicatedYetException": Unavailable,
 }
 
 
 # IOExceptions that mean "not yet", not "never": right after a NameNode restart it knows
 # a file but not where its blocks are until the DataNodes report them again.
+# And until a DataNode has registered, the NameNode has nowhere to put a new block: the
+# NameNode step of CREATE (or APPEND) says "Failed to find datanode", adding a block says
+# "could only be written to 0 of the 1 minReplication nodes".
 _TRANSIENT_MESSAGES = (
     "No active and not excluded nodes contain this block",
     "Could not obtain block",
     "BlockMissingException",
+    "Failed to find datanode",
+    "minReplication nodes",
+    "NotReplicatedYetException",
+    "Cannot obtain block length",
 )
 
 
@@ -78,8 +87,40 @@ class WebHdfs:
     async def list_status(self, path: str) -> list[dict]:
         return (await self._json("GET", path, "LISTSTATUS"))["FileStatuses"]["FileStatus"]
 
+    async def iter_status(self, path: str) -> AsyncIterator[dict]:
+        """The entries of a folder, a page at a time (LISTSTATUS_BATCH: a folder of a
+        million files is never one response)."""
+        after = None
+        while True:
+            listing = (await self._json("GET", path, "LISTSTATUS_BATCH", startAfter=after))["DirectoryListing"]
+            statuses = listing["partialListing"]["FileStatuses"]["FileStatus"]
+            for status in statuses:
+                yield status
+            if not listing.get("remainingEntries") or not statuses:
+                return
+            after = statuses[-1]["pathSuffix"]
+
     async def mkdirs(self, path: str) -> bool:
         return (await self._json("PUT", path, "MKDIRS"))["boolean"]
+
+    async def rename(self, path: str, destination: str) -> bool:
+        """Move ``path`` to ``destination`` (atomic on the NameNode). False, not an error,
+        when the destination exists or its folder is missing."""
+        return (await self._json("PUT", path, "RENAME", destination=destination))["boolean"]
+
+    async def namenode_state(self) -> tuple[int, bool]:
+        """(live DataNodes, safe mode on), from the NameNode's /jmx on the WebHDFS port."""
+        url = f"{self.base_url}/jmx"
+        query = {"qry": "Hadoop:service=NameNode,name=FSNamesystemState"}
+        try:
+            async with self._session.get(url, params=query) as resp:
+                if resp.status >= 400:
+                    raise Unavailable(f"WebHDFS NameNode /jmx: {resp.status} {resp.reason}")
+                beans = (await resp.json(content_type=None)).get("beans") or [{}]
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise Unavailable(f"WebHDFS NameNode /jmx: {exc}") from exc
+        state = beans[0]
+        return int(state.get("NumLiveDataNodes", 0)), state.get("FSState") != "Operational"
 
     async def delete(self, path: str, recursive: bool = False) -> bool:
         """True if something was deleted; False if there was nothing (WebHDFS answers
@@ -126,6 +167,8 @@ class WebHdfs:
             except aiohttp.ClientConnectorError as exc:
                 await _refused(exc, "CREATE", path, location, excluded, attempt, can_retry=not body.started)
             except aiohttp.ClientError as exc:
+                if body.failure is not None:  # the caller's chunks failed, not the store
+                    raise body.failure from exc
                 raise Unavailable(f"WebHDFS CREATE {path}: {exc}") from exc
         raise AssertionError("unreachable")
 
@@ -154,19 +197,25 @@ class WebHdfs:
 
 
 class _CountingBody:
-    """Wraps the caller's chunks: counts bytes and remembers whether any were consumed
-    (a retry is only safe before the first chunk left)."""
+    """Wraps the caller's chunks: counts bytes, remembers whether any were consumed (a
+    retry is only safe before the first chunk left) and what they raised (aiohttp wraps
+    it in a connection error; it is the caller's, and goes back to the caller as is)."""
 
     def __init__(self, chunks: AsyncIterable[bytes]) -> None:
         self._chunks = chunks
         self.size = 0
         self.started = False
+        self.failure: Exception | None = None  # what the caller's chunks raised, if anything
 
     async def stream(self) -> AsyncIterator[bytes]:
-        async for chunk in self._chunks:
-            self.started = True
-            self.size += len(chunk)
-            yield chunk
+        try:
+            async for chunk in self._chunks:
+                self.started = True
+                self.size += len(chunk)
+                yield chunk
+        except Exception as exc:
+            self.failure = exc
+            raise
 
 
 async def _refused(

@@ -1,0 +1,158 @@
+"""The batch jobs: ``purge`` (photos deleted past their undo window go for good) and
+``gc`` (blobs no photo record points at, and the leftovers of crashed writes).
+
+Both are idempotent and restartable, and run beside a live service. gc decides from what
+the photo records actually reference, never from the shape of a key: it reads every
+record first, then removes only blobs that no record names AND that are older than
+``ORPHAN_GRACE`` by their own modification time, so a blob of an upload still in flight
+(or one a retried upload may still adopt through its Idempotency-Key) is never removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from instastore import search
+from instastore.config import Settings
+from instastore.errors import InstastoreError
+from instastore.model import Photo
+from instastore.photos import utcnow
+from instastore.storage.ports import Stores
+from instastore.uploads import IDEMPOTENCY_TTL, remove_abandoned_uploads
+
+log = logging.getLogger(__name__)
+
+PURGE_BATCH = 100  # queue entries handled per round of the purge job
+# A retried upload may adopt the blobs its first attempt saved for as long as its
+# Idempotency-Key's claim lives; an hour more covers an upload still being written.
+ORPHAN_GRACE = IDEMPOTENCY_TTL + timedelta(hours=1)
+PROGRESS_EVERY = 10_000  # records read between two progress lines of gc
+
+
+@dataclass
+class PurgeReport:
+    purged: int = 0
+    blobs_removed: int = 0
+    skipped: int = 0  # restored meanwhile, or not yet past the window
+    failed: int = 0
+
+
+async def purge(
+    stores: Stores,
+    settings: Settings,
+    now: datetime | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> PurgeReport:
+    """Remove for good every photo deleted more than ``retention_days`` ago.
+
+    Blobs go first (with the folders they leave empty), then the rows and the queue entry
+    in one batch, so a crash leaves the entry queued and the next run finishes the job
+    (deleting a blob that is already gone is a no-op). A blob that another record also
+    points at (records may share blobs: the bench's seeded pool does) stays: the run
+    counts every record's references once, before its first removal."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=settings.retention_days)
+    report = PurgeReport()
+    through: date = cutoff.date()
+    seen: set[int] = set()
+    references: Counter[str] | None = None
+    while True:
+        entries = [e for e in await stores.metadata.due_purges(through, PURGE_BATCH) if e.photo_id not in seen]
+        if not entries:
+            return report
+        for entry in entries:
+            seen.add(entry.photo_id)
+            photo = await stores.metadata.get_photo(entry.photo_id)
+            if photo is None or photo.deleted_at is None:
+                await stores.metadata.forget_purge(entry)
+                report.skipped += 1
+                continue
+            if photo.deleted_at > cutoff:  # deleted later on the cutoff day
+                report.skipped += 1
+                continue
+            try:
+                if references is None:
+                    references = await count_references(stores, progress)
+                for locator in _own_blobs(photo, references):
+                    if await stores.blobs.delete(locator):
+                        report.blobs_removed += 1
+                await stores.metadata.purge_photo(photo, search.terms(photo.title))
+            except InstastoreError as exc:
+                log.error("purging photo %d failed: %s", photo.id, exc)
+                report.failed += 1
+                continue
+            report.purged += 1
+            progress(f"purged photo {photo.id} (deleted {photo.deleted_at:%Y-%m-%d})")
+
+
+async def count_references(stores: Stores, progress: Callable[[str], None]) -> Counter[str]:
+    """How many photo records (deleted ones included) point at each blob."""
+    references: Counter[str] = Counter()
+    records = 0
+    async for photo in stores.metadata.scan_photos():
+        references.update({r.locator for r in photo.renditions})
+        records += 1
+        if records % PROGRESS_EVERY == 0:
+            progress(f"read {records} photo record(s)")
+    progress(f"read {records} photo record(s) pointing at {len(references)} blob(s)")
+    return references
+
+
+def _own_blobs(photo: Photo, references: Counter[str]) -> list[str]:
+    """The photo's blobs that no other record points at (and forget its references)."""
+    own = []
+    for locator in {r.locator for r in photo.renditions}:
+        references[locator] -= 1
+        if references[locator] <= 0:
+            own.append(locator)
+    return own
+
+
+@dataclass
+class GcReport:
+    checked: int = 0  # blobs looked at
+    removed: int = 0  # orphans removed
+    young: int = 0  # orphans left: younger than ORPHAN_GRACE
+    scratch_removed: int = 0  # temporary files of crashed writes and uploads
+    folders_removed: int = 0  # empty folders (of the one-folder-per-photo layout)
+
+
+async def gc(
+    stores: Stores,
+    settings: Settings,
+    now: datetime | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> GcReport:
+    """Remove blobs that no photo record points at and that are older than ORPHAN_GRACE,
+    then abandoned temporary files and empty folders."""
+    now = now or utcnow()
+    report = GcReport()
+    # References first: a blob written after this scan is younger than the grace, so it
+    # is judged by its age below, never by its absence from this set.
+    referenced = await count_references(stores, progress)
+    async for entry in stores.blobs.entries():
+        report.checked += 1
+        if entry.key in referenced:
+            continue
+        if now - entry.modified < ORPHAN_GRACE:
+            report.young += 1
+        elif await stores.blobs.delete(entry.key):
+            report.removed += 1
+            progress(f"removed orphan blob {entry.key} ({entry.size} bytes, written {entry.modified:%Y-%m-%d %H:%M})")
+    report.scratch_removed = await remove_scratch(stores, settings, now)
+    report.folders_removed = await stores.blobs.remove_empty_folders()
+    return report
+
+
+async def remove_scratch(stores: Stores, settings: Settings, now: datetime | None = None) -> int:
+    """Remove the temporary files of writes and uploads whose writer is gone (also done
+    when the service starts); return how many."""
+    now = now or utcnow()
+    uploads = await asyncio.to_thread(remove_abandoned_uploads, Path(settings.data_dir) / "tmp", now)
+    return uploads + await stores.blobs.remove_abandoned_parts(now)
