@@ -308,20 +308,21 @@ async def test_odd_range_headers_are_ignored_not_a_500(account, header):
 # -- the log-in flood ---------------------------------------------------------------
 
 
-async def _loop_wrong_passwords(port: int, address: str, username: str, until: float, statuses: list) -> None:
-    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+async def _loop_wrong_passwords(port: int, address: str, username: str, until: float, statuses: list,
+                                stop_on: int | None = None) -> None:
+    connector = aiohttp.TCPConnector(local_addr=(address, 0), force_close=True)  # a connection per attempt
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector) as http:
-        while time.monotonic() < until:
+        while time.monotonic() < until and stop_on not in {status for status, _, _ in statuses}:
             resp = await http.post("/v1/sessions", json={"username": username, "password": "wrong password!"})
             statuses.append((resp.status, resp.headers.get("Retry-After"), resp.content_type))
             await resp.read()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
 
 
 async def _timed_uploads(account: Account, until: float) -> list[float]:
     took = []
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{account.port}",
-                                     connector=aiohttp.TCPConnector(local_addr=("127.0.0.9", 0))) as http:
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.9", 0), force_close=True)
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{account.port}", connector=connector) as http:
         while time.monotonic() < until:
             started = time.monotonic()
             await _upload(http, account.auth)
@@ -331,11 +332,20 @@ async def _timed_uploads(account: Account, until: float) -> list[float]:
     return took
 
 
+# The log-in floods are sync tests running a loop of their own: thirteen busy clients in
+# this process are the test's load, not the service's (which runs in its own process),
+# so the event-loop watchdog has nothing to say about them.
+
+
 @pytest.mark.parametrize("spread", ["one address", "twelve addresses"])
-async def test_a_login_flood_is_refused_and_uploads_stay_fast(account, spread):
-    """12 clients loop wrong passwords for a few seconds, from one address (the address
-    limit answers 429 without hashing) or from twelve (the hashing pool sheds with 503);
-    meanwhile an upload and a GET stay fast."""
+def test_a_login_flood_is_refused_and_uploads_stay_fast(account, spread):
+    """12 clients loop wrong passwords for a few seconds, from one address or from twelve
+    (the budgets answer 429 without hashing, the hashing pool sheds with 503); meanwhile
+    an upload and a GET stay fast."""
+    asyncio.run(_login_flood(account, spread))
+
+
+async def _login_flood(account: Account, spread: str) -> None:
     statuses: list = []
     until = time.monotonic() + 4
     base = 20 if spread == "one address" else 40
@@ -350,12 +360,17 @@ async def test_a_login_flood_is_refused_and_uploads_stay_fast(account, spread):
     assert took and statistics.median(took) < 2.0, took
 
 
-async def test_the_owner_is_not_locked_out_by_a_flood_on_their_account(account):
+def test_the_owner_is_not_locked_out_by_a_flood_on_their_account(account):
     """The account's own address (it logged in before) still logs in while others fail
     on the account past its budget."""
+    asyncio.run(_owner_under_attack(account))
+
+
+async def _owner_under_attack(account: Account) -> None:
     statuses: list = []
-    until = time.monotonic() + 2
-    await asyncio.gather(*(_loop_wrong_passwords(account.port, f"127.0.0.{60 + i}", account.name, until, statuses) for i in range(4)))
+    until = time.monotonic() + 30  # until the account's budget is spent: a few hashes' time
+    await asyncio.gather(*(_loop_wrong_passwords(account.port, f"127.0.0.{60 + i}", account.name, until, statuses, 429)
+                           for i in range(4)))
     assert 429 in {status for status, _, _ in statuses}
     async with aiohttp.ClientSession(f"http://127.0.0.1:{account.port}") as http:
         resp = await http.post("/v1/sessions", json={"username": account.name, "password": PASSWORD})
