@@ -175,7 +175,7 @@ class GuardedHandler(RequestHandler):
         if self._guard.lingering >= MAX_LINGERING:
             transport.abort()
             return
-        log.warning("refused a connection: %s", why)
+        log.info("refused a connection: %s", why)
         self._guard.lingering += 1
         transport.write(problem_bytes(503, "overloaded", why, {"Retry-After": str(SHED_RETRY_AFTER_S)}))
         if transport.can_write_eof():

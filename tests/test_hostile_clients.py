@@ -8,8 +8,11 @@ per-address limits can be told from the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
+import os
+import socket
 import statistics
 import time
 import uuid
@@ -181,6 +184,43 @@ async def test_an_upload_that_stops_sending_gets_408_and_is_closed(account):
     finally:
         writer.close()
     assert answer.status == 408 and "stalled" in answer.problem()["detail"]
+    await assert_alive(account.port)
+
+
+def _noise_png(side: int) -> bytes:
+    """An image that does not compress: side * side * 3 bytes of PNG."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, "PNG", compress_level=0)
+    return out.getvalue()
+
+
+async def test_a_client_that_stops_reading_a_response_is_cut_off(account):
+    """8 MB of original upload: more than the kernel's socket buffers hold, so the
+    server's writes stall until the client reads; past the body timeout it aborts."""
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{account.port}") as http:
+        form = aiohttp.FormData()
+        form.add_field("title", "noise")
+        form.add_field("file", io.BytesIO(await asyncio.to_thread(_noise_png, 1650)), filename="big.png")
+        resp = await http.post("/v1/photos", data=form, headers={"Authorization": account.auth})
+        assert resp.status == 201, await resp.text()
+        original = yarl.URL((await resp.json())["media"]["original"]).raw_path
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", account.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        writer.write(http_request("GET", original, [("Authorization", account.auth)]))
+        await asyncio.sleep(BODY_TIMEOUT_S + SLACK_S)  # read nothing
+        received = 0
+        with contextlib.suppress(ConnectionError):
+            while chunk := await asyncio.wait_for(reader.read(2**20), 10):
+                received += len(chunk)
+    finally:
+        writer.close()
+    assert 0 < received < 8 * 10**6
     await assert_alive(account.port)
 
 
