@@ -18,8 +18,8 @@
 aiohttp (3.14) has no supported hook for any of this: ``GuardedRunner`` (an
 ``AppRunner``) builds a ``GuardedServer`` (a ``web.Server``) whose protocol is
 ``GuardedHandler``, a small subclass of aiohttp's ``RequestHandler`` overriding
-connection_made/lost, data_received, pause/resume_writing, handle_error and
-finish_response. It reads a few of the base class's attributes (``_loop``,
+connection_made/lost, data_received, pause/resume_writing, resume_reading,
+handle_error and finish_response. It reads a few of the base class's attributes (``_loop``,
 ``_request_count``, ``_reading_paused``, ``_force_close``, ``_manager``);
 tests/test_hostile_clients.py pins each behaviour, so an aiohttp upgrade that moves them
 fails there. This module never touches the stores.
@@ -217,6 +217,10 @@ class GuardedHandler(RequestHandler):
         super().resume_writing()
         self._write_paused_at = None
 
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        super().resume_reading(resume_parser)
+        self._last_read = self._loop.time()  # while the server did not read, no time ran against the client
+
     def _arm(self, delay: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -232,7 +236,7 @@ class GuardedHandler(RequestHandler):
             self.transport.abort()  # close() would wait for the buffer the client does not take
             return
         deadlines = [now + limit]
-        if not self._body.is_eof() and not self._reading_paused:
+        if not self._reading_paused and not self._body.is_eof():
             if now - self._last_read >= limit:
                 self._stalled = True
                 self._body.set_exception(RequestTimeout(f"the request body stalled: no byte for {limit:g} s"))
