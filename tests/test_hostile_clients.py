@@ -319,6 +319,9 @@ def malformed_requests(account: Account) -> dict[str, bytes]:
         "query with undecodable bytes": http_request("GET", "/v1/search/photos?q=%ff%fe"),
         "cursor with undecodable bytes": http_request("GET", f"/v1/users/{account.name}/photos?cursor=%ff"),
         "photo id with a NUL": http_request("GET", "/v1/photos/1%002"),
+        "raw byte in the path": http_request("GET", b"/v1/users/\xff/photos"),
+        "raw byte in the query": http_request("GET", b"/v1/search/photos?q=\xff"),
+        "UTF-8 of a surrogate in the query": http_request("GET", "/v1/search/photos?q=%ED%A0%80"),
     }
 
 
