@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import socket
 import statistics
 import time
@@ -20,6 +21,8 @@ import uuid
 import aiohttp
 import pytest
 import yarl
+
+from instastore.server import guard
 
 from . import samples
 from .serving import serve
@@ -262,6 +265,16 @@ async def test_connections_past_the_total_cap_get_503_whatever_their_address(acc
             writer.close()
     await asyncio.sleep(0.2)
     await assert_alive(account.port)
+
+
+def test_the_connection_cap_fits_under_the_descriptor_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        assert guard.fit_descriptor_limit(1000) == (256 - guard.FD_RESERVE) // guard.FDS_PER_CONNECTION
+        assert guard.fit_descriptor_limit(50) == 50
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 # -- malformed encodings: each a 4xx problem document, and the server stays up ----------
