@@ -1,7 +1,9 @@
 """Accounts: sign up, log in and out, bearer-token sessions, profiles.
 
-Passwords are hashed with argon2id (argon2-cffi) in a worker thread. A session token is
-32 random bytes handed to the client once; only its sha256 is stored.
+Passwords are hashed with argon2id on a pool of their own (``instastore.passwords``);
+failed log-ins are throttled per client address and per account
+(``instastore.ratelimit.LoginThrottle``). A session token is 32 random bytes handed to
+the client once; only its sha256 is stored.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
 from instastore.config import Settings
 from instastore.errors import InvalidInput, NotAuthenticated, NotFound
 from instastore.ids import IdGenerator
 from instastore.model import User
+from instastore.passwords import DUMMY_HASH, PasswordHashing
 from instastore.photos import utcnow
+from instastore.ratelimit import LoginThrottle
 from instastore.storage.ports import Stores
 
 USERNAME = re.compile(r"^[a-z0-9_.]{3,30}$")
@@ -29,11 +30,9 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024  # argon2 takes any length; this bounds the work per request
 MAX_DISPLAY_NAME_CHARS = 100
 TOKEN_BYTES = 32
-
-_hasher = PasswordHasher()
-# SECURITY: log-in with an unknown name still verifies a hash, so timing does not tell
-# which usernames exist.
-_DUMMY_HASH = _hasher.hash("not a real password")
+MAX_LOGIN_NAME_CHARS = 64  # longer than any username: refused before any hashing or lookup
+# What token_urlsafe(TOKEN_BYTES) makes, with room to grow; anything else is no token of ours.
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 def token_hash(token: str) -> str:
@@ -67,24 +66,36 @@ class Accounts:
         self.ids = ids
         self.clock = clock
         self.on_change: Callable[[int], None] | None = None  # told of a changed user id
+        self.hashing = PasswordHashing(settings.password_hash_threads, settings.password_hash_queue)
+        self.throttle = LoginThrottle(settings.login_failures_per_address, settings.login_failures_per_account)
+
+    def close(self) -> None:
+        self.hashing.close()
 
     async def sign_up(self, username: object, password: object, display_name: object = "") -> User:
         username = check_username(username)
         if not isinstance(password, str) or not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
             raise InvalidInput(f"password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")
         display_name = check_display_name(display_name or "")
-        hashed = await asyncio.to_thread(_hasher.hash, password)
+        hashed = await self.hashing.hash(password)
         user = User(self.ids.next_id(), username, hashed, display_name, False, self.clock())
         await self.stores.metadata.create_user(user)
         return user
 
-    async def log_in(self, username: object, password: object) -> tuple[User, str]:
-        if not isinstance(username, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
+    async def log_in(self, username: object, password: object, address: str = "") -> tuple[User, str]:
+        """A session for the right password; ``RateLimited`` when ``address`` (the client's)
+        or the account has failed too often (see ``LoginThrottle``)."""
+        if not isinstance(username, str) or not isinstance(password, str):
             raise NotAuthenticated("wrong username or password")
+        if len(password) > MAX_PASSWORD_CHARS or len(username) > MAX_LOGIN_NAME_CHARS:
+            raise NotAuthenticated("wrong username or password")
+        self.throttle.check(username, address)
         user = await self.stores.metadata.get_user_by_name(username)
-        ok = await asyncio.to_thread(_verify, user.password_hash if user else _DUMMY_HASH, password)
+        ok = await self.hashing.verify(user.password_hash if user else DUMMY_HASH, password)
         if user is None or not ok:
+            self.throttle.failed(username, address)
             raise NotAuthenticated("wrong username or password")
+        self.throttle.succeeded(username, address)
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expires = self.clock() + timedelta(days=self.settings.session_days)
         await self.stores.metadata.create_session(token_hash(token), user.id, expires)
@@ -94,6 +105,9 @@ class Accounts:
         await self.stores.metadata.delete_session(token_hash(token))
 
     async def authenticate(self, token: str) -> User:
+        # SECURITY: a header of odd bytes (not UTF-8, controls) is refused before it is hashed.
+        if not TOKEN.fullmatch(token):
+            raise NotAuthenticated("the bearer token is malformed; log in again")
         user_id = await self.stores.metadata.get_session(token_hash(token), self.clock())
         user = await self.stores.metadata.get_user(user_id) if user_id else None
         if user is None:
@@ -126,12 +140,3 @@ class Accounts:
             self.stores.metadata.count_photos(user.id), self.stores.metadata.count_follows(user.id)
         )
         return Profile(user, photos, followers, following)
-
-
-def _verify(hashed: str, password: str) -> bool:
-    try:
-        return _hasher.verify(hashed, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-

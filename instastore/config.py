@@ -84,6 +84,33 @@ class Settings:
     retention_days: int = setting(
         30, "Days a deleted photo can be restored before `instastore purge` removes it."
     )
+    header_timeout: float = setting(
+        10.0, "Seconds a new connection has to send its first request's headers (408 and close past it)."
+    )
+    idle_timeout: float = setting(
+        30.0, "Seconds a kept-alive connection may wait for its next request before it is closed."
+    )
+    body_timeout: float = setting(
+        60.0, "Seconds a request or response body may stall (no byte sent or taken) before 408 and close."
+    )
+    max_connections: int = setting(
+        1000, "Open client connections per process; past it 503 and close (lowered to fit RLIMIT_NOFILE)."
+    )
+    max_connections_per_address: int = setting(
+        100, "Open connections from one client address per process; past it 503 and close."
+    )
+    login_failures_per_address: int = setting(
+        20, "Failed logins per minute from one client address (429 past it)."
+    )
+    login_failures_per_account: int = setting(
+        10, "Failed logins per minute on one account from addresses that never logged in to it (429 past it)."
+    )
+    password_hash_threads: int = setting(
+        1, "Threads hashing passwords (sign-up, log-in), apart from the pool uploads and media use."
+    )
+    password_hash_queue: int = setting(
+        8, "Sign-ups and log-ins that may wait for a hashing thread; past it 503 with Retry-After."
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -97,11 +124,18 @@ class Settings:
         if not 1 <= self.workers <= 64 or self.worker_id + self.workers - 1 > 8191:
             raise ConfigError("workers must be 1-64, and worker_id + workers - 1 at most 8191")
         for name in ("max_upload_bytes", "max_image_pixels", "max_title_chars", "max_json_bytes",
-                     "max_page_size", "uploads_per_minute", "session_days", "upload_claim_stale_seconds"):
+                     "max_page_size", "uploads_per_minute", "session_days", "upload_claim_stale_seconds",
+                     "max_connections", "max_connections_per_address", "login_failures_per_address",
+                     "login_failures_per_account", "password_hash_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.retention_days < 0:
             raise ConfigError(f"retention_days must be 0 or more, not {self.retention_days}")
+        if self.password_hash_queue < 0:
+            raise ConfigError(f"password_hash_queue must be 0 or more, not {self.password_hash_queue}")
+        for name in ("header_timeout", "idle_timeout", "body_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be more than 0 seconds, not {getattr(self, name)}")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
         if self.cassandra_consistency.upper() not in CONSISTENCY_LEVELS:
@@ -160,7 +194,7 @@ class Settings:
 
 
 def _field_type(f: dataclasses.Field) -> type:
-    return {"int": int, "Path": Path, "str": str}[str(f.type)]
+    return {"int": int, "float": float, "Path": Path, "str": str}[str(f.type)]
 
 
 def _convert(f: dataclasses.Field, raw: str) -> Any:

@@ -11,9 +11,11 @@ escapes ``instastore.storage``. The server maps these classes to HTTP statuses i
     │   ├── BadCursor          an opaque page cursor did not decode
     │   ├── TooLarge           an upload or body past its size limit (413)
     │   ├── UnsupportedMedia   not an image or video type we accept (415)
-    │   └── InvalidMedia       an accepted type that does not decode (422)
+    │   ├── InvalidMedia       an accepted type that does not decode (422)
+    │   └── RequestTimeout     the client stopped sending its request (408)
     ├── NotAuthenticated       no valid bearer token (401)
     ├── RateLimited            too many requests; retry_after seconds (429)
+    ├── Overloaded             the service sheds this request; retry_after seconds (503)
     ├── NotAllowed             the caller may not do this (403)
     ├── NotFound               no such user, photo or blob (404)
     │   └── Gone               it existed, and is past its undelete window (410)
@@ -55,12 +57,24 @@ class InvalidMedia(InvalidInput):
     """An accepted type whose bytes do not decode (truncated, corrupt, a bomb)."""
 
 
+class RequestTimeout(InvalidInput):
+    """The client stopped sending its request (headers or body) for too long."""
+
+
 class NotAuthenticated(InstastoreError):
     """No valid bearer token."""
 
 
 class RateLimited(InstastoreError):
     """Too many requests; the same call may succeed after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(InstastoreError):
+    """The service sheds this request to stay responsive; retry after ``retry_after`` seconds."""
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)

@@ -12,6 +12,7 @@ This module never does I/O.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -120,10 +121,14 @@ def format_id(id_: int) -> str:
     return str(id_)
 
 
+_DECIMAL = re.compile(r"[0-9]{1,20}")  # 2**63 - 1 has 19 digits; one more is still "out of range"
+
+
 def parse_id(text: str, what: str = "id") -> int:
     """An id from a URL or body; ``InvalidInput`` unless it is a valid id."""
-    if not isinstance(text, str) or not text.isdigit() or len(text) > 20:
-        raise InvalidInput(f"{what} must be a decimal id, not {text!r}")
+    # str.isdigit() takes "²" and "①", which int() refuses: ASCII digits only, and few of them.
+    if not isinstance(text, str) or not _DECIMAL.fullmatch(text):
+        raise InvalidInput(f"{what} must be a decimal id, not {text!r:.60}")
     value = int(text)
     if not 0 < value <= MAX_ID:
         raise InvalidInput(f"{what} {text} is out of range")

@@ -1,9 +1,11 @@
 """The app factory: ``create_app(settings)`` builds the application; the stores and the
-core services are made and closed in ``cleanup_ctx``."""
+core services are made and closed in ``cleanup_ctx``. ``run`` serves it through
+``server/guard.py``'s runner (timeouts, connection caps)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -20,6 +22,7 @@ from instastore.ids import IdGenerator
 from instastore.jobs import remove_scratch
 from instastore.photos import Photos
 from instastore.ratelimit import RateLimiter
+from instastore.server.guard import GuardedRunner, Limits
 from instastore.server.keys import SERVICES, SETTINGS, Services
 from instastore.server.middleware import access_log_middleware, auth_middleware
 from instastore.server.problems import problem_middleware
@@ -66,6 +69,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         upload_limiter=RateLimiter(settings.uploads_per_minute),
     )
     yield
+    accounts.close()
     await stores.close()
 
 
@@ -89,13 +93,36 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+async def _serve(settings: Settings, reuse_port: bool) -> None:
+    """Serve until cancelled; SIGINT and SIGTERM raise GracefulExit (handle_signals)."""
+    runner = GuardedRunner(
+        create_app(settings), Limits.from_settings(settings), handle_signals=True, access_log=None,
+        keepalive_timeout=settings.idle_timeout,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
 def _serve_one(settings: Settings, reuse_port: bool) -> None:
+    """What ``web.run_app`` does, with the guarded runner (run_app takes no runner)."""
     loop = _new_loop()
     asyncio.set_event_loop(loop)
-    web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None,
-        reuse_port=reuse_port or None, loop=loop,
-    )
+    main = loop.create_task(_serve(settings, reuse_port))
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        if not main.done():
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(main)  # runs runner.cleanup(): open requests finish
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def run(settings: Settings) -> None:

@@ -50,6 +50,10 @@ def test_flags_win_over_the_environment():
         ({"INSTASTORE_MEDIA_CACHE_BYTES": "-1"}, "media_cache_bytes"),
         ({"INSTASTORE_MAX_PAGE_SIZE": "0"}, "max_page_size must be at least 1"),
         ({"INSTASTORE_RETENTION_DAYS": "-1"}, "retention_days"),
+        ({"INSTASTORE_HEADER_TIMEOUT": "0"}, "header_timeout must be more than 0"),
+        ({"INSTASTORE_BODY_TIMEOUT": "soon"}, "INSTASTORE_BODY_TIMEOUT must be float"),
+        ({"INSTASTORE_MAX_CONNECTIONS_PER_ADDRESS": "0"}, "max_connections_per_address must be at least 1"),
+        ({"INSTASTORE_PASSWORD_HASH_QUEUE": "-1"}, "password_hash_queue"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(environ, message):

@@ -17,7 +17,9 @@ async def sign_up(request: web.Request) -> web.Response:
 
 async def log_in(request: web.Request) -> web.Response:
     body = await json_body(request)
-    user, token = await services(request).accounts.log_in(body.get("username"), body.get("password"))
+    # The TCP peer: behind a proxy every client shares its address (see README, settings).
+    address = request.remote or ""
+    user, token = await services(request).accounts.log_in(body.get("username"), body.get("password"), address)
     return views.json({"token": token, "user": views.user_json(user)}, status=201)
 
 

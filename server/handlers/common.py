@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -38,12 +40,17 @@ def photo_id(request: web.Request) -> int:
     return ids.parse_id(request.match_info["photo_id"], "photo id")
 
 
+# str.isdigit() takes "²" and "①" (int() refuses them) and int() refuses past 4,300
+# digits: ASCII digits, few enough that any page size fits.
+_LIMIT = re.compile(r"[0-9]{1,9}")
+
+
 def limit(request: web.Request, default: int = 20) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise InvalidInput("limit must be a positive integer")
+    if not _LIMIT.fullmatch(raw) or int(raw) < 1:
+        raise InvalidInput("limit must be a positive integer of ASCII digits")
     return min(int(raw), request.app[SETTINGS].max_page_size)
 
 
@@ -52,10 +59,22 @@ def cursor(request: web.Request) -> str | None:
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object: UTF-8 (RFC 8259), no lone surrogates, not nested past
+    Python's recursion limit; ``InvalidInput`` saying which rule it broke."""
     if request.content_type != "application/json":
         raise InvalidInput("send a JSON body with Content-Type: application/json")
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise InvalidInput(f"JSON is UTF-8: charset={request.charset!r:.40} is not accepted")
+    raw = await request.read()
     try:
-        body = await request.json()
+        body = json.loads(raw.decode("utf-8"))
+        json.dumps(body, ensure_ascii=False).encode("utf-8")  # "\ud800" is JSON, not Unicode
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the body is not UTF-8: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        raise InvalidInput("the body holds a lone surrogate (such as \\ud800): strings must be valid Unicode") from exc
+    except RecursionError as exc:
+        raise InvalidInput("the body is nested too deeply") from exc
     except ValueError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):

@@ -20,7 +20,7 @@ from instastore.model import Kind, Visibility
 from instastore.server.handlers.common import services, viewer
 
 IMMUTABLE = "max-age=31536000, immutable"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")  # ASCII digits; past 10**18 bytes: ignored
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
