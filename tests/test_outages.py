@@ -128,19 +128,24 @@ async def test_uploads_and_readiness_wait_for_a_datanode_after_a_namenode_restar
     outage_cluster.kill_node("datanode1")
     outage_cluster.kill_node("namenode")
     await asyncio.to_thread(outage_cluster.start_node, "namenode", wait=False)
+    stores = await open_stores(settings)
     try:
-        stores = await open_stores(settings)
-        try:
-            await eventually(stores.blobs.client.namenode_state)  # it answers, with no DataNode
-        finally:
-            await stores.close()
+        await eventually(stores.blobs.client.namenode_state)  # its HTTP port answers
         ready = await client.get("/readyz")
         assert ready.status == 503
         assert "hdfs" in (await ready.json())["stores"]
-        # Out of safe mode (it stays in it while blocks are unreported), CREATE gets
-        # "Failed to find datanode": transient, so 503 and Retry-After, not 500.
-        left = await asyncio.to_thread(outage_cluster.hdfs_tool, "dfsadmin", ["-safemode", "leave"])
-        assert left.returncode == 0, left.stderr
+
+        async def out_of_safe_mode() -> int:
+            """It stays in safe mode while blocks are unreported: make it leave, as it
+            would with few blocks, once it has loaded its namespace."""
+            left = await asyncio.to_thread(outage_cluster.hdfs_tool, "dfsadmin", ["-safemode", "leave"])
+            live, safe_mode = await stores.blobs.client.namenode_state()
+            if left.returncode != 0 or safe_mode:
+                raise Unavailable(f"the NameNode is still starting: {left.stderr[-300:]}")
+            return live
+
+        assert await eventually(out_of_safe_mode, timeout=120) == 0
+        # CREATE now gets "Failed to find datanode": transient, so 503 and Retry-After, not 500.
         refused = await upload()
         assert refused.status == 503, await refused.text()
         assert refused.headers["Retry-After"]
@@ -150,6 +155,7 @@ async def test_uploads_and_readiness_wait_for_a_datanode_after_a_namenode_restar
         assert ready.status == 503
         assert "DataNode" in (await ready.json())["stores"]["hdfs"]
     finally:
+        await stores.close()
         await asyncio.to_thread(outage_cluster.start_node, "datanode1")
     assert (await upload()).status == 201
     assert (await client.get("/readyz")).status == 200

@@ -5,6 +5,7 @@ crashed writers go, those of writers in flight stay."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import subprocess
@@ -254,3 +255,32 @@ async def test_scan_photos_pages_through_every_record(stores, monkeypatch):
     scanned = [p async for p in stores.metadata.scan_photos()]
     assert saved <= {p.id for p in scanned}  # deleted ones too: they still own their blobs
     assert len(scanned) == len({p.id for p in scanned})  # each once
+
+
+# An upload received in a process of its own that is SIGKILLed mid-body, as a crash would.
+KILLED_UPLOAD = """
+import asyncio, sys
+from pathlib import Path
+from instastore.uploads import receive
+
+async def body():
+    yield b"x" * 2_000_000
+    print("receiving", flush=True)
+    await asyncio.sleep(3600)  # the client stalls: killed here
+
+asyncio.run(receive(body(), 10_000_000, Path(sys.argv[1])))
+"""
+
+
+async def test_gc_removes_the_temporary_file_of_an_upload_whose_process_died(stores, adapter_settings):
+    tmp = Path(adapter_settings.data_dir) / "tmp"
+    receiver = await asyncio.create_subprocess_exec(sys.executable, "-c", KILLED_UPLOAD, str(tmp), stdout=asyncio.subprocess.PIPE)
+    try:
+        assert await asyncio.wait_for(receiver.stdout.readline(), 60) == b"receiving\n"
+    finally:
+        receiver.kill()
+        await receiver.wait()
+    left = list(tmp.glob("upload-*"))
+    assert left  # the crash's trace
+    await gc(stores, adapter_settings)
+    assert not any(p.exists() for p in left)
