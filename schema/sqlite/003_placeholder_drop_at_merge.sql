@@ -1,0 +1,2 @@
+-- PLACEHOLDER on branch `privacy` only, so that 004_server_keys applies without a gap:
+-- another branch adds the real 003 at the same time. Drop this file when merging.
