@@ -89,9 +89,13 @@ async def _shared(request: web.Request, photo: Photo, rendition: Rendition) -> b
 async def media(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     pid = ids.parse_id(request.match_info["photo_id"], "photo id")
-    photo = await svc.photos.get_for_media(pid)
-    # SECURITY: constant-time comparison of the URL's secret.
-    if not hmac.compare_digest(request.match_info["secret"].encode(), photo.secret.encode()):
+    try:
+        photo = await svc.photos.get_for_media(pid)
+    except NotFound:
+        photo = None
+    # SECURITY: constant-time comparison of the URL's secret; a missing photo and a wrong
+    # secret get the same answer, so a guessed id tells nothing (issue 10, item 13).
+    if photo is None or not hmac.compare_digest(request.match_info["secret"].encode(), photo.secret.encode()):
         raise NotFound(f"no media at {request.path}")
     rendition = _rendition(request, photo)
     etag = f'"{photo.id}-{rendition.name}"'
@@ -133,11 +137,8 @@ async def _from_cache(request, photo: Photo, rendition: Rendition, status, heade
         except InstastoreError as exc:
             raise _unreadable(rendition, exc) from exc
         svc.photos.media.put(cache_key, data)
-    body = b"" if request.method == "HEAD" else data[offset : offset + length]
-    response = web.Response(status=status, headers=headers, body=body)
-    if request.method == "HEAD":
-        response.content_length = length
-    return response
+    # For HEAD aiohttp sends the Content-Length of this body, and not the body.
+    return web.Response(status=status, headers=headers, body=data[offset : offset + length])
 
 
 def _unreadable(rendition: Rendition, exc: InstastoreError) -> Unavailable:
