@@ -102,3 +102,12 @@ async def test_a_read_failing_after_the_head_cuts_the_connection(streaming_api):
     # The service is fine afterwards.
     services.stores.blobs = services.stores.blobs.real
     assert await (await streaming_api.get(url)).read() == full
+
+
+async def test_head_and_ranges_of_a_streamed_rendition(streaming_api):
+    url, _ = await large_rendition(streaming_api)
+    full = await (await streaming_api.get(url)).read()
+    head = await streaming_api.head(url)
+    assert head.status == 200 and int(head.headers["Content-Length"]) == len(full) and await head.read() == b""
+    part = await streaming_api.get(url, headers={"Range": "bytes=10-19"})
+    assert part.status == 206 and await part.read() == full[10:20]
