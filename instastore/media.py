@@ -95,6 +95,10 @@ REMUX_FORMATS = {"mp4": "mp4", "quicktime": "mov", "webm": "webm"}
 REMUX_OPTIONS = {"mp4": {"movflags": "faststart", "fflags": "+bitexact"},
                  "mov": {"movflags": "faststart", "fflags": "+bitexact"},
                  "webm": {"fflags": "+bitexact"}}
+# Video and audio packets of one video. Remuxing costs ~4 us of CPU a packet here, and a
+# 256 MB upload of tiny packets holds ~20 million (90 s of CPU); 500,000 is over two hours
+# of 60 fps video with its audio, and about 2 s of remux.
+MAX_VIDEO_PACKETS = 500_000
 DERIVED = ("video",)  # names of the files made beside an upload (see derived_path)
 
 
@@ -174,8 +178,17 @@ def process_image(path: Path, media_type: MediaType, max_pixels: int) -> Process
         raise InvalidMedia(f"the {media_type.format.upper()} image does not decode: {reason}") from exc
 
 
-def _check_declared(stream, media_type: MediaType, max_pixels: int) -> None:
-    """Refuse frames over the limit from what the container declares, before decoding."""
+def _kept_streams(container) -> list:
+    """The streams a video copy keeps: video and audio (data tracks carry GPS too)."""
+    return [s for s in container.streams if s.type in ("video", "audio")]
+
+
+def _check_declared(container, stream, media_type: MediaType, max_pixels: int) -> None:
+    """Refuse frames over the limit, or too many packets to copy, from what the container
+    declares, before decoding anything."""
+    declared = sum(s.frames for s in _kept_streams(container))
+    if declared > MAX_VIDEO_PACKETS:
+        raise InvalidMedia(f"the {media_type.format} video declares {declared:,} frames, over {MAX_VIDEO_PACKETS:,}")
     width, height = stream.codec_context.width, stream.codec_context.height
     if width * height > max_pixels:
         raise InvalidMedia(
@@ -211,11 +224,13 @@ def remux(source: Path, target: Path, media_type: MediaType) -> int:
     fmt = REMUX_FORMATS[media_type.format]
     try:
         with av.open(str(source)) as inp, av.open(str(target), "w", format=fmt, options=REMUX_OPTIONS[fmt]) as out:
-            kept = [s for s in inp.streams if s.type in ("video", "audio")]
+            kept = _kept_streams(inp)
             copies = {s.index: out.add_stream_from_template(s) for s in kept}
             for copy in copies.values():
                 copy.metadata.clear()  # language, handler names, creation times
-            for packet in inp.demux(kept):
+            for count, packet in enumerate(inp.demux(kept)):
+                if count >= MAX_VIDEO_PACKETS:  # the container declared fewer, or nothing
+                    raise InvalidMedia(f"the video has over {MAX_VIDEO_PACKETS:,} packets")
                 if packet.dts is None:  # the demuxer's end-of-stream marker
                     continue
                 packet.stream = copies[packet.stream.index]
@@ -234,7 +249,7 @@ def process_video(path: Path, media_type: MediaType, max_pixels: int) -> Process
             if not container.streams.video:
                 raise InvalidMedia("the video has no video stream")
             stream = container.streams.video[0]
-            _check_declared(stream, media_type, max_pixels)
+            _check_declared(container, stream, media_type, max_pixels)
             duration = None
             if container.duration:
                 duration = container.duration / av.time_base

@@ -4,11 +4,13 @@ before anything is decoded."""
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
 import av
 import pytest
+from PIL import Image
 
 from instastore import media
 from instastore.errors import InvalidMedia
@@ -88,3 +90,32 @@ def test_frames_under_the_limit_still_pass(tmp_path):
     assert (processed.width, processed.height) == (640, 480)
     with pytest.raises(InvalidMedia, match="declares 640x480"):
         media.process(path, media_type, 640 * 480 - 1)
+
+
+def test_a_video_declaring_too_many_frames_is_refused_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(media, "MAX_VIDEO_PACKETS", 100)  # 120 frames stand in for millions
+    path, media_type = upload(tmp_path, samples.video("mp4", frames=120))
+    with pytest.raises(InvalidMedia, match="declares 120 frames"):
+        media.process(path, media_type, MAX_PIXELS)
+    assert not media.derived_path(path, "video").exists()
+
+
+def test_a_video_hiding_its_frame_count_is_stopped_while_copying(tmp_path, monkeypatch):
+    """A fragmented MP4 declares no frame count: the copy counts packets as it goes."""
+    monkeypatch.setattr(media, "MAX_VIDEO_PACKETS", 100)
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}) as c:
+        stream = c.add_stream("mpeg4", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(120):
+            frame = av.VideoFrame.from_image(Image.new("RGB", (32, 32), (i, 0, 0)))
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    path, media_type = upload(tmp_path, out.getvalue())
+    with av.open(str(path)) as probe:
+        assert probe.streams.video[0].frames == 0
+    with pytest.raises(InvalidMedia, match="over 100 packets"):
+        media.process(path, media_type, MAX_PIXELS)
+    assert not media.derived_path(path, "video").exists()
