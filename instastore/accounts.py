@@ -50,7 +50,7 @@ def check_username(username: object) -> str:
 def check_display_name(name: object) -> str:
     if not isinstance(name, str) or len(name) > MAX_DISPLAY_NAME_CHARS:
         raise InvalidInput(f"display_name must be a string of at most {MAX_DISPLAY_NAME_CHARS} characters")
-    return check_text(name, "display_name").strip()
+    return check_text(name.strip(), "display_name")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ reorder what a reader sees, "Trojan Source"), lone surrogates (not text; they br
 every UTF-8 encoder downstream), and the other invisible format characters that hide or
 spoof text: the line and paragraph separators, the left-to-right and right-to-left
 marks, zero-width characters other than the joiners emoji need, the byte-order mark,
-interlinear annotation and the deprecated format controls. Refusing rather than stripping
+interlinear annotation, the deprecated format controls, and the tag characters
+(U+E0000-U+E007F, invisible ASCII that smuggles hidden text) except in the emoji flag
+sequences that need them (a black flag, tags, a cancel tag). Refusing rather than stripping
 keeps what is stored exactly what the user sent, and tells them why.
 """
 
@@ -46,10 +48,23 @@ def refused(ch: str) -> bool:
     return code in _REFUSED_FORMAT
 
 
+BLACK_FLAG = "\U0001F3F4"  # the base of emoji subdivision flags (England, Scotland, Wales)
+_TAGS = range(0xE0000, 0xE0080)
+_FLAG_TAGS = range(0xE0020, 0xE0080)  # tag letters, digits and the cancel tag
+
+
+def _in_flag(value: str, index: int) -> bool:
+    """Whether the tag character at ``index`` belongs to an emoji flag sequence."""
+    start = index
+    while start > 0 and ord(value[start - 1]) in _FLAG_TAGS:
+        start -= 1
+    return ord(value[index]) in _FLAG_TAGS and start > 0 and value[start - 1] == BLACK_FLAG
+
+
 def check_text(value: str, field: str) -> str:
     """``value`` unchanged, or ``InvalidInput`` naming the first refused character."""
     for index, ch in enumerate(value):
-        if refused(ch):
+        if refused(ch) or (ord(ch) in _TAGS and not _in_flag(value, index)):
             name = unicodedata.name(ch, "a control character" if ord(ch) < 0xD800 else "a lone surrogate")
             raise InvalidInput(
                 f"{field} contains U+{ord(ch):04X} ({name}) at position {index}: control and"

@@ -96,10 +96,10 @@ async def receive(chunks: AsyncIterable[bytes], max_bytes: int, tmp_dir: Path) -
 def check_title(title: object, max_chars: int) -> str:
     if not isinstance(title, str) or not title.strip():
         raise InvalidInput("title is required")
-    title = check_text(title, "title").strip()
+    title = title.strip()
     if len(title) > max_chars:
         raise InvalidInput(f"title is {len(title)} characters; the limit is {max_chars}")
-    return title
+    return check_text(title, "title")
 
 
 def check_visibility(value: object) -> Visibility:
