@@ -1,17 +1,19 @@
 """Text that one user types and others read (titles, display names): which characters
 are refused, and how the refusal names them.
 
-Refused: C0 and C1 control characters and DEL (U+0000-U+001F, U+007F-U+009F: NUL
-truncates strings in C code downstream, newlines forge log lines and CSV rows), the
-bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069: they
-reorder what a reader sees, "Trojan Source"), lone surrogates (not text; they break
-every UTF-8 encoder downstream), and the other invisible format characters that hide or
-spoof text: the line and paragraph separators, the left-to-right and right-to-left
-marks, zero-width characters other than the joiners emoji need, the byte-order mark,
-interlinear annotation, the deprecated format controls, and the tag characters
-(U+E0000-U+E007F, invisible ASCII that smuggles hidden text) except in the emoji flag
-sequences that need them (a black flag, tags, a cancel tag). Refusing rather than stripping
-keeps what is stored exactly what the user sent, and tells them why.
+Refused: control characters (C0, DEL, C1: U+0000-U+001F, U+007F-U+009F; NUL truncates
+strings in C code downstream, newlines forge log lines and CSV rows), lone surrogates
+(not text; they break every UTF-8 encoder downstream), the line and paragraph
+separators, and every invisible format character (Unicode category Cf) that text does
+not need: the bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+U+2066-U+2069: they reorder what a reader sees, "Trojan Source"), the left-to-right and
+right-to-left marks, zero-width spaces, the byte-order mark, interlinear annotation, and
+the tag characters (U+E0000-U+E007F: invisible ASCII that smuggles hidden text) except
+in the emoji flag sequences that need them. Allowed format characters: the zero-width
+non-joiner and joiner (Persian, Indic scripts, emoji sequences), the soft hyphen, and
+the visible prepended concatenation marks (Arabic number signs and their kin).
+Refusing rather than stripping keeps what is stored exactly what the user sent (but for
+whitespace trimmed at both ends), and tells them why.
 """
 
 from __future__ import annotations
@@ -20,41 +22,27 @@ import unicodedata
 
 from instastore.errors import InvalidInput
 
-# SECURITY: format characters (category Cf) that emoji and scripts do not need. U+200C
-# and U+200D (zero-width non-joiner and joiner) are allowed: Persian, Indic scripts and
-# emoji sequences need them.
-_REFUSED_FORMAT = {
-    *range(0x200B, 0x200C),  # zero-width space
-    *range(0x200E, 0x2010),  # left-to-right and right-to-left marks
-    *range(0x202A, 0x202F),  # bidi embeddings and overrides
-    *range(0x2060, 0x2065),  # word joiner, invisible operators
-    *range(0x2066, 0x2070),  # bidi isolates, deprecated format controls
-    0xFEFF,  # zero-width no-break space (byte-order mark)
-    *range(0xFFF9, 0xFFFC),  # interlinear annotation
-    0x061C,  # Arabic letter mark
-    0x180E,  # Mongolian vowel separator (formerly a space)
+# Format characters (Cf) that text needs; every other one is refused.
+_NEEDED_FORMAT = {
+    0x00AD,  # soft hyphen
+    0x200C, 0x200D,  # zero-width non-joiner and joiner
+    *range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD,  # visible number signs
 }
+BLACK_FLAG = "\U0001F3F4"  # the base of emoji subdivision flags (England, Scotland, Wales)
+_FLAG_TAGS = range(0xE0020, 0xE0080)  # tag letters and digits, and the cancel tag that ends a flag
 
 
 def refused(ch: str) -> bool:
-    """Whether ``ch`` may not appear in text other users read."""
-    code = ord(ch)
-    if code < 0x20 or 0x7F <= code <= 0x9F:  # C0 controls, DEL, C1 controls
+    """Whether ``ch`` may not appear in text other users read (outside emoji flags)."""
+    category = unicodedata.category(ch)
+    # SECURITY: controls, surrogates, line/paragraph separators, invisible formatting.
+    if category in ("Cc", "Cs", "Zl", "Zp") or 0xE0000 <= ord(ch) <= 0xE007F:  # the tag block, assigned or not
         return True
-    if 0xD800 <= code <= 0xDFFF:  # a lone surrogate: not text at all
-        return True
-    if code in (0x2028, 0x2029):  # line and paragraph separators
-        return True
-    return code in _REFUSED_FORMAT
-
-
-BLACK_FLAG = "\U0001F3F4"  # the base of emoji subdivision flags (England, Scotland, Wales)
-_TAGS = range(0xE0000, 0xE0080)
-_FLAG_TAGS = range(0xE0020, 0xE0080)  # tag letters, digits and the cancel tag
+    return category == "Cf" and ord(ch) not in _NEEDED_FORMAT
 
 
 def _in_flag(value: str, index: int) -> bool:
-    """Whether the tag character at ``index`` belongs to an emoji flag sequence."""
+    """Whether the character at ``index`` is a tag of an emoji flag sequence."""
     start = index
     while start > 0 and ord(value[start - 1]) in _FLAG_TAGS:
         start -= 1
@@ -64,8 +52,8 @@ def _in_flag(value: str, index: int) -> bool:
 def check_text(value: str, field: str) -> str:
     """``value`` unchanged, or ``InvalidInput`` naming the first refused character."""
     for index, ch in enumerate(value):
-        if refused(ch) or (ord(ch) in _TAGS and not _in_flag(value, index)):
-            name = unicodedata.name(ch, "a control character" if ord(ch) < 0xD800 else "a lone surrogate")
+        if refused(ch) and not _in_flag(value, index):
+            name = unicodedata.name(ch, "a lone surrogate" if 0xD800 <= ord(ch) <= 0xDFFF else "a control character")
             raise InvalidInput(
                 f"{field} contains U+{ord(ch):04X} ({name}) at position {index}: control and"
                 " invisible formatting characters are not allowed"
