@@ -27,7 +27,7 @@ import re
 from aiohttp import web
 
 from instastore import ids
-from instastore.errors import InstastoreError, NotAllowed, NotAuthenticated, NotFound, Unavailable
+from instastore.errors import InstastoreError, NotAllowed, NotAuthenticated, NotFound, StorageError, Unavailable
 from instastore.model import Photo, Rendition, Visibility
 from instastore.server.handlers.common import audience, services, viewer
 from instastore.server.problems import problem
@@ -136,6 +136,8 @@ async def _from_cache(request, photo: Photo, rendition: Rendition, status, heade
             data = b"".join([c async for c in svc.stores.blobs.open(rendition.locator)])
         except InstastoreError as exc:
             raise _unreadable(rendition, exc) from exc
+        if len(data) != rendition.size:  # a short blob is never cached nor served as whole
+            raise _unreadable(rendition, StorageError(f"{len(data):,} of {rendition.size:,} bytes"))
         svc.photos.media.put(cache_key, data)
     # For HEAD aiohttp sends the Content-Length of this body, and not the body.
     return web.Response(status=status, headers=headers, body=data[offset : offset + length])

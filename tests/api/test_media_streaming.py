@@ -44,17 +44,21 @@ class BreaksAfterFirstChunk:
             raise Unavailable("the DataNode went away mid-read")
 
 
-async def raw_get(api: Api, path: str) -> bytes:
-    """Everything the server writes for one GET on a fresh connection, until it closes
-    (or 5 s pass on a connection it keeps open)."""
+async def raw_get(api: Api, path: str, keep_alive: bool = False) -> bytes:
+    """Everything the server writes for one GET on a fresh connection until it closes it;
+    with ``keep_alive``, a connection the server still holds open after 2 s appends
+    b"<still open>"."""
     reader, writer = await asyncio.open_connection(api.client.server.host, api.client.server.port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+    connection = "" if keep_alive else "Connection: close\r\n"
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\n{connection}\r\n".encode())
     await writer.drain()
     data = b""
     try:
-        while chunk := await asyncio.wait_for(reader.read(65536), 5):
+        while chunk := await asyncio.wait_for(reader.read(65536), 2):
             data += chunk
-    except (TimeoutError, ConnectionResetError):
+    except TimeoutError:
+        data += b"<still open>"
+    except ConnectionResetError:
         pass
     writer.close()
     return data
@@ -111,3 +115,41 @@ async def test_head_and_ranges_of_a_streamed_rendition(streaming_api):
     assert head.status == 200 and int(head.headers["Content-Length"]) == len(full) and await head.read() == b""
     part = await streaming_api.get(url, headers={"Range": "bytes=10-19"})
     assert part.status == 206 and await part.read() == full[10:20]
+
+
+class ShortRead:
+    """The real blob store, except that a read ends FIRST_BYTES in, without an error."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    async def open(self, key, offset=0, length=None):
+        async for chunk in self.real.open(key, offset, length):
+            yield chunk[:FIRST_BYTES]
+            return
+
+
+async def test_a_short_read_of_a_cached_rendition_is_a_503_and_is_not_cached(api):
+    _, headers = await api.user()
+    body = await api.photo(headers, samples.image(), "short")
+    services = api.client.app[SERVICES]
+    services.stores.blobs = ShortRead(services.stores.blobs)
+    resp = await api.get(body["media"]["large"])
+    assert resp.status == 503 and resp.content_type == "application/problem+json"
+    services.stores.blobs = services.stores.blobs.real
+    resp = await api.get(body["media"]["large"])
+    assert resp.status == 200 and len(await resp.read()) == int(resp.headers["Content-Length"]) > FIRST_BYTES
+
+
+async def test_a_short_read_of_a_streamed_rendition_cuts_the_connection(streaming_api):
+    url, _ = await large_rendition(streaming_api)
+    services = streaming_api.client.app[SERVICES]
+    services.stores.blobs = ShortRead(services.stores.blobs)
+    raw = await raw_get(streaming_api, url, keep_alive=True)
+    status, headers, body = split_response(raw)
+    assert raw.count(b"HTTP/1.1 ") == 1 and status.startswith("HTTP/1.1 200 ")
+    # Cut, not kept alive: a next response on this connection would be read as the rest.
+    assert len(body) == FIRST_BYTES < int(headers["content-length"])
