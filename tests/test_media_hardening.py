@@ -119,3 +119,22 @@ def test_a_video_hiding_its_frame_count_is_stopped_while_copying(tmp_path, monke
     with pytest.raises(InvalidMedia, match="over 100 packets"):
         media.process(path, media_type, MAX_PIXELS)
     assert not media.derived_path(path, "video").exists()
+
+
+def test_the_video_copy_keeps_the_display_rotation(tmp_path):
+    """A phone's portrait video is stored landscape with a display matrix: not metadata
+    about the uploader, and the copy must keep it to play upright."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as c:
+        stream = c.add_stream("mpeg4", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.set_display_rotation(90)
+        for i in range(6):
+            for packet in stream.encode(av.VideoFrame.from_image(Image.new("RGB", (96, 64), (i * 30, 0, 0)))):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    path, media_type = upload(tmp_path, out.getvalue())
+    media.process(path, media_type, MAX_PIXELS)
+    with av.open(str(media.derived_path(path, "video"))) as played:
+        assert next(played.decode(video=0)).rotation == 90
