@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from instastore.accounts import check_display_name, check_username
 from instastore.errors import InvalidInput
-from instastore.text import check_text, refused
+from instastore.text import check_text
 from instastore.uploads import check_title
 
 REFUSED_RANGES = [(0x00, 0x1F), (0x7F, 0x9F), (0x202A, 0x202E), (0x2066, 0x2069), (0xD800, 0xDFFF),
