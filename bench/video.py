@@ -74,7 +74,8 @@ async def video_memory(base_url: str, token: str, port: int, size_mib: int = 102
         sampler = asyncio.create_task(_sample(pids, down, stop))
         started = time.perf_counter()
         received = 0
-        async with http.get(body["media"]["video"]) as resp:
+        # The owner's original: the viewers' "video" is a remuxed copy without the padding.
+        async with http.get(body["media"]["original"], headers={"Authorization": f"Bearer {token}"}) as resp:
             async for chunk in resp.content.iter_chunked(MiB):
                 received += len(chunk)
         download_s = time.perf_counter() - started

@@ -23,9 +23,10 @@ from instastore.model import User
 from instastore.passwords import DUMMY_HASH, PasswordHashing
 from instastore.photos import utcnow
 from instastore.ratelimit import LoginThrottle
+from instastore.text import check_text
 from instastore.storage.ports import Stores
 
-USERNAME = re.compile(r"^[a-z0-9_.]{3,30}$")
+USERNAME = re.compile(r"[a-z0-9_.]{3,30}")  # SECURITY: used with fullmatch ("$" allows a final "\n")
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024  # argon2 takes any length; this bounds the work per request
 MAX_DISPLAY_NAME_CHARS = 100
@@ -40,7 +41,7 @@ def token_hash(token: str) -> str:
 
 
 def check_username(username: object) -> str:
-    if not isinstance(username, str) or not USERNAME.match(username):
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):
         raise InvalidInput("username must be 3-30 characters of a-z, 0-9, '_' and '.'")
     return username
 
@@ -48,7 +49,7 @@ def check_username(username: object) -> str:
 def check_display_name(name: object) -> str:
     if not isinstance(name, str) or len(name) > MAX_DISPLAY_NAME_CHARS:
         raise InvalidInput(f"display_name must be a string of at most {MAX_DISPLAY_NAME_CHARS} characters")
-    return name.strip()
+    return check_text(name.strip(), "display_name")
 
 
 @dataclass(frozen=True)

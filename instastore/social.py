@@ -7,6 +7,11 @@ request that its owner approves. Visibility of a photo to a viewer:
 - ``private`` photos: nobody else;
 - ``followers`` photos, and every photo of a private account: followers only;
 - ``public`` photos of public accounts: everyone, signed in or not.
+
+Who follows a private account and whom it follows is for its owner and approved
+followers only; anyone else (signed in or not) gets ``NotAllowed`` "this account is
+private", the same answer whether the lists are empty or not. (A list of photos is
+filtered photo by photo instead, so an outsider sees an empty page.)
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Literal
 
-from instastore.errors import InvalidInput, NotFound
+from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User, Visibility
 from instastore.paging import Page, decode_cursor, encode_cursor
@@ -71,12 +76,22 @@ class Social:
         users = await asyncio.gather(*(self.stores.metadata.get_user(i) for i in ids))
         return Page([u for u in users if u is not None], encode_cursor(ids[-1]) if more else None)
 
-    async def followers(self, username: str, cursor: str | None, limit: int) -> Page[User]:
+    async def _listed(self, username: str, viewer: User | None) -> User:
+        """The user whose follow lists ``viewer`` asks for, if ``viewer`` may read them."""
         user = await self._user(username)
+        # SECURITY: a private account's graph is for its owner and approved followers (issue 10).
+        if user.private and not (viewer is not None and (
+            viewer.id == user.id or await self.stores.metadata.is_following(viewer.id, user.id)
+        )):
+            raise NotAllowed(f"this account is private: only {username}'s approved followers see its follows")
+        return user
+
+    async def followers(self, username: str, cursor: str | None, limit: int, viewer: User | None) -> Page[User]:
+        user = await self._listed(username, viewer)
         return await self._users_page(lambda after, n: self.stores.metadata.followers(user.id, after, n), cursor, limit)
 
-    async def following(self, username: str, cursor: str | None, limit: int) -> Page[User]:
-        user = await self._user(username)
+    async def following(self, username: str, cursor: str | None, limit: int, viewer: User | None) -> Page[User]:
+        user = await self._listed(username, viewer)
         return await self._users_page(lambda after, n: self.stores.metadata.following(user.id, after, n), cursor, limit)
 
     async def requests(self, me: User, cursor: str | None, limit: int) -> Page[User]:

@@ -45,6 +45,7 @@ from instastore.model import Photo, Rendition, User, Visibility
 from instastore.photos import Photos, utcnow
 from instastore.storage import scratch
 from instastore.storage.ports import KeyClaim, MetadataStore, Stores, settle
+from instastore.text import check_text
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ class Received:
     head: bytes
 
     def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """Remove the upload and every file processing made beside it."""
+        for path in (self.path, *(media.derived_path(self.path, name) for name in media.DERIVED)):
+            path.unlink(missing_ok=True)
 
 
 async def receive(chunks: AsyncIterable[bytes], max_bytes: int, tmp_dir: Path) -> Received:
@@ -116,7 +119,7 @@ def check_title(title: object, max_chars: int) -> str:
     title = title.strip()
     if len(title) > max_chars:
         raise InvalidInput(f"title is {len(title)} characters; the limit is {max_chars}")
-    return title
+    return check_text(title, "title")
 
 
 def check_visibility(value: object) -> Visibility:
@@ -254,10 +257,10 @@ class Uploads:
                 Rendition("original", original_key, media_type.content_type, received.size, processed.width, processed.height)
             ]
             for r in processed.renditions:
-                key = blob_key(photo_id, r.name, "jpg")
-                await self.stores.blobs.put(key, _one(r.data))
+                key = blob_key(photo_id, r.name, r.extension)
+                await self.stores.blobs.put(key, _file_chunks(r.path) if r.path else _one(r.data))
                 written.append(key)
-                renditions.append(Rendition(r.name, key, r.content_type, len(r.data), r.width, r.height))
+                renditions.append(Rendition(r.name, key, r.content_type, r.size, r.width, r.height))
         finally:
             if heartbeat:
                 heartbeat.cancel()

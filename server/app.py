@@ -10,11 +10,13 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import secrets
 import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from instastore import paging
 from instastore.accounts import Accounts
 from instastore.config import Settings
 from instastore.errors import InstastoreError
@@ -55,6 +57,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stores = await open_stores(settings)
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
     await _remove_scratch(stores, settings)
+    # SECURITY: one cursor key for every worker and server of the deployment (issue 10).
+    paging.use_key(await stores.metadata.server_key("cursor", secrets.token_bytes(paging.KEY_BYTES)))
     ids = IdGenerator(settings.worker_id)
     photos = Photos(stores, settings)
     accounts = Accounts(stores, settings, ids)

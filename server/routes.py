@@ -39,3 +39,4 @@ ROUTES = [
 def setup_routes(app: web.Application) -> None:
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    app.router.add_route("HEAD", "/v1/media/{photo_id}/{secret}/{name}", media.media)  # sizes, ETags, ranges

@@ -12,7 +12,7 @@ from instastore.accounts import Profile
 from instastore.model import Kind, Photo, User
 from instastore.paging import Page
 
-PUBLIC_RENDITIONS = {Kind.PHOTO: ("thumb", "large"), Kind.VIDEO: ("thumb", "large", "poster", "original")}
+PUBLIC_RENDITIONS = {Kind.PHOTO: ("thumb", "large"), Kind.VIDEO: ("thumb", "large", "poster", "video")}
 
 
 def iso(at: datetime | None) -> str | None:
@@ -42,16 +42,15 @@ def media_url(photo: Photo, name: str) -> str:
 
 def media_json(photo: Photo, viewer: User | None) -> dict[str, str]:
     """The media URLs a viewer may use: thumbnails and large renditions (and a video's
-    own bytes, named "video") for everyone allowed to see it; the original upload of a
-    photo for its owner only."""
-    urls = {}
-    for rendition in photo.renditions:
-        name = rendition.name
-        if photo.kind is Kind.VIDEO and name == "original":
-            urls["video"] = media_url(photo, "video")
-        elif name in PUBLIC_RENDITIONS[photo.kind] or (viewer is not None and viewer.id == photo.owner_id):
-            urls[name] = media_url(photo, name)
-    return urls
+    playable copy without metadata, "video") for everyone allowed to see it; the
+    original upload of a photo or video for its owner only. A video stored before the
+    "video" copy existed has no URL for viewers: its only playable bytes are the
+    upload itself, location atoms and all."""
+    owner = viewer is not None and viewer.id == photo.owner_id
+    # SECURITY: never hand a viewer the uploaded bytes of a video (issue 10, item 10).
+    return {
+        r.name: media_url(photo, r.name) for r in photo.renditions if owner or r.name in PUBLIC_RENDITIONS[photo.kind]
+    }
 
 
 def photo_json(photo: Photo, viewer: User | None, owner: User | None, likes: int | None = None) -> dict[str, Any]:

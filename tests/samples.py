@@ -84,3 +84,51 @@ def picture(size=(1200, 900), seed: int = 1) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", quality=88)
     return out.getvalue()
+
+
+LOCATION = "+37.7858-122.4064/"  # where the "uploader" stood, in ISO 6709
+VIDEO_METADATA = {
+    "location": LOCATION,  # QuickTime's ©xyz atom
+    "com.apple.quicktime.location.ISO6709": "+37.7858-122.4064+012.000/",  # the iPhone's mdta key
+    "make": "Apple",
+    "model": "iPhone 15 Pro",
+    "title": "Secret Title Atom",
+    "comment": "shot at home",
+    "creation_time": "2024-05-06T07:08:09Z",
+}
+
+
+def video_with_metadata(container: str = "mov", codec: str = "mpeg4", size=(96, 64), frames: int = 12) -> bytes:
+    """A video carrying the uploader's location and device in global and stream metadata."""
+    out = io.BytesIO()
+    with av.open(out, mode="w", format=container) as c:
+        c.metadata.update(VIDEO_METADATA)
+        stream = c.add_stream(codec, rate=12)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.metadata["handler_name"] = "Core Media Video of my iPhone"
+        for i in range(frames):
+            frame = av.VideoFrame.from_image(Image.new("RGB", size, (i * 20 % 255, 100, 150)))
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    return out.getvalue()
+
+
+def mjpeg_mov(frame_size=(9000, 9000), declared=None) -> bytes:
+    """A QuickTime file of one MJPEG frame of ``frame_size`` (grey, so it compresses to
+    under 1 MB), in a track that declares ``declared`` (default: the frame size)."""
+    jpeg = io.BytesIO()
+    Image.new("L", frame_size, 128).save(jpeg, "JPEG", quality=50)
+    out = io.BytesIO()
+    with av.open(out, "w", format="mov") as c:
+        stream = c.add_stream("mjpeg", rate=1)
+        stream.width, stream.height = declared or frame_size
+        stream.pix_fmt = "yuvj420p"
+        packet = av.Packet(jpeg.getvalue())
+        packet.stream = stream
+        packet.pts = packet.dts = 0
+        packet.is_keyframe = True
+        c.mux(packet)
+    return out.getvalue()

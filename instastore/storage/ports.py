@@ -181,6 +181,11 @@ class MetadataStore(Protocol):
     async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
         """Free a key this photo claimed (the upload failed), so a retry can proceed."""
 
+    # deployment secrets
+    async def server_key(self, name: str, candidate: bytes) -> bytes:
+        """The secret stored under ``name``; ``candidate`` is stored first when there is
+        none, atomically, so every process and server of a deployment gets the same bytes."""
+
     # title search
     async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:
         """Ids of photos whose indexed title has every one of ``terms`` (already

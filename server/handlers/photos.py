@@ -112,7 +112,9 @@ async def get_photo(request: web.Request) -> web.Response:
 
 async def delete_photo(request: web.Request) -> web.Response:
     user = require_user(request)
-    await services(request).photos.delete(photo_id(request), user.id)
+    # SECURITY: a photo the caller cannot see is 404 like a missing one, never 403 (issue 10).
+    photo, _ = await visible_photo(request)
+    await services(request).photos.delete(photo.id, user.id)
     return web.Response(status=204)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from instastore.server import views
-from instastore.server.handlers.common import cursor, limit, require_user, services
+from instastore.server.handlers.common import cursor, limit, require_user, services, viewer
 
 
 async def follow(request: web.Request) -> web.Response:
@@ -23,12 +23,16 @@ async def unfollow(request: web.Request) -> web.Response:
 
 
 async def followers(request: web.Request) -> web.Response:
-    page = await services(request).social.followers(request.match_info["username"], cursor(request), limit(request))
+    page = await services(request).social.followers(
+        request.match_info["username"], cursor(request), limit(request), viewer(request)
+    )
     return views.json(views.page_json([views.user_json(u) for u in page.items], page))
 
 
 async def following(request: web.Request) -> web.Response:
-    page = await services(request).social.following(request.match_info["username"], cursor(request), limit(request))
+    page = await services(request).social.following(
+        request.match_info["username"], cursor(request), limit(request), viewer(request)
+    )
     return views.json(views.page_json([views.user_json(u) for u in page.items], page))
 
 

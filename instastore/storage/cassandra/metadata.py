@@ -102,6 +102,7 @@ STATEMENTS = {
     "renew_key_intent": "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ?, intent = ? "
     "WHERE user_id = ? AND key = ? IF photo_id = ?",
     "release_key": "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? IF photo_id = ?",
+    "server_key": "INSERT INTO server_keys (name, secret) VALUES (?, ?) IF NOT EXISTS",
 }
 LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
 
@@ -466,6 +467,14 @@ class CassandraMetadataStore:
 
     async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
         await self._q("release_key", user_id, key, photo_id)
+
+    # ---- deployment secrets --------------------------------------------------------
+
+    async def server_key(self, name: str, candidate: bytes) -> bytes:
+        # A lightweight transaction: of servers starting at once, one inserts and the
+        # others read its value back in the same answer.
+        (row,) = await self._q("server_key", name, candidate)
+        return candidate if row[0] else bytes(row.secret)
 
     # ---- search -------------------------------------------------------------------
 

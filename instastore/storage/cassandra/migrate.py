@@ -23,12 +23,12 @@ from instastore.storage.cassandra.session import translate_errors
 log = logging.getLogger(__name__)
 
 SCHEMA_AGREEMENT_WAIT_S = 30
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,47}")  # used with fullmatch: "$" allows a final "\n"
 
 
 def keyspace_cql(settings: Settings) -> str:
     keyspace = settings.cassandra_keyspace
-    if not _IDENTIFIER.match(keyspace):
+    if not _IDENTIFIER.fullmatch(keyspace):
         raise ConfigError(f"cassandra_keyspace must be a lower-case CQL identifier, not {keyspace!r}")
     dc = settings.cassandra_local_dc.replace("'", "")
     return (

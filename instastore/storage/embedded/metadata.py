@@ -373,6 +373,16 @@ class SqliteMetadataStore:
             "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND photo_id = ?", (user_id, key, photo_id)
         ))
 
+    # ---- deployment secrets --------------------------------------------------------
+
+    async def server_key(self, name: str, candidate: bytes) -> bytes:
+        def get_or_create() -> bytes:
+            with _transaction(self.conn):
+                self.conn.execute("INSERT OR IGNORE INTO server_keys (name, secret) VALUES (?, ?)", (name, candidate))
+                return self.conn.execute("SELECT secret FROM server_keys WHERE name = ?", (name,)).fetchone()[0]
+
+        return await self._run(get_or_create)
+
     # ---- search -------------------------------------------------------------------
 
     async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:

@@ -1,0 +1,276 @@
+"""Issue 10's privacy items over HTTP, on both adapters: what a viewer may not see, it
+cannot infer either.
+
+- videos: viewers get a copy without metadata, never the uploaded bytes (item 10);
+- a private account's follow lists are for its owner and approved followers (item 11);
+- shared caches keep media only of public photos of public accounts (item 12);
+- a hidden thing answers like a missing one; cursors are sealed (item 13);
+- usernames match whole strings; titles and display names refuse control, bidi and
+  invisible format characters (item 14);
+- a declared huge video frame is refused before decoding (item 18);
+- media answers HEAD, and 416 as a problem with Content-Range (item 19's media part).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import struct
+
+import av
+import pytest
+
+from instastore import ids
+from instastore.server.keys import SERVICES
+
+from .. import samples
+from .conftest import problem
+
+
+def secret_free(data: bytes) -> list[bytes]:
+    """The uploader's metadata found in ``data`` (none, for a viewer's copy)."""
+    needles = [b"\xa9xyz", b"37.7858", b"122.4064", b"com.apple.quicktime", b"iPhone", b"Apple",
+               b"Secret Title Atom", b"shot at home", b"Core Media", b"Lavf"]
+    return [n for n in needles if n in data]
+
+
+# ---- item 10: videos ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("container", ["mov", "mp4"])
+async def test_viewers_get_a_video_without_location_and_the_owner_keeps_the_original(api, container):
+    owner, owner_h = await api.user()
+    _, stranger_h = await api.user()
+    data = samples.video_with_metadata(container)
+    if container == "mov":
+        assert b"\xa9xyz" in data and b"37.7858" in data  # the leak this test is about
+    body = await api.photo(owner_h, data, "where was this")
+
+    seen = await (await api.get(f"/v1/photos/{body['id']}", headers=stranger_h)).json()
+    assert set(seen["media"]) == {"thumb", "large", "poster", "video"}
+    anonymous = await (await api.get(f"/v1/photos/{body['id']}")).json()
+    assert anonymous["media"] == seen["media"]
+    resp = await api.get(seen["media"]["video"])
+    assert resp.status == 200
+    copy = await resp.read()
+    assert copy != data and secret_free(copy) == []
+    with av.open(io.BytesIO(copy)) as played:
+        assert dict(played.metadata).keys() <= {"major_brand", "minor_version", "compatible_brands"}
+        assert all(not s.metadata.get("handler_name", "").startswith("Core") for s in played.streams)
+        assert sum(1 for _ in played.decode(video=0)) == 12
+    assert copy.index(b"moov") < copy.index(b"mdat")  # faststart: playable while it downloads
+
+    original = body["media"]["original"]
+    assert original == seen["media"]["video"].rsplit("/", 1)[0] + "/original"
+    await problem(await api.get(original), 401)
+    await problem(await api.get(original, headers=stranger_h), 403)
+    assert await (await api.get(original, headers=owner_h)).read() == data
+
+
+async def test_a_legacy_video_without_a_copy_shows_viewers_no_video(api):
+    """A video stored before the metadata-free copy existed: its only playable bytes are
+    the upload itself, so viewers get no video URL and the owner keeps the original."""
+    owner, owner_h = await api.user()
+    _, stranger_h = await api.user()
+    body = await api.photo(owner_h, samples.video_with_metadata(), "old clip")
+    svc = api.client.app[SERVICES]
+    photo = await svc.stores.metadata.get_photo(int(body["id"]))
+    legacy = dataclasses.replace(
+        photo, id=svc.uploads.ids.next_id(), renditions=tuple(r for r in photo.renditions if r.name != "video")
+    )
+    await svc.photos.save(legacy)
+    seen = await (await api.get(f"/v1/photos/{legacy.id}", headers=stranger_h)).json()
+    assert set(seen["media"]) == {"thumb", "large", "poster"}
+    url = f"/v1/media/{legacy.id}/{legacy.secret}"
+    await problem(await api.get(f"{url}/video"), 404)
+    await problem(await api.get(f"{url}/original", headers=stranger_h), 403)
+    mine = await (await api.get(f"/v1/photos/{legacy.id}", headers=owner_h)).json()
+    assert set(mine["media"]) == {"thumb", "large", "poster", "original"}
+
+
+# ---- item 11: follow lists of private accounts -----------------------------------------
+
+
+async def test_follow_lists_of_a_private_account_are_for_its_followers(api):
+    owner, owner_h = await api.user(private=True)
+    fan, fan_h = await api.user()
+    asker, asker_h = await api.user()
+    _, stranger_h = await api.user()
+    assert (await (await api.put(f"/v1/users/{owner}/follow", headers=fan_h)).json())["state"] == "requested"
+    assert (await api.post(f"/v1/me/requests/{fan}/approve", headers=owner_h)).status == 200
+    assert (await (await api.put(f"/v1/users/{owner}/follow", headers=asker_h)).json())["state"] == "requested"
+    await api.put(f"/v1/users/{fan}/follow", headers=owner_h)  # the owner follows someone too
+
+    for which in ("followers", "following"):
+        url = f"/v1/users/{owner}/{which}"
+        for headers in ({}, stranger_h, asker_h):  # anonymous, a stranger, a pending request
+            body = await problem(await api.get(url, headers=headers), 403)
+            assert "this account is private" in body["detail"]
+        for headers in (owner_h, fan_h):
+            resp = await api.get(url, headers=headers)
+            assert resp.status == 200
+            assert [u["username"] for u in (await resp.json())["items"]] == [fan]
+    # The same answer for a private account that follows nobody: the lists' size is not told.
+    lonely, _ = await api.user(private=True)
+    await problem(await api.get(f"/v1/users/{lonely}/followers"), 403)
+    # Public accounts' lists stay public.
+    assert (await api.get(f"/v1/users/{fan}/followers")).status == 200
+
+
+# ---- item 12: Cache-Control from the owner's state --------------------------------------
+
+
+async def test_media_of_private_accounts_is_never_publicly_cached(api):
+    owner, owner_h = await api.user()
+    public = await api.photo(owner_h, samples.image(), "public now")
+    friends = await api.photo(owner_h, samples.image(), "for friends", visibility="followers")
+    for name in ("thumb", "large"):
+        resp = await api.get(public["media"][name])
+        assert resp.headers["Cache-Control"].startswith("public, ")
+        assert (await api.get(friends["media"][name])).headers["Cache-Control"].startswith("private, ")
+
+    assert (await api.patch("/v1/me", json={"private": True}, headers=owner_h)).status == 200
+    for name in ("thumb", "large"):
+        resp = await api.get(public["media"][name])
+        assert resp.status == 200 and resp.headers["Cache-Control"].startswith("private, ")
+        again = await api.get(public["media"][name], headers={"If-None-Match": resp.headers["ETag"]})
+        assert again.status == 304 and again.headers["Cache-Control"].startswith("private, ")
+    late = await api.photo(owner_h, samples.image(), "posted while private")
+    assert (await api.get(late["media"]["thumb"])).headers["Cache-Control"].startswith("private, ")
+
+    assert (await api.patch("/v1/me", json={"private": False}, headers=owner_h)).status == 200
+    assert (await api.get(public["media"]["thumb"])).headers["Cache-Control"].startswith("public, ")
+
+
+# ---- item 13: a hidden thing answers like a missing one ----------------------------------
+
+
+async def test_deleting_a_photo_you_cannot_see_is_404_like_a_missing_one(api):
+    owner, owner_h = await api.user()
+    _, other_h = await api.user()
+    hidden = await api.photo(owner_h, samples.image(), "mine alone", visibility="private")
+    friends = await api.photo(owner_h, samples.image(), "friends only", visibility="followers")
+    visible = await api.photo(owner_h, samples.image(), "for all")
+    missing = ids.IdGenerator(worker_id=99).next_id()
+
+    gone = await problem(await api.delete(f"/v1/photos/{missing}", headers=other_h), 404)
+    for photo in (hidden, friends):
+        body = await problem(await api.delete(f"/v1/photos/{photo['id']}", headers=other_h), 404)
+        assert body["detail"] == gone["detail"].replace(str(missing), photo["id"])
+        assert body.keys() == gone.keys()
+    await problem(await api.delete(f"/v1/photos/{visible['id']}", headers=other_h), 403)  # seen, not owned
+    for photo in (hidden, friends, visible):  # nothing changed
+        assert (await api.get(f"/v1/photos/{photo['id']}", headers=owner_h)).status == 200
+    for verb in (api.put, api.delete):  # likes, and undoing them, of hidden photos
+        await problem(await verb(f"/v1/photos/{hidden['id']}/like", headers=other_h), 404)
+        await problem(await verb(f"/v1/photos/{missing}/like", headers=other_h), 404)
+    body = await problem(await api.post(f"/v1/photos/{hidden['id']}/restore", headers=other_h), 404)
+    assert body["detail"] == gone["detail"].replace(str(missing), hidden["id"])
+
+
+async def test_media_of_a_missing_photo_answers_like_a_wrong_secret(api):
+    _, owner_h = await api.user()
+    body = await api.photo(owner_h, samples.image(), "a photo")
+    secret = body["media"]["thumb"].split("/")[4]
+    missing = ids.IdGenerator(worker_id=99).next_id()
+    wrong = await problem(await api.get(f"/v1/media/{body['id']}/{'A' * len(secret)}/thumb"), 404)
+    absent = await problem(await api.get(f"/v1/media/{missing}/{'A' * len(secret)}/thumb"), 404)
+    assert wrong["detail"].replace(body["id"], "ID") == absent["detail"].replace(str(missing), "ID")
+
+
+async def test_cursors_are_sealed(api):
+    owner, owner_h = await api.user()
+    made = [await api.photo(owner_h, samples.image(size=(32, 32)), f"p{i}") for i in range(3)]
+    page = await (await api.get(f"/v1/users/{owner}/photos?limit=1")).json()
+    raw = base64.urlsafe_b64decode(page["next_cursor"] + "==")
+    assert struct.pack(">Q", int(made[-1]["id"])) not in raw
+    assert page["next_cursor"] != (await (await api.get(f"/v1/users/{owner}/photos?limit=1")).json())["next_cursor"]
+    # A cursor made by hand (the old, readable format, or a changed sealed one) is a 400.
+    forged = base64.urlsafe_b64encode(b"i1" + struct.pack(">Q", int(made[1]["id"]))).rstrip(b"=").decode()
+    await problem(await api.get(f"/v1/users/{owner}/photos?limit=1&cursor={forged}"), 400)
+    flipped = page["next_cursor"][:-3] + ("A" if page["next_cursor"][-3] != "A" else "B") + page["next_cursor"][-2:]
+    await problem(await api.get(f"/v1/users/{owner}/photos?limit=1&cursor={flipped}"), 400)
+    rest = await (await api.get(f"/v1/users/{owner}/photos?limit=5&cursor={page['next_cursor']}")).json()
+    assert [p["id"] for p in rest["items"]] == [made[1]["id"], made[0]["id"]]
+
+
+# ---- item 14: names and text --------------------------------------------------------------
+
+
+async def test_usernames_match_whole_strings(api):
+    name = f"u{ids.IdGenerator(worker_id=98).next_id()}"
+    for bad in (name + "\n", name + "\r\n", "\n" + name, name + "\x00"):
+        await problem(await api.post("/v1/users", json={"username": bad, "password": "correct horse battery"}), 400)
+    assert (await api.post("/v1/users", json={"username": name, "password": "correct horse battery"})).status == 201
+
+
+@pytest.mark.parametrize("char", [
+    "\x00", "\x1b", "\n", "\x7f", "\x85", "\u202e", "\u2066", "\u200b", "\ufeff", "\u2028", "\U000e0041",
+])
+async def test_titles_and_display_names_refuse_control_and_bidi_characters(api, char):
+    name, headers = await api.user()
+    code = f"U+{ord(char):04X}"
+    body = await problem(await api.upload(headers, samples.image(), f"cat{char}gnp.exe"), 400)
+    assert code in body["detail"] and "title" in body["detail"]
+    body = await problem(await api.patch("/v1/me", json={"display_name": f"Eve{char}lyn"}, headers=headers), 400)
+    assert code in body["detail"] and "display_name" in body["detail"]
+    resp = await api.post("/v1/users", json={"username": f"{name}x", "password": "correct horse battery",
+                                             "display_name": f"x{char}y"})
+    await problem(resp, 400)
+    assert (await (await api.get(f"/v1/users/{name}")).json())["display_name"] == ""
+    assert (await (await api.get(f"/v1/users/{name}/photos", headers=headers)).json())["items"] == []
+    await problem(await api.get(f"/v1/users/{name}x"), 404)  # nothing half-made
+
+
+async def test_a_lone_surrogate_in_a_display_name_is_a_400(api):
+    _, headers = await api.user()
+    body = b'{"display_name": "Eve\\ud800"}'
+    resp = await api.patch("/v1/me", data=body, headers={**headers, "Content-Type": "application/json"})
+    assert "U+D800" in (await problem(resp, 400))["detail"]
+
+
+async def test_text_people_write_keeps_its_scripts_and_emoji(api):
+    _, headers = await api.user()
+    scotland = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"  # tag characters
+    text = f"Zoë 🏳️‍🌈 ناصر\u200cی 東京 {scotland}"  # ZWJ emoji, a Persian zero-width non-joiner, CJK
+    assert (await api.patch("/v1/me", json={"display_name": text}, headers=headers)).status == 200
+    assert (await api.photo(headers, samples.image(), text))["title"] == text
+
+
+# ---- item 18: declared video frame size ------------------------------------------------------
+
+
+async def test_a_video_declaring_huge_frames_is_refused_before_decoding(api):
+    _, headers = await api.user()
+    body = await problem(await api.upload(headers, samples.mjpeg_mov((9000, 9000))), 422)
+    assert "declares 9000x9000" in body["detail"]
+
+
+# ---- media HEAD and 416 ----------------------------------------------------------------------
+
+
+async def test_media_answers_head_with_the_get_headers_and_no_body(api):
+    _, headers = await api.user()
+    body = await api.photo(headers, samples.image(), "head")
+    for name in ("thumb", "large", "original"):
+        got = await api.get(body["media"][name], headers=headers)
+        head = await api.head(body["media"][name], headers=headers)
+        assert head.status == 200 and await head.read() == b""
+        for header in ("Content-Length", "Content-Type", "ETag", "Cache-Control", "Accept-Ranges"):
+            assert head.headers[header] == got.headers[header], header
+    ranged = await api.head(body["media"]["large"], headers={"Range": "bytes=0-9"})
+    assert ranged.status == 206 and ranged.headers["Content-Length"] == "10"
+
+
+async def test_an_unsatisfiable_range_is_a_problem_with_content_range(api):
+    _, headers = await api.user()
+    body = await api.photo(headers, samples.image(), "range")
+    size = len(await (await api.get(body["media"]["thumb"])).read())
+    for header in (f"bytes={size}-", "bytes=-0", f"bytes={size + 5}-{size + 9}"):
+        resp = await api.get(body["media"]["thumb"], headers={"Range": header})
+        assert resp.headers["Content-Range"] == f"bytes */{size}"
+        await problem(resp, 416)
+    for header in ("bytes=\u00b2-", "bytes=0-" + "9" * 5000):  # not a range of ours: the whole body
+        resp = await api.get(body["media"]["thumb"], headers={"Range": header})
+        assert resp.status == 200 and len(await resp.read()) == size

@@ -1,0 +1,67 @@
+"""Issue 10, item 13: cursors are sealed (encrypted and authenticated) with the
+deployment's key; a cursor made or changed by hand, or sealed with another key, is a
+BadCursor (400). The round-trip and bad-cursor tests of ``test_paging.py`` still hold."""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from instastore import paging
+from instastore.errors import BadCursor
+
+
+@pytest.fixture
+def key():
+    """A key of this test's deployment; the process's own random key comes back after."""
+    previous = paging._keys
+    key = os.urandom(paging.KEY_BYTES)
+    paging.use_key(key)
+    yield key
+    paging._keys = previous
+
+
+def raw(cursor: str) -> bytes:
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+
+
+@given(st.integers(min_value=1, max_value=2**63 - 1))
+def test_a_cursor_shows_nothing_of_its_id(i):
+    cursor = paging.encode_cursor(i)
+    assert struct.pack(">Q", i)[:6] not in raw(cursor)  # not even the time bits
+    assert paging.encode_cursor(i) != cursor  # random nonce: the same place seals differently
+    assert paging.decode_cursor(cursor) == i
+
+
+def test_forged_changed_and_foreign_cursors_are_refused(key):
+    cursor = paging.encode_cursor(123456789)
+    old_format = base64.urlsafe_b64encode(b"i1" + struct.pack(">Q", 123456789)).rstrip(b"=").decode()
+    data = bytearray(raw(cursor))
+    for index in (0, paging.NONCE_BYTES, len(data) - 1):  # nonce, ciphertext, tag
+        changed = bytearray(data)
+        changed[index] ^= 1
+        with pytest.raises(BadCursor):
+            paging.decode_cursor(base64.urlsafe_b64encode(bytes(changed)).rstrip(b"=").decode())
+    with pytest.raises(BadCursor):
+        paging.decode_cursor(old_format)
+    top = paging.encode_top_cursor(123456789, 20)
+    with pytest.raises(BadCursor):
+        paging.decode_cursor(top)  # a top cursor is not an id cursor, and back
+    with pytest.raises(BadCursor):
+        paging.decode_top_cursor(cursor)
+    assert paging.decode_top_cursor(top) == (123456789, 20)
+    paging.use_key(os.urandom(paging.KEY_BYTES))  # another deployment
+    with pytest.raises(BadCursor):
+        paging.decode_cursor(cursor)
+    paging.use_key(key)  # the same key again, as another worker of this deployment holds it
+    assert paging.decode_cursor(cursor) == 123456789
+
+
+def test_a_short_key_is_refused():
+    with pytest.raises(ValueError):
+        paging.use_key(b"short")
