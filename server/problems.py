@@ -77,4 +77,7 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
         if exc.status < 400:
             raise
         slug = exc.reason.lower().replace(" ", "-")
-        return problem(exc.status, slug, exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason)
+        response = problem(exc.status, slug, exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason)
+        if "Allow" in exc.headers:  # a 405 says which methods the URL takes (RFC 9110 15.5.6)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response

@@ -31,6 +31,7 @@ ROUTES = [
     ("PUT", "/v1/photos/{photo_id}/like", photos.like),
     ("DELETE", "/v1/photos/{photo_id}/like", photos.unlike),
     ("GET", "/v1/media/{photo_id}/{secret}/{name}", media.media),
+    ("HEAD", "/v1/media/{photo_id}/{secret}/{name}", media.media),
     ("GET", "/v1/timeline", feed.timeline),
     ("GET", "/v1/search/photos", feed.search),
 ]
