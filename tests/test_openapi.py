@@ -5,11 +5,7 @@ response by response (status declared, body valid for its content type, headers)
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
-import uuid
 
-import aiohttp
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -17,9 +13,7 @@ from instastore.server.app import create_app
 from instastore.server.routes import ROUTES
 
 from . import samples
-from .openapi_check import KNOWN_FAILURES, Exchange, KnownFailure, Spec, known_failure, violations
-
-PASSWORD = "correct horse battery"
+from .openapi_check import KNOWN_FAILURES, PASSWORD, KnownFailure, Session, Spec, violations
 
 
 async def test_openapi_lists_every_route_and_nothing_else(aiohttp_client, embedded_settings):
@@ -68,59 +62,6 @@ def test_every_operation_declares_ids_schemas_and_common_errors():
             assert responses["429"]["headers"]["Retry-After"], where
         if "requestBody" in op:
             assert {"408", "413"} <= set(responses), f"{method} {path}: a body can be too slow or too large"
-
-
-class Session:
-    """An aiohttp test client that records every exchange and checks it against the spec."""
-
-    def __init__(self, client, spec: Spec) -> None:
-        self.client = client
-        self.spec = spec
-        self.seen: list[Exchange] = []
-
-    async def call(self, method: str, target: str, headers: dict | None = None, *, json_body=None,
-                   data=None, raw: bytes | None = None) -> Exchange:
-        headers = dict(headers or {})
-        body = raw
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            headers.setdefault("Content-Type", "application/json")
-        resp = await self.client.request(method, target, headers=headers, data=data if data is not None else body)
-        exchange = Exchange(method, target, headers, body, resp.status,
-                            {k.lower(): v for k, v in resp.headers.items()}, await resp.read())
-        self.seen.append(exchange)
-        return exchange
-
-    async def expect(self, status: int, method: str, target: str, headers: dict | None = None, **kw) -> Exchange:
-        """A call that must answer ``status``, unless it shows a known failure."""
-        exchange = await self.call(method, target, headers, **kw)
-        assert exchange.status == status or known_failure(exchange), exchange.describe()
-        return exchange
-
-    def json(self, exchange: Exchange):
-        return json.loads(exchange.response_body)
-
-    async def user(self, private: bool = False) -> tuple[str, dict]:
-        name = f"u{uuid.uuid4().hex[:12]}"
-        await self.expect(201, "POST", "/v1/users", json_body={"username": name, "password": PASSWORD})
-        token = self.json(await self.expect(201, "POST", "/v1/sessions",
-                                            json_body={"username": name, "password": PASSWORD}))["token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        if private:
-            await self.expect(200, "PATCH", "/v1/me", headers, json_body={"private": True})
-        return name, headers
-
-    async def upload(self, status: int, headers: dict, data: bytes, title: str = "a cat", **fields) -> Exchange:
-        form = aiohttp.FormData()
-        form.add_field("title", title)
-        for key, value in fields.items():
-            form.add_field(key, value)
-        form.add_field("file", io.BytesIO(data), filename="f.bin", content_type="application/octet-stream")
-        return await self.expect(status, "POST", "/v1/photos", headers, data=form)
-
-    def report(self) -> list[str]:
-        """Every exchange's violations, except those of a known failure another branch fixes."""
-        return [f"{v}\n    {e.describe()}" for e in self.seen if not known_failure(e) for v in violations(self.spec, e)]
 
 
 @pytest.fixture
@@ -316,31 +257,5 @@ async def test_known_failure_fixed_on_another_branch(session: Session, case: Kno
     _, photo_id, secret, _ = photo["media"]["thumb"].rsplit("/", 3)
     request = case.request
     target = request.target.format(photo_id=photo_id, secret=secret)
-    exchange = await send_raw(session, request.method, target, request.headers, request.body)
+    exchange = await session.send_raw(request.method, target, request.headers, request.body)
     assert violations(session.spec, exchange) == [], exchange.describe()
-
-
-async def send_raw(session: Session, method: str, target: str, headers: dict, body: bytes | None) -> Exchange:
-    """Send a request byte for byte (header values that are not UTF-8 included)."""
-    import asyncio
-
-    host, port = session.client.server.host, session.client.server.port
-    reader, writer = await asyncio.open_connection(host, port)
-    lines = [f"{method} {target} HTTP/1.1".encode(), f"Host: {host}".encode(), b"Connection: close"]
-    for name, value in headers.items():
-        lines.append(name.encode() + b": " + (value if isinstance(value, bytes) else value.encode()))
-    if body is not None:
-        lines.append(f"Content-Length: {len(body)}".encode())
-    writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + (body or b""))
-    raw = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    head, _, response_body = raw.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    response_headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        response_headers[name.strip().lower()] = value.strip()
-    exchange = Exchange(method, target, headers, body, int(status_line.split()[1]), response_headers, response_body)
-    session.seen.append(exchange)
-    return exchange
