@@ -170,10 +170,10 @@ COMMON_ERRORS = ("400", "401", "500", "503")
 BODY_ERRORS = ("408", "413")  # any operation that reads a request body
 
 
-def ok(description: str, body: str | None = None, media_type: str = JSON) -> dict[str, Any]:
+def ok(description: str, body: str | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description}
     if body:
-        response["content"] = {media_type: {"schema": schema(body)}}
+        response["content"] = {JSON: {"schema": schema(body)}}
     return response
 
 
@@ -226,8 +226,8 @@ def media_operation(operation_id: str, summary: str, *, head: bool) -> dict[str,
     """GET and HEAD of a media URL: the same statuses and headers; HEAD sends no body."""
     cached = ("ETag", "Cache-Control")
     full = ("ETag", "Cache-Control", "Accept-Ranges")
-    bytes_ = {"image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}},
-              "video/*": {"schema": {"type": "string", "contentMediaType": "video/*"}}}
+    bytes_ = {kind: {"schema": {"type": "string", "format": "binary", "contentMediaType": kind}}
+              for kind in ("image/*", "video/*")}
 
     def media(description: str, headers: tuple[str, ...]) -> dict[str, Any]:
         response: dict[str, Any] = {"description": description, "headers": {h: ref("headers", h) for h in headers}}
@@ -246,7 +246,8 @@ def media_operation(operation_id: str, summary: str, *, head: bool) -> dict[str,
                 "headers": {h: ref("headers", h) for h in cached}},
     }, ("403", "404", "416"), auth=False, special=special, params=[
         PHOTO_ID, path_param("secret"), path_param("name", {"enum": list(MEDIA_NAMES)}),
-        header_param("Range", {"type": "string", "pattern": "^bytes="}, "one byte range; several are served whole"),
+        header_param("Range", {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*(,[0-9]*-[0-9]*)*$"},
+                     "one byte range; several, or another unit, are served whole"),
         header_param("If-None-Match", {"type": "string"}, "ETags the client holds"),
     ])
 
