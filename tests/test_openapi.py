@@ -237,6 +237,18 @@ async def test_405_carries_allow(session: Session):
     assert session.report() == []
 
 
+async def test_an_unknown_expectation_is_ignored(session: Session):
+    """Expect other than 100-continue: answered as if absent (RFC 9110 10.1.1), not with
+    aiohttp's text/plain 417 that no operation declares."""
+    exchange = await session.send_raw("GET", "/healthz", {"Expect": "the-unexpected"}, None)
+    assert exchange.status == 200, exchange.describe()
+    _, a = await session.user()
+    exchange = await session.send_raw("PATCH", "/v1/me", {**a, "Expect": "100-continue",
+                                                          "Content-Type": "application/json"}, b'{"private": true}')
+    assert exchange.status == 200, exchange.describe()
+    assert session.report() == []
+
+
 async def test_json_answers_are_nosniff_and_no_store(session: Session):
     """The token, the viewer's own data, and errors: never cached, never sniffed."""
     _, a = await session.user()

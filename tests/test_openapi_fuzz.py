@@ -56,6 +56,16 @@ GARBAGE_BYTES = st.one_of(st.binary(max_size=20), st.just("\ud800".encode("utf-8
                           st.just(b"\xff\xfe"), st.just(b"caf\xe9"))
 # Strings with lone surrogates too: JSON can spell them (\ud800), UTF-8 cannot carry them.
 ODD_STRINGS = st.text(max_size=20) | st.text(st.characters(categories=["Cs", "L", "N", "Cc"]), max_size=8)
+# Headers no operation declares but any client may send (short, and without control
+# characters: aiohttp's parser refuses those before any route, which garbage elsewhere covers).
+HEADER_TEXT = st.text(st.characters(exclude_categories=["Cc", "Cs"]), max_size=20)
+EXTRA_HEADERS = st.fixed_dictionaries({}, optional={
+    "Expect": st.sampled_from(["100-continue", "200-ok", ""]) | HEADER_TEXT,
+    "Content-Encoding": st.sampled_from(["gzip", "deflate", "br", "identity", "x-unknown"]),
+    "Accept": st.sampled_from(["*/*", "application/json", "text/html", "image/avif"]) | HEADER_TEXT,
+    "Accept-Encoding": st.sampled_from(["gzip", "br", "identity;q=0", ""]),
+    "Content-Type": HEADER_TEXT,
+})
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | ODD_STRINGS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -208,7 +218,8 @@ def requests(spec: Spec, world: World, method: str, template: str, operation: di
         path = draw(paths)
         query = draw(st.fixed_dictionaries({}, optional=query_params))
         target = path + ("?" + "&".join(f"{k}={encoded(v)}" for k, v in query.items()) if query else "")
-        headers = {**draw(st.fixed_dictionaries({}, optional=header_params)), **draw(world.credentials(credentials))}
+        headers = {**draw(EXTRA_HEADERS), **draw(st.fixed_dictionaries({}, optional=header_params)),
+                   **draw(world.credentials(credentials))}
         content_type, body = draw(bodies)
         if content_type:
             headers["Content-Type"] = content_type
