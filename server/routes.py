@@ -31,12 +31,21 @@ ROUTES = [
     ("PUT", "/v1/photos/{photo_id}/like", photos.like),
     ("DELETE", "/v1/photos/{photo_id}/like", photos.unlike),
     ("GET", "/v1/media/{photo_id}/{secret}/{name}", media.media),
+    ("HEAD", "/v1/media/{photo_id}/{secret}/{name}", media.media),
     ("GET", "/v1/timeline", feed.timeline),
     ("GET", "/v1/search/photos", feed.search),
 ]
 
 
+async def expect(request: web.Request) -> None:
+    """Answer ``Expect: 100-continue``; ignore any other expectation, as RFC 9110 10.1.1
+    allows. (aiohttp's own handler answers those with a text/plain 417 that no middleware
+    sees, and that no operation declares.)"""
+    if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the 100 is not part of the response's size
+
+
 def setup_routes(app: web.Application) -> None:
     for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
-    app.router.add_route("HEAD", "/v1/media/{photo_id}/{secret}/{name}", media.media)  # sizes, ETags, ranges
+        app.router.add_route(method, path, handler, expect_handler=expect)
