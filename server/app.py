@@ -97,12 +97,17 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def make_runner(app: web.Application, **kwargs) -> GuardedRunner:
+    """The runner the service serves ``app`` with (its protocol guards included); tests
+    serve through it too, so they see what clients see."""
+    settings = app[SETTINGS]
+    kwargs.setdefault("keepalive_timeout", settings.idle_timeout)
+    return GuardedRunner(app, Limits.from_settings(settings), **kwargs)
+
+
 async def _serve(settings: Settings, reuse_port: bool) -> None:
     """Serve until cancelled; SIGINT and SIGTERM raise GracefulExit (handle_signals)."""
-    runner = GuardedRunner(
-        create_app(settings), Limits.from_settings(settings), handle_signals=True, access_log=None,
-        keepalive_timeout=settings.idle_timeout,
-    )
+    runner = make_runner(create_app(settings), handle_signals=True, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()

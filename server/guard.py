@@ -87,10 +87,8 @@ class GuardedRunner(web.AppRunner):
 
     async def _make_server(self) -> GuardedServer:
         plain = await super()._make_server()  # starts the application, as AppRunner does
-        return GuardedServer(
-            self._limits, plain.request_handler, request_factory=plain.request_factory,
-            handler_cancellation=plain.handler_cancellation, **self._kwargs,
-        )
+        kwargs = {**self._kwargs, "handler_cancellation": plain.handler_cancellation}
+        return GuardedServer(self._limits, plain.request_handler, request_factory=plain.request_factory, **kwargs)
 
 
 class GuardedServer(web.Server):

@@ -56,9 +56,13 @@ def _document(status: int, slug: str, detail: str, **extra: object) -> dict[str,
     }
 
 
+# Also on answers made outside the middlewares (aiohttp's own, the protocol guards).
+PROBLEM_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
 def problem(status: int, slug: str, detail: str, **extra: object) -> web.Response:
     body = _document(status, slug, detail, **extra)
-    return web.json_response(body, status=status, content_type="application/problem+json")
+    return web.json_response(body, status=status, content_type="application/problem+json", headers=PROBLEM_HEADERS)
 
 
 def problem_bytes(status: int, slug: str, detail: str, headers: dict[str, str] | None = None) -> bytes:
@@ -70,7 +74,7 @@ def problem_bytes(status: int, slug: str, detail: str, headers: dict[str, str] |
         "Content-Type: application/problem+json; charset=utf-8",
         f"Content-Length: {len(body)}",
         "Connection: close",
-        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+        *(f"{k}: {v}" for k, v in {**PROBLEM_HEADERS, **(headers or {})}.items()),
     ]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 

@@ -136,14 +136,25 @@ async def event_loop_watchdog():
     assert not handler.seen, "blocking calls on the event loop:\n" + "\n".join(handler.seen)
 
 
+class GuardedTestServer(TestServer):
+    """aiohttp's test server, serving through the service's own runner (protocol guards,
+    problem documents for aiohttp's own answers), as ``instastore serve`` does."""
+
+    async def _make_runner(self, **kwargs):
+        from instastore.server.app import make_runner
+
+        return make_runner(self.app, **kwargs)
+
+
 @pytest.fixture
 async def aiohttp_client():
-    """Start an application on a real local port and return a client for it; both are
-    closed (and the app's cleanup_ctx run) at the end of the test."""
+    """Start an application on a real local port, served as ``instastore serve`` serves
+    it, and return a client for it; both are closed (and the app's cleanup_ctx run) at the
+    end of the test."""
     clients: list[TestClient] = []
 
     async def make(app: web.Application) -> TestClient:
-        client = TestClient(TestServer(app))
+        client = TestClient(GuardedTestServer(app))
         await client.start_server()
         clients.append(client)
         return client

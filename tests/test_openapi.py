@@ -13,7 +13,7 @@ from instastore.server.app import create_app
 from instastore.server.routes import ROUTES
 
 from . import samples
-from .openapi_check import KNOWN_FAILURES, PASSWORD, KnownFailure, Session, Spec, violations
+from .openapi_check import PASSWORD, Session, Spec, violations
 
 
 async def test_openapi_lists_every_route_and_nothing_else(aiohttp_client, embedded_settings):
@@ -258,20 +258,3 @@ async def test_json_answers_are_nosniff_and_no_store(session: Session):
                      await session.expect(401, "GET", "/v1/timeline")]:
         assert exchange.response_headers["x-content-type-options"] == "nosniff", exchange.describe()
         assert exchange.response_headers["cache-control"] == "no-store", exchange.describe()
-
-
-@pytest.mark.parametrize("case", [
-    pytest.param(case, id=case.name, marks=pytest.mark.xfail(strict=True, reason=case.reason))
-    for case in KNOWN_FAILURES
-])
-async def test_known_failure_fixed_on_another_branch(session: Session, case: KnownFailure):
-    """Each known failure's sample request, checked like any other. Expected to fail
-    until the branch named in the reason merges; then delete the entry in
-    ``openapi_check.KNOWN_FAILURES`` (which also stops the other tests tolerating it)."""
-    _, a = await session.user()
-    photo = session.json(await session.upload(201, a, samples.image("PNG", (64, 64))))
-    _, photo_id, secret, _ = photo["media"]["thumb"].rsplit("/", 3)
-    request = case.request
-    target = request.target.format(photo_id=photo_id, secret=secret)
-    exchange = await session.send_raw(request.method, target, request.headers, request.body)
-    assert exchange.status < 500 and violations(session.spec, exchange) == [], exchange.describe()

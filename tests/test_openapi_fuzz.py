@@ -2,11 +2,9 @@
 parameters and bodies (and off-schema garbage: wrong types, huge strings, odd Unicode,
 bytes that are not UTF-8), sent with no credentials, a valid token and a bad one, to one
 app on the embedded default. Every answer must be declared for its operation, valid
-against its schema, problem+json for every 4xx, and never a 5xx.
-
-Violations that other branches of issue 10 fix are listed in
-``openapi_check.KNOWN_FAILURES`` and tolerated here; each is pinned by an
-xfail(strict=True) test in ``test_openapi.py``.
+against its schema, problem+json for every 4xx, and never a 5xx. The app is served by
+the service's own runner (``make_runner``), so aiohttp's protocol-level answers are
+checked too.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import json
 import socket
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -28,10 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from instastore.config import Settings
-from instastore.server.app import create_app
+from instastore.server.app import create_app, make_runner
 
 from . import samples
-from .openapi_check import PASSWORD, Spec, known_failure, send_blocking, violations
+from .openapi_check import PASSWORD, Spec, send_blocking, violations
 
 EXAMPLES_PER_RUN = 25  # per operation and kind of credential: 26 x 3 runs, 15-20 s on 2 cores
 # Destructive operations go last, so the others meet the photos and the token alive.
@@ -239,14 +236,9 @@ class Fuzzer:
         self.spec = spec
         self.address = address
         self.world = world
-        self.known: list[str] = []
 
     def check(self, request: tuple[str, str, dict, bytes | None]) -> None:
         exchange = send_blocking(self.address, *request)
-        failure = known_failure(exchange)
-        if failure:
-            self.known.append(f"{failure.name}: {exchange.describe()}")
-            return
         problems = violations(self.spec, exchange)
         if exchange.status >= 500:
             problems.append(f"a {exchange.status}")
@@ -281,7 +273,7 @@ def serving(settings_: Settings) -> Iterator[tuple[str, int]]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fuzzed-app")
     thread.start()
-    runner = web.AppRunner(create_app(settings_), access_log=None)
+    runner = make_runner(create_app(settings_), access_log=None)
     sock = socket.create_server(("127.0.0.1", 0))
 
     def run(coro):
@@ -341,6 +333,4 @@ def test_fuzz_every_operation_from_the_spec(embedded_settings):
         spec = Spec(call(address, "GET", "/openapi.json", {}))
         fuzzer = Fuzzer(spec, address, populate(address))
         failures = fuzzer.all()
-    counts = Counter(name.partition(":")[0] for name in fuzzer.known)
-    print("answers of known failures fixed on other branches:", dict(counts), *sorted(set(fuzzer.known))[:40], sep="\n")
     assert not failures, "\n\n".join(failures)
