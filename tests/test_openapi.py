@@ -13,7 +13,7 @@ from instastore.server.app import create_app
 from instastore.server.routes import ROUTES
 
 from . import samples
-from .openapi_check import PASSWORD, Session, Spec, violations
+from .openapi_check import PASSWORD, Session, Spec
 
 
 async def test_openapi_lists_every_route_and_nothing_else(aiohttp_client, embedded_settings):
