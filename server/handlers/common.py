@@ -72,7 +72,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"the body is not UTF-8: {exc}") from exc
     except UnicodeEncodeError as exc:
-        raise InvalidInput("the body holds a lone surrogate (such as \\ud800): strings must be valid Unicode") from exc
+        lone = f"U+{ord(exc.object[exc.start]):04X}"
+        raise InvalidInput(f"the body holds a lone surrogate ({lone}): strings must be valid Unicode") from exc
     except RecursionError as exc:
         raise InvalidInput("the body is nested too deeply") from exc
     except ValueError as exc:

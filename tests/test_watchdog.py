@@ -1,0 +1,40 @@
+"""The event-loop watchdog itself: it catches a callback that blocks (sleeps or computes)
+past SLOW_CALLBACK_S, and lets a quick one and the tests' own code through."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .conftest import SLOW_CALLBACK_S, _Watchdog
+
+
+def _run(callback) -> list[str]:
+    loop = asyncio.new_event_loop()
+    try:
+        watchdog = _Watchdog()
+        handle = asyncio.Handle(callback, (), loop)
+        watchdog.run(handle, asyncio.Handle._run)
+        return watchdog.seen
+    finally:
+        loop.close()
+
+
+def _compute() -> None:
+    started = time.thread_time()
+    while time.thread_time() - started < SLOW_CALLBACK_S * 1.5:
+        pass
+
+
+def test_a_sleeping_callback_is_caught():
+    (seen,) = _run(lambda: time.sleep(SLOW_CALLBACK_S * 1.5))
+    assert "took" in seen
+
+
+def test_a_computing_callback_is_caught():
+    (seen,) = _run(_compute)
+    assert "s of CPU" in seen
+
+
+def test_a_quick_callback_passes():
+    assert _run(lambda: None) == []
