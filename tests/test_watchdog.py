@@ -38,3 +38,19 @@ def test_a_computing_callback_is_caught():
 
 def test_a_quick_callback_passes():
     assert _run(lambda: None) == []
+
+
+def test_the_garbage_collectors_time_is_not_the_callbacks():
+    loop = asyncio.new_event_loop()
+    try:
+        watchdog = _Watchdog()
+
+        def collect_slowly() -> None:  # a full collection that takes long, as late in a session
+            watchdog.gc_phase("start", {})
+            _compute()
+            watchdog.gc_phase("stop", {})
+
+        watchdog.run(asyncio.Handle(collect_slowly, (), loop), asyncio.Handle._run)
+        assert watchdog.seen == []
+    finally:
+        loop.close()
