@@ -21,7 +21,7 @@ from instastore.errors import InvalidInput, NotAuthenticated, NotFound
 from instastore.ids import IdGenerator
 from instastore.model import User
 from instastore.passwords import DUMMY_HASH, PasswordHashing
-from instastore.photos import utcnow
+from instastore.clock import utcnow
 from instastore.ratelimit import LoginThrottle
 from instastore.text import check_text
 from instastore.storage.ports import Stores

@@ -22,7 +22,7 @@ from instastore import search
 from instastore.config import Settings
 from instastore.errors import InstastoreError
 from instastore.model import Photo
-from instastore.photos import utcnow
+from instastore.clock import utcnow
 from instastore.storage.ports import Stores
 from instastore.uploads import IDEMPOTENCY_TTL, remove_abandoned_uploads
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from instastore.errors import BadCursor
+from instastore.ids import MAX_ID
 
 T = TypeVar("T")
 KEY_BYTES = 32  # the deployment's cursor key (HMAC-SHA256 keys of a full block of output)
@@ -97,7 +98,7 @@ def decode_cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
     (value,) = _open(cursor, _ID, "one this service made")
-    if not 0 < value < 2**63:
+    if not 0 < value <= MAX_ID:
         raise BadCursor(f"cursor {cursor[:40]!r} is out of range")
     return value
 

@@ -9,9 +9,10 @@ never speaks HTTP.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from instastore import search
+from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.hotcache import ByteCache, TtlCache
 from instastore.errors import Gone, InvalidInput, NotAllowed, NotFound
@@ -20,10 +21,6 @@ from instastore.paging import Page, decode_cursor, encode_cursor
 from instastore.storage.ports import Stores
 
 OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted photos
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Photos:

@@ -25,7 +25,7 @@ from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User, Visibility
 from instastore.paging import Page, decode_cursor, encode_cursor
-from instastore.photos import utcnow
+from instastore.clock import utcnow
 from instastore.storage.ports import Stores
 
 FollowState = Literal["following", "requested"]

@@ -34,7 +34,8 @@ from instastore.config import Settings
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User
 from instastore.paging import Page, decode_top_cursor, encode_top_cursor
-from instastore.photos import Photos, utcnow
+from instastore.clock import utcnow
+from instastore.photos import Photos
 from instastore.social import Audience
 from instastore.storage.ports import Stores
 

@@ -42,7 +42,8 @@ from instastore.errors import (
 )
 from instastore.ids import IdGenerator
 from instastore.model import Photo, Rendition, User, Visibility
-from instastore.photos import Photos, utcnow
+from instastore.clock import utcnow
+from instastore.photos import Photos
 from instastore.storage import scratch
 from instastore.storage.ports import KeyClaim, MetadataStore, Stores, settle
 from instastore.text import check_text

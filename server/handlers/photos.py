@@ -9,7 +9,7 @@ from aiohttp import BodyPartReader, web
 
 from instastore.errors import InvalidInput, NotFound, TooLarge
 from instastore.model import Photo, User
-from instastore.photos import utcnow
+from instastore.clock import utcnow
 from instastore.server import views
 from instastore.server.handlers.common import audience, cursor, limit, photo_id, require_user, services
 from instastore.server.keys import SETTINGS

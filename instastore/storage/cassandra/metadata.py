@@ -38,7 +38,6 @@ PURGE_SHARDS = 16  # purge_queue partitions per day range; see schema/cql/001_in
 BUCKETS_PER_READ = 32  # bucket rows read at a time when walking a user's or term's buckets
 SEARCH_PAGE = 500  # postings of the first term read per step of a search
 RECONNECT_MAX_S = 10.0
-NO_ID_LIMIT = 2**63 - 1
 SCAN_PAGE = 500  # photo rows per token-range page of scan_photos
 MIN_TOKEN = -(2**63)  # Murmur3Partitioner: no key has this token, every key is above it
 
@@ -306,7 +305,7 @@ class CassandraMetadataStore:
 
     async def user_photo_ids(self, user_id: int, before: int | None, limit: int) -> list[int]:
         ids: list[int] = []
-        top = bucket_of(NO_ID_LIMIT)
+        top = bucket_of(ids.MAX_ID)
         if before is not None:
             # The bucket of the cursor first, without asking which buckets exist: a page
             # usually ends inside it, and the timeline's cursors are followees' newest ids.
@@ -315,7 +314,7 @@ class CassandraMetadataStore:
                 return ids
             top = bucket_of(before) - 1
         else:
-            before = NO_ID_LIMIT
+            before = ids.MAX_ID
         async for bucket in self._buckets("user_buckets", user_id, top):
             rows = await self._q("user_photos", user_id, bucket, before, limit - len(ids))
             ids += [r.photo_id for r in rows]
@@ -484,7 +483,7 @@ class CassandraMetadataStore:
         # The longest word is usually the rarest: walk its postings, probe the others.
         ordered = sorted(set(terms), key=len, reverse=True)
         first, others = ordered[0], ordered[1:]
-        before = NO_ID_LIMIT if before is None else before
+        before = ids.MAX_ID if before is None else before
         top = bucket_of(before)
         common = None
         for term in ordered:
