@@ -24,7 +24,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from instastore import codec, ids
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
-from instastore.ids import bucket_of
+from instastore.ids import MAX_ID, bucket_of
 from instastore.model import Photo, User
 from instastore.storage.cassandra import migrate
 from instastore.storage.cassandra.session import execute, translate_errors
@@ -305,7 +305,7 @@ class CassandraMetadataStore:
 
     async def user_photo_ids(self, user_id: int, before: int | None, limit: int) -> list[int]:
         ids: list[int] = []
-        top = bucket_of(ids.MAX_ID)
+        top = bucket_of(MAX_ID)
         if before is not None:
             # The bucket of the cursor first, without asking which buckets exist: a page
             # usually ends inside it, and the timeline's cursors are followees' newest ids.
@@ -314,7 +314,7 @@ class CassandraMetadataStore:
                 return ids
             top = bucket_of(before) - 1
         else:
-            before = ids.MAX_ID
+            before = MAX_ID
         async for bucket in self._buckets("user_buckets", user_id, top):
             rows = await self._q("user_photos", user_id, bucket, before, limit - len(ids))
             ids += [r.photo_id for r in rows]
@@ -483,7 +483,7 @@ class CassandraMetadataStore:
         # The longest word is usually the rarest: walk its postings, probe the others.
         ordered = sorted(set(terms), key=len, reverse=True)
         first, others = ordered[0], ordered[1:]
-        before = ids.MAX_ID if before is None else before
+        before = MAX_ID if before is None else before
         top = bucket_of(before)
         common = None
         for term in ordered:

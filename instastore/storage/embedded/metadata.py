@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from instastore import codec, ids
+from instastore import codec
+from instastore.ids import MAX_ID
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.model import Photo, User
@@ -195,7 +196,7 @@ class SqliteMetadataStore:
     async def user_photo_ids(self, user_id: int, before: int | None, limit: int) -> list[int]:
         rows = await self._all(
             "SELECT photo_id FROM user_photos WHERE user_id = ? AND photo_id < ? ORDER BY photo_id DESC LIMIT ?",
-            (user_id, before if before is not None else ids.MAX_ID, limit),
+            (user_id, before if before is not None else MAX_ID, limit),
         )
         return [r[0] for r in rows]
 
@@ -392,7 +393,7 @@ class SqliteMetadataStore:
         rows = await self._all(
             f"SELECT photo_id FROM title_terms WHERE term IN ({marks}) AND photo_id < ? "
             "GROUP BY photo_id HAVING COUNT(*) = ? ORDER BY photo_id DESC LIMIT ?",
-            [*terms, before if before is not None else ids.MAX_ID, len(set(terms)), limit],
+            [*terms, before if before is not None else MAX_ID, len(set(terms)), limit],
         )
         return [r[0] for r in rows]
 
