@@ -35,13 +35,16 @@ def image(fmt: str = "JPEG", size=(640, 480), color=(200, 80, 40), *, exif_gps: 
     return out.getvalue()
 
 
-def video(container: str = "mp4", codec: str = "mpeg4", size=(96, 64), frames: int = 12) -> bytes:
+def video(container: str = "mp4", codec: str = "mpeg4", size=(96, 64), frames: int = 12,
+          metadata: dict[str, str] | None = None, stream_metadata: dict[str, str] | None = None) -> bytes:
     out = io.BytesIO()
     fmt = {"mp4": "mp4", "mov": "mov", "webm": "webm"}[container]
     with av.open(out, mode="w", format=fmt) as c:
+        c.metadata.update(metadata or {})
         stream = c.add_stream(codec, rate=12)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
+        stream.metadata.update(stream_metadata or {})
         for i in range(frames):
             frame = av.VideoFrame.from_image(Image.new("RGB", size, (i * 20 % 255, 100, 150)))
             for packet in stream.encode(frame):
@@ -100,20 +103,8 @@ VIDEO_METADATA = {
 
 def video_with_metadata(container: str = "mov", codec: str = "mpeg4", size=(96, 64), frames: int = 12) -> bytes:
     """A video carrying the uploader's location and device in global and stream metadata."""
-    out = io.BytesIO()
-    with av.open(out, mode="w", format=container) as c:
-        c.metadata.update(VIDEO_METADATA)
-        stream = c.add_stream(codec, rate=12)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.metadata["handler_name"] = "Core Media Video of my iPhone"
-        for i in range(frames):
-            frame = av.VideoFrame.from_image(Image.new("RGB", size, (i * 20 % 255, 100, 150)))
-            for packet in stream.encode(frame):
-                c.mux(packet)
-        for packet in stream.encode():
-            c.mux(packet)
-    return out.getvalue()
+    return video(container, codec, size, frames, metadata=VIDEO_METADATA,
+                 stream_metadata={"handler_name": "Core Media Video of my iPhone"})
 
 
 def mjpeg_mov(frame_size=(9000, 9000), declared=None) -> bytes:

@@ -28,12 +28,13 @@ async def streaming_api(aiohttp_client, adapter_settings):
     return Api(await aiohttp_client(create_app(settings)), settings)
 
 
-class BreaksAfterFirstChunk:
-    """The real blob store, except that a read gives FIRST_BYTES and then fails, as a
-    DataNode dying mid-read does."""
+class CutShort:
+    """The real blob store, except that a read gives FIRST_BYTES and then ends: with
+    ``fail``, by raising (as a DataNode dying mid-read does), else silently (a short read)."""
 
-    def __init__(self, real) -> None:
+    def __init__(self, real, fail: bool) -> None:
         self.real = real
+        self.fail = fail
 
     def __getattr__(self, name):
         return getattr(self.real, name)
@@ -41,7 +42,9 @@ class BreaksAfterFirstChunk:
     async def open(self, key, offset=0, length=None):
         async for chunk in self.real.open(key, offset, length):
             yield chunk[:FIRST_BYTES]
-            raise Unavailable("the DataNode went away mid-read")
+            if self.fail:
+                raise Unavailable("the DataNode went away mid-read")
+            return
 
 
 async def raw_get(api: Api, path: str, keep_alive: bool = False) -> bytes:
@@ -96,7 +99,7 @@ async def test_a_read_failing_after_the_head_cuts_the_connection(streaming_api):
     services = streaming_api.client.app[SERVICES]
     full = await (await streaming_api.get(url)).read()
     assert len(full) > FIRST_BYTES
-    services.stores.blobs = BreaksAfterFirstChunk(services.stores.blobs)
+    services.stores.blobs = CutShort(services.stores.blobs, fail=True)
     raw = await raw_get(streaming_api, url)
     assert raw.count(b"HTTP/1.1 ") == 1, raw[-400:]  # never a second response in the body
     status, headers, body = split_response(raw)
@@ -117,16 +120,7 @@ async def test_head_and_ranges_of_a_streamed_rendition(streaming_api):
     assert part.status == 206 and await part.read() == full[10:20]
 
 
-class ShortRead:
-    """The real blob store, except that a read ends FIRST_BYTES in, without an error."""
-
-    def __init__(self, real) -> None:
-        self.real = real
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    async def open(self, key, offset=0, length=None):
+async def open(self, key, offset=0, length=None):
         async for chunk in self.real.open(key, offset, length):
             yield chunk[:FIRST_BYTES]
             return
@@ -136,7 +130,7 @@ async def test_a_short_read_of_a_cached_rendition_is_a_503_and_is_not_cached(api
     _, headers = await api.user()
     body = await api.photo(headers, samples.image(), "short")
     services = api.client.app[SERVICES]
-    services.stores.blobs = ShortRead(services.stores.blobs)
+    services.stores.blobs = CutShort(services.stores.blobs, fail=False)
     resp = await api.get(body["media"]["large"])
     assert resp.status == 503 and resp.content_type == "application/problem+json"
     services.stores.blobs = services.stores.blobs.real
@@ -147,7 +141,7 @@ async def test_a_short_read_of_a_cached_rendition_is_a_503_and_is_not_cached(api
 async def test_a_short_read_of_a_streamed_rendition_cuts_the_connection(streaming_api):
     url, _ = await large_rendition(streaming_api)
     services = streaming_api.client.app[SERVICES]
-    services.stores.blobs = ShortRead(services.stores.blobs)
+    services.stores.blobs = CutShort(services.stores.blobs, fail=False)
     raw = await raw_get(streaming_api, url, keep_alive=True)
     status, headers, body = split_response(raw)
     assert raw.count(b"HTTP/1.1 ") == 1 and status.startswith("HTTP/1.1 200 ")
