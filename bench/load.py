@@ -24,7 +24,15 @@ from bench.seed import PASSWORD, WORDS
 
 COLD_URLS = 20_000  # distinct photos read once each by media_cold (their bytes are not cached yet)
 MIXES = {
-    "read-heavy": {"media": 55, "media_cold": 5, "timeline": 20, "photo": 8, "search": 5, "like": 5, "upload": 2},
+    "read-heavy": {
+        "media": 55,
+        "media_cold": 5,
+        "timeline": 20,
+        "photo": 8,
+        "search": 5,
+        "like": 5,
+        "upload": 2,
+    },
     "media": {"media": 100},
     "media-cold": {"media_cold": 100},
     "timeline": {"timeline": 100},
@@ -52,7 +60,9 @@ async def prepare(base_url: str, readers: int, uploads: list[bytes]) -> dict:
     async with aiohttp.ClientSession(base_url) as http:
         tokens = []
         for i in range(readers):
-            resp = await http.post("/v1/sessions", json={"username": f"reader{i}", "password": PASSWORD})
+            resp = await http.post(
+                "/v1/sessions", json={"username": f"reader{i}", "password": PASSWORD}
+            )
             if resp.status == 201:
                 tokens.append((await resp.json())["token"])
         if not tokens:
@@ -69,7 +79,12 @@ async def prepare(base_url: str, readers: int, uploads: list[bytes]) -> dict:
     hot = [p["media"]["thumb"] for p in photos[:50]] + [p["media"]["large"] for p in photos[:50]]
     cold = [p["media"]["large"] for p in photos[100:]]
     random.Random(1).shuffle(cold)
-    return {"tokens": tokens, "hot_media": hot, "cold_media": cold, "photo_ids": [p["id"] for p in photos]}
+    return {
+        "tokens": tokens,
+        "hot_media": hot,
+        "cold_media": cold,
+        "photo_ids": [p["id"] for p in photos],
+    }
 
 
 async def _worker(plan: Plan, index: int, deadline: float, records: list, cold: list[str]) -> None:
@@ -95,13 +110,19 @@ async def _worker(plan: Plan, index: int, deadline: float, records: list, cold: 
                 elif op == "photo":
                     resp = await http.get(f"/v1/photos/{rng.choice(plan.photo_ids)}")
                 elif op == "search":
-                    resp = await http.get(f"/v1/search/photos?q={rng.choice(WORDS)}+{rng.choice(WORDS)}&limit=20")
+                    resp = await http.get(
+                        f"/v1/search/photos?q={rng.choice(WORDS)}+{rng.choice(WORDS)}&limit=20"
+                    )
                 elif op == "like":
-                    resp = await http.put(f"/v1/photos/{rng.choice(plan.photo_ids)}/like", headers=auth)
+                    resp = await http.put(
+                        f"/v1/photos/{rng.choice(plan.photo_ids)}/like", headers=auth
+                    )
                 else:
                     form = aiohttp.FormData()
                     form.add_field("title", " ".join(rng.choice(WORDS) for _ in range(3)))
-                    form.add_field("file", io.BytesIO(rng.choice(plan.uploads)), filename="bench.jpg")
+                    form.add_field(
+                        "file", io.BytesIO(rng.choice(plan.uploads)), filename="bench.jpg"
+                    )
                     resp = await http.post("/v1/photos", data=form, headers=auth)
                 await resp.read()
                 status = resp.status
@@ -118,20 +139,25 @@ def _process(plan: Plan, index: int) -> None:
     except ImportError:
         loop = asyncio.new_event_loop()
     records: list = []
-    cold = plan.cold_media[index::max(1, int(os.environ.get("BENCH_PROCESSES", "1")))]
+    cold = plan.cold_media[index :: max(1, int(os.environ.get("BENCH_PROCESSES", "1")))]
     deadline = time.monotonic() + plan.duration
 
     async def main():
-        await asyncio.gather(*(
-            _worker(plan, index * 1000 + t, deadline, records, cold) for t in range(plan.concurrency)
-        ))
+        await asyncio.gather(
+            *(
+                _worker(plan, index * 1000 + t, deadline, records, cold)
+                for t in range(plan.concurrency)
+            )
+        )
 
     loop.run_until_complete(main())
     usage = resource.getrusage(resource.RUSAGE_SELF)
     Path(plan.out, f"records-{index}.jsonl").write_text(
         "\n".join(json.dumps(r) for r in records) + "\n"
     )
-    Path(plan.out, f"cpu-{index}.json").write_text(json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime}))
+    Path(plan.out, f"cpu-{index}.json").write_text(
+        json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime})
+    )
 
 
 def run(plan: Plan, processes: int) -> tuple[list, float]:
@@ -146,7 +172,11 @@ def run(plan: Plan, processes: int) -> tuple[list, float]:
         child.join()
     records, cpu = [], 0.0
     for i in range(processes):
-        records += [tuple(json.loads(line)) for line in Path(plan.out, f"records-{i}.jsonl").read_text().splitlines() if line]
+        records += [
+            tuple(json.loads(line))
+            for line in Path(plan.out, f"records-{i}.jsonl").read_text().splitlines()
+            if line
+        ]
         cpu += json.loads(Path(plan.out, f"cpu-{i}.json").read_text())["cpu_s"]
         Path(plan.out, f"records-{i}.jsonl").unlink()
         Path(plan.out, f"cpu-{i}.json").unlink()

@@ -11,7 +11,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def pids_on_port(port: int) -> list[int]:
-    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True
+    ).stdout
     return sorted({int(p) for p in re.findall(r"pid=(\d+)", out)})
 
 

@@ -47,7 +47,9 @@ http {{
 def wrk(url: str, duration: int, connections: int, threads: int = 2) -> dict:
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
@@ -59,7 +61,9 @@ def wrk(url: str, duration: int, connections: int, threads: int = 2) -> dict:
         return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 3)
 
     if non2xx:
-        raise SystemExit(f"wrk got {non2xx.group(1)} error responses from {url}: the figure would be meaningless")
+        raise SystemExit(
+            f"wrk got {non2xx.group(1)} error responses from {url}: the figure would be meaningless"
+        )
     return {"requests_per_s": rps, "p50_ms": ms(p50), "p99_ms": ms(p99)}
 
 
@@ -76,16 +80,30 @@ class Nginx:
         for name, data in files.items():
             (self.prefix / "www" / name).write_bytes(data)
             (self.prefix / "www" / name).chmod(0o644)
-        (self.prefix / "nginx.conf").write_text(NGINX_CONF.format(workers=workers, prefix=self.prefix, port=port))
+        (self.prefix / "nginx.conf").write_text(
+            NGINX_CONF.format(workers=workers, prefix=self.prefix, port=port)
+        )
         self.port = port
 
     def __enter__(self) -> Nginx:
-        subprocess.run([self.binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")], check=True)
+        subprocess.run(
+            [self.binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")], check=True
+        )
         time.sleep(0.5)
         return self
 
     def __exit__(self, *exc) -> None:
-        subprocess.run([self.binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf"), "-s", "stop"])
+        subprocess.run(
+            [
+                self.binary,
+                "-p",
+                str(self.prefix),
+                "-c",
+                str(self.prefix / "nginx.conf"),
+                "-s",
+                "stop",
+            ]
+        )
         time.sleep(0.5)
         shutil.rmtree(self.prefix, ignore_errors=True)
 
@@ -97,10 +115,16 @@ def raw_cql_timeline(settings: Settings, reader_id: int, pages: int = 300, limit
     cluster = build_cluster(settings)
     session = cluster.connect(settings.cassandra_keyspace)
     q = {
-        "following": session.prepare("SELECT followee_id FROM user_follows WHERE user_id = ? AND followee_id > ? LIMIT ?"),
+        "following": session.prepare(
+            "SELECT followee_id FROM user_follows WHERE user_id = ? AND followee_id > ? LIMIT ?"
+        ),
         "latest": session.prepare("SELECT user_id, photo_id FROM user_latest WHERE user_id IN ?"),
-        "buckets": session.prepare("SELECT bucket FROM user_photo_buckets WHERE user_id = ? AND bucket <= ? LIMIT 32"),
-        "rows": session.prepare("SELECT photo_id FROM user_photos WHERE user_id = ? AND bucket = ? AND photo_id < ? LIMIT ?"),
+        "buckets": session.prepare(
+            "SELECT bucket FROM user_photo_buckets WHERE user_id = ? AND bucket <= ? LIMIT 32"
+        ),
+        "rows": session.prepare(
+            "SELECT photo_id FROM user_photos WHERE user_id = ? AND bucket = ? AND photo_id < ? LIMIT ?"
+        ),
         "photo": session.prepare("SELECT record, deleted_at FROM photos WHERE photo_id = ?"),
         "likes": session.prepare("SELECT likes FROM like_counts WHERE photo_id = ?"),
         "user": session.prepare("SELECT user_id, username FROM users WHERE user_id = ?"),
@@ -109,21 +133,35 @@ def raw_cql_timeline(settings: Settings, reader_id: int, pages: int = 300, limit
     try:
         for _ in range(pages):
             started = time.perf_counter()
-            followees = [r.followee_id for r in session.execute(q["following"], (reader_id, 0, 10_000))]
+            followees = [
+                r.followee_id for r in session.execute(q["following"], (reader_id, 0, 10_000))
+            ]
             chunks = [(followees[i : i + 100],) for i in range(0, len(followees), 100)]
             latest = {}
-            for ok, rows in execute_concurrent_with_args(session, q["latest"], chunks, concurrency=16):
+            for ok, rows in execute_concurrent_with_args(
+                session, q["latest"], chunks, concurrency=16
+            ):
                 latest.update({r.user_id: r.photo_id for r in rows})
             top = sorted(latest, key=latest.get, reverse=True)[: limit + 1]
             bucket_rows = execute_concurrent_with_args(
-                session, q["buckets"], [(u, idlib.bucket_of(latest[u])) for u in top], concurrency=32)
-            args = [(u, rows[0].bucket, idlib.MAX_ID, limit + 1) for u, (ok, rows) in zip(top, bucket_rows) if rows]
+                session,
+                q["buckets"],
+                [(u, idlib.bucket_of(latest[u])) for u in top],
+                concurrency=32,
+            )
+            args = [
+                (u, rows[0].bucket, idlib.MAX_ID, limit + 1)
+                for u, (ok, rows) in zip(top, bucket_rows)
+                if rows
+            ]
             ids = []
             for ok, rows in execute_concurrent_with_args(session, q["rows"], args, concurrency=32):
                 ids += [r.photo_id for r in rows]
             page = sorted(ids, reverse=True)[: limit + 1]
             execute_concurrent_with_args(session, q["photo"], [(i,) for i in page], concurrency=32)
-            execute_concurrent_with_args(session, q["likes"], [(i,) for i in page[:limit]], concurrency=32)
+            execute_concurrent_with_args(
+                session, q["likes"], [(i,) for i in page[:limit]], concurrency=32
+            )
             owners = {latest_owner for latest_owner in top[:limit]}
             execute_concurrent_with_args(session, q["user"], [(o,) for o in owners], concurrency=32)
             timings.append((time.perf_counter() - started) * 1000)
@@ -160,7 +198,12 @@ def pillow_alone(images: list[bytes], duration: float, processes: int) -> dict:
             done += len(list(pool.map(_process_one, [(p, 50_000_000) for p in paths])))
     elapsed = time.perf_counter() - started
     shutil.rmtree(folder, ignore_errors=True)
-    return {"images": done, "seconds": round(elapsed, 2), "images_per_s": round(done / elapsed, 2), "processes": processes}
+    return {
+        "images": done,
+        "seconds": round(elapsed, 2),
+        "images_per_s": round(done / elapsed, 2),
+        "processes": processes,
+    }
 
 
 def asyncio_run(coro):

@@ -11,7 +11,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -46,8 +46,12 @@ def summarize(records: list, duration: float) -> dict:
 
 
 def machine() -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    mem_kb = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    mem_kb = int(
+        next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1]
+    )
     return {
         "cpus": len(__import__("os").sched_getaffinity(0)),
         "memory_gib": round(mem_kb / 2**20, 1),
@@ -64,9 +68,14 @@ def write(out: Path, name: str, body: dict, records: list | None = None) -> None
     if "settings" in body:
         lines += [f"settings: `{json.dumps(body['settings'])}`", ""]
     if "ops" in body:
-        lines += ["| operation | requests | ok/s | p50 ms | p95 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "| operation | requests | ok/s | p50 ms | p95 ms | p99 ms | errors |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for op, s in body["ops"].items():
-            lines.append(f"| {op} | {s['requests']} | {s['throughput_per_s']} | {s['p50_ms']} | {s['p95_ms']} | {s['p99_ms']} | {s['errors'] or ''} |")
+            lines.append(
+                f"| {op} | {s['requests']} | {s['throughput_per_s']} | {s['p50_ms']} | {s['p95_ms']} | {s['p99_ms']} | {s['errors'] or ''} |"
+            )
         lines.append("")
     if "cpu" in body:
         lines += [f"CPU seconds: {json.dumps(body['cpu'])}", ""]
@@ -88,11 +97,23 @@ def plot(out: Path, name: str, records: list) -> None:
             continue
         step = max(1, len(mine) // 4000)
         sample = mine[::step]
-        over_time.scatter([r[1] - t0 for r in sample], [r[2] * 1000 for r in sample], s=2, label=op, alpha=0.5)
+        over_time.scatter(
+            [r[1] - t0 for r in sample], [r[2] * 1000 for r in sample], s=2, label=op, alpha=0.5
+        )
         values = sorted(r[2] * 1000 for r in mine)
         dist.plot(values, [i / len(values) for i in range(len(values))], label=op)
-    over_time.set(xlabel="seconds into the run", ylabel="latency (ms)", yscale="log", title="latency over time")
-    dist.set(xlabel="latency (ms)", ylabel="fraction of requests", xscale="log", title="latency distribution (CDF)")
+    over_time.set(
+        xlabel="seconds into the run",
+        ylabel="latency (ms)",
+        yscale="log",
+        title="latency over time",
+    )
+    dist.set(
+        xlabel="latency (ms)",
+        ylabel="fraction of requests",
+        xscale="log",
+        title="latency distribution (CDF)",
+    )
     over_time.legend(markerscale=4, fontsize=8)
     dist.legend(fontsize=8)
     fig.tight_layout()

@@ -40,12 +40,7 @@ from instastore.model import Kind, Photo, Rendition, User, Visibility
 from instastore.storage import open_stores
 
 PASSWORD = "bench password"
-WORDS = (
-    "sunset beach city night street portrait coffee mountain lake forest snow river bridge market "
-    "garden dog cat bird flower food friends party concert train station harbour boat sky cloud "
-    "rain autumn spring summer winter morning evening light shadow red blue green golden old new "
-    "crème brûlée café naïve façade"
-).split()
+WORDS = ["sunset", "beach", "city", "night", "street", "portrait", "coffee", "mountain", "lake", "forest", "snow", "river", "bridge", "market", "garden", "dog", "cat", "bird", "flower", "food", "friends", "party", "concert", "train", "station", "harbour", "boat", "sky", "cloud", "rain", "autumn", "spring", "summer", "winter", "morning", "evening", "light", "shadow", "red", "blue", "green", "golden", "old", "new", "crème", "brûlée", "café", "naïve", "façade"]
 STATE_DIR = Path(__file__).parent / ".state"
 IN_FLIGHT = 32  # concurrent record writes
 
@@ -106,7 +101,10 @@ class Checkpoint:
         was wiped or replaced since): never point new records at blobs that are not there."""
         if await self._matches(stores):
             return
-        print(f"seed: the checkpoint {self.path} does not match the store; starting over", file=sys.stderr)
+        print(
+            f"seed: the checkpoint {self.path} does not match the store; starting over",
+            file=sys.stderr,
+        )
         self.data = {"store": self.identity}
 
     async def _matches(self, stores) -> bool:
@@ -129,7 +127,15 @@ class Checkpoint:
         tmp.replace(self.path)
 
 
-async def seed(settings: Settings, posters: int, readers: int, photos: int, pool: int, days: int, follows_per_reader: int) -> dict:
+async def seed(
+    settings: Settings,
+    posters: int,
+    readers: int,
+    photos: int,
+    pool: int,
+    days: int,
+    follows_per_reader: int,
+) -> dict:
     state = Checkpoint(store_identity(settings))
     stores = await open_stores(settings)
     rng = random.Random(42)
@@ -143,7 +149,9 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
         for username in tqdm([u for u in wanted if u not in users], desc="users", unit="user"):
             existing = await stores.metadata.get_user_by_name(username)
             if existing is None:
-                existing = User(gen.next_id(), username, hashed, username.title(), False, datetime.now(UTC))
+                existing = User(
+                    gen.next_id(), username, hashed, username.title(), False, datetime.now(UTC)
+                )
                 await stores.metadata.create_user(existing)
             users[username] = existing.id
         state.save()
@@ -153,7 +161,10 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
             poster_ids = [users[f"poster{i}"] for i in range(posters)]
             pairs = [(users["reader0"], p) for p in poster_ids]
             for i in range(1, readers):
-                pairs += [(users[f"reader{i}"], p) for p in zipf_sample(rng, poster_ids, follows_per_reader)]
+                pairs += [
+                    (users[f"reader{i}"], p)
+                    for p in zipf_sample(rng, poster_ids, follows_per_reader)
+                ]
             sem = asyncio.Semaphore(IN_FLIGHT)
 
             async def follow(a, b):
@@ -173,11 +184,16 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
                 data = images[i]
                 tmp = STATE_DIR / "pool.jpg"
                 await asyncio.to_thread(tmp.write_bytes, data)  # up to 3 MB: off the loop
-                processed = await asyncio.to_thread(media.process, tmp, media.TYPES["jpeg"], settings.max_image_pixels)
+                processed = await asyncio.to_thread(
+                    media.process, tmp, media.TYPES["jpeg"], settings.max_image_pixels
+                )
                 key_base = f"bench-pool/{i}"
                 renditions = []
-                for r_name, payload, ctype, w, h in [("original", data, "image/jpeg", processed.width, processed.height)] + [
-                    (r.name, r.data, r.content_type, r.width, r.height) for r in processed.renditions
+                for r_name, payload, ctype, w, h in [
+                    ("original", data, "image/jpeg", processed.width, processed.height)
+                ] + [
+                    (r.name, r.data, r.content_type, r.width, r.height)
+                    for r in processed.renditions
                 ]:
                     key = f"{key_base}/{r_name}.jpg"
                     try:
@@ -185,7 +201,9 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
                     except Conflict:  # a resumed run: the blob is there already
                         pass
                     renditions.append([r_name, key, ctype, len(payload), w, h])
-                pool_records.append({"renditions": renditions, "width": processed.width, "height": processed.height})
+                pool_records.append(
+                    {"renditions": renditions, "width": processed.width, "height": processed.height}
+                )
                 state.save()
 
         # Photo records
@@ -202,10 +220,17 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
             item = pool_records[r.randrange(len(pool_records))]
             title = " ".join(r.choice(WORDS) for _ in range(r.randint(2, 6)))
             photo = Photo(
-                id=pid, owner_id=poster_ids[r.randrange(len(poster_ids))], title=title, kind=Kind.PHOTO,
-                secret=idlib.new_media_secret(), sha256="00" * 32, created_at=idlib.created_at(pid),
-                visibility=Visibility.PUBLIC, renditions=tuple(Rendition(*x) for x in item["renditions"]),
-                width=item["width"], height=item["height"],
+                id=pid,
+                owner_id=poster_ids[r.randrange(len(poster_ids))],
+                title=title,
+                kind=Kind.PHOTO,
+                secret=idlib.new_media_secret(),
+                sha256="00" * 32,
+                created_at=idlib.created_at(pid),
+                visibility=Visibility.PUBLIC,
+                renditions=tuple(Rendition(*x) for x in item["renditions"]),
+                width=item["width"],
+                height=item["height"],
             )
             async with sem:
                 await stores.metadata.save_photo(photo, search.terms(title))
@@ -220,12 +245,15 @@ async def seed(settings: Settings, posters: int, readers: int, photos: int, pool
                 state.data["photos_done"] = done
                 state.save()
                 bar.update(len(batch))
-        return {"users": len(users), "photos": done, "pool": len(pool_records), "state": str(state.path)}
+        return {
+            "users": len(users),
+            "photos": done,
+            "pool": len(pool_records),
+            "state": str(state.path),
+        }
     finally:
         await stores.close()
 
 
 async def _one(data: bytes):
     yield data
-
-

@@ -28,7 +28,9 @@ def make_video(path: Path, padding_bytes: int) -> int:
         stream = c.add_stream("mpeg4", rate=12)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
         for i in range(24):
-            for packet in stream.encode(av.VideoFrame.from_image(Image.new("RGB", (320, 240), (i * 10, 90, 160)))):
+            for packet in stream.encode(
+                av.VideoFrame.from_image(Image.new("RGB", (320, 240), (i * 10, 90, 160)))
+            ):
                 c.mux(packet)
         for packet in stream.encode():
             c.mux(packet)
@@ -63,7 +65,9 @@ async def video_memory(base_url: str, token: str, port: int, size_mib: int = 102
             form = aiohttp.FormData()
             form.add_field("title", "one gibibyte of video")
             form.add_field("file", f, filename="big.mp4", content_type="video/mp4")
-            resp = await http.post("/v1/photos", data=form, headers={"Authorization": f"Bearer {token}"})
+            resp = await http.post(
+                "/v1/photos", data=form, headers={"Authorization": f"Bearer {token}"}
+            )
             body = await resp.json()
         upload_s = time.perf_counter() - started
         stop.set()
@@ -75,7 +79,9 @@ async def video_memory(base_url: str, token: str, port: int, size_mib: int = 102
         started = time.perf_counter()
         received = 0
         # The owner's original: the viewers' "video" is a remuxed copy without the padding.
-        async with http.get(body["media"]["original"], headers={"Authorization": f"Bearer {token}"}) as resp:
+        async with http.get(
+            body["media"]["original"], headers={"Authorization": f"Bearer {token}"}
+        ) as resp:
             async for chunk in resp.content.iter_chunked(MiB):
                 received += len(chunk)
         download_s = time.perf_counter() - started

@@ -16,17 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import InvalidInput, NotAuthenticated, NotFound
 from instastore.ids import IdGenerator
 from instastore.model import User
 from instastore.passwords import DUMMY_HASH, PasswordHashing
-from instastore.clock import utcnow
 from instastore.ratelimit import LoginThrottle
-from instastore.text import check_text
 from instastore.storage.ports import Stores
+from instastore.text import check_text
 
-USERNAME = re.compile(r"[a-z0-9_.]{3,30}")  # SECURITY: used with fullmatch ("$" allows a final "\n")
+USERNAME = re.compile(
+    r"[a-z0-9_.]{3,30}"
+)  # SECURITY: used with fullmatch ("$" allows a final "\n")
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024  # argon2 takes any length; this bounds the work per request
 MAX_DISPLAY_NAME_CHARS = 100
@@ -48,7 +50,9 @@ def check_username(username: object) -> str:
 
 def check_display_name(name: object) -> str:
     if not isinstance(name, str) or len(name) > MAX_DISPLAY_NAME_CHARS:
-        raise InvalidInput(f"display_name must be a string of at most {MAX_DISPLAY_NAME_CHARS} characters")
+        raise InvalidInput(
+            f"display_name must be a string of at most {MAX_DISPLAY_NAME_CHARS} characters"
+        )
     return check_text(name.strip(), "display_name")
 
 
@@ -61,29 +65,44 @@ class Profile:
 
 
 class Accounts:
-    def __init__(self, stores: Stores, settings: Settings, ids: IdGenerator, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        settings: Settings,
+        ids: IdGenerator,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.stores = stores
         self.settings = settings
         self.ids = ids
         self.clock = clock
         self.on_change: Callable[[int], None] | None = None  # told of a changed user id
         self.hashing = PasswordHashing(settings.password_hash_threads, settings.password_hash_queue)
-        self.throttle = LoginThrottle(settings.login_failures_per_address, settings.login_failures_per_account)
+        self.throttle = LoginThrottle(
+            settings.login_failures_per_address, settings.login_failures_per_account
+        )
 
     def close(self) -> None:
         self.hashing.close()
 
     async def sign_up(self, username: object, password: object, display_name: object = "") -> User:
         username = check_username(username)
-        if not isinstance(password, str) or not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
-            raise InvalidInput(f"password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")
+        if (
+            not isinstance(password, str)
+            or not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS
+        ):
+            raise InvalidInput(
+                f"password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
+            )
         display_name = check_display_name(display_name or "")
         hashed = await self.hashing.hash(password)
         user = User(self.ids.next_id(), username, hashed, display_name, False, self.clock())
         await self.stores.metadata.create_user(user)
         return user
 
-    async def log_in(self, username: object, password: object, address: str = "") -> tuple[User, str]:
+    async def log_in(
+        self, username: object, password: object, address: str = ""
+    ) -> tuple[User, str]:
         """A session for the right password; ``RateLimited`` when ``address`` (the client's)
         or the account has failed too often (see ``LoginThrottle``)."""
         if not isinstance(username, str) or not isinstance(password, str):

@@ -6,7 +6,6 @@ This is the entry point, so it is the one place that configures logging.
 from __future__ import annotations
 
 import argparse
-
 import logging
 import sys
 from pathlib import Path
@@ -50,33 +49,61 @@ def build_parser() -> argparse.ArgumentParser:
         config.add_arguments(command)
         command.set_defaults(run=run)
 
-    cluster = commands.add_parser("cluster", help="a local Cassandra + HDFS cluster for development and tests")
-    cluster.add_argument("--dir", type=Path, default=None, help="cluster folder (default: $INSTASTORE_CLUSTER_DIR or ~/.local/state/instastore/cluster)")
+    cluster = commands.add_parser(
+        "cluster", help="a local Cassandra + HDFS cluster for development and tests"
+    )
+    cluster.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="cluster folder (default: $INSTASTORE_CLUSTER_DIR or ~/.local/state/instastore/cluster)",
+    )
     actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     up = actions.add_parser("up", help="start the cluster and wait until it is ready")
     up.add_argument("--cassandra-nodes", type=int, default=1, metavar="N")
     up.add_argument("--datanodes", type=int, default=1, metavar="M")
-    up.add_argument("--first-address", default="127.0.0.1", help="address of Cassandra node 1; node i takes the next ones")
-    up.add_argument("--port-offset", type=int, default=0, help="added to every port, to run a second cluster beside the first")
-    up.add_argument("--cassandra-heap", default="1g", help="heap of each Cassandra node (-Xms and -Xmx)")
+    up.add_argument(
+        "--first-address",
+        default="127.0.0.1",
+        help="address of Cassandra node 1; node i takes the next ones",
+    )
+    up.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        help="added to every port, to run a second cluster beside the first",
+    )
+    up.add_argument(
+        "--cassandra-heap", default="1g", help="heap of each Cassandra node (-Xms and -Xmx)"
+    )
     up.add_argument("--hdfs-heap", default="256m", help="maximum heap of each HDFS daemon")
     up.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for readiness")
     up.set_defaults(run=_cluster_up)
 
-    actions.add_parser("status", help="show each node, its pid, memory and endpoint").set_defaults(run=_cluster_status)
-    actions.add_parser("env", help="print the INSTASTORE_* settings that point the service at this cluster").set_defaults(run=_cluster_env)
+    actions.add_parser("status", help="show each node, its pid, memory and endpoint").set_defaults(
+        run=_cluster_status
+    )
+    actions.add_parser(
+        "env", help="print the INSTASTORE_* settings that point the service at this cluster"
+    ).set_defaults(run=_cluster_env)
 
-    down = actions.add_parser("down", help="stop every node (SIGTERM, then SIGKILL after a timeout)")
+    down = actions.add_parser(
+        "down", help="stop every node (SIGTERM, then SIGKILL after a timeout)"
+    )
     down.add_argument("--wipe", action="store_true", help="also delete the cluster's data and logs")
     down.set_defaults(run=_cluster_down)
 
     tool = actions.add_parser("nodetool", help="run Cassandra's nodetool against a node")
-    tool.add_argument("--node", default=None, help="Cassandra node name (default: the first running one)")
+    tool.add_argument(
+        "--node", default=None, help="Cassandra node name (default: the first running one)"
+    )
     tool.add_argument("args", nargs=argparse.REMAINDER, help="nodetool arguments, e.g. status")
     tool.set_defaults(run=_cluster_nodetool)
 
-    hdfs_tool = actions.add_parser("hdfs", help="run Hadoop's own tools: dfs, dfsadmin or fsck (e.g. hdfs dfs -ls /)")
+    hdfs_tool = actions.add_parser(
+        "hdfs", help="run Hadoop's own tools: dfs, dfsadmin or fsck (e.g. hdfs dfs -ls /)"
+    )
     hdfs_tool.add_argument("tool", choices=["dfs", "dfsadmin", "fsck"])
     hdfs_tool.add_argument("args", nargs=argparse.REMAINDER)
     hdfs_tool.set_defaults(run=_cluster_hdfs)
@@ -98,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -126,7 +155,11 @@ def _migrate(args: argparse.Namespace) -> None:
         applied = migrate(session, settings)
     finally:
         cluster.shutdown()
-    print(f"applied {len(applied)} schema file(s)" if applied else f"keyspace {settings.cassandra_keyspace} is up to date")
+    print(
+        f"applied {len(applied)} schema file(s)"
+        if applied
+        else f"keyspace {settings.cassandra_keyspace} is up to date"
+    )
 
 
 def _with_stores(args: argparse.Namespace, job):
@@ -157,7 +190,9 @@ def _purge(args: argparse.Namespace) -> None:
         f"skipped {report.skipped}, failed {report.failed}"
     )
     if report.failed:
-        raise InstastoreError(f"{report.failed} photo(s) could not be purged; run `instastore purge` again")
+        raise InstastoreError(
+            f"{report.failed} photo(s) could not be purged; run `instastore purge` again"
+        )
 
 
 def _gc(args: argparse.Namespace) -> None:
@@ -190,7 +225,10 @@ def _cluster_up(args: argparse.Namespace) -> None:
         cassandra_heap=args.cassandra_heap,
         hdfs_heap=args.hdfs_heap,
     )
-    print(f"starting {spec.cassandra_nodes} Cassandra node(s) and {spec.datanodes} DataNode(s) in {cluster.root} ...", flush=True)
+    print(
+        f"starting {spec.cassandra_nodes} Cassandra node(s) and {spec.datanodes} DataNode(s) in {cluster.root} ...",
+        flush=True,
+    )
     started = cluster.up(spec, timeout=args.timeout)
     print("ready" if started else "already running", flush=True)
     _print_status(cluster)
@@ -203,7 +241,9 @@ def _print_status(cluster) -> None:
         return
     for r in rows:
         rss = f"{r['rss_mb']} MB" if r["rss_mb"] is not None else "-"
-        print(f"{r['name']:<11} {r['state']:<8} pid {str(r['pid'] or '-'):<8} rss {rss:<8} {r['endpoint']}")
+        print(
+            f"{r['name']:<11} {r['state']:<8} pid {r['pid'] or '-'!s:<8} rss {rss:<8} {r['endpoint']}"
+        )
 
 
 def _cluster_status(args: argparse.Namespace) -> int:
@@ -244,7 +284,9 @@ def _cluster_nodetool(args: argparse.Namespace) -> int:
 
 
 def _cluster_hdfs(args: argparse.Namespace) -> int:
-    return _passthrough(_cluster(args).hdfs_tool(args.tool, args.args, binary=True))  # -cat of a JPEG
+    return _passthrough(
+        _cluster(args).hdfs_tool(args.tool, args.args, binary=True)
+    )  # -cat of a JPEG
 
 
 def _cluster_logs(args: argparse.Namespace) -> None:
@@ -269,7 +311,6 @@ def _cluster_kill(args: argparse.Namespace) -> None:
 def _cluster_start(args: argparse.Namespace) -> None:
     _cluster(args).start_node(args.node)
     print(f"started {args.node}; cluster ready")
-
 
 
 if __name__ == "__main__":

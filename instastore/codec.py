@@ -38,7 +38,9 @@ def encode_photo(photo: Photo) -> bytes:
         "sha256": photo.sha256,
         "created": _ms(photo.created_at),
         "vis": photo.visibility.value,
-        "r": [[r.name, r.locator, r.content_type, r.size, r.width, r.height] for r in photo.renditions],
+        "r": [
+            [r.name, r.locator, r.content_type, r.size, r.width, r.height] for r in photo.renditions
+        ],
         "w": photo.width,
         "h": photo.height,
         "dur": photo.duration_s,
@@ -72,4 +74,6 @@ def decode_photo(data: bytes, deleted_at: datetime | None = None) -> Photo:
             deleted_at=deleted_at,
         )
     except (KeyError, ValueError, TypeError) as exc:
-        raise CorruptRecord(f"photo record version {version} is missing or has a bad field: {exc}") from exc
+        raise CorruptRecord(
+            f"photo record version {version} is missing or has a bad field: {exc}"
+        ) from exc

@@ -54,7 +54,8 @@ class Settings:
         1, "Replicas per row in the keyspace (1 on a laptop, 3 in production)."
     )
     cassandra_consistency: str = setting(
-        "auto", "Consistency of reads and writes: auto (LOCAL_QUORUM above 1 replica, else LOCAL_ONE) or a level name."
+        "auto",
+        "Consistency of reads and writes: auto (LOCAL_QUORUM above 1 replica, else LOCAL_ONE) or a level name.",
     )
     webhdfs_url: str = setting(
         "", "NameNode WebHDFS base URL, e.g. http://127.0.0.1:9870; empty stores blobs locally."
@@ -74,27 +75,33 @@ class Settings:
     max_page_size: int = setting(100, "Most items one page of any list returns.")
     uploads_per_minute: int = setting(30, "Uploads one user may start per minute (429 past it).")
     upload_claim_stale_seconds: int = setting(
-        30, "Seconds after which an Idempotency-Key claim not renewed by its upload is taken over by a retry."
+        30,
+        "Seconds after which an Idempotency-Key claim not renewed by its upload is taken over by a retry.",
     )
     session_days: int = setting(30, "Days a login token stays valid.")
     media_cache_bytes: int = setting(
         256 * 2**20, "Memory per process for hot thumbnails and feed renditions, in bytes (0: off)."
     )
-    workers: int = setting(1, "Server processes sharing the port (each takes worker_id + its index).")
+    workers: int = setting(
+        1, "Server processes sharing the port (each takes worker_id + its index)."
+    )
     retention_days: int = setting(
         30, "Days a deleted photo can be restored before `instastore purge` removes it."
     )
     header_timeout: float = setting(
-        10.0, "Seconds a new connection has to send its first request's headers (408 and close past it)."
+        10.0,
+        "Seconds a new connection has to send its first request's headers (408 and close past it).",
     )
     idle_timeout: float = setting(
         30.0, "Seconds a kept-alive connection may wait for its next request before it is closed."
     )
     body_timeout: float = setting(
-        60.0, "Seconds a request or response body may stall (no byte sent or taken) before 408 and close."
+        60.0,
+        "Seconds a request or response body may stall (no byte sent or taken) before 408 and close.",
     )
     max_connections: int = setting(
-        1000, "Open client connections per process; past it 503 and close (lowered to fit RLIMIT_NOFILE)."
+        1000,
+        "Open client connections per process; past it 503 and close (lowered to fit RLIMIT_NOFILE).",
     )
     max_connections_per_address: int = setting(
         100, "Open connections from one client address per process; past it 503 and close."
@@ -103,7 +110,8 @@ class Settings:
         20, "Failed logins per minute from one client address (429 past it)."
     )
     login_failures_per_account: int = setting(
-        10, "Failed logins per minute on one account from addresses that never logged in to it (429 past it)."
+        10,
+        "Failed logins per minute on one account from addresses that never logged in to it (429 past it).",
     )
     password_hash_threads: int = setting(
         1, "Threads hashing passwords (sign-up, log-in), apart from the pool uploads and media use."
@@ -123,21 +131,36 @@ class Settings:
             raise ConfigError("media_cache_bytes must be 0 or more")
         if not 1 <= self.workers <= 64 or self.worker_id + self.workers - 1 > 8191:
             raise ConfigError("workers must be 1-64, and worker_id + workers - 1 at most 8191")
-        for name in ("max_upload_bytes", "max_image_pixels", "max_title_chars", "max_json_bytes",
-                     "max_page_size", "uploads_per_minute", "session_days", "upload_claim_stale_seconds",
-                     "max_connections", "max_connections_per_address", "login_failures_per_address",
-                     "login_failures_per_account", "password_hash_threads"):
+        for name in (
+            "max_upload_bytes",
+            "max_image_pixels",
+            "max_title_chars",
+            "max_json_bytes",
+            "max_page_size",
+            "uploads_per_minute",
+            "session_days",
+            "upload_claim_stale_seconds",
+            "max_connections",
+            "max_connections_per_address",
+            "login_failures_per_address",
+            "login_failures_per_account",
+            "password_hash_threads",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.retention_days < 0:
             raise ConfigError(f"retention_days must be 0 or more, not {self.retention_days}")
         if self.password_hash_queue < 0:
-            raise ConfigError(f"password_hash_queue must be 0 or more, not {self.password_hash_queue}")
+            raise ConfigError(
+                f"password_hash_queue must be 0 or more, not {self.password_hash_queue}"
+            )
         for name in ("header_timeout", "idle_timeout", "body_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be more than 0 seconds, not {getattr(self, name)}")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ConfigError(f"log_level must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
+            raise ConfigError(
+                f"log_level must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}"
+            )
         if self.cassandra_consistency.upper() not in CONSISTENCY_LEVELS:
             raise ConfigError(
                 f"cassandra_consistency must be one of {', '.join(sorted(CONSISTENCY_LEVELS))}, not {self.cassandra_consistency!r}"
@@ -224,7 +247,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+def settings_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> Settings:
     overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
     return Settings.from_sources(environ, overrides)
 

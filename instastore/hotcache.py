@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-
 RECORD_TTL_S = 5.0
 MAX_RECORDS = 100_000
 MAX_ITEM_BYTES = 2 * 2**20  # larger renditions (originals, videos) always stream from the store

@@ -51,7 +51,12 @@ def now_ms() -> int:
 class IdGenerator:
     """Thread-safe generator of strictly increasing ids for one worker."""
 
-    def __init__(self, worker_id: int, clock: Callable[[], int] = now_ms, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        worker_id: int,
+        clock: Callable[[], int] = now_ms,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if not 0 <= worker_id <= MAX_WORKER:
             raise ValueError(f"worker_id must be 0..{MAX_WORKER}, not {worker_id}")
         self.worker_id = worker_id

@@ -19,10 +19,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from instastore import search
+from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import InstastoreError
 from instastore.model import Photo
-from instastore.clock import utcnow
 from instastore.storage.ports import Stores
 from instastore.uploads import IDEMPOTENCY_TTL, remove_abandoned_uploads
 
@@ -63,7 +63,11 @@ async def purge(
     seen: set[int] = set()
     references: Counter[str] | None = None
     while True:
-        entries = [e for e in await stores.metadata.due_purges(through, PURGE_BATCH) if e.photo_id not in seen]
+        entries = [
+            e
+            for e in await stores.metadata.due_purges(through, PURGE_BATCH)
+            if e.photo_id not in seen
+        ]
         if not entries:
             return report
         for entry in entries:
@@ -144,7 +148,9 @@ async def gc(
             report.young += 1
         elif await stores.blobs.delete(entry.key):
             report.removed += 1
-            progress(f"removed orphan blob {entry.key} ({entry.size} bytes, written {entry.modified:%Y-%m-%d %H:%M})")
+            progress(
+                f"removed orphan blob {entry.key} ({entry.size} bytes, written {entry.modified:%Y-%m-%d %H:%M})"
+            )
     report.scratch_removed = await remove_scratch(stores, settings, now)
     report.folders_removed = await stores.blobs.remove_empty_folders()
     return report
@@ -154,5 +160,7 @@ async def remove_scratch(stores: Stores, settings: Settings, now: datetime | Non
     """Remove the temporary files of writes and uploads whose writer is gone (also done
     when the service starts); return how many."""
     now = now or utcnow()
-    uploads = await asyncio.to_thread(remove_abandoned_uploads, Path(settings.data_dir) / "tmp", now)
+    uploads = await asyncio.to_thread(
+        remove_abandoned_uploads, Path(settings.data_dir) / "tmp", now
+    )
     return uploads + await stores.blobs.remove_abandoned_parts(now)

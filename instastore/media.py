@@ -55,8 +55,25 @@ TYPES = {
 }
 # ISO base media brands of MP4 video (ftyp major brand).
 VIDEO_BRANDS = {
-    b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"M4VH",
-    b"M4VP", b"dash", b"mmp4", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"f4v ",
+    b"isom",
+    b"iso2",
+    b"iso3",
+    b"iso4",
+    b"iso5",
+    b"iso6",
+    b"mp41",
+    b"mp42",
+    b"avc1",
+    b"M4V ",
+    b"M4VH",
+    b"M4VP",
+    b"dash",
+    b"mmp4",
+    b"3gp4",
+    b"3gp5",
+    b"3gp6",
+    b"3g2a",
+    b"f4v ",
 }
 PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
 
@@ -92,9 +109,11 @@ def sniff(head: bytes) -> MediaType:
 REMUX_FORMATS = {"mp4": "mp4", "quicktime": "mov", "webm": "webm"}
 # SECURITY: the copy's container writes no metadata: no "encoder" tag (bitexact), and
 # faststart puts the index first so playback starts before the whole file arrives.
-REMUX_OPTIONS = {"mp4": {"movflags": "faststart", "fflags": "+bitexact"},
-                 "mov": {"movflags": "faststart", "fflags": "+bitexact"},
-                 "webm": {"fflags": "+bitexact"}}
+REMUX_OPTIONS = {
+    "mp4": {"movflags": "faststart", "fflags": "+bitexact"},
+    "mov": {"movflags": "faststart", "fflags": "+bitexact"},
+    "webm": {"fflags": "+bitexact"},
+}
 # Video and audio packets of one video. Remuxing costs ~4 us of CPU a packet here, and a
 # 256 MB upload of tiny packets holds ~20 million (90 s of CPU); 500,000 is over two hours
 # of 60 fps video with its audio, and about 2 s of remux.
@@ -175,7 +194,9 @@ def process_image(path: Path, media_type: MediaType, max_pixels: int) -> Process
         raise InvalidMedia(f"the {media_type.format.upper()} image does not decode") from exc
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         reason = str(exc).replace(str(path), "the upload")
-        raise InvalidMedia(f"the {media_type.format.upper()} image does not decode: {reason}") from exc
+        raise InvalidMedia(
+            f"the {media_type.format.upper()} image does not decode: {reason}"
+        ) from exc
 
 
 def _kept_streams(container) -> list:
@@ -188,7 +209,9 @@ def _check_declared(container, stream, media_type: MediaType, max_pixels: int) -
     declares, before decoding anything."""
     declared = sum(s.frames for s in _kept_streams(container))
     if declared > MAX_VIDEO_PACKETS:
-        raise InvalidMedia(f"the {media_type.format} video declares {declared:,} frames, over {MAX_VIDEO_PACKETS:,}")
+        raise InvalidMedia(
+            f"the {media_type.format} video declares {declared:,} frames, over {MAX_VIDEO_PACKETS:,}"
+        )
     width, height = stream.codec_context.width, stream.codec_context.height
     if width * height > max_pixels:
         raise InvalidMedia(
@@ -223,7 +246,10 @@ def remux(source: Path, target: Path, media_type: MediaType) -> int:
 
     fmt = REMUX_FORMATS[media_type.format]
     try:
-        with av.open(str(source)) as inp, av.open(str(target), "w", format=fmt, options=REMUX_OPTIONS[fmt]) as out:
+        with (
+            av.open(str(source)) as inp,
+            av.open(str(target), "w", format=fmt, options=REMUX_OPTIONS[fmt]) as out,
+        ):
             kept = _kept_streams(inp)
             copies = {s.index: out.add_stream_from_template(s) for s in kept}
             for copy in copies.values():
@@ -266,11 +292,24 @@ def process_video(path: Path, media_type: MediaType, max_pixels: int) -> Process
         raise InvalidMedia(f"the {media_type.format} video does not decode: {reason}") from exc
     renditions = renditions_of(poster)
     large = next(r for r in renditions if r.name == "large")
-    renditions.append(RenditionBytes("poster", large.data, large.content_type, large.width, large.height))
-    renditions.append(RenditionBytes(
-        "video", b"", media_type.content_type, poster.width, poster.height, media_type.extension, target, size
-    ))
-    return Processed(poster.width, poster.height, round(duration, 3) if duration else None, renditions)
+    renditions.append(
+        RenditionBytes("poster", large.data, large.content_type, large.width, large.height)
+    )
+    renditions.append(
+        RenditionBytes(
+            "video",
+            b"",
+            media_type.content_type,
+            poster.width,
+            poster.height,
+            media_type.extension,
+            target,
+            size,
+        )
+    )
+    return Processed(
+        poster.width, poster.height, round(duration, 3) if duration else None, renditions
+    )
 
 
 def process(path: Path, media_type: MediaType, max_pixels: int) -> Processed:

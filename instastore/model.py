@@ -55,7 +55,9 @@ class Photo:
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
-    deleted_at: datetime | None = None  # its own cell in storage: a delete never rewrites the record
+    deleted_at: datetime | None = (
+        None  # its own cell in storage: a delete never rewrites the record
+    )
 
     def rendition(self, name: str) -> Rendition | None:
         return next((r for r in self.renditions if r.name == name), None)

@@ -81,7 +81,9 @@ def _open(cursor: str, kind: tuple[str, str], what: str) -> tuple:
         raise BadCursor(f"cursor {cursor[:40]!r} is not {what}") from exc
     body, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
     # SECURITY: constant-time check of the tag before anything is decrypted.
-    if len(raw) != size or not hmac.compare_digest(tag, hmac.digest(_keys.mac, body, hashlib.sha256)[:TAG_BYTES]):
+    if len(raw) != size or not hmac.compare_digest(
+        tag, hmac.digest(_keys.mac, body, hashlib.sha256)[:TAG_BYTES]
+    ):
         raise BadCursor(f"cursor {cursor[:40]!r} is not {what}")
     plain = _xor(body[NONCE_BYTES:], body[:NONCE_BYTES])
     if plain[:1] != letter.encode():

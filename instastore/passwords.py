@@ -48,7 +48,9 @@ class PasswordHashing:
 
     async def _run(self, fn, *args):
         if self._in_flight >= self._capacity:
-            raise Overloaded("too many sign-ups and log-ins at once; retry shortly", retry_after=RETRY_AFTER_S)
+            raise Overloaded(
+                "too many sign-ups and log-ins at once; retry shortly", retry_after=RETRY_AFTER_S
+            )
         self._in_flight += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from instastore import search
 from instastore.clock import utcnow
 from instastore.config import Settings
-from instastore.hotcache import ByteCache, TtlCache
 from instastore.errors import Gone, InvalidInput, NotAllowed, NotFound
+from instastore.hotcache import ByteCache, TtlCache
 from instastore.model import Photo
 from instastore.paging import Page, decode_cursor, encode_cursor
 from instastore.storage.ports import Stores
@@ -24,7 +24,9 @@ OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted photos
 
 
 class Photos:
-    def __init__(self, stores: Stores, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, stores: Stores, settings: Settings, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.stores = stores
         self.settings = settings
         self.clock = clock
@@ -75,19 +77,29 @@ class Photos:
         # Many deleted photos in a row: hand back what we have and a cursor past them.
         return Page(found, encode_cursor(before))
 
-    async def by_user(self, user_id: int, cursor: str | None = None, limit: int = 20, allowed=None) -> Page[Photo]:
+    async def by_user(
+        self, user_id: int, cursor: str | None = None, limit: int = 20, allowed=None
+    ) -> Page[Photo]:
         """A user's live photos, newest first."""
         return await self.live_page(
-            lambda before, n: self.stores.metadata.user_photo_ids(user_id, before, n), cursor, limit, allowed
+            lambda before, n: self.stores.metadata.user_photo_ids(user_id, before, n),
+            cursor,
+            limit,
+            allowed,
         )
 
-    async def search(self, query: str, cursor: str | None = None, limit: int = 20, allowed=None) -> Page[Photo]:
+    async def search(
+        self, query: str, cursor: str | None = None, limit: int = 20, allowed=None
+    ) -> Page[Photo]:
         """Live photos whose titles contain every word of ``query``, newest first."""
         terms = search.terms(query)
         if not terms:
             raise InvalidInput("q must contain at least one word")
         return await self.live_page(
-            lambda before, n: self.stores.metadata.search_terms(terms, before, n), cursor, limit, allowed
+            lambda before, n: self.stores.metadata.search_terms(terms, before, n),
+            cursor,
+            limit,
+            allowed,
         )
 
     async def save(self, photo: Photo) -> None:
@@ -113,6 +125,8 @@ class Photos:
         if not photo.deleted:
             return photo
         if self.clock() - photo.deleted_at > self.retention:
-            raise Gone(f"photo {photo_id} was deleted more than {self.settings.retention_days} days ago")
+            raise Gone(
+                f"photo {photo_id} was deleted more than {self.settings.retention_days} days ago"
+            )
         await self.stores.metadata.set_deleted(photo, None)
         return photo.with_deleted_at(None)

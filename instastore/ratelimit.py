@@ -36,7 +36,9 @@ class RateLimiter:
         tokens = self._tokens(key, self.clock())
         if tokens < 1:
             wait = math.ceil((1 - tokens) / self.refill_per_s)
-            raise RateLimited(f"too many {what}: at most {int(self.capacity)} per minute", retry_after=wait)
+            raise RateLimited(
+                f"too many {what}: at most {int(self.capacity)} per minute", retry_after=wait
+            )
 
     def spend(self, key: Hashable) -> None:
         """Spend one token if there is one (several callers may have passed ``check``)."""
@@ -62,10 +64,14 @@ class LoginThrottle:
     refills nothing, so one client's success never resets another's budget.
     """
 
-    def __init__(self, per_address: int, per_account: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_address: int, per_account: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.by_address = RateLimiter(per_address, clock)
         self.by_account = RateLimiter(per_account, clock)
-        self._good: OrderedDict[str, list[str]] = OrderedDict()  # account -> addresses that logged in
+        self._good: OrderedDict[str, list[str]] = (
+            OrderedDict()
+        )  # account -> addresses that logged in
 
     def check(self, account: str, address: str) -> None:
         """Before verifying a password: ``RateLimited`` if this attempt is over a budget."""

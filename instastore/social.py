@@ -21,18 +21,20 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Literal
 
+from instastore.clock import utcnow
 from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User, Visibility
 from instastore.paging import Page, decode_cursor, encode_cursor
-from instastore.clock import utcnow
 from instastore.storage.ports import Stores
 
 FollowState = Literal["following", "requested"]
 
 
 class Social:
-    def __init__(self, stores: Stores, max_page: int = 100, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, stores: Stores, max_page: int = 100, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.stores = stores
         self.max_page = max_page
         self.clock = clock
@@ -80,22 +82,37 @@ class Social:
         """The user whose follow lists ``viewer`` asks for, if ``viewer`` may read them."""
         user = await self._user(username)
         # SECURITY: a private account's graph is for its owner and approved followers (issue 10).
-        if user.private and not (viewer is not None and (
-            viewer.id == user.id or await self.stores.metadata.is_following(viewer.id, user.id)
-        )):
-            raise NotAllowed(f"this account is private: only {username}'s approved followers see its follows")
+        if user.private and not (
+            viewer is not None
+            and (
+                viewer.id == user.id or await self.stores.metadata.is_following(viewer.id, user.id)
+            )
+        ):
+            raise NotAllowed(
+                f"this account is private: only {username}'s approved followers see its follows"
+            )
         return user
 
-    async def followers(self, username: str, cursor: str | None, limit: int, viewer: User | None) -> Page[User]:
+    async def followers(
+        self, username: str, cursor: str | None, limit: int, viewer: User | None
+    ) -> Page[User]:
         user = await self._listed(username, viewer)
-        return await self._users_page(lambda after, n: self.stores.metadata.followers(user.id, after, n), cursor, limit)
+        return await self._users_page(
+            lambda after, n: self.stores.metadata.followers(user.id, after, n), cursor, limit
+        )
 
-    async def following(self, username: str, cursor: str | None, limit: int, viewer: User | None) -> Page[User]:
+    async def following(
+        self, username: str, cursor: str | None, limit: int, viewer: User | None
+    ) -> Page[User]:
         user = await self._listed(username, viewer)
-        return await self._users_page(lambda after, n: self.stores.metadata.following(user.id, after, n), cursor, limit)
+        return await self._users_page(
+            lambda after, n: self.stores.metadata.following(user.id, after, n), cursor, limit
+        )
 
     async def requests(self, me: User, cursor: str | None, limit: int) -> Page[User]:
-        return await self._users_page(lambda after, n: self.stores.metadata.follow_requests(me.id, after, n), cursor, limit)
+        return await self._users_page(
+            lambda after, n: self.stores.metadata.follow_requests(me.id, after, n), cursor, limit
+        )
 
 
 class Audience:
@@ -127,7 +144,9 @@ class Audience:
         if self.viewer is None:
             return False
         if owner_id not in self._follows:
-            self._follows[owner_id] = await self.stores.metadata.is_following(self.viewer.id, owner_id)
+            self._follows[owner_id] = await self.stores.metadata.is_following(
+                self.viewer.id, owner_id
+            )
         return self._follows[owner_id]
 
     async def can_see(self, photo: Photo) -> bool:

@@ -25,10 +25,18 @@ from instastore.errors import InvalidInput
 # Format characters (Cf) that text needs; every other one is refused.
 _NEEDED_FORMAT = {
     0x00AD,  # soft hyphen
-    0x200C, 0x200D,  # zero-width non-joiner and joiner
-    *range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD,  # visible number signs
+    0x200C,
+    0x200D,  # zero-width non-joiner and joiner
+    *range(0x0600, 0x0606),
+    0x06DD,
+    0x070F,
+    0x0890,
+    0x0891,
+    0x08E2,
+    0x110BD,
+    0x110CD,  # visible number signs
 }
-BLACK_FLAG = "\U0001F3F4"  # the base of emoji subdivision flags (England, Scotland, Wales)
+BLACK_FLAG = "\U0001f3f4"  # the base of emoji subdivision flags (England, Scotland, Wales)
 _FLAG_TAGS = range(0xE0020, 0xE0080)  # tag letters and digits, and the cancel tag that ends a flag
 
 
@@ -36,7 +44,9 @@ def refused(ch: str) -> bool:
     """Whether ``ch`` may not appear in text other users read (outside emoji flags)."""
     category = unicodedata.category(ch)
     # SECURITY: controls, surrogates, line/paragraph separators, invisible formatting.
-    if category in ("Cc", "Cs", "Zl", "Zp") or 0xE0000 <= ord(ch) <= 0xE007F:  # the tag block, assigned or not
+    if (
+        category in ("Cc", "Cs", "Zl", "Zp") or 0xE0000 <= ord(ch) <= 0xE007F
+    ):  # the tag block, assigned or not
         return True
     return category == "Cf" and ord(ch) not in _NEEDED_FORMAT
 
@@ -53,7 +63,9 @@ def check_text(value: str, field: str) -> str:
     """``value`` unchanged, or ``InvalidInput`` naming the first refused character."""
     for index, ch in enumerate(value):
         if refused(ch) and not _in_flag(value, index):
-            name = unicodedata.name(ch, "a lone surrogate" if 0xD800 <= ord(ch) <= 0xDFFF else "a control character")
+            name = unicodedata.name(
+                ch, "a lone surrogate" if 0xD800 <= ord(ch) <= 0xDFFF else "a control character"
+            )
             raise InvalidInput(
                 f"{field} contains U+{ord(ch):04X} ({name}) at position {index}: control and"
                 " invisible formatting characters are not allowed"

@@ -30,11 +30,11 @@ from datetime import datetime
 from typing import Literal
 
 from instastore import ids
+from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User
 from instastore.paging import Page, decode_top_cursor, encode_top_cursor
-from instastore.clock import utcnow
 from instastore.photos import Photos
 from instastore.social import Audience
 from instastore.storage.ports import Stores
@@ -82,7 +82,13 @@ class _StaleWhileRevalidate:
 
 
 class Timeline:
-    def __init__(self, stores: Stores, settings: Settings, photos: Photos, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        settings: Settings,
+        photos: Photos,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.stores = stores
         self.settings = settings
         self.photos = photos
@@ -174,7 +180,11 @@ class Timeline:
         latest = await self.latest(followees, reader=user_id)
         ceiling = (before - 1) if before is not None else ids.MAX_ID
         # Heap entries: (-upper bound of the next id, followee, fetched?)
-        heap = [(-min(newest, ceiling), f, False) for f, newest in latest.items() if min(newest, ceiling) > 0]
+        heap = [
+            (-min(newest, ceiling), f, False)
+            for f, newest in latest.items()
+            if min(newest, ceiling) > 0
+        ]
         heapq.heapify(heap)
         rows: dict[int, deque[int]] = {}
         exhausted: set[int] = set()
@@ -214,11 +224,16 @@ class Timeline:
         audience.assume_following(followees)
         if order == "recent":
             return await self.photos.live_page(
-                lambda before, n: self.merged_ids(user.id, before, n), cursor, limit, audience.filter
+                lambda before, n: self.merged_ids(user.id, before, n),
+                cursor,
+                limit,
+                audience.filter,
             )
         return await self._top(user, audience, cursor, limit)
 
-    async def _top(self, user: User, audience: Audience, cursor: str | None, limit: int) -> Page[Photo]:
+    async def _top(
+        self, user: User, audience: Audience, cursor: str | None, limit: int
+    ) -> Page[Photo]:
         limit = max(1, min(limit, self.settings.max_page_size))
         pinned = decode_top_cursor(cursor)
         window_top, offset = pinned if pinned else (None, 0)
@@ -241,19 +256,27 @@ class Timeline:
             return Page([], None)
         page_ids = ranked[offset : offset + limit]
         photos = await self.stores.metadata.get_photos(page_ids)
-        page = [photos[i] for i in page_ids if i in photos and not photos[i].deleted]  # deleted since ranking
+        page = [
+            photos[i] for i in page_ids if i in photos and not photos[i].deleted
+        ]  # deleted since ranking
         more = offset + limit < len(ranked)
         return Page(page, encode_top_cursor(window_top, offset + limit) if more else None)
 
-    async def _rank_window(self, user: User, audience: Audience, window_top: int | None) -> tuple[int, list[int]]:
+    async def _rank_window(
+        self, user: User, audience: Audience, window_top: int | None
+    ) -> tuple[int, list[int]]:
         """The ids of the newest TOP_WINDOW visible photos up to ``window_top``, best first.
         Ranked once and kept for RANKED_TTL_S, so paging through "top" is cheap and stable."""
-        candidates = await self.merged_ids(user.id, window_top + 1 if window_top else None, TOP_WINDOW)
+        candidates = await self.merged_ids(
+            user.id, window_top + 1 if window_top else None, TOP_WINDOW
+        )
         if not candidates:
             return window_top or 0, []
         window_top = window_top or candidates[0]
         photos = await self.stores.metadata.get_photos(candidates)
-        live = await audience.filter(photos[i] for i in candidates if i in photos and not photos[i].deleted)
+        live = await audience.filter(
+            photos[i] for i in candidates if i in photos and not photos[i].deleted
+        )
         likes = await self.stores.metadata.like_counts([p.id for p in live])
         now_ms = self.clock().timestamp() * 1000
 

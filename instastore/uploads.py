@@ -30,6 +30,7 @@ from pathlib import Path
 
 from instastore import ids as idlib
 from instastore import media
+from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import (
     Conflict,
@@ -42,7 +43,6 @@ from instastore.errors import (
 )
 from instastore.ids import IdGenerator
 from instastore.model import Photo, Rendition, User, Visibility
-from instastore.clock import utcnow
 from instastore.photos import Photos
 from instastore.storage import scratch
 from instastore.storage.ports import KeyClaim, MetadataStore, Stores, settle
@@ -91,7 +91,7 @@ async def receive(chunks: AsyncIterable[bytes], max_bytes: int, tmp_dir: Path) -
             digest.update(part)
             view = memoryview(part)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
 
     try:
         async for chunk in chunks:
@@ -133,8 +133,14 @@ def check_visibility(value: object) -> Visibility:
 def check_idempotency_key(key: object) -> str | None:
     if key is None:
         return None
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY
+        or not key.isprintable()
+    ):
+        raise InvalidInput(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"
+        )
     return key
 
 
@@ -152,7 +158,12 @@ def remove_abandoned_uploads(tmp_dir: Path, now: datetime) -> int:
 
 class Uploads:
     def __init__(
-        self, stores: Stores, settings: Settings, ids: IdGenerator, photos: Photos, clock: Callable[[], datetime] = utcnow
+        self,
+        stores: Stores,
+        settings: Settings,
+        ids: IdGenerator,
+        photos: Photos,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.stores = stores
         self.settings = settings
@@ -167,14 +178,26 @@ class Uploads:
         return timedelta(seconds=self.settings.upload_claim_stale_seconds)
 
     async def create(
-        self, user: User, received: Received, title: str, visibility: Visibility, idempotency_key: str | None
+        self,
+        user: User,
+        received: Received,
+        title: str,
+        visibility: Visibility,
+        idempotency_key: str | None,
     ) -> tuple[Photo, bool]:
         """Make a photo from a received upload; (photo, created). With a key already
         used by this user, the photo of the first upload and created=False."""
         photo_id = self.ids.next_id()
         fence = None
         if idempotency_key:
-            fence = _Fence(self.stores.metadata, user.id, idempotency_key, photo_id, self.clock, self.stale_after)
+            fence = _Fence(
+                self.stores.metadata,
+                user.id,
+                idempotency_key,
+                photo_id,
+                self.clock,
+                self.stale_after,
+            )
             earlier = await self._claim(fence)
             if earlier is not None:
                 return earlier, False
@@ -192,7 +215,9 @@ class Uploads:
                 return earlier
             wait = fence.wait_for(claim)
             if wait > 0:
-                raise InProgress("an upload with this Idempotency-Key is still in progress; retry shortly", wait)
+                raise InProgress(
+                    "an upload with this Idempotency-Key is still in progress; retry shortly", wait
+                )
             await fence.take_over(claim)  # won or lost, the next claim says who holds the key
         raise InProgress("other retries with this Idempotency-Key are racing; retry shortly", 1)
 
@@ -212,18 +237,28 @@ class Uploads:
         return claim.intent
 
     async def _make(
-        self, user: User, received: Received, title: str, visibility: Visibility, photo_id: int, fence: _Fence | None
+        self,
+        user: User,
+        received: Received,
+        title: str,
+        visibility: Visibility,
+        photo_id: int,
+        fence: _Fence | None,
     ) -> Photo:
         written: list[str] = []
         try:
-            photo = await self._write_blobs(user, received, title, visibility, photo_id, written, fence)
+            photo = await self._write_blobs(
+                user, received, title, visibility, photo_id, written, fence
+            )
         except BaseException:
             await self._discard(written)
             if fence:
                 await fence.release()
             raise
         if fence and not await fence.record_intent(photo):
-            await self._discard(written)  # fenced off: a retry took the key over; these are ours alone
+            await self._discard(
+                written
+            )  # fenced off: a retry took the key over; these are ours alone
             raise Conflict("this upload's Idempotency-Key was taken over by a retry")
         try:
             await self._save(photo)
@@ -250,12 +285,21 @@ class Uploads:
         heartbeat = asyncio.create_task(fence.keep_alive()) if fence else None
         try:
             media_type = media.sniff(received.head)
-            processed = await asyncio.to_thread(media.process, received.path, media_type, self.settings.max_image_pixels)
+            processed = await asyncio.to_thread(
+                media.process, received.path, media_type, self.settings.max_image_pixels
+            )
             original_key = blob_key(photo_id, "original", media_type.extension)
             await self.stores.blobs.put(original_key, _file_chunks(received.path))
             written.append(original_key)
             renditions = [
-                Rendition("original", original_key, media_type.content_type, received.size, processed.width, processed.height)
+                Rendition(
+                    "original",
+                    original_key,
+                    media_type.content_type,
+                    received.size,
+                    processed.width,
+                    processed.height,
+                )
             ]
             for r in processed.renditions:
                 key = blob_key(photo_id, r.name, r.extension)
@@ -316,9 +360,12 @@ class _Fence:
 
     async def claim(self) -> KeyClaim:
         now = self.clock()
-        return await settle("claim Idempotency-Key", lambda: self.metadata.claim_idempotency_key(
-            self.user_id, self.key, self.photo_id, now, now + IDEMPOTENCY_TTL
-        ))
+        return await settle(
+            "claim Idempotency-Key",
+            lambda: self.metadata.claim_idempotency_key(
+                self.user_id, self.key, self.photo_id, now, now + IDEMPOTENCY_TTL
+            ),
+        )
 
     def wait_for(self, claim: KeyClaim) -> int:
         """Seconds until ``claim`` goes stale (0: stale now)."""
@@ -329,16 +376,22 @@ class _Fence:
 
     async def take_over(self, claim: KeyClaim) -> None:
         now = self.clock()
-        await settle("take over Idempotency-Key", lambda: self.metadata.take_over_idempotency_key(
-            self.user_id, self.key, claim, self.photo_id, now, now + IDEMPOTENCY_TTL
-        ))
+        await settle(
+            "take over Idempotency-Key",
+            lambda: self.metadata.take_over_idempotency_key(
+                self.user_id, self.key, claim, self.photo_id, now, now + IDEMPOTENCY_TTL
+            ),
+        )
 
     async def record_intent(self, photo: Photo) -> bool:
         """Record the photo about to be saved, only while the key is ours."""
         now = self.clock()
-        return await settle("record upload intent", lambda: self.metadata.renew_idempotency_key(
-            self.user_id, self.key, self.photo_id, now, now + IDEMPOTENCY_TTL, intent=photo
-        ))
+        return await settle(
+            "record upload intent",
+            lambda: self.metadata.renew_idempotency_key(
+                self.user_id, self.key, self.photo_id, now, now + IDEMPOTENCY_TTL, intent=photo
+            ),
+        )
 
     async def keep_alive(self) -> None:
         """Renew the claim a few times per stale window, so that a long upload is never
@@ -352,7 +405,11 @@ class _Fence:
                 ):
                     return  # taken over: the intent write will refuse this attempt
             except InstastoreError as exc:
-                log.warning("could not renew the claim of Idempotency-Key for photo %d: %s", self.photo_id, exc)
+                log.warning(
+                    "could not renew the claim of Idempotency-Key for photo %d: %s",
+                    self.photo_id,
+                    exc,
+                )
 
     async def release(self) -> None:
         """Free the key after a failure that left nothing behind; if this fails, the

@@ -15,6 +15,12 @@ import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from instastore.server.guard import GuardedRunner, Limits
+from instastore.server.keys import SERVICES, SETTINGS, Services
+from instastore.server.middleware import access_log_middleware, auth_middleware
+from instastore.server.problems import problem_middleware
+from instastore.server.routes import setup_routes
+from instastore.server.web import security_headers, setup_web
 
 from instastore import paging
 from instastore.accounts import Accounts
@@ -24,12 +30,6 @@ from instastore.ids import IdGenerator
 from instastore.jobs import remove_scratch
 from instastore.photos import Photos
 from instastore.ratelimit import RateLimiter
-from instastore.server.guard import GuardedRunner, Limits
-from instastore.server.keys import SERVICES, SETTINGS, Services
-from instastore.server.middleware import access_log_middleware, auth_middleware
-from instastore.server.problems import problem_middleware
-from instastore.server.routes import setup_routes
-from instastore.server.web import security_headers, setup_web
 from instastore.social import Social
 from instastore.storage import open_stores
 from instastore.timeline import Timeline
@@ -58,7 +58,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
     await _remove_scratch(stores, settings)
     # SECURITY: one cursor key for every worker and server of the deployment (issue 10).
-    paging.use_key(await stores.metadata.server_key("cursor", secrets.token_bytes(paging.KEY_BYTES)))
+    paging.use_key(
+        await stores.metadata.server_key("cursor", secrets.token_bytes(paging.KEY_BYTES))
+    )
     ids = IdGenerator(settings.worker_id)
     photos = Photos(stores, settings)
     accounts = Accounts(stores, settings, ids)
@@ -110,7 +112,9 @@ async def _serve(settings: Settings, reuse_port: bool) -> None:
     runner = make_runner(create_app(settings), handle_signals=True, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()
+        await web.TCPSite(
+            runner, settings.host, settings.port, reuse_port=reuse_port or None
+        ).start()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+from instastore.server.problems import from_http_exception, problem, problem_bytes
 
 from instastore.config import Settings
 from instastore.errors import RequestTimeout
-from instastore.server.problems import from_http_exception, problem, problem_bytes
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,12 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.header_timeout, settings.body_timeout,
-                   fit_descriptor_limit(settings.max_connections), settings.max_connections_per_address)
+        return cls(
+            settings.header_timeout,
+            settings.body_timeout,
+            fit_descriptor_limit(settings.max_connections),
+            settings.max_connections_per_address,
+        )
 
 
 def fit_descriptor_limit(wanted: int) -> int:
@@ -72,7 +76,9 @@ def fit_descriptor_limit(wanted: int) -> int:
         return wanted
     fits = max(1, (soft - FD_RESERVE) // FDS_PER_CONNECTION)
     if fits < wanted:
-        log.warning("max_connections lowered from %d to %d to fit RLIMIT_NOFILE=%d", wanted, fits, soft)
+        log.warning(
+            "max_connections lowered from %d to %d to fit RLIMIT_NOFILE=%d", wanted, fits, soft
+        )
     return min(wanted, fits)
 
 
@@ -88,7 +94,9 @@ class GuardedRunner(web.AppRunner):
     async def _make_server(self) -> GuardedServer:
         plain = await super()._make_server()  # starts the application, as AppRunner does
         kwargs = {**self._kwargs, "handler_cancellation": plain.handler_cancellation}
-        return GuardedServer(self._limits, plain.request_handler, request_factory=plain.request_factory, **kwargs)
+        return GuardedServer(
+            self._limits, plain.request_handler, request_factory=plain.request_factory, **kwargs
+        )
 
 
 class GuardedServer(web.Server):
@@ -130,8 +138,17 @@ class GuardedHandler(RequestHandler):
     """aiohttp's HTTP/1 protocol with the timeouts, the connection caps and problem
     documents for the errors it answers by itself."""
 
-    __slots__ = ("_guard", "_address", "_admitted", "_timer", "_body", "_got_bytes",
-                 "_last_read", "_write_paused_at", "_stalled")
+    __slots__ = (
+        "_address",
+        "_admitted",
+        "_body",
+        "_got_bytes",
+        "_guard",
+        "_last_read",
+        "_stalled",
+        "_timer",
+        "_write_paused_at",
+    )
 
     def __init__(self, manager: GuardedServer, **kwargs) -> None:
         super().__init__(manager, **kwargs)
@@ -175,7 +192,9 @@ class GuardedHandler(RequestHandler):
             return
         log.info("refused a connection: %s", why)
         self._guard.lingering += 1
-        transport.write(problem_bytes(503, "overloaded", why, {"Retry-After": str(SHED_RETRY_AFTER_S)}))
+        transport.write(
+            problem_bytes(503, "overloaded", why, {"Retry-After": str(SHED_RETRY_AFTER_S)})
+        )
         if transport.can_write_eof():
             transport.write_eof()
         self._loop.call_later(SHED_LINGER_S, self._end_refusal, transport)
@@ -196,7 +215,9 @@ class GuardedHandler(RequestHandler):
         if self._request_count or self.transport is None:
             return  # the first request arrived; later ones are the keep-alive timer's
         if self._got_bytes:
-            detail = f"the request headers did not arrive within {self._guard.limits.header_timeout:g} s"
+            detail = (
+                f"the request headers did not arrive within {self._guard.limits.header_timeout:g} s"
+            )
             self.transport.write(problem_bytes(408, "request-timeout", detail))
         self.force_close()
 
@@ -217,7 +238,9 @@ class GuardedHandler(RequestHandler):
 
     def resume_reading(self, resume_parser: bool = True) -> None:
         super().resume_reading(resume_parser)
-        self._last_read = self._loop.time()  # while the server did not read, no time ran against the client
+        self._last_read = (
+            self._loop.time()
+        )  # while the server did not read, no time ran against the client
 
     def _arm(self, delay: float) -> None:
         if self._timer is not None:
@@ -230,14 +253,18 @@ class GuardedHandler(RequestHandler):
             return
         now, limit = self._loop.time(), self._guard.limits.body_timeout
         if self._write_paused_at is not None and now - self._write_paused_at >= limit:
-            log.info("aborted a response to %s: the client took nothing for %g s", self._address, limit)
+            log.info(
+                "aborted a response to %s: the client took nothing for %g s", self._address, limit
+            )
             self.transport.abort()  # close() would wait for the buffer the client does not take
             return
         deadlines = [now + limit]
         if not self._reading_paused and not self._body.is_eof():
             if now - self._last_read >= limit:
                 self._stalled = True
-                self._body.set_exception(RequestTimeout(f"the request body stalled: no byte for {limit:g} s"))
+                self._body.set_exception(
+                    RequestTimeout(f"the request body stalled: no byte for {limit:g} s")
+                )
                 return
             deadlines.append(self._last_read + limit)
         if self._write_paused_at is not None:
@@ -259,8 +286,13 @@ class GuardedHandler(RequestHandler):
 
     # -- errors aiohttp answers by itself -------------------------------------------------
 
-    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self,
+        request,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
         if request.writer.output_size > 0:
             raise ConnectionError("the response is under way; no error answer can follow")
         if status >= 500:

@@ -7,9 +7,9 @@ import logging
 import time
 
 from aiohttp import web
+from instastore.server.keys import SERVICES, USER
 
 from instastore.errors import NotAuthenticated
-from instastore.server.keys import SERVICES, USER
 
 access_log = logging.getLogger("instastore.access")
 
@@ -46,11 +46,13 @@ async def access_log_middleware(request: web.Request, handler) -> web.StreamResp
         route = request.match_info.route.resource
         user = request.get(USER)
         access_log.info(
-            json.dumps({
-                "method": request.method,
-                "route": route.canonical if route is not None else "(unmatched)",
-                "status": status,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
-                "user": str(user.id) if user is not None else None,
-            })
+            json.dumps(
+                {
+                    "method": request.method,
+                    "route": route.canonical if route is not None else "(unmatched)",
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "user": str(user.id) if user is not None else None,
+                }
+            )
         )

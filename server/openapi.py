@@ -30,13 +30,19 @@ def schema(name: str) -> dict[str, str]:
     return ref("schemas", name)
 
 
-ID = {"type": "string", "pattern": "^[0-9]{1,20}$", "description": "a 64-bit id as a decimal string"}
+ID = {
+    "type": "string",
+    "pattern": "^[0-9]{1,20}$",
+    "description": "a 64-bit id as a decimal string",
+}
 TIME = {"type": "string", "format": "date-time"}
 COUNT = {"type": "integer", "minimum": 0}
 MEDIA_NAMES = ("thumb", "large", "poster", "video", "original")
 
 
-def obj(properties: dict[str, Any], required: tuple[str, ...] | None = None, *, closed: bool = True) -> dict[str, Any]:
+def obj(
+    properties: dict[str, Any], required: tuple[str, ...] | None = None, *, closed: bool = True
+) -> dict[str, Any]:
     """An object schema; ``required`` defaults to every property. A closed object
     (the default for what the service sends) has no properties but these."""
     body: dict[str, Any] = {
@@ -50,57 +56,78 @@ def obj(properties: dict[str, Any], required: tuple[str, ...] | None = None, *, 
 
 
 def page(item: str) -> dict[str, Any]:
-    return obj({
-        "items": {"type": "array", "items": schema(item)},
-        "next_cursor": {"type": ["string", "null"], "description": "pass as cursor for the next page; null at the end"},
-    })
+    return obj(
+        {
+            "items": {"type": "array", "items": schema(item)},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "pass as cursor for the next page; null at the end",
+            },
+        }
+    )
 
 
 SCHEMAS: dict[str, Any] = {
     "Problem": {
         "description": "RFC 9457 problem details; every error of every route is one",
-        **obj({
-            "type": {"type": "string", "format": "uri"},
-            "title": {"type": "string"},
-            "status": {"type": "integer", "minimum": 400, "maximum": 599},
-            "detail": {"type": "string"},
-        }, closed=False),
+        **obj(
+            {
+                "type": {"type": "string", "format": "uri"},
+                "title": {"type": "string"},
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "detail": {"type": "string"},
+            },
+            closed=False,
+        ),
     },
-    "User": obj({
-        "id": ID,
-        "username": {"type": "string"},
-        "display_name": {"type": "string"},
-        "private": {"type": "boolean"},
-    }),
-    "Profile": obj({
-        "id": ID,
-        "username": {"type": "string"},
-        "display_name": {"type": "string"},
-        "private": {"type": "boolean"},
-        "created_at": TIME,
-        "counts": obj({"photos": COUNT, "followers": COUNT, "following": COUNT}),
-        "viewer": {
-            "description": "with a token, for someone else's profile: whether I follow them or asked to",
-            **obj({"following": {"type": "boolean"}, "requested": {"type": "boolean"}}),
+    "User": obj(
+        {
+            "id": ID,
+            "username": {"type": "string"},
+            "display_name": {"type": "string"},
+            "private": {"type": "boolean"},
+        }
+    ),
+    "Profile": obj(
+        {
+            "id": ID,
+            "username": {"type": "string"},
+            "display_name": {"type": "string"},
+            "private": {"type": "boolean"},
+            "created_at": TIME,
+            "counts": obj({"photos": COUNT, "followers": COUNT, "following": COUNT}),
+            "viewer": {
+                "description": "with a token, for someone else's profile: whether I follow them or asked to",
+                **obj({"following": {"type": "boolean"}, "requested": {"type": "boolean"}}),
+            },
         },
-    }, ("id", "username", "display_name", "private", "created_at", "counts")),
-    "Photo": obj({
-        "id": ID,
-        "owner": {"anyOf": [schema("User"), obj({"id": ID})], "description": "the owner; only the id if unknown"},
-        "title": {"type": "string"},
-        "kind": {"enum": ["photo", "video"]},
-        "visibility": {"enum": ["public", "followers", "private"]},
-        "created_at": TIME,
-        "width": {"type": "integer", "minimum": 1},
-        "height": {"type": "integer", "minimum": 1},
-        "media": {
-            "description": "media URLs this viewer may load (original: the owner's only)",
-            **obj({name: {"type": "string", "pattern": "^/v1/media/"} for name in MEDIA_NAMES}, ()),
+        ("id", "username", "display_name", "private", "created_at", "counts"),
+    ),
+    "Photo": obj(
+        {
+            "id": ID,
+            "owner": {
+                "anyOf": [schema("User"), obj({"id": ID})],
+                "description": "the owner; only the id if unknown",
+            },
+            "title": {"type": "string"},
+            "kind": {"enum": ["photo", "video"]},
+            "visibility": {"enum": ["public", "followers", "private"]},
+            "created_at": TIME,
+            "width": {"type": "integer", "minimum": 1},
+            "height": {"type": "integer", "minimum": 1},
+            "media": {
+                "description": "media URLs this viewer may load (original: the owner's only)",
+                **obj(
+                    {name: {"type": "string", "pattern": "^/v1/media/"} for name in MEDIA_NAMES}, ()
+                ),
+            },
+            "duration_s": {"type": "number", "minimum": 0, "description": "videos only"},
+            "likes": COUNT,
+            "deleted_at": {**TIME, "description": "set while the photo is deleted and restorable"},
         },
-        "duration_s": {"type": "number", "minimum": 0, "description": "videos only"},
-        "likes": COUNT,
-        "deleted_at": {**TIME, "description": "set while the photo is deleted and restorable"},
-    }, ("id", "owner", "title", "kind", "visibility", "created_at", "width", "height", "media")),
+        ("id", "owner", "title", "kind", "visibility", "created_at", "width", "height", "media"),
+    ),
     "PhotoPage": page("Photo"),
     "UserPage": page("User"),
     "Session": obj({"token": {"type": "string", "minLength": 1}, "user": schema("User")}),
@@ -108,22 +135,34 @@ SCHEMAS: dict[str, Any] = {
     "Approved": obj({"state": {"const": "approved"}}),
     "LikeState": obj({"liked": {"type": "boolean"}, "likes": COUNT}),
     "Health": obj({"status": {"const": "ok"}, "version": {"type": "string"}}),
-    "Readiness": obj({
-        "status": {"enum": ["ready", "unavailable"]},
-        "stores": {"type": "object", "additionalProperties": {"type": "string"},
-                   "description": "each store: ok, or why it does not answer"},
-    }),
-    "OpenAPI": obj({"openapi": {"type": "string"}, "info": {"type": "object"}, "paths": {"type": "object"}},
-                   ("openapi", "info", "paths"), closed=False),
+    "Readiness": obj(
+        {
+            "status": {"enum": ["ready", "unavailable"]},
+            "stores": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "each store: ok, or why it does not answer",
+            },
+        }
+    ),
+    "OpenAPI": obj(
+        {"openapi": {"type": "string"}, "info": {"type": "object"}, "paths": {"type": "object"}},
+        ("openapi", "info", "paths"),
+        closed=False,
+    ),
 }
 
 
-def header(description: str, value: dict[str, Any] | None = None, *, required: bool = True) -> dict[str, Any]:
+def header(
+    description: str, value: dict[str, Any] | None = None, *, required: bool = True
+) -> dict[str, Any]:
     return {"description": description, "required": required, "schema": value or {"type": "string"}}
 
 
 HEADERS: dict[str, Any] = {
-    "Retry-After": header("seconds to wait before trying again", {"type": "string", "pattern": "^[0-9]+$"}),
+    "Retry-After": header(
+        "seconds to wait before trying again", {"type": "string", "pattern": "^[0-9]+$"}
+    ),
     "WWW-Authenticate": header("the Bearer scheme"),
     "Allow": header("the methods this URL takes"),
     "ETag": header("the rendition's entity tag"),
@@ -134,9 +173,14 @@ HEADERS: dict[str, Any] = {
 
 # Why each error status happens, where the reason is the same on every operation.
 PROBLEMS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "400": ("invalid input: a bad id, limit, cursor, field or body; or a request the service cannot read", ()),
-    "401": ("no valid bearer token: missing where needed, or malformed, unknown or expired on any route",
-            ("WWW-Authenticate",)),
+    "400": (
+        "invalid input: a bad id, limit, cursor, field or body; or a request the service cannot read",
+        (),
+    ),
+    "401": (
+        "no valid bearer token: missing where needed, or malformed, unknown or expired on any route",
+        ("WWW-Authenticate",),
+    ),
     "403": ("not allowed for this user", ()),
     "404": ("no such user, photo or media, or one this viewer may not see", ()),
     "405": ("this URL does not take that method", ("Allow",)),
@@ -149,11 +193,16 @@ PROBLEMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "422": ("an accepted type whose bytes do not decode", ()),
     "429": ("too many requests; retry after Retry-After seconds", ("Retry-After",)),
     "500": ("internal error (logged)", ()),
-    "503": ("a store cannot be reached, or the server sheds load; retry after Retry-After seconds", ("Retry-After",)),
+    "503": (
+        "a store cannot be reached, or the server sheds load; retry after Retry-After seconds",
+        ("Retry-After",),
+    ),
 }
 
 
-def problem_response(status: str, description: str | None = None, headers: tuple[str, ...] = ()) -> dict[str, Any]:
+def problem_response(
+    status: str, description: str | None = None, headers: tuple[str, ...] = ()
+) -> dict[str, Any]:
     reason, declared = PROBLEMS[status]
     response: dict[str, Any] = {
         "description": description or reason,
@@ -177,13 +226,25 @@ def ok(description: str, body: str | None = None) -> dict[str, Any]:
     return response
 
 
-def op(operation_id: str, summary: str, success: dict[str, dict], errors: tuple[str, ...] = (), *,
-       auth: bool = True, params: list | None = None, body: dict | None = None,
-       special: dict[str, dict] | None = None) -> dict[str, Any]:
+def op(
+    operation_id: str,
+    summary: str,
+    success: dict[str, dict],
+    errors: tuple[str, ...] = (),
+    *,
+    auth: bool = True,
+    params: list | None = None,
+    body: dict | None = None,
+    special: dict[str, dict] | None = None,
+) -> dict[str, Any]:
     """One operation: its successes, its errors (each a shared problem response unless
     ``special`` says otherwise) and the errors every operation can answer."""
     codes = set(COMMON_ERRORS) | set(errors) | (set(BODY_ERRORS) if body else set())
-    responses = {**success, **{code: ref("responses", f"Problem{code}") for code in sorted(codes)}, **(special or {})}
+    responses = {
+        **success,
+        **{code: ref("responses", f"Problem{code}") for code in sorted(codes)},
+        **(special or {}),
+    }
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": summary,
@@ -206,140 +267,359 @@ def path_param(name: str, value: dict[str, Any] | None = None) -> dict:
 
 
 def query_param(name: str, value: dict[str, Any], description: str, required: bool = False) -> dict:
-    return {"name": name, "in": "query", "required": required, "schema": value, "description": description}
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": value,
+        "description": description,
+    }
 
 
 def header_param(name: str, value: dict[str, Any], description: str) -> dict:
-    return {"name": name, "in": "header", "required": False, "schema": value, "description": description}
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": value,
+        "description": description,
+    }
 
 
 USERNAME = path_param("username", {"type": "string", "pattern": "^[a-z0-9_.]{3,30}$"})
 PHOTO_ID = path_param("photo_id", ID)
 PAGE_PARAMS = [
-    query_param("limit", {"type": "integer", "minimum": 1}, "items per page; more than the page size is clamped"),
+    query_param(
+        "limit",
+        {"type": "integer", "minimum": 1},
+        "items per page; more than the page size is clamped",
+    ),
     query_param("cursor", {"type": "string"}, "next_cursor of the previous page"),
 ]
-CREDENTIALS = {"username": {"type": "string"}, "password": {"type": "string", "minLength": 8, "maxLength": 1024}}
+CREDENTIALS = {
+    "username": {"type": "string"},
+    "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+}
 
 
 def media_operation(operation_id: str, summary: str, *, head: bool) -> dict[str, Any]:
     """GET and HEAD of a media URL: the same statuses and headers; HEAD sends no body."""
     cached = ("ETag", "Cache-Control")
     full = ("ETag", "Cache-Control", "Accept-Ranges")
-    bytes_ = {kind: {"schema": {"type": "string", "format": "binary", "contentMediaType": kind}}
-              for kind in ("image/*", "video/*")}
+    bytes_ = {
+        kind: {"schema": {"type": "string", "format": "binary", "contentMediaType": kind}}
+        for kind in ("image/*", "video/*")
+    }
 
     def media(description: str, headers: tuple[str, ...]) -> dict[str, Any]:
-        response: dict[str, Any] = {"description": description, "headers": {h: ref("headers", h) for h in headers}}
+        response: dict[str, Any] = {
+            "description": description,
+            "headers": {h: ref("headers", h) for h in headers},
+        }
         if not head:
             response["content"] = bytes_
         return response
 
     special = {"416": problem_response("416")}
     if head:
-        special = {code: {k: v for k, v in problem_response(code).items() if k != "content"}
-                   for code in ("400", "401", "403", "404", "416", "500", "503")}
-    return op(operation_id, summary, {
-        "200": media("the bytes", full),
-        "206": media("one byte range of them", full + ("Content-Range",)),
-        "304": {"description": "not modified (If-None-Match matched); no body",
-                "headers": {h: ref("headers", h) for h in cached}},
-    }, ("403", "404", "416"), auth=False, special=special, params=[
-        PHOTO_ID, path_param("secret"), path_param("name", {"enum": list(MEDIA_NAMES)}),
-        header_param("Range", {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*(,[0-9]*-[0-9]*)*$"},
-                     "one byte range; several, or another unit, are served whole"),
-        header_param("If-None-Match", {"type": "string"}, "ETags the client holds"),
-    ])
+        special = {
+            code: {k: v for k, v in problem_response(code).items() if k != "content"}
+            for code in ("400", "401", "403", "404", "416", "500", "503")
+        }
+    return op(
+        operation_id,
+        summary,
+        {
+            "200": media("the bytes", full),
+            "206": media("one byte range of them", full + ("Content-Range",)),
+            "304": {
+                "description": "not modified (If-None-Match matched); no body",
+                "headers": {h: ref("headers", h) for h in cached},
+            },
+        },
+        ("403", "404", "416"),
+        auth=False,
+        special=special,
+        params=[
+            PHOTO_ID,
+            path_param("secret"),
+            path_param("name", {"enum": list(MEDIA_NAMES)}),
+            header_param(
+                "Range",
+                {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*(,[0-9]*-[0-9]*)*$"},
+                "one byte range; several, or another unit, are served whole",
+            ),
+            header_param("If-None-Match", {"type": "string"}, "ETags the client holds"),
+        ],
+    )
 
 
 def paths() -> dict[str, Any]:
     username, photo = [USERNAME], [PHOTO_ID]
     return {
-        "/healthz": {"get": op("healthz", "The process is up", {"200": ok("up", "Health")}, auth=False)},
-        "/readyz": {"get": op("readyz", "Both stores answer", {"200": ok("ready", "Readiness")}, auth=False, special={
-            "503": {"description": "a store does not answer (a Readiness body), or the server sheds load (a problem)",
-                    "headers": {"Retry-After": {**HEADERS["Retry-After"], "required": False}},
-                    "content": {JSON: {"schema": schema("Readiness")},
-                                PROBLEM_JSON: {"schema": schema("Problem")}}},
-        })},
-        "/openapi.json": {"get": op("openapi", "This document", {"200": ok("the OpenAPI document", "OpenAPI")},
-                                    auth=False)},
-        "/v1/users": {"post": op("signUp", "Sign up", {"201": ok("the new user", "User")}, ("409",), auth=False,
-                                 body=json_body({**CREDENTIALS, "username": USERNAME["schema"],
-                                                 "display_name": {"type": "string", "maxLength": 100}},
-                                                ("username", "password")),
-                                 special={"409": problem_response("409", "the username is taken")})},
-        "/v1/sessions": {"post": op("logIn", "Log in: a bearer token", {"201": ok("a session", "Session")}, ("429",),
-                                    auth=False, body=json_body(CREDENTIALS, ("username", "password")))},
-        "/v1/sessions/current": {"delete": op("logOut", "Log out", {"204": ok("the token is revoked")})},
+        "/healthz": {
+            "get": op("healthz", "The process is up", {"200": ok("up", "Health")}, auth=False)
+        },
+        "/readyz": {
+            "get": op(
+                "readyz",
+                "Both stores answer",
+                {"200": ok("ready", "Readiness")},
+                auth=False,
+                special={
+                    "503": {
+                        "description": "a store does not answer (a Readiness body), or the server sheds load (a problem)",
+                        "headers": {"Retry-After": {**HEADERS["Retry-After"], "required": False}},
+                        "content": {
+                            JSON: {"schema": schema("Readiness")},
+                            PROBLEM_JSON: {"schema": schema("Problem")},
+                        },
+                    },
+                },
+            )
+        },
+        "/openapi.json": {
+            "get": op(
+                "openapi",
+                "This document",
+                {"200": ok("the OpenAPI document", "OpenAPI")},
+                auth=False,
+            )
+        },
+        "/v1/users": {
+            "post": op(
+                "signUp",
+                "Sign up",
+                {"201": ok("the new user", "User")},
+                ("409",),
+                auth=False,
+                body=json_body(
+                    {
+                        **CREDENTIALS,
+                        "username": USERNAME["schema"],
+                        "display_name": {"type": "string", "maxLength": 100},
+                    },
+                    ("username", "password"),
+                ),
+                special={"409": problem_response("409", "the username is taken")},
+            )
+        },
+        "/v1/sessions": {
+            "post": op(
+                "logIn",
+                "Log in: a bearer token",
+                {"201": ok("a session", "Session")},
+                ("429",),
+                auth=False,
+                body=json_body(CREDENTIALS, ("username", "password")),
+            )
+        },
+        "/v1/sessions/current": {
+            "delete": op("logOut", "Log out", {"204": ok("the token is revoked")})
+        },
         "/v1/me": {
             "get": op("getMe", "My profile with counts", {"200": ok("my profile", "Profile")}),
-            "patch": op("updateMe", "Change display_name or private", {"200": ok("my profile", "Profile")},
-                        body=json_body({"display_name": {"type": "string", "maxLength": 100},
-                                        "private": {"type": "boolean"}}, ())),
+            "patch": op(
+                "updateMe",
+                "Change display_name or private",
+                {"200": ok("my profile", "Profile")},
+                body=json_body(
+                    {
+                        "display_name": {"type": "string", "maxLength": 100},
+                        "private": {"type": "boolean"},
+                    },
+                    (),
+                ),
+            ),
         },
-        "/v1/me/requests": {"get": op("listFollowRequests", "Pending follow requests to me",
-                                      {"200": ok("requesters, newest first", "UserPage")}, params=PAGE_PARAMS)},
-        "/v1/me/requests/{username}/approve": {"post": op(
-            "approveFollowRequest", "Approve a follow request", {"200": ok("approved", "Approved")}, ("404",),
-            params=username)},
-        "/v1/users/{username}": {"get": op("getProfile", "A profile with counts",
-                                           {"200": ok("the profile", "Profile")}, ("404",), auth=False,
-                                           params=username)},
-        "/v1/users/{username}/photos": {"get": op(
-            "listUserPhotos", "A user's photos this viewer may see, newest first",
-            {"200": ok("a page of photos", "PhotoPage")}, ("404",), auth=False, params=username + PAGE_PARAMS)},
+        "/v1/me/requests": {
+            "get": op(
+                "listFollowRequests",
+                "Pending follow requests to me",
+                {"200": ok("requesters, newest first", "UserPage")},
+                params=PAGE_PARAMS,
+            )
+        },
+        "/v1/me/requests/{username}/approve": {
+            "post": op(
+                "approveFollowRequest",
+                "Approve a follow request",
+                {"200": ok("approved", "Approved")},
+                ("404",),
+                params=username,
+            )
+        },
+        "/v1/users/{username}": {
+            "get": op(
+                "getProfile",
+                "A profile with counts",
+                {"200": ok("the profile", "Profile")},
+                ("404",),
+                auth=False,
+                params=username,
+            )
+        },
+        "/v1/users/{username}/photos": {
+            "get": op(
+                "listUserPhotos",
+                "A user's photos this viewer may see, newest first",
+                {"200": ok("a page of photos", "PhotoPage")},
+                ("404",),
+                auth=False,
+                params=username + PAGE_PARAMS,
+            )
+        },
         "/v1/users/{username}/follow": {
-            "put": op("follow", "Follow (a request, for a private account)", {"200": ok("the state", "FollowState")},
-                      ("404",), params=username),
-            "delete": op("unfollow", "Unfollow or cancel a request", {"204": ok("not following")}, ("404",),
-                         params=username),
+            "put": op(
+                "follow",
+                "Follow (a request, for a private account)",
+                {"200": ok("the state", "FollowState")},
+                ("404",),
+                params=username,
+            ),
+            "delete": op(
+                "unfollow",
+                "Unfollow or cancel a request",
+                {"204": ok("not following")},
+                ("404",),
+                params=username,
+            ),
         },
-        "/v1/users/{username}/followers": {"get": op(
-            "listFollowers", "Who follows the user (a private account's: its followers and itself only)",
-            {"200": ok("a page of users", "UserPage")}, ("403", "404"), auth=False, params=username + PAGE_PARAMS)},
-        "/v1/users/{username}/following": {"get": op(
-            "listFollowing", "Whom the user follows (a private account's: its followers and itself only)",
-            {"200": ok("a page of users", "UserPage")}, ("403", "404"), auth=False, params=username + PAGE_PARAMS)},
-        "/v1/photos": {"post": op(
-            "uploadPhoto", "Upload a photo or video",
-            {"201": ok("the new photo", "Photo"),
-             "200": ok("the photo of the first upload with this Idempotency-Key", "Photo")},
-            ("409", "413", "415", "422", "429"),
-            special={"409": problem_response("409", "an upload with this Idempotency-Key is still in progress",
-                                             ("Retry-After",))},
-            params=[header_param("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 128},
-                                 "printable; a retry with the same key returns the first upload's photo")],
-            body={"multipart/form-data": {"schema": obj({
-                "file": {"type": "string", "contentMediaType": "application/octet-stream"},
-                "title": {"type": "string", "minLength": 1, "maxLength": 200},
-                "visibility": {"enum": ["public", "followers", "private"]}}, ("file", "title"))}})},
+        "/v1/users/{username}/followers": {
+            "get": op(
+                "listFollowers",
+                "Who follows the user (a private account's: its followers and itself only)",
+                {"200": ok("a page of users", "UserPage")},
+                ("403", "404"),
+                auth=False,
+                params=username + PAGE_PARAMS,
+            )
+        },
+        "/v1/users/{username}/following": {
+            "get": op(
+                "listFollowing",
+                "Whom the user follows (a private account's: its followers and itself only)",
+                {"200": ok("a page of users", "UserPage")},
+                ("403", "404"),
+                auth=False,
+                params=username + PAGE_PARAMS,
+            )
+        },
+        "/v1/photos": {
+            "post": op(
+                "uploadPhoto",
+                "Upload a photo or video",
+                {
+                    "201": ok("the new photo", "Photo"),
+                    "200": ok("the photo of the first upload with this Idempotency-Key", "Photo"),
+                },
+                ("409", "413", "415", "422", "429"),
+                special={
+                    "409": problem_response(
+                        "409",
+                        "an upload with this Idempotency-Key is still in progress",
+                        ("Retry-After",),
+                    )
+                },
+                params=[
+                    header_param(
+                        "Idempotency-Key",
+                        {"type": "string", "minLength": 1, "maxLength": 128},
+                        "printable; a retry with the same key returns the first upload's photo",
+                    )
+                ],
+                body={
+                    "multipart/form-data": {
+                        "schema": obj(
+                            {
+                                "file": {
+                                    "type": "string",
+                                    "contentMediaType": "application/octet-stream",
+                                },
+                                "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                                "visibility": {"enum": ["public", "followers", "private"]},
+                            },
+                            ("file", "title"),
+                        )
+                    }
+                },
+            )
+        },
         "/v1/photos/{photo_id}": {
-            "get": op("getPhoto", "A photo's metadata and media URLs", {"200": ok("the photo", "Photo")}, ("404",),
-                      auth=False, params=photo),
-            "delete": op("deletePhoto", "Soft delete (owner only)", {"204": ok("deleted; restorable for a while")},
-                         ("403", "404"), params=photo),
+            "get": op(
+                "getPhoto",
+                "A photo's metadata and media URLs",
+                {"200": ok("the photo", "Photo")},
+                ("404",),
+                auth=False,
+                params=photo,
+            ),
+            "delete": op(
+                "deletePhoto",
+                "Soft delete (owner only)",
+                {"204": ok("deleted; restorable for a while")},
+                ("403", "404"),
+                params=photo,
+            ),
         },
-        "/v1/photos/{photo_id}/restore": {"post": op(
-            "restorePhoto", "Undo a delete within the retention window", {"200": ok("the photo", "Photo")},
-            ("404", "410"), params=photo)},
+        "/v1/photos/{photo_id}/restore": {
+            "post": op(
+                "restorePhoto",
+                "Undo a delete within the retention window",
+                {"200": ok("the photo", "Photo")},
+                ("404", "410"),
+                params=photo,
+            )
+        },
         "/v1/photos/{photo_id}/like": {
-            "put": op("likePhoto", "Like", {"200": ok("liked", "LikeState")}, ("404",), params=photo),
-            "delete": op("unlikePhoto", "Unlike", {"200": ok("not liked", "LikeState")}, ("404",), params=photo),
+            "put": op(
+                "likePhoto", "Like", {"200": ok("liked", "LikeState")}, ("404",), params=photo
+            ),
+            "delete": op(
+                "unlikePhoto",
+                "Unlike",
+                {"200": ok("not liked", "LikeState")},
+                ("404",),
+                params=photo,
+            ),
         },
         "/v1/media/{photo_id}/{secret}/{name}": {
-            "get": media_operation("getMedia", "Media bytes: thumb, large, poster, video; original (the owner's "
-                                   "token). ETag, 304, single byte ranges (206, 416)", head=False),
+            "get": media_operation(
+                "getMedia",
+                "Media bytes: thumb, large, poster, video; original (the owner's "
+                "token). ETag, 304, single byte ranges (206, 416)",
+                head=False,
+            ),
             "head": media_operation("headMedia", "The headers of GET of the same media", head=True),
         },
-        "/v1/timeline": {"get": op("timeline", "Photos of everyone I follow", {"200": ok("a page", "PhotoPage")},
-                                   params=PAGE_PARAMS + [query_param(
-                                       "order", {"enum": ["top", "recent"]}, "top (the default) or recent")])},
-        "/v1/search/photos": {"get": op(
-            "searchPhotos", "Photos whose titles have every word of q, newest first",
-            {"200": ok("a page", "PhotoPage")}, auth=False,
-            params=PAGE_PARAMS + [query_param("q", {"type": "string", "minLength": 1, "maxLength": 200},
-                                              "the words to find", required=True)])},
+        "/v1/timeline": {
+            "get": op(
+                "timeline",
+                "Photos of everyone I follow",
+                {"200": ok("a page", "PhotoPage")},
+                params=PAGE_PARAMS
+                + [
+                    query_param("order", {"enum": ["top", "recent"]}, "top (the default) or recent")
+                ],
+            )
+        },
+        "/v1/search/photos": {
+            "get": op(
+                "searchPhotos",
+                "Photos whose titles have every word of q, newest first",
+                {"200": ok("a page", "PhotoPage")},
+                auth=False,
+                params=PAGE_PARAMS
+                + [
+                    query_param(
+                        "q",
+                        {"type": "string", "minLength": 1, "maxLength": 200},
+                        "the words to find",
+                        required=True,
+                    )
+                ],
+            )
+        },
     }
 
 
@@ -347,10 +627,15 @@ def spec() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
-        "info": {"title": "instastore", "version": __version__, "description": (
-            "Photo and video sharing over HTTP. Every error is application/problem+json; a 405 (a method a URL "
-            "does not take) carries Allow. Every JSON response is sent with X-Content-Type-Options: nosniff and "
-            "Cache-Control: no-store (they depend on the viewer's token, or carry one).")},
+        "info": {
+            "title": "instastore",
+            "version": __version__,
+            "description": (
+                "Photo and video sharing over HTTP. Every error is application/problem+json; a 405 (a method a URL "
+                "does not take) carries Allow. Every JSON response is sent with X-Content-Type-Options: nosniff and "
+                "Cache-Control: no-store (they depend on the viewer's token, or carry one)."
+            ),
+        },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS,

@@ -62,10 +62,14 @@ PROBLEM_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-sto
 
 def problem(status: int, slug: str, detail: str, **extra: object) -> web.Response:
     body = _document(status, slug, detail, **extra)
-    return web.json_response(body, status=status, content_type="application/problem+json", headers=PROBLEM_HEADERS)
+    return web.json_response(
+        body, status=status, content_type="application/problem+json", headers=PROBLEM_HEADERS
+    )
 
 
-def problem_bytes(status: int, slug: str, detail: str, headers: dict[str, str] | None = None) -> bytes:
+def problem_bytes(
+    status: int, slug: str, detail: str, headers: dict[str, str] | None = None
+) -> bytes:
     """A whole HTTP/1.1 response carrying a problem, ending the connection: for answers
     written straight to a socket, before (or instead of) reading a request."""
     body = json.dumps(_document(status, slug, detail)).encode()
@@ -95,7 +99,9 @@ def from_error(exc: errors.InstastoreError) -> web.Response:
         if isinstance(exc, cls):
             if status >= 500 and not isinstance(exc, errors.Overloaded):  # shedding is no fault
                 log.error("request failed: %s", exc, exc_info=status == 500)
-            response = problem(status, slug, str(exc) if status < 500 or status == 503 else "internal error")
+            response = problem(
+                status, slug, str(exc) if status < 500 or status == 503 else "internal error"
+            )
             if isinstance(exc, errors.NotAuthenticated):
                 response.headers["WWW-Authenticate"] = 'Bearer realm="instastore"'
             if status == 503:
@@ -123,5 +129,7 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
     except ConnectionError:  # the client went away: nobody to answer
         raise
     except Exception:  # the last resort: a bug, never a text/plain page with internals
-        log.exception("unexpected error in %s %s", request.method, request.match_info.route.resource)
+        log.exception(
+            "unexpected error in %s %s", request.method, request.match_info.route.resource
+        )
         return problem(500, "internal", "internal error")

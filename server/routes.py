@@ -4,7 +4,6 @@ same list; a test keeps the two equal."""
 from __future__ import annotations
 
 from aiohttp import web
-
 from instastore.server.handlers import accounts, feed, media, ops, photos, social
 
 ROUTES = [

@@ -12,7 +12,10 @@ from instastore.accounts import Profile
 from instastore.model import Kind, Photo, User
 from instastore.paging import Page
 
-PUBLIC_RENDITIONS = {Kind.PHOTO: ("thumb", "large"), Kind.VIDEO: ("thumb", "large", "poster", "video")}
+PUBLIC_RENDITIONS = {
+    Kind.PHOTO: ("thumb", "large"),
+    Kind.VIDEO: ("thumb", "large", "poster", "video"),
+}
 
 
 def iso(at: datetime | None) -> str | None:
@@ -32,7 +35,11 @@ def profile_json(profile: Profile) -> dict[str, Any]:
     return {
         **user_json(profile.user),
         "created_at": iso(profile.user.created_at),
-        "counts": {"photos": profile.photos, "followers": profile.followers, "following": profile.following},
+        "counts": {
+            "photos": profile.photos,
+            "followers": profile.followers,
+            "following": profile.following,
+        },
     }
 
 
@@ -49,11 +56,15 @@ def media_json(photo: Photo, viewer: User | None) -> dict[str, str]:
     owner = viewer is not None and viewer.id == photo.owner_id
     # SECURITY: never hand a viewer the uploaded bytes of a video (issue 10, item 10).
     return {
-        r.name: media_url(photo, r.name) for r in photo.renditions if owner or r.name in PUBLIC_RENDITIONS[photo.kind]
+        r.name: media_url(photo, r.name)
+        for r in photo.renditions
+        if owner or r.name in PUBLIC_RENDITIONS[photo.kind]
     }
 
 
-def photo_json(photo: Photo, viewer: User | None, owner: User | None, likes: int | None = None) -> dict[str, Any]:
+def photo_json(
+    photo: Photo, viewer: User | None, owner: User | None, likes: int | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": str(photo.id),
         "owner": user_json(owner) if owner else {"id": str(photo.owner_id)},

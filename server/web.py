@@ -32,7 +32,9 @@ SECURITY_HEADERS = {
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html", headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+    return web.FileResponse(
+        STATIC / "index.html", headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+    )
 
 
 JSON_TYPES = ("application/json", "application/problem+json")

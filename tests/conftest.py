@@ -32,7 +32,10 @@ hypothesis.settings.register_profile("default", deadline=None)
 hypothesis.settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 hypothesis.settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "default")
 
-REQUIRE_CLUSTER = os.environ.get("CI", "").lower() == "true" or os.environ.get("INSTASTORE_REQUIRE_CLUSTER") == "1"
+REQUIRE_CLUSTER = (
+    os.environ.get("CI", "").lower() == "true"
+    or os.environ.get("INSTASTORE_REQUIRE_CLUSTER") == "1"
+)
 
 
 def _missing(reason: str):
@@ -47,7 +50,9 @@ def local_cluster() -> LocalCluster:
     cluster = LocalCluster(default_cluster_dir())
     daemons = cluster.daemons()
     if not daemons or len(cluster.running()) != len(daemons):
-        _missing(f"no running local cluster in {cluster.root}; start one with `instastore cluster up`")
+        _missing(
+            f"no running local cluster in {cluster.root}; start one with `instastore cluster up`"
+        )
     return cluster
 
 
@@ -74,7 +79,13 @@ def cluster_settings(local_cluster: LocalCluster, tmp_path_factory: pytest.TempP
 
 
 # The one 3 + 3 cluster of a test run (other addresses and ports than the 1 + 1 cluster).
-CLUSTER3_SPEC = ClusterSpec(cassandra_nodes=3, datanodes=3, first_address="127.0.0.11", port_offset=1000, cassandra_heap="512m")
+CLUSTER3_SPEC = ClusterSpec(
+    cassandra_nodes=3,
+    datanodes=3,
+    first_address="127.0.0.11",
+    port_offset=1000,
+    cassandra_heap="512m",
+)
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +111,12 @@ SLOW_CALLBACK_S = 0.25
 # Steps of the test's own coroutines (making sample media, hashing expected bytes, a load
 # generator's clients) are the test's business, not the service's.
 _TESTS = f"{Path(__file__).parent}{os.sep}"
-_TEST_CODE = ("coro=<test_", "_async_fixture_wrapper", f"running at {_TESTS}", f"defined at {_TESTS}")
+_TEST_CODE = (
+    "coro=<test_",
+    "_async_fixture_wrapper",
+    f"running at {_TESTS}",
+    f"defined at {_TESTS}",
+)
 
 
 class _Watchdog:
@@ -139,7 +155,9 @@ class _Watchdog:
             if wall >= SLOW_CALLBACK_S:
                 preempted = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw > switches
                 described = asyncio.base_events._format_handle(handle)  # as asyncio's own warning
-                if (cpu >= SLOW_CALLBACK_S or not preempted) and not any(t in described for t in _TEST_CODE):
+                if (cpu >= SLOW_CALLBACK_S or not preempted) and not any(
+                    t in described for t in _TEST_CODE
+                ):
                     self.seen.append(f"{described} took {wall:.3f} s ({cpu:.3f} s of CPU)")
 
 

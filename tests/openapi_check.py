@@ -48,10 +48,10 @@ class Exchange:
     def describe(self) -> str:
         sent = {k: (v if isinstance(v, str) else repr(v)) for k, v in self.headers.items()}
         body = repr(self.body[:300]) if self.body else ""
-        return (f"{self.method} {self.target[:300]} headers={sent} body={body} -> {self.status} "
-                f"{self.content_type} {self.response_body[:300]!r}")
-
-
+        return (
+            f"{self.method} {self.target[:300]} headers={sent} body={body} -> {self.status} "
+            f"{self.content_type} {self.response_body[:300]!r}"
+        )
 
 
 class Spec:
@@ -62,7 +62,8 @@ class Spec:
         self._validators: dict[int, Draft202012Validator] = {}
         self._templates = [
             # aiohttp's own default pattern of a {name} in a route
-            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^{}/]+", path) + "$"), path) for path in document["paths"]
+            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^{}/]+", path) + "$"), path)
+            for path in document["paths"]
         ]
 
     def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
@@ -87,14 +88,19 @@ class Spec:
         return None
 
     def operations(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return [(method.upper(), path, op)
-                for path, ops in self.document["paths"].items() for method, op in ops.items()]
+        return [
+            (method.upper(), path, op)
+            for path, ops in self.document["paths"].items()
+            for method, op in ops.items()
+        ]
 
     def validator(self, schema: dict[str, Any]) -> Draft202012Validator:
         """A validator of a schema found in the spec; its $refs resolve in the spec."""
         key = id(schema)
         if key not in self._validators:
-            self._validators[key] = Draft202012Validator({"allOf": [schema], "components": self.document["components"]})
+            self._validators[key] = Draft202012Validator(
+                {"allOf": [schema], "components": self.document["components"]}
+            )
         return self._validators[key]
 
 
@@ -131,7 +137,9 @@ def violations(spec: Spec, exchange: Exchange) -> list[str]:
         return problems + check_headers(exchange)
     media = next((m for m in content if _media_type_matches(m, exchange.content_type)), None)
     if media is None:
-        return problems + [f"{where} {exchange.status}: content type {exchange.content_type!r} not in {list(content)}"]
+        return problems + [
+            f"{where} {exchange.status}: content type {exchange.content_type!r} not in {list(content)}"
+        ]
     if exchange.content_type in JSON_TYPES:
         problems += check_json(spec, where, exchange, content[media]["schema"])
     return problems + check_headers(exchange)
@@ -142,9 +150,14 @@ def check_json(spec: Spec, where: str, exchange: Exchange, schema: dict[str, Any
         body = json.loads(exchange.response_body)
     except ValueError as exc:
         return [f"{where} {exchange.status}: the body is not JSON: {exc}"]
-    errors = [f"{where} {exchange.status}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in spec.validator(schema).iter_errors(body)]
-    if exchange.content_type == "application/problem+json" and body.get("status") != exchange.status:
+    errors = [
+        f"{where} {exchange.status}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in spec.validator(schema).iter_errors(body)
+    ]
+    if (
+        exchange.content_type == "application/problem+json"
+        and body.get("status") != exchange.status
+    ):
         errors.append(f"{where} {exchange.status}: the problem says status {body.get('status')}")
     return errors
 
@@ -154,9 +167,13 @@ def check_headers(exchange: Exchange) -> list[str]:
     headers = exchange.response_headers
     problems = []
     if headers.get("x-content-type-options") != "nosniff":
-        problems.append(f"{exchange.method} {exchange.path} {exchange.status}: no X-Content-Type-Options: nosniff")
+        problems.append(
+            f"{exchange.method} {exchange.path} {exchange.status}: no X-Content-Type-Options: nosniff"
+        )
     if exchange.content_type in JSON_TYPES and headers.get("cache-control") != "no-store":
-        problems.append(f"{exchange.method} {exchange.path} {exchange.status}: JSON without Cache-Control: no-store")
+        problems.append(
+            f"{exchange.method} {exchange.path} {exchange.status}: JSON without Cache-Control: no-store"
+        )
     return problems
 
 
@@ -172,8 +189,10 @@ def check_unrouted(exchange: Exchange) -> list[str]:
     problems = []
     before_routing = 400 <= exchange.status < 500 or exchange.status == 503
     if not before_routing or exchange.content_type != "application/problem+json":
-        problems.append(f"{exchange.method} {exchange.path}: not in the spec, answered {exchange.status} "
-                        f"{exchange.content_type}")
+        problems.append(
+            f"{exchange.method} {exchange.path}: not in the spec, answered {exchange.status} "
+            f"{exchange.content_type}"
+        )
     if exchange.status == 405 and "allow" not in exchange.response_headers:
         problems.append(f"{exchange.method} {exchange.path}: 405 without Allow")
     return problems + check_headers(exchange)
@@ -187,20 +206,39 @@ class Session:
         self.spec = spec
         self.seen: list[Exchange] = []
 
-    async def call(self, method: str, target: str, headers: dict | None = None, *, json_body=None,
-                   data=None, raw: bytes | None = None) -> Exchange:
+    async def call(
+        self,
+        method: str,
+        target: str,
+        headers: dict | None = None,
+        *,
+        json_body=None,
+        data=None,
+        raw: bytes | None = None,
+    ) -> Exchange:
         headers = dict(headers or {})
         body = raw
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers.setdefault("Content-Type", "application/json")
-        resp = await self.client.request(method, target, headers=headers, data=data if data is not None else body)
-        exchange = Exchange(method, target, headers, body, resp.status,
-                            {k.lower(): v for k, v in resp.headers.items()}, await resp.read())
+        resp = await self.client.request(
+            method, target, headers=headers, data=data if data is not None else body
+        )
+        exchange = Exchange(
+            method,
+            target,
+            headers,
+            body,
+            resp.status,
+            {k.lower(): v for k, v in resp.headers.items()},
+            await resp.read(),
+        )
         self.seen.append(exchange)
         return exchange
 
-    async def expect(self, status: int, method: str, target: str, headers: dict | None = None, **kw) -> Exchange:
+    async def expect(
+        self, status: int, method: str, target: str, headers: dict | None = None, **kw
+    ) -> Exchange:
         """A call that must answer ``status``."""
         exchange = await self.call(method, target, headers, **kw)
         assert exchange.status == status, exchange.describe()
@@ -211,27 +249,38 @@ class Session:
 
     async def user(self, private: bool = False) -> tuple[str, dict]:
         name = f"u{uuid.uuid4().hex[:12]}"
-        await self.expect(201, "POST", "/v1/users", json_body={"username": name, "password": PASSWORD})
-        token = self.json(await self.expect(201, "POST", "/v1/sessions",
-                                            json_body={"username": name, "password": PASSWORD}))["token"]
+        await self.expect(
+            201, "POST", "/v1/users", json_body={"username": name, "password": PASSWORD}
+        )
+        token = self.json(
+            await self.expect(
+                201, "POST", "/v1/sessions", json_body={"username": name, "password": PASSWORD}
+            )
+        )["token"]
         headers = {"Authorization": f"Bearer {token}"}
         if private:
             await self.expect(200, "PATCH", "/v1/me", headers, json_body={"private": True})
         return name, headers
 
-    async def upload(self, status: int, headers: dict, data: bytes, title: str = "a cat", **fields) -> Exchange:
+    async def upload(
+        self, status: int, headers: dict, data: bytes, title: str = "a cat", **fields
+    ) -> Exchange:
         form = aiohttp.FormData()
         form.add_field("title", title)
         for key, value in fields.items():
             form.add_field(key, value)
-        form.add_field("file", io.BytesIO(data), filename="f.bin", content_type="application/octet-stream")
+        form.add_field(
+            "file", io.BytesIO(data), filename="f.bin", content_type="application/octet-stream"
+        )
         return await self.expect(status, "POST", "/v1/photos", headers, data=form)
 
     def report(self) -> list[str]:
         """Every exchange's violations."""
         return [f"{v}\n    {e.describe()}" for e in self.seen for v in violations(self.spec, e)]
 
-    async def send_raw(self, method: str, target: str, headers: dict, body: bytes | None) -> Exchange:
+    async def send_raw(
+        self, method: str, target: str, headers: dict, body: bytes | None
+    ) -> Exchange:
         """Send a request byte for byte (header values that are not UTF-8 included)."""
         host, port = self.client.server.host, self.client.server.port
         reader, writer = await asyncio.open_connection(host, port)
@@ -252,7 +301,9 @@ class Session:
 def request_bytes(method: str, target: str, host: str, headers: dict, body: bytes | None) -> bytes:
     lines = [f"{method} {target} HTTP/1.1".encode(), f"Host: {host}".encode(), b"Connection: close"]
     for name, value in headers.items():
-        lines.append(name.encode() + b": " + (value if isinstance(value, bytes) else value.encode()))
+        lines.append(
+            name.encode() + b": " + (value if isinstance(value, bytes) else value.encode())
+        )
     if body is not None:
         lines.append(f"Content-Length: {len(body)}".encode())
     return b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")
@@ -272,7 +323,9 @@ def parse_response(exchange: Exchange, raw: bytes) -> Exchange:
     return exchange
 
 
-def send_blocking(address: tuple[str, int], method: str, target: str, headers: dict, body: bytes | None) -> Exchange:
+def send_blocking(
+    address: tuple[str, int], method: str, target: str, headers: dict, body: bytes | None
+) -> Exchange:
     """``Session.send_raw`` from a thread, off the event loop."""
     chunks = []
     with socket.create_connection(address, timeout=60) as sock:

@@ -13,7 +13,14 @@ GPS_TAG = 0x8825
 ORIENTATION_TAG = 0x0112
 
 
-def image(fmt: str = "JPEG", size=(640, 480), color=(200, 80, 40), *, exif_gps: bool = False, orientation: int | None = None) -> bytes:
+def image(
+    fmt: str = "JPEG",
+    size=(640, 480),
+    color=(200, 80, 40),
+    *,
+    exif_gps: bool = False,
+    orientation: int | None = None,
+) -> bytes:
     mode = "RGBA" if fmt in ("PNG", "WEBP") else "RGB"
     img = Image.new(mode, size, color + ((255,) if mode == "RGBA" else ()))
     for x in range(0, size[0], 16):  # some structure, so encoders have work to do
@@ -35,8 +42,14 @@ def image(fmt: str = "JPEG", size=(640, 480), color=(200, 80, 40), *, exif_gps: 
     return out.getvalue()
 
 
-def video(container: str = "mp4", codec: str = "mpeg4", size=(96, 64), frames: int = 12,
-          metadata: dict[str, str] | None = None, stream_metadata: dict[str, str] | None = None) -> bytes:
+def video(
+    container: str = "mp4",
+    codec: str = "mpeg4",
+    size=(96, 64),
+    frames: int = 12,
+    metadata: dict[str, str] | None = None,
+    stream_metadata: dict[str, str] | None = None,
+) -> bytes:
     out = io.BytesIO()
     fmt = {"mp4": "mp4", "mov": "mov", "webm": "webm"}[container]
     with av.open(out, mode="w", format=fmt) as c:
@@ -56,8 +69,14 @@ def video(container: str = "mp4", codec: str = "mpeg4", size=(96, 64), frames: i
 
 def png_bomb(width: int = 40_000, height: int = 40_000) -> bytes:
     """A small PNG whose header claims a huge image (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     body = zlib.compress(b"\x00" * 1024)
@@ -74,12 +93,20 @@ def picture(size=(1200, 900), seed: int = 1) -> bytes:
     w, h = size
     img = Image.new("RGB", size)
     draw = ImageDraw.Draw(img)
-    top, bottom = (rng.randrange(120, 255), rng.randrange(80, 160), rng.randrange(60, 140)), (40, 90, 150)
+    top, bottom = (
+        (rng.randrange(120, 255), rng.randrange(80, 160), rng.randrange(60, 140)),
+        (40, 90, 150),
+    )
     for y in range(h):
         t = y / h
-        draw.line([(0, y), (w, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+        draw.line(
+            [(0, y), (w, y)],
+            fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)),
+        )
     sun = (rng.randrange(w // 5, 4 * w // 5), h // 3)
-    draw.ellipse((sun[0] - h // 8, sun[1] - h // 8, sun[0] + h // 8, sun[1] + h // 8), fill=(255, 220, 120))
+    draw.ellipse(
+        (sun[0] - h // 8, sun[1] - h // 8, sun[0] + h // 8, sun[1] + h // 8), fill=(255, 220, 120)
+    )
     draw.rectangle((0, int(h * 0.62), w, h), fill=(20, 60, 110))
     for _ in range(4):
         x, y = rng.randrange(w), rng.randrange(int(h * 0.65), int(h * 0.9))
@@ -101,10 +128,18 @@ VIDEO_METADATA = {
 }
 
 
-def video_with_metadata(container: str = "mov", codec: str = "mpeg4", size=(96, 64), frames: int = 12) -> bytes:
+def video_with_metadata(
+    container: str = "mov", codec: str = "mpeg4", size=(96, 64), frames: int = 12
+) -> bytes:
     """A video carrying the uploader's location and device in global and stream metadata."""
-    return video(container, codec, size, frames, metadata=VIDEO_METADATA,
-                 stream_metadata={"handler_name": "Core Media Video of my iPhone"})
+    return video(
+        container,
+        codec,
+        size,
+        frames,
+        metadata=VIDEO_METADATA,
+        stream_metadata={"handler_name": "Core Media Video of my iPhone"},
+    )
 
 
 def mjpeg_mov(frame_size=(9000, 9000), declared=None) -> bytes:

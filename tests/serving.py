@@ -25,7 +25,9 @@ def spawn(env: dict[str, str], log: Path, timeout: float = 60.0) -> tuple[subpro
     env = {**os.environ, **env}
     port = int(env.setdefault("INSTASTORE_PORT", str(free_port())))
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "instastore", "serve"], env=env, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "instastore", "serve"], env=env, stdout=out, stderr=out
+        )
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -34,7 +36,9 @@ def spawn(env: dict[str, str], log: Path, timeout: float = 60.0) -> tuple[subpro
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise AssertionError(f"instastore serve did not start:\n{log.read_text()[-3000:]}") from None
+                raise AssertionError(
+                    f"instastore serve did not start:\n{log.read_text()[-3000:]}"
+                ) from None
             time.sleep(0.1)
 
 

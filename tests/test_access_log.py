@@ -13,7 +13,11 @@ async def test_access_log_lines(aiohttp_client, embedded_settings, caplog):
     caplog.set_level(logging.INFO, logger="instastore.access")
     password = "a very secret password"
     await client.post("/v1/users", json={"username": "logged", "password": password})
-    token = (await (await client.post("/v1/sessions", json={"username": "logged", "password": password})).json())["token"]
+    token = (
+        await (
+            await client.post("/v1/sessions", json={"username": "logged", "password": password})
+        ).json()
+    )["token"]
     await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     await client.get("/v1/users/logged")
     await client.get("/nowhere")

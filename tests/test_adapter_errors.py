@@ -63,7 +63,9 @@ async def test_safe_mode_is_unavailable_not_an_http_error(local_cluster, webhdfs
 
 
 async def test_nothing_listening_is_unavailable_for_webhdfs(embedded_settings):
-    settings = dataclasses.replace(embedded_settings, webhdfs_url=f"http://127.0.0.1:{free_port()}", cassandra_hosts="x")
+    settings = dataclasses.replace(
+        embedded_settings, webhdfs_url=f"http://127.0.0.1:{free_port()}", cassandra_hosts="x"
+    )
     store = await HdfsBlobStore.connect(settings)
     try:
         with pytest.raises(Unavailable, match="WebHDFS"):
@@ -76,7 +78,10 @@ async def test_nothing_listening_is_unavailable_for_webhdfs(embedded_settings):
 
 async def test_nothing_listening_is_unavailable_for_cassandra(embedded_settings):
     settings = dataclasses.replace(
-        embedded_settings, cassandra_hosts="127.0.0.1", cassandra_port=free_port(), webhdfs_url="http://x"
+        embedded_settings,
+        cassandra_hosts="127.0.0.1",
+        cassandra_port=free_port(),
+        webhdfs_url="http://x",
     )
     with pytest.raises(Unavailable, match="Cassandra"):
         await CassandraMetadataStore.connect(settings)
@@ -84,7 +89,9 @@ async def test_nothing_listening_is_unavailable_for_cassandra(embedded_settings)
 
 @pytest.mark.cassandra
 async def test_a_missing_schema_says_to_migrate(cluster_settings):
-    settings = dataclasses.replace(cluster_settings, cassandra_keyspace=f"never_{uuid.uuid4().hex[:8]}")
+    settings = dataclasses.replace(
+        cluster_settings, cassandra_keyspace=f"never_{uuid.uuid4().hex[:8]}"
+    )
     with pytest.raises(Unavailable, match="run `instastore migrate`"):
         await CassandraMetadataStore.connect(settings)
 
@@ -103,17 +110,36 @@ def test_a_timed_out_write_is_outcome_unknown_and_a_read_stays_unavailable():
             raise exc
         return type(caught.value)
 
-    batch_log = WriteTimeout("timed out", consistency=ConsistencyLevel.QUORUM, required_responses=2,
-                             received_responses=1, write_type=WriteType.BATCH_LOG)
-    for maybe_written in (batch_log, OperationTimedOut("client gave up"), ConnectionException("reset"),
-                          NoHostAvailable("all failed", {"127.0.0.1": OperationTimedOut("t")})):
+    batch_log = WriteTimeout(
+        "timed out",
+        consistency=ConsistencyLevel.QUORUM,
+        required_responses=2,
+        received_responses=1,
+        write_type=WriteType.BATCH_LOG,
+    )
+    for maybe_written in (
+        batch_log,
+        OperationTimedOut("client gave up"),
+        ConnectionException("reset"),
+        NoHostAvailable("all failed", {"127.0.0.1": OperationTimedOut("t")}),
+    ):
         assert raised(maybe_written, write=True) is OutcomeUnknown, maybe_written
-    refused = DriverUnavailable("too few replicas", consistency=ConsistencyLevel.QUORUM, required_replicas=2, alive_replicas=1)
+    refused = DriverUnavailable(
+        "too few replicas",
+        consistency=ConsistencyLevel.QUORUM,
+        required_replicas=2,
+        alive_replicas=1,
+    )
     never_sent = NoHostAvailable("none", {"127.0.0.1": ConnectionException("Pool is shutdown")})
     for not_written in (refused, never_sent):
         assert raised(not_written, write=True) is Unavailable, not_written
-    read_timeout = ReadTimeout("t", consistency=ConsistencyLevel.QUORUM, required_responses=2, received_responses=1,
-                               data_retrieved=False)
+    read_timeout = ReadTimeout(
+        "t",
+        consistency=ConsistencyLevel.QUORUM,
+        required_responses=2,
+        received_responses=1,
+        data_retrieved=False,
+    )
     for read_failure in (read_timeout, OperationTimedOut("client gave up")):
         assert raised(read_failure, write=False) is Unavailable
 
@@ -133,8 +159,12 @@ async def test_a_real_write_that_times_out_is_outcome_unknown(cluster_settings):
     driver = build_cluster(cluster_settings)
     session = await asyncio.to_thread(driver.connect, cluster_settings.cassandra_keyspace)
     try:
-        insert = await asyncio.to_thread(session.prepare, "INSERT INTO sessions (token_hash, user_id) VALUES (?, ?)")
-        select = await asyncio.to_thread(session.prepare, "SELECT user_id FROM sessions WHERE token_hash = ?")
+        insert = await asyncio.to_thread(
+            session.prepare, "INSERT INTO sessions (token_hash, user_id) VALUES (?, ?)"
+        )
+        select = await asyncio.to_thread(
+            session.prepare, "SELECT user_id FROM sessions WHERE token_hash = ?"
+        )
         token = uuid.uuid4().hex
         driver.profile_manager.profiles[EXEC_PROFILE_DEFAULT].request_timeout = 1e-6
         with pytest.raises(OutcomeUnknown):
@@ -169,7 +199,9 @@ async def test_writes_that_time_out_are_tried_again_and_counted_once(cluster_set
         asyncio.get_running_loop().call_later(0.1, setattr, profile, "request_timeout", normal)
 
     try:
-        owner = User(new_id(), f"t{uuid.uuid4().hex[:10]}", "$argon2id$x", "", False, datetime.now(UTC))
+        owner = User(
+            new_id(), f"t{uuid.uuid4().hex[:10]}", "$argon2id$x", "", False, datetime.now(UTC)
+        )
         time_out_for_a_moment()
         await store.create_user(owner)  # its first write times out, then lands
         assert (await store.get_user_by_name(owner.username)).id == owner.id

@@ -28,15 +28,22 @@ async def every_blob_is_there(settings: Settings) -> int:
                 try:
                     await stores.blobs.size(rendition.locator)
                 except NotFound:
-                    raise AssertionError(f"photo {photo.id} points at missing blob {rendition.locator}") from None
+                    raise AssertionError(
+                        f"photo {photo.id} points at missing blob {rendition.locator}"
+                    ) from None
         return len(photos)
     finally:
         await stores.close()
 
 
-async def test_two_stores_with_the_same_folder_name_do_not_share_a_checkpoint(tmp_path, monkeypatch):
+async def test_two_stores_with_the_same_folder_name_do_not_share_a_checkpoint(
+    tmp_path, monkeypatch
+):
     monkeypatch.setattr(seed, "STATE_DIR", tmp_path / "state")
-    first, second = Settings(data_dir=tmp_path / "a" / "data"), Settings(data_dir=tmp_path / "b" / "data")
+    first, second = (
+        Settings(data_dir=tmp_path / "a" / "data"),
+        Settings(data_dir=tmp_path / "b" / "data"),
+    )
     await run_seed(first)
     await run_seed(second)
     assert await every_blob_is_there(first) == 5
@@ -53,7 +60,9 @@ async def test_a_checkpoint_of_a_wiped_store_is_not_trusted(tmp_path, monkeypatc
 
 
 def test_cluster_stores_differ_by_keyspace_hdfs_url_and_root():
-    base = Settings(cassandra_hosts="127.0.0.1", webhdfs_url="http://127.0.0.1:9870", cassandra_keyspace="bench")
+    base = Settings(
+        cassandra_hosts="127.0.0.1", webhdfs_url="http://127.0.0.1:9870", cassandra_keyspace="bench"
+    )
     others = [
         dataclasses.replace(base, hdfs_root="/elsewhere"),
         dataclasses.replace(base, webhdfs_url="http://10.0.0.2:9870"),

@@ -18,7 +18,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.cassandra, pytest.mark.hdfs, pytest.
 
 
 def quorum(session, cql, params=()):
-    return session.execute(SimpleStatement(cql, consistency_level=ConsistencyLevel.QUORUM), params, timeout=30)
+    return session.execute(
+        SimpleStatement(cql, consistency_level=ConsistencyLevel.QUORUM), params, timeout=30
+    )
 
 
 def read_all(session, keys):
@@ -36,7 +38,9 @@ def test_three_plus_three_survives_a_killed_cassandra_node(cluster3):
     assert cassandra_nodes.count_up_normal(status.stdout) == 3, status.stdout
     assert hdfs.live_datanodes_and_safemode(cluster3.namenode) == (3, False)
 
-    profile = ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy("datacenter1")))
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy("datacenter1"))
+    )
     driver = Cluster(
         [n.address for n in cluster3.cassandra_nodes],
         port=cluster3.cql_port,
@@ -64,6 +68,8 @@ def test_three_plus_three_survives_a_killed_cassandra_node(cluster3):
         for k in range(40, 60):
             quorum(session, "INSERT INTO rf3.kv (k, v) VALUES (%s, %s)", (k, f"after-{k}"))
         rows = read_all(session, range(60))
-        assert rows == {k: f"{'before' if k < 20 else 'during' if k < 40 else 'after'}-{k}" for k in range(60)}
+        assert rows == {
+            k: f"{'before' if k < 20 else 'during' if k < 40 else 'after'}-{k}" for k in range(60)
+        }
     finally:
         driver.shutdown()

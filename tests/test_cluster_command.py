@@ -21,22 +21,37 @@ from instastore.storage.hdfs.webhdfs import WebHdfs
 OFFSET = "3000"  # ports of a second cluster, clear of the test cluster's
 
 
-def run_cluster(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cluster(
+    *args: str, env: dict | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "instastore", "cluster", *args],
-        capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or os.environ.copy(),
     )
 
 
 def test_up_twice_does_not_start_a_second_cluster(local_cluster):
     pids = [d.pid for d in local_cluster.daemons()]
-    done = run_cluster("--dir", str(local_cluster.root), "up",
-                       "--cassandra-nodes", str(local_cluster.spec.cassandra_nodes),
-                       "--datanodes", str(local_cluster.spec.datanodes),
-                       "--first-address", local_cluster.spec.first_address,
-                       "--port-offset", str(local_cluster.spec.port_offset),
-                       "--cassandra-heap", local_cluster.spec.cassandra_heap,
-                       "--hdfs-heap", local_cluster.spec.hdfs_heap)
+    done = run_cluster(
+        "--dir",
+        str(local_cluster.root),
+        "up",
+        "--cassandra-nodes",
+        str(local_cluster.spec.cassandra_nodes),
+        "--datanodes",
+        str(local_cluster.spec.datanodes),
+        "--first-address",
+        local_cluster.spec.first_address,
+        "--port-offset",
+        str(local_cluster.spec.port_offset),
+        "--cassandra-heap",
+        local_cluster.spec.cassandra_heap,
+        "--hdfs-heap",
+        local_cluster.spec.hdfs_heap,
+    )
     assert done.returncode == 0, done.stderr
     assert "already running" in done.stdout
     assert [d.pid for d in LocalCluster(local_cluster.root).daemons()] == pids
@@ -70,8 +85,20 @@ def test_hdfs_dfs_cat_passes_binary_files_through(local_cluster):
     asyncio.run(write())
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "instastore", "cluster", "--dir", str(local_cluster.root), "hdfs", "dfs", "-cat",
-             f"{folder}/blob.bin"], capture_output=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "instastore",
+                "cluster",
+                "--dir",
+                str(local_cluster.root),
+                "hdfs",
+                "dfs",
+                "-cat",
+                f"{folder}/blob.bin",
+            ],
+            capture_output=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr.decode(errors="replace")
         assert done.stdout == data
@@ -113,7 +140,7 @@ def test_missing_java_is_one_clear_line(tmp_path):
 def test_wrong_java_version_is_one_clear_line(tmp_path):
     fake = tmp_path / "jdk" / "bin" / "java"
     fake.parent.mkdir(parents=True)
-    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n")
     fake.chmod(0o755)
     env = dict(os.environ, JAVA_HOME=str(tmp_path / "jdk"))
     done = run_cluster("--dir", str(tmp_path / "c"), "up", "--port-offset", OFFSET, env=env)
@@ -134,7 +161,9 @@ def test_missing_maven_is_one_clear_line(tmp_path):
 
 def test_a_node_that_dies_while_starting_fails_with_its_log(tmp_path, local_cluster):
     # local_cluster: the jars are cached already. A 1 KiB heap makes the JVM exit at once.
-    done = run_cluster("--dir", str(tmp_path / "c"), "up", "--port-offset", OFFSET, "--cassandra-heap", "1k")
+    done = run_cluster(
+        "--dir", str(tmp_path / "c"), "up", "--port-offset", OFFSET, "--cassandra-heap", "1k"
+    )
     assert done.returncode == 1
     lines = done.stderr.splitlines()
     assert lines[0] == "instastore: cassandra1 died while starting; see its log below"

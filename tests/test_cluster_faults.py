@@ -45,8 +45,12 @@ def fault_server(cluster3, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("faults")
     settings = Settings.from_sources(
         environ=cluster3.client_settings(),
-        overrides={"data_dir": data_dir, "cassandra_keyspace": f"faults_{uuid.uuid4().hex[:8]}",
-                   "replication_factor": 3, "hdfs_replication": 3},
+        overrides={
+            "data_dir": data_dir,
+            "cassandra_keyspace": f"faults_{uuid.uuid4().hex[:8]}",
+            "replication_factor": 3,
+            "hdfs_replication": 3,
+        },
     )
     driver = build_cluster(settings)
     try:
@@ -113,7 +117,9 @@ class Client:
 
 async def sign_up(http: aiohttp.ClientSession) -> Client:
     name = f"f{uuid.uuid4().hex[:10]}"
-    assert (await http.post("/v1/users", json={"username": name, "password": "faults galore"})).status == 201
+    assert (
+        await http.post("/v1/users", json={"username": name, "password": "faults galore"})
+    ).status == 201
     resp = await http.post("/v1/sessions", json={"username": name, "password": "faults galore"})
     return Client(http, name, {"Authorization": f"Bearer {(await resp.json())['token']}"})
 
@@ -134,7 +140,9 @@ async def listed_photos(client: Client) -> list[dict]:
     items, cursor = [], None
     while True:
         params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
-        async with client.http.get(f"/v1/users/{client.name}/photos", params=params, headers=client.auth) as resp:
+        async with client.http.get(
+            f"/v1/users/{client.name}/photos", params=params, headers=client.auth
+        ) as resp:
             assert resp.status == 200, await resp.text()
             page = await resp.json()
         items += page["items"]
@@ -161,7 +169,9 @@ async def test_uploads_survive_killed_cassandra_and_datanode(cluster3, fault_ser
         acked = [u for c in clients for u in c.acked]
         assert len(acked) >= 20, f"too little load to mean anything: {len(acked)} uploads"
         await asyncio.gather(*(check(http, client) for client in clients))
-        print(f"{len(acked)} uploads acknowledged, {sum(c.retries for c in clients)} client retries")
+        print(
+            f"{len(acked)} uploads acknowledged, {sum(c.retries for c in clients)} client retries"
+        )
 
 
 async def check(http: aiohttp.ClientSession, client: Client) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import re
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -23,14 +23,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def instastore(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "instastore", *args], capture_output=True, text=True, timeout=180,
+        [sys.executable, "-m", "instastore", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**os.environ, **(env or {})},
     )
 
 
 @pytest.mark.cassandra
 def test_migrate_applies_once_then_reports_up_to_date(local_cluster):
-    env = {**local_cluster.client_settings(), "INSTASTORE_CASSANDRA_KEYSPACE": f"mig_{uuid.uuid4().hex[:8]}"}
+    env = {
+        **local_cluster.client_settings(),
+        "INSTASTORE_CASSANDRA_KEYSPACE": f"mig_{uuid.uuid4().hex[:8]}",
+    }
     first = instastore("migrate", env=env)
     assert first.returncode == 0, first.stderr
     assert "applying 001_initial.cql" in first.stdout
@@ -46,7 +52,9 @@ def test_migrate_applies_once_then_reports_up_to_date(local_cluster):
         keyspace = env["INSTASTORE_CASSANDRA_KEYSPACE"]
         strategy = session.cluster.metadata.keyspaces[keyspace].replication_strategy
         assert type(strategy).__name__ == "NetworkTopologyStrategy"
-        applied = sorted(r.version for r in session.execute(f"SELECT version FROM {keyspace}.schema_migrations"))
+        applied = sorted(
+            r.version for r in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")
+        )
         assert applied == [m.version for m in migrations("cql")]
         session.execute(f"DROP KEYSPACE {keyspace}")
     finally:
@@ -71,7 +79,15 @@ async def test_gc_on_a_bench_seeded_store_removes_nothing(tmp_path, monkeypatch)
 
     monkeypatch.setattr(seed, "STATE_DIR", tmp_path / "state")
     data = tmp_path / "D"
-    await seed.seed(Settings(data_dir=data), posters=5, readers=2, photos=50, pool=3, days=60, follows_per_reader=100)
+    await seed.seed(
+        Settings(data_dir=data),
+        posters=5,
+        readers=2,
+        photos=50,
+        pool=3,
+        days=60,
+        follows_per_reader=100,
+    )
     blobs = sorted(p for p in (data / "blobs").rglob("*") if p.is_file() and ".tmp" not in p.parts)
     assert len(blobs) == 9
     done = await asyncio.to_thread(instastore, "gc", "--data-dir", str(data))
@@ -79,7 +95,10 @@ async def test_gc_on_a_bench_seeded_store_removes_nothing(tmp_path, monkeypatch)
     lines = done.stdout.strip().splitlines()
     assert lines[0] == "read 50 photo record(s) pointing at 9 blob(s)"  # a progress line
     assert lines[-1].startswith("checked 9 blob(s): removed 0 orphan(s)")
-    assert sorted(p for p in (data / "blobs").rglob("*") if p.is_file() and ".tmp" not in p.parts) == blobs
+    assert (
+        sorted(p for p in (data / "blobs").rglob("*") if p.is_file() and ".tmp" not in p.parts)
+        == blobs
+    )
 
 
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path):
@@ -102,7 +121,9 @@ def test_the_core_never_imports_a_driver_or_http():
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in {"cassandra", "aiohttp"}]
+            offenders += [
+                f"{path.name}: {n}" for n in names if n.split(".")[0] in {"cassandra", "aiohttp"}
+            ]
     assert not offenders
 
 
@@ -116,7 +137,9 @@ def test_serve_with_two_workers_shares_one_port(tmp_path):
         deadline = time.monotonic() + 60
         listeners: set[str] = set()
         while time.monotonic() < deadline and len(listeners) < 2:
-            out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+            out = subprocess.run(
+                ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True
+            ).stdout
             listeners = set(re.findall(r"pid=(\d+)", out))
             time.sleep(0.2)
         assert len(listeners) == 2, "two worker processes should listen on the port"

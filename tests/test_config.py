@@ -21,7 +21,9 @@ def test_defaults_are_the_embedded_store():
 
 
 def test_environment_is_read_with_the_prefix_and_converted():
-    settings = Settings.from_sources({"INSTASTORE_PORT": "9999", "INSTASTORE_DATA_DIR": "/tmp/x", "PORT": "1"})
+    settings = Settings.from_sources(
+        {"INSTASTORE_PORT": "9999", "INSTASTORE_DATA_DIR": "/tmp/x", "PORT": "1"}
+    )
     assert settings.port == 9999
     assert settings.data_dir == Path("/tmp/x")
 
@@ -29,7 +31,9 @@ def test_environment_is_read_with_the_prefix_and_converted():
 def test_flags_win_over_the_environment():
     parser = argparse.ArgumentParser()
     config.add_arguments(parser)
-    args = parser.parse_args(["--port", "7001", "--cassandra-hosts", "a,b ,", "--webhdfs-url", "http://nn:9870"])
+    args = parser.parse_args(
+        ["--port", "7001", "--cassandra-hosts", "a,b ,", "--webhdfs-url", "http://nn:9870"]
+    )
     settings = config.settings_from_args(args, environ={"INSTASTORE_PORT": "9999"})
     assert settings.port == 7001
     assert settings.uses_cluster
@@ -52,7 +56,10 @@ def test_flags_win_over_the_environment():
         ({"INSTASTORE_RETENTION_DAYS": "-1"}, "retention_days"),
         ({"INSTASTORE_HEADER_TIMEOUT": "0"}, "header_timeout must be more than 0"),
         ({"INSTASTORE_BODY_TIMEOUT": "soon"}, "INSTASTORE_BODY_TIMEOUT must be float"),
-        ({"INSTASTORE_MAX_CONNECTIONS_PER_ADDRESS": "0"}, "max_connections_per_address must be at least 1"),
+        (
+            {"INSTASTORE_MAX_CONNECTIONS_PER_ADDRESS": "0"},
+            "max_connections_per_address must be at least 1",
+        ),
         ({"INSTASTORE_PASSWORD_HASH_QUEUE": "-1"}, "password_hash_queue"),
     ],
 )
@@ -64,7 +71,10 @@ def test_bad_settings_are_refused_with_the_reason(environ, message):
 def test_consistency_follows_the_replication_factor_unless_set():
     assert Settings().consistency == "LOCAL_ONE"
     assert Settings(replication_factor=3).consistency == "LOCAL_QUORUM"
-    assert Settings(replication_factor=3, cassandra_consistency="each_quorum").consistency == "EACH_QUORUM"
+    assert (
+        Settings(replication_factor=3, cassandra_consistency="each_quorum").consistency
+        == "EACH_QUORUM"
+    )
     with pytest.raises(ConfigError, match="cassandra_consistency must be one of"):
         Settings(cassandra_consistency="most")
 
@@ -77,11 +87,15 @@ def test_secrets_are_masked_in_repr():
 
 def test_every_setting_is_documented_in_the_readme():
     readme = README.read_text()
-    missing = [env for env, _help, _default in config.documented_settings() if f"`{env}`" not in readme]
+    missing = [
+        env for env, _help, _default in config.documented_settings() if f"`{env}`" not in readme
+    ]
     assert not missing, f"settings missing from README.md: {missing}"
 
 
-@pytest.mark.parametrize("keyspace", ["Upper", "has-dash", "1starts_with_digit", "x; DROP KEYSPACE y"])
+@pytest.mark.parametrize(
+    "keyspace", ["Upper", "has-dash", "1starts_with_digit", "x; DROP KEYSPACE y"]
+)
 def test_a_keyspace_name_that_is_not_a_cql_identifier_is_refused(keyspace):
     from instastore.storage.cassandra.migrate import keyspace_cql
 

@@ -21,7 +21,6 @@ import uuid
 import aiohttp
 import pytest
 import yarl
-
 from instastore.server import guard
 
 from . import samples
@@ -64,8 +63,14 @@ def account(tmp_path_factory) -> Account:
 async def _account(port: int) -> Account:
     name = f"h{uuid.uuid4().hex[:10]}"
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-        assert (await http.post("/v1/users", json={"username": name, "password": PASSWORD})).status == 201
-        token = (await (await http.post("/v1/sessions", json={"username": name, "password": PASSWORD})).json())["token"]
+        assert (
+            await http.post("/v1/users", json={"username": name, "password": PASSWORD})
+        ).status == 201
+        token = (
+            await (
+                await http.post("/v1/sessions", json={"username": name, "password": PASSWORD})
+            ).json()
+        )["token"]
         photo = await _upload(http, f"Bearer {token}")
     return Account(port, name, token, photo)
 
@@ -84,10 +89,16 @@ class Answer:
         head, _, self.body = raw.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         self.status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/") else 0
-        self.headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        self.headers = {
+            k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+        }
 
     def problem(self) -> dict:
-        assert self.headers.get("content-type", "").startswith("application/problem+json"), (self.status, self.headers, self.body)
+        assert self.headers.get("content-type", "").startswith("application/problem+json"), (
+            self.status,
+            self.headers,
+            self.body,
+        )
         document = json.loads(self.body)
         assert document["status"] == self.status and document["detail"]
         return document
@@ -111,7 +122,12 @@ async def exchange(port: int, request: bytes, address: str = "127.0.0.1") -> Ans
         writer.close()
 
 
-def http_request(method: str, target: bytes | str, headers: list[tuple[str, bytes | str]] = (), body: bytes | None = None) -> bytes:
+def http_request(
+    method: str,
+    target: bytes | str,
+    headers: list[tuple[str, bytes | str]] = (),
+    body: bytes | None = None,
+) -> bytes:
     target = target.encode() if isinstance(target, str) else target
     lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: test", b"Connection: close"]
     lines += [k.encode() + b": " + (v.encode() if isinstance(v, str) else v) for k, v in headers]
@@ -173,7 +189,7 @@ async def test_an_upload_that_stops_sending_gets_408_and_is_closed(account):
     reader, writer = await _connect(account.port)
     boundary = "stall"
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.jpg\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n'
         "Content-Type: image/jpeg\r\n\r\n"
     ).encode() + samples.image("JPEG", (64, 48))[:200]
     try:
@@ -181,7 +197,8 @@ async def test_an_upload_that_stops_sending_gets_408_and_is_closed(account):
             b"POST /v1/photos HTTP/1.1\r\nHost: test\r\n"
             + f"Authorization: {account.auth}\r\n".encode()
             + f"Content-Type: multipart/form-data; boundary={boundary}\r\n".encode()
-            + b"Content-Length: 100000\r\n\r\n" + head
+            + b"Content-Length: 100000\r\n\r\n"
+            + head
         )
         answer = Answer(await _read_to_close(reader, BODY_TIMEOUT_S + SLACK_S))
     finally:
@@ -195,7 +212,9 @@ def _noise_png(side: int) -> bytes:
     from PIL import Image
 
     out = io.BytesIO()
-    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, "PNG", compress_level=0)
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(
+        out, "PNG", compress_level=0
+    )
     return out.getvalue()
 
 
@@ -205,7 +224,9 @@ async def test_a_client_that_stops_reading_a_response_is_cut_off(account):
     async with aiohttp.ClientSession(f"http://127.0.0.1:{account.port}") as http:
         form = aiohttp.FormData()
         form.add_field("title", "noise")
-        form.add_field("file", io.BytesIO(await asyncio.to_thread(_noise_png, 1650)), filename="big.png")
+        form.add_field(
+            "file", io.BytesIO(await asyncio.to_thread(_noise_png, 1650)), filename="big.png"
+        )
         resp = await http.post("/v1/photos", data=form, headers={"Authorization": account.auth})
         assert resp.status == 201, await resp.text()
         original = yarl.URL((await resp.json())["media"]["original"]).raw_path
@@ -246,7 +267,9 @@ async def test_a_connection_flood_from_one_address_gets_503_while_another_client
         refused = await exchange(account.port, http_request("GET", "/healthz"), "127.0.0.1")
         assert refused.status == 503 and "too many connections" in refused.problem()["detail"]
         assert refused.headers["retry-after"] and refused.headers["connection"] == "close"
-        other = await exchange(account.port, http_request("GET", f"/v1/users/{account.name}"), "127.0.0.2")
+        other = await exchange(
+            account.port, http_request("GET", f"/v1/users/{account.name}"), "127.0.0.2"
+        )
         assert other.status == 200, other.body
         assert time.monotonic() - started < HEADER_TIMEOUT_S  # the flood was still open
     finally:
@@ -271,7 +294,9 @@ def test_the_connection_cap_fits_under_the_descriptor_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
     try:
-        assert guard.fit_descriptor_limit(1000) == (256 - guard.FD_RESERVE) // guard.FDS_PER_CONNECTION
+        assert (
+            guard.fit_descriptor_limit(1000) == (256 - guard.FD_RESERVE) // guard.FDS_PER_CONNECTION
+        )
         assert guard.fit_descriptor_limit(50) == 50
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
@@ -283,7 +308,12 @@ JSON = ("Content-Type", "application/json")
 
 
 def _json(path: str, body: bytes, *headers, content_type: str = "application/json") -> bytes:
-    return http_request("POST" if path != "/v1/me" else "PATCH", path, [("Content-Type", content_type), *headers], body)
+    return http_request(
+        "POST" if path != "/v1/me" else "PATCH",
+        path,
+        [("Content-Type", content_type), *headers],
+        body,
+    )
 
 
 def malformed_requests(account: Account) -> dict[str, bytes]:
@@ -292,22 +322,36 @@ def malformed_requests(account: Account) -> dict[str, bytes]:
     multipart = ("Content-Type", "multipart/form-data; boundary=x")
     return {
         # item 15 as found
-        "Authorization not UTF-8": http_request("GET", "/healthz", [("Authorization", b"Bearer \xff\xfe\xfd")]),
-        "Authorization not UTF-8, private route": http_request("GET", "/v1/me", [("Authorization", b"Bearer \xc3\x28")]),
-        "lone surrogate in log-in": _json("/v1/sessions", b'{"username": "someone", "password": "\\ud800abcdefgh"}'),
-        "lone surrogate in sign-up": _json("/v1/users", b'{"username": "surrogate", "password": "\\udfffabcdefgh"}'),
+        "Authorization not UTF-8": http_request(
+            "GET", "/healthz", [("Authorization", b"Bearer \xff\xfe\xfd")]
+        ),
+        "Authorization not UTF-8, private route": http_request(
+            "GET", "/v1/me", [("Authorization", b"Bearer \xc3\x28")]
+        ),
+        "lone surrogate in log-in": _json(
+            "/v1/sessions", b'{"username": "someone", "password": "\\ud800abcdefgh"}'
+        ),
+        "lone surrogate in sign-up": _json(
+            "/v1/users", b'{"username": "surrogate", "password": "\\udfffabcdefgh"}'
+        ),
         "lone surrogate in a display name": _json("/v1/me", b'{"display_name": "\\ud83d"}', auth),
         "superscript digit id": http_request("GET", "/v1/photos/%C2%B2"),
         "circled digit id": http_request("GET", "/v1/photos/%E2%91%A0"),
         "Arabic-Indic digits id": http_request("DELETE", "/v1/photos/%D9%A1%D9%A2", [auth]),
         "5000-digit id": http_request("GET", "/v1/photos/" + "9" * 5000),
         "superscript limit": http_request("GET", f"/v1/users/{account.name}/photos?limit=%C2%B2"),
-        "5000-digit limit": http_request("GET", f"/v1/users/{account.name}/followers?limit=" + "9" * 5000),
+        "5000-digit limit": http_request(
+            "GET", f"/v1/users/{account.name}/followers?limit=" + "9" * 5000
+        ),
         "negative limit": http_request("GET", "/v1/search/photos?q=harbour&limit=-5"),
         "deeply nested JSON array": _json("/v1/sessions", b"[" * 30000 + b"]" * 30000),
         "deeply nested JSON object": _json("/v1/users", b'{"a":' * 10000 + b"1" + b"}" * 10000),
-        "bogus JSON charset": _json("/v1/sessions", b"{}", content_type="application/json; charset=bogus"),
-        "UTF-16 JSON charset": _json("/v1/sessions", "{}".encode("utf-16"), content_type="application/json; charset=utf-16"),
+        "bogus JSON charset": _json(
+            "/v1/sessions", b"{}", content_type="application/json; charset=bogus"
+        ),
+        "UTF-16 JSON charset": _json(
+            "/v1/sessions", "{}".encode("utf-16"), content_type="application/json; charset=utf-16"
+        ),
         "JSON not UTF-8": _json("/v1/sessions", b'{"username": "\xff\xfe"}'),
         "request line too long": http_request("GET", "/healthz?" + "a" * 10000),
         "header too long": http_request("GET", "/healthz", [("X-Long", "a" * 10000)]),
@@ -315,22 +359,50 @@ def malformed_requests(account: Account) -> dict[str, bytes]:
         "not HTTP": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n",
         "unknown method": http_request("BREW", "/v1/me"),
         "bad HTTP version": b"GET /healthz HTTP/7.1\r\nHost: test\r\n\r\n",
-        "control byte in a header": http_request("GET", "/v1/me", [("Authorization", b"Bearer a\x01b")]),
+        "control byte in a header": http_request(
+            "GET", "/v1/me", [("Authorization", b"Bearer a\x01b")]
+        ),
         # the rest of the class
         "odd bytes in If-None-Match": http_request("GET", media, [("If-None-Match", b"\xff\x00")]),
-        "odd bytes in Idempotency-Key": http_request("POST", "/v1/photos", [auth, multipart, ("Idempotency-Key", b"\xff\xfe")], b"--x--\r\n"),
-        "Content-Length past any size": http_request("POST", "/v1/sessions", [JSON, ("Content-Length", "9" * 30)]),
-        "5000-digit Content-Length": http_request("POST", "/v1/sessions", [JSON, ("Content-Length", "9" * 5000)]),
-        "bad chunk size": http_request("POST", "/v1/sessions", [JSON, ("Transfer-Encoding", "chunked")]) + b"zz\r\n{}\r\n0\r\n\r\n",
-        "gzip body that is not gzip": http_request("POST", "/v1/sessions", [JSON, ("Content-Encoding", "gzip")], b"not gzip at all"),
-        "gzip upload that is not gzip": http_request("POST", "/v1/photos", [auth, multipart, ("Content-Encoding", "gzip")], b"not gzip at all"),
+        "odd bytes in Idempotency-Key": http_request(
+            "POST", "/v1/photos", [auth, multipart, ("Idempotency-Key", b"\xff\xfe")], b"--x--\r\n"
+        ),
+        "Content-Length past any size": http_request(
+            "POST", "/v1/sessions", [JSON, ("Content-Length", "9" * 30)]
+        ),
+        "5000-digit Content-Length": http_request(
+            "POST", "/v1/sessions", [JSON, ("Content-Length", "9" * 5000)]
+        ),
+        "bad chunk size": http_request(
+            "POST", "/v1/sessions", [JSON, ("Transfer-Encoding", "chunked")]
+        )
+        + b"zz\r\n{}\r\n0\r\n\r\n",
+        "gzip body that is not gzip": http_request(
+            "POST", "/v1/sessions", [JSON, ("Content-Encoding", "gzip")], b"not gzip at all"
+        ),
+        "gzip upload that is not gzip": http_request(
+            "POST",
+            "/v1/photos",
+            [auth, multipart, ("Content-Encoding", "gzip")],
+            b"not gzip at all",
+        ),
         "unknown Expect": _json("/v1/sessions", b"{}", ("Expect", "tea")),
-        "multipart part with a bogus charset": http_request("POST", "/v1/photos", [auth, ("Content-Type", "multipart/form-data; boundary=x; charset=bogus")],
-                                                            b'--x\r\nContent-Disposition: form-data; name="title"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nhi\r\n--x--\r\n'),
-        "multipart RFC 2231 name in a bogus charset": http_request("POST", "/v1/photos", [auth, multipart],
-                                                                   b"--x\r\nContent-Disposition: form-data; name*=bogus''title\r\n\r\nhi\r\n--x--\r\n"),
+        "multipart part with a bogus charset": http_request(
+            "POST",
+            "/v1/photos",
+            [auth, ("Content-Type", "multipart/form-data; boundary=x; charset=bogus")],
+            b'--x\r\nContent-Disposition: form-data; name="title"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nhi\r\n--x--\r\n',
+        ),
+        "multipart RFC 2231 name in a bogus charset": http_request(
+            "POST",
+            "/v1/photos",
+            [auth, multipart],
+            b"--x\r\nContent-Disposition: form-data; name*=bogus''title\r\n\r\nhi\r\n--x--\r\n",
+        ),
         "query with undecodable bytes": http_request("GET", "/v1/search/photos?q=%ff%fe"),
-        "cursor with undecodable bytes": http_request("GET", f"/v1/users/{account.name}/photos?cursor=%ff"),
+        "cursor with undecodable bytes": http_request(
+            "GET", f"/v1/users/{account.name}/photos?cursor=%ff"
+        ),
         "photo id with a NUL": http_request("GET", "/v1/photos/1%002"),
         "raw byte in the path": http_request("GET", b"/v1/users/\xff/photos"),
         "raw byte in the query": http_request("GET", b"/v1/search/photos?q=\xff"),
@@ -346,15 +418,20 @@ async def test_malformed_encodings_get_a_4xx_problem_and_the_server_stays_up(acc
             assert 400 <= answer.status < 500, f"status {answer.status}"
             answer.problem()
         except (AssertionError, ValueError) as exc:
-            failures[name] = f"{exc}: {answer.status} {answer.headers.get('content-type')} {answer.body[:200]!r}"
+            failures[name] = (
+                f"{exc}: {answer.status} {answer.headers.get('content-type')} {answer.body[:200]!r}"
+            )
     assert not failures, json.dumps(failures, indent=1)
     await assert_alive(account.port)
 
 
 # Python's \d takes Arabic-Indic and full-width digits (int() reads them too); past 4,300
 # digits int() raises. A Range of anything but ASCII digits is ignored: the whole body.
-@pytest.mark.parametrize("header", ["bytes=١-", "bytes=0-１", "bytes=" + "1" * 5000 + "-", "bytes=-" + "9" * 5000],
-                         ids=["arabic-indic", "full-width", "5000-digit start", "5000-digit suffix"])
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=١-", "bytes=0-１", "bytes=" + "1" * 5000 + "-", "bytes=-" + "9" * 5000],
+    ids=["arabic-indic", "full-width", "5000-digit start", "5000-digit suffix"],
+)
 async def test_odd_range_headers_are_ignored_not_a_500(account, header):
     media = yarl.URL(account.photo["media"]["thumb"]).raw_path
     answer = await exchange(account.port, http_request("GET", media, [("Range", header)]))
@@ -364,12 +441,17 @@ async def test_odd_range_headers_are_ignored_not_a_500(account, header):
 # -- the log-in flood ---------------------------------------------------------------
 
 
-async def _loop_wrong_passwords(port: int, address: str, username: str, until: float, statuses: list,
-                                stop_on: int | None = None) -> None:
-    connector = aiohttp.TCPConnector(local_addr=(address, 0), force_close=True)  # a connection per attempt
+async def _loop_wrong_passwords(
+    port: int, address: str, username: str, until: float, statuses: list, stop_on: int | None = None
+) -> None:
+    connector = aiohttp.TCPConnector(
+        local_addr=(address, 0), force_close=True
+    )  # a connection per attempt
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector) as http:
         while time.monotonic() < until and stop_on not in {status for status, _, _ in statuses}:
-            resp = await http.post("/v1/sessions", json={"username": username, "password": "wrong password!"})
+            resp = await http.post(
+                "/v1/sessions", json={"username": username, "password": "wrong password!"}
+            )
             statuses.append((resp.status, resp.headers.get("Retry-After"), resp.content_type))
             await resp.read()
             await asyncio.sleep(0.02)
@@ -378,7 +460,9 @@ async def _loop_wrong_passwords(port: int, address: str, username: str, until: f
 async def _timed_uploads(account: Account, until: float) -> list[float]:
     took = []
     connector = aiohttp.TCPConnector(local_addr=("127.0.0.9", 0), force_close=True)
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{account.port}", connector=connector) as http:
+    async with aiohttp.ClientSession(
+        f"http://127.0.0.1:{account.port}", connector=connector
+    ) as http:
         while time.monotonic() < until:
             started = time.monotonic()
             await _upload(http, account.auth)
@@ -406,7 +490,10 @@ async def _login_flood(account: Account, spread: str) -> None:
     until = time.monotonic() + 4
     base = 20 if spread == "one address" else 40
     addresses = [f"127.0.0.{base if spread == 'one address' else base + i}" for i in range(12)]
-    loopers = [_loop_wrong_passwords(account.port, a, f"victim{i % 3}", until, statuses) for i, a in enumerate(addresses)]
+    loopers = [
+        _loop_wrong_passwords(account.port, a, f"victim{i % 3}", until, statuses)
+        for i, a in enumerate(addresses)
+    ]
     took, *_ = await asyncio.gather(_timed_uploads(account, until), *loopers)
     codes = {status for status, _, _ in statuses}
     assert codes <= {401, 429, 503}, codes
@@ -425,9 +512,17 @@ def test_the_owner_is_not_locked_out_by_a_flood_on_their_account(account):
 async def _owner_under_attack(account: Account) -> None:
     statuses: list = []
     until = time.monotonic() + 30  # until the account's budget is spent: a few hashes' time
-    await asyncio.gather(*(_loop_wrong_passwords(account.port, f"127.0.0.{60 + i}", account.name, until, statuses, 429)
-                           for i in range(4)))
+    await asyncio.gather(
+        *(
+            _loop_wrong_passwords(
+                account.port, f"127.0.0.{60 + i}", account.name, until, statuses, 429
+            )
+            for i in range(4)
+        )
+    )
     assert 429 in {status for status, _, _ in statuses}
     async with aiohttp.ClientSession(f"http://127.0.0.1:{account.port}") as http:
-        resp = await http.post("/v1/sessions", json={"username": account.name, "password": PASSWORD})
+        resp = await http.post(
+            "/v1/sessions", json={"username": account.name, "password": PASSWORD}
+        )
         assert resp.status == 201, await resp.text()

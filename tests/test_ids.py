@@ -96,7 +96,9 @@ def test_format_and_parse_round_trip(i):
     assert ids.parse_id(ids.format_id(i)) == i
 
 
-@pytest.mark.parametrize("text", ["", "-1", "0", "abc", "1e5", " 12", str(ids.MAX_ID + 1), "9" * 21])
+@pytest.mark.parametrize(
+    "text", ["", "-1", "0", "abc", "1e5", " 12", str(ids.MAX_ID + 1), "9" * 21]
+)
 def test_parse_refuses_what_is_not_an_id(text):
     with pytest.raises(InvalidInput):
         ids.parse_id(text)

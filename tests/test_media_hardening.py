@@ -38,10 +38,21 @@ def test_the_video_copy_drops_every_metadata_atom_and_keeps_the_frames(tmp_path,
     assert video.extension == media_type.extension and video.content_type == media_type.content_type
     copy = video.path.read_bytes()
     assert video.size == len(copy)
-    for needle in (b"\xa9xyz", b"37.7858", b"com.apple.quicktime", b"iPhone", b"Secret Title Atom", b"Lavf6"):
+    for needle in (
+        b"\xa9xyz",
+        b"37.7858",
+        b"com.apple.quicktime",
+        b"iPhone",
+        b"Secret Title Atom",
+        b"Lavf6",
+    ):
         assert needle not in copy  # (a bare "Lavf", the muxer's name without its version, may stay)
     with av.open(str(video.path)) as played:
-        left = {k: v for k, v in played.metadata.items() if k not in ("major_brand", "minor_version", "compatible_brands")}
+        left = {
+            k: v
+            for k, v in played.metadata.items()
+            if k not in ("major_brand", "minor_version", "compatible_brands")
+        }
         assert left in ({}, {"encoder": "Lavf"})  # Matroska requires a muxing-app element
         for stream in played.streams:
             assert "creation_time" not in stream.metadata
@@ -58,7 +69,9 @@ def test_discarding_an_upload_removes_the_video_copy_too(tmp_path):
 
 def test_a_video_that_does_not_remux_leaves_no_copy(tmp_path):
     data = samples.video("mp4", frames=48)
-    path, media_type = upload(tmp_path, data[: len(data) * 2 // 3])  # the index is at the end: cut off
+    path, media_type = upload(
+        tmp_path, data[: len(data) * 2 // 3]
+    )  # the index is at the end: cut off
     with pytest.raises(InvalidMedia):
         media.process(path, media_type, MAX_PIXELS)
     assert not media.derived_path(path, "video").exists()
@@ -130,7 +143,9 @@ def test_the_video_copy_keeps_the_display_rotation(tmp_path):
         stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
         stream.set_display_rotation(90)
         for i in range(6):
-            for packet in stream.encode(av.VideoFrame.from_image(Image.new("RGB", (96, 64), (i * 30, 0, 0)))):
+            for packet in stream.encode(
+                av.VideoFrame.from_image(Image.new("RGB", (96, 64), (i * 30, 0, 0)))
+            ):
                 c.mux(packet)
         for packet in stream.encode():
             c.mux(packet)

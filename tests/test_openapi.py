@@ -7,10 +7,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from jsonschema import Draft202012Validator
-
 from instastore.server.app import create_app
 from instastore.server.routes import ROUTES
+from jsonschema import Draft202012Validator
 
 from . import samples
 from .openapi_check import PASSWORD, Session, Spec
@@ -32,7 +31,9 @@ async def test_openapi_lists_every_route_and_nothing_else(aiohttp_client, embedd
     assert registered == served
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
-            assert op["summary"] and op["responses"] and op["operationId"], f"{method} {path} is undocumented"
+            assert op["summary"] and op["responses"] and op["operationId"], (
+                f"{method} {path} is undocumented"
+            )
 
 
 def test_every_operation_declares_ids_schemas_and_common_errors():
@@ -57,12 +58,15 @@ def test_every_operation_declares_ids_schemas_and_common_errors():
             else:
                 assert response["content"], f"{where}: no schema for its body"
             for media in response.get("content", {}).values():
-                Draft202012Validator.check_schema({"allOf": [media["schema"]],
-                                                   "components": spec.document["components"]})
+                Draft202012Validator.check_schema(
+                    {"allOf": [media["schema"]], "components": spec.document["components"]}
+                )
         for code in {"429", "503"} & set(responses):
             assert "Retry-After" in responses[code].get("headers", {}), f"{method} {path} {code}"
         if "requestBody" in op:
-            assert {"408", "413"} <= set(responses), f"{method} {path}: a body can be too slow or too large"
+            assert {"408", "413"} <= set(responses), (
+                f"{method} {path}: a body can be too slow or too large"
+            )
 
 
 @pytest.fixture
@@ -89,12 +93,22 @@ async def test_live_session_matches_the_spec(session: Session):
     _, c = await s.user()
     await s.expect(409, "POST", "/v1/users", json_body={"username": alice, "password": PASSWORD})
     await s.expect(400, "POST", "/v1/users", json_body={"username": "A!", "password": PASSWORD})
-    await s.expect(400, "POST", "/v1/users", raw=b"username=x", headers={"Content-Type": "text/plain"})
-    await s.expect(400, "POST", "/v1/users", raw=b"{not json", headers={"Content-Type": "application/json"})
-    await s.expect(413, "POST", "/v1/users", json_body={"username": "x" * 70_000, "password": PASSWORD})
-    await s.expect(413, "POST", "/v1/sessions", json_body={"username": alice, "password": "p" * 70_000})
+    await s.expect(
+        400, "POST", "/v1/users", raw=b"username=x", headers={"Content-Type": "text/plain"}
+    )
+    await s.expect(
+        400, "POST", "/v1/users", raw=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    await s.expect(
+        413, "POST", "/v1/users", json_body={"username": "x" * 70_000, "password": PASSWORD}
+    )
+    await s.expect(
+        413, "POST", "/v1/sessions", json_body={"username": alice, "password": "p" * 70_000}
+    )
     await s.expect(413, "PATCH", "/v1/me", a, json_body={"display_name": "d" * 70_000})
-    await s.expect(401, "POST", "/v1/sessions", json_body={"username": alice, "password": "wrong password"})
+    await s.expect(
+        401, "POST", "/v1/sessions", json_body={"username": alice, "password": "wrong password"}
+    )
     await s.expect(400, "POST", "/v1/sessions", json_body=["a list"])
     await s.expect(200, "GET", "/v1/me", a)
     await s.expect(401, "GET", "/v1/me")
@@ -103,10 +117,15 @@ async def test_live_session_matches_the_spec(session: Session):
     await s.expect(400, "PATCH", "/v1/me", a, json_body={"admin": True})
 
     photo = s.json(await s.upload(201, a, samples.image("JPEG", (320, 240)), "a cat on a mat"))
-    video = s.json(await s.upload(201, a, samples.video("mp4", "mpeg4"), "a cat video", visibility="followers"))
+    video = s.json(
+        await s.upload(201, a, samples.video("mp4", "mpeg4"), "a cat video", visibility="followers")
+    )
     key = {"Idempotency-Key": "k1"}
     first = s.json(await s.upload(201, {**a, **key}, samples.image("PNG", (64, 64)), "keyed"))
-    assert s.json(await s.upload(200, {**a, **key}, samples.image("PNG", (64, 64)), "keyed"))["id"] == first["id"]
+    assert (
+        s.json(await s.upload(200, {**a, **key}, samples.image("PNG", (64, 64)), "keyed"))["id"]
+        == first["id"]
+    )
     await s.upload(400, {**a, "Idempotency-Key": "\t"}, samples.image("PNG", (64, 64)))
     await s.upload(400, a, samples.image("PNG", (64, 64)), "")
     await s.upload(400, a, samples.image("PNG", (64, 64)), visibility="everyone")
@@ -140,7 +159,9 @@ async def test_live_session_matches_the_spec(session: Session):
     await s.expect(200, "PUT", f"/v1/users/{alice}/follow", b)
     for who in (alice, bob):
         for listing in ("followers", "following"):
-            await s.call("GET", f"/v1/users/{who}/{listing}")  # 403 on a private list, once privacy merges
+            await s.call(
+                "GET", f"/v1/users/{who}/{listing}"
+            )  # 403 on a private list, once privacy merges
             await s.expect(200, "GET", f"/v1/users/{who}/{listing}?limit=1", b)
     await s.expect(404, "GET", "/v1/users/nobody_here/followers")
     await s.expect(200, "GET", f"/v1/users/{alice}/photos?limit=1")
@@ -245,8 +266,12 @@ async def test_an_unknown_expectation_is_ignored(session: Session):
     exchange = await session.send_raw("GET", "/healthz", {"Expect": "the-unexpected"}, None)
     assert exchange.status == 200, exchange.describe()
     _, a = await session.user()
-    exchange = await session.send_raw("PATCH", "/v1/me", {**a, "Expect": "100-continue",
-                                                          "Content-Type": "application/json"}, b'{"private": true}')
+    exchange = await session.send_raw(
+        "PATCH",
+        "/v1/me",
+        {**a, "Expect": "100-continue", "Content-Type": "application/json"},
+        b'{"private": true}',
+    )
     assert exchange.status == 200, exchange.describe()
     assert session.report() == []
 
@@ -254,7 +279,10 @@ async def test_an_unknown_expectation_is_ignored(session: Session):
 async def test_json_answers_are_nosniff_and_no_store(session: Session):
     """The token, the viewer's own data, and errors: never cached, never sniffed."""
     _, a = await session.user()
-    for exchange in [*session.seen, await session.expect(200, "GET", "/v1/me", a),
-                     await session.expect(401, "GET", "/v1/timeline")]:
+    for exchange in [
+        *session.seen,
+        await session.expect(200, "GET", "/v1/me", a),
+        await session.expect(401, "GET", "/v1/timeline"),
+    ]:
         assert exchange.response_headers["x-content-type-options"] == "nosniff", exchange.describe()
         assert exchange.response_headers["cache-control"] == "no-store", exchange.describe()

@@ -23,9 +23,9 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from instastore.server.app import create_app, make_runner
 
 from instastore.config import Settings
-from instastore.server.app import create_app, make_runner
 
 from . import samples
 from .openapi_check import PASSWORD, Spec, send_blocking, violations
@@ -35,10 +35,37 @@ EXAMPLES_PER_RUN = 25  # per operation and kind of credential: 26 x 3 runs, 15-2
 LAST = ("deletePhoto", "restorePhoto", "logOut")
 SAFE = "-._~"  # what quote() must leave alone in a path segment or query value
 
-ODD_TEXT = st.sampled_from([
-    "", " ", "0", "-1", "1e3", "0x10", "null", "true", "[]", "{}", "..", "../..", "%", "%00", "%2F", "\x00",
-    "\u202e\u0041", "\ufeff", "ǅ", "😀", "²", "①", "٣", "9" * 30, "a/b", "a b", "'; drop table users; --",
-])
+ODD_TEXT = st.sampled_from(
+    [
+        "",
+        " ",
+        "0",
+        "-1",
+        "1e3",
+        "0x10",
+        "null",
+        "true",
+        "[]",
+        "{}",
+        "..",
+        "../..",
+        "%",
+        "%00",
+        "%2F",
+        "\x00",
+        "\u202e\u0041",
+        "\ufeff",
+        "ǅ",
+        "😀",
+        "²",
+        "①",
+        "٣",
+        "9" * 30,
+        "a/b",
+        "a b",
+        "'; drop table users; --",
+    ]
+)
 # Off-schema text: wrong types spelled out, Unicode oddities (other scripts' digits,
 # bidi overrides, NUL), huge strings.
 GARBAGE_TEXT = st.one_of(
@@ -50,23 +77,35 @@ GARBAGE_TEXT = st.one_of(
     st.just("9" * 5000),
 )
 # Bytes that are not UTF-8, among them a UTF-8-encoded surrogate (which Python's decoder refuses).
-GARBAGE_BYTES = st.one_of(st.binary(max_size=20), st.just("\ud800".encode("utf-8", "surrogatepass")),
-                          st.just(b"\xff\xfe"), st.just(b"caf\xe9"))
+GARBAGE_BYTES = st.one_of(
+    st.binary(max_size=20),
+    st.just("\ud800".encode("utf-8", "surrogatepass")),
+    st.just(b"\xff\xfe"),
+    st.just(b"caf\xe9"),
+)
 # Strings with lone surrogates too: JSON can spell them (\ud800), UTF-8 cannot carry them.
-ODD_STRINGS = st.text(max_size=20) | st.text(st.characters(categories=["Cs", "L", "N", "Cc"]), max_size=8)
+ODD_STRINGS = st.text(max_size=20) | st.text(
+    st.characters(categories=["Cs", "L", "N", "Cc"]), max_size=8
+)
 # Headers no operation declares but any client may send (short, and without control
 # characters: aiohttp's parser refuses those before any route, which garbage elsewhere covers).
 HEADER_TEXT = st.text(st.characters(exclude_categories=["Cc", "Cs"]), max_size=20)
-EXTRA_HEADERS = st.fixed_dictionaries({}, optional={
-    "Expect": st.sampled_from(["100-continue", "200-ok", ""]) | HEADER_TEXT,
-    "Content-Encoding": st.sampled_from(["gzip", "deflate", "br", "identity", "x-unknown"]),
-    "Accept": st.sampled_from(["*/*", "application/json", "text/html", "image/avif"]) | HEADER_TEXT,
-    "Accept-Encoding": st.sampled_from(["gzip", "br", "identity;q=0", ""]),
-    "Content-Type": HEADER_TEXT,
-})
+EXTRA_HEADERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "Expect": st.sampled_from(["100-continue", "200-ok", ""]) | HEADER_TEXT,
+        "Content-Encoding": st.sampled_from(["gzip", "deflate", "br", "identity", "x-unknown"]),
+        "Accept": st.sampled_from(["*/*", "application/json", "text/html", "image/avif"])
+        | HEADER_TEXT,
+        "Accept-Encoding": st.sampled_from(["gzip", "br", "identity;q=0", ""]),
+        "Content-Type": HEADER_TEXT,
+    },
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | ODD_STRINGS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 
@@ -82,7 +121,9 @@ def from_schema(spec: Spec, schema: dict[str, Any]) -> st.SearchStrategy:
     if kind == "string":
         if "pattern" in schema:
             return st.from_regex(schema["pattern"], fullmatch=True)
-        return st.text(min_size=schema.get("minLength", 0), max_size=min(schema.get("maxLength", 40), 40) or 1)
+        return st.text(
+            min_size=schema.get("minLength", 0), max_size=min(schema.get("maxLength", 40), 40) or 1
+        )
     if kind == "integer":
         return st.integers(schema.get("minimum"), schema.get("maximum", 2**31))
     if kind == "boolean":
@@ -90,13 +131,21 @@ def from_schema(spec: Spec, schema: dict[str, Any]) -> st.SearchStrategy:
     if kind == "object":
         required = set(schema.get("required", ()))
         properties = {k: from_schema(spec, v) for k, v in schema.get("properties", {}).items()}
-        return st.fixed_dictionaries({k: v for k, v in properties.items() if k in required},
-                                     optional={k: v for k, v in properties.items() if k not in required})
+        return st.fixed_dictionaries(
+            {k: v for k, v in properties.items() if k in required},
+            optional={k: v for k, v in properties.items() if k not in required},
+        )
     raise AssertionError(f"the fuzzer does not know schema {schema}")
 
 
 def text_or_bytes(value: Any) -> str | bytes:
-    return value if isinstance(value, bytes) else str(value).lower() if isinstance(value, bool) else str(value)
+    return (
+        value
+        if isinstance(value, bytes)
+        else str(value).lower()
+        if isinstance(value, bool)
+        else str(value)
+    )
 
 
 def encoded(value: str | bytes) -> str:
@@ -116,7 +165,9 @@ class World:
 
     def param(self, spec: Spec, param: dict[str, Any]) -> st.SearchStrategy:
         """A parameter's value: a real one, one from its schema, or garbage (text or bytes)."""
-        real = {"username": self.usernames, "photo_id": self.photo_ids, "secret": self.secrets}.get(param["name"])
+        real = {"username": self.usernames, "photo_id": self.photo_ids, "secret": self.secrets}.get(
+            param["name"]
+        )
         choices = [from_schema(spec, param["schema"]), GARBAGE_TEXT, GARBAGE_BYTES]
         if real:
             choices.insert(0, st.sampled_from(real))
@@ -128,11 +179,24 @@ class World:
         if kind == "valid":
             return st.just({"Authorization": f"Bearer {self.token}"})
         bad = st.one_of(
-            st.text(st.characters(codec="ascii", exclude_characters="\r\n"), max_size=30).map(lambda t: f"Bearer {t}"),
-            st.sampled_from(["Bearer", "Bearer ", "Basic YWxpY2U6c2VjcmV0", "bearer x", f"Token {self.token}",
-                             f"Bearer {self.token}x", "Bearer " + "t" * 5000]),
+            st.text(st.characters(codec="ascii", exclude_characters="\r\n"), max_size=30).map(
+                lambda t: f"Bearer {t}"
+            ),
+            st.sampled_from(
+                [
+                    "Bearer",
+                    "Bearer ",
+                    "Basic YWxpY2U6c2VjcmV0",
+                    "bearer x",
+                    f"Token {self.token}",
+                    f"Bearer {self.token}x",
+                    "Bearer " + "t" * 5000,
+                ]
+            ),
             GARBAGE_BYTES.map(lambda b: b"Bearer " + b),
-            st.text(max_size=20).map(lambda t: t.encode("utf-8").replace(b"\r", b"").replace(b"\n", b"")),
+            st.text(max_size=20).map(
+                lambda t: t.encode("utf-8").replace(b"\r", b"").replace(b"\n", b"")
+            ),
         )
         return bad.map(lambda value: {"Authorization": value})
 
@@ -142,16 +206,33 @@ def json_bodies(spec: Spec, schema: dict[str, Any]) -> st.SearchStrategy:
     not JSON, not UTF-8, nested deep or too large."""
     valid = from_schema(spec, schema)
     wrong_types = valid.flatmap(
-        lambda body: st.fixed_dictionaries({k: JSON_VALUES for k in body} | {"extra": JSON_VALUES}))
+        lambda body: st.fixed_dictionaries({k: JSON_VALUES for k in body} | {"extra": JSON_VALUES})
+    )
     as_json = st.one_of(valid, wrong_types, JSON_VALUES).map(lambda b: json.dumps(b).encode())
     raw = st.one_of(
         GARBAGE_BYTES,
-        st.sampled_from([b"", b"{", b'{"username": "\\ud800"}', b'"\\udfff"', b"[" * 2000 + b"]" * 2000,
-                         b'{"a": ' + b"1" * 5000 + b"}", b"{}" + b" " * 70_000]),
+        st.sampled_from(
+            [
+                b"",
+                b"{",
+                b'{"username": "\\ud800"}',
+                b'"\\udfff"',
+                b"[" * 2000 + b"]" * 2000,
+                b'{"a": ' + b"1" * 5000 + b"}",
+                b"{}" + b" " * 70_000,
+            ]
+        ),
         st.text(max_size=30).map(lambda t: t.encode("utf-8", "surrogatepass")),
     )
-    content_type = st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain",
-                                    "application/json; charset=latin-1", "application/x-www-form-urlencoded"])
+    content_type = st.sampled_from(
+        [
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/plain",
+            "application/json; charset=latin-1",
+            "application/x-www-form-urlencoded",
+        ]
+    )
     return st.one_of(
         st.tuples(st.just("application/json"), as_json),
         st.tuples(content_type, st.one_of(as_json, raw)),
@@ -167,27 +248,42 @@ def multipart(fields: dict[str, Any]) -> bytes:
     for name, value in fields.items():
         data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
         disposition = f'form-data; name="{name}"' + ('; filename="f.bin"' if name == "file" else "")
-        parts.append(f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n")
+        parts.append(
+            f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+        )
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
 def upload_bodies(spec: Spec, schema: dict[str, Any]) -> st.SearchStrategy:
     """(Content-Type, body) of an upload: a real picture, random bytes, garbage fields."""
-    files = st.one_of(st.sampled_from([samples.image("PNG", (32, 32)), samples.image("JPEG", (40, 30))]),
-                      st.binary(max_size=200))
+    files = st.one_of(
+        st.sampled_from([samples.image("PNG", (32, 32)), samples.image("JPEG", (40, 30))]),
+        st.binary(max_size=200),
+    )
     fields = st.fixed_dictionaries(
-        {"file": files, "title": st.one_of(from_schema(spec, schema["properties"]["title"]), GARBAGE_TEXT)},
-        optional={"visibility": st.one_of(st.sampled_from(["public", "followers", "private"]), GARBAGE_TEXT),
-                  "other": st.text(max_size=5)},
+        {
+            "file": files,
+            "title": st.one_of(from_schema(spec, schema["properties"]["title"]), GARBAGE_TEXT),
+        },
+        optional={
+            "visibility": st.one_of(
+                st.sampled_from(["public", "followers", "private"]), GARBAGE_TEXT
+            ),
+            "other": st.text(max_size=5),
+        },
     )
     form = f"multipart/form-data; boundary={BOUNDARY}"
     return st.one_of(
         st.tuples(st.just(form), fields.map(multipart)),
-        st.tuples(st.sampled_from([form, "multipart/form-data", "application/json"]), GARBAGE_BYTES),
+        st.tuples(
+            st.sampled_from([form, "multipart/form-data", "application/json"]), GARBAGE_BYTES
+        ),
     )
 
 
-def requests(spec: Spec, world: World, method: str, template: str, operation: dict, credentials: str):
+def requests(
+    spec: Spec, world: World, method: str, template: str, operation: dict, credentials: str
+):
     """Requests for one operation: (method, target, headers, body)."""
     params = operation.get("parameters", [])
     path_params = {p["name"]: world.param(spec, p) for p in params if p["in"] == "path"}
@@ -216,14 +312,23 @@ def requests(spec: Spec, world: World, method: str, template: str, operation: di
     def one(draw) -> tuple[str, str, dict, bytes | None]:
         path = draw(paths)
         query = draw(st.fixed_dictionaries({}, optional=query_params))
-        target = path + ("?" + "&".join(f"{k}={encoded(v)}" for k, v in query.items()) if query else "")
-        headers = {**draw(EXTRA_HEADERS), **draw(st.fixed_dictionaries({}, optional=header_params)),
-                   **draw(world.credentials(credentials))}
+        target = path + (
+            "?" + "&".join(f"{k}={encoded(v)}" for k, v in query.items()) if query else ""
+        )
+        headers = {
+            **draw(EXTRA_HEADERS),
+            **draw(st.fixed_dictionaries({}, optional=header_params)),
+            **draw(world.credentials(credentials)),
+        }
         content_type, body = draw(bodies)
         if content_type:
             headers["Content-Type"] = content_type
-        headers = {k: v.replace("\r", "").replace("\n", "") if isinstance(v, str) else
-                   v.replace(b"\r", b"").replace(b"\n", b"") for k, v in headers.items()}
+        headers = {
+            k: v.replace("\r", "").replace("\n", "")
+            if isinstance(v, str)
+            else v.replace(b"\r", b"").replace(b"\n", b"")
+            for k, v in headers.items()
+        }
         return method, target, headers, body
 
     return one()
@@ -249,15 +354,18 @@ class Fuzzer:
     def operation(self, method: str, template: str, operation: dict, credentials: str) -> None:
         """Hypothesis over one operation and kind of credential; raises at the first violation."""
         strategy = requests(self.spec, self.world, method, template, operation, credentials)
-        run = settings(max_examples=EXAMPLES_PER_RUN, database=None,
-                       suppress_health_check=list(HealthCheck))(given(strategy)(self.check))
+        run = settings(
+            max_examples=EXAMPLES_PER_RUN, database=None, suppress_health_check=list(HealthCheck)
+        )(given(strategy)(self.check))
         run()
 
     def all(self) -> list[str]:
         """A failure (shrunk by hypothesis) per operation and kind of credential that has one."""
         failures = []
-        operations = sorted(self.spec.operations(), key=lambda o: o[2]["operationId"] in LAST and
-                            LAST.index(o[2]["operationId"]) + 1)
+        operations = sorted(
+            self.spec.operations(),
+            key=lambda o: o[2]["operationId"] in LAST and LAST.index(o[2]["operationId"]) + 1,
+        )
         for method, template, operation in operations:
             for credentials in ("none", "bad", "valid"):
                 try:
@@ -291,10 +399,15 @@ def serving(settings_: Settings) -> Iterator[tuple[str, int]]:
         sock.close()
 
 
-def call(address, method: str, target: str, headers: dict, body: bytes | None = None, *, json_body=None) -> dict:
+def call(
+    address, method: str, target: str, headers: dict, body: bytes | None = None, *, json_body=None
+) -> dict:
     """A setup request that must succeed; its JSON answer."""
     if json_body is not None:
-        headers, body = {**headers, "Content-Type": "application/json"}, json.dumps(json_body).encode()
+        headers, body = (
+            {**headers, "Content-Type": "application/json"},
+            json.dumps(json_body).encode(),
+        )
     exchange = send_blocking(address, method, target, headers, body)
     assert exchange.status in (200, 201), exchange.describe()
     return json.loads(exchange.response_body)
@@ -306,17 +419,43 @@ def populate(address) -> World:
     for private in (False, True):
         name = f"u{uuid.uuid4().hex[:12]}"
         call(address, "POST", "/v1/users", {}, json_body={"username": name, "password": PASSWORD})
-        session = call(address, "POST", "/v1/sessions", {}, json_body={"username": name, "password": PASSWORD})
-        call(address, "PATCH", "/v1/me", {"Authorization": f"Bearer {session['token']}"},
-             json_body={"private": private})
+        session = call(
+            address, "POST", "/v1/sessions", {}, json_body={"username": name, "password": PASSWORD}
+        )
+        call(
+            address,
+            "PATCH",
+            "/v1/me",
+            {"Authorization": f"Bearer {session['token']}"},
+            json_body={"private": private},
+        )
         names.append(name)
         token = token or session["token"]
-    owner = {"Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    owner = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+    }
     photos = [
-        call(address, "POST", "/v1/photos", owner,
-             multipart({"title": "a cat", "file": samples.image("PNG", (48, 48))})),
-        call(address, "POST", "/v1/photos", owner, multipart(
-            {"title": "a clip", "visibility": "followers", "file": samples.video("mp4", "mpeg4")})),
+        call(
+            address,
+            "POST",
+            "/v1/photos",
+            owner,
+            multipart({"title": "a cat", "file": samples.image("PNG", (48, 48))}),
+        ),
+        call(
+            address,
+            "POST",
+            "/v1/photos",
+            owner,
+            multipart(
+                {
+                    "title": "a clip",
+                    "visibility": "followers",
+                    "file": samples.video("mp4", "mpeg4"),
+                }
+            ),
+        ),
     ]
     return World(names, photos, token)
 

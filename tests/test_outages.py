@@ -13,11 +13,11 @@ import uuid
 
 import aiohttp
 import pytest
+from instastore.server.app import create_app
 
 from instastore.cluster import ClusterSpec, LocalCluster
 from instastore.config import Settings
 from instastore.errors import Unavailable
-from instastore.server.app import create_app
 from instastore.storage import open_stores
 from instastore.storage.cassandra.metadata import build_cluster
 from instastore.storage.cassandra.migrate import migrate
@@ -39,7 +39,8 @@ def outage_cluster(tmp_path_factory, local_cluster):
 @pytest.fixture(scope="module")
 def outage_settings(outage_cluster, tmp_path_factory) -> Settings:
     settings = Settings.from_sources(
-        environ=outage_cluster.client_settings(), overrides={"data_dir": tmp_path_factory.mktemp("d")}
+        environ=outage_cluster.client_settings(),
+        overrides={"data_dir": tmp_path_factory.mktemp("d")},
     )
     driver = build_cluster(settings)
     migrate(driver.connect(), settings, progress=lambda line: None)
@@ -107,11 +108,17 @@ async def test_hdfs_down_then_back(outage_cluster, outage_settings):
 async def test_uploads_and_readiness_wait_for_a_datanode_after_a_namenode_restart(
     outage_cluster, outage_settings, aiohttp_client, tmp_path
 ):
-    settings = dataclasses.replace(outage_settings, hdfs_root=f"/ready-{uuid.uuid4().hex[:8]}", data_dir=tmp_path)
+    settings = dataclasses.replace(
+        outage_settings, hdfs_root=f"/ready-{uuid.uuid4().hex[:8]}", data_dir=tmp_path
+    )
     client = await aiohttp_client(create_app(settings))
     name = f"u{uuid.uuid4().hex[:10]}"
-    assert (await client.post("/v1/users", json={"username": name, "password": "correct horse battery"})).status == 201
-    login = await client.post("/v1/sessions", json={"username": name, "password": "correct horse battery"})
+    assert (
+        await client.post("/v1/users", json={"username": name, "password": "correct horse battery"})
+    ).status == 201
+    login = await client.post(
+        "/v1/sessions", json={"username": name, "password": "correct horse battery"}
+    )
     auth = {"Authorization": f"Bearer {(await login.json())['token']}"}
     image = samples.image("JPEG", (64, 48))
 
@@ -138,7 +145,9 @@ async def test_uploads_and_readiness_wait_for_a_datanode_after_a_namenode_restar
         async def out_of_safe_mode() -> int:
             """It stays in safe mode while blocks are unreported: make it leave, as it
             would with few blocks, once it has loaded its namespace."""
-            left = await asyncio.to_thread(outage_cluster.hdfs_tool, "dfsadmin", ["-safemode", "leave"])
+            left = await asyncio.to_thread(
+                outage_cluster.hdfs_tool, "dfsadmin", ["-safemode", "leave"]
+            )
             live, safe_mode = await stores.blobs.client.namenode_state()
             if left.returncode != 0 or safe_mode:
                 raise Unavailable(f"the NameNode is still starting: {left.stderr[-300:]}")

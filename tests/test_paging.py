@@ -22,7 +22,9 @@ def test_no_cursor_is_the_first_page():
     assert decode_cursor("") is None
 
 
-@pytest.mark.parametrize("cursor", ["nope", "!!!!", "aTEAAAAAAAAAAA", encode_cursor(5)[:-2], "aTIAAAAAAAAAAQ"])
+@pytest.mark.parametrize(
+    "cursor", ["nope", "!!!!", "aTEAAAAAAAAAAA", encode_cursor(5)[:-2], "aTIAAAAAAAAAAQ"]
+)
 def test_bad_cursors(cursor):
     with pytest.raises(BadCursor):
         decode_cursor(cursor)

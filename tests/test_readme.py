@@ -30,11 +30,18 @@ def served(tmp_path):
 
 def test_the_curl_session(served, tmp_path):
     for tool in ("curl", "jq", "file"):
-        assert shutil.which(tool), f"{tool} is needed by the README's session (scripts/bootstrap installs it)"
+        assert shutil.which(tool), (
+            f"{tool} is needed by the README's session (scripts/bootstrap installs it)"
+        )
     (tmp_path / "photo.jpg").write_bytes(samples.image("JPEG", (1200, 800)))
     script = session_script().replace("B=http://127.0.0.1:8080", f"B=http://127.0.0.1:{served}")
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert '"username": "ada"' in out and '"username": "bob"' in out

@@ -15,7 +15,11 @@ pytestmark = pytest.mark.cassandra
 
 @pytest.fixture
 def cql(local_cluster):
-    cluster = Cluster([n.address for n in local_cluster.cassandra_nodes], port=local_cluster.cql_port, protocol_version=5)
+    cluster = Cluster(
+        [n.address for n in local_cluster.cassandra_nodes],
+        port=local_cluster.cql_port,
+        protocol_version=5,
+    )
     session = cluster.connect()
     yield session
     cluster.shutdown()
@@ -28,8 +32,14 @@ def test_keyspace_table_write_and_read(cql):
     )
     try:
         cql.execute(f"CREATE TABLE {keyspace}.notes (id int PRIMARY KEY, body text, data blob)")
-        cql.execute(f"INSERT INTO {keyspace}.notes (id, body, data) VALUES (%s, %s, %s)", (7, "hello", b"\x00\xff"))
-        read = SimpleStatement(f"SELECT body, data FROM {keyspace}.notes WHERE id = %s", consistency_level=ConsistencyLevel.QUORUM)
+        cql.execute(
+            f"INSERT INTO {keyspace}.notes (id, body, data) VALUES (%s, %s, %s)",
+            (7, "hello", b"\x00\xff"),
+        )
+        read = SimpleStatement(
+            f"SELECT body, data FROM {keyspace}.notes WHERE id = %s",
+            consistency_level=ConsistencyLevel.QUORUM,
+        )
         row = cql.execute(read, (7,)).one()
         assert (row.body, row.data) == ("hello", b"\x00\xff")
         version = cql.execute("SELECT release_version FROM system.local").one().release_version

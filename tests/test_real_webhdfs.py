@@ -51,10 +51,14 @@ async def test_create_open_range_refuse_overwrite_delete(http, local_cluster):
 
     refused = await _create(http, local_cluster, path, b"other bytes")
     assert refused.status == 403
-    async with http.get(_url(local_cluster, path), params={"op": "OPEN", "user.name": "instastore"}) as resp:
+    async with http.get(
+        _url(local_cluster, path), params={"op": "OPEN", "user.name": "instastore"}
+    ) as resp:
         assert await resp.read() == data  # the first file is untouched
 
-    async with http.delete(_url(local_cluster, path), params={"op": "DELETE", "user.name": "instastore"}) as resp:
+    async with http.delete(
+        _url(local_cluster, path), params={"op": "DELETE", "user.name": "instastore"}
+    ) as resp:
         assert (await resp.json()) == {"boolean": True}
     async with http.get(_url(local_cluster, path), params={"op": "GETFILESTATUS"}) as resp:
         assert resp.status == 404

@@ -40,7 +40,9 @@ def test_a_cursor_shows_nothing_of_its_id(i):
 
 def test_forged_changed_and_foreign_cursors_are_refused(key):
     cursor = paging.encode_cursor(123456789)
-    old_format = base64.urlsafe_b64encode(b"i1" + struct.pack(">Q", 123456789)).rstrip(b"=").decode()
+    old_format = (
+        base64.urlsafe_b64encode(b"i1" + struct.pack(">Q", 123456789)).rstrip(b"=").decode()
+    )
     data = bytearray(raw(cursor))
     for index in (0, paging.NONCE_BYTES, len(data) - 1):  # nonce, ciphertext, tag
         changed = bytearray(data)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from instastore.server.app import create_app
 
 
@@ -26,7 +25,9 @@ async def test_readyz_on_the_embedded_default(embedded_client):
     assert await resp.json() == {"status": "ready", "stores": {"sqlite": "ok", "files": "ok"}}
 
 
-async def test_readyz_is_503_with_the_reason_when_a_store_is_gone(embedded_client, embedded_settings):
+async def test_readyz_is_503_with_the_reason_when_a_store_is_gone(
+    embedded_client, embedded_settings
+):
     shutil.rmtree(embedded_settings.data_dir / "blobs")
     resp = await embedded_client.get("/readyz")
     assert resp.status == 503

@@ -26,7 +26,10 @@ def claimed(db: str, key: str) -> bool:
         contextlib.suppress(sqlite3.OperationalError),  # not created yet
         contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn,
     ):
-        return conn.execute("SELECT 1 FROM idempotency_keys WHERE key = ?", (key,)).fetchone() is not None
+        return (
+            conn.execute("SELECT 1 FROM idempotency_keys WHERE key = ?", (key,)).fetchone()
+            is not None
+        )
     return False
 
 
@@ -50,7 +53,9 @@ async def upload_until_done(http, auth: dict, key: str, image: bytes, timeout: f
 
 async def sign_up(http: aiohttp.ClientSession) -> tuple[str, dict]:
     name = f"k{uuid.uuid4().hex[:10]}"
-    assert (await http.post("/v1/users", json={"username": name, "password": "kill dash nine"})).status == 201
+    assert (
+        await http.post("/v1/users", json={"username": name, "password": "kill dash nine"})
+    ).status == 201
     resp = await http.post("/v1/sessions", json={"username": name, "password": "kill dash nine"})
     return name, {"Authorization": f"Bearer {(await resp.json())['token']}"}
 
@@ -58,7 +63,10 @@ async def sign_up(http: aiohttp.ClientSession) -> tuple[str, dict]:
 @pytest.mark.timeout(180)
 async def test_kill_9_mid_upload_then_the_retry_with_the_key_makes_one_photo(tmp_path):
     data_dir = tmp_path / "data"
-    env = {"INSTASTORE_DATA_DIR": str(data_dir), "INSTASTORE_UPLOAD_CLAIM_STALE_SECONDS": str(STALE_S)}
+    env = {
+        "INSTASTORE_DATA_DIR": str(data_dir),
+        "INSTASTORE_UPLOAD_CLAIM_STALE_SECONDS": str(STALE_S),
+    }
     log = tmp_path / "serve.log"
     image = samples.image("JPEG", (6000, 4000))  # big enough that processing takes a while
     key = uuid.uuid4().hex
@@ -83,14 +91,18 @@ async def test_kill_9_mid_upload_then_the_retry_with_the_key_makes_one_photo(tmp
     proc, port = await asyncio.to_thread(spawn, env, log)
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-            listed = (await (await http.get(f"/v1/users/{name}/photos", headers=auth)).json())["items"]
+            listed = (await (await http.get(f"/v1/users/{name}/photos", headers=auth)).json())[
+                "items"
+            ]
             assert listed == [], "the kill came too late: the first upload had finished"
             resp = await upload_until_done(http, auth, key, image)
             assert resp.status == 201, await resp.text()
             photo = await resp.json()
             again = await upload_until_done(http, auth, key, image)
             assert again.status == 200 and (await again.json())["id"] == photo["id"]
-            listed = (await (await http.get(f"/v1/users/{name}/photos", headers=auth)).json())["items"]
+            listed = (await (await http.get(f"/v1/users/{name}/photos", headers=auth)).json())[
+                "items"
+            ]
             assert [p["id"] for p in listed] == [photo["id"]]
             original = await http.get(photo["media"]["original"], headers=auth)
             assert original.status == 200

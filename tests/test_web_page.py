@@ -50,12 +50,21 @@ def screenshots(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is needed at {CHROMIUM} (apt-get install chromium; scripts/bootstrap does)")
+        pytest.fail(
+            f"Chromium is needed at {CHROMIUM} (apt-get install chromium; scripts/bootstrap does)"
+        )
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         yield browser
         browser.close()
@@ -63,7 +72,10 @@ def browser():
 
 def new_page(browser, base_url, viewport=DESKTOP):
     page = browser.new_context(viewport=viewport, base_url=base_url).new_page()
-    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message!r} (script injection?)"))
+    page.on(
+        "dialog",
+        lambda dialog: pytest.fail(f"a dialog opened: {dialog.message!r} (script injection?)"),
+    )
     return page
 
 
@@ -88,7 +100,11 @@ def upload(page, path, title, expect_error=None):
 
 def test_two_people_use_the_web_page(browser, base_url, tmp_path, screenshots):
     alice, bob = f"alice{uuid.uuid4().hex[:6]}", f"bob{uuid.uuid4().hex[:6]}"
-    photo_path, video_path, bad_path = tmp_path / "harbour.jpg", tmp_path / "clip.mp4", tmp_path / "notes.txt"
+    photo_path, video_path, bad_path = (
+        tmp_path / "harbour.jpg",
+        tmp_path / "clip.mp4",
+        tmp_path / "notes.txt",
+    )
     photo_path.write_bytes(samples.picture((1600, 1200), seed=1))
     (tmp_path / "other.jpg").write_bytes(samples.picture((1200, 1200), seed=5))
     video_path.write_bytes(samples.video("mp4", "libx264", size=(320, 240), frames=48))
@@ -129,9 +145,13 @@ def test_two_people_use_the_web_page(browser, base_url, tmp_path, screenshots):
     video = b.locator(".viewer video")
     video.wait_for()
     b.wait_for_function("document.querySelector('.viewer video').readyState >= 2", timeout=20_000)
-    assert b.evaluate("document.querySelector('.viewer video').duration") == pytest.approx(4.0, abs=0.5)
+    assert b.evaluate("document.querySelector('.viewer video').duration") == pytest.approx(
+        4.0, abs=0.5
+    )
     b.evaluate("document.querySelector('.viewer video').currentTime = 3")  # seeking: byte ranges
-    b.wait_for_function("document.querySelector('.viewer video').currentTime >= 2.9", timeout=20_000)
+    b.wait_for_function(
+        "document.querySelector('.viewer video').currentTime >= 2.9", timeout=20_000
+    )
     b.keyboard.press("Escape")
 
     a.goto(f"/#/u/{alice}")
@@ -170,7 +190,11 @@ def test_the_page_is_served_with_a_content_security_policy(base_url):
     with urllib.request.urlopen(base_url + "/") as resp:
         csp = resp.headers["Content-Security-Policy"]
         html = resp.read().decode()
-    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert (
+        "script-src 'self'" in csp
+        and "frame-ancestors 'none'" in csp
+        and "unsafe-inline" not in csp
+    )
     assert '<script src="/static/app.js" defer></script>' in html
     with urllib.request.urlopen(base_url + "/static/app.js") as resp:
         assert "innerHTML" not in resp.read().decode().replace("never through innerHTML", "")

@@ -118,7 +118,9 @@ def command(node: CassandraNode, java: str, lib: Path, heap: str) -> list[str]:
     ]
 
 
-def nodetool(node: CassandraNode, java: str, lib: Path, args: list[str]) -> subprocess.CompletedProcess:
+def nodetool(
+    node: CassandraNode, java: str, lib: Path, args: list[str]
+) -> subprocess.CompletedProcess:
     conf = node.path / "conf"
     argv = [
         java,
@@ -129,8 +131,10 @@ def nodetool(node: CassandraNode, java: str, lib: Path, args: list[str]) -> subp
         "-cp",
         toolchain.classpath(conf, f"{lib}/*"),
         "org.apache.cassandra.tools.NodeTool",
-        "-h", "127.0.0.1",
-        "-p", str(node.jmx_port),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(node.jmx_port),
         *args,
     ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=NODETOOL_TIMEOUT_S)

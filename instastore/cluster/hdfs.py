@@ -46,7 +46,10 @@ class HdfsDaemon:
         return f"-Dhadoop.log.dir={self.dir}/logs"
 
     def ports(self) -> list[tuple[str, int, str]]:
-        ports = [("127.0.0.1", self.http_port, f"{self.name} http"), ("127.0.0.1", self.rpc_port, f"{self.name} rpc")]
+        ports = [
+            ("127.0.0.1", self.http_port, f"{self.name} http"),
+            ("127.0.0.1", self.rpc_port, f"{self.name} rpc"),
+        ]
         if self.transfer_port:
             ports.append(("127.0.0.1", self.transfer_port, f"{self.name} data transfer"))
         return ports
@@ -54,7 +57,9 @@ class HdfsDaemon:
 
 def plan(datanodes: int, port_offset: int, root: Path) -> tuple[HdfsDaemon, list[HdfsDaemon]]:
     hdfs = root / "hdfs"
-    namenode = HdfsDaemon("namenode", "namenode", str(hdfs / "namenode"), 9870 + port_offset, 8020 + port_offset)
+    namenode = HdfsDaemon(
+        "namenode", "namenode", str(hdfs / "namenode"), 9870 + port_offset, 8020 + port_offset
+    )
     nodes = [
         HdfsDaemon(
             name=f"datanode{i + 1}",
@@ -79,12 +84,14 @@ def write_config(daemon: HdfsDaemon, namenode: HdfsDaemon, replication: int) -> 
     (daemon.path / "logs").mkdir(exist_ok=True)
     extra = ""
     if daemon.role == "datanode":
-        extra = "\n".join([
-            _property("dfs.datanode.data.dir", f"file://{daemon.dir}/data"),
-            _property("dfs.datanode.address", f"127.0.0.1:{daemon.transfer_port}"),
-            _property("dfs.datanode.http.address", f"127.0.0.1:{daemon.http_port}"),
-            _property("dfs.datanode.ipc.address", f"127.0.0.1:{daemon.rpc_port}"),
-        ])
+        extra = "\n".join(
+            [
+                _property("dfs.datanode.data.dir", f"file://{daemon.dir}/data"),
+                _property("dfs.datanode.address", f"127.0.0.1:{daemon.transfer_port}"),
+                _property("dfs.datanode.http.address", f"127.0.0.1:{daemon.http_port}"),
+                _property("dfs.datanode.ipc.address", f"127.0.0.1:{daemon.rpc_port}"),
+            ]
+        )
     common = {"nn_rpc_port": namenode.rpc_port, "hdfs_dir": daemon.dir}
     (conf / "core-site.xml").write_text(toolchain.render("core-site.xml", **common))
     (conf / "hdfs-site.xml").write_text(
@@ -146,19 +153,41 @@ def run_tool(
         TOOLS[tool],
         *args,
     ]
-    return subprocess.run(argv, capture_output=True, text=not binary, timeout=TOOL_TIMEOUT_S, env={"HADOOP_USER_NAME": "instastore", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=not binary,
+        timeout=TOOL_TIMEOUT_S,
+        env={"HADOOP_USER_NAME": "instastore", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def format_namenode(namenode: HdfsDaemon, java: str, lib: Path, heap: str, cluster_id: str) -> None:
     """Format the NameNode's metadata folder, once (a formatted one is kept)."""
     if (namenode.path / "name" / "current" / "VERSION").exists():
         return
-    argv = [*_java_args(namenode, java, lib, heap), NAMENODE_CLASS, "-format", "-clusterid", cluster_id, "-force", "-nonInteractive"]
+    argv = [
+        *_java_args(namenode, java, lib, heap),
+        NAMENODE_CLASS,
+        "-format",
+        "-clusterid",
+        cluster_id,
+        "-force",
+        "-nonInteractive",
+    ]
     log_path = namenode.logs[0]
     with open(log_path, "ab") as out:
-        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=FORMAT_TIMEOUT_S)
+        done = subprocess.run(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=FORMAT_TIMEOUT_S,
+        )
     if done.returncode != 0:
-        raise ClusterError(f"formatting the NameNode failed (exit {done.returncode})", tail(log_path))
+        raise ClusterError(
+            f"formatting the NameNode failed (exit {done.returncode})", tail(log_path)
+        )
 
 
 def _jmx(namenode: HdfsDaemon, bean: str) -> dict:

@@ -59,7 +59,10 @@ class LocalCluster:
         self.cassandra_nodes: list[CassandraNode] = []
         self.namenode: HdfsDaemon | None = None
         self.datanodes: list[HdfsDaemon] = []
-        self.versions = {"cassandra": toolchain.CASSANDRA_VERSION, "hadoop": toolchain.HADOOP_VERSION}
+        self.versions = {
+            "cassandra": toolchain.CASSANDRA_VERSION,
+            "hadoop": toolchain.HADOOP_VERSION,
+        }
         if self.state_file.exists():
             self._load()
 
@@ -142,7 +145,9 @@ class LocalCluster:
                 "run `instastore cluster down --wipe` or pick another --dir"
             )
         self.spec = spec
-        self.cassandra_nodes = cassandra.plan_nodes(spec.cassandra_nodes, spec.first_address, spec.port_offset, self.root)
+        self.cassandra_nodes = cassandra.plan_nodes(
+            spec.cassandra_nodes, spec.first_address, spec.port_offset, self.root
+        )
         self.namenode, self.datanodes = hdfs.plan(spec.datanodes, spec.port_offset, self.root)
         ports = [p for d in [self.namenode, *self.datanodes] for p in d.ports()]
         for n in self.cassandra_nodes:
@@ -168,7 +173,9 @@ class LocalCluster:
         replication = min(3, len(self.datanodes))
         for daemon in [self.namenode, *self.datanodes]:
             hdfs.write_config(daemon, self.namenode, replication)
-        hdfs.format_namenode(self.namenode, java, hadoop_lib, self.spec.hdfs_heap, cluster_id="instastore-local")
+        hdfs.format_namenode(
+            self.namenode, java, hadoop_lib, self.spec.hdfs_heap, cluster_id="instastore-local"
+        )
         for node in self.cassandra_nodes:
             cassandra.write_config(node, self.cassandra_nodes, cluster_name="instastore-local")
             self._spawn(node, java, cassandra_lib, hadoop_lib)
@@ -176,7 +183,9 @@ class LocalCluster:
             self._spawn(daemon, java, cassandra_lib, hadoop_lib)
         self._save()
 
-    def _spawn(self, daemon: CassandraNode | HdfsDaemon, java: str, cassandra_lib: Path, hadoop_lib: Path) -> None:
+    def _spawn(
+        self, daemon: CassandraNode | HdfsDaemon, java: str, cassandra_lib: Path, hadoop_lib: Path
+    ) -> None:
         assert self.spec is not None
         if isinstance(daemon, CassandraNode):
             argv = cassandra.command(daemon, java, cassandra_lib, self.spec.cassandra_heap)
@@ -224,7 +233,9 @@ class LocalCluster:
             if not pending:
                 return
             time.sleep(POLL_INTERVAL_S)
-        raise ClusterError(f"timed out after {timeout:.0f} s waiting for {pending}; see `instastore cluster logs`")
+        raise ClusterError(
+            f"timed out after {timeout:.0f} s waiting for {pending}; see `instastore cluster logs`"
+        )
 
     def _check_alive(self) -> None:
         for daemon in self.daemons():
@@ -263,7 +274,10 @@ class LocalCluster:
         else:
             raise ClusterError("no Cassandra node is running; run `instastore cluster up`")
         return cassandra.nodetool(
-            target, toolchain.find_java(), toolchain.resolve_jars("cassandra", self.versions["cassandra"]), args
+            target,
+            toolchain.find_java(),
+            toolchain.resolve_jars("cassandra", self.versions["cassandra"]),
+            args,
         )
 
     def hdfs_tool(self, tool: str, args: list[str], binary: bool = False):
@@ -272,7 +286,11 @@ class LocalCluster:
         if self.namenode is None:
             raise ClusterError(f"no cluster in {self.root}; run `instastore cluster up`")
         return hdfs.run_tool(
-            self.namenode, toolchain.find_java(), toolchain.resolve_jars("hadoop", self.versions["hadoop"]), tool, args,
+            self.namenode,
+            toolchain.find_java(),
+            toolchain.resolve_jars("hadoop", self.versions["hadoop"]),
+            tool,
+            args,
             binary,
         )
 
@@ -286,14 +304,16 @@ class LocalCluster:
                 endpoint = f"webhdfs http://127.0.0.1:{d.http_port}  rpc {d.rpc_port}"
             else:
                 endpoint = f"http {d.http_port}  transfer {d.transfer_port}"
-            rows.append({
-                "name": d.name,
-                "state": "running" if alive else "stopped",
-                "pid": d.pid if alive else None,
-                "rss_mb": _rss_mb(d.pid) if alive else None,
-                "endpoint": endpoint,
-                "log": str(d.logs[0]),
-            })
+            rows.append(
+                {
+                    "name": d.name,
+                    "state": "running" if alive else "stopped",
+                    "pid": d.pid if alive else None,
+                    "rss_mb": _rss_mb(d.pid) if alive else None,
+                    "endpoint": endpoint,
+                    "log": str(d.logs[0]),
+                }
+            )
         return rows
 
     def stop_all(self) -> list[int]:

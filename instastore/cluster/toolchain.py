@@ -74,7 +74,9 @@ def find_java() -> str:
 def find_maven() -> str:
     mvn = shutil.which("mvn")
     if not mvn:
-        raise ClusterError("Maven is required to fetch the Cassandra and HDFS jars but `mvn` was not found (install maven)")
+        raise ClusterError(
+            "Maven is required to fetch the Cassandra and HDFS jars but `mvn` was not found (install maven)"
+        )
     return mvn
 
 
@@ -92,22 +94,34 @@ def resolve_jars(product: str, version: str) -> Path:
             return lib
         mvn = find_maven()
         log.info("resolving %s %s jars with Maven into %s", product, version, lib)
-        print(f"fetching {product} {version} jars with Maven (once; cached in {lib}) ...", flush=True)
+        print(
+            f"fetching {product} {version} jars with Maven (once; cached in {lib}) ...", flush=True
+        )
         with tempfile.TemporaryDirectory(prefix=f"instastore-{product}-") as work:
             pom = Path(work, "pom.xml")
             pom.write_text(render(f"{product}-pom.xml", version=version))
             staging = Path(work, "lib")
             cmd = [
-                mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-                "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging}",
             ]
             try:
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=MAVEN_TIMEOUT_S)
             except subprocess.TimeoutExpired as exc:
-                raise ClusterError(f"Maven did not resolve {product} {version} within {MAVEN_TIMEOUT_S} s") from exc
+                raise ClusterError(
+                    f"Maven did not resolve {product} {version} within {MAVEN_TIMEOUT_S} s"
+                ) from exc
             if done.returncode != 0:
                 tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
-                raise ClusterError(f"Maven failed to resolve {product} {version} (exit {done.returncode})", tail)
+                raise ClusterError(
+                    f"Maven failed to resolve {product} {version} (exit {done.returncode})", tail
+                )
             if lib.exists():
                 shutil.rmtree(lib)
             shutil.move(str(staging), lib)

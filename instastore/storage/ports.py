@@ -29,7 +29,9 @@ T = TypeVar("T")
 SETTLE_DELAYS_S = (0.25, 1.0, 2.0)
 
 
-async def settle(what: str, write: Callable[[], Awaitable[T]], delays: Sequence[float] = SETTLE_DELAYS_S) -> T:
+async def settle(
+    what: str, write: Callable[[], Awaitable[T]], delays: Sequence[float] = SETTLE_DELAYS_S
+) -> T:
     """Run ``write`` again while its outcome is unknown, and return its first known
     result; ``OutcomeUnknown`` if it stays unknown, also when a later try fails outright
     (the first may still have landed). Only for idempotent writes (the same rows again,
@@ -166,13 +168,25 @@ class MetadataStore(Protocol):
         again for the same ``photo_id`` returns its claim (a retry after a timeout)."""
 
     async def take_over_idempotency_key(
-        self, user_id: int, key: str, held: KeyClaim, photo_id: int, now: datetime, expires_at: datetime
+        self,
+        user_id: int,
+        key: str,
+        held: KeyClaim,
+        photo_id: int,
+        now: datetime,
+        expires_at: datetime,
     ) -> bool:
         """Replace the claim ``held`` by a fresh one for ``photo_id`` (no intent), only if
         the key is still held exactly so (same photo_id and claimed_at); False if not."""
 
     async def renew_idempotency_key(
-        self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime, intent: Photo | None = None
+        self,
+        user_id: int,
+        key: str,
+        photo_id: int,
+        now: datetime,
+        expires_at: datetime,
+        intent: Photo | None = None,
     ) -> bool:
         """Only while ``photo_id`` holds the key: set its claimed_at to ``now`` (a
         heartbeat) and, given ``intent``, record the photo about to be saved. False if

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from aiohttp import web
-
-from instastore.errors import InvalidInput
 from instastore.server import views
 from instastore.server.handlers.common import json_body, require_user, services, viewer
+
+from instastore.errors import InvalidInput
 
 
 async def sign_up(request: web.Request) -> web.Response:
     body = await json_body(request)
-    user = await services(request).accounts.sign_up(body.get("username"), body.get("password"), body.get("display_name", ""))
+    user = await services(request).accounts.sign_up(
+        body.get("username"), body.get("password"), body.get("display_name", "")
+    )
     return views.json(views.user_json(user), status=201)
 
 
@@ -19,7 +21,9 @@ async def log_in(request: web.Request) -> web.Response:
     body = await json_body(request)
     # The TCP peer: behind a proxy every client shares its address (see README, settings).
     address = request.remote or ""
-    user, token = await services(request).accounts.log_in(body.get("username"), body.get("password"), address)
+    user, token = await services(request).accounts.log_in(
+        body.get("username"), body.get("password"), address
+    )
     return views.json({"token": token, "user": views.user_json(user)}, status=201)
 
 
@@ -41,8 +45,12 @@ async def update_me(request: web.Request) -> web.Response:
     body = await json_body(request)
     unknown = set(body) - {"display_name", "private"}
     if unknown:
-        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}; PATCH takes display_name and private")
-    updated = await services(request).accounts.update(user, body.get("display_name"), body.get("private"))
+        raise InvalidInput(
+            f"unknown fields: {', '.join(sorted(unknown))}; PATCH takes display_name and private"
+        )
+    updated = await services(request).accounts.update(
+        user, body.get("display_name"), body.get("private")
+    )
     profile = await services(request).accounts.profile(updated.username)
     return views.json(views.profile_json(profile))
 

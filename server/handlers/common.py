@@ -7,11 +7,11 @@ import re
 from typing import Any
 
 from aiohttp import web
+from instastore.server.keys import SERVICES, SETTINGS, USER, Services
 
 from instastore import ids
 from instastore.errors import InvalidInput, NotAuthenticated
 from instastore.model import User
-from instastore.server.keys import SERVICES, SETTINGS, USER, Services
 from instastore.social import Audience
 
 
@@ -32,7 +32,9 @@ def audience(request: web.Request) -> Audience:
 def require_user(request: web.Request) -> User:
     user = request[USER]
     if user is None:
-        raise NotAuthenticated("this needs 'Authorization: Bearer <token>' (POST /v1/sessions gives one)")
+        raise NotAuthenticated(
+            "this needs 'Authorization: Bearer <token>' (POST /v1/sessions gives one)"
+        )
     return user
 
 
@@ -73,7 +75,9 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise InvalidInput(f"the body is not UTF-8: {exc}") from exc
     except UnicodeEncodeError as exc:
         lone = f"U+{ord(exc.object[exc.start]):04X}"
-        raise InvalidInput(f"the body holds a lone surrogate ({lone}): strings must be valid Unicode") from exc
+        raise InvalidInput(
+            f"the body holds a lone surrogate ({lone}): strings must be valid Unicode"
+        ) from exc
     except RecursionError as exc:
         raise InvalidInput("the body is nested too deeply") from exc
     except ValueError as exc:

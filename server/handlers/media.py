@@ -25,12 +25,19 @@ import logging
 import re
 
 from aiohttp import web
-
-from instastore import ids
-from instastore.errors import InstastoreError, NotAllowed, NotAuthenticated, NotFound, StorageError, Unavailable
-from instastore.model import Photo, Rendition, Visibility
 from instastore.server.handlers.common import audience, services, viewer
 from instastore.server.problems import problem
+
+from instastore import ids
+from instastore.errors import (
+    InstastoreError,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+    StorageError,
+    Unavailable,
+)
+from instastore.model import Photo, Rendition, Visibility
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +47,7 @@ MAX_RANGE_DIGITS = 19  # a byte offset past 2**63 is no offset of ours; also bou
 _RANGE = re.compile(rf"bytes=([0-9]{{0,{MAX_RANGE_DIGITS}}})-([0-9]{{0,{MAX_RANGE_DIGITS}}})")
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """(start, end inclusive) of a single satisfiable range; None to serve everything
     (no header, or one we do not do, like several ranges); "unsatisfiable" for 416."""
     if not header:
@@ -71,7 +78,9 @@ def _rendition(request: web.Request, photo: Photo) -> Rendition:
     if name == "original":
         user = viewer(request)
         if user is None:
-            raise NotAuthenticated("the original upload is for its owner only: send the owner's bearer token")
+            raise NotAuthenticated(
+                "the original upload is for its owner only: send the owner's bearer token"
+            )
         if user.id != photo.owner_id:
             raise NotAllowed("the original upload is for its owner only")
     return rendition
@@ -95,7 +104,9 @@ async def media(request: web.Request) -> web.StreamResponse:
         photo = None
     # SECURITY: constant-time comparison of the URL's secret; a missing photo and a wrong
     # secret get the same answer, so a guessed id tells nothing (issue 10, item 13).
-    if photo is None or not hmac.compare_digest(request.match_info["secret"].encode(), photo.secret.encode()):
+    if photo is None or not hmac.compare_digest(
+        request.match_info["secret"].encode(), photo.secret.encode()
+    ):
         raise NotFound(f"no media at {request.path}")
     rendition = _rendition(request, photo)
     etag = f'"{photo.id}-{rendition.name}"'
@@ -113,7 +124,11 @@ async def media(request: web.Request) -> web.StreamResponse:
     size = rendition.size
     wanted = parse_range(request.headers.get("Range"), size)
     if wanted == "unsatisfiable":
-        response = problem(416, "range-not-satisfiable", f"the Range is outside the {size:,} bytes of this rendition")
+        response = problem(
+            416,
+            "range-not-satisfiable",
+            f"the Range is outside the {size:,} bytes of this rendition",
+        )
         response.headers["Content-Range"] = f"bytes */{size}"
         return response
     if wanted is None:
@@ -127,7 +142,9 @@ async def media(request: web.Request) -> web.StreamResponse:
     return await _streamed(request, rendition, status, headers, offset, length)
 
 
-async def _from_cache(request, photo: Photo, rendition: Rendition, status, headers, offset, length) -> web.Response:
+async def _from_cache(
+    request, photo: Photo, rendition: Rendition, status, headers, offset, length
+) -> web.Response:
     svc = services(request)
     cache_key = f"{photo.id}/{rendition.name}"
     data = svc.photos.media.get(cache_key)
@@ -148,7 +165,9 @@ def _unreadable(rendition: Rendition, exc: InstastoreError) -> Unavailable:
     return Unavailable(f"the {rendition.name} bytes cannot be read right now")
 
 
-async def _streamed(request, rendition: Rendition, status, headers, offset, length) -> web.StreamResponse:
+async def _streamed(
+    request, rendition: Rendition, status, headers, offset, length
+) -> web.StreamResponse:
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
     if request.method == "HEAD" or not length:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import web
-
-from instastore import __version__
 from instastore.server.handlers.common import services
 from instastore.server.openapi import spec
+
+from instastore import __version__
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -18,7 +18,10 @@ async def readyz(request: web.Request) -> web.Response:
     """Both stores answer: 200, or 503 with the reason of each that does not."""
     report = await services(request).stores.ping()
     ready = all(v == "ok" for v in report.values())
-    return web.json_response({"status": "ready" if ready else "unavailable", "stores": report}, status=200 if ready else 503)
+    return web.json_response(
+        {"status": "ready" if ready else "unavailable", "stores": report},
+        status=200 if ready else 503,
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -6,13 +6,20 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from instastore.server import views
+from instastore.server.handlers.common import (
+    audience,
+    cursor,
+    limit,
+    photo_id,
+    require_user,
+    services,
+)
+from instastore.server.keys import SETTINGS
 
+from instastore.clock import utcnow
 from instastore.errors import InvalidInput, NotFound, TooLarge
 from instastore.model import Photo, User
-from instastore.clock import utcnow
-from instastore.server import views
-from instastore.server.handlers.common import audience, cursor, limit, photo_id, require_user, services
-from instastore.server.keys import SETTINGS
 from instastore.social import Audience
 from instastore.uploads import check_idempotency_key, check_title, check_visibility, receive
 
@@ -66,7 +73,10 @@ async def upload(request: web.Request) -> web.Response:
     svc = services(request)
     if not request.content_type.startswith("multipart/form-data"):
         raise InvalidInput("send multipart/form-data with a 'file' part and a 'title' field")
-    if request.content_length and request.content_length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+    if (
+        request.content_length
+        and request.content_length > settings.max_upload_bytes + MULTIPART_OVERHEAD
+    ):
         raise TooLarge(f"upload is over the limit of {settings.max_upload_bytes:,} bytes")
     key = check_idempotency_key(request.headers.get("Idempotency-Key"))
     svc.upload_limiter.take(user.id, "uploads")
@@ -81,11 +91,15 @@ async def upload(request: web.Request) -> web.Response:
                 if part.name == "file":
                     if received is not None:
                         raise InvalidInput("send exactly one 'file' part")
-                    received = await receive(_part_chunks(part), settings.max_upload_bytes, svc.uploads.tmp_dir)
+                    received = await receive(
+                        _part_chunks(part), settings.max_upload_bytes, svc.uploads.tmp_dir
+                    )
                 elif part.name in ("title", "visibility"):
                     fields[part.name] = await _small_field(part)
                 else:
-                    raise InvalidInput(f"unexpected form field {part.name!r}; send file, title and visibility")
+                    raise InvalidInput(
+                        f"unexpected form field {part.name!r}; send file, title and visibility"
+                    )
         except (ValueError, AssertionError) as exc:  # aiohttp's word for a malformed body
             raise InvalidInput(f"malformed multipart body: {exc}") from exc
         if received is None:

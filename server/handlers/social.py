@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-
 from instastore.server import views
 from instastore.server.handlers.common import cursor, limit, require_user, services, viewer
 

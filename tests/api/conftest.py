@@ -8,10 +8,12 @@ import uuid
 
 import aiohttp
 import pytest
-
 from instastore.server.app import create_app
 
-from ..contract.conftest import adapter_settings, contract_cluster_settings  # noqa: F401  (fixtures)
+from ..contract.conftest import (  # noqa: F401  (fixtures)
+    adapter_settings,
+    contract_cluster_settings,
+)
 
 
 class Api:
@@ -27,9 +29,13 @@ class Api:
     async def user(self, name: str | None = None, private: bool = False) -> tuple[str, dict]:
         """A new user, logged in: (username, Authorization headers)."""
         name = name or f"u{uuid.uuid4().hex[:12]}"
-        resp = await self.client.post("/v1/users", json={"username": name, "password": "correct horse battery"})
+        resp = await self.client.post(
+            "/v1/users", json={"username": name, "password": "correct horse battery"}
+        )
         assert resp.status == 201, await resp.text()
-        resp = await self.client.post("/v1/sessions", json={"username": name, "password": "correct horse battery"})
+        resp = await self.client.post(
+            "/v1/sessions", json={"username": name, "password": "correct horse battery"}
+        )
         assert resp.status == 201
         headers = {"Authorization": f"Bearer {(await resp.json())['token']}"}
         if private:
@@ -37,14 +43,26 @@ class Api:
             assert resp.status == 200
         return name, headers
 
-    async def upload(self, headers, data: bytes, title: str = "a photo", *, visibility: str | None = None,
-                     filename: str = "f.bin", extra_headers: dict | None = None) -> aiohttp.ClientResponse:
+    async def upload(
+        self,
+        headers,
+        data: bytes,
+        title: str = "a photo",
+        *,
+        visibility: str | None = None,
+        filename: str = "f.bin",
+        extra_headers: dict | None = None,
+    ) -> aiohttp.ClientResponse:
         form = aiohttp.FormData()
         form.add_field("title", title)
         if visibility:
             form.add_field("visibility", visibility)
-        form.add_field("file", io.BytesIO(data), filename=filename, content_type="application/octet-stream")
-        return await self.client.post("/v1/photos", data=form, headers={**headers, **(extra_headers or {})})
+        form.add_field(
+            "file", io.BytesIO(data), filename=filename, content_type="application/octet-stream"
+        )
+        return await self.client.post(
+            "/v1/photos", data=form, headers={**headers, **(extra_headers or {})}
+        )
 
     async def photo(self, headers, data: bytes, title: str = "a photo", **kw) -> dict:
         resp = await self.upload(headers, data, title, **kw)
@@ -54,7 +72,9 @@ class Api:
 
 @pytest.fixture
 async def api(aiohttp_client, adapter_settings):  # noqa: F811
-    settings = dataclasses.replace(adapter_settings, uploads_per_minute=1000, max_upload_bytes=8 * 2**20)
+    settings = dataclasses.replace(
+        adapter_settings, uploads_per_minute=1000, max_upload_bytes=8 * 2**20
+    )
     client = await aiohttp_client(create_app(settings))
     return Api(client, settings)
 

@@ -11,10 +11,16 @@ from .conftest import problem
 
 async def test_sign_up_log_in_me_log_out(api):
     name = f"u{uuid.uuid4().hex[:10]}"
-    resp = await api.post("/v1/users", json={"username": name, "password": "long enough", "display_name": "Ada L."})
+    resp = await api.post(
+        "/v1/users", json={"username": name, "password": "long enough", "display_name": "Ada L."}
+    )
     assert resp.status == 201
     body = await resp.json()
-    assert body["username"] == name and body["display_name"] == "Ada L." and "password" not in str(body)
+    assert (
+        body["username"] == name
+        and body["display_name"] == "Ada L."
+        and "password" not in str(body)
+    )
 
     resp = await api.post("/v1/sessions", json={"username": name, "password": "long enough"})
     assert resp.status == 201
@@ -29,7 +35,9 @@ async def test_sign_up_log_in_me_log_out(api):
 
 async def test_patch_me_and_profile(api):
     name, headers = await api.user()
-    resp = await api.patch("/v1/me", json={"display_name": "Grace", "private": True}, headers=headers)
+    resp = await api.patch(
+        "/v1/me", json={"display_name": "Grace", "private": True}, headers=headers
+    )
     assert resp.status == 200
     profile = await (await api.get(f"/v1/users/{name}")).json()
     assert profile["display_name"] == "Grace" and profile["private"] is True
@@ -51,11 +59,17 @@ async def test_sign_up_rejections(api, body, detail):
 
 async def test_a_taken_username_is_409(api):
     name, _ = await api.user()
-    await problem(await api.post("/v1/users", json={"username": name, "password": "another one"}), 409)
+    await problem(
+        await api.post("/v1/users", json={"username": name, "password": "another one"}), 409
+    )
 
 
 async def test_not_json_is_400(api):
-    resp = await api.post("/v1/users", data="username=x", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    resp = await api.post(
+        "/v1/users",
+        data="username=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     await problem(resp, 400)
     resp = await api.post("/v1/users", data="{nope", headers={"Content-Type": "application/json"})
     assert "not valid JSON" in (await problem(resp, 400))["detail"]
@@ -64,14 +78,21 @@ async def test_not_json_is_400(api):
 
 
 async def test_a_json_body_over_the_limit_is_413(api):
-    resp = await api.post("/v1/users", json={"username": "x" * (api.settings.max_json_bytes + 10), "password": "p"})
+    resp = await api.post(
+        "/v1/users", json={"username": "x" * (api.settings.max_json_bytes + 10), "password": "p"}
+    )
     await problem(resp, 413)
 
 
 async def test_wrong_password_and_unknown_user_look_the_same(api):
     name, _ = await api.user()
-    wrong = await problem(await api.post("/v1/sessions", json={"username": name, "password": "not it at all"}), 401)
-    unknown = await problem(await api.post("/v1/sessions", json={"username": "nobody" + name, "password": "x" * 10}), 401)
+    wrong = await problem(
+        await api.post("/v1/sessions", json={"username": name, "password": "not it at all"}), 401
+    )
+    unknown = await problem(
+        await api.post("/v1/sessions", json={"username": "nobody" + name, "password": "x" * 10}),
+        401,
+    )
     assert wrong["detail"] == unknown["detail"] == "wrong username or password"
 
 

@@ -14,8 +14,16 @@ JSON = {"Content-Type": "application/json"}
 @pytest.mark.parametrize(
     "path, body, detail",
     [
-        ("/v1/users", b'{"username": "surrogate", "password": "\\ud800abcdefgh"}', "lone surrogate"),
-        ("/v1/users", b'{"username": "surr\\udfffogate", "password": "abcdefghij"}', "lone surrogate"),
+        (
+            "/v1/users",
+            b'{"username": "surrogate", "password": "\\ud800abcdefgh"}',
+            "lone surrogate",
+        ),
+        (
+            "/v1/users",
+            b'{"username": "surr\\udfffogate", "password": "abcdefghij"}',
+            "lone surrogate",
+        ),
         ("/v1/sessions", b'{"username": "\\ud800", "password": "abcdefghij"}', "lone surrogate"),
         ("/v1/sessions", b"[" * 30000 + b"]" * 30000, "nested too deeply"),
         ("/v1/users", b'{"username": "\xff"}', "not UTF-8"),
@@ -30,13 +38,17 @@ async def test_bad_json_bodies_are_400_and_store_nothing(api, path, body, detail
 
 async def test_a_lone_surrogate_in_a_display_name_is_400_and_changes_nothing(api):
     name, headers = await api.user()
-    resp = await api.patch("/v1/me", data=b'{"display_name": "\\ud83d"}', headers={**headers, **JSON})
+    resp = await api.patch(
+        "/v1/me", data=b'{"display_name": "\\ud83d"}', headers={**headers, **JSON}
+    )
     assert "lone surrogate" in (await problem(resp, 400))["detail"]
     assert (await (await api.get(f"/v1/users/{name}")).json())["display_name"] == ""
 
 
 async def test_a_json_charset_other_than_utf8_is_400(api):
-    resp = await api.post("/v1/sessions", data=b"{}", headers={"Content-Type": "application/json; charset=bogus"})
+    resp = await api.post(
+        "/v1/sessions", data=b"{}", headers={"Content-Type": "application/json; charset=bogus"}
+    )
     assert "charset" in (await problem(resp, 400))["detail"]
 
 

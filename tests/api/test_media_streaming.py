@@ -10,10 +10,10 @@ import dataclasses
 import json
 
 import pytest
-
-from instastore.errors import Unavailable
 from instastore.server.app import create_app
 from instastore.server.keys import SERVICES
+
+from instastore.errors import Unavailable
 
 from .. import samples
 from .conftest import Api
@@ -84,12 +84,16 @@ async def large_rendition(api: Api) -> tuple[str, str]:
 
 async def test_a_read_failing_before_the_head_is_a_clean_503(streaming_api):
     url, locator = await large_rendition(streaming_api)
-    assert await streaming_api.client.app[SERVICES].stores.blobs.delete(locator)  # the bytes are lost
+    assert await streaming_api.client.app[SERVICES].stores.blobs.delete(
+        locator
+    )  # the bytes are lost
     raw = await raw_get(streaming_api, url)
     assert raw.count(b"HTTP/1.1 ") == 1, raw[:400]
     status, headers, body = split_response(raw)
     assert status.startswith("HTTP/1.1 503 ")
-    assert headers["content-type"].startswith("application/problem+json") and "retry-after" in headers
+    assert (
+        headers["content-type"].startswith("application/problem+json") and "retry-after" in headers
+    )
     problem = json.loads(body[: int(headers["content-length"])])
     assert problem["status"] == 503 and "large" in problem["detail"]
 
@@ -115,15 +119,19 @@ async def test_head_and_ranges_of_a_streamed_rendition(streaming_api):
     url, _ = await large_rendition(streaming_api)
     full = await (await streaming_api.get(url)).read()
     head = await streaming_api.head(url)
-    assert head.status == 200 and int(head.headers["Content-Length"]) == len(full) and await head.read() == b""
+    assert (
+        head.status == 200
+        and int(head.headers["Content-Length"]) == len(full)
+        and await head.read() == b""
+    )
     part = await streaming_api.get(url, headers={"Range": "bytes=10-19"})
     assert part.status == 206 and await part.read() == full[10:20]
 
 
 async def open(self, key, offset=0, length=None):
-        async for chunk in self.real.open(key, offset, length):
-            yield chunk[:FIRST_BYTES]
-            return
+    async for chunk in self.real.open(key, offset, length):
+        yield chunk[:FIRST_BYTES]
+        return
 
 
 async def test_a_short_read_of_a_cached_rendition_is_a_503_and_is_not_cached(api):
@@ -135,7 +143,10 @@ async def test_a_short_read_of_a_cached_rendition_is_a_503_and_is_not_cached(api
     assert resp.status == 503 and resp.content_type == "application/problem+json"
     services.stores.blobs = services.stores.blobs.real
     resp = await api.get(body["media"]["large"])
-    assert resp.status == 200 and len(await resp.read()) == int(resp.headers["Content-Length"]) > FIRST_BYTES
+    assert (
+        resp.status == 200
+        and len(await resp.read()) == int(resp.headers["Content-Length"]) > FIRST_BYTES
+    )
 
 
 async def test_a_short_read_of_a_streamed_rendition_cuts_the_connection(streaming_api):

@@ -10,9 +10,8 @@ import uuid
 import aiohttp
 import av
 import pytest
-from PIL import Image
-
 from instastore.server.app import create_app
+from PIL import Image
 
 from .. import samples
 from .conftest import Api, problem
@@ -58,15 +57,26 @@ async def test_exif_orientation_applied_and_gps_stripped(api):
     assert large.size == (600, 800)
 
 
-@pytest.mark.parametrize("container, codec, content_type", [
-    ("mp4", "mpeg4", "video/mp4"), ("mov", "h264", "video/quicktime"), ("webm", "libvpx", "video/webm"),
-])
+@pytest.mark.parametrize(
+    "container, codec, content_type",
+    [
+        ("mp4", "mpeg4", "video/mp4"),
+        ("mov", "h264", "video/quicktime"),
+        ("webm", "libvpx", "video/webm"),
+    ],
+)
 async def test_upload_video_gives_bytes_and_a_poster(api, container, codec, content_type):
     _, headers = await api.user()
     data = samples.video(container, codec)
     body = await api.photo(headers, data, f"clip {container}")
     assert body["kind"] == "video" and body["duration_s"] == pytest.approx(1.0, abs=0.2)
-    assert set(body["media"]) == {"thumb", "large", "poster", "video", "original"}  # the owner's view
+    assert set(body["media"]) == {
+        "thumb",
+        "large",
+        "poster",
+        "video",
+        "original",
+    }  # the owner's view
     video = await api.get(body["media"]["video"])
     assert video.headers["Content-Type"] == content_type
     copy = await video.read()
@@ -132,14 +142,25 @@ async def test_too_large_is_413_and_nothing_is_stored(api):
     big = samples.image("PNG", (64, 64)) + b"\0" * (api.settings.max_upload_bytes + 1)
     await problem(await api.upload(headers, big, "huge"), 413)
     assert await photo_count(api, name) == 0
-    assert (await api.photo(headers, samples.image(), "small after big"))["title"] == "small after big"
+    assert (await api.photo(headers, samples.image(), "small after big"))[
+        "title"
+    ] == "small after big"
 
 
-@pytest.mark.parametrize("data", [b"%PDF-1.7 not an image", b"GIF", b"<svg xmlns='http://www.w3.org/2000/svg'/>",
-                                  b"\x00\x00\x00\x18ftypheic" + b"\0" * 64])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"%PDF-1.7 not an image",
+        b"GIF",
+        b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        b"\x00\x00\x00\x18ftypheic" + b"\0" * 64,
+    ],
+)
 async def test_wrong_type_is_415(api, data):
     name, headers = await api.user()
-    resp = await api.upload(headers, data, "not media", filename="photo.jpg")  # the name lies; the bytes decide
+    resp = await api.upload(
+        headers, data, "not media", filename="photo.jpg"
+    )  # the name lies; the bytes decide
     body = await problem(resp, 415)
     assert "JPEG, PNG, WebP or GIF" in body["detail"]
     assert await photo_count(api, name) == 0
@@ -156,7 +177,9 @@ async def test_a_bomb_under_pillows_own_limit_is_still_refused(aiohttp_client, a
     settings = dataclasses.replace(adapter_settings, max_image_pixels=100_000)
     api = Api(await aiohttp_client(create_app(settings)), settings)
     _, headers = await api.user()
-    body = await problem(await api.upload(headers, samples.image("PNG", (400, 300)), "120k pixels"), 422)
+    body = await problem(
+        await api.upload(headers, samples.image("PNG", (400, 300)), "120k pixels"), 422
+    )
     assert "over the limit of 100,000" in body["detail"]
 
 
@@ -175,11 +198,15 @@ async def test_a_video_that_does_not_decode_is_422(api):
     await problem(await api.upload(headers, broken, "broken clip"), 422)
 
 
-@pytest.mark.parametrize("title, detail", [("", "title is required"), ("   ", "title is required"),
-                                           ("x" * 201, "the limit is 200")])
+@pytest.mark.parametrize(
+    "title, detail",
+    [("", "title is required"), ("   ", "title is required"), ("x" * 201, "the limit is 200")],
+)
 async def test_bad_titles_are_400(api, title, detail):
     _, headers = await api.user()
-    assert detail in (await problem(await api.upload(headers, samples.image(), title), 400))["detail"]
+    assert (
+        detail in (await problem(await api.upload(headers, samples.image(), title), 400))["detail"]
+    )
 
 
 async def test_bad_visibility_missing_file_and_wrong_body_are_400(api):
@@ -217,11 +244,17 @@ async def test_idempotency_key_makes_one_photo(api):
     assert (await again.json())["id"] == (await first.json())["id"]
     assert await photo_count(api, name) == 1
     concurrent_key = {"Idempotency-Key": uuid.uuid4().hex}
-    results = await asyncio.gather(*(api.upload(headers, samples.image(), "race", extra_headers=concurrent_key)
-                                     for _ in range(3)))
+    results = await asyncio.gather(
+        *(
+            api.upload(headers, samples.image(), "race", extra_headers=concurrent_key)
+            for _ in range(3)
+        )
+    )
     statuses = sorted(r.status for r in results)
     assert statuses.count(201) == 1 and set(statuses) <= {200, 201, 409}
-    assert all(int(r.headers["Retry-After"]) >= 1 for r in results if r.status == 409)  # still in progress
+    assert all(
+        int(r.headers["Retry-After"]) >= 1 for r in results if r.status == 409
+    )  # still in progress
     assert await photo_count(api, name) == 2
 
 
@@ -267,20 +300,33 @@ async def test_likes(api):
     _, owner = await api.user()
     _, fan = await api.user()
     pid = (await api.photo(owner, samples.image(), "likeable"))["id"]
-    assert await (await api.put(f"/v1/photos/{pid}/like", headers=fan)).json() == {"liked": True, "likes": 1}
-    assert await (await api.put(f"/v1/photos/{pid}/like", headers=fan)).json() == {"liked": True, "likes": 1}
+    assert await (await api.put(f"/v1/photos/{pid}/like", headers=fan)).json() == {
+        "liked": True,
+        "likes": 1,
+    }
+    assert await (await api.put(f"/v1/photos/{pid}/like", headers=fan)).json() == {
+        "liked": True,
+        "likes": 1,
+    }
     assert (await (await api.get(f"/v1/photos/{pid}")).json())["likes"] == 1
-    assert await (await api.delete(f"/v1/photos/{pid}/like", headers=fan)).json() == {"liked": False, "likes": 0}
+    assert await (await api.delete(f"/v1/photos/{pid}/like", headers=fan)).json() == {
+        "liked": False,
+        "likes": 0,
+    }
     await problem(await api.put(f"/v1/photos/{pid}/like"), 401)
     await problem(await api.put("/v1/photos/123456789/like", headers=fan), 404)
 
 
 async def test_user_photos_paged_with_cursor(api):
     name, headers = await api.user()
-    made = [(await api.photo(headers, samples.image(size=(64, 64)), f"n{i}"))["id"] for i in range(5)]
+    made = [
+        (await api.photo(headers, samples.image(size=(64, 64)), f"n{i}"))["id"] for i in range(5)
+    ]
     first = await (await api.get(f"/v1/users/{name}/photos?limit=2")).json()
     assert [p["id"] for p in first["items"]] == made[::-1][:2]
-    rest = await (await api.get(f"/v1/users/{name}/photos?limit=10&cursor={first['next_cursor']}")).json()
+    rest = await (
+        await api.get(f"/v1/users/{name}/photos?limit=10&cursor={first['next_cursor']}")
+    ).json()
     assert [p["id"] for p in rest["items"]] == made[::-1][2:] and rest["next_cursor"] is None
     await problem(await api.get(f"/v1/users/{name}/photos?cursor=garbage"), 400)
     await problem(await api.get(f"/v1/users/{name}/photos?limit=0"), 400)
@@ -290,7 +336,9 @@ async def test_user_photos_paged_with_cursor(api):
 @pytest.mark.parametrize("key", ["k" * 129, "tab\tin it"])
 async def test_a_bad_idempotency_key_is_400(api, key):
     name, headers = await api.user()
-    resp = await api.upload(headers, samples.image(), "keyed", extra_headers={"Idempotency-Key": key})
+    resp = await api.upload(
+        headers, samples.image(), "keyed", extra_headers={"Idempotency-Key": key}
+    )
     assert "Idempotency-Key" in (await problem(resp, 400))["detail"]
     assert await photo_count(api, name) == 0
 

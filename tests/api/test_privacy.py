@@ -20,9 +20,9 @@ import struct
 
 import av
 import pytest
+from instastore.server.keys import SERVICES
 
 from instastore import ids
-from instastore.server.keys import SERVICES
 
 from .. import samples
 from .conftest import problem
@@ -30,8 +30,18 @@ from .conftest import problem
 
 def secret_free(data: bytes) -> list[bytes]:
     """The uploader's metadata found in ``data`` (none, for a viewer's copy)."""
-    needles = [b"\xa9xyz", b"37.7858", b"122.4064", b"com.apple.quicktime", b"iPhone", b"Apple",
-               b"Secret Title Atom", b"shot at home", b"Core Media", b"Lavf"]
+    needles = [
+        b"\xa9xyz",
+        b"37.7858",
+        b"122.4064",
+        b"com.apple.quicktime",
+        b"iPhone",
+        b"Apple",
+        b"Secret Title Atom",
+        b"shot at home",
+        b"Core Media",
+        b"Lavf",
+    ]
     return [n for n in needles if n in data]
 
 
@@ -39,7 +49,9 @@ def secret_free(data: bytes) -> list[bytes]:
 
 
 @pytest.mark.parametrize("container", ["mov", "mp4"])
-async def test_viewers_get_a_video_without_location_and_the_owner_keeps_the_original(api, container):
+async def test_viewers_get_a_video_without_location_and_the_owner_keeps_the_original(
+    api, container
+):
     owner, owner_h = await api.user()
     _, stranger_h = await api.user()
     data = samples.video_with_metadata(container)
@@ -57,7 +69,9 @@ async def test_viewers_get_a_video_without_location_and_the_owner_keeps_the_orig
     assert copy != data and secret_free(copy) == []
     with av.open(io.BytesIO(copy)) as played:
         assert dict(played.metadata).keys() <= {"major_brand", "minor_version", "compatible_brands"}
-        assert all(not s.metadata.get("handler_name", "").startswith("Core") for s in played.streams)
+        assert all(
+            not s.metadata.get("handler_name", "").startswith("Core") for s in played.streams
+        )
         assert sum(1 for _ in played.decode(video=0)) == 12
     assert copy.index(b"moov") < copy.index(b"mdat")  # faststart: playable while it downloads
 
@@ -77,7 +91,9 @@ async def test_a_legacy_video_without_a_copy_shows_viewers_no_video(api):
     svc = api.client.app[SERVICES]
     photo = await svc.stores.metadata.get_photo(int(body["id"]))
     legacy = dataclasses.replace(
-        photo, id=svc.uploads.ids.next_id(), renditions=tuple(r for r in photo.renditions if r.name != "video")
+        photo,
+        id=svc.uploads.ids.next_id(),
+        renditions=tuple(r for r in photo.renditions if r.name != "video"),
     )
     await svc.photos.save(legacy)
     seen = await (await api.get(f"/v1/photos/{legacy.id}", headers=stranger_h)).json()
@@ -97,9 +113,13 @@ async def test_follow_lists_of_a_private_account_are_for_its_followers(api):
     fan, fan_h = await api.user()
     asker, asker_h = await api.user()
     _, stranger_h = await api.user()
-    assert (await (await api.put(f"/v1/users/{owner}/follow", headers=fan_h)).json())["state"] == "requested"
+    assert (await (await api.put(f"/v1/users/{owner}/follow", headers=fan_h)).json())[
+        "state"
+    ] == "requested"
     assert (await api.post(f"/v1/me/requests/{fan}/approve", headers=owner_h)).status == 200
-    assert (await (await api.put(f"/v1/users/{owner}/follow", headers=asker_h)).json())["state"] == "requested"
+    assert (await (await api.put(f"/v1/users/{owner}/follow", headers=asker_h)).json())[
+        "state"
+    ] == "requested"
     await api.put(f"/v1/users/{fan}/follow", headers=owner_h)  # the owner follows someone too
 
     for which in ("followers", "following"):
@@ -128,13 +148,17 @@ async def test_media_of_private_accounts_is_never_publicly_cached(api):
     for name in ("thumb", "large"):
         resp = await api.get(public["media"][name])
         assert resp.headers["Cache-Control"].startswith("public, ")
-        assert (await api.get(friends["media"][name])).headers["Cache-Control"].startswith("private, ")
+        assert (
+            (await api.get(friends["media"][name])).headers["Cache-Control"].startswith("private, ")
+        )
 
     assert (await api.patch("/v1/me", json={"private": True}, headers=owner_h)).status == 200
     for name in ("thumb", "large"):
         resp = await api.get(public["media"][name])
         assert resp.status == 200 and resp.headers["Cache-Control"].startswith("private, ")
-        again = await api.get(public["media"][name], headers={"If-None-Match": resp.headers["ETag"]})
+        again = await api.get(
+            public["media"][name], headers={"If-None-Match": resp.headers["ETag"]}
+        )
         assert again.status == 304 and again.headers["Cache-Control"].startswith("private, ")
     late = await api.photo(owner_h, samples.image(), "posted while private")
     assert (await api.get(late["media"]["thumb"])).headers["Cache-Control"].startswith("private, ")
@@ -159,7 +183,9 @@ async def test_deleting_a_photo_you_cannot_see_is_404_like_a_missing_one(api):
         body = await problem(await api.delete(f"/v1/photos/{photo['id']}", headers=other_h), 404)
         assert body["detail"] == gone["detail"].replace(str(missing), photo["id"])
         assert body.keys() == gone.keys()
-    await problem(await api.delete(f"/v1/photos/{visible['id']}", headers=other_h), 403)  # seen, not owned
+    await problem(
+        await api.delete(f"/v1/photos/{visible['id']}", headers=other_h), 403
+    )  # seen, not owned
     for photo in (hidden, friends, visible):  # nothing changed
         assert (await api.get(f"/v1/photos/{photo['id']}", headers=owner_h)).status == 200
     for verb in (api.put, api.delete):  # likes, and undoing them, of hidden photos
@@ -185,13 +211,26 @@ async def test_cursors_are_sealed(api):
     page = await (await api.get(f"/v1/users/{owner}/photos?limit=1")).json()
     raw = base64.urlsafe_b64decode(page["next_cursor"] + "==")
     assert struct.pack(">Q", int(made[-1]["id"])) not in raw
-    assert page["next_cursor"] != (await (await api.get(f"/v1/users/{owner}/photos?limit=1")).json())["next_cursor"]
+    assert (
+        page["next_cursor"]
+        != (await (await api.get(f"/v1/users/{owner}/photos?limit=1")).json())["next_cursor"]
+    )
     # A cursor made by hand (the old, readable format, or a changed sealed one) is a 400.
-    forged = base64.urlsafe_b64encode(b"i1" + struct.pack(">Q", int(made[1]["id"]))).rstrip(b"=").decode()
+    forged = (
+        base64.urlsafe_b64encode(b"i1" + struct.pack(">Q", int(made[1]["id"])))
+        .rstrip(b"=")
+        .decode()
+    )
     await problem(await api.get(f"/v1/users/{owner}/photos?limit=1&cursor={forged}"), 400)
-    flipped = page["next_cursor"][:-3] + ("A" if page["next_cursor"][-3] != "A" else "B") + page["next_cursor"][-2:]
+    flipped = (
+        page["next_cursor"][:-3]
+        + ("A" if page["next_cursor"][-3] != "A" else "B")
+        + page["next_cursor"][-2:]
+    )
     await problem(await api.get(f"/v1/users/{owner}/photos?limit=1&cursor={flipped}"), 400)
-    rest = await (await api.get(f"/v1/users/{owner}/photos?limit=5&cursor={page['next_cursor']}")).json()
+    rest = await (
+        await api.get(f"/v1/users/{owner}/photos?limit=5&cursor={page['next_cursor']}")
+    ).json()
     assert [p["id"] for p in rest["items"]] == [made[1]["id"], made[0]["id"]]
 
 
@@ -201,38 +240,72 @@ async def test_cursors_are_sealed(api):
 async def test_usernames_match_whole_strings(api):
     name = f"u{ids.IdGenerator(worker_id=98).next_id()}"
     for bad in (name + "\n", name + "\r\n", "\n" + name, name + "\x00"):
-        await problem(await api.post("/v1/users", json={"username": bad, "password": "correct horse battery"}), 400)
-    assert (await api.post("/v1/users", json={"username": name, "password": "correct horse battery"})).status == 201
+        await problem(
+            await api.post(
+                "/v1/users", json={"username": bad, "password": "correct horse battery"}
+            ),
+            400,
+        )
+    assert (
+        await api.post("/v1/users", json={"username": name, "password": "correct horse battery"})
+    ).status == 201
 
 
-@pytest.mark.parametrize("char", [
-    "\x00", "\x1b", "\n", "\x7f", "\x85", "\u202e", "\u2066", "\u200b", "\ufeff", "\u2028", "\U000e0041",
-])
+@pytest.mark.parametrize(
+    "char",
+    [
+        "\x00",
+        "\x1b",
+        "\n",
+        "\x7f",
+        "\x85",
+        "\u202e",
+        "\u2066",
+        "\u200b",
+        "\ufeff",
+        "\u2028",
+        "\U000e0041",
+    ],
+)
 async def test_titles_and_display_names_refuse_control_and_bidi_characters(api, char):
     name, headers = await api.user()
     code = f"U+{ord(char):04X}"
     body = await problem(await api.upload(headers, samples.image(), f"cat{char}gnp.exe"), 400)
     assert code in body["detail"] and "title" in body["detail"]
-    body = await problem(await api.patch("/v1/me", json={"display_name": f"Eve{char}lyn"}, headers=headers), 400)
+    body = await problem(
+        await api.patch("/v1/me", json={"display_name": f"Eve{char}lyn"}, headers=headers), 400
+    )
     assert code in body["detail"] and "display_name" in body["detail"]
-    resp = await api.post("/v1/users", json={"username": f"{name}x", "password": "correct horse battery",
-                                             "display_name": f"x{char}y"})
+    resp = await api.post(
+        "/v1/users",
+        json={
+            "username": f"{name}x",
+            "password": "correct horse battery",
+            "display_name": f"x{char}y",
+        },
+    )
     await problem(resp, 400)
     assert (await (await api.get(f"/v1/users/{name}")).json())["display_name"] == ""
-    assert (await (await api.get(f"/v1/users/{name}/photos", headers=headers)).json())["items"] == []
+    assert (await (await api.get(f"/v1/users/{name}/photos", headers=headers)).json())[
+        "items"
+    ] == []
     await problem(await api.get(f"/v1/users/{name}x"), 404)  # nothing half-made
 
 
 async def test_a_lone_surrogate_in_a_display_name_is_a_400(api):
     _, headers = await api.user()
     body = b'{"display_name": "Eve\\ud800"}'
-    resp = await api.patch("/v1/me", data=body, headers={**headers, "Content-Type": "application/json"})
+    resp = await api.patch(
+        "/v1/me", data=body, headers={**headers, "Content-Type": "application/json"}
+    )
     assert "U+D800" in (await problem(resp, 400))["detail"]
 
 
 async def test_text_people_write_keeps_its_scripts_and_emoji(api):
     _, headers = await api.user()
-    scotland = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"  # tag characters
+    scotland = (
+        "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"  # tag characters
+    )
     text = f"Zoë 🏳️‍🌈 ناصر\u200cی 東京 {scotland}"  # ZWJ emoji, a Persian zero-width non-joiner, CJK
     assert (await api.patch("/v1/me", json={"display_name": text}, headers=headers)).status == 200
     assert (await api.photo(headers, samples.image(), text))["title"] == text

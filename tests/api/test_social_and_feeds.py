@@ -20,8 +20,12 @@ async def test_follow_unfollow_and_lists(api):
         resp = await api.put(f"/v1/users/{star}/follow", headers=headers)
         assert await resp.json() == {"state": "following"}
     page1 = await (await api.get(f"/v1/users/{star}/followers?limit=2")).json()
-    page2 = await (await api.get(f"/v1/users/{star}/followers?limit=2&cursor={page1['next_cursor']}")).json()
-    assert sorted(u["username"] for u in page1["items"] + page2["items"]) == sorted(n for n, _ in fans)
+    page2 = await (
+        await api.get(f"/v1/users/{star}/followers?limit=2&cursor={page1['next_cursor']}")
+    ).json()
+    assert sorted(u["username"] for u in page1["items"] + page2["items"]) == sorted(
+        n for n, _ in fans
+    )
     assert page2["next_cursor"] is None
     following = await (await api.get(f"/v1/users/{fans[0][0]}/following")).json()
     assert [u["username"] for u in following["items"]] == [star]
@@ -47,7 +51,9 @@ async def test_private_account_request_flow_and_visibility(api):
     assert await ids_of(await api.get(f"/v1/users/{owner}/photos", headers=fan_h)) == []
     requests = await (await api.get("/v1/me/requests", headers=owner_h)).json()
     assert [u["username"] for u in requests["items"]] == [fan]
-    await problem(await api.post(f"/v1/me/requests/{owner}/approve", headers=fan_h), 404)  # nothing to approve
+    await problem(
+        await api.post(f"/v1/me/requests/{owner}/approve", headers=fan_h), 404
+    )  # nothing to approve
     assert (await api.post(f"/v1/me/requests/{fan}/approve", headers=owner_h)).status == 200
     assert (await (await api.get("/v1/me/requests", headers=owner_h)).json())["items"] == []
 
@@ -89,12 +95,18 @@ async def test_timeline_recent_and_top(api):
         made.append((await api.photo(a_h, samples.image(size=(64, 64)), f"a{i}"))["id"])
         made.append((await api.photo(b_h, samples.image(size=(64, 64)), f"b{i}"))["id"])
     await api.photo(stranger_h, samples.image(size=(64, 64)), "not followed")
-    hidden = await api.photo(a_h, samples.image(size=(64, 64)), "a private one", visibility="private")
+    hidden = await api.photo(
+        a_h, samples.image(size=(64, 64)), "a private one", visibility="private"
+    )
     deleted = await api.photo(b_h, samples.image(size=(64, 64)), "deleted")
     await api.delete(f"/v1/photos/{deleted['id']}", headers=b_h)
 
     first = await (await api.get("/v1/timeline?order=recent&limit=4", headers=me_h)).json()
-    rest = await (await api.get(f"/v1/timeline?order=recent&limit=4&cursor={first['next_cursor']}", headers=me_h)).json()
+    rest = await (
+        await api.get(
+            f"/v1/timeline?order=recent&limit=4&cursor={first['next_cursor']}", headers=me_h
+        )
+    ).json()
     recent = [p["id"] for p in first["items"] + rest["items"]]
     assert recent == made[::-1]
     assert hidden["id"] not in recent and deleted["id"] not in recent
@@ -103,7 +115,11 @@ async def test_timeline_recent_and_top(api):
     # A new photo arriving between pages does not shift the next page.
     page1 = await (await api.get("/v1/timeline?order=recent&limit=3", headers=me_h)).json()
     await api.photo(a_h, samples.image(size=(64, 64)), "late arrival")
-    page2 = await (await api.get(f"/v1/timeline?order=recent&limit=3&cursor={page1['next_cursor']}", headers=me_h)).json()
+    page2 = await (
+        await api.get(
+            f"/v1/timeline?order=recent&limit=3&cursor={page1['next_cursor']}", headers=me_h
+        )
+    ).json()
     assert [p["id"] for p in page1["items"] + page2["items"]] == made[::-1]
 
     # "top": likes lift an older photo above newer ones.
@@ -111,14 +127,18 @@ async def test_timeline_recent_and_top(api):
         await api.put(f"/v1/photos/{made[0]}/like", headers=fan_h)
     top = await (await api.get("/v1/timeline?limit=3", headers=me_h)).json()
     assert top["items"][0]["id"] == made[0] and top["items"][0]["likes"] == 3
-    top2 = await (await api.get(f"/v1/timeline?limit=10&cursor={top['next_cursor']}", headers=me_h)).json()
+    top2 = await (
+        await api.get(f"/v1/timeline?limit=10&cursor={top['next_cursor']}", headers=me_h)
+    ).json()
     everything = [p["id"] for p in top["items"] + top2["items"]]
     assert len(everything) == len(set(everything)) == 7  # 6 + the late arrival, each once
 
     await problem(await api.get("/v1/timeline"), 401)
     await problem(await api.get("/v1/timeline?order=best", headers=me_h), 400)
     await problem(await api.get("/v1/timeline?order=top&cursor=nonsense", headers=me_h), 400)
-    await problem(await api.get(f"/v1/timeline?order=top&cursor={first['next_cursor']}", headers=me_h), 400)
+    await problem(
+        await api.get(f"/v1/timeline?order=top&cursor={first['next_cursor']}", headers=me_h), 400
+    )
 
 
 async def test_search_every_word_case_and_accents(api):
@@ -131,10 +151,15 @@ async def test_search_every_word_case_and_accents(api):
     await api.delete(f"/v1/photos/{gone['id']}", headers=headers)
     assert await ids_of(await api.get(f"/v1/search/photos?q=creme+{tag}")) == [two["id"], one["id"]]
     assert await ids_of(await api.get(f"/v1/search/photos?q=creme+{tag}", headers=headers)) == [
-        mine["id"], two["id"], one["id"]]
+        mine["id"],
+        two["id"],
+        one["id"],
+    ]
     assert await ids_of(await api.get(f"/v1/search/photos?q=BRULEE+{tag}")) == [one["id"]]
     first = await (await api.get(f"/v1/search/photos?q={tag}&limit=1")).json()
-    second = await (await api.get(f"/v1/search/photos?q={tag}&limit=1&cursor={first['next_cursor']}")).json()
+    second = await (
+        await api.get(f"/v1/search/photos?q={tag}&limit=1&cursor={first['next_cursor']}")
+    ).json()
     assert [p["id"] for p in first["items"] + second["items"]] == [two["id"], one["id"]]
     await problem(await api.get("/v1/search/photos"), 400)
     await problem(await api.get("/v1/search/photos?q=%20%2C"), 400)

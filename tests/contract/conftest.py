@@ -62,7 +62,9 @@ def new_id(at_ms: int | None = None) -> int:
     return ids.make_id(at_ms, 8, _clock_ms[0] % 1024)
 
 
-def make_photo(owner_id: int, title: str = "a photo", photo_id: int | None = None, **fields) -> Photo:
+def make_photo(
+    owner_id: int, title: str = "a photo", photo_id: int | None = None, **fields
+) -> Photo:
     photo_id = photo_id or new_id()
     return Photo(
         id=photo_id,

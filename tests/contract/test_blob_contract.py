@@ -80,8 +80,13 @@ async def test_entries_list_by_prefix_with_size_and_age(stores):
     entries = {e.key: e async for e in stores.blobs.entries(prefix)}
     assert set(entries) == wanted
     assert all(e.size == len(e.key) for e in entries.values())
-    assert all(before < e.modified < datetime.now(UTC) + timedelta(minutes=1) for e in entries.values())
-    assert {e.key async for e in stores.blobs.entries(prefix + "/a/")} == {f"{prefix}/a/1", f"{prefix}/a/2"}
+    assert all(
+        before < e.modified < datetime.now(UTC) + timedelta(minutes=1) for e in entries.values()
+    )
+    assert {e.key async for e in stores.blobs.entries(prefix + "/a/")} == {
+        f"{prefix}/a/1",
+        f"{prefix}/a/2",
+    }
 
 
 async def failing_after(data: bytes, chunks: int):

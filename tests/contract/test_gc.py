@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from instastore.server.app import create_app
 
 from bench import seed as bench_seed
 from instastore import ids
 from instastore.errors import NotFound
 from instastore.jobs import ORPHAN_GRACE, gc, purge
 from instastore.model import Rendition
-from instastore.server.app import create_app
 from instastore.storage import scratch
 from instastore.storage.hdfs.webhdfs import WebHdfs
 from instastore.uploads import IDEMPOTENCY_TTL, blob_key
@@ -58,7 +58,7 @@ async def photo_with(stores, keys: list[str], deleted: bool = False):
 
 
 def test_the_grace_covers_a_retry_that_adopts_saved_blobs():
-    assert ORPHAN_GRACE >= IDEMPOTENCY_TTL + timedelta(hours=1)
+    assert IDEMPOTENCY_TTL + timedelta(hours=1) <= ORPHAN_GRACE
 
 
 async def test_gc_removes_only_unreferenced_blobs_whatever_their_keys(stores, adapter_settings):
@@ -76,7 +76,9 @@ async def test_gc_removes_only_unreferenced_blobs_whatever_their_keys(stores, ad
     await photo_with(stores, [of_deleted], deleted=True)
 
     young = await gc(stores, adapter_settings)
-    assert await exists(stores, orphan) and await exists(stores, orphan_like_photo)  # too young to judge
+    assert await exists(stores, orphan) and await exists(
+        stores, orphan_like_photo
+    )  # too young to judge
     assert young.young >= 2
 
     report = await gc(stores, adapter_settings, now=later())
@@ -98,29 +100,41 @@ async def test_gc_judges_age_by_the_blob_not_by_the_id_in_its_key(stores, adapte
 
 async def seeded(adapter_settings, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(bench_seed, "STATE_DIR", tmp_path / "state")
-    await bench_seed.seed(adapter_settings, posters=2, readers=1, photos=30, pool=3, days=3, follows_per_reader=2)
+    await bench_seed.seed(
+        adapter_settings, posters=2, readers=1, photos=30, pool=3, days=3, follows_per_reader=2
+    )
 
 
-async def test_gc_and_purge_on_a_bench_seeded_dataset(stores, adapter_settings, tmp_path, monkeypatch):
+async def test_gc_and_purge_on_a_bench_seeded_dataset(
+    stores, adapter_settings, tmp_path, monkeypatch
+):
     await seeded(adapter_settings, tmp_path, monkeypatch)
-    seeded_photos = [p async for p in stores.metadata.scan_photos() if p.sha256 == "00" * 32]  # the seeder's mark
+    seeded_photos = [
+        p async for p in stores.metadata.scan_photos() if p.sha256 == "00" * 32
+    ]  # the seeder's mark
     assert len(seeded_photos) >= 30
     pool = {r.locator for p in seeded_photos for r in p.renditions}
 
     await gc(stores, adapter_settings, now=later())
-    assert all([await exists(stores, key) for key in pool])  # shared blobs under keys naming no photo
+    assert all(
+        [await exists(stores, key) for key in pool]
+    )  # shared blobs under keys naming no photo
 
     by_image: dict[str, list] = {}
     for p in seeded_photos:
         by_image.setdefault(p.renditions[0].locator, []).append(p)
     gone_image, kept_image = sorted(by_image, key=lambda k: len(by_image[k]))[:2]
-    doomed = by_image[gone_image] + by_image[kept_image][:1]  # every user of one image, one of another
+    doomed = (
+        by_image[gone_image] + by_image[kept_image][:1]
+    )  # every user of one image, one of another
     for p in doomed:
         await stores.metadata.set_deleted(p, datetime.now(UTC) - timedelta(days=60))
     report = await purge(stores, adapter_settings)
     assert report.failed == 0 and report.purged >= len(doomed)
     live = [p for p in seeded_photos if p not in doomed]
-    assert all([await exists(stores, r.locator) for p in live for r in p.renditions])  # shared: kept
+    assert all(
+        [await exists(stores, r.locator) for p in live for r in p.renditions]
+    )  # shared: kept
     assert not any([await exists(stores, r.locator) for r in by_image[gone_image][0].renditions])
 
     stray = f"bench-pool/{uuid.uuid4().hex}.stray"
@@ -136,7 +150,11 @@ async def folders(stores, adapter_settings) -> set[str]:
     """Every folder under the blob store's root (its temporary folder aside)."""
     if not adapter_settings.uses_cluster:
         root = Path(adapter_settings.data_dir) / "blobs"
-        return {str(Path(d).relative_to(root)) for d, _, _ in os.walk(root) if Path(d) not in (root, root / ".tmp")}
+        return {
+            str(Path(d).relative_to(root))
+            for d, _, _ in os.walk(root)
+            if Path(d) not in (root, root / ".tmp")
+        }
     client = WebHdfs(adapter_settings.webhdfs_url, adapter_settings.hdfs_user)
     root = adapter_settings.hdfs_root + "/blobs"
     found, pending = set(), [root]
@@ -189,7 +207,9 @@ async def _leave_empty_folder(stores, adapter_settings, key: str) -> None:
 
 
 def dead_pid() -> int:
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     return int(done.stdout)
 
 
@@ -214,7 +234,9 @@ async def test_gc_removes_temporary_files_of_dead_writers_only(stores, adapter_s
     elsewhere.unlink()
 
 
-async def test_the_service_removes_leftovers_of_dead_writers_when_it_starts(adapter_settings, aiohttp_client):
+async def test_the_service_removes_leftovers_of_dead_writers_when_it_starts(
+    adapter_settings, aiohttp_client
+):
     tmp = Path(adapter_settings.data_dir) / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     upload = tmp / f"upload-{scratch.host()}_{dead_pid()}_xyz"
@@ -251,7 +273,10 @@ async def test_scan_photos_pages_through_every_record(stores, monkeypatch):
 
     monkeypatch.setattr(cassandra_metadata, "SCAN_PAGE", 3)
     monkeypatch.setattr(embedded_metadata, "SCAN_PAGE", 3)
-    saved = {(await photo_with(stores, [f"s/{uuid.uuid4().hex}"], deleted=i % 2 == 0)).id for i in range(10)}
+    saved = {
+        (await photo_with(stores, [f"s/{uuid.uuid4().hex}"], deleted=i % 2 == 0)).id
+        for i in range(10)
+    }
     scanned = [p async for p in stores.metadata.scan_photos()]
     assert saved <= {p.id for p in scanned}  # deleted ones too: they still own their blobs
     assert len(scanned) == len({p.id for p in scanned})  # each once
@@ -272,9 +297,13 @@ asyncio.run(receive(body(), 10_000_000, Path(sys.argv[1])))
 """
 
 
-async def test_gc_removes_the_temporary_file_of_an_upload_whose_process_died(stores, adapter_settings):
+async def test_gc_removes_the_temporary_file_of_an_upload_whose_process_died(
+    stores, adapter_settings
+):
     tmp = Path(adapter_settings.data_dir) / "tmp"
-    receiver = await asyncio.create_subprocess_exec(sys.executable, "-c", KILLED_UPLOAD, str(tmp), stdout=asyncio.subprocess.PIPE)
+    receiver = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_UPLOAD, str(tmp), stdout=asyncio.subprocess.PIPE
+    )
     try:
         assert await asyncio.wait_for(receiver.stdout.readline(), 60) == b"receiving\n"
     finally:

@@ -50,7 +50,9 @@ async def test_a_username_is_taken_once(stores):
 async def test_concurrent_claims_of_one_name_let_exactly_one_win(stores):
     name = f"race{uuid.uuid4().hex[:10]}"
     contenders = [new_user(name) for _ in range(4)]
-    results = await asyncio.gather(*(stores.metadata.create_user(u) for u in contenders), return_exceptions=True)
+    results = await asyncio.gather(
+        *(stores.metadata.create_user(u) for u in contenders), return_exceptions=True
+    )
     winners = [u for u, r in zip(contenders, results, strict=True) if r is None]
     assert len(winners) == 1
     assert all(isinstance(r, Conflict) for r in results if r is not None)
@@ -153,7 +155,9 @@ async def test_title_search_every_word_must_match_newest_first(stores):
     }
     photo_ids = {}
     for k, (key, title) in enumerate(titles.items()):
-        photo = make_photo(owner, title, photo_id=new_id(now - k * 5 * DAY_MS))  # spread over buckets
+        photo = make_photo(
+            owner, title, photo_id=new_id(now - k * 5 * DAY_MS)
+        )  # spread over buckets
         photo_ids[key] = photo.id
         await stores.metadata.save_photo(photo, search.terms(title))
 
@@ -187,11 +191,15 @@ async def test_soft_delete_queues_restore_dequeues_purge_removes_everything(stor
     assert stored.with_deleted_at(None) == photo  # the record itself is untouched
     due = [e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)]
     assert photo.id in due
-    assert photo.id not in [e.photo_id for e in await stores.metadata.due_purges(date(2026, 2, 28), 1000)]
+    assert photo.id not in [
+        e.photo_id for e in await stores.metadata.due_purges(date(2026, 2, 28), 1000)
+    ]
 
     await stores.metadata.set_deleted(stored, None)
     assert (await stores.metadata.get_photo(photo.id)).deleted_at is None
-    assert photo.id not in [e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)]
+    assert photo.id not in [
+        e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)
+    ]
 
     await stores.metadata.set_deleted(photo, deleted_at)
     stored = await stores.metadata.get_photo(photo.id)
@@ -200,7 +208,9 @@ async def test_soft_delete_queues_restore_dequeues_purge_removes_everything(stor
     assert await stores.metadata.user_photo_ids(owner, None, 10) == []
     assert await stores.metadata.search_terms(search.terms(tag), None, 10) == []
     assert await stores.metadata.like_counts([photo.id]) == {photo.id: 0}
-    assert photo.id not in [e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)]
+    assert photo.id not in [
+        e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)
+    ]
     await stores.metadata.purge_photo(stored, terms)  # purging again is a no-op
 
 
@@ -287,7 +297,9 @@ async def test_sessions(stores):
 
 async def claimed(stores, user, key, photo_id, now=None):
     now = now or datetime.now(UTC)
-    return await stores.metadata.claim_idempotency_key(user, key, photo_id, now, now + timedelta(days=1))
+    return await stores.metadata.claim_idempotency_key(
+        user, key, photo_id, now, now + timedelta(days=1)
+    )
 
 
 async def test_idempotency_keys_are_claimed_once(stores):
@@ -313,9 +325,14 @@ async def test_a_claim_is_taken_over_only_as_it_was_read(stores):
     assert abs(held.claimed_at - then) < timedelta(milliseconds=2)
     now = datetime.now(UTC)
     expires = now + timedelta(days=1)
-    assert await stores.metadata.take_over_idempotency_key(user, key, held, new, now, expires) is True
+    assert (
+        await stores.metadata.take_over_idempotency_key(user, key, held, new, now, expires) is True
+    )
     # A second retry that read the same stale claim loses: the claim changed meanwhile.
-    assert await stores.metadata.take_over_idempotency_key(user, key, held, late, now, expires) is False
+    assert (
+        await stores.metadata.take_over_idempotency_key(user, key, held, late, now, expires)
+        is False
+    )
     assert (await claimed(stores, user, key, late)).photo_id == new
 
 
@@ -329,7 +346,10 @@ async def test_a_fenced_attempt_can_neither_renew_nor_record_its_intent(stores):
     assert await stores.metadata.take_over_idempotency_key(user, key, held, new, now, expires)
     photo = make_photo(user, "fenced", photo_id=old)
     assert await stores.metadata.renew_idempotency_key(user, key, old, now, expires) is False
-    assert await stores.metadata.renew_idempotency_key(user, key, old, now, expires, intent=photo) is False
+    assert (
+        await stores.metadata.renew_idempotency_key(user, key, old, now, expires, intent=photo)
+        is False
+    )
     claim = await claimed(stores, user, key, old)
     assert claim.photo_id == new and claim.intent is None
 
@@ -341,11 +361,20 @@ async def test_an_intent_is_recorded_and_ends_takeovers(stores):
     held = await claimed(stores, user, key, holder, then)
     photo = make_photo(user, "meant", photo_id=holder)
     later = then + timedelta(seconds=1)
-    assert await stores.metadata.renew_idempotency_key(user, key, holder, later, later + timedelta(days=1), intent=photo)
-    assert await stores.metadata.renew_idempotency_key(user, key, holder, later, later + timedelta(days=1))  # heartbeat
+    assert await stores.metadata.renew_idempotency_key(
+        user, key, holder, later, later + timedelta(days=1), intent=photo
+    )
+    assert await stores.metadata.renew_idempotency_key(
+        user, key, holder, later, later + timedelta(days=1)
+    )  # heartbeat
     claim = await claimed(stores, user, key, retry)
     assert claim.photo_id == holder and claim.intent == photo  # a heartbeat keeps the intent
     now = datetime.now(UTC)
     # The claim read before the intent was recorded is no longer the claim.
-    assert await stores.metadata.take_over_idempotency_key(user, key, held, retry, now, now + timedelta(days=1)) is False
+    assert (
+        await stores.metadata.take_over_idempotency_key(
+            user, key, held, retry, now, now + timedelta(days=1)
+        )
+        is False
+    )
     assert (await claimed(stores, user, key, retry)).intent == photo

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from instastore.errors import Gone, NotAllowed, NotFound, StorageError
-from instastore.model import Rendition
 from instastore.jobs import purge
+from instastore.model import Rendition
 from instastore.photos import Photos
 
 from .conftest import make_photo, new_id
@@ -34,7 +34,9 @@ async def stored_photo(stores, photos: Photos, owner: int, title: str):
     photo = make_photo(owner, title)
     key = f"p/{photo.id}/thumb"
     await stores.blobs.put(key, one(b"jpeg bytes"))
-    photo = dataclasses.replace(photo, renditions=(Rendition("thumb", key, "image/jpeg", 10, 150, 100),))
+    photo = dataclasses.replace(
+        photo, renditions=(Rendition("thumb", key, "image/jpeg", 10, 150, 100),)
+    )
     await photos.save(photo)
     return photo
 
@@ -95,7 +97,9 @@ async def test_pages_skip_deleted_photos_and_cursors_continue(stores, photos):
     assert second.next_cursor is None
 
 
-async def test_purge_removes_rows_and_blobs_past_the_window_only(stores, photos, adapter_settings, clock):
+async def test_purge_removes_rows_and_blobs_past_the_window_only(
+    stores, photos, adapter_settings, clock
+):
     tag = uuid.uuid4().hex[:10]
     owner = new_id()
     old = await stored_photo(stores, photos, owner, f"old {tag}")
@@ -146,7 +150,9 @@ async def test_purge_resumes_after_a_crash(stores, photos, adapter_settings, clo
     crashing = dataclasses.replace(stores, metadata=CrashOnce(stores.metadata))
     first = await purge(crashing, adapter_settings, now=now)
     assert first.failed == 1
-    assert (await stores.metadata.get_photo(photo.id)).deleted  # rows still there, entry still queued
+    assert (
+        await stores.metadata.get_photo(photo.id)
+    ).deleted  # rows still there, entry still queued
     with pytest.raises(NotFound):
         await stores.blobs.size(photo.renditions[0].locator)  # its blob went first
 

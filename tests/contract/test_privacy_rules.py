@@ -32,9 +32,14 @@ async def test_server_key_is_made_once_and_every_caller_gets_it(stores, adapter_
     assert await stores.metadata.server_key(f"{name}-2", candidates[0]) == candidates[0]  # per name
 
 
-async def test_a_page_of_hidden_photos_ends_on_a_cursor_that_tells_nothing(stores, adapter_settings):
+async def test_a_page_of_hidden_photos_ends_on_a_cursor_that_tells_nothing(
+    stores, adapter_settings
+):
     owner = new_id()
-    hidden = [dataclasses.replace(make_photo(owner, f"hidden {i}"), visibility=Visibility.PRIVATE) for i in range(20)]
+    hidden = [
+        dataclasses.replace(make_photo(owner, f"hidden {i}"), visibility=Visibility.PRIVATE)
+        for i in range(20)
+    ]
     for photo in hidden:
         await stores.metadata.save_photo(photo, [])
     photos = Photos(stores, adapter_settings)
@@ -43,6 +48,11 @@ async def test_a_page_of_hidden_photos_ends_on_a_cursor_that_tells_nothing(store
     assert page.items == [] and page.next_cursor is not None  # the rounds ran out on hidden photos
     raw = base64.urlsafe_b64decode(page.next_cursor + "=" * (-len(page.next_cursor) % 4))
     for photo in hidden:
-        for fragment in (struct.pack(">Q", photo.id), struct.pack(">Q", photo.id)[:5]):  # the id, its time bits
+        for fragment in (
+            struct.pack(">Q", photo.id),
+            struct.pack(">Q", photo.id)[:5],
+        ):  # the id, its time bits
             assert fragment not in raw
-    assert paging.decode_cursor(page.next_cursor) in {p.id for p in hidden}  # still a working cursor
+    assert paging.decode_cursor(page.next_cursor) in {
+        p.id for p in hidden
+    }  # still a working cursor

@@ -116,7 +116,9 @@ class Rig:
 
 @pytest.fixture
 async def rig(stores, adapter_settings, tmp_path):
-    settings = dataclasses.replace(adapter_settings, data_dir=tmp_path / "d", upload_claim_stale_seconds=STALE_S)
+    settings = dataclasses.replace(
+        adapter_settings, data_dir=tmp_path / "d", upload_claim_stale_seconds=STALE_S
+    )
     metadata, blobs = Faulty(stores.metadata), HeldBlobs(stores.blobs)
     faulty = Stores(metadata, blobs)
     clock = Clock()
@@ -150,7 +152,11 @@ async def test_the_old_attempt_is_fenced_off_after_a_takeover(rig):
     old = asyncio.create_task(rig.upload(key, "old attempt"))
     await rig.blobs.holding.wait()  # the old attempt holds the key, writing its first blob
     now = rig.clock()
-    old_id = (await rig.metadata.claim_idempotency_key(rig.user.id, key, new_id(), now, now + timedelta(days=1))).photo_id
+    old_id = (
+        await rig.metadata.claim_idempotency_key(
+            rig.user.id, key, new_id(), now, now + timedelta(days=1)
+        )
+    ).photo_id
     rig.blobs.hold = None
     rig.clock.advance(STALE_S + 1)  # ... and looks dead (no heartbeat within the window)
 

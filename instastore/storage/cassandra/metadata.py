@@ -18,7 +18,11 @@ from datetime import UTC, date, datetime
 from cassandra import ConsistencyLevel, ProtocolVersion
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from instastore import codec, ids
@@ -108,7 +112,9 @@ LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run co
 
 def build_cluster(settings: Settings) -> Cluster:
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)),
+        load_balancing_policy=TokenAwarePolicy(
+            DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)
+        ),
         consistency_level=ConsistencyLevel.name_to_value[settings.consistency],
         serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
         request_timeout=REQUEST_TIMEOUT_S,
@@ -125,7 +131,9 @@ def build_cluster(settings: Settings) -> Cluster:
         protocol_version=ProtocolVersion.V5,  # Cassandra 4.0+; skips two downgrade round trips
         # The driver's default backs off to 10 minutes; a node back after a restart
         # should be used again within seconds.
-        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=RECONNECT_MAX_S),
+        reconnection_policy=ExponentialReconnectionPolicy(
+            base_delay=0.5, max_delay=RECONNECT_MAX_S
+        ),
     )
 
 
@@ -168,7 +176,13 @@ def _shard(photo_id: int) -> int:
 class CassandraMetadataStore:
     name = "cassandra"
 
-    def __init__(self, cluster: Cluster, session: Session, settings: Settings, prepared: dict[str, PreparedStatement]) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        session: Session,
+        settings: Settings,
+        prepared: dict[str, PreparedStatement],
+    ) -> None:
         self.cluster = cluster
         self.session = session
         self.settings = settings
@@ -184,7 +198,9 @@ class CassandraMetadataStore:
             await asyncio.to_thread(_require_schema, session, settings)
             with translate_errors("preparing statements"):
                 names = list(STATEMENTS)
-                statements = await asyncio.gather(*(asyncio.to_thread(session.prepare, STATEMENTS[n]) for n in names))
+                statements = await asyncio.gather(
+                    *(asyncio.to_thread(session.prepare, STATEMENTS[n]) for n in names)
+                )
         except BaseException:
             await asyncio.to_thread(cluster.shutdown)
             raise
@@ -228,17 +244,30 @@ class CassandraMetadataStore:
         # writes are tried again while their outcome is unknown: a claim that did land
         # comes back as held by this user's id. The users row is removed only once the
         # name is known to be someone else's.
-        await settle("create user", lambda: self._q(
-            "insert_user", user.id, user.username, user.password_hash, user.display_name, user.private, user.created_at
-        ))
-        (row,) = await settle("claim username", lambda: self._q("claim_name", user.username, user.id))
+        await settle(
+            "create user",
+            lambda: self._q(
+                "insert_user",
+                user.id,
+                user.username,
+                user.password_hash,
+                user.display_name,
+                user.private,
+                user.created_at,
+            ),
+        )
+        (row,) = await settle(
+            "claim username", lambda: self._q("claim_name", user.username, user.id)
+        )
         if not row[0]:
             if row.user_id == user.id:  # a retry of our own claim
                 return
             try:
                 await self._q("delete_user", user.id)
             except StorageError as exc:
-                log.warning("could not remove the users row of %d (unreachable, harmless): %s", user.id, exc)
+                log.warning(
+                    "could not remove the users row of %d (unreachable, harmless): %s", user.id, exc
+                )
             raise Conflict(f"username {user.username!r} is taken")
 
     async def update_user(self, user: User) -> None:
@@ -265,7 +294,10 @@ class CassandraMetadataStore:
             ("set_latest", (photo.owner_id, photo.id, _cell_timestamp(photo.id))),
         ]
         for term in terms:
-            items += [("insert_term", (term, bucket, photo.id)), ("insert_term_bucket", (term, bucket))]
+            items += [
+                ("insert_term", (term, bucket, photo.id)),
+                ("insert_term_bucket", (term, bucket)),
+            ]
         if await self.get_photo(photo.id) is not None:
             return  # saved already (a retry): the rows are there and counted, once
         await self._batch("save_photo", *items)
@@ -309,7 +341,10 @@ class CassandraMetadataStore:
         if before is not None:
             # The bucket of the cursor first, without asking which buckets exist: a page
             # usually ends inside it, and the timeline's cursors are followees' newest ids.
-            ids = [r.photo_id for r in await self._q("user_photos", user_id, bucket_of(before), before, limit)]
+            ids = [
+                r.photo_id
+                for r in await self._q("user_photos", user_id, bucket_of(before), before, limit)
+            ]
             if len(ids) >= limit:
                 return ids
             top = bucket_of(before) - 1
@@ -334,13 +369,17 @@ class CassandraMetadataStore:
         else:
             items = [("set_deleted", (None, photo.id))]
             if photo.deleted_at is not None:
-                items.append(("dequeue_purge", (_shard(photo.id), photo.deleted_at.date(), photo.id)))
+                items.append(
+                    ("dequeue_purge", (_shard(photo.id), photo.deleted_at.date(), photo.id))
+                )
             await self._batch("restore", *items)
             if photo.deleted:
                 await self._count("photo count", ("add_photos", (1, photo.owner_id)))
 
     async def due_purges(self, through: date, limit: int) -> list[PurgeEntry]:
-        shards = await asyncio.gather(*(self._q("due_purges", s, through, limit) for s in range(PURGE_SHARDS)))
+        shards = await asyncio.gather(
+            *(self._q("due_purges", s, through, limit) for s in range(PURGE_SHARDS))
+        )
         entries = [PurgeEntry(r.day.date(), r.photo_id) for rows in shards for r in rows]
         return sorted(entries, key=lambda e: (e.day, e.photo_id))[:limit]
 
@@ -371,7 +410,11 @@ class CassandraMetadataStore:
             ("insert_follow", (follower_id, followee_id, at)),
             ("insert_follower", (followee_id, follower_id, at)),
         )
-        await self._count("follow counts", ("add_following", (1, follower_id)), ("add_followers", (1, followee_id)))
+        await self._count(
+            "follow counts",
+            ("add_following", (1, follower_id)),
+            ("add_followers", (1, followee_id)),
+        )
         return True
 
     async def unfollow(self, follower_id: int, followee_id: int) -> bool:
@@ -382,7 +425,11 @@ class CassandraMetadataStore:
             ("delete_follow", (follower_id, followee_id)),
             ("delete_follower", (followee_id, follower_id)),
         )
-        await self._count("follow counts", ("add_following", (-1, follower_id)), ("add_followers", (-1, followee_id)))
+        await self._count(
+            "follow counts",
+            ("add_following", (-1, follower_id)),
+            ("add_followers", (-1, followee_id)),
+        )
         return True
 
     async def is_following(self, follower_id: int, followee_id: int) -> bool:
@@ -401,7 +448,9 @@ class CassandraMetadataStore:
         return (rows[0].followers or 0, rows[0].following or 0)
 
     async def latest_photo_ids(self, user_ids: Sequence[int]) -> dict[int, int]:
-        chunks = [list(user_ids[i : i + LATEST_CHUNK]) for i in range(0, len(user_ids), LATEST_CHUNK)]
+        chunks = [
+            list(user_ids[i : i + LATEST_CHUNK]) for i in range(0, len(user_ids), LATEST_CHUNK)
+        ]
         results = await asyncio.gather(*(self._q("latest", chunk) for chunk in chunks))
         return {r.user_id: r.photo_id for rows in results for r in rows}
 
@@ -446,22 +495,43 @@ class CassandraMetadataStore:
         return KeyClaim(row.photo_id, _utc(row.claimed_at), intent)
 
     async def take_over_idempotency_key(
-        self, user_id: int, key: str, held: KeyClaim, photo_id: int, now: datetime, expires_at: datetime
+        self,
+        user_id: int,
+        key: str,
+        held: KeyClaim,
+        photo_id: int,
+        now: datetime,
+        expires_at: datetime,
     ) -> bool:
         (row,) = await self._q(
-            "take_over_key", _ttl(now, expires_at), photo_id, now, user_id, key, held.photo_id, held.claimed_at
+            "take_over_key",
+            _ttl(now, expires_at),
+            photo_id,
+            now,
+            user_id,
+            key,
+            held.photo_id,
+            held.claimed_at,
         )
         return bool(row[0])
 
     async def renew_idempotency_key(
-        self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime, intent: Photo | None = None
+        self,
+        user_id: int,
+        key: str,
+        photo_id: int,
+        now: datetime,
+        expires_at: datetime,
+        intent: Photo | None = None,
     ) -> bool:
         ttl = _ttl(now, expires_at)
         if intent is None:
             (row,) = await self._q("renew_key", ttl, photo_id, now, user_id, key, photo_id)
         else:
             record = codec.encode_photo(intent)
-            (row,) = await self._q("renew_key_intent", ttl, photo_id, now, record, user_id, key, photo_id)
+            (row,) = await self._q(
+                "renew_key_intent", ttl, photo_id, now, record, user_id, key, photo_id
+            )
         return bool(row[0])
 
     async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
@@ -493,7 +563,10 @@ class CassandraMetadataStore:
         for bucket in sorted(common or (), reverse=True):
             cursor = before
             while True:
-                page = [r.photo_id for r in await self._q("term_postings", first, bucket, cursor, SEARCH_PAGE)]
+                page = [
+                    r.photo_id
+                    for r in await self._q("term_postings", first, bucket, cursor, SEARCH_PAGE)
+                ]
                 matches = set(page)
                 for term in others:
                     if not matches:
@@ -540,4 +613,3 @@ def _require_schema(session: Session, settings: Settings) -> None:
             f"keyspace {settings.cassandra_keyspace!r} lacks schema {', '.join(missing)}; run `instastore migrate`"
         )
     session.set_keyspace(settings.cassandra_keyspace)
-

@@ -29,7 +29,9 @@ _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,47}")  # used with fullmatch: "$" al
 def keyspace_cql(settings: Settings) -> str:
     keyspace = settings.cassandra_keyspace
     if not _IDENTIFIER.fullmatch(keyspace):
-        raise ConfigError(f"cassandra_keyspace must be a lower-case CQL identifier, not {keyspace!r}")
+        raise ConfigError(
+            f"cassandra_keyspace must be a lower-case CQL identifier, not {keyspace!r}"
+        )
     dc = settings.cassandra_local_dc.replace("'", "")
     return (
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
@@ -41,9 +43,13 @@ def _ddl(session: Session, statement: str) -> None:
     with translate_errors("schema change"):
         result = session.execute(statement, timeout=60)
     if not result.response_future.is_schema_agreed:
-        agreed = session.cluster.control_connection.wait_for_schema_agreement(wait_time=SCHEMA_AGREEMENT_WAIT_S)
+        agreed = session.cluster.control_connection.wait_for_schema_agreement(
+            wait_time=SCHEMA_AGREEMENT_WAIT_S
+        )
         if not agreed:
-            raise StorageError(f"nodes did not agree on the schema within {SCHEMA_AGREEMENT_WAIT_S} s after: {statement[:80]}")
+            raise StorageError(
+                f"nodes did not agree on the schema within {SCHEMA_AGREEMENT_WAIT_S} s after: {statement[:80]}"
+            )
 
 
 def migrate(session: Session, settings: Settings, progress=print) -> list[str]:
@@ -65,8 +71,11 @@ def migrate(session: Session, settings: Settings, progress=print) -> list[str]:
         checksum = hashlib.sha256(migration.text.encode()).hexdigest()
         if migration.version in applied:
             if applied[migration.version].checksum != checksum:
-                log.warning("schema file %03d_%s changed after it was applied; released files must not be edited",
-                            migration.version, migration.name)
+                log.warning(
+                    "schema file %03d_%s changed after it was applied; released files must not be edited",
+                    migration.version,
+                    migration.name,
+                )
             continue
         progress(f"applying {migration.version:03d}_{migration.name}.cql to keyspace {keyspace}")
         for statement in migration.statements():
@@ -84,8 +93,14 @@ def pending(session: Session, settings: Settings) -> list[str]:
     """The migrations not applied yet (all of them if the keyspace does not exist)."""
     keyspace = settings.cassandra_keyspace
     every = [f"{m.version:03d}_{m.name}" for m in migrations("cql")]
-    if keyspace not in session.cluster.metadata.keyspaces or "schema_migrations" not in session.cluster.metadata.keyspaces[keyspace].tables:
+    if (
+        keyspace not in session.cluster.metadata.keyspaces
+        or "schema_migrations" not in session.cluster.metadata.keyspaces[keyspace].tables
+    ):
         return every
     with translate_errors("reading schema_migrations"):
-        versions = {row.version for row in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")}
+        versions = {
+            row.version
+            for row in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")
+        }
     return [name for name in every if int(name[:3]) not in versions]

@@ -17,16 +17,26 @@ from cassandra import (
     OperationTimedOut,
     ReadFailure,
     ReadTimeout,
-    Unavailable as DriverUnavailable,
     WriteFailure,
     WriteTimeout,
+)
+from cassandra import (
+    Unavailable as DriverUnavailable,
 )
 from cassandra.cluster import NoHostAvailable, ResponseFuture, Session
 from cassandra.connection import ConnectionException
 
 from instastore.errors import OutcomeUnknown, StorageError, Unavailable
 
-_UNAVAILABLE = (NoHostAvailable, OperationTimedOut, DriverUnavailable, ReadTimeout, WriteTimeout, ReadFailure, WriteFailure)
+_UNAVAILABLE = (
+    NoHostAvailable,
+    OperationTimedOut,
+    DriverUnavailable,
+    ReadTimeout,
+    WriteTimeout,
+    ReadFailure,
+    WriteFailure,
+)
 # A write failing with one of these may have reached replicas (a coordinator timed out
 # waiting for them, some failed, or the connection broke after the request was sent).
 _MAYBE_WRITTEN = (WriteTimeout, WriteFailure, OperationTimedOut, ConnectionException)
@@ -52,11 +62,15 @@ def translate_errors(what: str, write: bool = False) -> Iterator[None]:
         yield
     except _UNAVAILABLE as exc:
         if write and _maybe_written(exc):
-            raise OutcomeUnknown(f"Cassandra timed out during {what}; it may or may not have been written: {exc}") from exc
+            raise OutcomeUnknown(
+                f"Cassandra timed out during {what}; it may or may not have been written: {exc}"
+            ) from exc
         raise Unavailable(f"Cassandra unavailable during {what}: {exc}") from exc
     except ConnectionException as exc:
         if write:
-            raise OutcomeUnknown(f"Cassandra connection broke during {what}; it may or may not have been written: {exc}") from exc
+            raise OutcomeUnknown(
+                f"Cassandra connection broke during {what}; it may or may not have been written: {exc}"
+            ) from exc
         raise Unavailable(f"Cassandra unreachable during {what}: {exc}") from exc
     except DriverException as exc:
         raise StorageError(f"Cassandra failed during {what}: {exc}") from exc

@@ -91,7 +91,9 @@ class LocalBlobStore:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
         return size
 
-    async def open(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+    async def open(
+        self, key: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
         path = self._path(key)
         try:
             f = await asyncio.to_thread(open, path, "rb")
@@ -146,7 +148,9 @@ class LocalBlobStore:
                             info = path.stat()
                         except FileNotFoundError:
                             continue  # deleted meanwhile
-                        found.append(BlobEntry(key, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC)))
+                        found.append(
+                            BlobEntry(key, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))
+                        )
             return found
 
         for entry in await asyncio.to_thread(walk):
@@ -170,7 +174,9 @@ class LocalBlobStore:
         return await asyncio.to_thread(prune)
 
     async def remove_abandoned_parts(self, now: datetime) -> int:
-        return await asyncio.to_thread(scratch.remove_abandoned_files, self.tmp, "", PART_SUFFIX, now)
+        return await asyncio.to_thread(
+            scratch.remove_abandoned_files, self.tmp, "", PART_SUFFIX, now
+        )
 
 
 def _flush_and_sync(f) -> None:
@@ -188,7 +194,9 @@ def _link_into_place(tmp: Path, final: Path, root: Path) -> None:
             raise Conflict(f"blob {str(final)!r} exists; blobs are never overwritten") from exc
         except FileNotFoundError:
             if attempt == LINK_ATTEMPTS - 1:
-                raise StorageError(f"cannot store blob at {final}: its folder keeps vanishing") from None
+                raise StorageError(
+                    f"cannot store blob at {final}: its folder keeps vanishing"
+                ) from None
         except OSError as exc:
             raise StorageError(f"cannot store blob at {final}: {exc}") from exc
     # Every folder up to the root, not only those this call made: a folder another put

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from instastore import codec
-from instastore.ids import MAX_ID
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
+from instastore.ids import MAX_ID
 from instastore.model import Photo, User
 from instastore.schema import migrations
 from instastore.storage.ports import KeyClaim, PurgeEntry
@@ -140,18 +140,29 @@ class SqliteMetadataStore:
 
     async def create_user(self, user: User) -> None:
         try:
-            await self._write((
-                "INSERT INTO users (user_id, username, password_hash, display_name, private, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                (user.id, user.username, user.password_hash, user.display_name, int(user.private), _ms(user.created_at)),
-            ))
+            await self._write(
+                (
+                    "INSERT INTO users (user_id, username, password_hash, display_name, private, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        user.id,
+                        user.username,
+                        user.password_hash,
+                        user.display_name,
+                        int(user.private),
+                        _ms(user.created_at),
+                    ),
+                )
+            )
         except Conflict as exc:
             raise Conflict(f"username {user.username!r} is taken") from exc
 
     async def update_user(self, user: User) -> None:
-        await self._write((
-            "UPDATE users SET password_hash = ?, display_name = ?, private = ? WHERE user_id = ?",
-            (user.password_hash, user.display_name, int(user.private), user.id),
-        ))
+        await self._write(
+            (
+                "UPDATE users SET password_hash = ?, display_name = ?, private = ? WHERE user_id = ?",
+                (user.password_hash, user.display_name, int(user.private), user.id),
+            )
+        )
 
     async def get_user(self, user_id: int) -> User | None:
         return _user(await self._one("SELECT * FROM users WHERE user_id = ?", (user_id,)))
@@ -163,13 +174,24 @@ class SqliteMetadataStore:
 
     async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
         await self._write(
-            ("INSERT OR IGNORE INTO photos (photo_id, record) VALUES (?, ?)", (photo.id, codec.encode_photo(photo))),
-            ("INSERT OR IGNORE INTO user_photos (user_id, photo_id) VALUES (?, ?)", (photo.owner_id, photo.id)),
-            *[("INSERT OR IGNORE INTO title_terms (term, photo_id) VALUES (?, ?)", (t, photo.id)) for t in terms],
+            (
+                "INSERT OR IGNORE INTO photos (photo_id, record) VALUES (?, ?)",
+                (photo.id, codec.encode_photo(photo)),
+            ),
+            (
+                "INSERT OR IGNORE INTO user_photos (user_id, photo_id) VALUES (?, ?)",
+                (photo.owner_id, photo.id),
+            ),
+            *[
+                ("INSERT OR IGNORE INTO title_terms (term, photo_id) VALUES (?, ?)", (t, photo.id))
+                for t in terms
+            ],
         )
 
     async def get_photo(self, photo_id: int) -> Photo | None:
-        row = await self._one("SELECT record, deleted_ms FROM photos WHERE photo_id = ?", (photo_id,))
+        row = await self._one(
+            "SELECT record, deleted_ms FROM photos WHERE photo_id = ?", (photo_id,)
+        )
         return None if row is None else codec.decode_photo(row["record"], _at(row["deleted_ms"]))
 
     async def scan_photos(self) -> AsyncIterator[Photo]:
@@ -189,7 +211,9 @@ class SqliteMetadataStore:
         if not photo_ids:
             return {}
         marks = ",".join("?" * len(photo_ids))
-        rows = await self._all(f"SELECT record, deleted_ms FROM photos WHERE photo_id IN ({marks})", list(photo_ids))
+        rows = await self._all(
+            f"SELECT record, deleted_ms FROM photos WHERE photo_id IN ({marks})", list(photo_ids)
+        )
         photos = (codec.decode_photo(r["record"], _at(r["deleted_ms"])) for r in rows)
         return {p.id: p for p in photos}
 
@@ -203,8 +227,14 @@ class SqliteMetadataStore:
     async def set_deleted(self, photo: Photo, deleted_at: datetime | None) -> None:
         if deleted_at is not None:
             await self._write(
-                ("UPDATE photos SET deleted_ms = ? WHERE photo_id = ?", (_ms(deleted_at), photo.id)),
-                ("INSERT OR IGNORE INTO purge_queue (day, photo_id) VALUES (?, ?)", (deleted_at.date().isoformat(), photo.id)),
+                (
+                    "UPDATE photos SET deleted_ms = ? WHERE photo_id = ?",
+                    (_ms(deleted_at), photo.id),
+                ),
+                (
+                    "INSERT OR IGNORE INTO purge_queue (day, photo_id) VALUES (?, ?)",
+                    (deleted_at.date().isoformat(), photo.id),
+                ),
             )
         else:
             await self._write(
@@ -214,17 +244,26 @@ class SqliteMetadataStore:
 
     async def due_purges(self, through: date, limit: int) -> list[PurgeEntry]:
         rows = await self._all(
-            "SELECT day, photo_id FROM purge_queue WHERE day <= ? ORDER BY day, photo_id LIMIT ?", (through.isoformat(), limit)
+            "SELECT day, photo_id FROM purge_queue WHERE day <= ? ORDER BY day, photo_id LIMIT ?",
+            (through.isoformat(), limit),
         )
         return [PurgeEntry(date.fromisoformat(r[0]), r[1]) for r in rows]
 
     async def forget_purge(self, entry: PurgeEntry) -> None:
-        await self._write(("DELETE FROM purge_queue WHERE day = ? AND photo_id = ?", (entry.day.isoformat(), entry.photo_id)))
+        await self._write(
+            (
+                "DELETE FROM purge_queue WHERE day = ? AND photo_id = ?",
+                (entry.day.isoformat(), entry.photo_id),
+            )
+        )
 
     async def purge_photo(self, photo: Photo, terms: Sequence[str]) -> None:
         await self._write(
             ("DELETE FROM photos WHERE photo_id = ?", (photo.id,)),
-            ("DELETE FROM user_photos WHERE user_id = ? AND photo_id = ?", (photo.owner_id, photo.id)),
+            (
+                "DELETE FROM user_photos WHERE user_id = ? AND photo_id = ?",
+                (photo.owner_id, photo.id),
+            ),
             ("DELETE FROM title_terms WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM likes WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM purge_queue WHERE photo_id = ?", (photo.id,)),
@@ -233,20 +272,28 @@ class SqliteMetadataStore:
     # ---- follows ------------------------------------------------------------------
 
     async def follow(self, follower_id: int, followee_id: int, at: datetime) -> bool:
-        (count,) = await self._write((
-            "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_ms) VALUES (?, ?, ?)",
-            (follower_id, followee_id, _ms(at)),
-        ))
+        (count,) = await self._write(
+            (
+                "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_ms) VALUES (?, ?, ?)",
+                (follower_id, followee_id, _ms(at)),
+            )
+        )
         return count == 1
 
     async def unfollow(self, follower_id: int, followee_id: int) -> bool:
         (count,) = await self._write(
-            ("DELETE FROM follows WHERE follower_id = ? AND followee_id = ?", (follower_id, followee_id))
+            (
+                "DELETE FROM follows WHERE follower_id = ? AND followee_id = ?",
+                (follower_id, followee_id),
+            )
         )
         return count == 1
 
     async def is_following(self, follower_id: int, followee_id: int) -> bool:
-        row = await self._one("SELECT 1 FROM follows WHERE follower_id = ? AND followee_id = ?", (follower_id, followee_id))
+        row = await self._one(
+            "SELECT 1 FROM follows WHERE follower_id = ? AND followee_id = ?",
+            (follower_id, followee_id),
+        )
         return row is not None
 
     async def following(self, user_id: int, after: int | None, limit: int) -> list[int]:
@@ -275,7 +322,8 @@ class SqliteMetadataStore:
             return {}
         marks = ",".join("?" * len(user_ids))
         rows = await self._all(
-            f"SELECT user_id, MAX(photo_id) FROM user_photos WHERE user_id IN ({marks}) GROUP BY user_id", list(user_ids)
+            f"SELECT user_id, MAX(photo_id) FROM user_photos WHERE user_id IN ({marks}) GROUP BY user_id",
+            list(user_ids),
         )
         return {r[0]: r[1] for r in rows}
 
@@ -289,15 +337,20 @@ class SqliteMetadataStore:
     # ---- follow requests ------------------------------------------------------------
 
     async def add_follow_request(self, user_id: int, requester_id: int, at: datetime) -> bool:
-        (count,) = await self._write((
-            "INSERT OR IGNORE INTO follow_requests (user_id, requester_id, created_ms) VALUES (?, ?, ?)",
-            (user_id, requester_id, _ms(at)),
-        ))
+        (count,) = await self._write(
+            (
+                "INSERT OR IGNORE INTO follow_requests (user_id, requester_id, created_ms) VALUES (?, ?, ?)",
+                (user_id, requester_id, _ms(at)),
+            )
+        )
         return count == 1
 
     async def remove_follow_request(self, user_id: int, requester_id: int) -> bool:
         (count,) = await self._write(
-            ("DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ?", (user_id, requester_id))
+            (
+                "DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ?",
+                (user_id, requester_id),
+            )
         )
         return count == 1
 
@@ -311,13 +364,17 @@ class SqliteMetadataStore:
     # ---- sessions and idempotency -----------------------------------------------------
 
     async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None:
-        await self._write((
-            "INSERT INTO sessions (token_hash, user_id, expires_ms) VALUES (?, ?, ?)", (token_hash, user_id, _ms(expires_at))
-        ))
+        await self._write(
+            (
+                "INSERT INTO sessions (token_hash, user_id, expires_ms) VALUES (?, ?, ?)",
+                (token_hash, user_id, _ms(expires_at)),
+            )
+        )
 
     async def get_session(self, token_hash: str, now: datetime) -> int | None:
         row = await self._one(
-            "SELECT user_id FROM sessions WHERE token_hash = ? AND expires_ms > ?", (token_hash, _ms(now))
+            "SELECT user_id FROM sessions WHERE token_hash = ? AND expires_ms > ?",
+            (token_hash, _ms(now)),
         )
         return None if row is None else row[0]
 
@@ -330,14 +387,16 @@ class SqliteMetadataStore:
         def claim() -> sqlite3.Row:
             with _transaction(self.conn):
                 self.conn.execute(
-                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND expires_ms <= ?", (user_id, key, _ms(now))
+                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND expires_ms <= ?",
+                    (user_id, key, _ms(now)),
                 )
                 self.conn.execute(
                     "INSERT OR IGNORE INTO idempotency_keys (user_id, key, photo_id, expires_ms, claimed_ms) VALUES (?, ?, ?, ?, ?)",
                     (user_id, key, photo_id, _ms(expires_at), _ms(now)),
                 )
                 return self.conn.execute(
-                    "SELECT photo_id, claimed_ms, intent FROM idempotency_keys WHERE user_id = ? AND key = ?", (user_id, key)
+                    "SELECT photo_id, claimed_ms, intent FROM idempotency_keys WHERE user_id = ? AND key = ?",
+                    (user_id, key),
                 ).fetchone()
 
         row = await self._run(claim)
@@ -345,42 +404,74 @@ class SqliteMetadataStore:
         return KeyClaim(row["photo_id"], _at(row["claimed_ms"]), intent)
 
     async def take_over_idempotency_key(
-        self, user_id: int, key: str, held: KeyClaim, photo_id: int, now: datetime, expires_at: datetime
+        self,
+        user_id: int,
+        key: str,
+        held: KeyClaim,
+        photo_id: int,
+        now: datetime,
+        expires_at: datetime,
     ) -> bool:
-        (count,) = await self._write((
+        (count,) = await self._write(
             (
-                "UPDATE idempotency_keys SET photo_id = ?, claimed_ms = ?, expires_ms = ?, intent = NULL "
-                "WHERE user_id = ? AND key = ? AND photo_id = ? AND claimed_ms IS ?"
-            ),
-            (photo_id, _ms(now), _ms(expires_at), user_id, key, held.photo_id, _ms(held.claimed_at)),
-        ))
+                (
+                    "UPDATE idempotency_keys SET photo_id = ?, claimed_ms = ?, expires_ms = ?, intent = NULL "
+                    "WHERE user_id = ? AND key = ? AND photo_id = ? AND claimed_ms IS ?"
+                ),
+                (
+                    photo_id,
+                    _ms(now),
+                    _ms(expires_at),
+                    user_id,
+                    key,
+                    held.photo_id,
+                    _ms(held.claimed_at),
+                ),
+            )
+        )
         return count == 1
 
     async def renew_idempotency_key(
-        self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime, intent: Photo | None = None
+        self,
+        user_id: int,
+        key: str,
+        photo_id: int,
+        now: datetime,
+        expires_at: datetime,
+        intent: Photo | None = None,
     ) -> bool:
         record = None if intent is None else codec.encode_photo(intent)
-        (count,) = await self._write((
+        (count,) = await self._write(
             (
-                "UPDATE idempotency_keys SET claimed_ms = ?, expires_ms = ?, intent = COALESCE(?, intent) "
-                "WHERE user_id = ? AND key = ? AND photo_id = ?"
-            ),
-            (_ms(now), _ms(expires_at), record, user_id, key, photo_id),
-        ))
+                (
+                    "UPDATE idempotency_keys SET claimed_ms = ?, expires_ms = ?, intent = COALESCE(?, intent) "
+                    "WHERE user_id = ? AND key = ? AND photo_id = ?"
+                ),
+                (_ms(now), _ms(expires_at), record, user_id, key, photo_id),
+            )
+        )
         return count == 1
 
     async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
-        await self._write((
-            "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND photo_id = ?", (user_id, key, photo_id)
-        ))
+        await self._write(
+            (
+                "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND photo_id = ?",
+                (user_id, key, photo_id),
+            )
+        )
 
     # ---- deployment secrets --------------------------------------------------------
 
     async def server_key(self, name: str, candidate: bytes) -> bytes:
         def get_or_create() -> bytes:
             with _transaction(self.conn):
-                self.conn.execute("INSERT OR IGNORE INTO server_keys (name, secret) VALUES (?, ?)", (name, candidate))
-                return self.conn.execute("SELECT secret FROM server_keys WHERE name = ?", (name,)).fetchone()[0]
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO server_keys (name, secret) VALUES (?, ?)",
+                    (name, candidate),
+                )
+                return self.conn.execute(
+                    "SELECT secret FROM server_keys WHERE name = ?", (name,)
+                ).fetchone()[0]
 
         return await self._run(get_or_create)
 
@@ -400,13 +491,18 @@ class SqliteMetadataStore:
     # ---- likes --------------------------------------------------------------------
 
     async def like(self, photo_id: int, user_id: int, at: datetime) -> bool:
-        (count,) = await self._write((
-            "INSERT OR IGNORE INTO likes (photo_id, user_id, created_ms) VALUES (?, ?, ?)", (photo_id, user_id, _ms(at))
-        ))
+        (count,) = await self._write(
+            (
+                "INSERT OR IGNORE INTO likes (photo_id, user_id, created_ms) VALUES (?, ?, ?)",
+                (photo_id, user_id, _ms(at)),
+            )
+        )
         return count == 1
 
     async def unlike(self, photo_id: int, user_id: int) -> bool:
-        (count,) = await self._write(("DELETE FROM likes WHERE photo_id = ? AND user_id = ?", (photo_id, user_id)))
+        (count,) = await self._write(
+            ("DELETE FROM likes WHERE photo_id = ? AND user_id = ?", (photo_id, user_id))
+        )
         return count == 1
 
     async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
@@ -414,7 +510,8 @@ class SqliteMetadataStore:
         if photo_ids:
             marks = ",".join("?" * len(photo_ids))
             rows = await self._all(
-                f"SELECT photo_id, COUNT(*) FROM likes WHERE photo_id IN ({marks}) GROUP BY photo_id", list(photo_ids)
+                f"SELECT photo_id, COUNT(*) FROM likes WHERE photo_id IN ({marks}) GROUP BY photo_id",
+                list(photo_ids),
             )
             counts.update({r[0]: r[1] for r in rows})
         return counts

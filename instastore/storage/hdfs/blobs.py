@@ -56,7 +56,9 @@ class HdfsBlobStore:
         if safe_mode:
             raise Unavailable("the NameNode is in safe mode")
         if live < MIN_LIVE_DATANODES:
-            raise Unavailable(f"the NameNode has {live} live DataNode(s); a write needs {MIN_LIVE_DATANODES}")
+            raise Unavailable(
+                f"the NameNode has {live} live DataNode(s); a write needs {MIN_LIVE_DATANODES}"
+            )
 
     async def close(self) -> None:
         await self.client.close()
@@ -65,7 +67,9 @@ class HdfsBlobStore:
         final = self._path(key)
         part = f"{self.tmp}/{scratch.scratch_name(suffix=PART_SUFFIX)}"
         try:
-            size = await self.client.create(part, chunks, replication=self.settings.hdfs_replication)
+            size = await self.client.create(
+                part, chunks, replication=self.settings.hdfs_replication
+            )
             await self._rename_into_place(part, final)
         except BaseException:
             # A failed CREATE can leave a partial file: remove it (best effort; if this
@@ -97,7 +101,9 @@ class HdfsBlobStore:
             return False
         return True
 
-    async def open(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+    async def open(
+        self, key: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
         if length == 0:
             await self.size(key)  # still NotFound for a missing key
             return
@@ -166,7 +172,9 @@ class HdfsBlobStore:
         try:
             async for status in self.client.iter_status(self.tmp):
                 name = status["pathSuffix"]
-                if name.endswith(PART_SUFFIX) and scratch.abandoned(name, "", _time(status["modificationTime"]), now):
+                if name.endswith(PART_SUFFIX) and scratch.abandoned(
+                    name, "", _time(status["modificationTime"]), now
+                ):
                     abandoned.append(f"{self.tmp}/{name}")
         except NotFound:
             return 0  # nothing was ever written

@@ -65,7 +65,9 @@ class WebHdfs:
     def __init__(self, base_url: str, user: str) -> None:
         self.base_url = base_url.rstrip("/")
         self.user = user
-        self._session = aiohttp.ClientSession(timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=64))
+        self._session = aiohttp.ClientSession(
+            timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=64)
+        )
 
     def url(self, path: str) -> str:
         if not path.startswith("/"):
@@ -92,7 +94,9 @@ class WebHdfs:
         million files is never one response)."""
         after = None
         while True:
-            listing = (await self._json("GET", path, "LISTSTATUS_BATCH", startAfter=after))["DirectoryListing"]
+            listing = (await self._json("GET", path, "LISTSTATUS_BATCH", startAfter=after))[
+                "DirectoryListing"
+            ]
             statuses = listing["partialListing"]["FileStatuses"]["FileStatus"]
             for status in statuses:
                 yield status
@@ -129,7 +133,9 @@ class WebHdfs:
 
     async def _json(self, method: str, path: str, op: str, **extra: Any) -> dict:
         try:
-            async with self._session.request(method, self.url(path), params=self.params(op, **extra)) as resp:
+            async with self._session.request(
+                method, self.url(path), params=self.params(op, **extra)
+            ) as resp:
                 if resp.status >= 400:
                     await _raise_for(resp, f"{op} {path}")
                 return await resp.json()
@@ -138,8 +144,12 @@ class WebHdfs:
 
     # ---- data operations --------------------------------------------------------------
 
-    async def _datanode_url(self, method: str, path: str, op: str, excluded: list[str], **extra: Any) -> str:
-        params = self.params(op, noredirect=True, excludedatanodes=",".join(excluded) or None, **extra)
+    async def _datanode_url(
+        self, method: str, path: str, op: str, excluded: list[str], **extra: Any
+    ) -> str:
+        params = self.params(
+            op, noredirect=True, excludedatanodes=",".join(excluded) or None, **extra
+        )
         try:
             async with self._session.request(method, self.url(path), params=params) as resp:
                 if resp.status >= 400:
@@ -148,7 +158,9 @@ class WebHdfs:
         except aiohttp.ClientError as exc:
             raise Unavailable(f"WebHDFS {op} {path} (NameNode): {exc}") from exc
 
-    async def create(self, path: str, chunks: AsyncIterable[bytes], replication: int | None = None) -> int:
+    async def create(
+        self, path: str, chunks: AsyncIterable[bytes], replication: int | None = None
+    ) -> int:
         """Write a new file from the chunks (never overwriting: ``Conflict`` if it
         exists); return its size. Returns once the DataNodes acknowledged the closed file."""
         body = _CountingBody(chunks)
@@ -159,24 +171,32 @@ class WebHdfs:
             )
             try:
                 async with self._session.put(
-                    location, data=body.stream(), headers={"Content-Type": "application/octet-stream"}
+                    location,
+                    data=body.stream(),
+                    headers={"Content-Type": "application/octet-stream"},
                 ) as resp:
                     if resp.status >= 400:
                         await _raise_for(resp, f"CREATE {path}")
                     return body.size
             except aiohttp.ClientConnectorError as exc:
-                await _refused(exc, "CREATE", path, location, excluded, attempt, can_retry=not body.started)
+                await _refused(
+                    exc, "CREATE", path, location, excluded, attempt, can_retry=not body.started
+                )
             except aiohttp.ClientError as exc:
                 if body.failure is not None:  # the caller's chunks failed, not the store
                     raise body.failure from exc
                 raise Unavailable(f"WebHDFS CREATE {path}: {exc}") from exc
         raise AssertionError("unreachable")
 
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
         """Stream ``length`` bytes (to the end when None) from ``offset``, in chunks."""
         excluded: list[str] = []
         for attempt in range(DATANODE_ATTEMPTS):
-            location = await self._datanode_url("GET", path, "OPEN", excluded, offset=offset or None, length=length)
+            location = await self._datanode_url(
+                "GET", path, "OPEN", excluded, offset=offset or None, length=length
+            )
             try:
                 async with self._session.get(location) as resp:
                     if resp.status >= 400:
@@ -219,7 +239,13 @@ class _CountingBody:
 
 
 async def _refused(
-    exc: Exception, op: str, path: str, location: str, excluded: list[str], attempt: int, can_retry: bool = True
+    exc: Exception,
+    op: str,
+    path: str,
+    location: str,
+    excluded: list[str],
+    attempt: int,
+    can_retry: bool = True,
 ) -> None:
     """A DataNode refused the connection (right after it died the NameNode still names
     it): exclude it and back off before asking the NameNode again, as Hadoop's own
@@ -227,7 +253,9 @@ async def _refused(
     if not can_retry or attempt == DATANODE_ATTEMPTS - 1:
         raise Unavailable(f"WebHDFS {op} {path}: DataNode unreachable: {exc}") from exc
     excluded.append(_host_port(location))
-    log.warning("DataNode %s refused %s %s; asking the NameNode for another", excluded[-1], op, path)
+    log.warning(
+        "DataNode %s refused %s %s; asking the NameNode for another", excluded[-1], op, path
+    )
     await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
 
 
