@@ -155,7 +155,7 @@ def run_all(args, prepared: dict, uploads: list[bytes], port: int) -> None:
 
         async def locate():
             try:
-                photo = await stores.metadata.get_photo(photo_id)
+                photo = await stores.photos.get_photo(photo_id)
                 return [r.locator for r in photo.renditions if r.name == "large"][0]
             finally:
                 await stores.close()
@@ -264,7 +264,7 @@ def _target(value, op: str, bound: float) -> dict:
 async def _reader_id(settings) -> int:
     stores = await open_stores(settings)
     try:
-        return (await stores.metadata.get_user_by_name("reader0")).id
+        return (await stores.accounts.get_user_by_name("reader0")).id
     finally:
         await stores.close()
 

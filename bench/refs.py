@@ -23,7 +23,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from instastore import ids as idlib
 from instastore import media
 from instastore.config import Settings
-from instastore.storage.cassandra.metadata import build_cluster
+from instastore.storage.cassandra.session import build_cluster
 
 NGINX_CONF = """
 worker_processes {workers};

@@ -40,7 +40,57 @@ from instastore.model import Kind, Photo, Rendition, User, Visibility
 from instastore.storage import open_stores
 
 PASSWORD = "bench password"
-WORDS = ["sunset", "beach", "city", "night", "street", "portrait", "coffee", "mountain", "lake", "forest", "snow", "river", "bridge", "market", "garden", "dog", "cat", "bird", "flower", "food", "friends", "party", "concert", "train", "station", "harbour", "boat", "sky", "cloud", "rain", "autumn", "spring", "summer", "winter", "morning", "evening", "light", "shadow", "red", "blue", "green", "golden", "old", "new", "crème", "brûlée", "café", "naïve", "façade"]
+WORDS = [
+    "sunset",
+    "beach",
+    "city",
+    "night",
+    "street",
+    "portrait",
+    "coffee",
+    "mountain",
+    "lake",
+    "forest",
+    "snow",
+    "river",
+    "bridge",
+    "market",
+    "garden",
+    "dog",
+    "cat",
+    "bird",
+    "flower",
+    "food",
+    "friends",
+    "party",
+    "concert",
+    "train",
+    "station",
+    "harbour",
+    "boat",
+    "sky",
+    "cloud",
+    "rain",
+    "autumn",
+    "spring",
+    "summer",
+    "winter",
+    "morning",
+    "evening",
+    "light",
+    "shadow",
+    "red",
+    "blue",
+    "green",
+    "golden",
+    "old",
+    "new",
+    "crème",
+    "brûlée",
+    "café",
+    "naïve",
+    "façade",
+]
 STATE_DIR = Path(__file__).parent / ".state"
 IN_FLIGHT = 32  # concurrent record writes
 
@@ -109,7 +159,7 @@ class Checkpoint:
 
     async def _matches(self, stores) -> bool:
         for username, user_id in list(self.data.get("users", {}).items())[:1]:
-            user = await stores.metadata.get_user_by_name(username)
+            user = await stores.accounts.get_user_by_name(username)
             if user is None or user.id != user_id:
                 return False
         for record in self.data.get("pool", []):
@@ -119,7 +169,7 @@ class Checkpoint:
                 except NotFound:
                     return False
         first = self.data.get("first_photo")
-        return first is None or await stores.metadata.get_photo(first) is not None
+        return first is None or await stores.photos.get_photo(first) is not None
 
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -147,12 +197,12 @@ async def seed(
         users = state.data.setdefault("users", {})
         wanted = [f"poster{i}" for i in range(posters)] + [f"reader{i}" for i in range(readers)]
         for username in tqdm([u for u in wanted if u not in users], desc="users", unit="user"):
-            existing = await stores.metadata.get_user_by_name(username)
+            existing = await stores.accounts.get_user_by_name(username)
             if existing is None:
                 existing = User(
                     gen.next_id(), username, hashed, username.title(), False, datetime.now(UTC)
                 )
-                await stores.metadata.create_user(existing)
+                await stores.accounts.create_user(existing)
             users[username] = existing.id
         state.save()
 
@@ -169,7 +219,7 @@ async def seed(
 
             async def follow(a, b):
                 async with sem:
-                    await stores.metadata.follow(a, b, datetime.now(UTC))
+                    await stores.graph.follow(a, b, datetime.now(UTC))
 
             for start in tqdm(range(0, len(pairs), 500), desc="follows", unit="x500"):
                 await asyncio.gather(*(follow(a, b) for a, b in pairs[start : start + 500]))
@@ -233,7 +283,7 @@ async def seed(
                 height=item["height"],
             )
             async with sem:
-                await stores.metadata.save_photo(photo, search.terms(title))
+                await stores.photos.save_photo(photo, search.terms(title))
             return pid
 
         with tqdm(total=photos, initial=done, desc="photos", unit="photo") as bar:

@@ -23,7 +23,7 @@ from instastore.ids import IdGenerator
 from instastore.model import User
 from instastore.passwords import DUMMY_HASH, PasswordHashing
 from instastore.ratelimit import LoginThrottle
-from instastore.storage.ports import Stores
+from instastore.storage.ports import AccountStore, FollowGraph, PhotoStore
 from instastore.text import check_text
 
 USERNAME = re.compile(
@@ -67,12 +67,16 @@ class Profile:
 class Accounts:
     def __init__(
         self,
-        stores: Stores,
+        accounts: AccountStore,
+        photos: PhotoStore,
+        graph: FollowGraph,
         settings: Settings,
         ids: IdGenerator,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.stores = stores
+        self.accounts = accounts
+        self.photos = photos  # the profile's photo count
+        self.graph = graph  # the profile's follow counts
         self.settings = settings
         self.ids = ids
         self.clock = clock
@@ -97,7 +101,7 @@ class Accounts:
         display_name = check_display_name(display_name or "")
         hashed = await self.hashing.hash(password)
         user = User(self.ids.next_id(), username, hashed, display_name, False, self.clock())
-        await self.stores.metadata.create_user(user)
+        await self.accounts.create_user(user)
         return user
 
     async def log_in(
@@ -110,7 +114,7 @@ class Accounts:
         if len(password) > MAX_PASSWORD_CHARS or len(username) > MAX_LOGIN_NAME_CHARS:
             raise NotAuthenticated("wrong username or password")
         self.throttle.check(username, address)
-        user = await self.stores.metadata.get_user_by_name(username)
+        user = await self.accounts.get_user_by_name(username)
         ok = await self.hashing.verify(user.password_hash if user else DUMMY_HASH, password)
         if user is None or not ok:
             self.throttle.failed(username, address)
@@ -118,18 +122,18 @@ class Accounts:
         self.throttle.succeeded(username, address)
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expires = self.clock() + timedelta(days=self.settings.session_days)
-        await self.stores.metadata.create_session(token_hash(token), user.id, expires)
+        await self.accounts.create_session(token_hash(token), user.id, expires)
         return user, token
 
     async def log_out(self, token: str) -> None:
-        await self.stores.metadata.delete_session(token_hash(token))
+        await self.accounts.delete_session(token_hash(token))
 
     async def authenticate(self, token: str) -> User:
         # SECURITY: a header of odd bytes (not UTF-8, controls) is refused before it is hashed.
         if not TOKEN.fullmatch(token):
             raise NotAuthenticated("the bearer token is malformed; log in again")
-        user_id = await self.stores.metadata.get_session(token_hash(token), self.clock())
-        user = await self.stores.metadata.get_user(user_id) if user_id else None
+        user_id = await self.accounts.get_session(token_hash(token), self.clock())
+        user = await self.accounts.get_user(user_id) if user_id else None
         if user is None:
             raise NotAuthenticated("the bearer token is unknown or expired; log in again")
         return user
@@ -143,13 +147,13 @@ class Accounts:
                 raise InvalidInput("private must be true or false")
             changed = replace(changed, private=private)
         if changed != user:
-            await self.stores.metadata.update_user(changed)
+            await self.accounts.update_user(changed)
             if self.on_change is not None:
                 self.on_change(changed.id)
         return changed
 
     async def by_name(self, username: str) -> User:
-        user = await self.stores.metadata.get_user_by_name(username)
+        user = await self.accounts.get_user_by_name(username)
         if user is None:
             raise NotFound(f"no user {username!r}")
         return user
@@ -157,6 +161,6 @@ class Accounts:
     async def profile(self, username: str) -> Profile:
         user = await self.by_name(username)
         photos, (followers, following) = await asyncio.gather(
-            self.stores.metadata.count_photos(user.id), self.stores.metadata.count_follows(user.id)
+            self.photos.count_photos(user.id), self.graph.count_follows(user.id)
         )
         return Profile(user, photos, followers, following)

@@ -144,7 +144,7 @@ def _migrate(args: argparse.Namespace) -> None:
     if not settings.uses_cluster:
         print("the embedded store applies its schema by itself on start; nothing to do")
         return
-    from instastore.storage.cassandra.metadata import build_cluster
+    from instastore.storage.cassandra.session import build_cluster
     from instastore.storage.cassandra.migrate import migrate
     from instastore.storage.cassandra.session import translate_errors
 
@@ -184,7 +184,9 @@ def _with_stores(args: argparse.Namespace, job):
 def _purge(args: argparse.Namespace) -> None:
     from instastore.jobs import purge
 
-    report = _with_stores(args, lambda stores, settings: purge(stores, settings, progress=print))
+    report = _with_stores(
+        args, lambda stores, settings: purge(stores.photos, stores.blobs, settings, progress=print)
+    )
     print(
         f"purged {report.purged} photo(s), removed {report.blobs_removed} blob(s); "
         f"skipped {report.skipped}, failed {report.failed}"
@@ -198,7 +200,9 @@ def _purge(args: argparse.Namespace) -> None:
 def _gc(args: argparse.Namespace) -> None:
     from instastore.jobs import ORPHAN_GRACE, gc
 
-    report = _with_stores(args, lambda stores, settings: gc(stores, settings, progress=print))
+    report = _with_stores(
+        args, lambda stores, settings: gc(stores.photos, stores.blobs, settings, progress=print)
+    )
     print(
         f"checked {report.checked} blob(s): removed {report.removed} "
         f"orphan(s), left {report.young} younger than {ORPHAN_GRACE}; removed {report.scratch_removed} "

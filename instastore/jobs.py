@@ -23,7 +23,7 @@ from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import InstastoreError
 from instastore.model import Photo
-from instastore.storage.ports import Stores
+from instastore.storage.ports import BlobStore, PhotoStore
 from instastore.uploads import IDEMPOTENCY_TTL, remove_abandoned_uploads
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class PurgeReport:
 
 
 async def purge(
-    stores: Stores,
+    photos: PhotoStore,
+    blobs: BlobStore,
     settings: Settings,
     now: datetime | None = None,
     progress: Callable[[str], None] = lambda line: None,
@@ -64,17 +65,15 @@ async def purge(
     references: Counter[str] | None = None
     while True:
         entries = [
-            e
-            for e in await stores.metadata.due_purges(through, PURGE_BATCH)
-            if e.photo_id not in seen
+            e for e in await photos.due_purges(through, PURGE_BATCH) if e.photo_id not in seen
         ]
         if not entries:
             return report
         for entry in entries:
             seen.add(entry.photo_id)
-            photo = await stores.metadata.get_photo(entry.photo_id)
+            photo = await photos.get_photo(entry.photo_id)
             if photo is None or photo.deleted_at is None:
-                await stores.metadata.forget_purge(entry)
+                await photos.forget_purge(entry)
                 report.skipped += 1
                 continue
             if photo.deleted_at > cutoff:  # deleted later on the cutoff day
@@ -82,11 +81,11 @@ async def purge(
                 continue
             try:
                 if references is None:
-                    references = await count_references(stores, progress)
+                    references = await count_references(photos, progress)
                 for locator in _own_blobs(photo, references):
-                    if await stores.blobs.delete(locator):
+                    if await blobs.delete(locator):
                         report.blobs_removed += 1
-                await stores.metadata.purge_photo(photo, search.terms(photo.title))
+                await photos.purge_photo(photo, search.terms(photo.title))
             except InstastoreError as exc:
                 log.error("purging photo %d failed: %s", photo.id, exc)
                 report.failed += 1
@@ -95,11 +94,11 @@ async def purge(
             progress(f"purged photo {photo.id} (deleted {photo.deleted_at:%Y-%m-%d})")
 
 
-async def count_references(stores: Stores, progress: Callable[[str], None]) -> Counter[str]:
+async def count_references(photos: PhotoStore, progress: Callable[[str], None]) -> Counter[str]:
     """How many photo records (deleted ones included) point at each blob."""
     references: Counter[str] = Counter()
     records = 0
-    async for photo in stores.metadata.scan_photos():
+    async for photo in photos.scan_photos():
         references.update({r.locator for r in photo.renditions})
         records += 1
         if records % PROGRESS_EVERY == 0:
@@ -128,7 +127,8 @@ class GcReport:
 
 
 async def gc(
-    stores: Stores,
+    photos: PhotoStore,
+    blobs: BlobStore,
     settings: Settings,
     now: datetime | None = None,
     progress: Callable[[str], None] = lambda line: None,
@@ -139,28 +139,28 @@ async def gc(
     report = GcReport()
     # References first: a blob written after this scan is younger than the grace, so it
     # is judged by its age below, never by its absence from this set.
-    referenced = await count_references(stores, progress)
-    async for entry in stores.blobs.entries():
+    referenced = await count_references(photos, progress)
+    async for entry in blobs.entries():
         report.checked += 1
         if entry.key in referenced:
             continue
         if now - entry.modified < ORPHAN_GRACE:
             report.young += 1
-        elif await stores.blobs.delete(entry.key):
+        elif await blobs.delete(entry.key):
             report.removed += 1
             progress(
                 f"removed orphan blob {entry.key} ({entry.size} bytes, written {entry.modified:%Y-%m-%d %H:%M})"
             )
-    report.scratch_removed = await remove_scratch(stores, settings, now)
-    report.folders_removed = await stores.blobs.remove_empty_folders()
+    report.scratch_removed = await remove_scratch(blobs, settings, now)
+    report.folders_removed = await blobs.remove_empty_folders()
     return report
 
 
-async def remove_scratch(stores: Stores, settings: Settings, now: datetime | None = None) -> int:
+async def remove_scratch(blobs: BlobStore, settings: Settings, now: datetime | None = None) -> int:
     """Remove the temporary files of writes and uploads whose writer is gone (also done
     when the service starts); return how many."""
     now = now or utcnow()
     uploads = await asyncio.to_thread(
         remove_abandoned_uploads, Path(settings.data_dir) / "tmp", now
     )
-    return uploads + await stores.blobs.remove_abandoned_parts(now)
+    return uploads + await blobs.remove_abandoned_parts(now)

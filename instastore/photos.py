@@ -18,16 +18,21 @@ from instastore.errors import Gone, InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import ByteCache, TtlCache
 from instastore.model import Photo
 from instastore.paging import Page, decode_cursor, encode_cursor
-from instastore.storage.ports import Stores
+from instastore.storage.ports import PhotoStore, SearchIndex
 
 OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted photos
 
 
 class Photos:
     def __init__(
-        self, stores: Stores, settings: Settings, clock: Callable[[], datetime] = utcnow
+        self,
+        photos: PhotoStore,
+        index: SearchIndex,
+        settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.stores = stores
+        self.photos = photos
+        self.index = index  # the title search
         self.settings = settings
         self.clock = clock
         self.records = TtlCache()  # photo records of the media path
@@ -50,7 +55,7 @@ class Photos:
 
     async def get(self, photo_id: int) -> Photo:
         """A live photo; ``NotFound`` for one that never was, is deleted or purged."""
-        photo = await self.stores.metadata.get_photo(photo_id)
+        photo = await self.photos.get_photo(photo_id)
         if photo is None or photo.deleted:
             raise NotFound(f"no photo {photo_id}")
         return photo
@@ -66,7 +71,7 @@ class Photos:
             ids = await fetch(before, wanted)
             if not ids:
                 return Page(found, None)
-            photos = await self.stores.metadata.get_photos(ids)
+            photos = await self.photos.get_photos(ids)
             live = [photos[i] for i in ids if i in photos and not photos[i].deleted]
             found += await allowed(live) if allowed else live
             before = ids[-1]
@@ -82,7 +87,7 @@ class Photos:
     ) -> Page[Photo]:
         """A user's live photos, newest first."""
         return await self.live_page(
-            lambda before, n: self.stores.metadata.user_photo_ids(user_id, before, n),
+            lambda before, n: self.photos.user_photo_ids(user_id, before, n),
             cursor,
             limit,
             allowed,
@@ -96,7 +101,7 @@ class Photos:
         if not terms:
             raise InvalidInput("q must contain at least one word")
         return await self.live_page(
-            lambda before, n: self.stores.metadata.search_terms(terms, before, n),
+            lambda before, n: self.index.search_terms(terms, before, n),
             cursor,
             limit,
             allowed,
@@ -104,7 +109,7 @@ class Photos:
 
     async def save(self, photo: Photo) -> None:
         """Store the record and its index rows (the blobs are already written)."""
-        await self.stores.metadata.save_photo(photo, search.terms(photo.title))
+        await self.photos.save_photo(photo, search.terms(photo.title))
 
     async def delete(self, photo_id: int, user_id: int) -> Photo:
         """Soft delete by its owner: gone from every read at once, restorable for a while."""
@@ -112,14 +117,14 @@ class Photos:
         if photo.owner_id != user_id:
             raise NotAllowed("only the owner can delete a photo")
         deleted_at = self.clock()
-        await self.stores.metadata.set_deleted(photo, deleted_at)
+        await self.photos.set_deleted(photo, deleted_at)
         self.records.drop(photo_id)
         self.media.drop_prefix(f"{photo_id}/")
         return photo.with_deleted_at(deleted_at)
 
     async def restore(self, photo_id: int, user_id: int) -> Photo:
         """Undo a delete inside the retention window; ``Gone`` after it."""
-        photo = await self.stores.metadata.get_photo(photo_id)
+        photo = await self.photos.get_photo(photo_id)
         if photo is None or photo.owner_id != user_id:
             raise NotFound(f"no photo {photo_id}")
         if not photo.deleted:
@@ -128,5 +133,5 @@ class Photos:
             raise Gone(
                 f"photo {photo_id} was deleted more than {self.settings.retention_days} days ago"
             )
-        await self.stores.metadata.set_deleted(photo, None)
+        await self.photos.set_deleted(photo, None)
         return photo.with_deleted_at(None)

@@ -26,21 +26,26 @@ from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User, Visibility
 from instastore.paging import Page, decode_cursor, encode_cursor
-from instastore.storage.ports import Stores
+from instastore.storage.ports import AccountStore, FollowGraph
 
 FollowState = Literal["following", "requested"]
 
 
 class Social:
     def __init__(
-        self, stores: Stores, max_page: int = 100, clock: Callable[[], datetime] = utcnow
+        self,
+        accounts: AccountStore,
+        graph: FollowGraph,
+        max_page: int = 100,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.stores = stores
+        self.accounts = accounts
+        self.graph = graph
         self.max_page = max_page
         self.clock = clock
 
     async def _user(self, username: str) -> User:
-        user = await self.stores.metadata.get_user_by_name(username)
+        user = await self.accounts.get_user_by_name(username)
         if user is None:
             raise NotFound(f"no user {username!r}")
         return user
@@ -49,25 +54,25 @@ class Social:
         other = await self._user(username)
         if other.id == me.id:
             raise InvalidInput("you cannot follow yourself")
-        if await self.stores.metadata.is_following(me.id, other.id):
+        if await self.graph.is_following(me.id, other.id):
             return "following"
         if other.private:
-            await self.stores.metadata.add_follow_request(other.id, me.id, self.clock())
+            await self.graph.add_follow_request(other.id, me.id, self.clock())
             return "requested"
-        await self.stores.metadata.follow(me.id, other.id, self.clock())
+        await self.graph.follow(me.id, other.id, self.clock())
         return "following"
 
     async def unfollow(self, me: User, username: str) -> None:
         other = await self._user(username)
-        await self.stores.metadata.unfollow(me.id, other.id)
-        await self.stores.metadata.remove_follow_request(other.id, me.id)
+        await self.graph.unfollow(me.id, other.id)
+        await self.graph.remove_follow_request(other.id, me.id)
 
     async def approve(self, me: User, username: str) -> User:
         """Approve a pending request; the requester (who now follows ``me``)."""
         requester = await self._user(username)
-        if not await self.stores.metadata.remove_follow_request(me.id, requester.id):
+        if not await self.graph.remove_follow_request(me.id, requester.id):
             raise NotFound(f"no pending follow request from {username!r}")
-        await self.stores.metadata.follow(requester.id, me.id, self.clock())
+        await self.graph.follow(requester.id, me.id, self.clock())
         return requester
 
     async def _users_page(self, fetch, cursor: str | None, limit: int) -> Page[User]:
@@ -75,7 +80,7 @@ class Social:
         ids = await fetch(decode_cursor(cursor), limit + 1)
         more = len(ids) > limit
         ids = ids[:limit]
-        users = await asyncio.gather(*(self.stores.metadata.get_user(i) for i in ids))
+        users = await asyncio.gather(*(self.accounts.get_user(i) for i in ids))
         return Page([u for u in users if u is not None], encode_cursor(ids[-1]) if more else None)
 
     async def _listed(self, username: str, viewer: User | None) -> User:
@@ -84,9 +89,7 @@ class Social:
         # SECURITY: a private account's graph is for its owner and approved followers (issue 10).
         if user.private and not (
             viewer is not None
-            and (
-                viewer.id == user.id or await self.stores.metadata.is_following(viewer.id, user.id)
-            )
+            and (viewer.id == user.id or await self.graph.is_following(viewer.id, user.id))
         ):
             raise NotAllowed(
                 f"this account is private: only {username}'s approved followers see its follows"
@@ -98,7 +101,7 @@ class Social:
     ) -> Page[User]:
         user = await self._listed(username, viewer)
         return await self._users_page(
-            lambda after, n: self.stores.metadata.followers(user.id, after, n), cursor, limit
+            lambda after, n: self.graph.followers(user.id, after, n), cursor, limit
         )
 
     async def following(
@@ -106,12 +109,12 @@ class Social:
     ) -> Page[User]:
         user = await self._listed(username, viewer)
         return await self._users_page(
-            lambda after, n: self.stores.metadata.following(user.id, after, n), cursor, limit
+            lambda after, n: self.graph.following(user.id, after, n), cursor, limit
         )
 
     async def requests(self, me: User, cursor: str | None, limit: int) -> Page[User]:
         return await self._users_page(
-            lambda after, n: self.stores.metadata.follow_requests(me.id, after, n), cursor, limit
+            lambda after, n: self.graph.follow_requests(me.id, after, n), cursor, limit
         )
 
 
@@ -119,8 +122,15 @@ class Audience:
     """Decides which photos one viewer may see, remembering owners and follow checks for
     the life of one request."""
 
-    def __init__(self, stores: Stores, viewer: User | None, users: TtlCache | None = None) -> None:
-        self.stores = stores
+    def __init__(
+        self,
+        accounts: AccountStore,
+        graph: FollowGraph,
+        viewer: User | None,
+        users: TtlCache | None = None,
+    ) -> None:
+        self.accounts = accounts
+        self.graph = graph
         self.viewer = viewer
         self.users = users  # shared across requests: owners change rarely (see USERS_TTL_S)
         self._owners: dict[int, User | None] = {}
@@ -134,7 +144,7 @@ class Audience:
         if owner_id not in self._owners:
             cached = self.users.get(owner_id) if self.users is not None else None
             if cached is None:
-                cached = await self.stores.metadata.get_user(owner_id)
+                cached = await self.accounts.get_user(owner_id)
                 if cached is not None and self.users is not None:
                     self.users.put(owner_id, cached)
             self._owners[owner_id] = cached
@@ -144,9 +154,7 @@ class Audience:
         if self.viewer is None:
             return False
         if owner_id not in self._follows:
-            self._follows[owner_id] = await self.stores.metadata.is_following(
-                self.viewer.id, owner_id
-            )
+            self._follows[owner_id] = await self.graph.is_following(self.viewer.id, owner_id)
         return self._follows[owner_id]
 
     async def can_see(self, photo: Photo) -> bool:

@@ -37,7 +37,7 @@ from instastore.model import Photo, User
 from instastore.paging import Page, decode_top_cursor, encode_top_cursor
 from instastore.photos import Photos
 from instastore.social import Audience
-from instastore.storage.ports import Stores
+from instastore.storage.ports import AccountStore, FollowGraph, LikeStore, PhotoStore
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +84,18 @@ class _StaleWhileRevalidate:
 class Timeline:
     def __init__(
         self,
-        stores: Stores,
+        graph: FollowGraph,
+        photo_store: PhotoStore,
+        likes: LikeStore,
+        accounts: AccountStore,
         settings: Settings,
         photos: Photos,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.stores = stores
+        self.graph = graph  # the followee lists
+        self.photo_store = photo_store  # newest ids, photo rows, records
+        self.likes = likes  # the "top" ranking
+        self.accounts = accounts  # owners, for who may see what
         self.settings = settings
         self.photos = photos
         self.clock = clock
@@ -141,7 +147,7 @@ class Timeline:
         found: list[int] = []
         after = None
         while len(found) < MAX_FOLLOWEES:
-            page = await self.stores.metadata.following(user_id, after, FOLLOWEES_PAGE)
+            page = await self.graph.following(user_id, after, FOLLOWEES_PAGE)
             found += page
             if len(page) < FOLLOWEES_PAGE:
                 break
@@ -168,7 +174,7 @@ class Timeline:
         return known
 
     async def _load_latest(self, user_ids: list[int]) -> dict[int, int]:
-        fresh = await self.stores.metadata.latest_photo_ids(user_ids)
+        fresh = await self.photo_store.latest_photo_ids(user_ids)
         for uid in user_ids:
             current, _ = self._latest.get(uid)
             self._latest.put(uid, max(fresh.get(uid, 0), current or 0))
@@ -191,7 +197,7 @@ class Timeline:
         out: list[int] = []
 
         async def read(followee: int, below: int | None, count: int) -> None:
-            got = await self.stores.metadata.user_photo_ids(followee, below, count)
+            got = await self.photo_store.user_photo_ids(followee, below, count)
             rows[followee] = deque(got)
             if len(got) < count:
                 exhausted.add(followee)
@@ -220,7 +226,7 @@ class Timeline:
 
     async def page(self, user: User, order: Order, cursor: str | None, limit: int) -> Page[Photo]:
         followees = set(await self.followees(user.id))
-        audience = Audience(self.stores, user, self.photos.users)
+        audience = Audience(self.accounts, self.graph, user, self.photos.users)
         audience.assume_following(followees)
         if order == "recent":
             return await self.photos.live_page(
@@ -255,7 +261,7 @@ class Timeline:
         if not ranked:
             return Page([], None)
         page_ids = ranked[offset : offset + limit]
-        photos = await self.stores.metadata.get_photos(page_ids)
+        photos = await self.photo_store.get_photos(page_ids)
         page = [
             photos[i] for i in page_ids if i in photos and not photos[i].deleted
         ]  # deleted since ranking
@@ -273,11 +279,11 @@ class Timeline:
         if not candidates:
             return window_top or 0, []
         window_top = window_top or candidates[0]
-        photos = await self.stores.metadata.get_photos(candidates)
+        photos = await self.photo_store.get_photos(candidates)
         live = await audience.filter(
             photos[i] for i in candidates if i in photos and not photos[i].deleted
         )
-        likes = await self.stores.metadata.like_counts([p.id for p in live])
+        likes = await self.likes.like_counts([p.id for p in live])
         now_ms = self.clock().timestamp() * 1000
 
         def score(photo: Photo) -> tuple[float, int]:

@@ -45,7 +45,7 @@ from instastore.ids import IdGenerator
 from instastore.model import Photo, Rendition, User, Visibility
 from instastore.photos import Photos
 from instastore.storage import scratch
-from instastore.storage.ports import KeyClaim, MetadataStore, Stores, settle
+from instastore.storage.ports import BlobStore, IdempotencyStore, KeyClaim, PhotoStore, settle
 from instastore.text import check_text
 
 log = logging.getLogger(__name__)
@@ -159,13 +159,17 @@ def remove_abandoned_uploads(tmp_dir: Path, now: datetime) -> int:
 class Uploads:
     def __init__(
         self,
-        stores: Stores,
+        claims: IdempotencyStore,
+        photo_store: PhotoStore,
+        blobs: BlobStore,
         settings: Settings,
         ids: IdGenerator,
         photos: Photos,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.stores = stores
+        self.claims = claims
+        self.photo_store = photo_store  # reads back what a key's earlier attempt saved
+        self.blobs = blobs
         self.settings = settings
         self.ids = ids
         self.photos = photos
@@ -191,7 +195,7 @@ class Uploads:
         fence = None
         if idempotency_key:
             fence = _Fence(
-                self.stores.metadata,
+                self.claims,
                 user.id,
                 idempotency_key,
                 photo_id,
@@ -225,12 +229,12 @@ class Uploads:
         """The photo of an earlier attempt: saved already, or saved now from the record it
         meant to save (the same rows a late write of its own would make). None if there
         is none, or its blobs are not all there."""
-        photo = await self.stores.metadata.get_photo(claim.photo_id)
+        photo = await self.photo_store.get_photo(claim.photo_id)
         if photo is not None or claim.intent is None:
             return photo
         for rendition in claim.intent.renditions:
             try:
-                await self.stores.blobs.size(rendition.locator)
+                await self.blobs.size(rendition.locator)
             except NotFound:
                 return None
         await self._save(claim.intent)
@@ -289,7 +293,7 @@ class Uploads:
                 media.process, received.path, media_type, self.settings.max_image_pixels
             )
             original_key = blob_key(photo_id, "original", media_type.extension)
-            await self.stores.blobs.put(original_key, _file_chunks(received.path))
+            await self.blobs.put(original_key, _file_chunks(received.path))
             written.append(original_key)
             renditions = [
                 Rendition(
@@ -303,7 +307,7 @@ class Uploads:
             ]
             for r in processed.renditions:
                 key = blob_key(photo_id, r.name, r.extension)
-                await self.stores.blobs.put(key, _file_chunks(r.path) if r.path else _one(r.data))
+                await self.blobs.put(key, _file_chunks(r.path) if r.path else _one(r.data))
                 written.append(key)
                 renditions.append(Rendition(r.name, key, r.content_type, r.size, r.width, r.height))
         finally:
@@ -331,7 +335,7 @@ class Uploads:
             await self.photos.save(photo)
         except OutcomeUnknown:
             try:
-                landed = await self.stores.metadata.get_photo(photo.id) is not None
+                landed = await self.photo_store.get_photo(photo.id) is not None
             except InstastoreError:
                 landed = False
             if not landed:
@@ -341,7 +345,7 @@ class Uploads:
         """Best effort: blobs no record refers to; what stays is gc's after its grace."""
         for key in keys:
             try:
-                await self.stores.blobs.delete(key)
+                await self.blobs.delete(key)
             except InstastoreError:
                 log.warning("could not remove blob %s of a failed upload; gc will", key)
 
@@ -351,7 +355,7 @@ class _Fence:
     """One upload attempt's hold on an Idempotency-Key: ``photo_id`` holds it while the
     attempt works; a retry may take it over once it is ``stale_after`` old."""
 
-    metadata: MetadataStore
+    claims: IdempotencyStore
     user_id: int
     key: str
     photo_id: int
@@ -362,7 +366,7 @@ class _Fence:
         now = self.clock()
         return await settle(
             "claim Idempotency-Key",
-            lambda: self.metadata.claim_idempotency_key(
+            lambda: self.claims.claim_idempotency_key(
                 self.user_id, self.key, self.photo_id, now, now + IDEMPOTENCY_TTL
             ),
         )
@@ -378,7 +382,7 @@ class _Fence:
         now = self.clock()
         await settle(
             "take over Idempotency-Key",
-            lambda: self.metadata.take_over_idempotency_key(
+            lambda: self.claims.take_over_idempotency_key(
                 self.user_id, self.key, claim, self.photo_id, now, now + IDEMPOTENCY_TTL
             ),
         )
@@ -388,7 +392,7 @@ class _Fence:
         now = self.clock()
         return await settle(
             "record upload intent",
-            lambda: self.metadata.renew_idempotency_key(
+            lambda: self.claims.renew_idempotency_key(
                 self.user_id, self.key, self.photo_id, now, now + IDEMPOTENCY_TTL, intent=photo
             ),
         )
@@ -400,7 +404,7 @@ class _Fence:
             await asyncio.sleep(self.stale_after.total_seconds() / HEARTBEATS_PER_WINDOW)
             now = self.clock()
             try:
-                if not await self.metadata.renew_idempotency_key(
+                if not await self.claims.renew_idempotency_key(
                     self.user_id, self.key, self.photo_id, now, now + IDEMPOTENCY_TTL
                 ):
                     return  # taken over: the intent write will refuse this attempt
@@ -415,7 +419,7 @@ class _Fence:
         """Free the key after a failure that left nothing behind; if this fails, the
         claim goes stale and a retry takes it over."""
         try:
-            await self.metadata.release_idempotency_key(self.user_id, self.key, self.photo_id)
+            await self.claims.release_idempotency_key(self.user_id, self.key, self.photo_id)
         except InstastoreError as exc:
             log.warning("could not release Idempotency-Key of photo %d: %s", self.photo_id, exc)
 

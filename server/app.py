@@ -32,6 +32,7 @@ from instastore.photos import Photos
 from instastore.ratelimit import RateLimiter
 from instastore.social import Social
 from instastore.storage import open_stores
+from instastore.storage.ports import BlobStore
 from instastore.timeline import Timeline
 from instastore.uploads import Uploads
 
@@ -56,22 +57,22 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     stores = await open_stores(settings)
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
-    await _remove_scratch(stores, settings)
+    await _remove_scratch(stores.blobs, settings)
     # SECURITY: one cursor key for every worker and server of the deployment (issue 10).
-    paging.use_key(
-        await stores.metadata.server_key("cursor", secrets.token_bytes(paging.KEY_BYTES))
-    )
+    paging.use_key(await stores.keys.server_key("cursor", secrets.token_bytes(paging.KEY_BYTES)))
     ids = IdGenerator(settings.worker_id)
-    photos = Photos(stores, settings)
-    accounts = Accounts(stores, settings, ids)
+    photos = Photos(stores.photos, stores.search, settings)
+    accounts = Accounts(stores.accounts, stores.photos, stores.graph, settings, ids)
     accounts.on_change = photos.users.drop
     app[SERVICES] = Services(
         stores=stores,
         accounts=accounts,
         photos=photos,
-        social=Social(stores, settings.max_page_size),
-        timeline=Timeline(stores, settings, photos),
-        uploads=Uploads(stores, settings, ids, photos),
+        social=Social(stores.accounts, stores.graph, settings.max_page_size),
+        timeline=Timeline(
+            stores.graph, stores.photos, stores.likes, stores.accounts, settings, photos
+        ),
+        uploads=Uploads(stores.claims, stores.photos, stores.blobs, settings, ids, photos),
         upload_limiter=RateLimiter(settings.uploads_per_minute),
     )
     yield
@@ -79,11 +80,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await stores.close()
 
 
-async def _remove_scratch(stores, settings: Settings) -> None:
+async def _remove_scratch(blobs: BlobStore, settings: Settings) -> None:
     """Temporary files that crashed processes left; a store that is down does not stop
     the start (gc removes them later)."""
     try:
-        removed = await asyncio.wait_for(remove_scratch(stores, settings), START_CLEANUP_TIMEOUT_S)
+        removed = await asyncio.wait_for(remove_scratch(blobs, settings), START_CLEANUP_TIMEOUT_S)
     except (InstastoreError, TimeoutError) as exc:
         log.warning("could not remove abandoned temporary files at start: %r", exc)
         return

@@ -22,7 +22,7 @@ async def every_blob_is_there(settings: Settings) -> int:
     """How many photos the store has; fails if one points at a missing blob."""
     stores = await open_stores(settings)
     try:
-        photos = [p async for p in stores.metadata.scan_photos()]
+        photos = [p async for p in stores.photos.scan_photos()]
         for photo in photos:
             for rendition in photo.renditions:
                 try:

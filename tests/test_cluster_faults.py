@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from instastore.config import Settings
-from instastore.storage.cassandra.metadata import build_cluster
+from instastore.storage.cassandra.session import build_cluster
 from instastore.storage.cassandra.migrate import migrate
 
 from . import samples

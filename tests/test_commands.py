@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from instastore.config import Settings
-from instastore.storage.cassandra.metadata import build_cluster
+from instastore.storage.cassandra.session import build_cluster
 
 from .serving import serve
 

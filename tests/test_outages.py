@@ -19,7 +19,7 @@ from instastore.cluster import ClusterSpec, LocalCluster
 from instastore.config import Settings
 from instastore.errors import Unavailable
 from instastore.storage import open_stores
-from instastore.storage.cassandra.metadata import build_cluster
+from instastore.storage.cassandra.session import build_cluster
 from instastore.storage.cassandra.migrate import migrate
 
 from . import samples
@@ -64,16 +64,16 @@ async def test_cassandra_down_then_back(outage_cluster, outage_settings):
     stores = await open_stores(outage_settings)
     try:
         photo = make_photo(new_id(), "before the outage")
-        await stores.metadata.save_photo(photo, [])
+        await stores.photos.save_photo(photo, [])
         outage_cluster.kill_node("cassandra1")
         with pytest.raises(Unavailable):
-            await stores.metadata.get_photo(photo.id)
+            await stores.photos.get_photo(photo.id)
         with pytest.raises(Unavailable):
-            await stores.metadata.save_photo(make_photo(new_id()), [])
+            await stores.photos.save_photo(make_photo(new_id()), [])
         assert (await stores.ping())["cassandra"] != "ok"
 
         await asyncio.to_thread(outage_cluster.start_node, "cassandra1")
-        assert await eventually(lambda: stores.metadata.get_photo(photo.id)) == photo
+        assert await eventually(lambda: stores.photos.get_photo(photo.id)) == photo
         assert (await stores.ping())["cassandra"] == "ok"
     finally:
         await stores.close()

@@ -27,9 +27,9 @@ async def open_stores(settings: Settings) -> Stores:
         except BaseException:
             await metadata.close()
             raise
-        return Stores(metadata, blobs)
+        return Stores.over(metadata, blobs)
     from instastore.storage.embedded import LocalBlobStore, SqliteMetadataStore
 
     metadata = await SqliteMetadataStore.connect(settings)
     blobs = await LocalBlobStore.connect(settings)
-    return Stores(metadata, blobs)
+    return Stores.over(metadata, blobs)

@@ -1,4 +1,6 @@
-"""The storage ports: what the core asks of a metadata store and of a blob store.
+"""The storage ports: what the core asks of the metadata, one port per aggregate
+(accounts, photos, the follow graph, the title index, likes, upload key claims, server
+keys), and of a blob store. ``Stores`` holds them under those names.
 
 Both adapters (embedded, cluster) implement these and are held to them by one contract
 suite (``tests/contract``). Every method is a coroutine and never blocks the event loop.
@@ -60,8 +62,9 @@ def check_key(key: str) -> str:
     return key
 
 
-class MetadataStore(Protocol):
-    """Users, photo records and their index rows."""
+class Backend(Protocol):
+    """What an adapter has beside its ports: a name (its key in the readiness report),
+    a health check and a close. ``Stores`` pings and closes each adapter once."""
 
     name: str
 
@@ -71,7 +74,10 @@ class MetadataStore(Protocol):
     async def close(self) -> None:
         """Release connections and threads. Idempotent."""
 
-    # users
+
+class AccountStore(Protocol):
+    """Users and their sessions."""
+
     async def create_user(self, user: User) -> None:
         """Store a new user. ``Conflict`` if the username is taken (atomically: two
         concurrent creates of one name never both succeed)."""
@@ -83,7 +89,18 @@ class MetadataStore(Protocol):
 
     async def get_user_by_name(self, username: str) -> User | None: ...
 
-    # photos
+    async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None: ...
+
+    async def get_session(self, token_hash: str, now: datetime) -> int | None:
+        """The user of an unexpired session, else None."""
+
+    async def delete_session(self, token_hash: str) -> None: ...
+
+
+class PhotoStore(Protocol):
+    """Photo records and their lifecycle: a user's photo rows, soft delete, the purge
+    queue, the full scan, each user's newest photo and live photo count."""
+
     async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
         """Store the photo record, its user-photos row and one title-index row per term,
         all or nothing. Saving the same photo again changes nothing."""
@@ -117,7 +134,17 @@ class MetadataStore(Protocol):
         """Every photo record (deleted ones included), in no order, a page at a time
         (batch jobs only: gc gathers the blobs the records point at)."""
 
-    # follows
+    async def latest_photo_ids(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """Each user's newest photo id (deleted ones included) for those who have any.
+        A hint for the timeline: it may name a photo deleted or purged since."""
+
+    async def count_photos(self, user_id: int) -> int:
+        """The user's live (not deleted) photos."""
+
+
+class FollowGraph(Protocol):
+    """Follows in both directions, their counts, and follow requests to private accounts."""
+
     async def follow(self, follower_id: int, followee_id: int, at: datetime) -> bool:
         """Record the follow in both directions; False if it already existed."""
 
@@ -135,14 +162,6 @@ class MetadataStore(Protocol):
     async def count_follows(self, user_id: int) -> tuple[int, int]:
         """(followers, following) of the user."""
 
-    async def latest_photo_ids(self, user_ids: Sequence[int]) -> dict[int, int]:
-        """Each user's newest photo id (deleted ones included) for those who have any.
-        A hint for the timeline: it may name a photo deleted or purged since."""
-
-    async def count_photos(self, user_id: int) -> int:
-        """The user's live (not deleted) photos."""
-
-    # follow requests (private accounts)
     async def add_follow_request(self, user_id: int, requester_id: int, at: datetime) -> bool:
         """``requester_id`` asks to follow ``user_id``; False if already pending."""
 
@@ -152,13 +171,31 @@ class MetadataStore(Protocol):
     async def follow_requests(self, user_id: int, after: int | None, limit: int) -> list[int]:
         """Ids asking to follow ``user_id``, ascending, strictly after ``after``."""
 
-    # sessions and idempotency
-    async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None: ...
 
-    async def get_session(self, token_hash: str, now: datetime) -> int | None:
-        """The user of an unexpired session, else None."""
+class SearchIndex(Protocol):
+    """The title index (its rows are written and removed with the photo's, by
+    ``PhotoStore.save_photo`` and ``purge_photo``)."""
 
-    async def delete_session(self, token_hash: str) -> None: ...
+    async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:
+        """Ids of photos whose indexed title has every one of ``terms`` (already
+        normalised), newest first, strictly before ``before`` when given."""
+
+
+class LikeStore(Protocol):
+    """Who liked which photo, and the counts."""
+
+    async def like(self, photo_id: int, user_id: int, at: datetime) -> bool:
+        """Record a like; False if the user already liked the photo (count unchanged)."""
+
+    async def unlike(self, photo_id: int, user_id: int) -> bool:
+        """Remove a like; False if there was none (count unchanged)."""
+
+    async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
+        """Likes per photo; photos never liked count 0."""
+
+
+class IdempotencyStore(Protocol):
+    """Claims of uploads' Idempotency-Keys (see ``instastore.uploads``)."""
 
     async def claim_idempotency_key(
         self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime
@@ -195,25 +232,27 @@ class MetadataStore(Protocol):
     async def release_idempotency_key(self, user_id: int, key: str, photo_id: int) -> None:
         """Free a key this photo claimed (the upload failed), so a retry can proceed."""
 
-    # deployment secrets
+
+class KeyStore(Protocol):
+    """Secrets shared by every process and server of a deployment."""
+
     async def server_key(self, name: str, candidate: bytes) -> bytes:
         """The secret stored under ``name``; ``candidate`` is stored first when there is
         none, atomically, so every process and server of a deployment gets the same bytes."""
 
-    # title search
-    async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:
-        """Ids of photos whose indexed title has every one of ``terms`` (already
-        normalised), newest first, strictly before ``before`` when given."""
 
-    # likes
-    async def like(self, photo_id: int, user_id: int, at: datetime) -> bool:
-        """Record a like; False if the user already liked the photo (count unchanged)."""
-
-    async def unlike(self, photo_id: int, user_id: int) -> bool:
-        """Remove a like; False if there was none (count unchanged)."""
-
-    async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
-        """Likes per photo; photos never liked count 0."""
+class MetadataStore(
+    AccountStore,
+    PhotoStore,
+    FollowGraph,
+    SearchIndex,
+    LikeStore,
+    IdempotencyStore,
+    KeyStore,
+    Backend,
+    Protocol,
+):
+    """A metadata adapter: every metadata port over one connection (or session)."""
 
 
 class BlobStore(Protocol):
@@ -283,11 +322,37 @@ class PurgeEntry:
 
 @dataclass
 class Stores:
-    metadata: MetadataStore
+    """The ports, each under its aggregate's name, and the two adapters behind them:
+    ``metadata`` (behind the seven metadata ports) and ``blobs``. The core takes the
+    ports it uses; only ``ping`` and ``close`` speak to the adapters as a whole."""
+
+    accounts: AccountStore
+    photos: PhotoStore
+    graph: FollowGraph
+    search: SearchIndex
+    likes: LikeStore
+    claims: IdempotencyStore
+    keys: KeyStore
     blobs: BlobStore
+    metadata: Backend
+
+    @classmethod
+    def over(cls, metadata: MetadataStore, blobs: BlobStore) -> Stores:
+        """Every metadata port served by the one adapter ``metadata``."""
+        return cls(
+            accounts=metadata,
+            photos=metadata,
+            graph=metadata,
+            search=metadata,
+            likes=metadata,
+            claims=metadata,
+            keys=metadata,
+            blobs=blobs,
+            metadata=metadata,
+        )
 
     async def ping(self) -> dict[str, str]:
-        """Ping both stores; map each store's name to "ok" or the reason it is not."""
+        """Ping both adapters; map each one's name to "ok" or the reason it is not."""
         from instastore.errors import InstastoreError
 
         report = {}

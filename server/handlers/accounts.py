@@ -62,7 +62,7 @@ async def profile(request: web.Request) -> web.Response:
     body = views.profile_json(found)
     me = viewer(request)
     if me is not None and me.id != found.user.id:
-        following = await svc.stores.metadata.is_following(me.id, found.user.id)
-        pending = await svc.stores.metadata.follow_requests(found.user.id, me.id - 1, 1)
+        following = await svc.stores.graph.is_following(me.id, found.user.id)
+        pending = await svc.stores.graph.follow_requests(found.user.id, me.id - 1, 1)
         body["viewer"] = {"following": following, "requested": pending == [me.id]}
     return views.json(body)

@@ -26,7 +26,7 @@ def viewer(request: web.Request) -> User | None:
 def audience(request: web.Request) -> Audience:
     """Who may see what, for this request's viewer, with the shared cache of owners."""
     svc = services(request)
-    return Audience(svc.stores, viewer(request), svc.photos.users)
+    return Audience(svc.stores.accounts, svc.stores.graph, viewer(request), svc.photos.users)
 
 
 def require_user(request: web.Request) -> User:

@@ -32,7 +32,7 @@ async def photos_json(request: web.Request, photos: list[Photo], seen_by: Audien
     """Photos as JSON, with their like counts and owners (each distinct owner read once)."""
     owner_ids = list({p.owner_id for p in photos})
     likes, owners = await asyncio.gather(
-        services(request).stores.metadata.like_counts([p.id for p in photos]),
+        services(request).stores.likes.like_counts([p.id for p in photos]),
         asyncio.gather(*(seen_by.owner(o) for o in owner_ids)),
     )
     by_id = dict(zip(owner_ids, owners, strict=True))
@@ -114,7 +114,7 @@ async def upload(request: web.Request) -> web.Response:
         if received is not None:
             await asyncio.to_thread(received.discard)
     # A new photo has no likes; a replayed Idempotency-Key returns the first photo as it is now.
-    likes = (await svc.stores.metadata.like_counts([photo.id]))[photo.id] if not created else 0
+    likes = (await svc.stores.likes.like_counts([photo.id]))[photo.id] if not created else 0
     return views.json(views.photo_json(photo, user, user, likes), status=201 if created else 200)
 
 
@@ -150,12 +150,12 @@ async def user_photos(request: web.Request) -> web.Response:
 async def _set_like(request: web.Request, liked: bool) -> web.Response:
     user = require_user(request)
     photo, _ = await visible_photo(request)
-    metadata = services(request).stores.metadata
+    store = services(request).stores.likes
     if liked:
-        await metadata.like(photo.id, user.id, utcnow())
+        await store.like(photo.id, user.id, utcnow())
     else:
-        await metadata.unlike(photo.id, user.id)
-    likes = (await metadata.like_counts([photo.id]))[photo.id]
+        await store.unlike(photo.id, user.id)
+    likes = (await store.like_counts([photo.id]))[photo.id]
     return views.json({"liked": liked, "likes": likes})
 
 

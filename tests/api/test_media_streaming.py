@@ -78,7 +78,7 @@ async def large_rendition(api: Api) -> tuple[str, str]:
     """The URL and blob locator of a photo's large rendition."""
     _, headers = await api.user()
     body = await api.photo(headers, samples.picture(size=(1600, 1200)), "big")
-    photo = await api.client.app[SERVICES].stores.metadata.get_photo(int(body["id"]))
+    photo = await api.client.app[SERVICES].stores.photos.get_photo(int(body["id"]))
     return body["media"]["large"], photo.rendition("large").locator
 
 

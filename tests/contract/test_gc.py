@@ -51,9 +51,9 @@ async def photo_with(stores, keys: list[str], deleted: bool = False):
     photo = dataclasses.replace(
         photo, renditions=tuple(Rendition(f"r{i}", k, "image/jpeg", 5) for i, k in enumerate(keys))
     )
-    await stores.metadata.save_photo(photo, [])
+    await stores.photos.save_photo(photo, [])
     if deleted:
-        await stores.metadata.set_deleted(photo, datetime.now(UTC))
+        await stores.photos.set_deleted(photo, datetime.now(UTC))
     return photo
 
 
@@ -75,18 +75,18 @@ async def test_gc_removes_only_unreferenced_blobs_whatever_their_keys(stores, ad
     await photo_with(stores, [shared, foreign])
     await photo_with(stores, [of_deleted], deleted=True)
 
-    young = await gc(stores, adapter_settings)
+    young = await gc(stores.photos, stores.blobs, adapter_settings)
     assert await exists(stores, orphan) and await exists(
         stores, orphan_like_photo
     )  # too young to judge
     assert young.young >= 2
 
-    report = await gc(stores, adapter_settings, now=later())
+    report = await gc(stores.photos, stores.blobs, adapter_settings, now=later())
     assert not await exists(stores, orphan) and not await exists(stores, orphan_like_photo)
     for key in (shared, foreign, old_layout, of_deleted):
         assert await exists(stores, key), key
     assert report.removed >= 2
-    again = await gc(stores, adapter_settings, now=later())
+    again = await gc(stores.photos, stores.blobs, adapter_settings, now=later())
     assert again.removed == 0
 
 
@@ -94,7 +94,7 @@ async def test_gc_judges_age_by_the_blob_not_by_the_id_in_its_key(stores, adapte
     ancient_id = ids.make_id(ids.now_ms() - 40 * 86_400_000, 8, 1)  # an id from 40 days ago
     key = blob_key(ancient_id, f"r{uuid.uuid4().hex[:8]}", "jpg")
     await stores.blobs.put(key, one(b"written just now"))
-    await gc(stores, adapter_settings)
+    await gc(stores.photos, stores.blobs, adapter_settings)
     assert await exists(stores, key)  # a retried upload may still adopt it
 
 
@@ -110,12 +110,12 @@ async def test_gc_and_purge_on_a_bench_seeded_dataset(
 ):
     await seeded(adapter_settings, tmp_path, monkeypatch)
     seeded_photos = [
-        p async for p in stores.metadata.scan_photos() if p.sha256 == "00" * 32
+        p async for p in stores.photos.scan_photos() if p.sha256 == "00" * 32
     ]  # the seeder's mark
     assert len(seeded_photos) >= 30
     pool = {r.locator for p in seeded_photos for r in p.renditions}
 
-    await gc(stores, adapter_settings, now=later())
+    await gc(stores.photos, stores.blobs, adapter_settings, now=later())
     assert all(
         [await exists(stores, key) for key in pool]
     )  # shared blobs under keys naming no photo
@@ -128,8 +128,8 @@ async def test_gc_and_purge_on_a_bench_seeded_dataset(
         by_image[gone_image] + by_image[kept_image][:1]
     )  # every user of one image, one of another
     for p in doomed:
-        await stores.metadata.set_deleted(p, datetime.now(UTC) - timedelta(days=60))
-    report = await purge(stores, adapter_settings)
+        await stores.photos.set_deleted(p, datetime.now(UTC) - timedelta(days=60))
+    report = await purge(stores.photos, stores.blobs, adapter_settings)
     assert report.failed == 0 and report.purged >= len(doomed)
     live = [p for p in seeded_photos if p not in doomed]
     assert all(
@@ -139,7 +139,7 @@ async def test_gc_and_purge_on_a_bench_seeded_dataset(
 
     stray = f"bench-pool/{uuid.uuid4().hex}.stray"
     await stores.blobs.put(stray, one(b"no record points here"))
-    await gc(stores, adapter_settings, now=later())
+    await gc(stores.photos, stores.blobs, adapter_settings, now=later())
     assert {key for key in pool | {stray} if not await exists(stores, key)} == {
         r.locator for r in by_image[gone_image][0].renditions
     } | {stray}
@@ -178,8 +178,8 @@ async def test_purge_and_gc_leave_no_empty_folder(stores, adapter_settings):
     for key in old_layout:
         await stores.blobs.put(key, one(b"bytes"))
     photo = await photo_with(stores, old_layout)
-    await stores.metadata.set_deleted(photo, datetime.now(UTC) - timedelta(days=60))
-    await purge(stores, adapter_settings)
+    await stores.photos.set_deleted(photo, datetime.now(UTC) - timedelta(days=60))
+    await purge(stores.photos, stores.blobs, adapter_settings)
     assert not any(f.startswith(f"f{tag}") for f in await folders(stores, adapter_settings))
 
     # Folders that an older purge left behind (blobs deleted, folders kept): gc takes them.
@@ -188,7 +188,7 @@ async def test_purge_and_gc_leave_no_empty_folder(stores, adapter_settings):
     await photo_with(stores, [f"g{tag}/{photo_id}/kept.jpg"])
     await _leave_empty_folder(stores, adapter_settings, f"g{tag}/{photo_id}/x/original.jpg")
     assert f"g{tag}/{photo_id}/x" in await folders(stores, adapter_settings)
-    report = await gc(stores, adapter_settings)
+    report = await gc(stores.photos, stores.blobs, adapter_settings)
     assert report.folders_removed >= 1
     left = {f for f in await folders(stores, adapter_settings) if f.startswith(f"g{tag}")}
     assert left == {f"g{tag}", f"g{tag}/{photo_id}"}  # the folder of a live blob stays
@@ -226,7 +226,7 @@ async def test_gc_removes_temporary_files_of_dead_writers_only(stores, adapter_s
     hours_ago = (datetime.now(UTC) - scratch.SCRATCH_GRACE - timedelta(minutes=1)).timestamp()
     os.utime(stale, (hours_ago, hours_ago))
 
-    report = await gc(stores, adapter_settings)
+    report = await gc(stores.photos, stores.blobs, adapter_settings)
     assert report.scratch_removed >= 2
     assert not crashed.exists() and not stale.exists()
     assert in_flight.exists() and elsewhere.exists()
@@ -277,7 +277,7 @@ async def test_scan_photos_pages_through_every_record(stores, monkeypatch):
         (await photo_with(stores, [f"s/{uuid.uuid4().hex}"], deleted=i % 2 == 0)).id
         for i in range(10)
     }
-    scanned = [p async for p in stores.metadata.scan_photos()]
+    scanned = [p async for p in stores.photos.scan_photos()]
     assert saved <= {p.id for p in scanned}  # deleted ones too: they still own their blobs
     assert len(scanned) == len({p.id for p in scanned})  # each once
 
@@ -311,5 +311,5 @@ async def test_gc_removes_the_temporary_file_of_an_upload_whose_process_died(
         await receiver.wait()
     left = list(tmp.glob("upload-*"))
     assert left  # the crash's trace
-    await gc(stores, adapter_settings)
+    await gc(stores.photos, stores.blobs, adapter_settings)
     assert not any(p.exists() for p in left)

@@ -32,39 +32,39 @@ def new_user(name: str | None = None) -> User:
 
 async def test_user_round_trip_by_id_and_name(stores):
     user = new_user()
-    await stores.metadata.create_user(user)
-    assert await stores.metadata.get_user(user.id) == user
-    assert await stores.metadata.get_user_by_name(user.username) == user
-    assert await stores.metadata.get_user(new_id()) is None
-    assert await stores.metadata.get_user_by_name("nobody-" + uuid.uuid4().hex) is None
+    await stores.accounts.create_user(user)
+    assert await stores.accounts.get_user(user.id) == user
+    assert await stores.accounts.get_user_by_name(user.username) == user
+    assert await stores.accounts.get_user(new_id()) is None
+    assert await stores.accounts.get_user_by_name("nobody-" + uuid.uuid4().hex) is None
 
 
 async def test_a_username_is_taken_once(stores):
     first = new_user()
-    await stores.metadata.create_user(first)
+    await stores.accounts.create_user(first)
     with pytest.raises(Conflict, match="taken"):
-        await stores.metadata.create_user(new_user(first.username))
-    assert (await stores.metadata.get_user_by_name(first.username)).id == first.id
+        await stores.accounts.create_user(new_user(first.username))
+    assert (await stores.accounts.get_user_by_name(first.username)).id == first.id
 
 
 async def test_concurrent_claims_of_one_name_let_exactly_one_win(stores):
     name = f"race{uuid.uuid4().hex[:10]}"
     contenders = [new_user(name) for _ in range(4)]
     results = await asyncio.gather(
-        *(stores.metadata.create_user(u) for u in contenders), return_exceptions=True
+        *(stores.accounts.create_user(u) for u in contenders), return_exceptions=True
     )
     winners = [u for u, r in zip(contenders, results, strict=True) if r is None]
     assert len(winners) == 1
     assert all(isinstance(r, Conflict) for r in results if r is not None)
-    assert (await stores.metadata.get_user_by_name(name)).id == winners[0].id
+    assert (await stores.accounts.get_user_by_name(name)).id == winners[0].id
 
 
 async def test_update_user(stores):
     user = new_user()
-    await stores.metadata.create_user(user)
+    await stores.accounts.create_user(user)
     changed = User(user.id, user.username, "$new", "Grace", True, user.created_at)
-    await stores.metadata.update_user(changed)
-    assert await stores.metadata.get_user(user.id) == changed
+    await stores.accounts.update_user(changed)
+    assert await stores.accounts.get_user(user.id) == changed
 
 
 # ---- photos --------------------------------------------------------------------------
@@ -72,22 +72,22 @@ async def test_update_user(stores):
 
 async def test_photo_round_trip_and_idempotent_save(stores):
     photo = make_photo(new_id(), "Sunset over the bay")
-    await stores.metadata.save_photo(photo, search.terms(photo.title))
-    await stores.metadata.save_photo(photo, search.terms(photo.title))
-    assert await stores.metadata.get_photo(photo.id) == photo
-    assert await stores.metadata.get_photo(new_id()) is None
-    assert await stores.metadata.user_photo_ids(photo.owner_id, None, 10) == [photo.id]
+    await stores.photos.save_photo(photo, search.terms(photo.title))
+    await stores.photos.save_photo(photo, search.terms(photo.title))
+    assert await stores.photos.get_photo(photo.id) == photo
+    assert await stores.photos.get_photo(new_id()) is None
+    assert await stores.photos.user_photo_ids(photo.owner_id, None, 10) == [photo.id]
 
 
 async def test_get_photos_returns_those_that_exist(stores):
     owner = new_id()
     photos = [make_photo(owner) for _ in range(3)]
     for p in photos:
-        await stores.metadata.save_photo(p, [])
+        await stores.photos.save_photo(p, [])
     missing = new_id()
-    got = await stores.metadata.get_photos([photos[0].id, missing, photos[2].id])
+    got = await stores.photos.get_photos([photos[0].id, missing, photos[2].id])
     assert got == {photos[0].id: photos[0], photos[2].id: photos[2]}
-    assert await stores.metadata.get_photos([]) == {}
+    assert await stores.photos.get_photos([]) == {}
 
 
 async def test_user_photos_newest_first_paged_across_buckets(stores):
@@ -97,12 +97,12 @@ async def test_user_photos_newest_first_paged_across_buckets(stores):
     photo_ids = [new_id(now - k * 2 * DAY_MS) for k in range(12)]
     assert len({ids.bucket_of(i) for i in photo_ids}) >= 4
     for pid in photo_ids:
-        await stores.metadata.save_photo(make_photo(owner, photo_id=pid), [])
-    await stores.metadata.save_photo(make_photo(new_id()), [])  # someone else's
+        await stores.photos.save_photo(make_photo(owner, photo_id=pid), [])
+    await stores.photos.save_photo(make_photo(new_id()), [])  # someone else's
 
     pages, before = [], None
     while True:
-        page = await stores.metadata.user_photo_ids(owner, before, 5)
+        page = await stores.photos.user_photo_ids(owner, before, 5)
         if not page:
             break
         pages.append(page)
@@ -118,26 +118,26 @@ async def test_follow_both_directions_with_paging_and_counts(stores):
     star = new_id()
     fans = sorted(new_id() for _ in range(7))
     for fan in fans:
-        assert await stores.metadata.follow(fan, star, datetime.now(UTC)) is True
-    assert await stores.metadata.follow(fans[0], star, datetime.now(UTC)) is False
-    assert await stores.metadata.follow(star, fans[0], datetime.now(UTC)) is True
+        assert await stores.graph.follow(fan, star, datetime.now(UTC)) is True
+    assert await stores.graph.follow(fans[0], star, datetime.now(UTC)) is False
+    assert await stores.graph.follow(star, fans[0], datetime.now(UTC)) is True
 
-    page1 = await stores.metadata.followers(star, None, 4)
-    page2 = await stores.metadata.followers(star, page1[-1], 4)
+    page1 = await stores.graph.followers(star, None, 4)
+    page2 = await stores.graph.followers(star, page1[-1], 4)
     assert page1 + page2 == fans
-    assert await stores.metadata.following(fans[3], None, 10) == [star]
-    assert await stores.metadata.following(star, None, 10) == [fans[0]]
-    assert await stores.metadata.is_following(fans[3], star)
-    assert not await stores.metadata.is_following(star, fans[3])
-    assert await stores.metadata.count_follows(star) == (7, 1)
+    assert await stores.graph.following(fans[3], None, 10) == [star]
+    assert await stores.graph.following(star, None, 10) == [fans[0]]
+    assert await stores.graph.is_following(fans[3], star)
+    assert not await stores.graph.is_following(star, fans[3])
+    assert await stores.graph.count_follows(star) == (7, 1)
 
-    assert await stores.metadata.unfollow(fans[3], star) is True
-    assert await stores.metadata.unfollow(fans[3], star) is False
-    assert not await stores.metadata.is_following(fans[3], star)
-    assert fans[3] not in await stores.metadata.followers(star, None, 10)
-    assert await stores.metadata.following(fans[3], None, 10) == []
-    assert await stores.metadata.count_follows(star) == (6, 1)
-    assert await stores.metadata.count_follows(new_id()) == (0, 0)
+    assert await stores.graph.unfollow(fans[3], star) is True
+    assert await stores.graph.unfollow(fans[3], star) is False
+    assert not await stores.graph.is_following(fans[3], star)
+    assert fans[3] not in await stores.graph.followers(star, None, 10)
+    assert await stores.graph.following(fans[3], None, 10) == []
+    assert await stores.graph.count_follows(star) == (6, 1)
+    assert await stores.graph.count_follows(new_id()) == (0, 0)
 
 
 # ---- title index ---------------------------------------------------------------------
@@ -159,17 +159,17 @@ async def test_title_search_every_word_must_match_newest_first(stores):
             owner, title, photo_id=new_id(now - k * 5 * DAY_MS)
         )  # spread over buckets
         photo_ids[key] = photo.id
-        await stores.metadata.save_photo(photo, search.terms(title))
+        await stores.photos.save_photo(photo, search.terms(title))
 
     async def find(query, before=None, limit=10):
-        return await stores.metadata.search_terms(search.terms(query), before, limit)
+        return await stores.search.search_terms(search.terms(query), before, limit)
 
     assert await find(f"{tag} cafe") == [photo_ids["a"], photo_ids["b"], photo_ids["d"]]
     assert await find(f"BRÛLÉE {tag}") == [photo_ids["a"], photo_ids["d"]]
     assert await find(f"{tag} sunrise") == [photo_ids["c"]]
     assert await find(f"{tag} cafe sunrise") == []
     assert await find(f"{tag} cafe", before=photo_ids["a"], limit=1) == [photo_ids["b"]]
-    assert await stores.metadata.search_terms([], None, 10) == []
+    assert await stores.search.search_terms([], None, 10) == []
 
 
 # ---- soft delete, restore, purge ---------------------------------------------------------
@@ -180,50 +180,50 @@ async def test_soft_delete_queues_restore_dequeues_purge_removes_everything(stor
     owner = new_id()
     photo = make_photo(owner, f"goodbye {tag}")
     terms = search.terms(photo.title)
-    await stores.metadata.save_photo(photo, terms)
+    await stores.photos.save_photo(photo, terms)
     liker = new_id()
-    await stores.metadata.like(photo.id, liker, datetime.now(UTC))
+    await stores.likes.like(photo.id, liker, datetime.now(UTC))
 
     deleted_at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    await stores.metadata.set_deleted(photo, deleted_at)
-    stored = await stores.metadata.get_photo(photo.id)
+    await stores.photos.set_deleted(photo, deleted_at)
+    stored = await stores.photos.get_photo(photo.id)
     assert stored.deleted_at == deleted_at
     assert stored.with_deleted_at(None) == photo  # the record itself is untouched
-    due = [e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)]
+    due = [e.photo_id for e in await stores.photos.due_purges(date(2026, 3, 1), 1000)]
     assert photo.id in due
     assert photo.id not in [
-        e.photo_id for e in await stores.metadata.due_purges(date(2026, 2, 28), 1000)
+        e.photo_id for e in await stores.photos.due_purges(date(2026, 2, 28), 1000)
     ]
 
-    await stores.metadata.set_deleted(stored, None)
-    assert (await stores.metadata.get_photo(photo.id)).deleted_at is None
+    await stores.photos.set_deleted(stored, None)
+    assert (await stores.photos.get_photo(photo.id)).deleted_at is None
     assert photo.id not in [
-        e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)
+        e.photo_id for e in await stores.photos.due_purges(date(2026, 3, 1), 1000)
     ]
 
-    await stores.metadata.set_deleted(photo, deleted_at)
-    stored = await stores.metadata.get_photo(photo.id)
-    await stores.metadata.purge_photo(stored, terms)
-    assert await stores.metadata.get_photo(photo.id) is None
-    assert await stores.metadata.user_photo_ids(owner, None, 10) == []
-    assert await stores.metadata.search_terms(search.terms(tag), None, 10) == []
-    assert await stores.metadata.like_counts([photo.id]) == {photo.id: 0}
+    await stores.photos.set_deleted(photo, deleted_at)
+    stored = await stores.photos.get_photo(photo.id)
+    await stores.photos.purge_photo(stored, terms)
+    assert await stores.photos.get_photo(photo.id) is None
+    assert await stores.photos.user_photo_ids(owner, None, 10) == []
+    assert await stores.search.search_terms(search.terms(tag), None, 10) == []
+    assert await stores.likes.like_counts([photo.id]) == {photo.id: 0}
     assert photo.id not in [
-        e.photo_id for e in await stores.metadata.due_purges(date(2026, 3, 1), 1000)
+        e.photo_id for e in await stores.photos.due_purges(date(2026, 3, 1), 1000)
     ]
-    await stores.metadata.purge_photo(stored, terms)  # purging again is a no-op
+    await stores.photos.purge_photo(stored, terms)  # purging again is a no-op
 
 
 async def test_forget_purge_drops_only_that_entry(stores):
     a, b = make_photo(new_id()), make_photo(new_id())
     at = datetime(2026, 4, 2, tzinfo=UTC)
     for p in (a, b):
-        await stores.metadata.save_photo(p, [])
-        await stores.metadata.set_deleted(p, at)
-    entries = {e.photo_id: e for e in await stores.metadata.due_purges(date(2026, 4, 2), 1000)}
+        await stores.photos.save_photo(p, [])
+        await stores.photos.set_deleted(p, at)
+    entries = {e.photo_id: e for e in await stores.photos.due_purges(date(2026, 4, 2), 1000)}
     assert entries[a.id].day == date(2026, 4, 2)
-    await stores.metadata.forget_purge(entries[a.id])
-    left = [e.photo_id for e in await stores.metadata.due_purges(date(2026, 4, 2), 1000)]
+    await stores.photos.forget_purge(entries[a.id])
+    left = [e.photo_id for e in await stores.photos.due_purges(date(2026, 4, 2), 1000)]
     assert a.id not in left and b.id in left
 
 
@@ -232,16 +232,16 @@ async def test_forget_purge_drops_only_that_entry(stores):
 
 async def test_likes_count_once_per_user(stores):
     photo, other = make_photo(new_id()), make_photo(new_id())
-    await stores.metadata.save_photo(photo, [])
+    await stores.photos.save_photo(photo, [])
     alice, bob = new_id(), new_id()
     now = datetime.now(UTC)
-    assert await stores.metadata.like(photo.id, alice, now) is True
-    assert await stores.metadata.like(photo.id, alice, now) is False
-    assert await stores.metadata.like(photo.id, bob, now) is True
-    assert await stores.metadata.like_counts([photo.id, other.id]) == {photo.id: 2, other.id: 0}
-    assert await stores.metadata.unlike(photo.id, alice) is True
-    assert await stores.metadata.unlike(photo.id, alice) is False
-    assert await stores.metadata.like_counts([photo.id]) == {photo.id: 1}
+    assert await stores.likes.like(photo.id, alice, now) is True
+    assert await stores.likes.like(photo.id, alice, now) is False
+    assert await stores.likes.like(photo.id, bob, now) is True
+    assert await stores.likes.like_counts([photo.id, other.id]) == {photo.id: 2, other.id: 0}
+    assert await stores.likes.unlike(photo.id, alice) is True
+    assert await stores.likes.unlike(photo.id, alice) is False
+    assert await stores.likes.like_counts([photo.id]) == {photo.id: 1}
 
 
 async def test_ping(stores):
@@ -258,46 +258,46 @@ async def test_latest_photo_ids_and_counts(stores):
     now = ids.now_ms()
     newer = make_photo(a, photo_id=new_id(now))
     older = make_photo(a, photo_id=new_id(now - 3 * DAY_MS))
-    await stores.metadata.save_photo(newer, [])
-    await stores.metadata.save_photo(older, [])  # saved last, yet older: must not win
+    await stores.photos.save_photo(newer, [])
+    await stores.photos.save_photo(older, [])  # saved last, yet older: must not win
     only_b = make_photo(b)
-    await stores.metadata.save_photo(only_b, [])
-    assert await stores.metadata.latest_photo_ids([a, b, quiet]) == {a: newer.id, b: only_b.id}
-    assert await stores.metadata.latest_photo_ids([]) == {}
-    assert await stores.metadata.count_photos(a) == 2
-    await stores.metadata.set_deleted(older, datetime.now(UTC))
-    assert await stores.metadata.count_photos(a) == 1
-    await stores.metadata.set_deleted(await stores.metadata.get_photo(older.id), None)
-    assert await stores.metadata.count_photos(a) == 2
-    assert await stores.metadata.count_photos(quiet) == 0
+    await stores.photos.save_photo(only_b, [])
+    assert await stores.photos.latest_photo_ids([a, b, quiet]) == {a: newer.id, b: only_b.id}
+    assert await stores.photos.latest_photo_ids([]) == {}
+    assert await stores.photos.count_photos(a) == 2
+    await stores.photos.set_deleted(older, datetime.now(UTC))
+    assert await stores.photos.count_photos(a) == 1
+    await stores.photos.set_deleted(await stores.photos.get_photo(older.id), None)
+    assert await stores.photos.count_photos(a) == 2
+    assert await stores.photos.count_photos(quiet) == 0
 
 
 async def test_follow_requests(stores):
     private, x, y = new_id(), new_id(), new_id()
     now = datetime.now(UTC)
-    assert await stores.metadata.add_follow_request(private, y, now) is True
-    assert await stores.metadata.add_follow_request(private, x, now) is True
-    assert await stores.metadata.add_follow_request(private, x, now) is False
-    assert await stores.metadata.follow_requests(private, None, 10) == sorted([x, y])
-    assert await stores.metadata.follow_requests(private, min(x, y), 10) == [max(x, y)]
-    assert await stores.metadata.remove_follow_request(private, x) is True
-    assert await stores.metadata.remove_follow_request(private, x) is False
-    assert await stores.metadata.follow_requests(private, None, 10) == [y]
+    assert await stores.graph.add_follow_request(private, y, now) is True
+    assert await stores.graph.add_follow_request(private, x, now) is True
+    assert await stores.graph.add_follow_request(private, x, now) is False
+    assert await stores.graph.follow_requests(private, None, 10) == sorted([x, y])
+    assert await stores.graph.follow_requests(private, min(x, y), 10) == [max(x, y)]
+    assert await stores.graph.remove_follow_request(private, x) is True
+    assert await stores.graph.remove_follow_request(private, x) is False
+    assert await stores.graph.follow_requests(private, None, 10) == [y]
 
 
 async def test_sessions(stores):
     token_hash, user = uuid.uuid4().hex, new_id()
     now = datetime.now(UTC)
-    await stores.metadata.create_session(token_hash, user, now + timedelta(days=1))
-    assert await stores.metadata.get_session(token_hash, now) == user
-    assert await stores.metadata.get_session(uuid.uuid4().hex, now) is None
-    await stores.metadata.delete_session(token_hash)
-    assert await stores.metadata.get_session(token_hash, now) is None
+    await stores.accounts.create_session(token_hash, user, now + timedelta(days=1))
+    assert await stores.accounts.get_session(token_hash, now) == user
+    assert await stores.accounts.get_session(uuid.uuid4().hex, now) is None
+    await stores.accounts.delete_session(token_hash)
+    assert await stores.accounts.get_session(token_hash, now) is None
 
 
 async def claimed(stores, user, key, photo_id, now=None):
     now = now or datetime.now(UTC)
-    return await stores.metadata.claim_idempotency_key(
+    return await stores.claims.claim_idempotency_key(
         user, key, photo_id, now, now + timedelta(days=1)
     )
 
@@ -309,9 +309,9 @@ async def test_idempotency_keys_are_claimed_once(stores):
     assert (await claimed(stores, user, key, first)).photo_id == first  # a retry of the same claim
     assert (await claimed(stores, user, key, second)).photo_id == first
     assert (await claimed(stores, new_id(), key, second)).photo_id == second  # per user
-    await stores.metadata.release_idempotency_key(user, key, second)  # not its claim: no effect
+    await stores.claims.release_idempotency_key(user, key, second)  # not its claim: no effect
     assert (await claimed(stores, user, key, second)).photo_id == first
-    await stores.metadata.release_idempotency_key(user, key, first)
+    await stores.claims.release_idempotency_key(user, key, first)
     assert (await claimed(stores, user, key, second)).photo_id == second
 
 
@@ -325,13 +325,10 @@ async def test_a_claim_is_taken_over_only_as_it_was_read(stores):
     assert abs(held.claimed_at - then) < timedelta(milliseconds=2)
     now = datetime.now(UTC)
     expires = now + timedelta(days=1)
-    assert (
-        await stores.metadata.take_over_idempotency_key(user, key, held, new, now, expires) is True
-    )
+    assert await stores.claims.take_over_idempotency_key(user, key, held, new, now, expires) is True
     # A second retry that read the same stale claim loses: the claim changed meanwhile.
     assert (
-        await stores.metadata.take_over_idempotency_key(user, key, held, late, now, expires)
-        is False
+        await stores.claims.take_over_idempotency_key(user, key, held, late, now, expires) is False
     )
     assert (await claimed(stores, user, key, late)).photo_id == new
 
@@ -343,11 +340,11 @@ async def test_a_fenced_attempt_can_neither_renew_nor_record_its_intent(stores):
     held = await claimed(stores, user, key, old, then)
     now = datetime.now(UTC)
     expires = now + timedelta(days=1)
-    assert await stores.metadata.take_over_idempotency_key(user, key, held, new, now, expires)
+    assert await stores.claims.take_over_idempotency_key(user, key, held, new, now, expires)
     photo = make_photo(user, "fenced", photo_id=old)
-    assert await stores.metadata.renew_idempotency_key(user, key, old, now, expires) is False
+    assert await stores.claims.renew_idempotency_key(user, key, old, now, expires) is False
     assert (
-        await stores.metadata.renew_idempotency_key(user, key, old, now, expires, intent=photo)
+        await stores.claims.renew_idempotency_key(user, key, old, now, expires, intent=photo)
         is False
     )
     claim = await claimed(stores, user, key, old)
@@ -361,10 +358,10 @@ async def test_an_intent_is_recorded_and_ends_takeovers(stores):
     held = await claimed(stores, user, key, holder, then)
     photo = make_photo(user, "meant", photo_id=holder)
     later = then + timedelta(seconds=1)
-    assert await stores.metadata.renew_idempotency_key(
+    assert await stores.claims.renew_idempotency_key(
         user, key, holder, later, later + timedelta(days=1), intent=photo
     )
-    assert await stores.metadata.renew_idempotency_key(
+    assert await stores.claims.renew_idempotency_key(
         user, key, holder, later, later + timedelta(days=1)
     )  # heartbeat
     claim = await claimed(stores, user, key, retry)
@@ -372,7 +369,7 @@ async def test_an_intent_is_recorded_and_ends_takeovers(stores):
     now = datetime.now(UTC)
     # The claim read before the intent was recorded is no longer the claim.
     assert (
-        await stores.metadata.take_over_idempotency_key(
+        await stores.claims.take_over_idempotency_key(
             user, key, held, retry, now, now + timedelta(days=1)
         )
         is False

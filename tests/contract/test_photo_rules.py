@@ -48,7 +48,7 @@ def clock():
 
 @pytest.fixture
 def photos(stores, adapter_settings, clock):
-    return Photos(stores, adapter_settings, clock=clock)
+    return Photos(stores.photos, stores.search, adapter_settings, clock=clock)
 
 
 async def test_delete_hides_at_once_and_restore_brings_back(stores, photos, clock):
@@ -110,21 +110,21 @@ async def test_purge_removes_rows_and_blobs_past_the_window_only(
     await photos.delete(recent.id, owner)
     now = clock.now + timedelta(days=5)
 
-    report = await purge(stores, adapter_settings, now=now)
+    report = await purge(stores.photos, stores.blobs, adapter_settings, now=now)
     assert report.purged >= 1
-    assert await stores.metadata.get_photo(old.id) is None
+    assert await stores.photos.get_photo(old.id) is None
     with pytest.raises(NotFound):
         await stores.blobs.size(old.renditions[0].locator)
-    assert (await stores.metadata.get_photo(recent.id)).deleted  # inside its window
+    assert (await stores.photos.get_photo(recent.id)).deleted  # inside its window
     assert await stores.blobs.size(recent.renditions[0].locator) == 10
 
-    again = await purge(stores, adapter_settings, now=now)
-    assert old.id not in [e.photo_id for e in await stores.metadata.due_purges(now.date(), 10_000)]
+    again = await purge(stores.photos, stores.blobs, adapter_settings, now=now)
+    assert old.id not in [e.photo_id for e in await stores.photos.due_purges(now.date(), 10_000)]
     assert again.failed == 0
 
 
 class CrashOnce:
-    """Wraps a real metadata store; its first purge_photo fails as a crash would."""
+    """Wraps a real photo port; its first purge_photo fails as a crash would."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -147,15 +147,12 @@ async def test_purge_resumes_after_a_crash(stores, photos, adapter_settings, clo
     await photos.delete(photo.id, owner)
     now = clock.now + timedelta(days=31)
 
-    crashing = dataclasses.replace(stores, metadata=CrashOnce(stores.metadata))
-    first = await purge(crashing, adapter_settings, now=now)
+    first = await purge(CrashOnce(stores.photos), stores.blobs, adapter_settings, now=now)
     assert first.failed == 1
-    assert (
-        await stores.metadata.get_photo(photo.id)
-    ).deleted  # rows still there, entry still queued
+    assert (await stores.photos.get_photo(photo.id)).deleted  # rows still there, entry still queued
     with pytest.raises(NotFound):
         await stores.blobs.size(photo.renditions[0].locator)  # its blob went first
 
-    second = await purge(stores, adapter_settings, now=now)
+    second = await purge(stores.photos, stores.blobs, adapter_settings, now=now)
     assert second.failed == 0
-    assert await stores.metadata.get_photo(photo.id) is None
+    assert await stores.photos.get_photo(photo.id) is None

@@ -22,14 +22,14 @@ from .conftest import make_photo, new_id
 async def test_server_key_is_made_once_and_every_caller_gets_it(stores, adapter_settings):
     name = f"test-{uuid.uuid4().hex[:8]}"
     candidates = [os.urandom(32) for _ in range(8)]
-    got = await asyncio.gather(*(stores.metadata.server_key(name, c) for c in candidates))
+    got = await asyncio.gather(*(stores.keys.server_key(name, c) for c in candidates))
     assert len(set(got)) == 1 and got[0] in candidates
     other = await open_stores(adapter_settings)  # another process or server of the deployment
     try:
-        assert await other.metadata.server_key(name, os.urandom(32)) == got[0]
+        assert await other.keys.server_key(name, os.urandom(32)) == got[0]
     finally:
         await other.close()
-    assert await stores.metadata.server_key(f"{name}-2", candidates[0]) == candidates[0]  # per name
+    assert await stores.keys.server_key(f"{name}-2", candidates[0]) == candidates[0]  # per name
 
 
 async def test_a_page_of_hidden_photos_ends_on_a_cursor_that_tells_nothing(
@@ -41,10 +41,12 @@ async def test_a_page_of_hidden_photos_ends_on_a_cursor_that_tells_nothing(
         for i in range(20)
     ]
     for photo in hidden:
-        await stores.metadata.save_photo(photo, [])
-    photos = Photos(stores, adapter_settings)
+        await stores.photos.save_photo(photo, [])
+    photos = Photos(stores.photos, stores.search, adapter_settings)
     stranger = User(new_id(), "stranger", "")
-    page = await photos.by_user(owner, limit=1, allowed=Audience(stores, stranger).filter)
+    page = await photos.by_user(
+        owner, limit=1, allowed=Audience(stores.accounts, stores.graph, stranger).filter
+    )
     assert page.items == [] and page.next_cursor is not None  # the rounds ran out on hidden photos
     raw = base64.urlsafe_b64decode(page.next_cursor + "=" * (-len(page.next_cursor) % 4))
     for photo in hidden:

@@ -18,7 +18,6 @@ from instastore import errors
 from instastore.ids import IdGenerator
 from instastore.model import User, Visibility
 from instastore.photos import Photos
-from instastore.storage.ports import Stores
 from instastore.uploads import Uploads, receive
 
 from .. import samples
@@ -38,13 +37,12 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-class Faulty:
-    """The real metadata store, with the faults a test switches on."""
+class FaultyPhotos:
+    """The real photo port, with a save fault a test switches on."""
 
     def __init__(self, real) -> None:
         self.real = real
         self.save_fault: str | None = None  # "after writing" or "without writing", once
-        self.release_down = False
         self.saved: list = []
 
     def __getattr__(self, name):
@@ -57,6 +55,17 @@ class Faulty:
             await self.real.save_photo(photo, terms)
         if fault:
             raise errors.OutcomeUnknown(f"injected: save timed out {fault}")
+
+
+class FaultyClaims:
+    """The real Idempotency-Key claims port; its release fails while ``release_down``."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.release_down = False
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
 
     async def release_idempotency_key(self, user_id, key, photo_id):
         if self.release_down:
@@ -89,7 +98,8 @@ class HeldBlobs:
 @dataclasses.dataclass
 class Rig:
     uploads: Uploads
-    metadata: Faulty
+    photos: FaultyPhotos
+    claims: FaultyClaims
     blobs: HeldBlobs
     clock: Clock
     user: User
@@ -107,7 +117,7 @@ class Rig:
             received.discard()
 
     async def photo_ids(self) -> list[int]:
-        return await self.metadata.user_photo_ids(self.user.id, None, 100)
+        return await self.photos.user_photo_ids(self.user.id, None, 100)
 
     async def blob_keys(self, photo_id: int) -> list[str]:
         every = self.blobs.real.entries()
@@ -119,20 +129,28 @@ async def rig(stores, adapter_settings, tmp_path):
     settings = dataclasses.replace(
         adapter_settings, data_dir=tmp_path / "d", upload_claim_stale_seconds=STALE_S
     )
-    metadata, blobs = Faulty(stores.metadata), HeldBlobs(stores.blobs)
-    faulty = Stores(metadata, blobs)
+    photos, claims = FaultyPhotos(stores.photos), FaultyClaims(stores.claims)
+    blobs = HeldBlobs(stores.blobs)
     clock = Clock()
-    uploads = Uploads(faulty, settings, IdGenerator(worker_id=11), Photos(faulty, settings), clock)
+    uploads = Uploads(
+        claims,
+        photos,
+        blobs,
+        settings,
+        IdGenerator(worker_id=11),
+        Photos(photos, stores.search, settings),
+        clock,
+    )
     user = User(new_id(), f"u{uuid.uuid4().hex[:10]}", "$argon2id$x", "", False, clock())
-    return Rig(uploads, metadata, blobs, clock, user)
+    return Rig(uploads, photos, claims, blobs, clock, user)
 
 
 async def test_a_claim_left_by_a_failed_upload_is_taken_over_once_stale(rig):
     key = uuid.uuid4().hex
-    rig.blobs.down = rig.metadata.release_down = True  # the upload fails; so does freeing its key
+    rig.blobs.down = rig.claims.release_down = True  # the upload fails; so does freeing its key
     with pytest.raises(errors.Unavailable):
         await rig.upload(key)
-    rig.blobs.down = rig.metadata.release_down = False
+    rig.blobs.down = rig.claims.release_down = False
 
     with pytest.raises(errors.Conflict) as young:  # the claim may belong to a live upload
         await rig.upload(key)
@@ -153,7 +171,7 @@ async def test_the_old_attempt_is_fenced_off_after_a_takeover(rig):
     await rig.blobs.holding.wait()  # the old attempt holds the key, writing its first blob
     now = rig.clock()
     old_id = (
-        await rig.metadata.claim_idempotency_key(
+        await rig.claims.claim_idempotency_key(
             rig.user.id, key, new_id(), now, now + timedelta(days=1)
         )
     ).photo_id
@@ -166,7 +184,7 @@ async def test_the_old_attempt_is_fenced_off_after_a_takeover(rig):
     gate.set()
     with pytest.raises(errors.Conflict):
         await old  # it wrote its blobs, then found the key taken over
-    assert [p.id for p in rig.metadata.saved] == [photo.id]  # the old attempt never saved
+    assert [p.id for p in rig.photos.saved] == [photo.id]  # the old attempt never saved
     assert await rig.photo_ids() == [photo.id]
     assert await rig.blob_keys(old_id) == [], "the fenced attempt left blobs behind"
     assert (await rig.upload(key))[0].id == photo.id
@@ -174,7 +192,7 @@ async def test_the_old_attempt_is_fenced_off_after_a_takeover(rig):
 
 @pytest.mark.parametrize("keyed", [True, False])
 async def test_a_save_with_an_unknown_outcome_that_landed_is_acknowledged(rig, keyed):
-    rig.metadata.save_fault = "after writing"
+    rig.photos.save_fault = "after writing"
     photo, created = await rig.upload(uuid.uuid4().hex if keyed else None)
     assert created and await rig.photo_ids() == [photo.id]
     assert len(await rig.blob_keys(photo.id)) == len(photo.renditions)  # its media are all there
@@ -182,26 +200,26 @@ async def test_a_save_with_an_unknown_outcome_that_landed_is_acknowledged(rig, k
 
 async def test_a_save_with_an_unknown_outcome_keeps_blobs_and_key_and_the_retry_settles_it(rig):
     key = uuid.uuid4().hex
-    rig.metadata.save_fault = "without writing"
+    rig.photos.save_fault = "without writing"
     with pytest.raises(errors.OutcomeUnknown):
         await rig.upload(key, "first")
-    (meant,) = rig.metadata.saved
+    (meant,) = rig.photos.saved
     assert len(await rig.blob_keys(meant.id)) == len(meant.renditions)  # nothing undone
 
     photo, created = await rig.upload(key, "the retry")  # re-applies the first attempt's record
     assert photo == meant and not created
     assert await rig.photo_ids() == [meant.id]
-    assert await rig.metadata.get_photo(meant.id) == meant
+    assert await rig.photos.get_photo(meant.id) == meant
     assert (await rig.upload(key))[0].id == meant.id
 
 
 async def test_a_late_landing_of_an_unknown_save_is_the_photo_the_retry_returns(rig):
     key = uuid.uuid4().hex
-    rig.metadata.save_fault = "without writing"
+    rig.photos.save_fault = "without writing"
     with pytest.raises(errors.OutcomeUnknown):
         await rig.upload(key)
-    (meant,) = rig.metadata.saved
-    await rig.metadata.real.save_photo(meant, [])  # Cassandra's batch log replays the batch
+    (meant,) = rig.photos.saved
+    await rig.photos.real.save_photo(meant, [])  # Cassandra's batch log replays the batch
     photo, created = await rig.upload(key)
     assert photo.id == meant.id and not created
     assert await rig.photo_ids() == [meant.id]
@@ -209,9 +227,9 @@ async def test_a_late_landing_of_an_unknown_save_is_the_photo_the_retry_returns(
 
 
 async def test_without_a_key_an_unknown_save_leaves_its_blobs(rig):
-    rig.metadata.save_fault = "without writing"
+    rig.photos.save_fault = "without writing"
     with pytest.raises(errors.OutcomeUnknown):
         await rig.upload(None)
-    (meant,) = rig.metadata.saved
+    (meant,) = rig.photos.saved
     # If the batch lands later, its photo is whole: the blobs stay until gc's grace.
     assert len(await rig.blob_keys(meant.id)) == len(meant.renditions)

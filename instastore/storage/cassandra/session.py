@@ -1,4 +1,5 @@
-"""The driver session, bridged to asyncio, and the one place driver errors are translated.
+"""The driver session, bridged to asyncio, and the one place driver errors are translated;
+``build_cluster`` makes the driver's cluster object from the settings.
 
 The driver runs its own I/O thread (libev where available); ``execute`` hands it a
 statement and awaits an asyncio future that the driver's callbacks complete through
@@ -13,8 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from cassandra import (
+    ConsistencyLevel,
     DriverException,
     OperationTimedOut,
+    ProtocolVersion,
     ReadFailure,
     ReadTimeout,
     WriteFailure,
@@ -23,10 +26,28 @@ from cassandra import (
 from cassandra import (
     Unavailable as DriverUnavailable,
 )
-from cassandra.cluster import NoHostAvailable, ResponseFuture, Session
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    ResponseFuture,
+    Session,
+)
 from cassandra.connection import ConnectionException
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 
+from instastore.config import Settings
 from instastore.errors import OutcomeUnknown, StorageError, Unavailable
+
+CONNECT_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 12.0  # above Cassandra's own 5 s read/write timeouts, so theirs fire first
+RECONNECT_MAX_S = 10.0  # longest pause between tries to reach a node that went away
 
 _UNAVAILABLE = (
     NoHostAvailable,
@@ -42,6 +63,34 @@ _UNAVAILABLE = (
 _MAYBE_WRITTEN = (WriteTimeout, WriteFailure, OperationTimedOut, ConnectionException)
 # The driver's words for a host it never sent the request to.
 _NOT_SENT = ("Host has been marked down or removed", "Pool is shutdown")
+
+
+def build_cluster(settings: Settings) -> Cluster:
+    """The driver's cluster object for the settings (connect it off the event loop)."""
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(
+            DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)
+        ),
+        consistency_level=ConsistencyLevel.name_to_value[settings.consistency],
+        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        request_timeout=REQUEST_TIMEOUT_S,
+    )
+    auth = None
+    if settings.cassandra_username:
+        auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
+    return Cluster(
+        contact_points=settings.cassandra_contact_points,
+        port=settings.cassandra_port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        auth_provider=auth,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        protocol_version=ProtocolVersion.V5,  # Cassandra 4.0+; skips two downgrade round trips
+        # The driver's default backs off to 10 minutes; a node back after a restart
+        # should be used again within seconds.
+        reconnection_policy=ExponentialReconnectionPolicy(
+            base_delay=0.5, max_delay=RECONNECT_MAX_S
+        ),
+    )
 
 
 def _maybe_written(exc: BaseException) -> bool:

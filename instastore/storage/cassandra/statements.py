@@ -1,0 +1,132 @@
+"""Every CQL statement of the Cassandra metadata adapter, by name, beside nothing else.
+
+Each module-level upper-case name is one statement, prepared once at connect
+(``statements()``). The tables and columns they name are those of ``schema/cql``;
+``tests/test_cql_statements.py`` parses every statement here and checks each against the
+migrations, without a cluster. Grouped by the port whose methods run them.
+"""
+
+from __future__ import annotations
+
+PING = "SELECT release_version FROM system.local"  # Cassandra's own table: not prepared
+
+# AccountStore: users, users_by_name
+
+INSERT_USER = (
+    "INSERT INTO users (user_id, username, password_hash, display_name, private, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+CLAIM_NAME = "INSERT INTO users_by_name (username, user_id) VALUES (?, ?) IF NOT EXISTS"
+DELETE_USER = "DELETE FROM users WHERE user_id = ?"
+UPDATE_USER = "UPDATE users SET password_hash = ?, display_name = ?, private = ? WHERE user_id = ?"
+GET_USER = (
+    "SELECT user_id, username, password_hash, display_name, private, created_at FROM users "
+    "WHERE user_id = ?"
+)
+USER_ID_BY_NAME = "SELECT user_id FROM users_by_name WHERE username = ?"
+
+# AccountStore: sessions
+
+CREATE_SESSION = (
+    "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?) USING TTL ?"
+)
+GET_SESSION = "SELECT user_id FROM sessions WHERE token_hash = ?"
+DELETE_SESSION = "DELETE FROM sessions WHERE token_hash = ?"
+
+# PhotoStore: photos, user_photos, user_photo_buckets, user_latest, photo_counts,
+# purge_queue
+
+INSERT_PHOTO = "INSERT INTO photos (photo_id, record) VALUES (?, ?)"
+INSERT_USER_PHOTO = "INSERT INTO user_photos (user_id, bucket, photo_id) VALUES (?, ?, ?)"
+INSERT_USER_BUCKET = "INSERT INTO user_photo_buckets (user_id, bucket) VALUES (?, ?)"
+SET_LATEST = "INSERT INTO user_latest (user_id, photo_id) VALUES (?, ?) USING TIMESTAMP ?"
+GET_PHOTO = "SELECT record, deleted_at FROM photos WHERE photo_id = ?"
+SCAN_PHOTOS = (
+    "SELECT token(photo_id) AS t, record, deleted_at FROM photos WHERE token(photo_id) > ? LIMIT ?"
+)
+USER_BUCKETS = "SELECT bucket FROM user_photo_buckets WHERE user_id = ? AND bucket <= ? LIMIT ?"
+USER_PHOTOS = (
+    "SELECT photo_id FROM user_photos WHERE user_id = ? AND bucket = ? AND photo_id < ? LIMIT ?"
+)
+SET_DELETED = "UPDATE photos SET deleted_at = ? WHERE photo_id = ?"
+ENQUEUE_PURGE = "INSERT INTO purge_queue (shard, day, photo_id) VALUES (?, ?, ?)"
+DEQUEUE_PURGE = "DELETE FROM purge_queue WHERE shard = ? AND day = ? AND photo_id = ?"
+DUE_PURGES = "SELECT day, photo_id FROM purge_queue WHERE shard = ? AND day <= ? LIMIT ?"
+DELETE_PHOTO = "DELETE FROM photos WHERE photo_id = ?"
+DELETE_USER_PHOTO = "DELETE FROM user_photos WHERE user_id = ? AND bucket = ? AND photo_id = ?"
+LATEST = "SELECT user_id, photo_id FROM user_latest WHERE user_id IN ?"
+ADD_PHOTOS = "UPDATE photo_counts SET photos = photos + ? WHERE user_id = ?"
+COUNT_PHOTOS = "SELECT photos FROM photo_counts WHERE user_id = ?"
+
+# FollowGraph: user_follows, user_followers, follow_counts, follow_requests
+
+INSERT_FOLLOW = "INSERT INTO user_follows (user_id, followee_id, created_at) VALUES (?, ?, ?)"
+INSERT_FOLLOWER = "INSERT INTO user_followers (user_id, follower_id, created_at) VALUES (?, ?, ?)"
+DELETE_FOLLOW = "DELETE FROM user_follows WHERE user_id = ? AND followee_id = ?"
+DELETE_FOLLOWER = "DELETE FROM user_followers WHERE user_id = ? AND follower_id = ?"
+IS_FOLLOWING = "SELECT followee_id FROM user_follows WHERE user_id = ? AND followee_id = ?"
+FOLLOWING = "SELECT followee_id FROM user_follows WHERE user_id = ? AND followee_id > ? LIMIT ?"
+FOLLOWERS = "SELECT follower_id FROM user_followers WHERE user_id = ? AND follower_id > ? LIMIT ?"
+COUNT_FOLLOWS = "SELECT followers, following FROM follow_counts WHERE user_id = ?"
+ADD_FOLLOWERS = "UPDATE follow_counts SET followers = followers + ? WHERE user_id = ?"
+ADD_FOLLOWING = "UPDATE follow_counts SET following = following + ? WHERE user_id = ?"
+ADD_REQUEST = (
+    "INSERT INTO follow_requests (user_id, requester_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS"
+)
+REMOVE_REQUEST = "DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ? IF EXISTS"
+REQUESTS = "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id > ? LIMIT ?"
+
+# SearchIndex (written by PhotoStore): title_terms, term_buckets
+
+INSERT_TERM = "INSERT INTO title_terms (term, bucket, photo_id) VALUES (?, ?, ?)"
+INSERT_TERM_BUCKET = "INSERT INTO term_buckets (term, bucket) VALUES (?, ?)"
+DELETE_TERM = "DELETE FROM title_terms WHERE term = ? AND bucket = ? AND photo_id = ?"
+TERM_BUCKETS = "SELECT bucket FROM term_buckets WHERE term = ? AND bucket <= ? LIMIT ?"
+TERM_POSTINGS = (
+    "SELECT photo_id FROM title_terms WHERE term = ? AND bucket = ? AND photo_id < ? LIMIT ?"
+)
+TERM_HAS = "SELECT photo_id FROM title_terms WHERE term = ? AND bucket = ? AND photo_id IN ?"
+
+# LikeStore (purged by PhotoStore): likes, like_counts
+
+LIKE = "INSERT INTO likes (photo_id, user_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS"
+UNLIKE = "DELETE FROM likes WHERE photo_id = ? AND user_id = ? IF EXISTS"
+ADD_LIKES = "UPDATE like_counts SET likes = likes + ? WHERE photo_id = ?"
+LIKE_COUNT = "SELECT likes FROM like_counts WHERE photo_id = ?"
+DELETE_LIKES = "DELETE FROM likes WHERE photo_id = ?"
+DELETE_LIKE_COUNT = "DELETE FROM like_counts WHERE photo_id = ?"
+
+# IdempotencyStore: idempotency_keys
+
+CLAIM_KEY = (
+    "INSERT INTO idempotency_keys (user_id, key, photo_id, claimed_at) VALUES (?, ?, ?, ?) "
+    "IF NOT EXISTS USING TTL ?"
+)
+TAKE_OVER_KEY = (
+    "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ?, intent = null "
+    "WHERE user_id = ? AND key = ? IF photo_id = ? AND claimed_at = ?"
+)
+# photo_id is written again so that all of the row's cells share the new TTL.
+RENEW_KEY = (
+    "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ? "
+    "WHERE user_id = ? AND key = ? IF photo_id = ?"
+)
+RENEW_KEY_INTENT = (
+    "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ?, intent = ? "
+    "WHERE user_id = ? AND key = ? IF photo_id = ?"
+)
+RELEASE_KEY = "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? IF photo_id = ?"
+
+# KeyStore: server_keys
+
+SERVER_KEY = "INSERT INTO server_keys (name, secret) VALUES (?, ?) IF NOT EXISTS"
+
+
+def statements() -> dict[str, str]:
+    """Every statement to prepare, by its constant's name in lower case (the ``what`` of
+    its errors)."""
+    return {
+        name.lower(): value
+        for name, value in globals().items()
+        if name.isupper() and isinstance(value, str) and name != "PING"
+    }
