@@ -9,8 +9,8 @@ HMAC(k_mac, nonce + ciphertext) tag. A cursor tells a client nothing, two cursor
 the same place differ, and one a client made or changed is ``BadCursor`` (400).
 
 The key must be the same in every worker process and every server of a deployment,
-which read each other's cursors: the service keeps it in the metadata store
-(``MetadataStore.server_key``) and installs it with ``use_key`` at start. Until then a
+which read each other's cursors: the service keeps it in the key store
+(``KeyStore.server_key``) and installs it with ``use_key`` at start. Until then a
 process seals with a random key of its own (cursors then last as long as the process).
 """
 

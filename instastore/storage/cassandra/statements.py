@@ -1,14 +1,15 @@
-"""Every CQL statement of the Cassandra metadata adapter, by name, beside nothing else.
+"""Every CQL statement the Cassandra metadata adapter runs, each a named constant.
 
 Each module-level upper-case name is one statement, prepared once at connect
 (``statements()``). The tables and columns they name are those of ``schema/cql``;
 ``tests/test_cql_statements.py`` parses every statement here and checks each against the
-migrations, without a cluster. Grouped by the port whose methods run them.
+migrations, without a cluster. Grouped by the port whose methods run them. Only text
+lives here: the adapter (``metadata.py``) binds the values and runs them.
 """
 
 from __future__ import annotations
 
-PING = "SELECT release_version FROM system.local"  # Cassandra's own table: not prepared
+PING = "SELECT release_version FROM system.local"  # Cassandra's own table; run unprepared
 
 # AccountStore: users, users_by_name
 
