@@ -1,0 +1,61 @@
+"""The storage ports' shape: one port per aggregate under the names agreed for them, and
+a core that takes the ports it uses, never the whole ``Stores``."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import typing
+from pathlib import Path
+
+import instastore
+from instastore.storage import ports
+
+# The modules that compose the core from the stores (entry points), the only ones that
+# may hold a whole Stores.
+COMPOSERS = {"cli.py", "__main__.py"}
+
+
+def test_stores_holds_each_port_under_its_aggregate_name():
+    hints = typing.get_type_hints(ports.Stores)
+    fields = {f.name: hints[f.name] for f in dataclasses.fields(ports.Stores)}
+    assert fields == {
+        "accounts": ports.AccountStore,
+        "photos": ports.PhotoStore,
+        "graph": ports.FollowGraph,
+        "search": ports.SearchIndex,
+        "likes": ports.LikeStore,
+        "claims": ports.IdempotencyStore,
+        "keys": ports.KeyStore,
+        "blobs": ports.BlobStore,
+        "metadata": ports.Backend,
+    }
+
+
+def test_no_method_is_in_two_metadata_ports():
+    every = [
+        ports.AccountStore,
+        ports.PhotoStore,
+        ports.FollowGraph,
+        ports.SearchIndex,
+        ports.LikeStore,
+        ports.IdempotencyStore,
+        ports.KeyStore,
+        ports.Backend,
+    ]
+    methods = [name for port in every for name in vars(port) if not name.startswith("_")]
+    assert len(methods) == len(set(methods))
+
+
+def test_core_modules_take_ports_not_the_whole_stores():
+    core = Path(instastore.__file__).parent
+    for path in sorted(core.glob("*.py")):
+        if path.name in COMPOSERS:
+            continue
+        names = {
+            alias.name
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module == "instastore.storage.ports"
+            for alias in node.names
+        }
+        assert not names & {"Stores", "MetadataStore"}, path.name
