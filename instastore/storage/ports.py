@@ -152,6 +152,9 @@ class MetadataStore(Protocol):
     async def follow_requests(self, user_id: int, after: int | None, limit: int) -> list[int]:
         """Ids asking to follow ``user_id``, ascending, strictly after ``after``."""
 
+    async def has_follow_request(self, user_id: int, requester_id: int) -> bool:
+        """Whether ``requester_id`` has a pending request to follow ``user_id``."""
+
     # sessions and idempotency
     async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None: ...
 

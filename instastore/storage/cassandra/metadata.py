@@ -94,6 +94,7 @@ STATEMENTS = {
     "add_request": "INSERT INTO follow_requests (user_id, requester_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS",
     "remove_request": "DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ? IF EXISTS",
     "requests": "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id > ? LIMIT ?",
+    "has_request": "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id = ?",
     "create_session": "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?) USING TTL ?",
     "get_session": "SELECT user_id FROM sessions WHERE token_hash = ?",
     "delete_session": "DELETE FROM sessions WHERE token_hash = ?",
@@ -470,6 +471,9 @@ class CassandraMetadataStore:
 
     async def follow_requests(self, user_id: int, after: int | None, limit: int) -> list[int]:
         return [r.requester_id for r in await self._q("requests", user_id, after or 0, limit)]
+
+    async def has_follow_request(self, user_id: int, requester_id: int) -> bool:
+        return bool(await self._q("has_request", user_id, requester_id))
 
     # ---- sessions and idempotency -----------------------------------------------------
 
