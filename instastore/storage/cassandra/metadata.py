@@ -94,7 +94,8 @@ STATEMENTS = {
     "add_request": "INSERT INTO follow_requests (user_id, requester_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS",
     "remove_request": "DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ? IF EXISTS",
     "requests": "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id > ? LIMIT ?",
-    "has_request": "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id = ?",
+    "has_request": "SELECT requester_id FROM follow_requests "
+    "WHERE user_id = ? AND requester_id = ?",
     "create_session": "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?) USING TTL ?",
     "get_session": "SELECT user_id FROM sessions WHERE token_hash = ?",
     "delete_session": "DELETE FROM sessions WHERE token_hash = ?",
