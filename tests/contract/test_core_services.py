@@ -1,19 +1,26 @@
-"""The core keeps its own caches coherent, with no server in the way (issue 11, item 1): a
-change made through the services built by ``build_services`` is seen at once by the
-timeline's caches and by the owner cache that visibility reads. Both adapters."""
+"""The core services without the server (issue 11, item 1), on both adapters:
+
+- they keep their own caches coherent: a change made through the services that
+  ``build_services`` makes is seen at once by the timeline's caches and by the owner
+  cache that visibility reads;
+- one rule says which renditions a viewer gets: the media URLs a photo card lists are
+  exactly the renditions the media route serves that viewer, for photos, videos and
+  videos stored before their metadata-free copy existed."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
-from instastore.errors import NotFound
+from instastore.errors import NotAllowed, NotAuthenticated, NotFound
 from instastore.model import Photo, User, Visibility
 from instastore.services import Services, build_services
 from instastore.uploads import receive
+from instastore.viewing import allowed_renditions
 
 from .. import samples
 
@@ -31,9 +38,9 @@ async def _user(core: Services) -> User:
     return await core.accounts.sign_up(f"u{uuid.uuid4().hex[:12]}", PASSWORD)
 
 
-async def _upload(core: Services, user: User, title: str) -> Photo:
+async def _upload(core: Services, user: User, title: str, data: bytes | None = None) -> Photo:
     async def chunks() -> AsyncIterator[bytes]:
-        yield samples.image()
+        yield data or samples.image()
 
     received = await receive(chunks(), core.uploads.settings.max_upload_bytes, core.uploads.tmp_dir)
     try:
@@ -83,3 +90,40 @@ async def test_a_changed_account_is_seen_by_visibility_and_cards_at_once(core):
     await core.accounts.update(renamed, private=True)
     with pytest.raises(NotFound):
         await core.viewing.card(stranger, photo.id)
+
+
+async def test_cards_list_exactly_the_renditions_the_media_route_serves(core):
+    owner, stranger = await _user(core), await _user(core)
+    image = await _upload(core, owner, "image", samples.image())
+    video = await _upload(core, owner, "video", samples.video())
+    legacy = dataclasses.replace(
+        video,
+        id=core.uploads.ids.next_id(),
+        renditions=tuple(r for r in video.renditions if r.name != "video"),
+    )
+    await core.photos.save(legacy)
+    for photo in (image, video, legacy):
+        for viewer in (owner, stranger, None):
+            card = await core.viewing.card(viewer, photo.id)
+            listed = {r.name for r in card.renditions}
+            assert card.renditions == allowed_renditions(photo, viewer)
+            for rendition in photo.renditions:
+                call = core.viewing.media(viewer, photo.id, photo.secret, rendition.name)
+                if rendition.name in listed:
+                    assert (await call).rendition == rendition
+                else:
+                    with pytest.raises(NotAuthenticated if viewer is None else NotAllowed):
+                        await call
+            assert ("original" in listed) == (viewer is owner)
+    assert "video" in {r.name for r in (await core.viewing.card(None, video.id)).renditions}
+    assert "video" not in {r.name for r in (await core.viewing.card(None, legacy.id)).renditions}
+
+
+async def test_a_wrong_secret_is_no_media_like_a_missing_photo(core):
+    owner = await _user(core)
+    photo = await _upload(core, owner, "image", samples.image())
+    with pytest.raises(NotFound) as wrong:
+        await core.viewing.media(owner, photo.id, "0" * len(photo.secret), "thumb")
+    with pytest.raises(NotFound) as missing:
+        await core.viewing.media(owner, core.uploads.ids.next_id(), photo.secret, "thumb")
+    assert str(wrong.value).split()[:2] == str(missing.value).split()[:2] == ["no", "media"]
