@@ -8,9 +8,11 @@
   the media route that serves them. Everyone who may see a photo gets its thumbnails and
   large renditions (and a video's metadata-free "video" copy); the original upload is its
   owner's alone.
-- Media access: the rendition a media URL names, whether shared HTTP caches may keep it,
-  and its bytes: whole from the in-memory cache when small, else ranged from the blob
-  store.
+- Media access: the rendition a media URL names (its secret is the capability),
+  whether shared HTTP caches may keep it (a public photo of a public account, as this
+  process knows the owner: its own changes at once, other processes' within the owner
+  cache's few seconds), and its bytes: whole from the in-memory cache when small, else
+  ranged from the blob store.
 - Likes: like, unlike and counts, on visible photos only.
 
 It never speaks HTTP: status lines, headers and byte-range syntax are the server's.
@@ -44,7 +46,8 @@ from instastore.timeline import Order, Timeline
 log = logging.getLogger(__name__)
 
 # What everyone who may see a photo may fetch; the rest (the "original" upload) is the
-# owner's. SECURITY: never a viewer's the uploaded bytes of a video (issue 10, item 10).
+# owner's.
+# SECURITY: a viewer never gets the uploaded bytes of a video (issue 10, item 10).
 PUBLIC_RENDITIONS: dict[Kind, frozenset[str]] = {
     Kind.PHOTO: frozenset({"thumb", "large"}),
     Kind.VIDEO: frozenset({"thumb", "large", "poster", "video"}),
