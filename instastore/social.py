@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -29,6 +30,14 @@ from instastore.paging import Page, decode_cursor, encode_cursor
 from instastore.storage.ports import AccountStore, FollowGraph
 
 FollowState = Literal["following", "requested"]
+
+
+@dataclass(frozen=True)
+class Relation:
+    """Where one user stands with another: follows them, or asked to."""
+
+    following: bool
+    requested: bool
 
 
 class Social:
@@ -43,6 +52,20 @@ class Social:
         self.graph = graph
         self.max_page = max_page
         self.clock = clock
+        # Told of a user whose followees changed (caches of their timeline drop it).
+        self.on_follows_change: Callable[[int], None] | None = None
+
+    def _follows_changed(self, user_id: int) -> None:
+        if self.on_follows_change is not None:
+            self.on_follows_change(user_id)
+
+    async def relation(self, me: User, other: User) -> Relation:
+        """Whether ``me`` follows ``other``, and whether ``me`` asked to (pending)."""
+        following, requested = await asyncio.gather(
+            self.graph.is_following(me.id, other.id),
+            self.graph.has_follow_request(other.id, me.id),
+        )
+        return Relation(following, requested)
 
     async def _user(self, username: str) -> User:
         user = await self.accounts.get_user_by_name(username)
@@ -60,12 +83,14 @@ class Social:
             await self.graph.add_follow_request(other.id, me.id, self.clock())
             return "requested"
         await self.graph.follow(me.id, other.id, self.clock())
+        self._follows_changed(me.id)
         return "following"
 
     async def unfollow(self, me: User, username: str) -> None:
         other = await self._user(username)
         await self.graph.unfollow(me.id, other.id)
         await self.graph.remove_follow_request(other.id, me.id)
+        self._follows_changed(me.id)
 
     async def approve(self, me: User, username: str) -> User:
         """Approve a pending request; the requester (who now follows ``me``)."""
@@ -73,6 +98,7 @@ class Social:
         if not await self.graph.remove_follow_request(me.id, requester.id):
             raise NotFound(f"no pending follow request from {username!r}")
         await self.graph.follow(requester.id, me.id, self.clock())
+        self._follows_changed(requester.id)
         return requester
 
     async def _users_page(self, fetch, cursor: str | None, limit: int) -> Page[User]:
@@ -116,6 +142,11 @@ class Social:
         return await self._users_page(
             lambda after, n: self.graph.follow_requests(me.id, after, n), cursor, limit
         )
+
+    def audience(self, viewer: User | None, users: TtlCache | None = None) -> Audience:
+        """Who may see what, for ``viewer``; ``users``: a cache of owners shared across
+        requests."""
+        return Audience(self.accounts, self.graph, viewer, users)
 
 
 class Audience:

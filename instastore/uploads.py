@@ -175,6 +175,8 @@ class Uploads:
         self.photos = photos
         self.clock = clock
         self.tmp_dir = Path(settings.data_dir) / "tmp"
+        # Told of the photo an upload made or found again (timelines note it at once).
+        self.on_photo: Callable[[Photo], None] | None = None
 
     @property
     def stale_after(self) -> timedelta:
@@ -191,6 +193,19 @@ class Uploads:
     ) -> tuple[Photo, bool]:
         """Make a photo from a received upload; (photo, created). With a key already
         used by this user, the photo of the first upload and created=False."""
+        photo, created = await self._create(user, received, title, visibility, idempotency_key)
+        if self.on_photo is not None:
+            self.on_photo(photo)
+        return photo, created
+
+    async def _create(
+        self,
+        user: User,
+        received: Received,
+        title: str,
+        visibility: Visibility,
+        idempotency_key: str | None,
+    ) -> tuple[Photo, bool]:
         photo_id = self.ids.next_id()
         fence = None
         if idempotency_key:

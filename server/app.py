@@ -1,6 +1,6 @@
-"""The app factory: ``create_app(settings)`` builds the application; the stores and the
-core services are made and closed in ``cleanup_ctx``. ``run`` serves it through
-``server/guard.py``'s runner (timeouts, connection caps)."""
+"""The app factory: ``create_app(settings)`` builds the application; the core services
+(``instastore.services.open_services``) are made and closed in ``cleanup_ctx``. ``run``
+serves it through ``server/guard.py``'s runner (timeouts, connection caps)."""
 
 from __future__ import annotations
 
@@ -10,35 +10,21 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-import secrets
 import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from instastore.server.guard import GuardedRunner, Limits
-from instastore.server.keys import SERVICES, SETTINGS, Services
+from instastore.server.keys import SERVICES, SETTINGS
 from instastore.server.middleware import access_log_middleware, auth_middleware
 from instastore.server.problems import problem_middleware
 from instastore.server.routes import setup_routes
 from instastore.server.web import security_headers, setup_web
 
-from instastore import paging
-from instastore.accounts import Accounts
 from instastore.config import Settings
-from instastore.errors import InstastoreError
-from instastore.ids import IdGenerator
-from instastore.jobs import remove_scratch
-from instastore.photos import Photos
-from instastore.ratelimit import RateLimiter
-from instastore.social import Social
-from instastore.storage import open_stores
-from instastore.storage.ports import BlobStore
-from instastore.timeline import Timeline
-from instastore.uploads import Uploads
+from instastore.services import open_services
 
 log = logging.getLogger(__name__)
-
-START_CLEANUP_TIMEOUT_S = 10.0  # a slow store delays no start for long; gc finishes the job
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -54,42 +40,10 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    stores = await open_stores(settings)
-    log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
-    await _remove_scratch(stores.blobs, settings)
-    # SECURITY: one cursor key for every worker and server of the deployment (issue 10).
-    paging.use_key(await stores.keys.server_key("cursor", secrets.token_bytes(paging.KEY_BYTES)))
-    ids = IdGenerator(settings.worker_id)
-    photos = Photos(stores.photos, stores.search, settings)
-    accounts = Accounts(stores.accounts, stores.photos, stores.graph, settings, ids)
-    accounts.on_change = photos.users.drop
-    app[SERVICES] = Services(
-        stores=stores,
-        accounts=accounts,
-        photos=photos,
-        social=Social(stores.accounts, stores.graph, settings.max_page_size),
-        timeline=Timeline(
-            stores.graph, stores.photos, stores.likes, stores.accounts, settings, photos
-        ),
-        uploads=Uploads(stores.claims, stores.photos, stores.blobs, settings, ids, photos),
-        upload_limiter=RateLimiter(settings.uploads_per_minute),
-    )
+    services = await open_services(app[SETTINGS])
+    app[SERVICES] = services
     yield
-    accounts.close()
-    await stores.close()
-
-
-async def _remove_scratch(blobs: BlobStore, settings: Settings) -> None:
-    """Temporary files that crashed processes left; a store that is down does not stop
-    the start (gc removes them later)."""
-    try:
-        removed = await asyncio.wait_for(remove_scratch(blobs, settings), START_CLEANUP_TIMEOUT_S)
-    except (InstastoreError, TimeoutError) as exc:
-        log.warning("could not remove abandoned temporary files at start: %r", exc)
-        return
-    if removed:
-        log.info("removed %d abandoned temporary file(s)", removed)
+    await services.close()
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

@@ -9,13 +9,10 @@ from typing import Any
 from aiohttp import web
 
 from instastore.accounts import Profile
-from instastore.model import Kind, Photo, User
+from instastore.model import Photo, User
 from instastore.paging import Page
-
-PUBLIC_RENDITIONS = {
-    Kind.PHOTO: ("thumb", "large"),
-    Kind.VIDEO: ("thumb", "large", "poster", "video"),
-}
+from instastore.social import Relation
+from instastore.viewing import PhotoCard
 
 
 def iso(at: datetime | None) -> str | None:
@@ -43,28 +40,22 @@ def profile_json(profile: Profile) -> dict[str, Any]:
     }
 
 
+def viewer_json(relation: Relation) -> dict[str, bool]:
+    return {"following": relation.following, "requested": relation.requested}
+
+
 def media_url(photo: Photo, name: str) -> str:
     return f"/v1/media/{photo.id}/{photo.secret}/{name}"
 
 
-def media_json(photo: Photo, viewer: User | None) -> dict[str, str]:
-    """The media URLs a viewer may use: thumbnails and large renditions (and a video's
-    playable copy without metadata, "video") for everyone allowed to see it; the
-    original upload of a photo or video for its owner only. A video stored before the
-    "video" copy existed has no URL for viewers: its only playable bytes are the
-    upload itself, location atoms and all."""
-    owner = viewer is not None and viewer.id == photo.owner_id
-    # SECURITY: never hand a viewer the uploaded bytes of a video (issue 10, item 10).
-    return {
-        r.name: media_url(photo, r.name)
-        for r in photo.renditions
-        if owner or r.name in PUBLIC_RENDITIONS[photo.kind]
-    }
+def media_json(card: PhotoCard) -> dict[str, str]:
+    """The media URLs of the renditions the card's viewer may fetch
+    (``instastore.viewing.allowed_renditions``)."""
+    return {r.name: media_url(card.photo, r.name) for r in card.renditions}
 
 
-def photo_json(
-    photo: Photo, viewer: User | None, owner: User | None, likes: int | None = None
-) -> dict[str, Any]:
+def photo_json(card: PhotoCard) -> dict[str, Any]:
+    photo, owner = card.photo, card.owner
     body: dict[str, Any] = {
         "id": str(photo.id),
         "owner": user_json(owner) if owner else {"id": str(photo.owner_id)},
@@ -74,15 +65,18 @@ def photo_json(
         "created_at": iso(photo.created_at),
         "width": photo.width,
         "height": photo.height,
-        "media": media_json(photo, viewer),
+        "media": media_json(card),
     }
     if photo.duration_s is not None:
         body["duration_s"] = photo.duration_s
-    if likes is not None:
-        body["likes"] = likes
+    body["likes"] = card.likes
     if photo.deleted_at is not None:
         body["deleted_at"] = iso(photo.deleted_at)
     return body
+
+
+def photos_page_json(page: Page[PhotoCard]) -> dict[str, Any]:
+    return page_json([photo_json(card) for card in page.items], page)
 
 
 def page_json(items: list[Any], page: Page) -> dict[str, Any]:

@@ -171,6 +171,9 @@ class FollowGraph(Protocol):
     async def follow_requests(self, user_id: int, after: int | None, limit: int) -> list[int]:
         """Ids asking to follow ``user_id``, ascending, strictly after ``after``."""
 
+    async def has_follow_request(self, user_id: int, requester_id: int) -> bool:
+        """Whether ``requester_id`` has a pending request to follow ``user_id``."""
+
 
 class SearchIndex(Protocol):
     """The title index (its rows are written and removed with the photo's, by

@@ -57,12 +57,10 @@ async def update_me(request: web.Request) -> web.Response:
 
 async def profile(request: web.Request) -> web.Response:
     """A profile with counts; with a token, also whether I follow them or asked to."""
-    svc = services(request)
-    found = await svc.accounts.profile(request.match_info["username"])
+    found, relation = await services(request).viewing.profile(
+        viewer(request), request.match_info["username"]
+    )
     body = views.profile_json(found)
-    me = viewer(request)
-    if me is not None and me.id != found.user.id:
-        following = await svc.stores.graph.is_following(me.id, found.user.id)
-        pending = await svc.stores.graph.follow_requests(found.user.id, me.id - 1, 1)
-        body["viewer"] = {"following": following, "requested": pending == [me.id]}
+    if relation is not None:
+        body["viewer"] = views.viewer_json(relation)
     return views.json(body)

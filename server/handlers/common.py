@@ -12,7 +12,6 @@ from instastore.server.keys import SERVICES, SETTINGS, USER, Services
 from instastore import ids
 from instastore.errors import InvalidInput, NotAuthenticated
 from instastore.model import User
-from instastore.social import Audience
 
 
 def services(request: web.Request) -> Services:
@@ -21,12 +20,6 @@ def services(request: web.Request) -> Services:
 
 def viewer(request: web.Request) -> User | None:
     return request[USER]
-
-
-def audience(request: web.Request) -> Audience:
-    """Who may see what, for this request's viewer, with the shared cache of owners."""
-    svc = services(request)
-    return Audience(svc.stores.accounts, svc.stores.graph, viewer(request), svc.photos.users)
 
 
 def require_user(request: web.Request) -> User:

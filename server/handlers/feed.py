@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from instastore.server import views
-from instastore.server.handlers.common import audience, cursor, limit, require_user, services
-from instastore.server.handlers.photos import photos_json
+from instastore.server.handlers.common import cursor, limit, require_user, services, viewer
 
 from instastore.errors import InvalidInput
 
@@ -17,10 +16,10 @@ async def timeline(request: web.Request) -> web.Response:
     order = request.query.get("order", "top")
     if order not in ("top", "recent"):
         raise InvalidInput("order must be top or recent")
-    page = await services(request).timeline.page(user, order, cursor(request), limit(request))
-    return views.json(
-        views.page_json(await photos_json(request, page.items, audience(request)), page)
+    page = await services(request).viewing.timeline_page(
+        user, order, cursor(request), limit(request)
     )
+    return views.json(views.photos_page_json(page))
 
 
 async def search(request: web.Request) -> web.Response:
@@ -29,8 +28,7 @@ async def search(request: web.Request) -> web.Response:
         raise InvalidInput("q is required: the words to find in titles")
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"q is over {MAX_QUERY_CHARS} characters")
-    seen_by = audience(request)
-    page = await services(request).photos.search(
-        query, cursor(request), limit(request), seen_by.filter
+    page = await services(request).viewing.search(
+        viewer(request), query, cursor(request), limit(request)
     )
-    return views.json(views.page_json(await photos_json(request, page.items, seen_by), page))
+    return views.json(views.photos_page_json(page))

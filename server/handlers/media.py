@@ -1,16 +1,11 @@
-"""Media bytes: immutable URLs with a per-photo secret, ETags, conditional GET and
-single byte ranges, streamed from the blob store in chunks; GET and HEAD.
+"""Media bytes over HTTP: ETags, conditional GET and single byte ranges, GET and HEAD.
 
-The secret in the URL is the capability (as with Instagram's CDN URLs): the API hands
-media URLs only to viewers allowed to see the photo, and a browser's <img> or <video>
-can then load them without a bearer token. The original upload of a photo or video is
-for its owner only and also needs the owner's token; viewers of a video get "video", a
-copy with every metadata atom dropped (see ``instastore.media``).
-
-Shared HTTP caches may keep media only while the photo is public and its owner's account
-is public, decided at each request from the owner as the process knows it (its own
-changes at once, other processes' within the owner cache's few seconds); otherwise the
-response is ``private``.
+What a media URL serves, and to whom, is the core's (``instastore.viewing``): the secret
+in the URL is the capability (as with Instagram's CDN URLs), the API hands media URLs
+only to viewers allowed to see the photo, and a browser's <img> or <video> can then load
+them without a bearer token; the original upload is for its owner only and also needs
+the owner's token; shared HTTP caches may keep media only while the photo is public and
+its owner's account is public, else the response is ``private``.
 
 A streamed body reads its first chunk before the status line goes out, so a store that
 fails at once gives a clean 503 problem; a failure after the head has gone out aborts
@@ -20,24 +15,17 @@ the connection (the client sees a short body), never a second response inside th
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import re
 
 from aiohttp import web
-from instastore.server.handlers.common import audience, services, viewer
+from instastore.server.handlers.common import services, viewer
 from instastore.server.problems import problem
 
 from instastore import ids
-from instastore.errors import (
-    InstastoreError,
-    NotAllowed,
-    NotAuthenticated,
-    NotFound,
-    StorageError,
-    Unavailable,
-)
-from instastore.model import Photo, Rendition, Visibility
+from instastore.errors import InstastoreError
+from instastore.model import Rendition
+from instastore.viewing import MediaGrant, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -70,50 +58,18 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
-def _rendition(request: web.Request, photo: Photo) -> Rendition:
-    name = request.match_info["name"]
-    rendition = photo.rendition(name)
-    if rendition is None:
-        raise NotFound(f"photo {photo.id} has no {name!r} rendition")
-    if name == "original":
-        user = viewer(request)
-        if user is None:
-            raise NotAuthenticated(
-                "the original upload is for its owner only: send the owner's bearer token"
-            )
-        if user.id != photo.owner_id:
-            raise NotAllowed("the original upload is for its owner only")
-    return rendition
-
-
-async def _shared(request: web.Request, photo: Photo, rendition: Rendition) -> bool:
-    """Whether shared caches may keep these bytes: a public photo of a public account."""
-    if rendition.name == "original" or photo.visibility is not Visibility.PUBLIC:
-        return False
-    owner = await audience(request).owner(photo.owner_id)
-    # SECURITY: the owner's current state, not the photo's alone (issue 10, item 12).
-    return owner is not None and not owner.private
-
-
 async def media(request: web.Request) -> web.StreamResponse:
-    svc = services(request)
-    pid = ids.parse_id(request.match_info["photo_id"], "photo id")
-    try:
-        photo = await svc.photos.get_for_media(pid)
-    except NotFound:
-        photo = None
-    # SECURITY: constant-time comparison of the URL's secret; a missing photo and a wrong
-    # secret get the same answer, so a guessed id tells nothing (issue 10, item 13).
-    if photo is None or not hmac.compare_digest(
-        request.match_info["secret"].encode(), photo.secret.encode()
-    ):
-        raise NotFound(f"no media at {request.path}")
-    rendition = _rendition(request, photo)
-    etag = f'"{photo.id}-{rendition.name}"'
-    shared = await _shared(request, photo, rendition)
+    grant = await services(request).viewing.media(
+        viewer(request),
+        ids.parse_id(request.match_info["photo_id"], "photo id"),
+        request.match_info["secret"],
+        request.match_info["name"],
+    )
+    rendition = grant.rendition
+    etag = f'"{grant.photo.id}-{rendition.name}"'
     headers = {
         "ETag": etag,
-        "Cache-Control": ("public, " if shared else "private, ") + IMMUTABLE,
+        "Cache-Control": ("public, " if grant.shared else "private, ") + IMMUTABLE,
         "Accept-Ranges": "bytes",
         "Content-Type": rendition.content_type,
         "X-Content-Type-Options": "nosniff",
@@ -137,36 +93,15 @@ async def media(request: web.Request) -> web.StreamResponse:
         start, end = wanted
         status, offset, length = 206, start, end - start + 1
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    if svc.photos.media.fits(size):
-        return await _from_cache(request, photo, rendition, status, headers, offset, length)
-    return await _streamed(request, rendition, status, headers, offset, length)
-
-
-async def _from_cache(
-    request, photo: Photo, rendition: Rendition, status, headers, offset, length
-) -> web.Response:
-    svc = services(request)
-    cache_key = f"{photo.id}/{rendition.name}"
-    data = svc.photos.media.get(cache_key)
-    if data is None:
-        try:
-            data = b"".join([c async for c in svc.stores.blobs.open(rendition.locator)])
-        except InstastoreError as exc:
-            raise _unreadable(rendition, exc) from exc
-        if len(data) != rendition.size:  # a short blob is never cached nor served as whole
-            raise _unreadable(rendition, StorageError(f"{len(data):,} of {rendition.size:,} bytes"))
-        svc.photos.media.put(cache_key, data)
-    # For HEAD aiohttp sends the Content-Length of this body, and not the body.
-    return web.Response(status=status, headers=headers, body=data[offset : offset + length])
-
-
-def _unreadable(rendition: Rendition, exc: InstastoreError) -> Unavailable:
-    log.error("media %s could not be read: %s", rendition.locator, exc)
-    return Unavailable(f"the {rendition.name} bytes cannot be read right now")
+    if services(request).viewing.in_memory(grant):
+        data = await services(request).viewing.whole(grant)
+        # For HEAD aiohttp sends the Content-Length of this body, and not the body.
+        return web.Response(status=status, headers=headers, body=data[offset : offset + length])
+    return await _streamed(request, grant, status, headers, offset, length)
 
 
 async def _streamed(
-    request, rendition: Rendition, status, headers, offset, length
+    request: web.Request, grant: MediaGrant, status: int, headers, offset: int, length: int
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
@@ -174,12 +109,13 @@ async def _streamed(
         await response.prepare(request)
         await response.write_eof()
         return response
-    blobs = services(request).stores.blobs
-    async with contextlib.aclosing(blobs.open(rendition.locator, offset, length)) as chunks:
+    rendition = grant.rendition
+    chunks = services(request).viewing.chunks(grant, offset, length)
+    async with contextlib.aclosing(chunks) as chunks:
         try:
             first = await anext(chunks, b"")
         except InstastoreError as exc:
-            raise _unreadable(rendition, exc) from exc  # nothing sent yet: a clean problem
+            raise unreadable(rendition, exc) from exc  # nothing sent yet: a clean problem
         await response.prepare(request)
         sent = len(first)
         await response.write(first)

@@ -8,46 +8,21 @@ from collections.abc import AsyncIterator
 from aiohttp import BodyPartReader, web
 from instastore.server import views
 from instastore.server.handlers.common import (
-    audience,
     cursor,
     limit,
     photo_id,
     require_user,
     services,
+    viewer,
 )
 from instastore.server.keys import SETTINGS
 
-from instastore.clock import utcnow
-from instastore.errors import InvalidInput, NotFound, TooLarge
-from instastore.model import Photo, User
-from instastore.social import Audience
+from instastore.errors import InvalidInput, TooLarge
 from instastore.uploads import check_idempotency_key, check_title, check_visibility, receive
 
 MAX_FIELD_BYTES = 4096  # title and visibility form fields
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file, in bytes
 UPLOAD_CHUNK = 256 * 1024
-
-
-async def photos_json(request: web.Request, photos: list[Photo], seen_by: Audience) -> list[dict]:
-    """Photos as JSON, with their like counts and owners (each distinct owner read once)."""
-    owner_ids = list({p.owner_id for p in photos})
-    likes, owners = await asyncio.gather(
-        services(request).stores.likes.like_counts([p.id for p in photos]),
-        asyncio.gather(*(seen_by.owner(o) for o in owner_ids)),
-    )
-    by_id = dict(zip(owner_ids, owners, strict=True))
-    return [views.photo_json(p, seen_by.viewer, by_id[p.owner_id], likes[p.id]) for p in photos]
-
-
-async def visible_photo(request: web.Request) -> tuple[Photo, Audience]:
-    """The photo of the URL if this viewer may see it; NotFound otherwise (never
-    telling a private photo from a missing one)."""
-    pid = photo_id(request)
-    photo = await services(request).photos.get(pid)
-    seen_by = audience(request)
-    if not await seen_by.can_see(photo):
-        raise NotFound(f"no photo {pid}")
-    return photo, seen_by
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
@@ -109,53 +84,41 @@ async def upload(request: web.Request) -> web.Response:
         title = check_title(fields.get("title"), settings.max_title_chars)
         visibility = check_visibility(fields.get("visibility"))
         photo, created = await svc.uploads.create(user, received, title, visibility, key)
-        svc.timeline.note_photo(photo.owner_id, photo.id)
     finally:
         if received is not None:
             await asyncio.to_thread(received.discard)
-    # A new photo has no likes; a replayed Idempotency-Key returns the first photo as it is now.
-    likes = (await svc.stores.likes.like_counts([photo.id]))[photo.id] if not created else 0
-    return views.json(views.photo_json(photo, user, user, likes), status=201 if created else 200)
+    card = await svc.viewing.uploaded(user, photo, created)
+    return views.json(views.photo_json(card), status=201 if created else 200)
 
 
 async def get_photo(request: web.Request) -> web.Response:
-    photo, audience = await visible_photo(request)
-    (body,) = await photos_json(request, [photo], audience)
-    return views.json(body)
+    card = await services(request).viewing.card(viewer(request), photo_id(request))
+    return views.json(views.photo_json(card))
 
 
 async def delete_photo(request: web.Request) -> web.Response:
     user = require_user(request)
     # SECURITY: a photo the caller cannot see is 404 like a missing one, never 403 (issue 10).
-    photo, _ = await visible_photo(request)
-    await services(request).photos.delete(photo.id, user.id)
+    await services(request).viewing.delete(user, photo_id(request))
     return web.Response(status=204)
 
 
 async def restore_photo(request: web.Request) -> web.Response:
     user = require_user(request)
-    photo = await services(request).photos.restore(photo_id(request), user.id)
-    (body,) = await photos_json(request, [photo], audience(request))
-    return views.json(body)
+    card = await services(request).viewing.restore(user, photo_id(request))
+    return views.json(views.photo_json(card))
 
 
 async def user_photos(request: web.Request) -> web.Response:
-    svc = services(request)
-    owner: User = await svc.accounts.by_name(request.match_info["username"])
-    seen_by = audience(request)
-    page = await svc.photos.by_user(owner.id, cursor(request), limit(request), seen_by.filter)
-    return views.json(views.page_json(await photos_json(request, page.items, seen_by), page))
+    page = await services(request).viewing.user_photos(
+        viewer(request), request.match_info["username"], cursor(request), limit(request)
+    )
+    return views.json(views.photos_page_json(page))
 
 
 async def _set_like(request: web.Request, liked: bool) -> web.Response:
     user = require_user(request)
-    photo, _ = await visible_photo(request)
-    store = services(request).stores.likes
-    if liked:
-        await store.like(photo.id, user.id, utcnow())
-    else:
-        await store.unlike(photo.id, user.id)
-    likes = (await store.like_counts([photo.id]))[photo.id]
+    likes = await services(request).viewing.set_like(user, photo_id(request), liked)
     return views.json({"liked": liked, "likes": likes})
 
 

@@ -10,14 +10,12 @@ from instastore.server.handlers.common import cursor, limit, require_user, servi
 async def follow(request: web.Request) -> web.Response:
     user = require_user(request)
     state = await services(request).social.follow(user, request.match_info["username"])
-    services(request).timeline.forget(user.id)
     return views.json({"state": state}, status=200)
 
 
 async def unfollow(request: web.Request) -> web.Response:
     user = require_user(request)
     await services(request).social.unfollow(user, request.match_info["username"])
-    services(request).timeline.forget(user.id)
     return web.Response(status=204)
 
 
@@ -43,6 +41,5 @@ async def requests(request: web.Request) -> web.Response:
 
 async def approve(request: web.Request) -> web.Response:
     user = require_user(request)
-    requester = await services(request).social.approve(user, request.match_info["username"])
-    services(request).timeline.forget(requester.id)
+    await services(request).social.approve(user, request.match_info["username"])
     return views.json({"state": "approved"})

@@ -78,13 +78,13 @@ async def large_rendition(api: Api) -> tuple[str, str]:
     """The URL and blob locator of a photo's large rendition."""
     _, headers = await api.user()
     body = await api.photo(headers, samples.picture(size=(1600, 1200)), "big")
-    photo = await api.client.app[SERVICES].stores.photos.get_photo(int(body["id"]))
+    photo = await api.client.app[SERVICES].photos.get(int(body["id"]))
     return body["media"]["large"], photo.rendition("large").locator
 
 
 async def test_a_read_failing_before_the_head_is_a_clean_503(streaming_api):
     url, locator = await large_rendition(streaming_api)
-    assert await streaming_api.client.app[SERVICES].stores.blobs.delete(
+    assert await streaming_api.client.app[SERVICES].viewing.blobs.delete(
         locator
     )  # the bytes are lost
     raw = await raw_get(streaming_api, url)
@@ -103,7 +103,7 @@ async def test_a_read_failing_after_the_head_cuts_the_connection(streaming_api):
     services = streaming_api.client.app[SERVICES]
     full = await (await streaming_api.get(url)).read()
     assert len(full) > FIRST_BYTES
-    services.stores.blobs = CutShort(services.stores.blobs, fail=True)
+    services.viewing.blobs = CutShort(services.viewing.blobs, fail=True)
     raw = await raw_get(streaming_api, url)
     assert raw.count(b"HTTP/1.1 ") == 1, raw[-400:]  # never a second response in the body
     status, headers, body = split_response(raw)
@@ -111,7 +111,7 @@ async def test_a_read_failing_after_the_head_cuts_the_connection(streaming_api):
     assert body == full[:FIRST_BYTES]  # short of Content-Length: the client knows it is cut
     assert b"problem" not in body
     # The service is fine afterwards.
-    services.stores.blobs = services.stores.blobs.real
+    services.viewing.blobs = services.viewing.blobs.real
     assert await (await streaming_api.get(url)).read() == full
 
 
@@ -138,10 +138,10 @@ async def test_a_short_read_of_a_cached_rendition_is_a_503_and_is_not_cached(api
     _, headers = await api.user()
     body = await api.photo(headers, samples.image(), "short")
     services = api.client.app[SERVICES]
-    services.stores.blobs = CutShort(services.stores.blobs, fail=False)
+    services.viewing.blobs = CutShort(services.viewing.blobs, fail=False)
     resp = await api.get(body["media"]["large"])
     assert resp.status == 503 and resp.content_type == "application/problem+json"
-    services.stores.blobs = services.stores.blobs.real
+    services.viewing.blobs = services.viewing.blobs.real
     resp = await api.get(body["media"]["large"])
     assert (
         resp.status == 200
@@ -152,7 +152,7 @@ async def test_a_short_read_of_a_cached_rendition_is_a_503_and_is_not_cached(api
 async def test_a_short_read_of_a_streamed_rendition_cuts_the_connection(streaming_api):
     url, _ = await large_rendition(streaming_api)
     services = streaming_api.client.app[SERVICES]
-    services.stores.blobs = CutShort(services.stores.blobs, fail=False)
+    services.viewing.blobs = CutShort(services.viewing.blobs, fail=False)
     raw = await raw_get(streaming_api, url, keep_alive=True)
     status, headers, body = split_response(raw)
     assert raw.count(b"HTTP/1.1 ") == 1 and status.startswith("HTTP/1.1 200 ")

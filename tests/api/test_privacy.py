@@ -89,7 +89,7 @@ async def test_a_legacy_video_without_a_copy_shows_viewers_no_video(api):
     _, stranger_h = await api.user()
     body = await api.photo(owner_h, samples.video_with_metadata(), "old clip")
     svc = api.client.app[SERVICES]
-    photo = await svc.stores.photos.get_photo(int(body["id"]))
+    photo = await svc.photos.get(int(body["id"]))
     legacy = dataclasses.replace(
         photo,
         id=svc.uploads.ids.next_id(),

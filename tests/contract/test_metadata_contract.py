@@ -285,6 +285,17 @@ async def test_follow_requests(stores):
     assert await stores.graph.follow_requests(private, None, 10) == [y]
 
 
+async def test_has_follow_request_answers_for_one_pair(stores):
+    private, x, y = new_id(), new_id(), new_id()
+    assert await stores.graph.has_follow_request(private, x) is False
+    await stores.graph.add_follow_request(private, x, datetime.now(UTC))
+    assert await stores.graph.has_follow_request(private, x) is True
+    assert await stores.graph.has_follow_request(private, y) is False  # another requester
+    assert await stores.graph.has_follow_request(x, private) is False  # not the other way
+    await stores.graph.remove_follow_request(private, x)
+    assert await stores.graph.has_follow_request(private, x) is False
+
+
 async def test_sessions(stores):
     token_hash, user = uuid.uuid4().hex, new_id()
     now = datetime.now(UTC)

@@ -377,6 +377,9 @@ class CassandraMetadataStore:
     async def follow_requests(self, user_id: int, after: int | None, limit: int) -> list[int]:
         return [r.requester_id for r in await self._q(cql.REQUESTS, user_id, after or 0, limit)]
 
+    async def has_follow_request(self, user_id: int, requester_id: int) -> bool:
+        return bool(await self._q(cql.HAS_REQUEST, user_id, requester_id))
+
     # ---- sessions and idempotency -----------------------------------------------------
 
     async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None:

@@ -76,6 +76,7 @@ ADD_REQUEST = (
 )
 REMOVE_REQUEST = "DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ? IF EXISTS"
 REQUESTS = "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id > ? LIMIT ?"
+HAS_REQUEST = "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id = ?"
 
 # SearchIndex (written by PhotoStore): title_terms, term_buckets
 

@@ -361,6 +361,13 @@ class SqliteMetadataStore:
         )
         return [r[0] for r in rows]
 
+    async def has_follow_request(self, user_id: int, requester_id: int) -> bool:
+        row = await self._one(
+            "SELECT 1 FROM follow_requests WHERE user_id = ? AND requester_id = ?",
+            (user_id, requester_id),
+        )
+        return row is not None
+
     # ---- sessions and idempotency -----------------------------------------------------
 
     async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None:

@@ -1,0 +1,271 @@
+"""What a viewer may see and do with photos: the one place that decides it.
+
+- Visibility: a photo the viewer may not see (``social.Audience``) is ``NotFound`` with the
+  same words as a missing one, so nobody learns that it exists.
+- Photo cards: a photo with its owner, its like count and the renditions this viewer may
+  fetch, for single photos, a user's photos, search and the timeline alike.
+- Renditions: one rule (``allowed_renditions``) for the media URLs a card lists and for
+  the media route that serves them. Everyone who may see a photo gets its thumbnails and
+  large renditions (and a video's metadata-free "video" copy); the original upload is its
+  owner's alone.
+- Media access: the rendition a media URL names (its secret is the capability),
+  whether shared HTTP caches may keep it (a public photo of a public account, as this
+  process knows the owner: its own changes at once, other processes' within the owner
+  cache's few seconds), and its bytes: whole from the in-memory cache when small, else
+  ranged from the blob store.
+- Likes: like, unlike and counts, on visible photos only.
+
+It never speaks HTTP: status lines, headers and byte-range syntax are the server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from instastore.accounts import Accounts, Profile
+from instastore.clock import utcnow
+from instastore.errors import (
+    InstastoreError,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+    StorageError,
+    Unavailable,
+)
+from instastore.model import Kind, Photo, Rendition, User, Visibility
+from instastore.paging import Page
+from instastore.photos import Photos
+from instastore.social import Audience, Relation, Social
+from instastore.storage.ports import BlobStore, LikeStore
+from instastore.timeline import Order, Timeline
+
+log = logging.getLogger(__name__)
+
+# What everyone who may see a photo may fetch; the rest (the "original" upload) is the
+# owner's.
+# SECURITY: a viewer never gets the uploaded bytes of a video (issue 10, item 10).
+PUBLIC_RENDITIONS: dict[Kind, frozenset[str]] = {
+    Kind.PHOTO: frozenset({"thumb", "large"}),
+    Kind.VIDEO: frozenset({"thumb", "large", "poster", "video"}),
+}
+
+
+def owns(viewer: User | None, photo: Photo) -> bool:
+    return viewer is not None and viewer.id == photo.owner_id
+
+
+def allowed_renditions(photo: Photo, viewer: User | None) -> tuple[Rendition, ...]:
+    """The renditions of a photo ``viewer`` (who may see it) may fetch. A video stored
+    before the "video" copy existed has none playable for viewers: its only playable
+    bytes are the upload itself, location atoms and all."""
+    if owns(viewer, photo):
+        return photo.renditions
+    return tuple(r for r in photo.renditions if r.name in PUBLIC_RENDITIONS[photo.kind])
+
+
+@dataclass(frozen=True)
+class PhotoCard:
+    """A photo as one viewer sees it."""
+
+    photo: Photo
+    owner: User | None  # None: the owner's record is gone
+    likes: int
+    renditions: tuple[Rendition, ...]  # the ones this viewer may fetch
+
+
+@dataclass(frozen=True)
+class MediaGrant:
+    """A rendition a media URL may serve to this viewer."""
+
+    photo: Photo
+    rendition: Rendition
+    shared: bool  # shared HTTP caches may keep it: public photo of a public account
+
+
+def unreadable(rendition: Rendition, exc: InstastoreError) -> Unavailable:
+    """What a failed read of a rendition's bytes is to the viewer (the cause is logged)."""
+    log.error("media %s could not be read: %s", rendition.locator, exc)
+    return Unavailable(f"the {rendition.name} bytes cannot be read right now")
+
+
+class Viewing:
+    def __init__(
+        self,
+        photos: Photos,
+        accounts: Accounts,
+        social: Social,
+        timeline: Timeline,
+        likes: LikeStore,
+        blobs: BlobStore,
+    ) -> None:
+        self.photos = photos
+        self.accounts = accounts
+        self.social = social
+        self.timeline = timeline
+        self.likes = likes
+        self.blobs = blobs
+
+    def audience(self, viewer: User | None) -> Audience:
+        """Who may see what, for ``viewer``, with the shared cache of owners."""
+        return self.social.audience(viewer, self.photos.users)
+
+    # ---- visibility and cards ------------------------------------------------------
+
+    async def _visible(self, viewer: User | None, photo_id: int) -> tuple[Photo, Audience]:
+        photo = await self.photos.get(photo_id)
+        audience = self.audience(viewer)
+        # SECURITY: invisible is missing, never "forbidden" (issue 10).
+        if not await audience.can_see(photo):
+            raise NotFound(f"no photo {photo_id}")
+        return photo, audience
+
+    async def photo(self, viewer: User | None, photo_id: int) -> Photo:
+        """The live photo if ``viewer`` may see it; ``NotFound`` otherwise."""
+        photo, _ = await self._visible(viewer, photo_id)
+        return photo
+
+    async def card(self, viewer: User | None, photo_id: int) -> PhotoCard:
+        photo, audience = await self._visible(viewer, photo_id)
+        (card,) = await self._cards(audience, [photo])
+        return card
+
+    async def _cards(self, audience: Audience, photos: list[Photo]) -> list[PhotoCard]:
+        """Cards of photos ``audience`` may see (each distinct owner read once)."""
+        owner_ids = list({p.owner_id for p in photos})
+        likes, owners = await asyncio.gather(
+            self.likes.like_counts([p.id for p in photos]),
+            asyncio.gather(*(audience.owner(o) for o in owner_ids)),
+        )
+        by_id = dict(zip(owner_ids, owners, strict=True))
+        viewer = audience.viewer
+        return [
+            PhotoCard(p, by_id[p.owner_id], likes[p.id], allowed_renditions(p, viewer))
+            for p in photos
+        ]
+
+    async def _page(self, audience: Audience, page: Page[Photo]) -> Page[PhotoCard]:
+        return Page(await self._cards(audience, page.items), page.next_cursor)
+
+    async def uploaded(self, user: User, photo: Photo, created: bool) -> PhotoCard:
+        """The card of an upload: a new photo has no likes; a replayed Idempotency-Key's
+        photo as it is now."""
+        likes = 0 if created else (await self.likes.like_counts([photo.id]))[photo.id]
+        return PhotoCard(photo, user, likes, allowed_renditions(photo, user))
+
+    # ---- lists -----------------------------------------------------------------------
+
+    async def user_photos(
+        self, viewer: User | None, username: str, cursor: str | None, limit: int
+    ) -> Page[PhotoCard]:
+        owner = await self.accounts.by_name(username)
+        audience = self.audience(viewer)
+        page = await self.photos.by_user(owner.id, cursor, limit, audience.filter)
+        return await self._page(audience, page)
+
+    async def search(
+        self, viewer: User | None, query: str, cursor: str | None, limit: int
+    ) -> Page[PhotoCard]:
+        audience = self.audience(viewer)
+        page = await self.photos.search(query, cursor, limit, audience.filter)
+        return await self._page(audience, page)
+
+    async def timeline_page(
+        self, reader: User, order: Order, cursor: str | None, limit: int
+    ) -> Page[PhotoCard]:
+        page = await self.timeline.page(reader, order, cursor, limit)
+        return await self._page(self.audience(reader), page)
+
+    async def profile(self, viewer: User | None, username: str) -> tuple[Profile, Relation | None]:
+        """A profile with its counts, and where ``viewer`` stands with its user (None when
+        anonymous or their own)."""
+        found = await self.accounts.profile(username)
+        if viewer is None or viewer.id == found.user.id:
+            return found, None
+        return found, await self.social.relation(viewer, found.user)
+
+    # ---- what a viewer does to a photo -----------------------------------------------
+
+    async def delete(self, viewer: User, photo_id: int) -> None:
+        """Soft delete by the owner; a photo the viewer cannot see is ``NotFound``, one
+        they see but do not own ``NotAllowed``."""
+        photo = await self.photo(viewer, photo_id)
+        await self.photos.delete(photo.id, viewer.id)
+
+    async def restore(self, viewer: User, photo_id: int) -> PhotoCard:
+        photo = await self.photos.restore(photo_id, viewer.id)
+        (card,) = await self._cards(self.audience(viewer), [photo])
+        return card
+
+    async def set_like(self, viewer: User, photo_id: int, liked: bool) -> int:
+        """Like or unlike a photo the viewer may see; its like count after."""
+        photo = await self.photo(viewer, photo_id)
+        if liked:
+            await self.likes.like(photo.id, viewer.id, utcnow())
+        else:
+            await self.likes.unlike(photo.id, viewer.id)
+        return (await self.likes.like_counts([photo.id]))[photo.id]
+
+    # ---- media -----------------------------------------------------------------------
+
+    async def media(self, viewer: User | None, photo_id: int, secret: str, name: str) -> MediaGrant:
+        """The rendition ``name`` of a media URL. ``NotFound`` for a missing photo and a
+        wrong secret alike; the owner's renditions need the owner's token."""
+        try:
+            photo: Photo | None = await self.photos.get_for_media(photo_id)
+        except NotFound:
+            photo = None
+        # SECURITY: constant-time comparison of the URL's secret; a missing photo and a
+        # wrong secret get the same answer, so a guessed id tells nothing (issue 10, item 13).
+        if photo is None or not hmac.compare_digest(secret.encode(), photo.secret.encode()):
+            raise NotFound(f"no media {photo_id}/{name}")
+        rendition = photo.rendition(name)
+        if rendition is None:
+            raise NotFound(f"photo {photo.id} has no {name!r} rendition")
+        if rendition not in allowed_renditions(photo, viewer):
+            what = "original upload" if name == "original" else f"{name!r} rendition"
+            if viewer is None:
+                raise NotAuthenticated(
+                    f"the {what} is for its owner only: send the owner's bearer token"
+                )
+            raise NotAllowed(f"the {what} is for its owner only")
+        return MediaGrant(photo, rendition, await self._shared(photo, rendition))
+
+    async def _shared(self, photo: Photo, rendition: Rendition) -> bool:
+        """Whether shared caches may keep these bytes: a public photo of a public account."""
+        if rendition not in allowed_renditions(photo, None):
+            return False
+        if photo.visibility is not Visibility.PUBLIC:
+            return False
+        owner = await self.audience(None).owner(photo.owner_id)
+        # SECURITY: the owner's current state, not the photo's alone (issue 10, item 12).
+        return owner is not None and not owner.private
+
+    def in_memory(self, grant: MediaGrant) -> bool:
+        """Whether the rendition is small enough to be served whole from memory."""
+        return self.photos.media.fits(grant.rendition.size)
+
+    async def whole(self, grant: MediaGrant) -> bytes:
+        """All of a small rendition's bytes, from memory or read once into it;
+        ``Unavailable`` (and nothing cached) when the store fails or falls short."""
+        rendition = grant.rendition
+        key = f"{grant.photo.id}/{rendition.name}"  # Photos.delete drops "<id>/..."
+        data = self.photos.media.get(key)
+        if data is None:
+            try:
+                data = b"".join([c async for c in self.blobs.open(rendition.locator)])
+            except InstastoreError as exc:
+                raise unreadable(rendition, exc) from exc
+            if len(data) != rendition.size:
+                short = StorageError(f"{len(data):,} of {rendition.size:,} bytes")
+                raise unreadable(rendition, short)
+            self.photos.media.put(key, data)
+        return data
+
+    def chunks(self, grant: MediaGrant, offset: int, length: int) -> AsyncIterator[bytes]:
+        """``length`` bytes of the rendition from ``offset``, streamed from the blob store;
+        a failure raises ``InstastoreError`` when it happens (see ``unreadable``)."""
+        return self.blobs.open(grant.rendition.locator, offset, length)
