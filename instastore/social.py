@@ -25,7 +25,7 @@ from instastore.clock import utcnow
 from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User, Visibility
-from instastore.paging import Page, decode_cursor, encode_cursor
+from instastore.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from instastore.storage.ports import Stores
 
 FollowState = Literal["following", "requested"]
@@ -71,7 +71,7 @@ class Social:
         return requester
 
     async def _users_page(self, fetch, cursor: str | None, limit: int) -> Page[User]:
-        limit = max(1, min(limit, self.max_page))
+        limit = clamp_limit(limit, self.max_page)
         ids = await fetch(decode_cursor(cursor), limit + 1)
         more = len(ids) > limit
         ids = ids[:limit]
@@ -119,7 +119,9 @@ class Audience:
     """Decides which photos one viewer may see, remembering owners and follow checks for
     the life of one request."""
 
-    def __init__(self, stores: Stores, viewer: User | None, users: TtlCache | None = None) -> None:
+    def __init__(
+        self, stores: Stores, viewer: User | None, users: TtlCache[int, User] | None = None
+    ) -> None:
         self.stores = stores
         self.viewer = viewer
         self.users = users  # shared across requests: owners change rarely (see USERS_TTL_S)
