@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from instastore.limits import MAX_ITEM_BYTES, MAX_RECORDS, RECORD_TTL_S
@@ -70,7 +70,9 @@ class TtlCache(Generic[K, V]):
         ttl_s: float = RECORD_TTL_S,
         max_items: int = MAX_RECORDS,
         stale_until_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock
         self.ttl_s = ttl_s
         self.max_age_s = ttl_s if stale_until_s is None else max(ttl_s, stale_until_s)
         self.max_items = max_items
@@ -81,7 +83,7 @@ class TtlCache(Generic[K, V]):
         hit = self._items.get(key)
         if hit is None:
             return None, False
-        age = time.monotonic() - hit[0]
+        age = self.clock() - hit[0]
         if age > self.max_age_s:
             return None, False
         return hit[1], age <= self.ttl_s
@@ -94,7 +96,7 @@ class TtlCache(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         if len(self._items) >= self.max_items:
             self._items.clear()
-        self._items[key] = (time.monotonic(), value)
+        self._items[key] = (self.clock(), value)
 
     def drop(self, key: K) -> None:
         self._items.pop(key, None)
