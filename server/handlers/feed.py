@@ -8,8 +8,7 @@ from instastore.server.handlers.common import audience, cursor, limit, require_u
 from instastore.server.handlers.photos import photos_json
 
 from instastore.errors import InvalidInput
-
-MAX_QUERY_CHARS = 200
+from instastore.limits import MAX_QUERY_CHARS
 
 
 async def timeline(request: web.Request) -> web.Response:
