@@ -124,7 +124,7 @@ class Audience:
     ) -> None:
         self.stores = stores
         self.viewer = viewer
-        self.users = users  # shared across requests: owners change rarely (see USERS_TTL_S)
+        self.users = users  # shared across requests: owners change rarely (see RECORD_TTL_S)
         self._owners: dict[int, User | None] = {}
         self._follows: dict[int, bool] = {}
 
