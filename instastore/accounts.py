@@ -20,6 +20,13 @@ from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import InvalidInput, NotAuthenticated, NotFound
 from instastore.ids import IdGenerator
+from instastore.limits import (
+    MAX_DISPLAY_NAME_CHARS,
+    MAX_LOGIN_NAME_CHARS,
+    MAX_PASSWORD_CHARS,
+    MIN_PASSWORD_CHARS,
+    TOKEN_BYTES,
+)
 from instastore.model import User
 from instastore.passwords import DUMMY_HASH, PasswordHashing
 from instastore.ratelimit import LoginThrottle
@@ -29,11 +36,6 @@ from instastore.text import check_text
 USERNAME = re.compile(
     r"[a-z0-9_.]{3,30}"
 )  # SECURITY: used with fullmatch ("$" allows a final "\n")
-MIN_PASSWORD_CHARS = 8
-MAX_PASSWORD_CHARS = 1024  # argon2 takes any length; this bounds the work per request
-MAX_DISPLAY_NAME_CHARS = 100
-TOKEN_BYTES = 32
-MAX_LOGIN_NAME_CHARS = 64  # longer than any username: refused before any hashing or lookup
 # What token_urlsafe(TOKEN_BYTES) makes, with room to grow; anything else is no token of ours.
 TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 

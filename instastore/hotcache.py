@@ -2,20 +2,24 @@
 
 ``ByteCache`` is an LRU of small renditions (thumbnails, feed-size JPEGs) under a byte
 budget, so hot media is served from memory instead of a NameNode and a DataNode round
-trip. ``TtlCache`` keeps records for a few seconds; for photos (the media path only) a
-delete through this process drops the entry at once, and other processes see it within
-``RECORD_TTL_S`` (media URLs are served ``immutable`` anyway, so downstream HTTP caches
-keep them far longer).
+trip. ``TtlCache`` keeps small values for a few seconds, optionally served stale a while
+longer: photo and owner records (for photos, the media path only: a delete through this
+process drops the entry at once, and other processes see it within ``RECORD_TTL_S``;
+media URLs are served ``immutable`` anyway, so downstream HTTP caches keep them far
+longer), and the timeline's followee lists, newest ids and ranked windows.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
-RECORD_TTL_S = 5.0
-MAX_RECORDS = 100_000
-MAX_ITEM_BYTES = 2 * 2**20  # larger renditions (originals, videos) always stream from the store
+from instastore.limits import MAX_ITEM_BYTES, MAX_RECORDS, RECORD_TTL_S
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 class ByteCache:
@@ -52,24 +56,47 @@ class ByteCache:
             self.used -= len(self._items.pop(key))
 
 
-class TtlCache:
-    """A few seconds of memory for small, rarely changing records (users by id)."""
+class TtlCache(Generic[K, V]):
+    """Seconds of memory for small, rarely changing values (records, followee lists).
 
-    def __init__(self, ttl: float = RECORD_TTL_S, max_items: int = MAX_RECORDS) -> None:
-        self.ttl = ttl
+    An entry is fresh for ``ttl_s``. With ``stale_until_s`` (an age past ``ttl_s``),
+    ``lookup`` keeps serving it, marked stale, up to that age, so a busy reader never
+    waits for a refresh (the caller refreshes in the background); ``get`` answers fresh
+    entries only. Past ``max_items`` the cache is emptied: cheaper than an LRU, and rare.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float = RECORD_TTL_S,
+        max_items: int = MAX_RECORDS,
+        stale_until_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock
+        self.ttl_s = ttl_s
+        self.max_age_s = ttl_s if stale_until_s is None else max(ttl_s, stale_until_s)
         self.max_items = max_items
-        self._items: dict[object, tuple[float, object]] = {}
+        self._items: dict[K, tuple[float, V]] = {}
 
-    def get(self, key: object) -> object | None:
+    def lookup(self, key: K) -> tuple[V | None, bool]:
+        """(value, fresh); (None, False) when absent or too old to serve."""
         hit = self._items.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return None
-        return hit[1]
+        if hit is None:
+            return None, False
+        age = self.clock() - hit[0]
+        if age > self.max_age_s:
+            return None, False
+        return hit[1], age <= self.ttl_s
 
-    def put(self, key: object, value: object) -> None:
+    def get(self, key: K) -> V | None:
+        """The value while it is fresh; None otherwise."""
+        value, fresh = self.lookup(key)
+        return value if fresh else None
+
+    def put(self, key: K, value: V) -> None:
         if len(self._items) >= self.max_items:
             self._items.clear()
-        self._items[key] = (time.monotonic() + self.ttl, value)
+        self._items[key] = (self.clock(), value)
 
-    def drop(self, key: object) -> None:
+    def drop(self, key: K) -> None:
         self._items.pop(key, None)

@@ -22,16 +22,13 @@ from instastore import search
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import InstastoreError
+from instastore.limits import ORPHAN_GRACE, PURGE_BATCH
 from instastore.model import Photo
 from instastore.storage.ports import BlobStore, PhotoStore
-from instastore.uploads import IDEMPOTENCY_TTL, remove_abandoned_uploads
+from instastore.uploads import remove_abandoned_uploads
 
 log = logging.getLogger(__name__)
 
-PURGE_BATCH = 100  # queue entries handled per round of the purge job
-# A retried upload may adopt the blobs its first attempt saved for as long as its
-# Idempotency-Key's claim lives; an hour more covers an upload still being written.
-ORPHAN_GRACE = IDEMPOTENCY_TTL + timedelta(hours=1)
 PROGRESS_EVERY = 10_000  # records read between two progress lines of gc
 
 

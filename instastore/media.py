@@ -25,6 +25,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from instastore.errors import InvalidMedia, UnsupportedMedia
+from instastore.limits import MAX_VIDEO_PACKETS
 from instastore.model import Kind
 
 # SECURITY: a decompression bomb is an error, never a warning that lets decoding go on.
@@ -114,10 +115,6 @@ REMUX_OPTIONS = {
     "mov": {"movflags": "faststart", "fflags": "+bitexact"},
     "webm": {"fflags": "+bitexact"},
 }
-# Video and audio packets of one video. Remuxing costs ~4 us of CPU a packet here, and a
-# 256 MB upload of tiny packets holds ~20 million (90 s of CPU); 500,000 is over two hours
-# of 60 fps video with its audio, and about 2 s of remux.
-MAX_VIDEO_PACKETS = 500_000
 DERIVED = ("video",)  # names of the files made beside an upload (see derived_path)
 
 

@@ -42,6 +42,12 @@ class Page(Generic[T]):
     next_cursor: str | None  # None: this is the last page
 
 
+def clamp_limit(limit: int, most: int) -> int:
+    """The page size to serve for a requested ``limit``: at least 1, at most ``most``
+    (the ``max_page_size`` setting). The one clamp every paged list goes through."""
+    return max(1, min(limit, most))
+
+
 class _Keys:
     def __init__(self, key: bytes) -> None:
         self.enc = hmac.digest(key, b"instastore cursor encryption", hashlib.sha256)

@@ -8,7 +8,7 @@ never speaks HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from instastore import search
@@ -16,11 +16,17 @@ from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import Gone, InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import ByteCache, TtlCache
-from instastore.model import Photo
-from instastore.paging import Page, decode_cursor, encode_cursor
+from instastore.limits import OVERFETCH_ROUNDS
+from instastore.model import Photo, User
+from instastore.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from instastore.storage.ports import PhotoStore, SearchIndex
 
-OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted photos
+
+def live_in_order(photo_ids: Sequence[int], records: Mapping[int, Photo]) -> list[Photo]:
+    """The live photos among ``photo_ids``, in that order: one without a record (never
+    was, or purged) or deleted is left out. The one filter every list of photos goes
+    through; invisible photos are the viewer's filter (``social.Audience``)."""
+    return [records[i] for i in photo_ids if i in records and not records[i].deleted]
 
 
 class Photos:
@@ -35,11 +41,11 @@ class Photos:
         self.index = index  # the title search
         self.settings = settings
         self.clock = clock
-        self.records = TtlCache()  # photo records of the media path
+        self.records: TtlCache[int, Photo] = TtlCache()  # photo records of the media path
         self.media = ByteCache(settings.media_cache_bytes)
         # Owners shown beside photos. A change of privacy or display name reaches
         # other processes within the TTL; this process drops its entry at once.
-        self.users = TtlCache()
+        self.users: TtlCache[int, User] = TtlCache()
 
     async def get_for_media(self, photo_id: int) -> Photo:
         """Like ``get``, through a few-second record cache (the media hot path)."""
@@ -60,10 +66,14 @@ class Photos:
             raise NotFound(f"no photo {photo_id}")
         return photo
 
+    async def live(self, photo_ids: Sequence[int]) -> list[Photo]:
+        """The live photos among ``photo_ids``, in that order (see ``live_in_order``)."""
+        return live_in_order(photo_ids, await self.photos.get_photos(photo_ids))
+
     async def live_page(self, fetch, cursor: str | None, limit: int, allowed=None) -> Page[Photo]:
         """Fill a page from ``fetch(before, n) -> ids``, skipping deleted photos and,
         with ``allowed`` (an async filter, e.g. ``Audience.filter``), invisible ones."""
-        limit = max(1, min(limit, self.settings.max_page_size))
+        limit = clamp_limit(limit, self.settings.max_page_size)
         before = decode_cursor(cursor)
         found: list[Photo] = []
         for _ in range(OVERFETCH_ROUNDS):
@@ -71,8 +81,7 @@ class Photos:
             ids = await fetch(before, wanted)
             if not ids:
                 return Page(found, None)
-            photos = await self.photos.get_photos(ids)
-            live = [photos[i] for i in ids if i in photos and not photos[i].deleted]
+            live = await self.live(ids)
             found += await allowed(live) if allowed else live
             before = ids[-1]
             if len(found) > limit:

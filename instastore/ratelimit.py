@@ -13,10 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from instastore.errors import RateLimited
-
-MAX_KEYS = 100_000  # buckets kept before the idle ones are dropped
-KNOWN_ACCOUNTS = 100_000  # accounts whose good addresses the log-in throttle remembers
-KNOWN_ADDRESSES = 8  # addresses remembered per account (the latest ones)
+from instastore.limits import KNOWN_ACCOUNTS, KNOWN_ADDRESSES, MAX_KEYS
 
 
 class RateLimiter:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-MAX_TERMS_PER_TITLE = 32  # index rows written with one photo; titles are short
-MAX_TERM_LENGTH = 64  # characters; longer "words" are noise, not search terms
+from instastore.limits import MAX_TERM_LENGTH, MAX_TERMS_PER_TITLE
+
 _SPLIT = re.compile(r"[^\w]+|_+")
 
 

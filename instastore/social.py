@@ -26,7 +26,7 @@ from instastore.clock import utcnow
 from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User, Visibility
-from instastore.paging import Page, decode_cursor, encode_cursor
+from instastore.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from instastore.storage.ports import AccountStore, FollowGraph
 
 FollowState = Literal["following", "requested"]
@@ -102,7 +102,7 @@ class Social:
         return requester
 
     async def _users_page(self, fetch, cursor: str | None, limit: int) -> Page[User]:
-        limit = max(1, min(limit, self.max_page))
+        limit = clamp_limit(limit, self.max_page)
         ids = await fetch(decode_cursor(cursor), limit + 1)
         more = len(ids) > limit
         ids = ids[:limit]
@@ -143,7 +143,7 @@ class Social:
             lambda after, n: self.graph.follow_requests(me.id, after, n), cursor, limit
         )
 
-    def audience(self, viewer: User | None, users: TtlCache | None = None) -> Audience:
+    def audience(self, viewer: User | None, users: TtlCache[int, User] | None = None) -> Audience:
         """Who may see what, for ``viewer``; ``users``: a cache of owners shared across
         requests."""
         return Audience(self.accounts, self.graph, viewer, users)
@@ -158,12 +158,12 @@ class Audience:
         accounts: AccountStore,
         graph: FollowGraph,
         viewer: User | None,
-        users: TtlCache | None = None,
+        users: TtlCache[int, User] | None = None,
     ) -> None:
         self.accounts = accounts
         self.graph = graph
         self.viewer = viewer
-        self.users = users  # shared across requests: owners change rarely (see USERS_TTL_S)
+        self.users = users  # shared across requests: owners change rarely (see RECORD_TTL_S)
         self._owners: dict[int, User | None] = {}
         self._follows: dict[int, bool] = {}
 

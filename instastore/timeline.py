@@ -1,40 +1,48 @@
-"""The home timeline: photos of everyone a user follows, merged from their UserPhoto rows.
+"""The home timeline service: whom a user follows, their newest ids, caches, and pages.
 
-Cost does not grow with the followees' whole history:
+The merge itself is ``instastore.merge`` (a pure function over a row reader) and what
+"top" means is ``instastore.ranking``; this module wires them to the stores and keeps
+the caches that make a page cheap at 1,000 followees:
 
 1. the followee list (one partition) and each followee's newest photo id
-   (``user_latest``, read in chunks of 100 keys concurrently) are cached for a few seconds;
-2. a lazy k-way merge keeps a heap keyed by an upper bound of each followee's next id
-   (at first their newest id); a followee's rows are read only when it reaches the top
-   of the heap, and a few of the next candidates are read concurrently with it;
-3. each read asks one or two buckets of one UserPhoto row for at most a page of ids.
+   (``user_latest``, read in chunks of 100 keys concurrently) are cached for
+   ``TIMELINE_FRESH_S`` and then refreshed in the background, served stale meanwhile up
+   to ``TIMELINE_STALE_MAX_S``;
+2. a ranked "top" window is kept ``RANKED_TTL_S``, computed once for concurrent readers.
 
-So a page of 20 reads the rows of roughly the 20 followees who posted most recently,
-not of all 1,000, and each such read is one query in the bucket of the followee's newest
-photo. The price of the cache: a photo posted through another server process appears in
-its followers' timelines CACHE_TTL_S later while they keep reading, and up to STALE_MAX_S
-later on the first page after a pause (at once through the same process). "recent" is newest first with an id cursor; "top" ranks a window of
-the newest ``TOP_WINDOW`` photos by likes decayed by age, with a cursor that pins the
-window, so pages stay stable while new photos arrive.
+The price of the cache: a photo posted through another server process appears in its
+followers' timelines TIMELINE_FRESH_S later while they keep reading, and up to
+TIMELINE_STALE_MAX_S later on the first page after a pause (at once through the same
+process). "recent" is newest first with an id cursor; "top" ranks a window of the newest
+``TOP_WINDOW`` photos, with a cursor that pins the window, so pages stay stable while new
+photos arrive. Cache keys are small frozen dataclasses, one class per kind of key, so two
+kinds never collide.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
-import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from instastore import ids
+from instastore import merge, ranking
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.hotcache import TtlCache
+from instastore.limits import (
+    FOLLOWEES_PAGE,
+    MAX_FOLLOWEES,
+    RANKED_TTL_S,
+    TIMELINE_CACHE_ITEMS,
+    TIMELINE_FRESH_S,
+    TIMELINE_STALE_MAX_S,
+    TOP_WINDOW,
+)
 from instastore.model import Photo, User
-from instastore.paging import Page, decode_top_cursor, encode_top_cursor
+from instastore.paging import Page, clamp_limit, decode_top_cursor, encode_top_cursor
 from instastore.photos import Photos
 from instastore.social import Audience
 from instastore.storage.ports import AccountStore, FollowGraph, LikeStore, PhotoStore
@@ -42,43 +50,36 @@ from instastore.storage.ports import AccountStore, FollowGraph, LikeStore, Photo
 log = logging.getLogger(__name__)
 
 Order = Literal["top", "recent"]
-CACHE_TTL_S = 5.0  # followee lists and newest ids are refreshed after this long...
-STALE_MAX_S = 60.0  # ...in the background, serving the old value meanwhile, up to this age
-FOLLOWEES_PAGE = 1000  # rows per read of the followee list
-MAX_FOLLOWEES = 10_000  # followees considered; beyond this the oldest follows are ignored
-PREFETCH = 12  # followees' rows read concurrently with the one at the top of the heap
-FIRST_READ = 4  # ids asked of a followee at first: most give a page one or two photos
-TOP_WINDOW = 100  # newest candidate photos ranked for "top" (about 5 pages)
-GRAVITY = 1.5  # how fast age decays a photo's likes in "top"
-RANKED_TTL_S = 10.0  # a ranked "top" window is reused this long (new likes re-rank after it)
+Ranked = tuple[int, list[int]]  # a window's newest id and its photo ids, best first
 
 
-class _StaleWhileRevalidate:
-    """Entries are fresh for ``fresh_s``, then served stale (and refreshed in the
-    background by the caller) until ``max_s``, so a busy reader never waits for a refresh."""
+@dataclass(frozen=True)
+class FolloweesOf:
+    """Key: the followee list of a reader."""
 
-    def __init__(self, fresh_s: float, max_s: float) -> None:
-        self.fresh_s = fresh_s
-        self.max_s = max_s
-        self._items: dict[int, tuple[float, object]] = {}
+    reader_id: int
 
-    def get(self, key: int) -> tuple[object | None, bool]:
-        """(value, fresh); (None, False) when absent or too old to serve."""
-        hit = self._items.get(key)
-        if hit is None:
-            return None, False
-        age = time.monotonic() - hit[0]
-        if age > self.max_s:
-            return None, False
-        return hit[1], age <= self.fresh_s
 
-    def put(self, key: int, value: object) -> None:
-        if len(self._items) > 200_000:
-            self._items.clear()
-        self._items[key] = (time.monotonic(), value)
+@dataclass(frozen=True)
+class NewestOf:
+    """Key: a user's newest photo id (0: none)."""
 
-    def drop(self, key: int) -> None:
-        self._items.pop(key, None)
+    user_id: int
+
+
+@dataclass(frozen=True)
+class NewestFor:
+    """Key: a background refresh of the newest ids of a reader's followees."""
+
+    reader_id: int
+
+
+@dataclass(frozen=True)
+class RankedWindow:
+    """Key: a reader's ranked "top" window; ``window_top`` None is the current one."""
+
+    reader_id: int
+    window_top: int | None
 
 
 class Timeline:
@@ -99,14 +100,14 @@ class Timeline:
         self.settings = settings
         self.photos = photos
         self.clock = clock
-        self._followees = _StaleWhileRevalidate(CACHE_TTL_S, STALE_MAX_S)
-        self._latest = _StaleWhileRevalidate(CACHE_TTL_S, STALE_MAX_S)
-        self._ranked = TtlCache(RANKED_TTL_S)
-        self._flights: dict[tuple, asyncio.Future] = {}
-        self._refreshing: set[int] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._followees: TtlCache[FolloweesOf, list[int]] = _stale_while_revalidate()
+        self._latest: TtlCache[NewestOf, int] = _stale_while_revalidate()
+        self._ranked: TtlCache[RankedWindow, Ranked] = TtlCache(RANKED_TTL_S)
+        self._flights: dict[RankedWindow, asyncio.Future[Ranked]] = {}
+        self._refreshing: set[FolloweesOf | NewestFor] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
-    def _in_background(self, key: int, coro) -> None:
+    def _in_background(self, key: FolloweesOf | NewestFor, coro: Coroutine[Any, Any, Any]) -> None:
         if key in self._refreshing:
             coro.close()
             return
@@ -114,7 +115,7 @@ class Timeline:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
 
-        def done(t: asyncio.Task) -> None:
+        def done(t: asyncio.Task[Any]) -> None:
             self._tasks.discard(t)
             self._refreshing.discard(key)
             if not t.cancelled() and t.exception() is not None:
@@ -124,22 +125,22 @@ class Timeline:
 
     def note_photo(self, owner_id: int, photo_id: int) -> None:
         """A photo was just posted through this process: followers' timelines here see
-        it at once (other processes within CACHE_TTL_S)."""
-        cached, _ = self._latest.get(owner_id)
+        it at once (other processes within TIMELINE_FRESH_S)."""
+        cached, _ = self._latest.lookup(NewestOf(owner_id))
         if cached is not None and cached < photo_id:
-            self._latest.put(owner_id, photo_id)
+            self._latest.put(NewestOf(owner_id), photo_id)
 
     def forget(self, user_id: int) -> None:
         """Drop what is cached for a reader who just followed or unfollowed someone: the
         followee list and the ranked "top" first page."""
-        self._followees.drop(user_id)
-        self._ranked.drop((user_id, None))
+        self._followees.drop(FolloweesOf(user_id))
+        self._ranked.drop(RankedWindow(user_id, None))
 
     async def followees(self, user_id: int) -> list[int]:
-        cached, fresh = self._followees.get(user_id)
+        cached, fresh = self._followees.lookup(FolloweesOf(user_id))
         if cached is not None:
             if not fresh:
-                self._in_background(-user_id - 1, self._load_followees(user_id))
+                self._in_background(FolloweesOf(user_id), self._load_followees(user_id))
             return cached
         return await self._load_followees(user_id)
 
@@ -152,14 +153,16 @@ class Timeline:
             if len(page) < FOLLOWEES_PAGE:
                 break
             after = page[-1]
-        self._followees.put(user_id, found)
+        self._followees.put(FolloweesOf(user_id), found)
         return found
 
     async def latest(self, user_ids: list[int], reader: int = 0) -> dict[int, int]:
+        """Each user's newest photo id (users without photos left out), from the cache;
+        stale entries are refreshed in the background, missing ones read now."""
         known: dict[int, int] = {}
         missing, stale = [], []
         for uid in user_ids:
-            value, fresh = self._latest.get(uid)
+            value, fresh = self._latest.lookup(NewestOf(uid))
             if value is None:
                 missing.append(uid)
                 continue
@@ -168,7 +171,7 @@ class Timeline:
             if value:
                 known[uid] = value
         if stale:
-            self._in_background(reader, self._load_latest(stale))
+            self._in_background(NewestFor(reader), self._load_latest(stale))
         if missing:
             known.update(await self._load_latest(missing))
         return known
@@ -176,53 +179,14 @@ class Timeline:
     async def _load_latest(self, user_ids: list[int]) -> dict[int, int]:
         fresh = await self.photo_store.latest_photo_ids(user_ids)
         for uid in user_ids:
-            current, _ = self._latest.get(uid)
-            self._latest.put(uid, max(fresh.get(uid, 0), current or 0))
+            current, _ = self._latest.lookup(NewestOf(uid))
+            self._latest.put(NewestOf(uid), max(fresh.get(uid, 0), current or 0))
         return {uid: value for uid, value in fresh.items() if value}
 
     async def merged_ids(self, user_id: int, before: int | None, n: int) -> list[int]:
         """The ``n`` newest photo ids (strictly before ``before``) of the user's followees."""
-        followees = await self.followees(user_id)
-        latest = await self.latest(followees, reader=user_id)
-        ceiling = (before - 1) if before is not None else ids.MAX_ID
-        # Heap entries: (-upper bound of the next id, followee, fetched?)
-        heap = [
-            (-min(newest, ceiling), f, False)
-            for f, newest in latest.items()
-            if min(newest, ceiling) > 0
-        ]
-        heapq.heapify(heap)
-        rows: dict[int, deque[int]] = {}
-        exhausted: set[int] = set()
-        out: list[int] = []
-
-        async def read(followee: int, below: int | None, count: int) -> None:
-            got = await self.photo_store.user_photo_ids(followee, below, count)
-            rows[followee] = deque(got)
-            if len(got) < count:
-                exhausted.add(followee)
-            if got:
-                heapq.heappush(heap, (-got[0], followee, True))
-
-        first_read = min(n, FIRST_READ)
-        while heap and len(out) < n:
-            bound, followee, fetched = heapq.heappop(heap)
-            if not fetched:
-                batch = [(followee, -bound)]
-                while heap and len(batch) <= PREFETCH and not heap[0][2]:
-                    negative_bound, other, _ = heapq.heappop(heap)
-                    batch.append((other, -negative_bound))
-                # Strictly below bound + 1: from the followee's newest photo (or the
-                # cursor) down, starting in that photo's bucket.
-                await asyncio.gather(*(read(f, b + 1, first_read) for f, b in batch))
-                continue
-            queue = rows[followee]
-            out.append(queue.popleft())
-            if queue:
-                heapq.heappush(heap, (-queue[0], followee, True))
-            elif followee not in exhausted:
-                await read(followee, out[-1], n)
-        return out
+        newest = await self.latest(await self.followees(user_id), reader=user_id)
+        return await merge.merge_timeline(newest, self.photo_store.user_photo_ids, before, n)
 
     async def page(self, user: User, order: Order, cursor: str | None, limit: int) -> Page[Photo]:
         followees = set(await self.followees(user.id))
@@ -240,37 +204,36 @@ class Timeline:
     async def _top(
         self, user: User, audience: Audience, cursor: str | None, limit: int
     ) -> Page[Photo]:
-        limit = max(1, min(limit, self.settings.max_page_size))
+        limit = clamp_limit(limit, self.settings.max_page_size)
         pinned = decode_top_cursor(cursor)
         window_top, offset = pinned if pinned else (None, 0)
-        key = (user.id, window_top)
-        ranked = self._ranked.get(key)
-        if ranked is None:
-            # Single flight: concurrent first pages of one reader rank the window once.
-            flight = self._flights.get(key)
-            if flight is None:
-                flight = asyncio.ensure_future(self._rank_window(user, audience, window_top))
-                self._flights[key] = flight
-                flight.add_done_callback(lambda _: self._flights.pop(key, None))
-            window_top, ranked = await asyncio.shield(flight)
-            self._ranked.put((user.id, window_top), ranked)
-            if pinned is None:
-                self._ranked.put(key, (window_top, ranked))
-        elif pinned is None:
-            window_top, ranked = ranked
+        window_top, ranked = await self._ranked_window(user, audience, window_top)
         if not ranked:
             return Page([], None)
-        page_ids = ranked[offset : offset + limit]
-        photos = await self.photo_store.get_photos(page_ids)
-        page = [
-            photos[i] for i in page_ids if i in photos and not photos[i].deleted
-        ]  # deleted since ranking
+        page = await self.photos.live(ranked[offset : offset + limit])  # deleted since ranking
         more = offset + limit < len(ranked)
         return Page(page, encode_top_cursor(window_top, offset + limit) if more else None)
 
-    async def _rank_window(
+    async def _ranked_window(
         self, user: User, audience: Audience, window_top: int | None
-    ) -> tuple[int, list[int]]:
+    ) -> Ranked:
+        """The window pinned at ``window_top`` (None: the current one), from the cache or
+        ranked now; concurrent first pages of one reader rank it once (single flight)."""
+        key = RankedWindow(user.id, window_top)
+        cached = self._ranked.get(key)
+        if cached is not None:
+            return cached
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._rank_window(user, audience, window_top))
+            self._flights[key] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+        ranked = await asyncio.shield(flight)
+        self._ranked.put(RankedWindow(user.id, ranked[0]), ranked)
+        self._ranked.put(key, ranked)
+        return ranked
+
+    async def _rank_window(self, user: User, audience: Audience, window_top: int | None) -> Ranked:
         """The ids of the newest TOP_WINDOW visible photos up to ``window_top``, best first.
         Ranked once and kept for RANKED_TTL_S, so paging through "top" is cheap and stable."""
         candidates = await self.merged_ids(
@@ -279,15 +242,12 @@ class Timeline:
         if not candidates:
             return window_top or 0, []
         window_top = window_top or candidates[0]
-        photos = await self.photo_store.get_photos(candidates)
-        live = await audience.filter(
-            photos[i] for i in candidates if i in photos and not photos[i].deleted
-        )
+        live = await audience.filter(await self.photos.live(candidates))
         likes = await self.likes.like_counts([p.id for p in live])
-        now_ms = self.clock().timestamp() * 1000
+        return window_top, ranking.rank(live, likes, self.clock())
 
-        def score(photo: Photo) -> tuple[float, int]:
-            age_hours = max(0.0, (now_ms - ids.unix_ms_of(photo.id)) / 3_600_000)
-            return ((likes[photo.id] + 1) / (age_hours + 2) ** GRAVITY, photo.id)
 
-        return window_top, [p.id for p in sorted(live, key=score, reverse=True)]
+def _stale_while_revalidate() -> TtlCache[Any, Any]:
+    """A timeline cache: fresh for TIMELINE_FRESH_S, then served stale (and refreshed in
+    the background) up to TIMELINE_STALE_MAX_S."""
+    return TtlCache(TIMELINE_FRESH_S, TIMELINE_CACHE_ITEMS, stale_until_s=TIMELINE_STALE_MAX_S)

@@ -42,6 +42,7 @@ from instastore.errors import (
     TooLarge,
 )
 from instastore.ids import IdGenerator
+from instastore.limits import IDEMPOTENCY_TTL, MAX_IDEMPOTENCY_KEY
 from instastore.model import Photo, Rendition, User, Visibility
 from instastore.photos import Photos
 from instastore.storage import scratch
@@ -52,8 +53,6 @@ log = logging.getLogger(__name__)
 
 HASH_BATCH = 1024 * 1024  # bytes gathered before one write + hash step in a worker thread
 FILE_CHUNK = 256 * 1024  # bytes per chunk when streaming the temporary file to the blob store
-IDEMPOTENCY_TTL = timedelta(days=1)  # a key answers with its photo this long after its last write
-MAX_IDEMPOTENCY_KEY = 128  # characters
 TAKEOVER_ROUNDS = 3  # claim -> take over -> claim again, when retries race for a stale key
 HEARTBEATS_PER_WINDOW = 3  # claim renewals per stale window while an upload works
 UPLOAD_PREFIX = "upload-"  # temporary files of uploads in flight, under <data_dir>/tmp

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from instastore import __version__
+from instastore.limits import MAX_QUERY_CHARS
 
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
@@ -613,7 +614,7 @@ def paths() -> dict[str, Any]:
                 + [
                     query_param(
                         "q",
-                        {"type": "string", "minLength": 1, "maxLength": 200},
+                        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
                         "the words to find",
                         required=True,
                     )

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from instastore.errors import BadCursor
-from instastore.paging import decode_cursor, encode_cursor
+from instastore.paging import clamp_limit, decode_cursor, encode_cursor
 
 
 @given(st.integers(min_value=1, max_value=2**63 - 1))
@@ -28,3 +28,10 @@ def test_no_cursor_is_the_first_page():
 def test_bad_cursors(cursor):
     with pytest.raises(BadCursor):
         decode_cursor(cursor)
+
+
+@given(st.integers(min_value=-(2**31), max_value=2**31), st.integers(min_value=1, max_value=500))
+def test_every_page_size_is_clamped_to_one_through_the_most(limit: int, most: int) -> None:
+    served = clamp_limit(limit, most)
+    assert 1 <= served <= most
+    assert served == limit or not 1 <= limit <= most

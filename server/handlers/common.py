@@ -12,6 +12,7 @@ from instastore.server.keys import SERVICES, SETTINGS, USER, Services
 from instastore import ids
 from instastore.errors import InvalidInput, NotAuthenticated
 from instastore.model import User
+from instastore.paging import clamp_limit
 
 
 def services(request: web.Request) -> Services:
@@ -46,7 +47,7 @@ def limit(request: web.Request, default: int = 20) -> int:
         return default
     if not _LIMIT.fullmatch(raw) or int(raw) < 1:
         raise InvalidInput("limit must be a positive integer of ASCII digits")
-    return min(int(raw), request.app[SETTINGS].max_page_size)
+    return clamp_limit(int(raw), request.app[SETTINGS].max_page_size)
 
 
 def cursor(request: web.Request) -> str | None:

@@ -7,8 +7,7 @@ from instastore.server import views
 from instastore.server.handlers.common import cursor, limit, require_user, services, viewer
 
 from instastore.errors import InvalidInput
-
-MAX_QUERY_CHARS = 200
+from instastore.limits import MAX_QUERY_CHARS
 
 
 async def timeline(request: web.Request) -> web.Response:

@@ -1,0 +1,61 @@
+"""The core's fixed limits: sizes, counts and time windows that are not settings.
+
+Each constant carries its unit and the reason for its value. What an operator may tune
+is a setting in ``instastore.config`` (declared once there, documented in the README);
+what is here is fixed by design: the bounds a client can run into, the core's cache
+windows and the timeline's read sizes. I/O chunk sizes stay beside the code that streams
+(``instastore.uploads``, the adapters), the storage adapters keep their own read sizes
+and retries, and the server its protocol guards (``server/guard.py``). No I/O here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+# Accounts (instastore.accounts)
+MIN_PASSWORD_CHARS = 8  # characters
+MAX_PASSWORD_CHARS = 1024  # characters: argon2 takes any length; this bounds the work per request
+MAX_DISPLAY_NAME_CHARS = 100  # characters
+MAX_LOGIN_NAME_CHARS = 64  # longer than any username: refused before any hashing or lookup
+TOKEN_BYTES = 32  # random bytes of a session token (256 bits: not guessable)
+
+# Log-in and upload throttles (instastore.ratelimit): memory bounds per process
+MAX_KEYS = 100_000  # buckets kept before the idle ones are dropped
+KNOWN_ACCOUNTS = 100_000  # accounts whose good addresses the log-in throttle remembers
+KNOWN_ADDRESSES = 8  # addresses remembered per account (the latest ones)
+
+# Search (instastore.search)
+MAX_TERMS_PER_TITLE = 32  # index rows written with one photo; titles are short
+MAX_TERM_LENGTH = 64  # characters; longer "words" are noise, not search terms
+MAX_QUERY_CHARS = 200  # characters of a search query: more words than any title indexes
+
+# Uploads (instastore.uploads) and the batch jobs (instastore.jobs)
+IDEMPOTENCY_TTL = timedelta(days=1)  # a key answers with its photo this long after its last write
+MAX_IDEMPOTENCY_KEY = 128  # characters
+# A retried upload may adopt the blobs its first attempt saved for as long as its
+# Idempotency-Key's claim lives; an hour more covers an upload still being written.
+ORPHAN_GRACE = IDEMPOTENCY_TTL + timedelta(hours=1)
+PURGE_BATCH = 100  # queue entries handled per round of the purge job
+# Video and audio packets of one video (instastore.media). Remuxing costs ~4 us of CPU a
+# packet here, and a 256 MB upload of tiny packets holds ~20 million (90 s of CPU);
+# 500,000 is over two hours of 60 fps video with its audio, and about 2 s of remux.
+MAX_VIDEO_PACKETS = 500_000
+
+# Reading photos
+OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted or invisible photos
+
+# In-process caches (instastore.hotcache)
+RECORD_TTL_S = 5.0  # seconds a photo or owner record is reused: how stale other processes may be
+MAX_RECORDS = 100_000  # records per cache before it is emptied (a few hundred bytes each)
+MAX_ITEM_BYTES = 2 * 2**20  # larger renditions (originals, videos) always stream from the store
+
+# The home timeline (instastore.timeline, instastore.merge)
+TIMELINE_FRESH_S = 5.0  # seconds followee lists and newest ids are served without a refresh...
+TIMELINE_STALE_MAX_S = 60.0  # ...then refreshed in the background, served meanwhile up to this age
+TIMELINE_CACHE_ITEMS = 200_000  # entries per timeline cache before it is emptied (ints, lists)
+FOLLOWEES_PAGE = 1000  # rows per read of the followee list
+MAX_FOLLOWEES = 10_000  # followees considered; beyond this the oldest follows are ignored
+PREFETCH = 12  # followees' rows read concurrently with the one at the top of the merge heap
+FIRST_READ = 4  # ids asked of a followee at first: most give a page one or two photos
+TOP_WINDOW = 100  # newest candidate photos ranked for "top" (about 5 pages of 20)
+RANKED_TTL_S = 10.0  # seconds a ranked "top" window is reused (new likes re-rank after it)
