@@ -28,7 +28,7 @@ from aiohttp import web
 from instastore.server.handlers.common import audience, services, viewer
 from instastore.server.problems import problem
 
-from instastore import ids
+from instastore import ids, volumes
 from instastore.errors import (
     InstastoreError,
     NotAllowed,
@@ -150,7 +150,9 @@ async def _from_cache(
     data = svc.photos.media.get(cache_key)
     if data is None:
         try:
-            data = b"".join([c async for c in svc.stores.blobs.open(rendition.locator)])
+            data = b"".join(
+                [c async for c in volumes.open_locator(svc.stores.blobs, rendition.locator)]
+            )
         except InstastoreError as exc:
             raise _unreadable(rendition, exc) from exc
         if len(data) != rendition.size:  # a short blob is never cached nor served as whole
@@ -175,7 +177,8 @@ async def _streamed(
         await response.write_eof()
         return response
     blobs = services(request).stores.blobs
-    async with contextlib.aclosing(blobs.open(rendition.locator, offset, length)) as chunks:
+    opened = volumes.open_locator(blobs, rendition.locator, offset, length)
+    async with contextlib.aclosing(opened) as chunks:
         try:
             first = await anext(chunks, b"")
         except InstastoreError as exc:
