@@ -215,6 +215,16 @@ class MetadataStore(Protocol):
     async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
         """Likes per photo; photos never liked count 0."""
 
+    # ---- volumes (issue 12; the packer): keep this block at the end of the protocol ----
+    async def switch_locators(
+        self, photo_id: int, old: dict[str, str], new: dict[str, str]
+    ) -> bool:
+        """Point renditions of a photo at new locators (rendition name -> locator), only
+        if the record exists, is not deleted, and its renditions named in ``old`` still
+        have exactly those locators; atomically (a lightweight transaction on Cassandra,
+        a transaction on SQLite). True if the record now has ``new`` (also when an
+        earlier try already switched it: safe to settle), False if it was left alone."""
+
 
 class BlobStore(Protocol):
     """Immutable byte blobs under keys that the core chooses (``a/b/c``, no leading
