@@ -44,10 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("migrate", "create the keyspace and apply the CQL schema files not yet applied", _migrate),
         ("purge", "remove for good the photos deleted more than retention_days ago", _purge),
         ("gc", "remove blobs no photo record points at, and leftovers of crashed writes", _gc),
+        ("pack", "pack the landed blobs of photos older than --min-age into volumes", _pack),
     ):
         command = commands.add_parser(name, help=help_text)
         config.add_arguments(command)
         command.set_defaults(run=run)
+        if name == "pack":
+            command.add_argument(
+                "--min-age",
+                type=_seconds,
+                default=300,
+                metavar="SECONDS",
+                help="pack only photos at least this old (default 300; 0 packs everything)",
+            )
 
     cluster = commands.add_parser(
         "cluster", help="a local Cassandra + HDFS cluster for development and tests"
@@ -206,6 +215,34 @@ def _gc(args: argparse.Namespace) -> None:
         f"checked {report.checked} blob(s): removed {report.removed} "
         f"orphan(s), left {report.young} younger than {ORPHAN_GRACE}; removed {report.scratch_removed} "
         f"abandoned temporary file(s) and {report.folders_removed} empty folder(s)"
+    )
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
+
+
+def _pack(args: argparse.Namespace) -> None:
+    from datetime import timedelta
+
+    from instastore.packing import pack
+
+    min_age = timedelta(seconds=args.min_age)
+    report = _with_stores(
+        args,
+        lambda stores, settings: pack(
+            stores.photos, stores.blobs, settings, min_age, progress=print
+        ),
+    )
+    print(
+        f"switched {report.photos} photo(s) to {report.needles} needle(s) in {report.volumes} "
+        f"new volume(s) ({report.bytes:,} bytes); removed {report.landed_removed} landed "
+        f"blob(s); finished {report.resumed} earlier run(s), removed "
+        f"{report.dead_volumes_removed} dead volume(s); {report.skipped} photo(s) changed "
+        "meanwhile and stay as they are"
     )
 
 

@@ -119,6 +119,10 @@ class Settings:
     password_hash_queue: int = setting(
         8, "Sign-ups and log-ins that may wait for a hashing thread; past it 503 with Retry-After."
     )
+    volume_target_bytes: int = setting(
+        2**30,
+        "Size `instastore pack` fills each new volume up to, in bytes (one blob may pass it).",
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -145,6 +149,7 @@ class Settings:
             "login_failures_per_address",
             "login_failures_per_account",
             "password_hash_threads",
+            "volume_target_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")

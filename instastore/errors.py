@@ -25,6 +25,7 @@ escapes ``instastore.storage``. The server maps these classes to HTTP statuses i
     │   ├── Unavailable        a store cannot be reached right now (503); retry later
     │   │   └── OutcomeUnknown a write timed out: it may or may not have happened (503)
     │   └── CorruptRecord      a stored record does not decode
+    │       └── CorruptNeedle  a needle in a volume fails its checks (instastore.volumes)
     └── ClusterError           the local cluster tool failed (not used by the service)
 """
 
@@ -123,6 +124,11 @@ class OutcomeUnknown(Unavailable):
 
 class CorruptRecord(StorageError):
     """A stored record does not decode."""
+
+
+class CorruptNeedle(CorruptRecord):
+    """A needle's header or payload fails its checksum or length, in a volume being
+    scanned or in the bytes about to be packed into one."""
 
 
 class ClusterError(InstastoreError):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from instastore import search
+from instastore import search, volumes
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import InstastoreError
@@ -92,11 +92,12 @@ async def purge(
 
 
 async def count_references(photos: PhotoStore, progress: Callable[[str], None]) -> Counter[str]:
-    """How many photo records (deleted ones included) point at each blob."""
+    """How many photo records (deleted ones included) point at each blob (a needle's
+    blob is its volume: a volume goes only when no record points into it)."""
     references: Counter[str] = Counter()
     records = 0
     async for photo in photos.scan_photos():
-        references.update({r.locator for r in photo.renditions})
+        references.update({volumes.blob_of(r.locator) for r in photo.renditions})
         records += 1
         if records % PROGRESS_EVERY == 0:
             progress(f"read {records} photo record(s)")
@@ -107,7 +108,7 @@ async def count_references(photos: PhotoStore, progress: Callable[[str], None]) 
 def _own_blobs(photo: Photo, references: Counter[str]) -> list[str]:
     """The photo's blobs that no other record points at (and forget its references)."""
     own = []
-    for locator in {r.locator for r in photo.renditions}:
+    for locator in {volumes.blob_of(r.locator) for r in photo.renditions}:
         references[locator] -= 1
         if references[locator] <= 0:
             own.append(locator)

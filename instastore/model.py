@@ -4,6 +4,7 @@ about them live in the services that use them."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -68,6 +69,20 @@ class Photo:
 
     def with_deleted_at(self, deleted_at: datetime | None) -> Photo:
         return replace(self, deleted_at=deleted_at)
+
+    def has_locators(self, locators: Mapping[str, str]) -> bool:
+        """Every rendition named in ``locators`` exists and has exactly that locator."""
+        current = {r.name: r.locator for r in self.renditions}
+        return all(current.get(name) == locator for name, locator in locators.items())
+
+    def with_locators(self, locators: Mapping[str, str]) -> Photo:
+        """The record with the named renditions pointing at new locators (packing)."""
+        return replace(
+            self,
+            renditions=tuple(
+                replace(r, locator=locators.get(r.name, r.locator)) for r in self.renditions
+            ),
+        )
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from instastore import volumes
 from instastore.accounts import Accounts, Profile
 from instastore.clock import utcnow
 from instastore.errors import (
@@ -256,7 +257,9 @@ class Viewing:
         data = self.photos.media.get(key)
         if data is None:
             try:
-                data = b"".join([c async for c in self.blobs.open(rendition.locator)])
+                data = b"".join(
+                    [c async for c in volumes.open_locator(self.blobs, rendition.locator)]
+                )
             except InstastoreError as exc:
                 raise unreadable(rendition, exc) from exc
             if len(data) != rendition.size:
@@ -268,4 +271,4 @@ class Viewing:
     def chunks(self, grant: MediaGrant, offset: int, length: int) -> AsyncIterator[bytes]:
         """``length`` bytes of the rendition from ``offset``, streamed from the blob store;
         a failure raises ``InstastoreError`` when it happens (see ``unreadable``)."""
-        return self.blobs.open(grant.rendition.locator, offset, length)
+        return volumes.open_locator(self.blobs, grant.rendition.locator, offset, length)

@@ -101,6 +101,58 @@ async def test_gc_on_a_bench_seeded_store_removes_nothing(tmp_path, monkeypatch)
     )
 
 
+async def test_pack_on_a_bench_seeded_store_then_gc_removes_nothing(tmp_path, monkeypatch):
+    """Seeded photos share a pool of blobs: each becomes one needle every record points
+    at; afterwards the store holds one volume, and every rendition reads back the same."""
+    from bench import seed
+    from instastore import volumes
+    from instastore.storage import open_stores
+
+    monkeypatch.setattr(seed, "STATE_DIR", tmp_path / "state")
+    data = tmp_path / "D"
+    await seed.seed(
+        Settings(data_dir=data),
+        posters=5,
+        readers=2,
+        photos=50,
+        pool=3,
+        days=60,
+        follows_per_reader=100,
+    )
+    before = {
+        str(p.relative_to(data / "blobs")): p.read_bytes()
+        for p in (data / "blobs").rglob("*")
+        if p.is_file() and ".tmp" not in p.parts
+    }
+    stores = await open_stores(Settings(data_dir=data))
+    try:
+        photos = [p async for p in stores.photos.scan_photos()]
+    finally:
+        await stores.close()
+    done = await asyncio.to_thread(instastore, "pack", "--min-age", "0", "--data-dir", str(data))
+    assert done.returncode == 0, done.stderr
+    assert (
+        done.stdout.strip()
+        .splitlines()[-1]
+        .startswith("switched 50 photo(s) to 9 needle(s) in 1 new volume(s)")
+    )
+    left = [p for p in (data / "blobs").rglob("*") if p.is_file() and ".tmp" not in p.parts]
+    assert [p.suffix for p in left] == [".vol"]
+    done = await asyncio.to_thread(instastore, "gc", "--data-dir", str(data))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("checked 1 blob(s): removed 0 orphan(s)")
+    stores = await open_stores(Settings(data_dir=data))
+    try:
+        for old in photos:
+            now = await stores.photos.get_photo(old.id)
+            for was, is_ in zip(old.renditions, now.renditions, strict=True):
+                assert volumes.is_needle(is_.locator)
+                read = b"".join([c async for c in volumes.open_locator(stores.blobs, is_.locator)])
+                assert read == before[was.locator]
+    finally:
+        await stores.close()
+
+
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path):
     done = instastore("serve", env={"INSTASTORE_PORT": "eighty"})
     assert done.returncode == 2

@@ -141,6 +141,15 @@ class PhotoStore(Protocol):
     async def count_photos(self, user_id: int) -> int:
         """The user's live (not deleted) photos."""
 
+    async def switch_locators(
+        self, photo_id: int, old: dict[str, str], new: dict[str, str]
+    ) -> bool:
+        """Point renditions of a photo at new locators (rendition name -> locator), only
+        if the record exists, is not deleted, and its renditions named in ``old`` still
+        have exactly those locators; atomically (a lightweight transaction on Cassandra,
+        a transaction on SQLite). True if the record now has ``new`` (also when an
+        earlier try already switched it: safe to settle), False if it was left alone."""
+
 
 class FollowGraph(Protocol):
     """Follows in both directions, their counts, and follow requests to private accounts."""

@@ -35,6 +35,7 @@ PURGE_SHARDS = 16  # purge_queue partitions per day range; see schema/cql/001_in
 BUCKETS_PER_READ = 32  # bucket rows read at a time when walking a user's or term's buckets
 SEARCH_PAGE = 500  # postings of the first term read per step of a search
 SCAN_PAGE = 500  # photo rows per token-range page of scan_photos
+SWITCH_ROUNDS = 3  # reads + conditional writes of one locator switch before giving up
 MIN_TOKEN = -(2**63)  # Murmur3Partitioner: no key has this token, every key is above it
 LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
 
@@ -513,6 +514,29 @@ class CassandraMetadataStore:
     async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
         rows = await asyncio.gather(*(self._q(cql.LIKE_COUNT, i) for i in photo_ids))
         return {i: (r[0].likes or 0) if r else 0 for i, r in zip(photo_ids, rows, strict=True)}
+
+    # ---- volumes (issue 12; the packer) ------------------------------------------------
+
+    async def switch_locators(
+        self, photo_id: int, old: dict[str, str], new: dict[str, str]
+    ) -> bool:
+        # A lightweight transaction on the exact record bytes read (records are immutable
+        # but for this switch), and on deleted_at still being null; a refusal means the
+        # record changed since the read, so read it again and decide again.
+        for _ in range(SWITCH_ROUNDS):
+            rows = await self._q(cql.GET_PHOTO, photo_id)
+            if not rows or rows[0].record is None:
+                return False
+            photo = codec.decode_photo(rows[0].record, _utc(rows[0].deleted_at))
+            if photo.has_locators(new):
+                return True  # switched already (an earlier try)
+            if photo.deleted or not photo.has_locators(old):
+                return False
+            record = codec.encode_photo(photo.with_locators(new))
+            (row,) = await self._q(cql.SWITCH_LOCATORS, record, photo_id, rows[0].record)
+            if row[0]:
+                return True
+        return False
 
 
 def _require_schema(session: Session, settings: Settings) -> None:

@@ -132,3 +132,9 @@ def statements() -> dict[str, str]:
         for name, value in globals().items()
         if name.isupper() and isinstance(value, str) and name != "PING"
     }
+
+
+# PhotoStore.switch_locators (the packer): only the record read, and only while live
+SWITCH_LOCATORS = (
+    "UPDATE photos SET record = ? WHERE photo_id = ? IF record = ? AND deleted_at = null"
+)

@@ -523,6 +523,31 @@ class SqliteMetadataStore:
             counts.update({r[0]: r[1] for r in rows})
         return counts
 
+    # ---- volumes (issue 12; the packer) ------------------------------------------------
+
+    async def switch_locators(
+        self, photo_id: int, old: dict[str, str], new: dict[str, str]
+    ) -> bool:
+        def run() -> bool:
+            with _transaction(self.conn):  # BEGIN IMMEDIATE: read and write as one
+                row = self.conn.execute(
+                    "SELECT record, deleted_ms FROM photos WHERE photo_id = ?", (photo_id,)
+                ).fetchone()
+                if row is None:
+                    return False
+                photo = codec.decode_photo(row["record"], _at(row["deleted_ms"]))
+                if photo.has_locators(new):
+                    return True  # switched already (an earlier try)
+                if photo.deleted or not photo.has_locators(old):
+                    return False
+                self.conn.execute(
+                    "UPDATE photos SET record = ? WHERE photo_id = ?",
+                    (codec.encode_photo(photo.with_locators(new)), photo_id),
+                )
+                return True
+
+        return await self._run(run)
+
 
 class _transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""

@@ -1,0 +1,298 @@
+"""The packer (``instastore pack``): landed blobs into volumes, issue 12's design (a).
+
+An upload lands as its own blobs (one per rendition). The packer takes the landed blobs
+of photos older than ``min_age``, and for each new volume:
+
+1. writes a manifest, ``packing/<volume id>.json``: for each photo the locators it has
+   (old) and will have (new: needles, whose offsets are known before writing), and for
+   each landed blob every record that pointed at it when the records were read;
+2. writes the volume whole (``instastore.volumes.write_volume``: one put, closed);
+3. switches each photo's locators with a conditional write (``switch_locators``: only
+   if the record still has the old ones and is not deleted);
+4. waits for other processes' record caches (``LANDED_GRACE_S``), then deletes each
+   landed blob that no record it was shared by still points at;
+5. deletes the manifest.
+
+Crash-safe: killed anywhere, the next run first finishes every manifest it finds (a
+volume that was never written: nothing was switched, the manifest goes; else steps 3-5
+again, all idempotent), so what a crash leaves is at most unreferenced bytes: a volume
+no record points at, which a later run removes once its manifest is older than
+``DEAD_VOLUME_GRACE`` (``instastore gc`` would too, after its own grace). A deleted photo
+is never switched (purge counts references from a scan taken before it removes bytes,
+and must never see a record move under it); it is packed if it is restored.
+
+Run one packer at a time: two packers finishing the same manifest at once are safe but
+for one race (a photo restored between one's "nobody points at this volume" and its
+removal of the volume while the other switches the photo into it).
+
+This module never infers a photo from a key's shape: it reads the records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from instastore import hotcache, ids, volumes
+from instastore.clock import utcnow
+from instastore.config import Settings
+from instastore.errors import NotFound
+from instastore.model import Photo
+from instastore.storage.ports import BlobStore, PhotoStore, settle
+
+log = logging.getLogger(__name__)
+
+MANIFEST_PREFIX = "packing/"
+# Other processes keep a photo record up to RECORD_TTL_S; a media read that began
+# before the switch may still be reading the landed blob: wait twice that, in seconds.
+LANDED_GRACE_S = 2 * hotcache.RECORD_TTL_S
+# A manifest younger than this may belong to a packer still running: its volume is not
+# judged dead yet (a packer writes and switches a volume in minutes).
+DEAD_VOLUME_GRACE = timedelta(hours=1)
+DEFAULT_MIN_AGE_S = 300  # seconds; far past an upload's own retries of its save
+
+
+@dataclass
+class PackReport:
+    photos: int = 0  # records switched to needles
+    needles: int = 0  # landed blobs written into volumes
+    volumes: int = 0  # volumes written
+    bytes: int = 0  # payload bytes packed
+    landed_removed: int = 0  # landed blobs deleted once nothing pointed at them
+    skipped: int = 0  # records changed meanwhile (deleted, purged, switched elsewhere)
+    resumed: int = 0  # manifests of earlier runs finished
+    dead_volumes_removed: int = 0
+
+
+@dataclass
+class Plan:
+    """One volume's manifest: what it holds and whom it moves."""
+
+    volume_id: int
+    old: dict[int, dict[str, str]] = field(default_factory=dict)  # photo -> name -> locator
+    new: dict[int, dict[str, str]] = field(default_factory=dict)
+    sharers: dict[str, list[int]] = field(default_factory=dict)  # landed key -> photos
+
+    @property
+    def key(self) -> str:
+        return f"{MANIFEST_PREFIX}{self.volume_id}.json"
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "volume_id": self.volume_id,
+                "photos": [
+                    {"id": p, "old": self.old[p], "new": self.new[p]} for p in sorted(self.old)
+                ],
+                "sharers": self.sharers,
+            },
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Plan:
+        doc = json.loads(data)
+        plan = cls(int(doc["volume_id"]), sharers=doc["sharers"])
+        for entry in doc["photos"]:
+            plan.old[int(entry["id"])] = entry["old"]
+            plan.new[int(entry["id"])] = entry["new"]
+        return plan
+
+
+@dataclass
+class _Landed:
+    """What one scan of the records says about landed blobs."""
+
+    candidates: list[tuple[Photo, dict[str, str]]]  # photo, its landed renditions
+    sharers: dict[str, list[int]]  # landed key -> every record pointing at it
+
+
+async def pack(
+    photos: PhotoStore,
+    blobs: BlobStore,
+    settings: Settings,
+    min_age: timedelta = timedelta(seconds=DEFAULT_MIN_AGE_S),
+    now: datetime | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+    landed_grace_s: float = LANDED_GRACE_S,
+) -> PackReport:
+    """Finish what earlier runs left, then pack the landed blobs of every photo (not
+    deleted) older than ``min_age`` into new volumes of ``volume_target_bytes``."""
+    now = now or utcnow()
+    report = PackReport()
+    packer = _Packer(photos, blobs, report, progress, landed_grace_s)
+    await packer.resume(now)
+    landed = await _scan(photos, now - min_age, progress)
+    generator = ids.IdGenerator(settings.worker_id)
+    for draft in await _plans(blobs, landed, generator, settings, progress):
+        await packer.write(draft.plan, draft.sources)
+        await packer.finish(draft.plan, may_drop_volume=False)
+    progress(
+        f"packed {report.photos} photo(s), {report.needles} blob(s), "
+        f"{report.bytes:,} bytes into {report.volumes} volume(s)"
+    )
+    return report
+
+
+async def _scan(
+    metadata: PhotoStore, born_before: datetime, progress: Callable[[str], None]
+) -> _Landed:
+    landed = _Landed([], {})
+    async for photo in metadata.scan_photos():
+        mine = {r.name: r.locator for r in photo.renditions if not volumes.is_needle(r.locator)}
+        for key in set(mine.values()):
+            landed.sharers.setdefault(key, []).append(photo.id)
+        if mine and not photo.deleted and ids.created_at(photo.id) <= born_before:
+            landed.candidates.append((photo, mine))
+    landed.candidates.sort(key=lambda item: item[0].id)
+    progress(f"{len(landed.candidates)} photo(s) have landed blobs to pack")
+    return landed
+
+
+@dataclass
+class _Draft:
+    plan: Plan
+    keys: list[str] = field(default_factory=list)  # landed key of each source
+    sources: list[volumes.NeedleSource] = field(default_factory=list)
+    size: int = 0  # bytes of its needles
+
+
+async def _plans(
+    blobs: BlobStore,
+    landed: _Landed,
+    generator: ids.IdGenerator,
+    settings: Settings,
+    progress: Callable[[str], None],
+) -> list[_Draft]:
+    """Group the candidates, photo by photo, into volumes up to the target size; a
+    landed blob shared by several records becomes one needle they all point at."""
+    drafts: list[_Draft] = []
+    placed: set[str] = set()
+    for photo, mine in landed.candidates:
+        fresh = await _sources(blobs, photo, mine, placed)
+        if fresh is None:
+            progress(f"photo {photo.id}: a landed blob is missing; left as it is")
+            continue
+        grow = sum(volumes.needle_size(s.rendition, s.length) for _, s in fresh)
+        if not drafts or (grow and drafts[-1].size + grow > settings.volume_target_bytes):
+            drafts.append(_Draft(Plan(generator.next_id())))
+        draft = drafts[-1]
+        for key, source in fresh:
+            draft.keys.append(key)
+            draft.sources.append(source)
+            placed.add(key)
+        draft.size += grow
+        draft.plan.old[photo.id] = mine
+        for key in mine.values():
+            draft.plan.sharers[key] = landed.sharers[key]
+    locators = {
+        key: str(locator)
+        for d in drafts
+        for key, locator in zip(d.keys, volumes.layout(d.plan.volume_id, d.sources), strict=True)
+    }
+    for d in drafts:
+        d.plan.new = {
+            p: {n: locators[k] for n, k in mine.items()} for p, mine in d.plan.old.items()
+        }
+    return drafts
+
+
+async def _sources(
+    blobs: BlobStore, photo: Photo, mine: dict[str, str], placed: set[str]
+) -> list[tuple[str, volumes.NeedleSource]] | None:
+    """Needle sources for the photo's landed blobs not placed yet; None if one is gone."""
+    fresh: dict[str, volumes.NeedleSource] = {}
+    for name, key in mine.items():
+        if key in placed or key in fresh:
+            continue
+        try:
+            length = await blobs.size(key)
+        except NotFound:
+            return None
+        fresh[key] = volumes.blob_source(blobs, photo.id, name, key, length)
+    return list(fresh.items())
+
+
+class _Packer:
+    def __init__(
+        self,
+        metadata: PhotoStore,
+        blobs: BlobStore,
+        report: PackReport,
+        progress: Callable[[str], None],
+        landed_grace_s: float,
+    ) -> None:
+        self.metadata = metadata
+        self.blobs = blobs
+        self.report = report
+        self.progress = progress
+        self.landed_grace_s = landed_grace_s
+
+    async def write(self, plan: Plan, sources: Sequence[volumes.NeedleSource]) -> None:
+        """Steps 1 and 2: the manifest, then the volume."""
+        await self.blobs.put(plan.key, _one(plan.encode()))
+        await volumes.write_volume(self.blobs, plan.volume_id, sources)
+        self.report.volumes += 1
+        self.report.needles += len(sources)
+        self.report.bytes += sum(s.length for s in sources)
+        self.progress(
+            f"wrote volume {plan.volume_id}: {len(plan.old)} photo(s), {len(sources)} blob(s)"
+        )
+
+    async def resume(self, now: datetime) -> None:
+        """Finish the manifests earlier runs left (killed, or their volume found dead)."""
+        async for entry in self.blobs.entries(MANIFEST_PREFIX):
+            data = b"".join([c async for c in self.blobs.open(entry.key)])
+            plan = Plan.decode(data)
+            self.report.resumed += 1
+            self.progress(f"finishing volume {plan.volume_id} of an earlier run")
+            try:
+                await self.blobs.size(volumes.volume_key(plan.volume_id))
+            except NotFound:  # never written, so nothing points at it
+                await self.blobs.delete(plan.key)
+                continue
+            await self.finish(plan, may_drop_volume=now - entry.modified >= DEAD_VOLUME_GRACE)
+
+    async def finish(self, plan: Plan, may_drop_volume: bool) -> None:
+        """Steps 3 to 5 (all idempotent): switch, wait, delete the landed blobs nothing
+        points at any more, delete the manifest. A volume nobody was switched to stays
+        with its manifest until ``may_drop_volume`` (the manifest is old enough)."""
+        switched = 0
+        for photo_id in sorted(plan.old):
+            if await self._switch(plan, photo_id):
+                switched += 1
+            else:
+                self.report.skipped += 1
+        self.report.photos += switched
+        if switched and self.landed_grace_s:
+            await asyncio.sleep(self.landed_grace_s)
+        for key, sharers in plan.sharers.items():
+            if not await self._still_used(key, sharers) and await self.blobs.delete(key):
+                self.report.landed_removed += 1
+        if not await self._still_used(volumes.volume_key(plan.volume_id), list(plan.old)):
+            if not may_drop_volume:
+                return  # a later run decides, once no packer can be switching into it
+            await self.blobs.delete(volumes.volume_key(plan.volume_id))
+            self.report.dead_volumes_removed += 1
+        await self.blobs.delete(plan.key)
+
+    async def _switch(self, plan: Plan, photo_id: int) -> bool:
+        def attempt() -> Awaitable[bool]:
+            return self.metadata.switch_locators(photo_id, plan.old[photo_id], plan.new[photo_id])
+
+        return await settle(f"switching the locators of photo {photo_id}", attempt)
+
+    async def _still_used(self, blob: str, photo_ids: Sequence[int]) -> bool:
+        """Does any of these records point into ``blob`` (a landed key or a volume)?"""
+        for photo in (await self.metadata.get_photos(photo_ids)).values():
+            if any(volumes.blob_of(r.locator) == blob for r in photo.renditions):
+                return True
+        return False
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data

@@ -1,0 +1,105 @@
+"""`instastore pack` killed with SIGKILL at several moments, then run to the end: every
+photo's renditions read back byte-identical from needles, no landed blob, no manifest
+and no volume that no record points at is left (issue 12's crash test, on local files;
+tests/contract/test_packing.py puts each step's state on both adapters)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+from instastore import ids, volumes
+from instastore.config import Settings
+from instastore.model import Kind, Photo, Rendition
+from instastore.storage import open_stores
+
+KILL_AFTER_S = (0.5, 1.5, 3.0, 8.0, 14.0)  # startup, first volume, grace waits, later ones
+PHOTOS = 9
+RENDITION_BYTES = {"original": 5000, "large": 1200, "thumb": 300}
+
+
+async def make_photos(settings: Settings) -> dict[int, dict[str, str]]:
+    """Landed photos an hour old; sha256 of each rendition by photo and name."""
+    stores = await open_stores(settings)
+    generator = ids.IdGenerator(worker_id=11, clock=lambda: ids.now_ms() - 3_600_000)
+    made = {}
+    try:
+        for _ in range(PHOTOS):
+            photo_id = generator.next_id()
+            renditions, digests = [], {}
+            for name, size in RENDITION_BYTES.items():
+                data, key = os.urandom(size), f"{photo_id >> 52}/{photo_id}.{name}.jpg"
+
+                async def one(data=data):
+                    yield data
+
+                await stores.blobs.put(key, one())
+                renditions.append(Rendition(name, key, "image/jpeg", size))
+                digests[name] = hashlib.sha256(data).hexdigest()
+            photo = Photo(
+                id=photo_id,
+                owner_id=1,
+                title="t",
+                kind=Kind.PHOTO,
+                secret=uuid.uuid4().hex,
+                sha256=digests["original"],
+                created_at=ids.created_at(photo_id),
+                renditions=tuple(renditions),
+            )
+            await stores.photos.save_photo(photo, [])
+            made[photo_id] = digests
+    finally:
+        await stores.close()
+    return made
+
+
+def pack_command(settings: Settings) -> list[str]:
+    return [
+        *(sys.executable, "-m", "instastore", "pack", "--min-age", "0"),
+        *("--data-dir", str(settings.data_dir)),
+        *("--volume-target-bytes", str(settings.volume_target_bytes)),
+    ]
+
+
+async def check(settings: Settings, made: dict[int, dict[str, str]]) -> None:
+    stores = await open_stores(settings)
+    try:
+        used = set()
+        for photo_id, digests in made.items():
+            photo = await stores.photos.get_photo(photo_id)
+            for r in photo.renditions:
+                assert volumes.is_needle(r.locator), r
+                data = b"".join([c async for c in volumes.open_locator(stores.blobs, r.locator)])
+                assert hashlib.sha256(data).hexdigest() == digests[r.name]
+                used.add(volumes.blob_of(r.locator))
+        left = {e.key async for e in stores.blobs.entries()}
+        assert left == used  # no landed blob, no manifest, no dead volume
+    finally:
+        await stores.close()
+
+
+def test_pack_killed_at_several_moments_then_run_to_the_end(tmp_path):
+    settings = dataclasses.replace(Settings(data_dir=tmp_path / "data"), volume_target_bytes=20_000)
+    made = asyncio.run(make_photos(settings))
+    kills = 0
+    for delay in KILL_AFTER_S:
+        run = subprocess.Popen(
+            pack_command(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(delay)
+        if run.poll() is None:
+            run.send_signal(signal.SIGKILL)
+            kills += 1
+        run.communicate(timeout=60)
+    assert kills >= 3  # the three later volumes' grace waits alone take 3 x 10 s
+    done = subprocess.run(pack_command(settings), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "removed 0 dead volume(s)" in done.stdout.splitlines()[-1]
+    asyncio.run(check(settings, made))
