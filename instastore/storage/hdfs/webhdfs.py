@@ -173,6 +173,18 @@ class WebHdfs:
         self.locations.forget(destination, tree=True)
         return bool((await self._json("PUT", path, "RENAME", destination=destination))["boolean"])
 
+    async def get_ec_policy(self, path: str) -> str | None:
+        """The erasure-coding policy files created under ``path`` get, or None when they
+        are replicated (GETECPOLICY answers ``null`` then)."""
+        body: Json | None = await self._json("GET", path, "GETECPOLICY")
+        name = (body or {}).get("name")
+        return None if name in (None, "replication") else str(name)
+
+    async def set_ec_policy(self, path: str, policy: str) -> None:
+        """Make new files under the folder ``path`` erasure-coded with ``policy`` (which
+        must be enabled on the cluster: ``hdfs ec -enablePolicy``)."""
+        await self._json("PUT", path, "SETECPOLICY", ecpolicy=policy)
+
     async def namenode_state(self) -> tuple[int, bool]:
         """(live DataNodes, safe mode on), from the NameNode's /jmx on the WebHDFS port."""
         url = f"{self.base_url}/jmx"
