@@ -118,3 +118,12 @@ def test_the_location_cache_is_bounded_least_recently_read_first():
     url = locations.get("/a")
     assert url is not None
     assert "offset" not in url.query  # each read sets its own range
+
+
+async def test_a_datanode_is_excluded_by_its_transfer_address(client, local_cluster):
+    """excludedatanodes names a DataNode's transfer address; the NameNode ignores any
+    other (a redirect's HTTP address would exclude nothing)."""
+    datanode = local_cluster.datanodes[0]
+    http, transfer = f"127.0.0.1:{datanode.http_port}", f"127.0.0.1:{datanode.transfer_port}"
+    assert await client.transfer_address(http) == transfer
+    assert await client.transfer_address("127.0.0.1:1") == "127.0.0.1:1"  # unknown: as is

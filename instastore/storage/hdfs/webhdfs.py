@@ -20,6 +20,7 @@ NameNode asked, as on a first read. ``requests`` counts what was sent, by target
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
@@ -121,6 +122,7 @@ class WebHdfs:
             timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=64)
         )
         self.locations = DataNodeLocations()
+        self._transfer_addresses: dict[str, str] = {}  # DataNode HTTP -> transfer address
         # Requests sent, by target (a metric for tests and benchmarks, not a mock).
         self.requests: Counter[Target] = Counter()
 
@@ -187,18 +189,38 @@ class WebHdfs:
 
     async def namenode_state(self) -> tuple[int, bool]:
         """(live DataNodes, safe mode on), from the NameNode's /jmx on the WebHDFS port."""
-        url = f"{self.base_url}/jmx"
-        query = {"qry": "Hadoop:service=NameNode,name=FSNamesystemState"}
+        state = await self._jmx("FSNamesystemState")
+        return int(state.get("NumLiveDataNodes", 0)), state.get("FSState") != "Operational"
+
+    async def transfer_address(self, http_address: str) -> str:
+        """The data-transfer address (``host:port``, what ``excludedatanodes`` names) of
+        the DataNode whose HTTP server is at ``http_address``, from the NameNode's list
+        of DataNodes; ``http_address`` itself when the NameNode does not list it."""
+        if http_address not in self._transfer_addresses:
+            nodes: dict[str, Json] = {}
+            info = await self._jmx("NameNodeInfo")
+            for key in ("LiveNodes", "DeadNodes"):
+                nodes |= json.loads(info.get(key) or "{}")
+            self._transfer_addresses = {
+                node["infoAddr"]: node["xferaddr"]
+                for node in nodes.values()
+                if "infoAddr" in node and "xferaddr" in node
+            }
+        return self._transfer_addresses.get(http_address, http_address)
+
+    async def _jmx(self, bean: str) -> Json:
+        """One bean of the NameNode's /jmx (on the WebHDFS port)."""
+        query = {"qry": f"Hadoop:service=NameNode,name={bean}"}
         self.requests["namenode"] += 1
         try:
-            async with self._session.get(url, params=query) as resp:
+            async with self._session.get(f"{self.base_url}/jmx", params=query) as resp:
                 if resp.status >= 400:
                     raise Unavailable(f"WebHDFS NameNode /jmx: {resp.status} {resp.reason}")
                 beans = (await resp.json(content_type=None)).get("beans") or [{}]
         except (aiohttp.ClientError, ValueError) as exc:
             raise Unavailable(f"WebHDFS NameNode /jmx: {exc}") from exc
-        state = beans[0]
-        return int(state.get("NumLiveDataNodes", 0)), state.get("FSState") != "Operational"
+        state: Json = beans[0]
+        return state
 
     async def delete(self, path: str, recursive: bool = False) -> bool:
         """True if something was deleted; False if there was nothing (WebHDFS answers
@@ -214,7 +236,7 @@ class WebHdfs:
             ) as resp:
                 if resp.status >= 400:
                     await _raise_for(resp, f"{op} {path}")
-                body: Json = await resp.json()
+                body: Json = await resp.json(content_type=None)  # SETECPOLICY: empty
                 return body
         except aiohttp.ClientError as exc:
             raise Unavailable(f"WebHDFS {op} {path}: {exc}") from exc
@@ -259,7 +281,7 @@ class WebHdfs:
                         await _raise_for(resp, f"CREATE {path}")
                     return body.size
             except aiohttp.ClientConnectorError as exc:
-                await _refused(
+                await self._refused(
                     exc, "CREATE", path, location, excluded, attempt, can_retry=not body.started
                 )
             except aiohttp.ClientError as exc:
@@ -320,7 +342,7 @@ class WebHdfs:
             try:
                 resp = await self._session.get(URL(location, encoded=True))
             except aiohttp.ClientConnectorError as exc:
-                await _refused(exc, "OPEN", path, location, excluded, attempt)
+                await self._refused(exc, "OPEN", path, location, excluded, attempt)
                 continue
             except aiohttp.ClientError as exc:
                 raise Unavailable(f"WebHDFS OPEN {path}: {exc}") from exc
@@ -332,6 +354,31 @@ class WebHdfs:
             self.locations.remember(path, location)
             return resp
         raise AssertionError("unreachable")
+
+    async def _refused(
+        self,
+        exc: Exception,
+        op: str,
+        path: str,
+        location: str,
+        excluded: list[str],
+        attempt: int,
+        can_retry: bool = True,
+    ) -> None:
+        """A DataNode refused the connection (right after it died the NameNode still
+        names it): exclude it (by its transfer address: the NameNode ignores any other)
+        and back off before asking the NameNode again, as Hadoop's own WebHDFS client
+        does; raise Unavailable once out of attempts or when a retry is unsafe."""
+        if not can_retry or attempt == DATANODE_ATTEMPTS - 1:
+            raise Unavailable(f"WebHDFS {op} {path}: DataNode unreachable: {exc}") from exc
+        try:
+            excluded.append(await self.transfer_address(_host_port(location)))
+        except Unavailable:
+            excluded.append(_host_port(location))
+        log.warning(
+            "DataNode %s refused %s %s; asking the NameNode for another", excluded[-1], op, path
+        )
+        await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
 
     async def close(self) -> None:
         await self._session.close()
@@ -357,27 +404,6 @@ class _CountingBody:
         except Exception as exc:
             self.failure = exc
             raise
-
-
-async def _refused(
-    exc: Exception,
-    op: str,
-    path: str,
-    location: str,
-    excluded: list[str],
-    attempt: int,
-    can_retry: bool = True,
-) -> None:
-    """A DataNode refused the connection (right after it died the NameNode still names
-    it): exclude it and back off before asking the NameNode again, as Hadoop's own
-    WebHDFS client does; raise Unavailable once out of attempts or when a retry is unsafe."""
-    if not can_retry or attempt == DATANODE_ATTEMPTS - 1:
-        raise Unavailable(f"WebHDFS {op} {path}: DataNode unreachable: {exc}") from exc
-    excluded.append(_host_port(location))
-    log.warning(
-        "DataNode %s refused %s %s; asking the NameNode for another", excluded[-1], op, path
-    )
-    await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
 
 
 def _range(offset: int, length: int | None) -> dict[str, str]:
