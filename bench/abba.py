@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 # One side of one round: run it for round number ``i``, return its figure (e.g. requests
@@ -39,7 +39,11 @@ class Rounds:
             "max_ratio": round(max(ratios), 3),
             "median_a": round(statistics.median(self.a), 2),
             "median_b": round(statistics.median(self.b), 2),
-            "per_round": asdict(self) | {"ratio": [round(r, 3) for r in ratios]},
+            "per_round": {
+                "a": [round(x, 2) for x in self.a],
+                "b": [round(x, 2) for x in self.b],
+                "ratio": [round(r, 3) for r in ratios],
+            },
         }
 
 

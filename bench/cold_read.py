@@ -9,6 +9,10 @@ DataNode, on one pooled client). The figure of each side is requests per second;
 result is the median of the per-round ratios A / B, written to
 ``bench/results/<--name>.json`` and ``.md`` with the commit.
 
+With ``--versus URL`` side B is another running service instead (e.g. the previous
+commit, on another port): the same cold photos through both, a before/after ratio with
+the background load cancelled the same way.
+
 Needs the cluster adapter's settings (``eval "$(instastore cluster env)"``, the
 keyspace and HDFS root of a ``python -m bench seed`` dataset) to find each photo's blob.
 """
@@ -44,6 +48,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--service-commit", default="", help="commit the service runs, if not this checkout's"
     )
+    parser.add_argument(
+        "--versus", default="", help="side B: cold GETs through this other service, not WebHDFS"
+    )
+    parser.add_argument("--versus-commit", default="", help="commit the --versus service runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     config.add_arguments(parser)
     return parser.parse_args()
@@ -92,7 +100,10 @@ async def measure(args: argparse.Namespace, settings: Settings) -> dict:
     if len(cold) < need:
         raise SystemExit(f"{len(cold)} cold photos; {need} needed: seed more or ask for fewer")
     cold = cold[:need]
-    direct = await blob_urls(settings, cold)
+    if args.versus:
+        direct = [args.versus.rstrip("/") + url for url in cold]
+    else:
+        direct = await blob_urls(settings, cold)
     batches = [slice(i * args.per_round, (i + 1) * args.per_round) for i in range(args.rounds)]
     server = pids_on_port(urlsplit(args.base_url).port or 80)
     server_cpu = [0.0]
@@ -118,11 +129,15 @@ async def measure(args: argparse.Namespace, settings: Settings) -> dict:
             "base_url": args.base_url,
             "service_commit": args.service_commit or report.machine()["commit"],
             "server_processes": len(server),
+            "versus": args.versus,
+            "versus_commit": args.versus_commit,
             "rounds": args.rounds,
             "per_round": args.per_round,
             "concurrency": args.concurrency,
             "a": "cold media GET (large rendition) through the service, requests/s",
-            "b": "direct WebHDFS OPEN of the same blob (NameNode, then DataNode), requests/s",
+            "b": f"cold media GET of the same photos through {args.versus}, requests/s"
+            if args.versus
+            else "direct WebHDFS OPEN of the same blob (NameNode, then DataNode), requests/s",
         },
         "results": rounds.summary()
         | {"server_cpu_ms_per_cold_get": round(server_cpu[0] * 1000 / need, 2)},
