@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import uuid
 
@@ -66,9 +67,11 @@ def test_policy_from_the_number_of_datanodes():
 
 
 async def test_on_one_datanode_the_volume_folder_is_made_and_replicated(
-    cluster_settings, own_root_store
+    cluster_settings, own_root_store, caplog
 ):
-    store = await own_root_store(cluster_settings)
+    with caplog.at_level(logging.INFO, logger="instastore.storage.hdfs.blobs"):
+        store = await own_root_store(cluster_settings)
+    assert f"sealed volumes in {store.volumes}: replication (wanted: replication" in caplog.text
     assert store.volumes.endswith("/volumes")
     assert (await store.client.get_file_status(store.volumes))["type"] == "DIRECTORY"
     assert await store.client.get_ec_policy(store.volumes) is None
