@@ -111,9 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     tool.set_defaults(run=_cluster_nodetool)
 
     hdfs_tool = actions.add_parser(
-        "hdfs", help="run Hadoop's own tools: dfs, dfsadmin or fsck (e.g. hdfs dfs -ls /)"
+        "hdfs", help="run Hadoop's own tools: dfs, dfsadmin, fsck or ec (e.g. hdfs dfs -ls /)"
     )
-    hdfs_tool.add_argument("tool", choices=["dfs", "dfsadmin", "fsck"])
+    hdfs_tool.add_argument("tool", choices=["dfs", "dfsadmin", "fsck", "ec"])
     hdfs_tool.add_argument("args", nargs=argparse.REMAINDER)
     hdfs_tool.set_defaults(run=_cluster_hdfs)
 

@@ -63,6 +63,14 @@ class Settings:
     hdfs_user: str = setting("instastore", "User name sent to WebHDFS (user.name).")
     hdfs_root: str = setting("/instastore", "HDFS folder under which blobs are written.")
     hdfs_replication: int = setting(1, "HDFS replicas per blob file (3 in production).")
+    hdfs_volume_dir: str = setting(
+        "volumes", "Folder under hdfs_root holding sealed volumes (erasure-coded: hdfs_ec_policy)."
+    )
+    hdfs_ec_policy: str = setting(
+        "auto",
+        "Erasure coding of sealed volumes: auto (by live DataNodes: XOR-2-1-1024k from 3, "
+        "RS-3-2-1024k from 5, RS-6-3-1024k from 9), a policy name, or replication.",
+    )
     worker_id: int = setting(
         0, "This process's number (0-8191) in every id it makes; unique per running process."
     )
@@ -153,6 +161,12 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not self.hdfs_volume_dir or "/" in self.hdfs_volume_dir:
+            raise ConfigError(
+                f"hdfs_volume_dir is one folder name under hdfs_root, not {self.hdfs_volume_dir!r}"
+            )
+        if not self.hdfs_ec_policy:
+            raise ConfigError("hdfs_ec_policy must be auto, replication or a policy name")
         if self.retention_days < 0:
             raise ConfigError(f"retention_days must be 0 or more, not {self.retention_days}")
         if self.password_hash_queue < 0:

@@ -17,6 +17,7 @@ from pathlib import Path
 from instastore.cluster import toolchain
 from instastore.cluster.processes import tail
 from instastore.errors import ClusterError
+from instastore.storage.hdfs import erasure
 
 NAMENODE_CLASS = "org.apache.hadoop.hdfs.server.namenode.NameNode"
 DATANODE_CLASS = "org.apache.hadoop.hdfs.server.datanode.DataNode"
@@ -130,6 +131,7 @@ TOOLS = {
     "dfs": "org.apache.hadoop.fs.FsShell",
     "dfsadmin": "org.apache.hadoop.hdfs.tools.DFSAdmin",
     "fsck": "org.apache.hadoop.hdfs.tools.DFSck",
+    "ec": "org.apache.hadoop.hdfs.tools.ECAdmin",
 }
 TOOL_TIMEOUT_S = 120
 
@@ -137,7 +139,7 @@ TOOL_TIMEOUT_S = 120
 def run_tool(
     namenode: HdfsDaemon, java: str, lib: Path, tool: str, args: list[str], binary: bool = False
 ) -> subprocess.CompletedProcess:
-    """Hadoop's own command-line tools (``hdfs dfs``, ``hdfs dfsadmin``, ``hdfs fsck``)
+    """Hadoop's own command-line tools (``hdfs dfs``, ``dfsadmin``, ``fsck``, ``ec``)
     against this cluster, with the NameNode's configuration. With ``binary`` the output
     is bytes as the tool wrote them (``dfs -cat`` of a JPEG), else text."""
     if tool not in TOOLS:
@@ -160,6 +162,37 @@ def run_tool(
         timeout=TOOL_TIMEOUT_S,
         env={"HADOOP_USER_NAME": "instastore", "PATH": "/usr/bin:/bin"},
     )
+
+
+def setup_erasure_coding(
+    namenode: HdfsDaemon, java: str, lib: Path, datanodes: int, folder: str
+) -> str | None:
+    """Enable the erasure-coding policy that fits ``datanodes`` and set it on ``folder``
+    (made if missing), with Hadoop's own ``hdfs ec`` (ECAdmin); return the policy, or
+    None below 3 DataNodes (the folder is then made and keeps plain replication)."""
+    _mkdirs(namenode, folder)
+    policy = erasure.policy_for(datanodes)
+    if policy is None:
+        return None
+    for args in (
+        ["-enablePolicy", "-policy", policy],
+        ["-setPolicy", "-path", folder, "-policy", policy],
+    ):
+        done = run_tool(namenode, java, lib, "ec", args)
+        if done.returncode != 0:
+            raise ClusterError(
+                f"hdfs ec {' '.join(args)} failed (exit {done.returncode})", done.stderr[-3000:]
+            )
+    return policy
+
+
+def _mkdirs(namenode: HdfsDaemon, folder: str) -> None:
+    url = f"http://127.0.0.1:{namenode.http_port}/webhdfs/v1{folder}?op=MKDIRS&user.name=instastore"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="PUT"), timeout=30):
+            pass
+    except (urllib.error.URLError, OSError) as exc:
+        raise ClusterError(f"cannot make {folder} on the NameNode: {exc}") from exc
 
 
 def format_namenode(namenode: HdfsDaemon, java: str, lib: Path, heap: str, cluster_id: str) -> None:

@@ -19,10 +19,13 @@ from pathlib import Path
 from instastore.cluster import cassandra, hdfs, processes, toolchain
 from instastore.cluster.cassandra import CassandraNode
 from instastore.cluster.hdfs import HdfsDaemon
+from instastore.config import Settings
 from instastore.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
+# The default settings' sealed-volume folder: erasure-coded by `up` for its DataNodes.
+SEALED_VOLUMES = f"{Settings().hdfs_root.rstrip('/')}/{Settings().hdfs_volume_dir}"
 READY_TIMEOUT_S = 240.0  # 3 + 3 on 2 cores is up in ~25 s; cold JIT and slow disks need slack
 POLL_INTERVAL_S = 0.5
 
@@ -163,6 +166,10 @@ class LocalCluster:
         try:
             self._start_all(java, cassandra_lib, hadoop_lib)
             self.wait_ready(timeout)
+            policy = hdfs.setup_erasure_coding(
+                self.namenode, java, hadoop_lib, len(self.datanodes), SEALED_VOLUMES
+            )
+            log.info("sealed volumes in %s: %s", SEALED_VOLUMES, policy or "replication")
         except BaseException:
             self.stop_all()
             raise

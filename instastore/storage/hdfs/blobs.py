@@ -10,10 +10,15 @@ that ``remove_abandoned_parts`` removes, never part of a blob under its key. A d
 removes the folders it leaves empty, so a purged photo leaves no NameNode object. The
 layout behind the key is this adapter's business: packing many small blobs into large
 volume files later would not change a caller.
+
+Sealed volumes go to ``<hdfs_root>/<hdfs_volume_dir>``, a folder with an erasure-coding
+policy (``instastore.storage.hdfs.erasure``): ``connect`` makes it if missing, sets the
+wanted policy on it if it has none, and logs what it has (``volume_folder``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import posixpath
 from collections.abc import AsyncIterable, AsyncIterator
@@ -22,6 +27,7 @@ from datetime import UTC, datetime
 from instastore.config import Settings
 from instastore.errors import Conflict, InstastoreError, NotFound, StorageError, Unavailable
 from instastore.storage import scratch
+from instastore.storage.hdfs import erasure
 from instastore.storage.hdfs.webhdfs import WebHdfs
 from instastore.storage.ports import BlobEntry, check_key
 
@@ -30,6 +36,7 @@ log = logging.getLogger(__name__)
 PART_SUFFIX = ".part"
 RENAME_ATTEMPTS = 3  # a concurrent delete may remove the blob's (empty) folder under a put
 MIN_LIVE_DATANODES = 1  # a new block needs at least one DataNode to go to
+VOLUME_FOLDER_CHECK_S = 10.0  # a slow NameNode delays no start for long; the next start checks
 
 
 class HdfsBlobStore:
@@ -40,10 +47,49 @@ class HdfsBlobStore:
         self.settings = settings
         self.root = settings.hdfs_root.rstrip("/") + "/blobs"
         self.tmp = self.root + "/.tmp"
+        self.volumes = f"{settings.hdfs_root.rstrip('/')}/{settings.hdfs_volume_dir}"
 
     @classmethod
     async def connect(cls, settings: Settings) -> HdfsBlobStore:
-        return cls(WebHdfs(settings.webhdfs_url, settings.hdfs_user), settings)
+        store = cls(WebHdfs(settings.webhdfs_url, settings.hdfs_user), settings)
+        try:
+            await asyncio.wait_for(store.volume_folder(), VOLUME_FOLDER_CHECK_S)
+        except (InstastoreError, TimeoutError) as exc:  # HDFS down: no reason not to start
+            log.warning("could not check the sealed-volume folder %s: %r", store.volumes, exc)
+        return store
+
+    async def volume_folder(self) -> erasure.VolumeFolder:
+        """Make the sealed-volume folder if missing; set the wanted erasure-coding policy
+        on it when it has none (never change one it has); log and return what it has."""
+        live, _ = await self.client.namenode_state()
+        wanted = erasure.wanted_policy(self.settings.hdfs_ec_policy, live)
+        await self.client.mkdirs(self.volumes)
+        policy = await self.client.get_ec_policy(self.volumes)
+        if policy is None and wanted is not None:
+            try:
+                await self.client.set_ec_policy(self.volumes, wanted)
+                policy = wanted
+            except StorageError as exc:  # not enabled, or not ours to set: the operator's
+                log.warning(
+                    "cannot set %s on %s (%s); enable and set it with `hdfs ec -enablePolicy "
+                    "-policy %s` and `hdfs ec -setPolicy -path %s -policy %s`",
+                    wanted,
+                    self.volumes,
+                    exc,
+                    wanted,
+                    self.volumes,
+                    wanted,
+                )
+        folder = erasure.VolumeFolder(self.volumes, policy, wanted, live)
+        log.log(
+            logging.INFO if folder.as_wanted else logging.WARNING,
+            "sealed volumes in %s: %s (wanted: %s, %d live DataNode(s))",
+            folder.path,
+            folder.describe(),
+            wanted or erasure.REPLICATION,
+            live,
+        )
+        return folder
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{check_key(key)}"
@@ -111,7 +157,7 @@ class HdfsBlobStore:
             yield chunk
 
     async def size(self, key: str) -> int:
-        return (await self.client.get_file_status(self._path(key)))["length"]
+        return int((await self.client.get_file_status(self._path(key)))["length"])
 
     async def delete(self, key: str) -> bool:
         path = self._path(key)

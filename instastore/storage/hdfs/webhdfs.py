@@ -6,17 +6,29 @@ so that a DataNode that refuses the connection can be excluded and the NameNode 
 again, as Hadoop's own WebHDFS client does. WebHDFS ``RemoteException`` bodies and
 connection failures become instastore's errors in one place (``_raise_for``); no raw
 HTTP status escapes.
+
+Reads skip the NameNode once a file was read: the OPEN redirect names a DataNode URL
+(with ``namenoderpcaddress``) that serves any ``offset``/``length`` of the file, so it is
+kept per file (``DataNodeLocations``, bounded) and called directly. The DataNode opens
+the file by its path, so a cached URL never serves another file's bytes: a file that
+was deleted answers 404 there, one replaced under the same path reads as the new file.
+When the direct read fails before its first byte (the DataNode is gone: refused or
+reset; or it answers 403, 404, 410 or any other error), the entry is dropped and the
+NameNode asked, as on a first read. ``requests`` counts what was sent, by target.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from instastore.errors import Conflict, NotFound, StorageError, Unavailable
 
@@ -26,6 +38,13 @@ TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5, sock_connect=5, sock_read
 READ_CHUNK = 256 * 1024  # bytes per chunk handed to the caller when streaming a read
 DATANODE_ATTEMPTS = 3  # DataNodes tried (excluding each that refused) before giving up
 RETRY_BACKOFF_S = 0.2  # doubled after each failed attempt
+# Files whose DataNode URL is kept for direct reads (least recently read dropped first):
+# ~300 bytes each, so ~3 MB; enough for every volume a process reads from.
+LOCATION_CACHE_FILES = 10_000
+RANGE_PARAMS = ("offset", "length")  # what a cached DataNode URL gets per read
+
+Target = Literal["namenode", "datanode"]
+Json = dict[str, Any]  # a WebHDFS JSON object
 
 _EXCEPTIONS: dict[str, type[Exception]] = {
     "FileNotFoundException": NotFound,
@@ -61,6 +80,40 @@ _TRANSIENT_MESSAGES = (
 )
 
 
+class DataNodeLocations:
+    """Per file, the DataNode URL its last OPEN was redirected to (without offset and
+    length), least recently used dropped past ``capacity``."""
+
+    def __init__(self, capacity: int = LOCATION_CACHE_FILES) -> None:
+        self.capacity = capacity
+        self._urls: OrderedDict[str, URL] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    def get(self, path: str) -> URL | None:
+        url = self._urls.get(path)
+        if url is not None:
+            self._urls.move_to_end(path)
+        return url
+
+    def remember(self, path: str, location: str) -> None:
+        url = URL(location, encoded=True)
+        self._urls[path] = url.without_query_params(*RANGE_PARAMS)
+        self._urls.move_to_end(path)
+        while len(self._urls) > self.capacity:
+            self._urls.popitem(last=False)
+
+    def forget(self, path: str, tree: bool = False) -> None:
+        """Drop ``path``, and with ``tree`` every file under it (a recursive delete or a
+        rename of a folder)."""
+        self._urls.pop(path, None)
+        if tree:
+            under = path.rstrip("/") + "/"
+            for cached in [p for p in self._urls if p.startswith(under)]:
+                del self._urls[cached]
+
+
 class WebHdfs:
     def __init__(self, base_url: str, user: str) -> None:
         self.base_url = base_url.rstrip("/")
@@ -68,6 +121,10 @@ class WebHdfs:
         self._session = aiohttp.ClientSession(
             timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=64)
         )
+        self.locations = DataNodeLocations()
+        self._transfer_addresses: dict[str, str] = {}  # DataNode HTTP -> transfer address
+        # Requests sent, by target (a metric for tests and benchmarks, not a mock).
+        self.requests: Counter[Target] = Counter()
 
     def url(self, path: str) -> str:
         if not path.startswith("/"):
@@ -83,13 +140,17 @@ class WebHdfs:
 
     # ---- metadata operations --------------------------------------------------------
 
-    async def get_file_status(self, path: str) -> dict:
-        return (await self._json("GET", path, "GETFILESTATUS"))["FileStatus"]
+    async def get_file_status(self, path: str) -> Json:
+        status: Json = (await self._json("GET", path, "GETFILESTATUS"))["FileStatus"]
+        return status
 
-    async def list_status(self, path: str) -> list[dict]:
-        return (await self._json("GET", path, "LISTSTATUS"))["FileStatuses"]["FileStatus"]
+    async def list_status(self, path: str) -> list[Json]:
+        statuses: list[Json] = (await self._json("GET", path, "LISTSTATUS"))["FileStatuses"][
+            "FileStatus"
+        ]
+        return statuses
 
-    async def iter_status(self, path: str) -> AsyncIterator[dict]:
+    async def iter_status(self, path: str) -> AsyncIterator[Json]:
         """The entries of a folder, a page at a time (LISTSTATUS_BATCH: a folder of a
         million files is never one response)."""
         after = None
@@ -105,40 +166,78 @@ class WebHdfs:
             after = statuses[-1]["pathSuffix"]
 
     async def mkdirs(self, path: str) -> bool:
-        return (await self._json("PUT", path, "MKDIRS"))["boolean"]
+        return bool((await self._json("PUT", path, "MKDIRS"))["boolean"])
 
     async def rename(self, path: str, destination: str) -> bool:
         """Move ``path`` to ``destination`` (atomic on the NameNode). False, not an error,
         when the destination exists or its folder is missing."""
-        return (await self._json("PUT", path, "RENAME", destination=destination))["boolean"]
+        self.locations.forget(path, tree=True)
+        self.locations.forget(destination, tree=True)
+        return bool((await self._json("PUT", path, "RENAME", destination=destination))["boolean"])
+
+    async def get_ec_policy(self, path: str) -> str | None:
+        """The erasure-coding policy files created under ``path`` get, or None when they
+        are replicated (GETECPOLICY answers ``null`` then)."""
+        body: Json | None = await self._json("GET", path, "GETECPOLICY")
+        name = (body or {}).get("name")
+        return None if name in (None, "replication") else str(name)
+
+    async def set_ec_policy(self, path: str, policy: str) -> None:
+        """Make new files under the folder ``path`` erasure-coded with ``policy`` (which
+        must be enabled on the cluster: ``hdfs ec -enablePolicy``)."""
+        await self._json("PUT", path, "SETECPOLICY", ecpolicy=policy)
 
     async def namenode_state(self) -> tuple[int, bool]:
         """(live DataNodes, safe mode on), from the NameNode's /jmx on the WebHDFS port."""
-        url = f"{self.base_url}/jmx"
-        query = {"qry": "Hadoop:service=NameNode,name=FSNamesystemState"}
+        state = await self._jmx("FSNamesystemState")
+        return int(state.get("NumLiveDataNodes", 0)), state.get("FSState") != "Operational"
+
+    async def transfer_address(self, http_address: str) -> str:
+        """The data-transfer address (``host:port``, what ``excludedatanodes`` names) of
+        the DataNode whose HTTP server is at ``http_address``, from the NameNode's list
+        of DataNodes; ``http_address`` itself when the NameNode does not list it."""
+        if http_address not in self._transfer_addresses:
+            nodes: dict[str, Json] = {}
+            info = await self._jmx("NameNodeInfo")
+            for key in ("LiveNodes", "DeadNodes"):
+                nodes |= json.loads(info.get(key) or "{}")
+            self._transfer_addresses = {
+                node["infoAddr"]: node["xferaddr"]
+                for node in nodes.values()
+                if "infoAddr" in node and "xferaddr" in node
+            }
+        return self._transfer_addresses.get(http_address, http_address)
+
+    async def _jmx(self, bean: str) -> Json:
+        """One bean of the NameNode's /jmx (on the WebHDFS port)."""
+        query = {"qry": f"Hadoop:service=NameNode,name={bean}"}
+        self.requests["namenode"] += 1
         try:
-            async with self._session.get(url, params=query) as resp:
+            async with self._session.get(f"{self.base_url}/jmx", params=query) as resp:
                 if resp.status >= 400:
                     raise Unavailable(f"WebHDFS NameNode /jmx: {resp.status} {resp.reason}")
                 beans = (await resp.json(content_type=None)).get("beans") or [{}]
         except (aiohttp.ClientError, ValueError) as exc:
             raise Unavailable(f"WebHDFS NameNode /jmx: {exc}") from exc
-        state = beans[0]
-        return int(state.get("NumLiveDataNodes", 0)), state.get("FSState") != "Operational"
+        state: Json = beans[0]
+        return state
 
     async def delete(self, path: str, recursive: bool = False) -> bool:
         """True if something was deleted; False if there was nothing (WebHDFS answers
         200 with ``false`` then, not an error)."""
-        return (await self._json("DELETE", path, "DELETE", recursive=recursive))["boolean"]
+        self.locations.forget(path, tree=recursive)
+        return bool((await self._json("DELETE", path, "DELETE", recursive=recursive))["boolean"])
 
-    async def _json(self, method: str, path: str, op: str, **extra: Any) -> dict:
+    async def _json(self, method: str, path: str, op: str, **extra: Any) -> Json:
+        self.requests["namenode"] += 1
         try:
             async with self._session.request(
                 method, self.url(path), params=self.params(op, **extra)
             ) as resp:
                 if resp.status >= 400:
                     await _raise_for(resp, f"{op} {path}")
-                return await resp.json()
+                body: Json = await resp.json(content_type=None)  # SETECPOLICY: empty
+                return body
         except aiohttp.ClientError as exc:
             raise Unavailable(f"WebHDFS {op} {path}: {exc}") from exc
 
@@ -150,11 +249,12 @@ class WebHdfs:
         params = self.params(
             op, noredirect=True, excludedatanodes=",".join(excluded) or None, **extra
         )
+        self.requests["namenode"] += 1
         try:
             async with self._session.request(method, self.url(path), params=params) as resp:
                 if resp.status >= 400:
                     await _raise_for(resp, f"{op} {path}")
-                return (await resp.json())["Location"]
+                return str((await resp.json())["Location"])
         except aiohttp.ClientError as exc:
             raise Unavailable(f"WebHDFS {op} {path} (NameNode): {exc}") from exc
 
@@ -165,10 +265,12 @@ class WebHdfs:
         exists); return its size. Returns once the DataNodes acknowledged the closed file."""
         body = _CountingBody(chunks)
         excluded: list[str] = []
+        self.locations.forget(path)
         for attempt in range(DATANODE_ATTEMPTS):
             location = await self._datanode_url(
                 "PUT", path, "CREATE", excluded, overwrite=False, replication=replication
             )
+            self.requests["datanode"] += 1
             try:
                 async with self._session.put(
                     location,
@@ -179,7 +281,7 @@ class WebHdfs:
                         await _raise_for(resp, f"CREATE {path}")
                     return body.size
             except aiohttp.ClientConnectorError as exc:
-                await _refused(
+                await self._refused(
                     exc, "CREATE", path, location, excluded, attempt, can_retry=not body.started
                 )
             except aiohttp.ClientError as exc:
@@ -191,26 +293,92 @@ class WebHdfs:
     async def open(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
-        """Stream ``length`` bytes (to the end when None) from ``offset``, in chunks."""
+        """Stream ``length`` bytes (to the end when None) from ``offset``, in chunks:
+        straight from the DataNode the file was last read from when it still answers,
+        else through the NameNode."""
+        resp = await self._open_direct(path, offset, length)
+        if resp is None:
+            resp = await self._open_via_namenode(path, offset, length)
+        async with resp:
+            try:
+                async for chunk in resp.content.iter_chunked(READ_CHUNK):
+                    yield chunk
+            except aiohttp.ClientError as exc:
+                raise Unavailable(f"WebHDFS OPEN {path}: read failed: {exc}") from exc
+
+    async def _open_direct(
+        self, path: str, offset: int, length: int | None
+    ) -> aiohttp.ClientResponse | None:
+        """The DataNode's answer to a read at its cached URL, or None (and the entry
+        dropped) when there is none or the DataNode failed before the first byte."""
+        url = self.locations.get(path)
+        if url is None:
+            return None
+        self.requests["datanode"] += 1
+        try:
+            resp = await self._session.get(url.update_query(_range(offset, length)))
+        except aiohttp.ClientError as exc:  # refused, reset, timed out: gone or going
+            log.info("cached DataNode for %s failed (%r); asking the NameNode", path, exc)
+            self.locations.forget(path)
+            return None
+        if resp.status >= 400:  # 403/404/410: the file moved or the DataNode left; or worse
+            log.info("cached DataNode for %s answered %d; asking the NameNode", path, resp.status)
+            resp.release()
+            self.locations.forget(path)
+            return None
+        return resp
+
+    async def _open_via_namenode(
+        self, path: str, offset: int, length: int | None
+    ) -> aiohttp.ClientResponse:
+        """Ask the NameNode for a DataNode (excluding each that refuses), remember it for
+        the next read of this file, and return the DataNode's answer."""
         excluded: list[str] = []
         for attempt in range(DATANODE_ATTEMPTS):
             location = await self._datanode_url(
-                "GET", path, "OPEN", excluded, offset=offset or None, length=length
+                "GET", path, "OPEN", excluded, **_range(offset, length)
             )
+            self.requests["datanode"] += 1
             try:
-                async with self._session.get(location) as resp:
-                    if resp.status >= 400:
-                        await _raise_for(resp, f"OPEN {path}")
-                    try:
-                        async for chunk in resp.content.iter_chunked(READ_CHUNK):
-                            yield chunk
-                    except aiohttp.ClientError as exc:
-                        raise Unavailable(f"WebHDFS OPEN {path}: read failed: {exc}") from exc
-                    return
+                resp = await self._session.get(URL(location, encoded=True))
             except aiohttp.ClientConnectorError as exc:
-                await _refused(exc, "OPEN", path, location, excluded, attempt)
+                await self._refused(exc, "OPEN", path, location, excluded, attempt)
+                continue
             except aiohttp.ClientError as exc:
                 raise Unavailable(f"WebHDFS OPEN {path}: {exc}") from exc
+            if resp.status >= 400:
+                try:
+                    await _raise_for(resp, f"OPEN {path}")
+                finally:
+                    resp.release()
+            self.locations.remember(path, location)
+            return resp
+        raise AssertionError("unreachable")
+
+    async def _refused(
+        self,
+        exc: Exception,
+        op: str,
+        path: str,
+        location: str,
+        excluded: list[str],
+        attempt: int,
+        can_retry: bool = True,
+    ) -> None:
+        """A DataNode refused the connection (right after it died the NameNode still
+        names it): exclude it (by its transfer address: the NameNode ignores any other)
+        and back off before asking the NameNode again, as Hadoop's own WebHDFS client
+        does; raise Unavailable once out of attempts or when a retry is unsafe."""
+        if not can_retry or attempt == DATANODE_ATTEMPTS - 1:
+            raise Unavailable(f"WebHDFS {op} {path}: DataNode unreachable: {exc}") from exc
+        try:
+            excluded.append(await self.transfer_address(_host_port(location)))
+        except Unavailable:
+            excluded.append(_host_port(location))
+        log.warning(
+            "DataNode %s refused %s %s; asking the NameNode for another", excluded[-1], op, path
+        )
+        await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
 
     async def close(self) -> None:
         await self._session.close()
@@ -238,25 +406,12 @@ class _CountingBody:
             raise
 
 
-async def _refused(
-    exc: Exception,
-    op: str,
-    path: str,
-    location: str,
-    excluded: list[str],
-    attempt: int,
-    can_retry: bool = True,
-) -> None:
-    """A DataNode refused the connection (right after it died the NameNode still names
-    it): exclude it and back off before asking the NameNode again, as Hadoop's own
-    WebHDFS client does; raise Unavailable once out of attempts or when a retry is unsafe."""
-    if not can_retry or attempt == DATANODE_ATTEMPTS - 1:
-        raise Unavailable(f"WebHDFS {op} {path}: DataNode unreachable: {exc}") from exc
-    excluded.append(_host_port(location))
-    log.warning(
-        "DataNode %s refused %s %s; asking the NameNode for another", excluded[-1], op, path
-    )
-    await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
+def _range(offset: int, length: int | None) -> dict[str, str]:
+    """The query parameters of a ranged OPEN (none for a whole file)."""
+    params = {"offset": str(offset)} if offset else {}
+    if length is not None:
+        params["length"] = str(length)
+    return params
 
 
 def _host_port(url: str) -> str:
