@@ -8,10 +8,21 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from instastore import __version__, config
 from instastore.errors import ClusterError, ConfigError, InstastoreError
+
+if TYPE_CHECKING:  # imported where a command needs them, so `instastore --help` stays quick
+    import subprocess
+
+    from instastore.cluster import LocalCluster
+    from instastore.config import Settings
+    from instastore.storage.ports import Stores
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +173,7 @@ def _migrate(args: argparse.Namespace) -> None:
     )
 
 
-def _with_stores(args: argparse.Namespace, job):
+def _with_stores(args: argparse.Namespace, job: Callable[[Stores, Settings], Awaitable[_T]]) -> _T:
     """Open the stores the settings name, run ``await job(stores, settings)``, close them."""
     import asyncio
 
@@ -171,7 +182,7 @@ def _with_stores(args: argparse.Namespace, job):
     settings = config.settings_from_args(args)
     _configure_logging(settings.log_level)
 
-    async def run():
+    async def run() -> _T:
         stores = await open_stores(settings)
         try:
             return await job(stores, settings)
@@ -206,7 +217,7 @@ def _gc(args: argparse.Namespace) -> None:
     )
 
 
-def _cluster(args: argparse.Namespace):
+def _cluster(args: argparse.Namespace) -> LocalCluster:
     from instastore.cluster import LocalCluster, default_cluster_dir
 
     return LocalCluster(args.dir or default_cluster_dir())
@@ -234,7 +245,7 @@ def _cluster_up(args: argparse.Namespace) -> None:
     _print_status(cluster)
 
 
-def _print_status(cluster) -> None:
+def _print_status(cluster: LocalCluster) -> None:
     rows = cluster.status()
     if not rows:
         print(f"no cluster in {cluster.root}")
@@ -267,7 +278,7 @@ def _cluster_down(args: argparse.Namespace) -> None:
     print(f"stopped{note}" + (f"; removed {cluster.root}" if args.wipe else ""))
 
 
-def _passthrough(done) -> int:
+def _passthrough(done: subprocess.CompletedProcess[Any]) -> int:
     """Hand a Java tool's output (text or bytes) and exit code on as they are."""
     for stream, output in ((sys.stdout, done.stdout), (sys.stderr, done.stderr)):
         if isinstance(output, bytes):

@@ -45,7 +45,8 @@ def encode_photo(photo: Photo) -> bytes:
         "h": photo.height,
         "dur": photo.duration_s,
     }
-    return msgpack.packb([FORMAT_VERSION, body], use_bin_type=True)
+    packed: bytes = msgpack.packb([FORMAT_VERSION, body], use_bin_type=True)  # msgpack is untyped
+    return packed
 
 
 def decode_photo(data: bytes, deleted_at: datetime | None = None) -> Photo:

@@ -216,11 +216,11 @@ class Settings:
         return cls(**values)
 
 
-def _field_type(f: dataclasses.Field) -> type:
+def _field_type(f: dataclasses.Field[Any]) -> type:
     return {"int": int, "float": float, "Path": Path, "str": str}[str(f.type)]
 
 
-def _convert(f: dataclasses.Field, raw: str) -> Any:
+def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
     kind = _field_type(f)
     try:
         return kind(raw)

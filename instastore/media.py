@@ -21,11 +21,17 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from instastore.errors import InvalidMedia, UnsupportedMedia
 from instastore.model import Kind
+
+if TYPE_CHECKING:  # PyAV is imported where a video is processed, not at start-up
+    from av.container import InputContainer
+    from av.stream import Stream
+    from av.video.stream import VideoStream
 
 # SECURITY: a decompression bomb is an error, never a warning that lets decoding go on.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -199,12 +205,14 @@ def process_image(path: Path, media_type: MediaType, max_pixels: int) -> Process
         ) from exc
 
 
-def _kept_streams(container) -> list:
+def _kept_streams(container: InputContainer) -> list[Stream]:
     """The streams a video copy keeps: video and audio (data tracks carry GPS too)."""
     return [s for s in container.streams if s.type in ("video", "audio")]
 
 
-def _check_declared(container, stream, media_type: MediaType, max_pixels: int) -> None:
+def _check_declared(
+    container: InputContainer, stream: VideoStream, media_type: MediaType, max_pixels: int
+) -> None:
     """Refuse frames over the limit, or too many packets to copy, from what the container
     declares, before decoding anything."""
     declared = sum(s.frames for s in _kept_streams(container))
@@ -222,7 +230,9 @@ def _check_declared(container, stream, media_type: MediaType, max_pixels: int) -
     stream.codec_context.options = {"max_pixels": str(max_pixels)}
 
 
-def _poster(container, stream, media_type: MediaType, max_pixels: int) -> Image.Image:
+def _poster(
+    container: InputContainer, stream: VideoStream, media_type: MediaType, max_pixels: int
+) -> Image.Image:
     import av
 
     try:
@@ -236,7 +246,9 @@ def _poster(container, stream, media_type: MediaType, max_pixels: int) -> Image.
         raise InvalidMedia("the video has no decodable frame")
     if frame.width * frame.height > max_pixels:
         raise InvalidMedia(f"video frames of {frame.width}x{frame.height} are over the pixel limit")
-    return frame.to_image()
+    # PyAV's stub leaves to_image unannotated; it returns a PIL image.
+    poster: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
+    return poster
 
 
 def remux(source: Path, target: Path, media_type: MediaType) -> int:

@@ -22,7 +22,7 @@ LOG_TAIL_LINES = 25
 
 # Children started by this process, so they are reaped through their Popen (no zombies,
 # no ResourceWarning); daemons started by another `instastore` process are not here.
-_children: dict[int, subprocess.Popen] = {}
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def spawn(argv: list[str], log_path: Path, cwd: Path) -> int:

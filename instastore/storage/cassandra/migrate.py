@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cassandra.cluster import Session
@@ -52,7 +53,9 @@ def _ddl(session: Session, statement: str) -> None:
             )
 
 
-def migrate(session: Session, settings: Settings, progress=print) -> list[str]:
+def migrate(
+    session: Session, settings: Settings, progress: Callable[[str], object] = print
+) -> list[str]:
     """Apply what is missing; return the names of the files applied now. Blocking: run
     it from the command line or in a worker thread."""
     keyspace = settings.cassandra_keyspace

@@ -16,6 +16,7 @@ import asyncio
 import errno
 import os
 from collections.abc import AsyncIterable, AsyncIterator
+from typing import BinaryIO
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -179,7 +180,7 @@ class LocalBlobStore:
         )
 
 
-def _flush_and_sync(f) -> None:
+def _flush_and_sync(f: BinaryIO) -> None:
     f.flush()
     os.fsync(f.fileno())
 
