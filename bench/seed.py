@@ -20,6 +20,7 @@ first photo must be there); run it again to continue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -40,7 +41,57 @@ from instastore.model import Kind, Photo, Rendition, User, Visibility
 from instastore.storage import open_stores
 
 PASSWORD = "bench password"
-WORDS = ["sunset", "beach", "city", "night", "street", "portrait", "coffee", "mountain", "lake", "forest", "snow", "river", "bridge", "market", "garden", "dog", "cat", "bird", "flower", "food", "friends", "party", "concert", "train", "station", "harbour", "boat", "sky", "cloud", "rain", "autumn", "spring", "summer", "winter", "morning", "evening", "light", "shadow", "red", "blue", "green", "golden", "old", "new", "crème", "brûlée", "café", "naïve", "façade"]
+WORDS = [
+    "sunset",
+    "beach",
+    "city",
+    "night",
+    "street",
+    "portrait",
+    "coffee",
+    "mountain",
+    "lake",
+    "forest",
+    "snow",
+    "river",
+    "bridge",
+    "market",
+    "garden",
+    "dog",
+    "cat",
+    "bird",
+    "flower",
+    "food",
+    "friends",
+    "party",
+    "concert",
+    "train",
+    "station",
+    "harbour",
+    "boat",
+    "sky",
+    "cloud",
+    "rain",
+    "autumn",
+    "spring",
+    "summer",
+    "winter",
+    "morning",
+    "evening",
+    "light",
+    "shadow",
+    "red",
+    "blue",
+    "green",
+    "golden",
+    "old",
+    "new",
+    "crème",
+    "brûlée",
+    "café",
+    "naïve",
+    "façade",
+]
 STATE_DIR = Path(__file__).parent / ".state"
 IN_FLIGHT = 32  # concurrent record writes
 
@@ -196,10 +247,8 @@ async def seed(
                     for r in processed.renditions
                 ]:
                     key = f"{key_base}/{r_name}.jpg"
-                    try:
+                    with contextlib.suppress(Conflict):  # a resumed run: the blob is there
                         await stores.blobs.put(key, _one(payload))
-                    except Conflict:  # a resumed run: the blob is there already
-                        pass
                     renditions.append([r_name, key, ctype, len(payload), w, h])
                 pool_records.append(
                     {"renditions": renditions, "width": processed.width, "height": processed.height}

@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir",
         type=Path,
         default=None,
-        help="cluster folder (default: $INSTASTORE_CLUSTER_DIR or ~/.local/state/instastore/cluster)",
+        help=(
+            "cluster folder (default: $INSTASTORE_CLUSTER_DIR or ~/.local/state/instastore/cluster)"
+        ),
     )
     actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -212,8 +214,9 @@ def _gc(args: argparse.Namespace) -> None:
     report = _with_stores(args, lambda stores, settings: gc(stores, settings, progress=print))
     print(
         f"checked {report.checked} blob(s): removed {report.removed} "
-        f"orphan(s), left {report.young} younger than {ORPHAN_GRACE}; removed {report.scratch_removed} "
-        f"abandoned temporary file(s) and {report.folders_removed} empty folder(s)"
+        f"orphan(s), left {report.young} younger than {ORPHAN_GRACE}; "
+        f"removed {report.scratch_removed} abandoned temporary file(s) "
+        f"and {report.folders_removed} empty folder(s)"
     )
 
 
@@ -237,7 +240,8 @@ def _cluster_up(args: argparse.Namespace) -> None:
         hdfs_heap=args.hdfs_heap,
     )
     print(
-        f"starting {spec.cassandra_nodes} Cassandra node(s) and {spec.datanodes} DataNode(s) in {cluster.root} ...",
+        f"starting {spec.cassandra_nodes} Cassandra node(s) and {spec.datanodes} DataNode(s) in "
+        f"{cluster.root} ...",
         flush=True,
     )
     started = cluster.up(spec, timeout=args.timeout)
@@ -253,7 +257,8 @@ def _print_status(cluster: LocalCluster) -> None:
     for r in rows:
         rss = f"{r['rss_mb']} MB" if r["rss_mb"] is not None else "-"
         print(
-            f"{r['name']:<11} {r['state']:<8} pid {r['pid'] or '-'!s:<8} rss {rss:<8} {r['endpoint']}"
+            f"{r['name']:<11} {r['state']:<8} pid {r['pid'] or '-'!s:<8} rss {rss:<8} "
+            f"{r['endpoint']}"
         )
 
 

@@ -106,7 +106,8 @@ def sniff(head: bytes) -> MediaType:
     if head.startswith(b"\x1a\x45\xdf\xa3") and b"webm" in head[:SNIFF_BYTES]:
         return TYPES["webm"]
     raise UnsupportedMedia(
-        "not a supported image or video: send JPEG, PNG, WebP or GIF images, or MP4, WebM or QuickTime video"
+        "not a supported image or video: send JPEG, PNG, WebP or GIF images, or MP4, WebM or "
+        "QuickTime video"
     )
 
 
@@ -189,7 +190,8 @@ def process_image(path: Path, media_type: MediaType, max_pixels: int) -> Process
         with Image.open(path, formats=[PILLOW_FORMATS[media_type.format]]) as image:
             if image.width * image.height > max_pixels:
                 raise InvalidMedia(
-                    f"image is {image.width}x{image.height} pixels, over the limit of {max_pixels:,} (decompression bomb?)"
+                    f"image is {image.width}x{image.height} pixels, over the limit of "
+                    f"{max_pixels:,} (decompression bomb?)"
                 )
             image.load()  # decodes everything now: a truncated file fails here
             oriented = ImageOps.exif_transpose(image)
@@ -218,12 +220,14 @@ def _check_declared(
     declared = sum(s.frames for s in _kept_streams(container))
     if declared > MAX_VIDEO_PACKETS:
         raise InvalidMedia(
-            f"the {media_type.format} video declares {declared:,} frames, over {MAX_VIDEO_PACKETS:,}"
+            f"the {media_type.format} video declares {declared:,} frames, over "
+            f"{MAX_VIDEO_PACKETS:,}"
         )
     width, height = stream.codec_context.width, stream.codec_context.height
     if width * height > max_pixels:
         raise InvalidMedia(
-            f"the {media_type.format} video declares {width}x{height} frames, over the limit of {max_pixels:,} pixels"
+            f"the {media_type.format} video declares {width}x{height} frames, over the limit of "
+            f"{max_pixels:,} pixels"
         )
     # SECURITY: the decoder refuses any frame past the limit too, whatever the container
     # declared (a small stsd in front of huge JPEG frames, issue 10 item 18).
@@ -240,7 +244,8 @@ def _poster(
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise InvalidMedia(
-            f"the {media_type.format} video does not decode within {max_pixels:,} pixels a frame: {reason}"
+            f"the {media_type.format} video does not decode within {max_pixels:,} pixels a frame: "
+            f"{reason}"
         ) from exc
     if frame is None:
         raise InvalidMedia("the video has no decodable frame")

@@ -40,9 +40,10 @@ async def post_photo(http: aiohttp.ClientSession, auth: dict, key: str, image: b
     return await http.post("/v1/photos", data=form, headers={**auth, "Idempotency-Key": key})
 
 
-async def upload_until_done(http, auth: dict, key: str, image: bytes, timeout: float = 60.0):
-    """Retry as a client would: on 409 and 503 after Retry-After, with the same key."""
-    deadline = time.monotonic() + timeout
+async def upload_until_done(http, auth: dict, key: str, image: bytes, within_s: float = 60.0):
+    """Retry as a client would: on 409 and 503 after Retry-After, with the same key, for
+    at most ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
     while True:
         resp = await post_photo(http, auth, key, image, "after the crash")
         if resp.status not in (409, 503):

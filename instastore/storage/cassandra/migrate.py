@@ -49,7 +49,8 @@ def _ddl(session: Session, statement: str) -> None:
         )
         if not agreed:
             raise StorageError(
-                f"nodes did not agree on the schema within {SCHEMA_AGREEMENT_WAIT_S} s after: {statement[:80]}"
+                f"nodes did not agree on the schema within {SCHEMA_AGREEMENT_WAIT_S} s after: "
+                f"{statement[:80]}"
             )
 
 
@@ -75,7 +76,8 @@ def migrate(
         if migration.version in applied:
             if applied[migration.version].checksum != checksum:
                 log.warning(
-                    "schema file %03d_%s changed after it was applied; released files must not be edited",
+                    "schema file %03d_%s changed after it was applied; released files must not be "
+                    "edited",
                     migration.version,
                     migration.name,
                 )
@@ -85,7 +87,8 @@ def migrate(
             _ddl(session, statement)
         with translate_errors("recording a migration"):
             session.execute(
-                f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) VALUES (%s, %s, %s, %s)",
+                f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
+                "VALUES (%s, %s, %s, %s)",
                 (migration.version, migration.name, checksum, datetime.now(UTC)),
             )
         done.append(f"{migration.version:03d}_{migration.name}")
