@@ -149,7 +149,8 @@ async def gc(
         elif await stores.blobs.delete(entry.key):
             report.removed += 1
             progress(
-                f"removed orphan blob {entry.key} ({entry.size} bytes, written {entry.modified:%Y-%m-%d %H:%M})"
+                f"removed orphan blob {entry.key} "
+                f"({entry.size} bytes, written {entry.modified:%Y-%m-%d %H:%M})"
             )
     report.scratch_removed = await remove_scratch(stores, settings, now)
     report.folders_removed = await stores.blobs.remove_empty_folders()

@@ -13,9 +13,10 @@ So a page of 20 reads the rows of roughly the 20 followees who posted most recen
 not of all 1,000, and each such read is one query in the bucket of the followee's newest
 photo. The price of the cache: a photo posted through another server process appears in
 its followers' timelines CACHE_TTL_S later while they keep reading, and up to STALE_MAX_S
-later on the first page after a pause (at once through the same process). "recent" is newest first with an id cursor; "top" ranks a window of
-the newest ``TOP_WINDOW`` photos by likes decayed by age, with a cursor that pins the
-window, so pages stay stable while new photos arrive.
+later on the first page after a pause (at once through the same process). "recent" is
+newest first with an id cursor; "top" ranks a window of the newest ``TOP_WINDOW`` photos
+by likes decayed by age, with a cursor that pins the window, so pages stay stable while
+new photos arrive.
 """
 
 from __future__ import annotations
