@@ -46,11 +46,19 @@ SCAN_PAGE = 500  # photo rows per token-range page of scan_photos
 MIN_TOKEN = -(2**63)  # Murmur3Partitioner: no key has this token, every key is above it
 
 STATEMENTS = {
-    "insert_user": "INSERT INTO users (user_id, username, password_hash, display_name, private, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    "insert_user": (
+        "INSERT INTO users (user_id, username, password_hash, display_name, private, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    ),
     "claim_name": "INSERT INTO users_by_name (username, user_id) VALUES (?, ?) IF NOT EXISTS",
     "delete_user": "DELETE FROM users WHERE user_id = ?",
-    "update_user": "UPDATE users SET password_hash = ?, display_name = ?, private = ? WHERE user_id = ?",
-    "get_user": "SELECT user_id, username, password_hash, display_name, private, created_at FROM users WHERE user_id = ?",
+    "update_user": (
+        "UPDATE users SET password_hash = ?, display_name = ?, private = ? WHERE user_id = ?"
+    ),
+    "get_user": (
+        "SELECT user_id, username, password_hash, display_name, private, created_at FROM users "
+        "WHERE user_id = ?"
+    ),
     "user_id_by_name": "SELECT user_id FROM users_by_name WHERE username = ?",
     "insert_photo": "INSERT INTO photos (photo_id, record) VALUES (?, ?)",
     "insert_user_photo": "INSERT INTO user_photos (user_id, bucket, photo_id) VALUES (?, ?, ?)",
@@ -58,30 +66,47 @@ STATEMENTS = {
     "insert_term": "INSERT INTO title_terms (term, bucket, photo_id) VALUES (?, ?, ?)",
     "insert_term_bucket": "INSERT INTO term_buckets (term, bucket) VALUES (?, ?)",
     "get_photo": "SELECT record, deleted_at FROM photos WHERE photo_id = ?",
-    "scan_photos": "SELECT token(photo_id) AS t, record, deleted_at FROM photos WHERE token(photo_id) > ? LIMIT ?",
-    "user_buckets": "SELECT bucket FROM user_photo_buckets WHERE user_id = ? AND bucket <= ? LIMIT ?",
-    "user_photos": "SELECT photo_id FROM user_photos WHERE user_id = ? AND bucket = ? AND photo_id < ? LIMIT ?",
+    "scan_photos": (
+        "SELECT token(photo_id) AS t, record, deleted_at FROM photos WHERE token(photo_id) > ? "
+        "LIMIT ?"
+    ),
+    "user_buckets": (
+        "SELECT bucket FROM user_photo_buckets WHERE user_id = ? AND bucket <= ? LIMIT ?"
+    ),
+    "user_photos": (
+        "SELECT photo_id FROM user_photos WHERE user_id = ? AND bucket = ? AND photo_id < ? LIMIT ?"
+    ),
     "set_deleted": "UPDATE photos SET deleted_at = ? WHERE photo_id = ?",
     "enqueue_purge": "INSERT INTO purge_queue (shard, day, photo_id) VALUES (?, ?, ?)",
     "dequeue_purge": "DELETE FROM purge_queue WHERE shard = ? AND day = ? AND photo_id = ?",
     "due_purges": "SELECT day, photo_id FROM purge_queue WHERE shard = ? AND day <= ? LIMIT ?",
     "delete_photo": "DELETE FROM photos WHERE photo_id = ?",
-    "delete_user_photo": "DELETE FROM user_photos WHERE user_id = ? AND bucket = ? AND photo_id = ?",
+    "delete_user_photo": (
+        "DELETE FROM user_photos WHERE user_id = ? AND bucket = ? AND photo_id = ?"
+    ),
     "delete_term": "DELETE FROM title_terms WHERE term = ? AND bucket = ? AND photo_id = ?",
     "delete_likes": "DELETE FROM likes WHERE photo_id = ?",
     "delete_like_count": "DELETE FROM like_counts WHERE photo_id = ?",
     "insert_follow": "INSERT INTO user_follows (user_id, followee_id, created_at) VALUES (?, ?, ?)",
-    "insert_follower": "INSERT INTO user_followers (user_id, follower_id, created_at) VALUES (?, ?, ?)",
+    "insert_follower": (
+        "INSERT INTO user_followers (user_id, follower_id, created_at) VALUES (?, ?, ?)"
+    ),
     "delete_follow": "DELETE FROM user_follows WHERE user_id = ? AND followee_id = ?",
     "delete_follower": "DELETE FROM user_followers WHERE user_id = ? AND follower_id = ?",
     "is_following": "SELECT followee_id FROM user_follows WHERE user_id = ? AND followee_id = ?",
-    "following": "SELECT followee_id FROM user_follows WHERE user_id = ? AND followee_id > ? LIMIT ?",
-    "followers": "SELECT follower_id FROM user_followers WHERE user_id = ? AND follower_id > ? LIMIT ?",
+    "following": (
+        "SELECT followee_id FROM user_follows WHERE user_id = ? AND followee_id > ? LIMIT ?"
+    ),
+    "followers": (
+        "SELECT follower_id FROM user_followers WHERE user_id = ? AND follower_id > ? LIMIT ?"
+    ),
     "count_follows": "SELECT followers, following FROM follow_counts WHERE user_id = ?",
     "add_followers": "UPDATE follow_counts SET followers = followers + ? WHERE user_id = ?",
     "add_following": "UPDATE follow_counts SET following = following + ? WHERE user_id = ?",
     "term_buckets": "SELECT bucket FROM term_buckets WHERE term = ? AND bucket <= ? LIMIT ?",
-    "term_postings": "SELECT photo_id FROM title_terms WHERE term = ? AND bucket = ? AND photo_id < ? LIMIT ?",
+    "term_postings": (
+        "SELECT photo_id FROM title_terms WHERE term = ? AND bucket = ? AND photo_id < ? LIMIT ?"
+    ),
     "term_has": "SELECT photo_id FROM title_terms WHERE term = ? AND bucket = ? AND photo_id IN ?",
     "like": "INSERT INTO likes (photo_id, user_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS",
     "unlike": "DELETE FROM likes WHERE photo_id = ? AND user_id = ? IF EXISTS",
@@ -91,19 +116,38 @@ STATEMENTS = {
     "latest": "SELECT user_id, photo_id FROM user_latest WHERE user_id IN ?",
     "add_photos": "UPDATE photo_counts SET photos = photos + ? WHERE user_id = ?",
     "count_photos": "SELECT photos FROM photo_counts WHERE user_id = ?",
-    "add_request": "INSERT INTO follow_requests (user_id, requester_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS",
-    "remove_request": "DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ? IF EXISTS",
-    "requests": "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id > ? LIMIT ?",
-    "create_session": "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?) USING TTL ?",
+    "add_request": (
+        "INSERT INTO follow_requests (user_id, requester_id, created_at) VALUES (?, ?, ?) "
+        "IF NOT EXISTS"
+    ),
+    "remove_request": (
+        "DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ? IF EXISTS"
+    ),
+    "requests": (
+        "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id > ? LIMIT ?"
+    ),
+    "create_session": (
+        "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?) USING TTL ?"
+    ),
     "get_session": "SELECT user_id FROM sessions WHERE token_hash = ?",
     "delete_session": "DELETE FROM sessions WHERE token_hash = ?",
-    "claim_key": "INSERT INTO idempotency_keys (user_id, key, photo_id, claimed_at) VALUES (?, ?, ?, ?) IF NOT EXISTS USING TTL ?",
-    "take_over_key": "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ?, intent = null "
-    "WHERE user_id = ? AND key = ? IF photo_id = ? AND claimed_at = ?",
+    "claim_key": (
+        "INSERT INTO idempotency_keys (user_id, key, photo_id, claimed_at) VALUES (?, ?, ?, ?) "
+        "IF NOT EXISTS USING TTL ?"
+    ),
+    "take_over_key": (
+        "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ?, intent = null "
+        "WHERE user_id = ? AND key = ? IF photo_id = ? AND claimed_at = ?"
+    ),
     # photo_id is written again so that all of the row's cells share the new TTL.
-    "renew_key": "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ? WHERE user_id = ? AND key = ? IF photo_id = ?",
-    "renew_key_intent": "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ?, intent = ? "
-    "WHERE user_id = ? AND key = ? IF photo_id = ?",
+    "renew_key": (
+        "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ? WHERE user_id = ? "
+        "AND key = ? IF photo_id = ?"
+    ),
+    "renew_key_intent": (
+        "UPDATE idempotency_keys USING TTL ? SET photo_id = ?, claimed_at = ?, intent = ? "
+        "WHERE user_id = ? AND key = ? IF photo_id = ?"
+    ),
     "release_key": "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? IF photo_id = ?",
     "server_key": "INSERT INTO server_keys (name, secret) VALUES (?, ?) IF NOT EXISTS",
 }
@@ -610,6 +654,7 @@ def _require_schema(session: Session, settings: Settings) -> None:
     missing = migrate.pending(session, settings)
     if missing:
         raise Unavailable(
-            f"keyspace {settings.cassandra_keyspace!r} lacks schema {', '.join(missing)}; run `instastore migrate`"
+            f"keyspace {settings.cassandra_keyspace!r} lacks schema {', '.join(missing)}; "
+            "run `instastore migrate`"
         )
     session.set_keyspace(settings.cassandra_keyspace)
