@@ -21,8 +21,9 @@ from urllib.parse import unquote
 import aiohttp
 from jsonschema import Draft202012Validator
 
+from .factories import PASSWORD
+
 JSON_TYPES = ("application/json", "application/problem+json")
-PASSWORD = "correct horse battery"
 
 
 @dataclass

@@ -14,7 +14,7 @@ from instastore.server.app import create_app
 from PIL import Image
 
 from .. import samples
-from .conftest import Api, problem
+from ..factories import Api, problem
 
 FORMATS = [
     ("JPEG", "image/jpeg"),

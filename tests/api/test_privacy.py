@@ -25,7 +25,7 @@ from instastore.server.keys import SERVICES
 from instastore import ids
 
 from .. import samples
-from .conftest import problem
+from ..factories import problem
 
 
 def secret_free(data: bytes) -> list[bytes]:

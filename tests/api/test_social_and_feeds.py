@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from .. import samples
-from .conftest import problem
+from ..factories import problem
 
 
 async def ids_of(resp) -> list[str]:

@@ -22,7 +22,7 @@ from instastore.storage.ports import Stores
 from instastore.uploads import Uploads, receive
 
 from .. import samples
-from .conftest import new_id
+from ..factories import make_user, new_id
 
 STALE_S = 30  # the claim window of these tests; the clock is moved past it, never waited
 
@@ -123,7 +123,7 @@ async def rig(stores, adapter_settings, tmp_path):
     faulty = Stores(metadata, blobs)
     clock = Clock()
     uploads = Uploads(faulty, settings, IdGenerator(worker_id=11), Photos(faulty, settings), clock)
-    user = User(new_id(), f"u{uuid.uuid4().hex[:10]}", "$argon2id$x", "", False, clock())
+    user = make_user(created_at=clock())
     return Rig(uploads, metadata, blobs, clock, user)
 
 
