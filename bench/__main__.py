@@ -156,7 +156,7 @@ def run_all(args, prepared: dict, uploads: list[bytes], port: int) -> None:
         async def locate():
             try:
                 photo = await stores.photos.get_photo(photo_id)
-                return [r.locator for r in photo.renditions if r.name == "large"][0]
+                return next(r.locator for r in photo.renditions if r.name == "large")
             finally:
                 await stores.close()
 
@@ -275,7 +275,7 @@ async def _timeline_latency(base_url: str, token: str, pages: int = 300) -> dict
 
     timings = []
     async with aiohttp.ClientSession(base_url) as http:
-        for i in range(pages):
+        for _ in range(pages):
             started = time.perf_counter()
             async with http.get(
                 "/v1/timeline?order=recent&limit=20", headers={"Authorization": f"Bearer {token}"}

@@ -123,7 +123,8 @@ def raw_cql_timeline(settings: Settings, reader_id: int, pages: int = 300, limit
             "SELECT bucket FROM user_photo_buckets WHERE user_id = ? AND bucket <= ? LIMIT 32"
         ),
         "rows": session.prepare(
-            "SELECT photo_id FROM user_photos WHERE user_id = ? AND bucket = ? AND photo_id < ? LIMIT ?"
+            "SELECT photo_id FROM user_photos "
+            "WHERE user_id = ? AND bucket = ? AND photo_id < ? LIMIT ?"
         ),
         "photo": session.prepare("SELECT record, deleted_at FROM photos WHERE photo_id = ?"),
         "likes": session.prepare("SELECT likes FROM like_counts WHERE photo_id = ?"),
@@ -138,7 +139,7 @@ def raw_cql_timeline(settings: Settings, reader_id: int, pages: int = 300, limit
             ]
             chunks = [(followees[i : i + 100],) for i in range(0, len(followees), 100)]
             latest = {}
-            for ok, rows in execute_concurrent_with_args(
+            for _ok, rows in execute_concurrent_with_args(
                 session, q["latest"], chunks, concurrency=16
             ):
                 latest.update({r.user_id: r.photo_id for r in rows})
@@ -151,11 +152,11 @@ def raw_cql_timeline(settings: Settings, reader_id: int, pages: int = 300, limit
             )
             args = [
                 (u, rows[0].bucket, idlib.MAX_ID, limit + 1)
-                for u, (ok, rows) in zip(top, bucket_rows)
+                for u, (_ok, rows) in zip(top, bucket_rows, strict=True)
                 if rows
             ]
             ids = []
-            for ok, rows in execute_concurrent_with_args(session, q["rows"], args, concurrency=32):
+            for _ok, rows in execute_concurrent_with_args(session, q["rows"], args, concurrency=32):
                 ids += [r.photo_id for r in rows]
             page = sorted(ids, reverse=True)[: limit + 1]
             execute_concurrent_with_args(session, q["photo"], [(i,) for i in page], concurrency=32)

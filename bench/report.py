@@ -49,9 +49,8 @@ def machine() -> dict:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    mem_kb = int(
-        next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1]
-    )
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    mem_kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
     return {
         "cpus": len(__import__("os").sched_getaffinity(0)),
         "memory_gib": round(mem_kb / 2**20, 1),
@@ -74,7 +73,8 @@ def write(out: Path, name: str, body: dict, records: list | None = None) -> None
         ]
         for op, s in body["ops"].items():
             lines.append(
-                f"| {op} | {s['requests']} | {s['throughput_per_s']} | {s['p50_ms']} | {s['p95_ms']} | {s['p99_ms']} | {s['errors'] or ''} |"
+                f"| {op} | {s['requests']} | {s['throughput_per_s']} | {s['p50_ms']} | "
+                f"{s['p95_ms']} | {s['p99_ms']} | {s['errors'] or ''} |"
             )
         lines.append("")
     if "cpu" in body:

@@ -20,6 +20,7 @@ first photo must be there); run it again to continue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -246,10 +247,8 @@ async def seed(
                     for r in processed.renditions
                 ]:
                     key = f"{key_base}/{r_name}.jpg"
-                    try:
+                    with contextlib.suppress(Conflict):  # a resumed run: the blob is there
                         await stores.blobs.put(key, _one(payload))
-                    except Conflict:  # a resumed run: the blob is there already
-                        pass
                     renditions.append([r_name, key, ctype, len(payload), w, h])
                 pool_records.append(
                     {"renditions": renditions, "width": processed.width, "height": processed.height}

@@ -61,7 +61,7 @@ async def video_memory(base_url: str, token: str, port: int, size_mib: int = 102
         stop = asyncio.Event()
         sampler = asyncio.create_task(_sample(pids, up, stop))
         started = time.perf_counter()
-        with open(path, "rb") as f:
+        with await asyncio.to_thread(open, path, "rb") as f:
             form = aiohttp.FormData()
             form.add_field("title", "one gibibyte of video")
             form.add_field("file", f, filename="big.mp4", content_type="video/mp4")
@@ -87,8 +87,8 @@ async def video_memory(base_url: str, token: str, port: int, size_mib: int = 102
         download_s = time.perf_counter() - started
         stop.set()
         await sampler
-    path.unlink()
-    folder.rmdir()
+    await asyncio.to_thread(path.unlink)
+    await asyncio.to_thread(folder.rmdir)
     assert received == size, (received, size)
     return {
         "video_bytes": size,

@@ -8,10 +8,21 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from instastore import __version__, config
 from instastore.errors import ClusterError, ConfigError, InstastoreError
+
+if TYPE_CHECKING:  # imported where a command needs them, so `instastore --help` stays quick
+    import subprocess
+
+    from instastore.cluster import LocalCluster
+    from instastore.config import Settings
+    from instastore.storage.ports import Stores
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir",
         type=Path,
         default=None,
-        help="cluster folder (default: $INSTASTORE_CLUSTER_DIR or ~/.local/state/instastore/cluster)",
+        help=(
+            "cluster folder (default: $INSTASTORE_CLUSTER_DIR or ~/.local/state/instastore/cluster)"
+        ),
     )
     actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -170,7 +183,7 @@ def _migrate(args: argparse.Namespace) -> None:
     )
 
 
-def _with_stores(args: argparse.Namespace, job):
+def _with_stores(args: argparse.Namespace, job: Callable[[Stores, Settings], Awaitable[_T]]) -> _T:
     """Open the stores the settings name, run ``await job(stores, settings)``, close them."""
     import asyncio
 
@@ -179,7 +192,7 @@ def _with_stores(args: argparse.Namespace, job):
     settings = config.settings_from_args(args)
     _configure_logging(settings.log_level)
 
-    async def run():
+    async def run() -> _T:
         stores = await open_stores(settings)
         try:
             return await job(stores, settings)
@@ -213,8 +226,9 @@ def _gc(args: argparse.Namespace) -> None:
     )
     print(
         f"checked {report.checked} blob(s): removed {report.removed} "
-        f"orphan(s), left {report.young} younger than {ORPHAN_GRACE}; removed {report.scratch_removed} "
-        f"abandoned temporary file(s) and {report.folders_removed} empty folder(s)"
+        f"orphan(s), left {report.young} younger than {ORPHAN_GRACE}; "
+        f"removed {report.scratch_removed} abandoned temporary file(s) "
+        f"and {report.folders_removed} empty folder(s)"
     )
 
 
@@ -246,7 +260,7 @@ def _pack(args: argparse.Namespace) -> None:
     )
 
 
-def _cluster(args: argparse.Namespace):
+def _cluster(args: argparse.Namespace) -> LocalCluster:
     from instastore.cluster import LocalCluster, default_cluster_dir
 
     return LocalCluster(args.dir or default_cluster_dir())
@@ -266,7 +280,8 @@ def _cluster_up(args: argparse.Namespace) -> None:
         hdfs_heap=args.hdfs_heap,
     )
     print(
-        f"starting {spec.cassandra_nodes} Cassandra node(s) and {spec.datanodes} DataNode(s) in {cluster.root} ...",
+        f"starting {spec.cassandra_nodes} Cassandra node(s) and {spec.datanodes} DataNode(s) in "
+        f"{cluster.root} ...",
         flush=True,
     )
     started = cluster.up(spec, timeout=args.timeout)
@@ -274,7 +289,7 @@ def _cluster_up(args: argparse.Namespace) -> None:
     _print_status(cluster)
 
 
-def _print_status(cluster) -> None:
+def _print_status(cluster: LocalCluster) -> None:
     rows = cluster.status()
     if not rows:
         print(f"no cluster in {cluster.root}")
@@ -282,7 +297,8 @@ def _print_status(cluster) -> None:
     for r in rows:
         rss = f"{r['rss_mb']} MB" if r["rss_mb"] is not None else "-"
         print(
-            f"{r['name']:<11} {r['state']:<8} pid {r['pid'] or '-'!s:<8} rss {rss:<8} {r['endpoint']}"
+            f"{r['name']:<11} {r['state']:<8} pid {r['pid'] or '-'!s:<8} rss {rss:<8} "
+            f"{r['endpoint']}"
         )
 
 
@@ -307,7 +323,7 @@ def _cluster_down(args: argparse.Namespace) -> None:
     print(f"stopped{note}" + (f"; removed {cluster.root}" if args.wipe else ""))
 
 
-def _passthrough(done) -> int:
+def _passthrough(done: subprocess.CompletedProcess[Any]) -> int:
     """Hand a Java tool's output (text or bytes) and exit code on as they are."""
     for stream, output in ((sys.stdout, done.stdout), (sys.stderr, done.stderr)):
         if isinstance(output, bytes):

@@ -45,7 +45,8 @@ def encode_photo(photo: Photo) -> bytes:
         "h": photo.height,
         "dur": photo.duration_s,
     }
-    return msgpack.packb([FORMAT_VERSION, body], use_bin_type=True)
+    packed: bytes = msgpack.packb([FORMAT_VERSION, body], use_bin_type=True)  # msgpack is untyped
+    return packed
 
 
 def decode_photo(data: bytes, deleted_at: datetime | None = None) -> Photo:
@@ -55,7 +56,8 @@ def decode_photo(data: bytes, deleted_at: datetime | None = None) -> Photo:
         raise CorruptRecord(f"photo record does not decode: {exc}") from exc
     if version != FORMAT_VERSION:
         raise CorruptRecord(
-            f"photo record has format version {version!r}; this instastore reads version {FORMAT_VERSION}"
+            f"photo record has format version {version!r}; this instastore reads version "
+            f"{FORMAT_VERSION}"
         )
     try:
         return Photo(

@@ -55,7 +55,8 @@ class Settings:
     )
     cassandra_consistency: str = setting(
         "auto",
-        "Consistency of reads and writes: auto (LOCAL_QUORUM above 1 replica, else LOCAL_ONE) or a level name.",
+        "Consistency of reads and writes: auto (LOCAL_QUORUM above 1 replica, else LOCAL_ONE) or a "
+        "level name.",
     )
     webhdfs_url: str = setting(
         "", "NameNode WebHDFS base URL, e.g. http://127.0.0.1:9870; empty stores blobs locally."
@@ -84,7 +85,8 @@ class Settings:
     uploads_per_minute: int = setting(30, "Uploads one user may start per minute (429 past it).")
     upload_claim_stale_seconds: int = setting(
         30,
-        "Seconds after which an Idempotency-Key claim not renewed by its upload is taken over by a retry.",
+        "Seconds after which an Idempotency-Key claim not renewed by its upload is taken over by a "
+        "retry.",
     )
     session_days: int = setting(30, "Days a login token stays valid.")
     media_cache_bytes: int = setting(
@@ -105,11 +107,13 @@ class Settings:
     )
     body_timeout: float = setting(
         60.0,
-        "Seconds a request or response body may stall (no byte sent or taken) before 408 and close.",
+        "Seconds a request or response body may stall (no byte sent or taken) before 408 and "
+        "close.",
     )
     max_connections: int = setting(
         1000,
-        "Open client connections per process; past it 503 and close (lowered to fit RLIMIT_NOFILE).",
+        "Open client connections per process; past it 503 and close (lowered to fit "
+        "RLIMIT_NOFILE).",
     )
     max_connections_per_address: int = setting(
         100, "Open connections from one client address per process; past it 503 and close."
@@ -119,7 +123,8 @@ class Settings:
     )
     login_failures_per_account: int = setting(
         10,
-        "Failed logins per minute on one account from addresses that never logged in to it (429 past it).",
+        "Failed logins per minute on one account from addresses that never logged in to it (429 "
+        "past it).",
     )
     password_hash_threads: int = setting(
         1, "Threads hashing passwords (sign-up, log-in), apart from the pool uploads and media use."
@@ -182,7 +187,8 @@ class Settings:
             )
         if self.cassandra_consistency.upper() not in CONSISTENCY_LEVELS:
             raise ConfigError(
-                f"cassandra_consistency must be one of {', '.join(sorted(CONSISTENCY_LEVELS))}, not {self.cassandra_consistency!r}"
+                f"cassandra_consistency must be one of {', '.join(sorted(CONSISTENCY_LEVELS))}, "
+                f"not {self.cassandra_consistency!r}"
             )
         if bool(self.cassandra_hosts) != bool(self.webhdfs_url):
             raise ConfigError(
@@ -235,11 +241,11 @@ class Settings:
         return cls(**values)
 
 
-def _field_type(f: dataclasses.Field) -> type:
+def _field_type(f: dataclasses.Field[Any]) -> type:
     return {"int": int, "float": float, "Path": Path, "str": str}[str(f.type)]
 
 
-def _convert(f: dataclasses.Field, raw: str) -> Any:
+def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
     kind = _field_type(f)
     try:
         return kind(raw)

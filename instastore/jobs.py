@@ -147,7 +147,8 @@ async def gc(
         elif await blobs.delete(entry.key):
             report.removed += 1
             progress(
-                f"removed orphan blob {entry.key} ({entry.size} bytes, written {entry.modified:%Y-%m-%d %H:%M})"
+                f"removed orphan blob {entry.key} "
+                f"({entry.size} bytes, written {entry.modified:%Y-%m-%d %H:%M})"
             )
     report.scratch_removed = await remove_scratch(blobs, settings, now)
     report.folders_removed = await blobs.remove_empty_folders()

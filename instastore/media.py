@@ -21,12 +21,18 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from instastore.errors import InvalidMedia, UnsupportedMedia
 from instastore.limits import MAX_VIDEO_PACKETS
 from instastore.model import Kind
+
+if TYPE_CHECKING:  # PyAV is imported where a video is processed, not at start-up
+    from av.container import InputContainer
+    from av.stream import Stream
+    from av.video.stream import VideoStream
 
 # SECURITY: a decompression bomb is an error, never a warning that lets decoding go on.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -101,7 +107,8 @@ def sniff(head: bytes) -> MediaType:
     if head.startswith(b"\x1a\x45\xdf\xa3") and b"webm" in head[:SNIFF_BYTES]:
         return TYPES["webm"]
     raise UnsupportedMedia(
-        "not a supported image or video: send JPEG, PNG, WebP or GIF images, or MP4, WebM or QuickTime video"
+        "not a supported image or video: send JPEG, PNG, WebP or GIF images, or MP4, WebM or "
+        "QuickTime video"
     )
 
 
@@ -180,7 +187,8 @@ def process_image(path: Path, media_type: MediaType, max_pixels: int) -> Process
         with Image.open(path, formats=[PILLOW_FORMATS[media_type.format]]) as image:
             if image.width * image.height > max_pixels:
                 raise InvalidMedia(
-                    f"image is {image.width}x{image.height} pixels, over the limit of {max_pixels:,} (decompression bomb?)"
+                    f"image is {image.width}x{image.height} pixels, over the limit of "
+                    f"{max_pixels:,} (decompression bomb?)"
                 )
             image.load()  # decodes everything now: a truncated file fails here
             oriented = ImageOps.exif_transpose(image)
@@ -196,30 +204,36 @@ def process_image(path: Path, media_type: MediaType, max_pixels: int) -> Process
         ) from exc
 
 
-def _kept_streams(container) -> list:
+def _kept_streams(container: InputContainer) -> list[Stream]:
     """The streams a video copy keeps: video and audio (data tracks carry GPS too)."""
     return [s for s in container.streams if s.type in ("video", "audio")]
 
 
-def _check_declared(container, stream, media_type: MediaType, max_pixels: int) -> None:
+def _check_declared(
+    container: InputContainer, stream: VideoStream, media_type: MediaType, max_pixels: int
+) -> None:
     """Refuse frames over the limit, or too many packets to copy, from what the container
     declares, before decoding anything."""
     declared = sum(s.frames for s in _kept_streams(container))
     if declared > MAX_VIDEO_PACKETS:
         raise InvalidMedia(
-            f"the {media_type.format} video declares {declared:,} frames, over {MAX_VIDEO_PACKETS:,}"
+            f"the {media_type.format} video declares {declared:,} frames, over "
+            f"{MAX_VIDEO_PACKETS:,}"
         )
     width, height = stream.codec_context.width, stream.codec_context.height
     if width * height > max_pixels:
         raise InvalidMedia(
-            f"the {media_type.format} video declares {width}x{height} frames, over the limit of {max_pixels:,} pixels"
+            f"the {media_type.format} video declares {width}x{height} frames, over the limit of "
+            f"{max_pixels:,} pixels"
         )
     # SECURITY: the decoder refuses any frame past the limit too, whatever the container
     # declared (a small stsd in front of huge JPEG frames, issue 10 item 18).
     stream.codec_context.options = {"max_pixels": str(max_pixels)}
 
 
-def _poster(container, stream, media_type: MediaType, max_pixels: int) -> Image.Image:
+def _poster(
+    container: InputContainer, stream: VideoStream, media_type: MediaType, max_pixels: int
+) -> Image.Image:
     import av
 
     try:
@@ -227,13 +241,16 @@ def _poster(container, stream, media_type: MediaType, max_pixels: int) -> Image.
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise InvalidMedia(
-            f"the {media_type.format} video does not decode within {max_pixels:,} pixels a frame: {reason}"
+            f"the {media_type.format} video does not decode within {max_pixels:,} pixels a frame: "
+            f"{reason}"
         ) from exc
     if frame is None:
         raise InvalidMedia("the video has no decodable frame")
     if frame.width * frame.height > max_pixels:
         raise InvalidMedia(f"video frames of {frame.width}x{frame.height} are over the pixel limit")
-    return frame.to_image()
+    # PyAV's stub leaves to_image unannotated; it returns a PIL image.
+    poster: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
+    return poster
 
 
 def remux(source: Path, target: Path, media_type: MediaType) -> int:

@@ -10,7 +10,9 @@ wrong passwords pushed uploads from 50 ms to over a minute). Here hashing has it
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,6 +25,8 @@ _hasher = PasswordHasher()
 # SECURITY: log-in with an unknown name still verifies a hash, so timing does not tell
 # which usernames exist.
 DUMMY_HASH = _hasher.hash("not a real password")
+
+_T = TypeVar("_T")
 
 
 def _verify(hashed: str, password: str) -> bool:
@@ -46,7 +50,7 @@ class PasswordHashing:
     async def verify(self, hashed: str, password: str) -> bool:
         return await self._run(_verify, hashed, password)
 
-    async def _run(self, fn, *args):
+    async def _run(self, fn: Callable[..., _T], *args: str) -> _T:
         if self._in_flight >= self._capacity:
             raise Overloaded(
                 "too many sign-ups and log-ins at once; retry shortly", retry_after=RETRY_AFTER_S

@@ -15,8 +15,9 @@ _SPLIT = re.compile(r"[^\w]+|_+")
 
 
 def fold(text: str) -> str:
-    # Compatibility forms first (so "𝑨" becomes "A" before case folding), then case
-    # folding, then once more: folding can produce characters that decompose further.
+    # Compatibility forms first (so U+1D468, a bold italic "A", becomes "A" before case
+    # folding), then case folding, then once more: folding can produce characters that
+    # decompose further.
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     return "".join(c for c in folded if not unicodedata.combining(c))
 

@@ -107,7 +107,9 @@ async def receive(chunks: AsyncIterable[bytes], max_bytes: int, tmp_dir: Path) -
         await asyncio.to_thread(flush, pending)
     except BaseException:
         os.close(fd)
-        path.unlink(missing_ok=True)
+        # Not awaited: on cancellation the clean-up must run to its end, and this is one
+        # unlink of a local scratch file.
+        path.unlink(missing_ok=True)  # noqa: ASYNC240
         raise
     os.close(fd)
     return Received(path, size, digest.hexdigest(), head)

@@ -120,7 +120,10 @@ class GuardedServer(web.Server):
         """Count a new connection in, or say why it is refused."""
         # SECURITY: one client cannot take every connection (and descriptor) for itself.
         if self._by_address[address] >= self.limits.max_connections_per_address:
-            return f"too many connections from {address}: at most {self.limits.max_connections_per_address}"
+            return (
+                f"too many connections from {address}: "
+                f"at most {self.limits.max_connections_per_address}"
+            )
         if self._open >= self.limits.max_connections:
             return "the server is at its connection limit"
         self._open += 1

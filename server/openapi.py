@@ -98,7 +98,9 @@ SCHEMAS: dict[str, Any] = {
             "created_at": TIME,
             "counts": obj({"photos": COUNT, "followers": COUNT, "following": COUNT}),
             "viewer": {
-                "description": "with a token, for someone else's profile: whether I follow them or asked to",
+                "description": (
+                    "with a token, for someone else's profile: whether I follow them or asked to"
+                ),
                 **obj({"following": {"type": "boolean"}, "requested": {"type": "boolean"}}),
             },
         },
@@ -175,11 +177,13 @@ HEADERS: dict[str, Any] = {
 # Why each error status happens, where the reason is the same on every operation.
 PROBLEMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "400": (
-        "invalid input: a bad id, limit, cursor, field or body; or a request the service cannot read",
+        "invalid input: a bad id, limit, cursor, field or body; "
+        "or a request the service cannot read",
         (),
     ),
     "401": (
-        "no valid bearer token: missing where needed, or malformed, unknown or expired on any route",
+        "no valid bearer token: missing where needed, "
+        "or malformed, unknown or expired on any route",
         ("WWW-Authenticate",),
     ),
     "403": ("not allowed for this user", ()),
@@ -332,7 +336,7 @@ def media_operation(operation_id: str, summary: str, *, head: bool) -> dict[str,
         summary,
         {
             "200": media("the bytes", full),
-            "206": media("one byte range of them", full + ("Content-Range",)),
+            "206": media("one byte range of them", (*full, "Content-Range")),
             "304": {
                 "description": "not modified (If-None-Match matched); no body",
                 "headers": {h: ref("headers", h) for h in cached},
@@ -369,7 +373,10 @@ def paths() -> dict[str, Any]:
                 auth=False,
                 special={
                     "503": {
-                        "description": "a store does not answer (a Readiness body), or the server sheds load (a problem)",
+                        "description": (
+                            "a store does not answer (a Readiness body), or the server "
+                            "sheds load (a problem)"
+                        ),
                         "headers": {"Retry-After": {**HEADERS["Retry-After"], "required": False}},
                         "content": {
                             JSON: {"schema": schema("Readiness")},
@@ -598,9 +605,11 @@ def paths() -> dict[str, Any]:
                 "timeline",
                 "Photos of everyone I follow",
                 {"200": ok("a page", "PhotoPage")},
-                params=PAGE_PARAMS
-                + [
-                    query_param("order", {"enum": ["top", "recent"]}, "top (the default) or recent")
+                params=[
+                    *PAGE_PARAMS,
+                    query_param(
+                        "order", {"enum": ["top", "recent"]}, "top (the default) or recent"
+                    ),
                 ],
             )
         },
@@ -610,14 +619,14 @@ def paths() -> dict[str, Any]:
                 "Photos whose titles have every word of q, newest first",
                 {"200": ok("a page", "PhotoPage")},
                 auth=False,
-                params=PAGE_PARAMS
-                + [
+                params=[
+                    *PAGE_PARAMS,
                     query_param(
                         "q",
                         {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
                         "the words to find",
                         required=True,
-                    )
+                    ),
                 ],
             )
         },
@@ -632,8 +641,9 @@ def spec() -> dict[str, Any]:
             "title": "instastore",
             "version": __version__,
             "description": (
-                "Photo and video sharing over HTTP. Every error is application/problem+json; a 405 (a method a URL "
-                "does not take) carries Allow. Every JSON response is sent with X-Content-Type-Options: nosniff and "
+                "Photo and video sharing over HTTP. Every error is application/problem+json; "
+                "a 405 (a method a URL does not take) carries Allow. Every JSON response is sent "
+                "with X-Content-Type-Options: nosniff and "
                 "Cache-Control: no-store (they depend on the viewer's token, or carry one)."
             ),
         },

@@ -3,18 +3,17 @@
 Tests that need Cassandra or HDFS use the local cluster that ``make test`` (and so CI)
 brings up with ``instastore cluster up``. When it is not running they fail under CI
 (``CI=true``) or ``INSTASTORE_REQUIRE_CLUSTER=1``, and skip with a reason otherwise, so
-a newcomer can run the embedded tests alone with a plain ``pytest``.
+a newcomer can run the embedded tests alone with a plain ``pytest`` (tests/required.py).
+What the tests make (ids, photo records, users, uploads) is in tests/factories.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import inspect
 import os
-import resource
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -26,22 +25,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from instastore.cluster import ClusterSpec, LocalCluster, default_cluster_dir
 from instastore.config import Settings
 
+# The two hooks make every skip a failure under CI (tests/required.py).
+from .required import missing, pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+from .watchdog import Watchdog
+
 # Property tests: no per-example deadline (a loaded 2-core machine is not a failure), and
 # under CI a fixed seed, so a run is repeatable; locally each run explores new examples.
 hypothesis.settings.register_profile("default", deadline=None)
 hypothesis.settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 hypothesis.settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "default")
-
-REQUIRE_CLUSTER = (
-    os.environ.get("CI", "").lower() == "true"
-    or os.environ.get("INSTASTORE_REQUIRE_CLUSTER") == "1"
-)
-
-
-def _missing(reason: str):
-    if REQUIRE_CLUSTER:
-        pytest.fail(f"{reason} (required: CI=true or INSTASTORE_REQUIRE_CLUSTER=1)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +42,7 @@ def local_cluster() -> LocalCluster:
     cluster = LocalCluster(default_cluster_dir())
     daemons = cluster.daemons()
     if not daemons or len(cluster.running()) != len(daemons):
-        _missing(
+        missing(
             f"no running local cluster in {cluster.root}; start one with `instastore cluster up`"
         )
     return cluster
@@ -105,60 +97,31 @@ def embedded_settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
 
 
-# A callback of the service that holds the event loop this long is a blocking call. Not
-# tighter: on 2 cores a worker thread running Pillow can hold the GIL for ~100 ms.
-SLOW_CALLBACK_S = 0.25
-# Steps of the test's own coroutines (making sample media, hashing expected bytes, a load
-# generator's clients) are the test's business, not the service's.
-_TESTS = f"{Path(__file__).parent}{os.sep}"
-_TEST_CODE = (
-    "coro=<test_",
-    "_async_fixture_wrapper",
-    f"running at {_TESTS}",
-    f"defined at {_TESTS}",
-)
+@pytest.fixture(scope="session")
+def contract_cluster_settings(cluster_settings: Settings):
+    """The session's migrated keyspace, and an HDFS folder of its own (removed after): the
+    cluster adapters of the contract suite and of the HTTP tests."""
+    from instastore.storage.hdfs.webhdfs import WebHdfs
 
+    settings = dataclasses.replace(cluster_settings, hdfs_root=f"/contract-{uuid.uuid4().hex[:8]}")
+    yield settings
 
-class _Watchdog:
-    """Times every callback run on one thread's event loop. A callback is blocking when it
-    held the loop SLOW_CALLBACK_S or more, unless the kernel preempted the thread meanwhile
-    (an involuntary context switch) and it used less than that in CPU: on 2 cores shared
-    with the JVMs of the cluster, a preempted callback's wall time is the scheduler's, not
-    the code's. A blocking call (a sleep, a socket or file read, a lock) waits voluntarily
-    and is still caught; so is a callback that computes for too long."""
-
-    def __init__(self) -> None:
-        self.thread = threading.get_ident()
-        self.seen: list[str] = []
-        self.collecting = 0.0  # the garbage collector's time on this thread: not the code's
-        self._gc_started: float | None = None
-
-    def gc_phase(self, phase: str, info: dict) -> None:
-        if threading.get_ident() != self.thread:
-            return
-        if phase == "start":
-            self._gc_started = time.perf_counter()
-        elif self._gc_started is not None:
-            self.collecting += time.perf_counter() - self._gc_started
-            self._gc_started = None
-
-    def run(self, handle: asyncio.Handle, run) -> None:
-        if threading.get_ident() != self.thread:
-            return run(handle)
-        wall, cpu, collecting = time.perf_counter(), time.thread_time(), self.collecting
-        switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+    async def remove_folder():
+        client = WebHdfs(settings.webhdfs_url, settings.hdfs_user)
         try:
-            return run(handle)
+            await client.delete(settings.hdfs_root, recursive=True)
         finally:
-            collected = self.collecting - collecting  # a full collection can take 0.5 s
-            wall, cpu = time.perf_counter() - wall - collected, time.thread_time() - cpu - collected
-            if wall >= SLOW_CALLBACK_S:
-                preempted = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw > switches
-                described = asyncio.base_events._format_handle(handle)  # as asyncio's own warning
-                if (cpu >= SLOW_CALLBACK_S or not preempted) and not any(
-                    t in described for t in _TEST_CODE
-                ):
-                    self.seen.append(f"{described} took {wall:.3f} s ({cpu:.3f} s of CPU)")
+            await client.close()
+
+    asyncio.run(remove_folder())
+
+
+@pytest.fixture(params=["embedded", "cluster"])
+def adapter_settings(request, tmp_path) -> Settings:
+    """Settings of each adapter in turn: embedded (SQLite + local files), cluster."""
+    if request.param == "embedded":
+        return Settings(data_dir=tmp_path / "data")
+    return request.getfixturevalue("contract_cluster_settings")
 
 
 def pytest_collection_modifyitems(items):
@@ -174,12 +137,12 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture
 async def event_loop_watchdog(monkeypatch):
     """Every async test runs with asyncio's debug mode on and fails if any callback held
-    the loop for SLOW_CALLBACK_S or more (see ``_Watchdog``): a blocking call shows up as
-    a failure here, not as a slow benchmark later."""
+    the loop for SLOW_CALLBACK_S or more (see tests/watchdog.py): a blocking call shows up
+    as a failure here, not as a slow benchmark later."""
     loop = asyncio.get_running_loop()
     loop.set_debug(True)
     loop.slow_callback_duration = float("inf")  # timed by the watchdog instead
-    watchdog = _Watchdog()
+    watchdog = Watchdog()
     run = asyncio.Handle._run
     monkeypatch.setattr(asyncio.Handle, "_run", lambda handle: watchdog.run(handle, run))
     gc.callbacks.append(watchdog.gc_phase)

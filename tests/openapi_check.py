@@ -21,8 +21,9 @@ from urllib.parse import unquote
 import aiohttp
 from jsonschema import Draft202012Validator
 
+from .factories import PASSWORD
+
 JSON_TYPES = ("application/json", "application/problem+json")
-PASSWORD = "correct horse battery"
 
 
 @dataclass
@@ -137,8 +138,10 @@ def violations(spec: Spec, exchange: Exchange) -> list[str]:
         return problems + check_headers(exchange)
     media = next((m for m in content if _media_type_matches(m, exchange.content_type)), None)
     if media is None:
-        return problems + [
-            f"{where} {exchange.status}: content type {exchange.content_type!r} not in {list(content)}"
+        return [
+            *problems,
+            f"{where} {exchange.status}: "
+            f"content type {exchange.content_type!r} not in {list(content)}",
         ]
     if exchange.content_type in JSON_TYPES:
         problems += check_json(spec, where, exchange, content[media]["schema"])
@@ -168,11 +171,13 @@ def check_headers(exchange: Exchange) -> list[str]:
     problems = []
     if headers.get("x-content-type-options") != "nosniff":
         problems.append(
-            f"{exchange.method} {exchange.path} {exchange.status}: no X-Content-Type-Options: nosniff"
+            f"{exchange.method} {exchange.path} {exchange.status}: "
+            "no X-Content-Type-Options: nosniff"
         )
     if exchange.content_type in JSON_TYPES and headers.get("cache-control") != "no-store":
         problems.append(
-            f"{exchange.method} {exchange.path} {exchange.status}: JSON without Cache-Control: no-store"
+            f"{exchange.method} {exchange.path} {exchange.status}: "
+            "JSON without Cache-Control: no-store"
         )
     return problems
 

@@ -49,15 +49,22 @@ def video(
     frames: int = 12,
     metadata: dict[str, str] | None = None,
     stream_metadata: dict[str, str] | None = None,
+    *,
+    options: dict[str, str] | None = None,
+    rotation: int | None = None,
 ) -> bytes:
+    """A short video; ``options`` go to the muxer (e.g. a fragmented MP4), ``rotation``
+    is a display matrix in degrees (a phone's portrait video)."""
     out = io.BytesIO()
     fmt = {"mp4": "mp4", "mov": "mov", "webm": "webm"}[container]
-    with av.open(out, mode="w", format=fmt) as c:
+    with av.open(out, mode="w", format=fmt, options=options or {}) as c:
         c.metadata.update(metadata or {})
         stream = c.add_stream(codec, rate=12)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.metadata.update(stream_metadata or {})
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
         for i in range(frames):
             frame = av.VideoFrame.from_image(Image.new("RGB", size, (i * 20 % 255, 100, 150)))
             for packet in stream.encode(frame):

@@ -4,7 +4,6 @@ instastore's own errors, never as aiohttp, WebHDFS or cassandra-driver exception
 from __future__ import annotations
 
 import dataclasses
-import socket
 import uuid
 
 import pytest
@@ -14,15 +13,11 @@ from instastore.storage.cassandra import CassandraMetadataStore
 from instastore.storage.hdfs import HdfsBlobStore
 from instastore.storage.hdfs.webhdfs import WebHdfs
 
+from .serving import free_port
+
 
 async def chunks(data: bytes):
     yield data
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -185,9 +180,7 @@ async def test_writes_that_time_out_are_tried_again_and_counted_once(cluster_set
 
     from cassandra.cluster import EXEC_PROFILE_DEFAULT
 
-    from instastore.model import User
-
-    from .contract.conftest import make_photo, new_id
+    from .factories import make_photo, make_user
 
     store = await CassandraMetadataStore.connect(cluster_settings)
     profile = store.cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
@@ -198,9 +191,7 @@ async def test_writes_that_time_out_are_tried_again_and_counted_once(cluster_set
         asyncio.get_running_loop().call_later(0.1, setattr, profile, "request_timeout", normal)
 
     try:
-        owner = User(
-            new_id(), f"t{uuid.uuid4().hex[:10]}", "$argon2id$x", "", False, datetime.now(UTC)
-        )
+        owner = make_user(created_at=datetime.now(UTC))
         time_out_for_a_moment()
         await store.create_user(owner)  # its first write times out, then lands
         assert (await store.get_user_by_name(owner.username)).id == owner.id

@@ -50,7 +50,8 @@ def test_three_plus_three_survives_a_killed_cassandra_node(cluster3):
     session = driver.connect()
     try:
         session.execute(
-            "CREATE KEYSPACE IF NOT EXISTS rf3 WITH replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"
+            "CREATE KEYSPACE IF NOT EXISTS rf3 WITH replication = "
+            "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"
         )
         session.execute("CREATE TABLE IF NOT EXISTS rf3.kv (k int PRIMARY KEY, v text)")
         for k in range(20):

@@ -124,7 +124,8 @@ def test_a_taken_port_is_one_clear_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.splitlines()[0] == (
         f"instastore: port 127.0.0.1:{9042 + int(OFFSET)} (cassandra1 CQL) is already in use; "
-        f"stop what holds it (`ss -ltnp 'sport = :{9042 + int(OFFSET)}'`) or run `instastore cluster down`"
+        f"stop what holds it (`ss -ltnp 'sport = :{9042 + int(OFFSET)}'`) "
+        "or run `instastore cluster down`"
     )
     assert not (tmp_path / "c" / "state.json").exists()
 

@@ -23,6 +23,7 @@ from instastore.storage.cassandra.migrate import migrate
 from instastore.storage.cassandra.session import build_cluster
 
 from . import samples
+from .factories import sign_up, upload_form
 from .serving import spawn
 
 pytestmark = [pytest.mark.slow, pytest.mark.cassandra, pytest.mark.hdfs, pytest.mark.timeout(900)]
@@ -84,9 +85,9 @@ class Client:
         self.retries = 0
 
     async def post(self, upload: Upload, image: bytes) -> tuple[int, dict]:
-        form = aiohttp.FormData()
-        form.add_field("title", f"fault {upload.key[:6]}")
-        form.add_field("file", image, filename="f.jpg", content_type="image/jpeg")
+        form = upload_form(
+            image, f"fault {upload.key[:6]}", filename="f.jpg", content_type="image/jpeg"
+        )
         headers = {**self.auth, "Idempotency-Key": upload.key}
         async with self.http.post("/v1/photos", data=form, headers=headers) as resp:
             return resp.status, await resp.json(content_type=None)
@@ -113,15 +114,6 @@ class Client:
             color = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
             image = await asyncio.to_thread(samples.image, "JPEG", (320, 240), color)
             self.acked.append(await self.upload_once_acknowledged(image))
-
-
-async def sign_up(http: aiohttp.ClientSession) -> Client:
-    name = f"f{uuid.uuid4().hex[:10]}"
-    assert (
-        await http.post("/v1/users", json={"username": name, "password": "faults galore"})
-    ).status == 201
-    resp = await http.post("/v1/sessions", json={"username": name, "password": "faults galore"})
-    return Client(http, name, {"Authorization": f"Bearer {(await resp.json())['token']}"})
 
 
 async def kill_and_restart(cluster, node: str) -> None:
@@ -155,7 +147,7 @@ async def test_uploads_survive_killed_cassandra_and_datanode(cluster3, fault_ser
     base, _log = fault_server
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(base, timeout=timeout) as http:
-        clients = [await sign_up(http) for _ in range(CLIENTS)]
+        clients = [Client(http, *await sign_up(http)) for _ in range(CLIENTS)]
         stop = asyncio.Event()
         load = [asyncio.create_task(c.run(stop)) for c in clients]
         try:

@@ -110,7 +110,8 @@ async def test_serve_on_the_cluster_and_check_with_hadoop_and_the_driver(server,
         assert [r.photo_id for r in rows] == [pid]
         for term in search.terms("Harbour at dawn"):
             hit = session.execute(
-                "SELECT photo_id FROM title_terms WHERE term = %s AND bucket = %s AND photo_id = %s",
+                "SELECT photo_id FROM title_terms "
+                "WHERE term = %s AND bucket = %s AND photo_id = %s",
                 (term, ids.bucket_of(pid), pid),
             ).one()
             assert hit is not None, term

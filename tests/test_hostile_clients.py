@@ -16,7 +16,6 @@ import resource
 import socket
 import statistics
 import time
-import uuid
 
 import aiohttp
 import pytest
@@ -24,6 +23,7 @@ import yarl
 from instastore.server import guard
 
 from . import samples
+from .factories import PASSWORD, sign_up, upload_form
 from .serving import serve
 
 HEADER_TIMEOUT_S = 2.0
@@ -43,7 +43,6 @@ LIMITS = {
     "INSTASTORE_PASSWORD_HASH_QUEUE": "2",
     "INSTASTORE_UPLOADS_PER_MINUTE": "10000",
 }
-PASSWORD = "correct horse battery"
 SLACK_S = 3.0  # a loaded 2-core machine: how late a timeout may fire and still pass
 
 
@@ -61,24 +60,14 @@ def account(tmp_path_factory) -> Account:
 
 
 async def _account(port: int) -> Account:
-    name = f"h{uuid.uuid4().hex[:10]}"
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-        assert (
-            await http.post("/v1/users", json={"username": name, "password": PASSWORD})
-        ).status == 201
-        token = (
-            await (
-                await http.post("/v1/sessions", json={"username": name, "password": PASSWORD})
-            ).json()
-        )["token"]
-        photo = await _upload(http, f"Bearer {token}")
-    return Account(port, name, token, photo)
+        name, headers = await sign_up(http)
+        photo = await _upload(http, headers["Authorization"])
+    return Account(port, name, headers["Authorization"].removeprefix("Bearer "), photo)
 
 
 async def _upload(http: aiohttp.ClientSession, auth: str) -> dict:
-    form = aiohttp.FormData()
-    form.add_field("title", "harbour")
-    form.add_field("file", io.BytesIO(samples.image("JPEG", (64, 48))), filename="x.jpg")
+    form = upload_form(samples.image("JPEG", (64, 48)), "harbour", filename="x.jpg")
     resp = await http.post("/v1/photos", data=form, headers={"Authorization": auth})
     assert resp.status == 201, await resp.text()
     return await resp.json()
@@ -391,7 +380,8 @@ def malformed_requests(account: Account) -> dict[str, bytes]:
             "POST",
             "/v1/photos",
             [auth, ("Content-Type", "multipart/form-data; boundary=x; charset=bogus")],
-            b'--x\r\nContent-Disposition: form-data; name="title"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nhi\r\n--x--\r\n',
+            b'--x\r\nContent-Disposition: form-data; name="title"\r\nContent-Type: text/plain; '
+            b"charset=bogus\r\n\r\nhi\r\n--x--\r\n",
         ),
         "multipart RFC 2231 name in a bogus charset": http_request(
             "POST",
@@ -429,7 +419,12 @@ async def test_malformed_encodings_get_a_4xx_problem_and_the_server_stays_up(acc
 # digits int() raises. A Range of anything but ASCII digits is ignored: the whole body.
 @pytest.mark.parametrize(
     "header",
-    ["bytes=١-", "bytes=0-１", "bytes=" + "1" * 5000 + "-", "bytes=-" + "9" * 5000],
+    [
+        "bytes=\N{ARABIC-INDIC DIGIT ONE}-",
+        "bytes=0-\N{FULLWIDTH DIGIT ONE}",
+        "bytes=" + "1" * 5000 + "-",
+        "bytes=-" + "9" * 5000,
+    ],
     ids=["arabic-indic", "full-width", "5000-digit start", "5000-digit suffix"],
 )
 async def test_odd_range_headers_are_ignored_not_a_500(account, header):

@@ -4,13 +4,11 @@ before anything is decoded."""
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
 import av
 import pytest
-from PIL import Image
 
 from instastore import media
 from instastore.errors import InvalidMedia
@@ -116,17 +114,10 @@ def test_a_video_declaring_too_many_frames_is_refused_before_decoding(tmp_path, 
 def test_a_video_hiding_its_frame_count_is_stopped_while_copying(tmp_path, monkeypatch):
     """A fragmented MP4 declares no frame count: the copy counts packets as it goes."""
     monkeypatch.setattr(media, "MAX_VIDEO_PACKETS", 100)
-    out = io.BytesIO()
-    with av.open(out, "w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}) as c:
-        stream = c.add_stream("mpeg4", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(120):
-            frame = av.VideoFrame.from_image(Image.new("RGB", (32, 32), (i, 0, 0)))
-            for packet in stream.encode(frame):
-                c.mux(packet)
-        for packet in stream.encode():
-            c.mux(packet)
-    path, media_type = upload(tmp_path, out.getvalue())
+    fragmented = samples.video(
+        "mp4", size=(32, 32), frames=120, options={"movflags": "frag_keyframe+empty_moov"}
+    )
+    path, media_type = upload(tmp_path, fragmented)
     with av.open(str(path)) as probe:
         assert probe.streams.video[0].frames == 0
     with pytest.raises(InvalidMedia, match="over 100 packets"):
@@ -137,19 +128,7 @@ def test_a_video_hiding_its_frame_count_is_stopped_while_copying(tmp_path, monke
 def test_the_video_copy_keeps_the_display_rotation(tmp_path):
     """A phone's portrait video is stored landscape with a display matrix: not metadata
     about the uploader, and the copy must keep it to play upright."""
-    out = io.BytesIO()
-    with av.open(out, "w", format="mp4") as c:
-        stream = c.add_stream("mpeg4", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        stream.set_display_rotation(90)
-        for i in range(6):
-            for packet in stream.encode(
-                av.VideoFrame.from_image(Image.new("RGB", (96, 64), (i * 30, 0, 0)))
-            ):
-                c.mux(packet)
-        for packet in stream.encode():
-            c.mux(packet)
-    path, media_type = upload(tmp_path, out.getvalue())
+    path, media_type = upload(tmp_path, samples.video("mp4", frames=6, rotation=90))
     media.process(path, media_type, MAX_PIXELS)
     with av.open(str(media.derived_path(path, "video"))) as played:
         assert next(played.decode(video=0)).rotation == 90

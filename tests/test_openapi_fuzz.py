@@ -28,7 +28,8 @@ from instastore.server.app import create_app, make_runner
 from instastore.config import Settings
 
 from . import samples
-from .openapi_check import PASSWORD, Spec, send_blocking, violations
+from .factories import PASSWORD
+from .openapi_check import Spec, send_blocking, violations
 
 EXAMPLES_PER_RUN = 25  # per operation and kind of credential: 26 x 3 runs, 15-20 s on 2 cores
 # Destructive operations go last, so the others meet the photos and the token alive.

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import time
 import uuid
 
-import aiohttp
 import pytest
 from instastore.server.app import create_app
 
@@ -23,7 +21,7 @@ from instastore.storage.cassandra.migrate import migrate
 from instastore.storage.cassandra.session import build_cluster
 
 from . import samples
-from .contract.conftest import make_photo, new_id
+from .factories import make_photo, new_id, sign_up, upload_form
 
 pytestmark = [pytest.mark.slow, pytest.mark.cassandra, pytest.mark.hdfs, pytest.mark.timeout(600)]
 
@@ -48,9 +46,10 @@ def outage_settings(outage_cluster, tmp_path_factory) -> Settings:
     return settings
 
 
-async def eventually(action, timeout: float = 60.0):
-    """Retry ``action`` until it stops raising Unavailable (the store recovered)."""
-    deadline = time.monotonic() + timeout
+async def eventually(action, within_s: float = 60.0):
+    """Retry ``action`` until it stops raising Unavailable (the store recovered); past
+    ``within_s`` seconds, the last Unavailable is the failure."""
+    deadline = time.monotonic() + within_s
     while True:
         try:
             return await action()
@@ -112,20 +111,11 @@ async def test_uploads_and_readiness_wait_for_a_datanode_after_a_namenode_restar
         outage_settings, hdfs_root=f"/ready-{uuid.uuid4().hex[:8]}", data_dir=tmp_path
     )
     client = await aiohttp_client(create_app(settings))
-    name = f"u{uuid.uuid4().hex[:10]}"
-    assert (
-        await client.post("/v1/users", json={"username": name, "password": "correct horse battery"})
-    ).status == 201
-    login = await client.post(
-        "/v1/sessions", json={"username": name, "password": "correct horse battery"}
-    )
-    auth = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    _, auth = await sign_up(client)
     image = samples.image("JPEG", (64, 48))
 
     async def upload():
-        form = aiohttp.FormData()
-        form.add_field("title", "after the restart")
-        form.add_field("file", io.BytesIO(image), filename="x.jpg")
+        form = upload_form(image, "after the restart", filename="x.jpg")
         return await client.post("/v1/photos", data=form, headers=auth)
 
     assert (await upload()).status == 201
@@ -153,7 +143,7 @@ async def test_uploads_and_readiness_wait_for_a_datanode_after_a_namenode_restar
                 raise Unavailable(f"the NameNode is still starting: {left.stderr[-300:]}")
             return live
 
-        assert await eventually(out_of_safe_mode, timeout=120) == 0
+        assert await eventually(out_of_safe_mode, within_s=120) == 0
         # CREATE now gets "Failed to find datanode": transient, so 503 and Retry-After, not 500.
         refused = await upload()
         assert refused.status == 503, await refused.text()

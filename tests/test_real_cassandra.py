@@ -28,7 +28,8 @@ def cql(local_cluster):
 def test_keyspace_table_write_and_read(cql):
     keyspace = f"realcheck_{uuid.uuid4().hex[:8]}"
     cql.execute(
-        f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}}"
+        f"CREATE KEYSPACE {keyspace} WITH replication = "
+        f"{{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}}"
     )
     try:
         cql.execute(f"CREATE TABLE {keyspace}.notes (id int PRIMARY KEY, body text, data blob)")

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from . import samples
+from .factories import sign_up, upload_form
 from .serving import spawn
 
 STALE_S = 3  # the server's claim window (upload_claim_stale_seconds), short for the test
@@ -34,30 +35,20 @@ def claimed(db: str, key: str) -> bool:
 
 
 async def post_photo(http: aiohttp.ClientSession, auth: dict, key: str, image: bytes, title: str):
-    form = aiohttp.FormData()
-    form.add_field("title", title)
-    form.add_field("file", image, filename="big.jpg", content_type="image/jpeg")
+    form = upload_form(image, title, filename="big.jpg", content_type="image/jpeg")
     return await http.post("/v1/photos", data=form, headers={**auth, "Idempotency-Key": key})
 
 
-async def upload_until_done(http, auth: dict, key: str, image: bytes, timeout: float = 60.0):
-    """Retry as a client would: on 409 and 503 after Retry-After, with the same key."""
-    deadline = time.monotonic() + timeout
+async def upload_until_done(http, auth: dict, key: str, image: bytes, within_s: float = 60.0):
+    """Retry as a client would: on 409 and 503 after Retry-After, with the same key, for
+    at most ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
     while True:
         resp = await post_photo(http, auth, key, image, "after the crash")
         if resp.status not in (409, 503):
             return resp
         assert time.monotonic() < deadline, f"the key is stuck: {resp.status} {await resp.text()}"
         await asyncio.sleep(min(float(resp.headers.get("Retry-After", "1")), 2.0))
-
-
-async def sign_up(http: aiohttp.ClientSession) -> tuple[str, dict]:
-    name = f"k{uuid.uuid4().hex[:10]}"
-    assert (
-        await http.post("/v1/users", json={"username": name, "password": "kill dash nine"})
-    ).status == 201
-    resp = await http.post("/v1/sessions", json={"username": name, "password": "kill dash nine"})
-    return name, {"Authorization": f"Bearer {(await resp.json())['token']}"}
 
 
 @pytest.mark.timeout(180)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .conftest import SLOW_CALLBACK_S, _Watchdog
+from .watchdog import SLOW_CALLBACK_S, Watchdog
 
 
 def _run(callback) -> list[str]:
     loop = asyncio.new_event_loop()
     try:
-        watchdog = _Watchdog()
+        watchdog = Watchdog()
         handle = asyncio.Handle(callback, (), loop)
         watchdog.run(handle, asyncio.Handle._run)
         return watchdog.seen
@@ -43,7 +43,7 @@ def test_a_quick_callback_passes():
 def test_the_garbage_collectors_time_is_not_the_callbacks():
     loop = asyncio.new_event_loop()
     try:
-        watchdog = _Watchdog()
+        watchdog = Watchdog()
 
         def collect_slowly() -> None:  # a full collection that takes long, as late in a session
             watchdog.gc_phase("start", {})

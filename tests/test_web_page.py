@@ -15,15 +15,13 @@ from pathlib import Path
 import pytest
 
 from . import samples
-from .conftest import REQUIRE_CLUSTER
+from .required import missing
 from .serving import serve
 
 try:
     playwright_api = importlib.import_module("playwright.sync_api")
 except ImportError:  # under CI a missing browser driver fails the module, never skips it
-    if REQUIRE_CLUSTER:
-        raise
-    pytest.skip("pip install playwright (the test extra)", allow_module_level=True)
+    missing("pip install playwright (the test extra)", allow_module_level=True)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 README_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"

@@ -120,7 +120,7 @@ def command(node: CassandraNode, java: str, lib: Path, heap: str) -> list[str]:
 
 def nodetool(
     node: CassandraNode, java: str, lib: Path, args: list[str]
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     conf = node.path / "conf"
     argv = [
         java,

@@ -8,6 +8,7 @@ pid is never signalled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -22,7 +23,7 @@ LOG_TAIL_LINES = 25
 
 # Children started by this process, so they are reaped through their Popen (no zombies,
 # no ResourceWarning); daemons started by another `instastore` process are not here.
-_children: dict[int, subprocess.Popen] = {}
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def spawn(argv: list[str], log_path: Path, cwd: Path) -> int:
@@ -65,10 +66,8 @@ def is_running(pid: int | None, marker: str) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def stop(pids: list[tuple[int, str]], timeout: float = STOP_TIMEOUT_S) -> list[int]:
@@ -100,10 +99,8 @@ def kill(pid: int, marker: str) -> None:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def port_is_free(address: str, port: int) -> bool:

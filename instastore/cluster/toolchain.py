@@ -57,7 +57,8 @@ def find_java() -> str:
     candidate = str(Path(java_home, "bin", "java")) if java_home else shutil.which("java")
     if not candidate or not Path(candidate).exists():
         raise ClusterError(
-            f"Java {JAVA_MAJOR} is required but no `java` was found (install openjdk-{JAVA_MAJOR}-jdk-headless or set JAVA_HOME)"
+            f"Java {JAVA_MAJOR} is required but no `java` was found (install "
+            f"openjdk-{JAVA_MAJOR}-jdk-headless or set JAVA_HOME)"
         )
     out = subprocess.run([candidate, "-version"], capture_output=True, text=True, timeout=60)
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
@@ -66,7 +67,8 @@ def find_java() -> str:
         major = int(match.group(2))
     if major != JAVA_MAJOR:
         raise ClusterError(
-            f"Java {JAVA_MAJOR} is required but {candidate} is Java {major or 'unknown'} (set JAVA_HOME to a Java {JAVA_MAJOR})"
+            f"Java {JAVA_MAJOR} is required but {candidate} is Java {major or 'unknown'} (set "
+            f"JAVA_HOME to a Java {JAVA_MAJOR})"
         )
     return candidate
 
@@ -75,7 +77,8 @@ def find_maven() -> str:
     mvn = shutil.which("mvn")
     if not mvn:
         raise ClusterError(
-            "Maven is required to fetch the Cassandra and HDFS jars but `mvn` was not found (install maven)"
+            "Maven is required to fetch the Cassandra and HDFS jars but `mvn` was not found "
+            "(install maven)"
         )
     return mvn
 

@@ -12,7 +12,7 @@ Every failure leaves this package as an ``instastore.errors`` exception.
 from __future__ import annotations
 
 from instastore.config import Settings
-from instastore.storage.ports import Stores
+from instastore.storage.ports import BlobStore, MetadataStore, Stores
 
 
 async def open_stores(settings: Settings) -> Stores:
@@ -21,9 +21,9 @@ async def open_stores(settings: Settings) -> Stores:
         from instastore.storage.cassandra import CassandraMetadataStore
         from instastore.storage.hdfs import HdfsBlobStore
 
-        metadata = await CassandraMetadataStore.connect(settings)
+        metadata: MetadataStore = await CassandraMetadataStore.connect(settings)
         try:
-            blobs = await HdfsBlobStore.connect(settings)
+            blobs: BlobStore = await HdfsBlobStore.connect(settings)
         except BaseException:
             await metadata.close()
             raise

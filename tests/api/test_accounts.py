@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from .conftest import problem
+from ..factories import problem
 
 
 async def test_sign_up_log_in_me_log_out(api):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import problem
+from ..factories import problem
 
 JSON = {"Content-Type": "application/json"}
 

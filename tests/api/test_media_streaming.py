@@ -16,7 +16,7 @@ from instastore.server.keys import SERVICES
 from instastore.errors import Unavailable
 
 from .. import samples
-from .conftest import Api
+from ..factories import Api
 
 FIRST_BYTES = 100  # what the failing store hands out before it breaks
 

@@ -15,7 +15,7 @@ from instastore import packing, volumes
 from instastore.storage import open_stores
 
 from .. import samples
-from .conftest import Api
+from ..factories import Api
 
 
 @pytest.fixture(params=["cached", "streamed"])

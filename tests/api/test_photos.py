@@ -14,7 +14,7 @@ from instastore.server.app import create_app
 from PIL import Image
 
 from .. import samples
-from .conftest import Api, problem
+from ..factories import Api, problem
 
 FORMATS = [
     ("JPEG", "image/jpeg"),
@@ -26,7 +26,7 @@ FORMATS = [
 
 @pytest.mark.parametrize("fmt, content_type", FORMATS)
 async def test_upload_each_image_format(api, fmt, content_type):
-    name, headers = await api.user()
+    _name, headers = await api.user()
     body = await api.photo(headers, samples.image(fmt, (1600, 1200)), f"A {fmt} picture")
     assert body["kind"] == "photo" and body["title"] == f"A {fmt} picture"
     assert (body["width"], body["height"]) == (1600, 1200)

@@ -25,7 +25,7 @@ from instastore.server.keys import SERVICES
 from instastore import ids
 
 from .. import samples
-from .conftest import problem
+from ..factories import problem
 
 
 def secret_free(data: bytes) -> list[bytes]:
@@ -52,7 +52,7 @@ def secret_free(data: bytes) -> list[bytes]:
 async def test_viewers_get_a_video_without_location_and_the_owner_keeps_the_original(
     api, container
 ):
-    owner, owner_h = await api.user()
+    _owner, owner_h = await api.user()
     _, stranger_h = await api.user()
     data = samples.video_with_metadata(container)
     if container == "mov":
@@ -85,7 +85,7 @@ async def test_viewers_get_a_video_without_location_and_the_owner_keeps_the_orig
 async def test_a_legacy_video_without_a_copy_shows_viewers_no_video(api):
     """A video stored before the metadata-free copy existed: its only playable bytes are
     the upload itself, so viewers get no video URL and the owner keeps the original."""
-    owner, owner_h = await api.user()
+    _owner, owner_h = await api.user()
     _, stranger_h = await api.user()
     body = await api.photo(owner_h, samples.video_with_metadata(), "old clip")
     svc = api.client.app[SERVICES]
@@ -111,7 +111,7 @@ async def test_a_legacy_video_without_a_copy_shows_viewers_no_video(api):
 async def test_follow_lists_of_a_private_account_are_for_its_followers(api):
     owner, owner_h = await api.user(private=True)
     fan, fan_h = await api.user()
-    asker, asker_h = await api.user()
+    _asker, asker_h = await api.user()
     _, stranger_h = await api.user()
     assert (await (await api.put(f"/v1/users/{owner}/follow", headers=fan_h)).json())[
         "state"
@@ -142,7 +142,7 @@ async def test_follow_lists_of_a_private_account_are_for_its_followers(api):
 
 
 async def test_media_of_private_accounts_is_never_publicly_cached(api):
-    owner, owner_h = await api.user()
+    _owner, owner_h = await api.user()
     public = await api.photo(owner_h, samples.image(), "public now")
     friends = await api.photo(owner_h, samples.image(), "for friends", visibility="followers")
     for name in ("thumb", "large"):
@@ -171,7 +171,7 @@ async def test_media_of_private_accounts_is_never_publicly_cached(api):
 
 
 async def test_deleting_a_photo_you_cannot_see_is_404_like_a_missing_one(api):
-    owner, owner_h = await api.user()
+    _owner, owner_h = await api.user()
     _, other_h = await api.user()
     hidden = await api.photo(owner_h, samples.image(), "mine alone", visibility="private")
     friends = await api.photo(owner_h, samples.image(), "friends only", visibility="followers")

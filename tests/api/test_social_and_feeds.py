@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from .. import samples
-from .conftest import problem
+from ..factories import problem
 
 
 async def ids_of(resp) -> list[str]:
@@ -64,7 +64,7 @@ async def test_private_account_request_flow_and_visibility(api):
 
 async def test_photo_visibility_levels(api):
     owner, owner_h = await api.user()
-    follower, follower_h = await api.user()
+    _follower, follower_h = await api.user()
     _, stranger_h = await api.user()
     await api.put(f"/v1/users/{owner}/follow", headers=follower_h)
     public = await api.photo(owner_h, samples.image(), "for all", visibility="public")
@@ -84,7 +84,7 @@ async def test_photo_visibility_levels(api):
 
 
 async def test_timeline_recent_and_top(api):
-    me, me_h = await api.user()
+    _me, me_h = await api.user()
     a, a_h = await api.user()
     b, b_h = await api.user()
     _, stranger_h = await api.user()

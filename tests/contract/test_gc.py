@@ -26,7 +26,7 @@ from instastore.storage import scratch
 from instastore.storage.hdfs.webhdfs import WebHdfs
 from instastore.uploads import IDEMPOTENCY_TTL, blob_key
 
-from .conftest import make_photo, new_id
+from ..factories import make_photo, new_id
 
 
 async def one(data: bytes):

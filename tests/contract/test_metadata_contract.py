@@ -12,26 +12,16 @@ from instastore import ids, search
 from instastore.errors import Conflict
 from instastore.model import User
 
-from .conftest import make_photo, new_id
+from ..factories import make_photo, make_user, new_id
 
 DAY_MS = 24 * 3600 * 1000
-
-
-def new_user(name: str | None = None) -> User:
-    return User(
-        id=new_id(),
-        username=name or f"u{uuid.uuid4().hex[:12]}",
-        password_hash="$argon2id$placeholder",
-        display_name="Ada",
-        created_at=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
-    )
 
 
 # ---- users ---------------------------------------------------------------------------
 
 
 async def test_user_round_trip_by_id_and_name(stores):
-    user = new_user()
+    user = make_user()
     await stores.accounts.create_user(user)
     assert await stores.accounts.get_user(user.id) == user
     assert await stores.accounts.get_user_by_name(user.username) == user
@@ -40,16 +30,16 @@ async def test_user_round_trip_by_id_and_name(stores):
 
 
 async def test_a_username_is_taken_once(stores):
-    first = new_user()
+    first = make_user()
     await stores.accounts.create_user(first)
     with pytest.raises(Conflict, match="taken"):
-        await stores.accounts.create_user(new_user(first.username))
+        await stores.accounts.create_user(make_user(first.username))
     assert (await stores.accounts.get_user_by_name(first.username)).id == first.id
 
 
 async def test_concurrent_claims_of_one_name_let_exactly_one_win(stores):
     name = f"race{uuid.uuid4().hex[:10]}"
-    contenders = [new_user(name) for _ in range(4)]
+    contenders = [make_user(name) for _ in range(4)]
     results = await asyncio.gather(
         *(stores.accounts.create_user(u) for u in contenders), return_exceptions=True
     )
@@ -60,7 +50,7 @@ async def test_concurrent_claims_of_one_name_let_exactly_one_win(stores):
 
 
 async def test_update_user(stores):
-    user = new_user()
+    user = make_user()
     await stores.accounts.create_user(user)
     changed = User(user.id, user.username, "$new", "Grace", True, user.created_at)
     await stores.accounts.update_user(changed)

@@ -18,7 +18,7 @@ from instastore import ids, jobs, packing, volumes
 from instastore.errors import NotFound
 from instastore.model import Rendition
 
-from .conftest import make_photo, new_id
+from ..factories import make_photo, new_id
 
 HOUR_AGO_MS = ids.now_ms() - 3_600_000
 MIN_AGE = timedelta(minutes=30)  # photos made below are an hour old; others' are younger

@@ -15,7 +15,7 @@ from instastore.jobs import purge
 from instastore.model import Rendition
 from instastore.photos import Photos
 
-from .conftest import make_photo, new_id
+from ..factories import make_photo, new_id
 
 
 class Clock:

@@ -16,7 +16,7 @@ from instastore.photos import Photos
 from instastore.social import Audience
 from instastore.storage import open_stores
 
-from .conftest import make_photo, new_id
+from ..factories import make_photo, new_id
 
 
 async def test_server_key_is_made_once_and_every_caller_gets_it(stores, adapter_settings):

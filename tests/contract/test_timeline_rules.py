@@ -15,7 +15,7 @@ from instastore.model import User
 from instastore.photos import Photos
 from instastore.timeline import Timeline
 
-from .conftest import make_photo, new_id
+from ..factories import make_photo, new_id
 
 BUCKET_MS = 1 << (ids.BUCKET_SHIFT - ids.TIME_SHIFT)
 FOLLOWEES = PREFETCH * 2 + 3  # more than two batches of first reads

@@ -21,7 +21,7 @@ from instastore.photos import Photos
 from instastore.uploads import Uploads, receive
 
 from .. import samples
-from .conftest import new_id
+from ..factories import make_user, new_id
 
 STALE_S = 30  # the claim window of these tests; the clock is moved past it, never waited
 
@@ -141,7 +141,7 @@ async def rig(stores, adapter_settings, tmp_path):
         Photos(photos, stores.search, settings),
         clock,
     )
-    user = User(new_id(), f"u{uuid.uuid4().hex[:10]}", "$argon2id$x", "", False, clock())
+    user = make_user(created_at=clock())
     return Rig(uploads, photos, claims, blobs, clock, user)
 
 

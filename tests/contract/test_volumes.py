@@ -15,7 +15,7 @@ from instastore import volumes
 from instastore.errors import CorruptNeedle, CorruptRecord
 from instastore.volumes import NeedleLocator
 
-from .conftest import new_id
+from ..factories import new_id
 
 
 async def chunks_of(data: bytes, size: int = 64 * 1024):

@@ -543,6 +543,7 @@ def _require_schema(session: Session, settings: Settings) -> None:
     missing = migrate.pending(session, settings)
     if missing:
         raise Unavailable(
-            f"keyspace {settings.cassandra_keyspace!r} lacks schema {', '.join(missing)}; run `instastore migrate`"
+            f"keyspace {settings.cassandra_keyspace!r} lacks schema {', '.join(missing)}; "
+            "run `instastore migrate`"
         )
     session.set_keyspace(settings.cassandra_keyspace)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cassandra.cluster import Session
@@ -48,11 +49,14 @@ def _ddl(session: Session, statement: str) -> None:
         )
         if not agreed:
             raise StorageError(
-                f"nodes did not agree on the schema within {SCHEMA_AGREEMENT_WAIT_S} s after: {statement[:80]}"
+                f"nodes did not agree on the schema within {SCHEMA_AGREEMENT_WAIT_S} s after: "
+                f"{statement[:80]}"
             )
 
 
-def migrate(session: Session, settings: Settings, progress=print) -> list[str]:
+def migrate(
+    session: Session, settings: Settings, progress: Callable[[str], object] = print
+) -> list[str]:
     """Apply what is missing; return the names of the files applied now. Blocking: run
     it from the command line or in a worker thread."""
     keyspace = settings.cassandra_keyspace
@@ -72,7 +76,8 @@ def migrate(session: Session, settings: Settings, progress=print) -> list[str]:
         if migration.version in applied:
             if applied[migration.version].checksum != checksum:
                 log.warning(
-                    "schema file %03d_%s changed after it was applied; released files must not be edited",
+                    "schema file %03d_%s changed after it was applied; released files must not be "
+                    "edited",
                     migration.version,
                     migration.name,
                 )
@@ -82,7 +87,8 @@ def migrate(session: Session, settings: Settings, progress=print) -> list[str]:
             _ddl(session, statement)
         with translate_errors("recording a migration"):
             session.execute(
-                f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) VALUES (%s, %s, %s, %s)",
+                f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
+                "VALUES (%s, %s, %s, %s)",
                 (migration.version, migration.name, checksum, datetime.now(UTC)),
             )
         done.append(f"{migration.version:03d}_{migration.name}")

@@ -118,7 +118,8 @@ def translate_errors(what: str, write: bool = False) -> Iterator[None]:
     except ConnectionException as exc:
         if write:
             raise OutcomeUnknown(
-                f"Cassandra connection broke during {what}; it may or may not have been written: {exc}"
+                f"Cassandra connection broke during {what}; "
+                f"it may or may not have been written: {exc}"
             ) from exc
         raise Unavailable(f"Cassandra unreachable during {what}: {exc}") from exc
     except DriverException as exc:

@@ -13,11 +13,13 @@ memory whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from instastore.config import Settings
 from instastore.errors import Conflict, NotFound, StorageError, Unavailable
@@ -179,7 +181,7 @@ class LocalBlobStore:
         )
 
 
-def _flush_and_sync(f) -> None:
+def _flush_and_sync(f: BinaryIO) -> None:
     f.flush()
     os.fsync(f.fileno())
 
@@ -226,10 +228,9 @@ def _remove_empty_parents(folder: Path, root: Path) -> Path:
 
 
 def _sync_after_removal(folder: Path) -> None:
-    try:
+    # A concurrent delete may have removed the folder too: nothing left to sync then.
+    with contextlib.suppress(FileNotFoundError):
         _fsync_dir(folder)
-    except FileNotFoundError:
-        pass  # a concurrent delete removed the folder too: nothing left to sync
 
 
 def _fsync_dir(folder: Path) -> None:

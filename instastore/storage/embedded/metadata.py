@@ -79,7 +79,8 @@ class SqliteMetadataStore:
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)"
         )
         applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
         for migration in migrations("sqlite"):
@@ -142,7 +143,9 @@ class SqliteMetadataStore:
         try:
             await self._write(
                 (
-                    "INSERT INTO users (user_id, username, password_hash, display_name, private, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO users "
+                    "(user_id, username, password_hash, display_name, private, created_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         user.id,
                         user.username,
@@ -159,7 +162,8 @@ class SqliteMetadataStore:
     async def update_user(self, user: User) -> None:
         await self._write(
             (
-                "UPDATE users SET password_hash = ?, display_name = ?, private = ? WHERE user_id = ?",
+                "UPDATE users SET password_hash = ?, display_name = ?, private = ? "
+                "WHERE user_id = ?",
                 (user.password_hash, user.display_name, int(user.private), user.id),
             )
         )
@@ -198,7 +202,8 @@ class SqliteMetadataStore:
         after = -1
         while True:
             rows = await self._all(
-                "SELECT photo_id, record, deleted_ms FROM photos WHERE photo_id > ? ORDER BY photo_id LIMIT ?",
+                "SELECT photo_id, record, deleted_ms FROM photos WHERE photo_id > ? "
+                "ORDER BY photo_id LIMIT ?",
                 (after, SCAN_PAGE),
             )
             for row in rows:
@@ -219,7 +224,8 @@ class SqliteMetadataStore:
 
     async def user_photo_ids(self, user_id: int, before: int | None, limit: int) -> list[int]:
         rows = await self._all(
-            "SELECT photo_id FROM user_photos WHERE user_id = ? AND photo_id < ? ORDER BY photo_id DESC LIMIT ?",
+            "SELECT photo_id FROM user_photos WHERE user_id = ? AND photo_id < ? "
+            "ORDER BY photo_id DESC LIMIT ?",
             (user_id, before if before is not None else MAX_ID, limit),
         )
         return [r[0] for r in rows]
@@ -274,7 +280,8 @@ class SqliteMetadataStore:
     async def follow(self, follower_id: int, followee_id: int, at: datetime) -> bool:
         (count,) = await self._write(
             (
-                "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_ms) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_ms) "
+                "VALUES (?, ?, ?)",
                 (follower_id, followee_id, _ms(at)),
             )
         )
@@ -298,21 +305,24 @@ class SqliteMetadataStore:
 
     async def following(self, user_id: int, after: int | None, limit: int) -> list[int]:
         rows = await self._all(
-            "SELECT followee_id FROM follows WHERE follower_id = ? AND followee_id > ? ORDER BY followee_id LIMIT ?",
+            "SELECT followee_id FROM follows WHERE follower_id = ? AND followee_id > ? "
+            "ORDER BY followee_id LIMIT ?",
             (user_id, after or 0, limit),
         )
         return [r[0] for r in rows]
 
     async def followers(self, user_id: int, after: int | None, limit: int) -> list[int]:
         rows = await self._all(
-            "SELECT follower_id FROM follows WHERE followee_id = ? AND follower_id > ? ORDER BY follower_id LIMIT ?",
+            "SELECT follower_id FROM follows WHERE followee_id = ? AND follower_id > ? "
+            "ORDER BY follower_id LIMIT ?",
             (user_id, after or 0, limit),
         )
         return [r[0] for r in rows]
 
     async def count_follows(self, user_id: int) -> tuple[int, int]:
         row = await self._one(
-            "SELECT (SELECT COUNT(*) FROM follows WHERE followee_id = ?), (SELECT COUNT(*) FROM follows WHERE follower_id = ?)",
+            "SELECT (SELECT COUNT(*) FROM follows WHERE followee_id = ?), "
+            "(SELECT COUNT(*) FROM follows WHERE follower_id = ?)",
             (user_id, user_id),
         )
         return (row[0], row[1]) if row else (0, 0)
@@ -322,14 +332,16 @@ class SqliteMetadataStore:
             return {}
         marks = ",".join("?" * len(user_ids))
         rows = await self._all(
-            f"SELECT user_id, MAX(photo_id) FROM user_photos WHERE user_id IN ({marks}) GROUP BY user_id",
+            f"SELECT user_id, MAX(photo_id) FROM user_photos WHERE user_id IN ({marks}) "
+            "GROUP BY user_id",
             list(user_ids),
         )
         return {r[0]: r[1] for r in rows}
 
     async def count_photos(self, user_id: int) -> int:
         row = await self._one(
-            "SELECT COUNT(*) FROM user_photos JOIN photos USING (photo_id) WHERE user_id = ? AND deleted_ms IS NULL",
+            "SELECT COUNT(*) FROM user_photos JOIN photos USING (photo_id) WHERE user_id = ? "
+            "AND deleted_ms IS NULL",
             (user_id,),
         )
         return row[0]
@@ -339,7 +351,8 @@ class SqliteMetadataStore:
     async def add_follow_request(self, user_id: int, requester_id: int, at: datetime) -> bool:
         (count,) = await self._write(
             (
-                "INSERT OR IGNORE INTO follow_requests (user_id, requester_id, created_ms) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO follow_requests (user_id, requester_id, created_ms) "
+                "VALUES (?, ?, ?)",
                 (user_id, requester_id, _ms(at)),
             )
         )
@@ -356,7 +369,8 @@ class SqliteMetadataStore:
 
     async def follow_requests(self, user_id: int, after: int | None, limit: int) -> list[int]:
         rows = await self._all(
-            "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id > ? ORDER BY requester_id LIMIT ?",
+            "SELECT requester_id FROM follow_requests WHERE user_id = ? AND requester_id > ? "
+            "ORDER BY requester_id LIMIT ?",
             (user_id, after or 0, limit),
         )
         return [r[0] for r in rows]
@@ -394,15 +408,18 @@ class SqliteMetadataStore:
         def claim() -> sqlite3.Row:
             with _transaction(self.conn):
                 self.conn.execute(
-                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND expires_ms <= ?",
+                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? "
+                    "AND expires_ms <= ?",
                     (user_id, key, _ms(now)),
                 )
                 self.conn.execute(
-                    "INSERT OR IGNORE INTO idempotency_keys (user_id, key, photo_id, expires_ms, claimed_ms) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO idempotency_keys "
+                    "(user_id, key, photo_id, expires_ms, claimed_ms) VALUES (?, ?, ?, ?, ?)",
                     (user_id, key, photo_id, _ms(expires_at), _ms(now)),
                 )
                 return self.conn.execute(
-                    "SELECT photo_id, claimed_ms, intent FROM idempotency_keys WHERE user_id = ? AND key = ?",
+                    "SELECT photo_id, claimed_ms, intent FROM idempotency_keys WHERE user_id = ? "
+                    "AND key = ?",
                     (user_id, key),
                 ).fetchone()
 
@@ -422,7 +439,8 @@ class SqliteMetadataStore:
         (count,) = await self._write(
             (
                 (
-                    "UPDATE idempotency_keys SET photo_id = ?, claimed_ms = ?, expires_ms = ?, intent = NULL "
+                    "UPDATE idempotency_keys "
+                    "SET photo_id = ?, claimed_ms = ?, expires_ms = ?, intent = NULL "
                     "WHERE user_id = ? AND key = ? AND photo_id = ? AND claimed_ms IS ?"
                 ),
                 (
@@ -451,7 +469,8 @@ class SqliteMetadataStore:
         (count,) = await self._write(
             (
                 (
-                    "UPDATE idempotency_keys SET claimed_ms = ?, expires_ms = ?, intent = COALESCE(?, intent) "
+                    "UPDATE idempotency_keys "
+                    "SET claimed_ms = ?, expires_ms = ?, intent = COALESCE(?, intent) "
                     "WHERE user_id = ? AND key = ? AND photo_id = ?"
                 ),
                 (_ms(now), _ms(expires_at), record, user_id, key, photo_id),
@@ -517,7 +536,8 @@ class SqliteMetadataStore:
         if photo_ids:
             marks = ",".join("?" * len(photo_ids))
             rows = await self._all(
-                f"SELECT photo_id, COUNT(*) FROM likes WHERE photo_id IN ({marks}) GROUP BY photo_id",
+                f"SELECT photo_id, COUNT(*) FROM likes WHERE photo_id IN ({marks}) "
+                "GROUP BY photo_id",
                 list(photo_ids),
             )
             counts.update({r[0]: r[1] for r in rows})

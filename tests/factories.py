@@ -1,0 +1,148 @@
+"""What the tests make: ids, user and photo records for the stores, users logged in and photos
+uploaded through the HTTP API, and the check of a problem document that goes with it.
+
+Media bytes (images, videos) are made by ``tests/samples.py``; a real server process by
+``tests/serving.py``. Fixtures stay in the conftest files and import from here, never
+the other way round.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+
+from instastore import ids
+from instastore.model import Kind, Photo, Rendition, User, Visibility
+
+PASSWORD = "correct horse battery"
+
+_clock_ms = [ids.now_ms()]
+_generator = ids.IdGenerator(worker_id=7)
+
+
+def new_id(at_ms: int | None = None) -> int:
+    """A fresh id; at a given time when ``at_ms`` is set (to cross bucket boundaries)."""
+    if at_ms is None:
+        return _generator.next_id()
+    _clock_ms[0] += 1
+    return ids.make_id(at_ms, 8, _clock_ms[0] % 1024)
+
+
+def make_user(name: str | None = None, **fields: Any) -> User:
+    """A user record as the core would save it (a placeholder password hash)."""
+    defaults: dict[str, Any] = {
+        "display_name": "Ada",
+        "created_at": datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+    }
+    return User(
+        id=new_id(),
+        username=name or f"u{uuid.uuid4().hex[:12]}",
+        password_hash="$argon2id$placeholder",
+        **{**defaults, **fields},
+    )
+
+
+def make_photo(
+    owner_id: int, title: str = "a photo", photo_id: int | None = None, **fields: Any
+) -> Photo:
+    """A photo record as the core would save it, with one thumbnail rendition."""
+    photo_id = photo_id or new_id()
+    return Photo(
+        id=photo_id,
+        owner_id=owner_id,
+        title=title,
+        kind=Kind.PHOTO,
+        secret=ids.new_media_secret(),
+        sha256="ab" * 32,
+        created_at=datetime.fromtimestamp(ids.unix_ms_of(photo_id) / 1000, tz=UTC),
+        visibility=Visibility.PUBLIC,
+        renditions=(Rendition("thumb", f"t/{photo_id}/thumb", "image/jpeg", 1234, 150, 100),),
+        width=1500,
+        height=1000,
+        **fields,
+    )
+
+
+async def sign_up(
+    http: aiohttp.ClientSession | TestClient, name: str | None = None, *, private: bool = False
+) -> tuple[str, dict[str, str]]:
+    """A new user, logged in: (username, Authorization headers). ``http`` is a client
+    session with the server's base URL, or aiohttp's test client."""
+    name = name or f"u{uuid.uuid4().hex[:12]}"
+    credentials = {"username": name, "password": PASSWORD}
+    resp = await http.post("/v1/users", json=credentials)
+    assert resp.status == 201, await resp.text()
+    resp = await http.post("/v1/sessions", json=credentials)
+    assert resp.status == 201, await resp.text()
+    headers = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    if private:
+        resp = await http.patch("/v1/me", json={"private": True}, headers=headers)
+        assert resp.status == 200, await resp.text()
+    return name, headers
+
+
+def upload_form(
+    data: bytes,
+    title: str = "a photo",
+    *,
+    visibility: str | None = None,
+    filename: str = "f.bin",
+    content_type: str = "application/octet-stream",
+) -> aiohttp.FormData:
+    """The multipart body of POST /v1/photos."""
+    form = aiohttp.FormData()
+    form.add_field("title", title)
+    if visibility:
+        form.add_field("visibility", visibility)
+    form.add_field("file", io.BytesIO(data), filename=filename, content_type=content_type)
+    return form
+
+
+class Api:
+    """A thin client for tests: the aiohttp test client plus sign-up and upload."""
+
+    def __init__(self, client: TestClient, settings: Any) -> None:
+        self.client = client
+        self.settings = settings
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    async def user(self, name: str | None = None, private: bool = False) -> tuple[str, dict]:
+        """A new user, logged in: (username, Authorization headers)."""
+        return await sign_up(self.client, name, private=private)
+
+    async def upload(
+        self,
+        headers: dict,
+        data: bytes,
+        title: str = "a photo",
+        *,
+        visibility: str | None = None,
+        filename: str = "f.bin",
+        extra_headers: dict | None = None,
+    ) -> aiohttp.ClientResponse:
+        form = upload_form(data, title, visibility=visibility, filename=filename)
+        return await self.client.post(
+            "/v1/photos", data=form, headers={**headers, **(extra_headers or {})}
+        )
+
+    async def photo(self, headers: dict, data: bytes, title: str = "a photo", **kw: Any) -> dict:
+        resp = await self.upload(headers, data, title, **kw)
+        assert resp.status == 201, await resp.text()
+        return await resp.json()
+
+
+async def problem(resp: aiohttp.ClientResponse, status: int) -> dict:
+    """Assert the response is a problem document with this status; return it."""
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    body = await resp.json()
+    assert body["status"] == status and body["type"].startswith("https://instastore.dev/problems/")
+    assert body["detail"]
+    return body

@@ -1,0 +1,67 @@
+"""The event-loop watchdog of the async tests: times every callback run on the test's
+loop and reports the ones that held it too long (a blocking call). The fixture that puts
+it on every async test is ``event_loop_watchdog`` in tests/conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import threading
+import time
+from pathlib import Path
+
+# A callback of the service that holds the event loop this long is a blocking call. Not
+# tighter: on 2 cores a worker thread running Pillow can hold the GIL for ~100 ms.
+SLOW_CALLBACK_S = 0.25
+# Steps of the test's own coroutines (making sample media, hashing expected bytes, a load
+# generator's clients) are the test's business, not the service's.
+_TESTS = f"{Path(__file__).parent}{os.sep}"
+_TEST_CODE = (
+    "coro=<test_",
+    "_async_fixture_wrapper",
+    f"running at {_TESTS}",
+    f"defined at {_TESTS}",
+)
+
+
+class Watchdog:
+    """Times every callback run on one thread's event loop. A callback is blocking when it
+    held the loop SLOW_CALLBACK_S or more, unless the kernel preempted the thread meanwhile
+    (an involuntary context switch) and it used less than that in CPU: on 2 cores shared
+    with the JVMs of the cluster, a preempted callback's wall time is the scheduler's, not
+    the code's. A blocking call (a sleep, a socket or file read, a lock) waits voluntarily
+    and is still caught; so is a callback that computes for too long."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self.seen: list[str] = []
+        self.collecting = 0.0  # the garbage collector's time on this thread: not the code's
+        self._gc_started: float | None = None
+
+    def gc_phase(self, phase: str, info: dict) -> None:
+        if threading.get_ident() != self.thread:
+            return
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started is not None:
+            self.collecting += time.perf_counter() - self._gc_started
+            self._gc_started = None
+
+    def run(self, handle: asyncio.Handle, run) -> None:
+        if threading.get_ident() != self.thread:
+            return run(handle)
+        wall, cpu, collecting = time.perf_counter(), time.thread_time(), self.collecting
+        switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+        try:
+            return run(handle)
+        finally:
+            collected = self.collecting - collecting  # a full collection can take 0.5 s
+            wall, cpu = time.perf_counter() - wall - collected, time.thread_time() - cpu - collected
+            if wall >= SLOW_CALLBACK_S:
+                preempted = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw > switches
+                described = asyncio.base_events._format_handle(handle)  # as asyncio's own warning
+                if (cpu >= SLOW_CALLBACK_S or not preempted) and not any(
+                    t in described for t in _TEST_CODE
+                ):
+                    self.seen.append(f"{described} took {wall:.3f} s ({cpu:.3f} s of CPU)")
