@@ -144,9 +144,8 @@ def _migrate(args: argparse.Namespace) -> None:
     if not settings.uses_cluster:
         print("the embedded store applies its schema by itself on start; nothing to do")
         return
-    from instastore.storage.cassandra.session import build_cluster
     from instastore.storage.cassandra.migrate import migrate
-    from instastore.storage.cassandra.session import translate_errors
+    from instastore.storage.cassandra.session import build_cluster, translate_errors
 
     cluster = build_cluster(settings)
     try:

@@ -60,8 +60,8 @@ def local_cluster() -> LocalCluster:
 def cluster_settings(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory):
     """Settings that point the service at the local cluster, in a keyspace of this test
     session (migrated here, dropped at the end)."""
-    from instastore.storage.cassandra.session import build_cluster
     from instastore.storage.cassandra.migrate import migrate
+    from instastore.storage.cassandra.session import build_cluster
 
     settings = Settings.from_sources(
         environ=local_cluster.client_settings(),

@@ -153,8 +153,7 @@ async def test_a_real_write_that_times_out_is_outcome_unknown(cluster_settings):
     from cassandra.cluster import EXEC_PROFILE_DEFAULT
 
     from instastore.errors import OutcomeUnknown
-    from instastore.storage.cassandra.session import build_cluster
-    from instastore.storage.cassandra.session import execute
+    from instastore.storage.cassandra.session import build_cluster, execute
 
     driver = build_cluster(cluster_settings)
     session = await asyncio.to_thread(driver.connect, cluster_settings.cassandra_keyspace)

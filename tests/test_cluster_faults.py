@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 
 from instastore.config import Settings
-from instastore.storage.cassandra.session import build_cluster
 from instastore.storage.cassandra.migrate import migrate
+from instastore.storage.cassandra.session import build_cluster
 
 from . import samples
 from .serving import spawn

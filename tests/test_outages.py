@@ -19,8 +19,8 @@ from instastore.cluster import ClusterSpec, LocalCluster
 from instastore.config import Settings
 from instastore.errors import Unavailable
 from instastore.storage import open_stores
-from instastore.storage.cassandra.session import build_cluster
 from instastore.storage.cassandra.migrate import migrate
+from instastore.storage.cassandra.session import build_cluster
 
 from . import samples
 from .contract.conftest import make_photo, new_id
