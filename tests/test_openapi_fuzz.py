@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -461,9 +460,6 @@ def populate(address) -> World:
     return World(names, photos, token)
 
 
-# Threads of other tests (the Cassandra driver's, for one) may use the random module while
-# hypothesis draws here, which it would take for a strategy using it.
-@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 def test_fuzz_every_operation_from_the_spec(embedded_settings):
     """Not an async test: the app runs on its own loop in a thread while hypothesis drives
     it from this one, so the event-loop watchdog (which would count the fuzzer's two

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,14 +86,6 @@ async def all_pages(
         before = page[-1]
 
 
-# Threads of other tests (the Cassandra driver's, for one) may use the random module while
-# hypothesis draws here, which it would take for a strategy using it (as in test_openapi_fuzz).
-NOT_OUR_RANDOM = pytest.mark.filterwarnings(
-    "ignore:Do not use the `random` module inside strategies"
-)
-
-
-@NOT_OUR_RANDOM
 @settings(max_examples=300)
 @given(
     following=followings(),
@@ -121,7 +112,6 @@ def test_paging_through_the_merge_gives_the_sorted_merge(
     assert all(n > 0 for _, _, n in rows.reads)
 
 
-@NOT_OUR_RANDOM
 @settings(max_examples=100)
 @given(following=followings(), size=st.integers(1, 10), prefetch=st.integers(0, 5))
 def test_a_page_reads_few_followees(
