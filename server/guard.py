@@ -22,7 +22,7 @@ connection_made/lost, data_received, pause/resume_writing, resume_reading,
 handle_error and finish_response. It reads a few of the base class's attributes (``_loop``,
 ``_request_count``, ``_reading_paused``, ``_force_close``, ``_manager``);
 tests/test_hostile_clients.py pins each behaviour, so an aiohttp upgrade that moves them
-fails there. This module never touches the stores.
+fails there. This module never touches storage.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from instastore.errors import RequestTimeout
 
 log = logging.getLogger(__name__)
 
-FD_RESERVE = 64  # descriptors kept for the stores, logs and listening sockets
+FD_RESERVE = 64  # descriptors kept for storage connections, logs and listening sockets
 FDS_PER_CONNECTION = 2  # the socket, and a file or store connection its request may open
 SHED_LINGER_S = 1.0  # a refused connection is read (and dropped) this long, then closed
 MAX_LINGERING = 256  # refused connections lingering at once; past it, refused with a reset

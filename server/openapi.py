@@ -141,10 +141,10 @@ SCHEMAS: dict[str, Any] = {
     "Readiness": obj(
         {
             "status": {"enum": ["ready", "unavailable"]},
-            "stores": {
+            "checks": {
                 "type": "object",
                 "additionalProperties": {"type": "string"},
-                "description": "each store: ok, or why it does not answer",
+                "description": "each backend (sqlite, files, cassandra, hdfs): ok, or why not",
             },
         }
     ),
@@ -368,7 +368,7 @@ def paths() -> dict[str, Any]:
         "/readyz": {
             "get": op(
                 "readyz",
-                "Both stores answer",
+                "Metadata and blob storage answer",
                 {"200": ok("ready", "Readiness")},
                 auth=False,
                 special={

@@ -43,7 +43,7 @@ async def test_serve_on_the_cluster_and_check_with_hadoop_and_the_driver(server,
     base, hdfs_root, settings = server
     image = samples.image("JPEG", (1200, 900), exif_gps=True)
     async with aiohttp.ClientSession(base) as http:
-        assert (await (await http.get("/readyz")).json())["stores"] == {
+        assert (await (await http.get("/readyz")).json())["checks"] == {
             "cassandra": "ok",
             "hdfs": "ok",
         }

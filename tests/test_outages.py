@@ -130,7 +130,7 @@ async def test_uploads_and_readiness_wait_for_a_datanode_after_a_namenode_restar
         await eventually(stores.blobs.client.namenode_state)  # its HTTP port answers
         ready = await client.get("/readyz")
         assert ready.status == 503
-        assert "hdfs" in (await ready.json())["stores"]
+        assert "hdfs" in (await ready.json())["checks"]
 
         async def out_of_safe_mode() -> int:
             """It stays in safe mode while blocks are unreported: make it leave, as it
@@ -152,7 +152,7 @@ async def test_uploads_and_readiness_wait_for_a_datanode_after_a_namenode_restar
         assert "datanode" in body["detail"].lower(), body
         ready = await client.get("/readyz")
         assert ready.status == 503
-        assert "DataNode" in (await ready.json())["stores"]["hdfs"]
+        assert "DataNode" in (await ready.json())["checks"]["hdfs"]
     finally:
         await stores.close()
         await asyncio.to_thread(outage_cluster.start_node, "datanode1")

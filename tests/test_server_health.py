@@ -22,7 +22,7 @@ async def test_healthz(embedded_client):
 async def test_readyz_on_the_embedded_default(embedded_client):
     resp = await embedded_client.get("/readyz")
     assert resp.status == 200
-    assert await resp.json() == {"status": "ready", "stores": {"sqlite": "ok", "files": "ok"}}
+    assert await resp.json() == {"status": "ready", "checks": {"sqlite": "ok", "files": "ok"}}
 
 
 async def test_readyz_is_503_with_the_reason_when_a_store_is_gone(
@@ -33,8 +33,8 @@ async def test_readyz_is_503_with_the_reason_when_a_store_is_gone(
     assert resp.status == 503
     body = await resp.json()
     assert body["status"] == "unavailable"
-    assert body["stores"]["sqlite"] == "ok"
-    assert "not writable" in body["stores"]["files"]
+    assert body["checks"]["sqlite"] == "ok"
+    assert "not writable" in body["checks"]["files"]
 
 
 @pytest.mark.cassandra
@@ -43,7 +43,7 @@ async def test_readyz_on_the_cluster(aiohttp_client, cluster_settings):
     client = await aiohttp_client(create_app(cluster_settings))
     resp = await client.get("/readyz")
     assert resp.status == 200
-    assert await resp.json() == {"status": "ready", "stores": {"cassandra": "ok", "hdfs": "ok"}}
+    assert await resp.json() == {"status": "ready", "checks": {"cassandra": "ok", "hdfs": "ok"}}
 
 
 async def test_unknown_path_is_a_problem_document(embedded_client):

@@ -15,11 +15,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Both stores answer: 200, or 503 with the reason of each that does not."""
+    """Metadata and blob storage answer: 200, or 503 with the reason of each that does not."""
     report = await services(request).health()
     ready = all(v == "ok" for v in report.values())
     return web.json_response(
-        {"status": "ready" if ready else "unavailable", "stores": report},
+        {"status": "ready" if ready else "unavailable", "checks": report},
         status=200 if ready else 503,
     )
 
