@@ -219,7 +219,8 @@ def _purge(args: argparse.Namespace) -> None:
 
 
 def _gc(args: argparse.Namespace) -> None:
-    from instastore.jobs import ORPHAN_GRACE, gc
+    from instastore.jobs import gc
+    from instastore.limits import ORPHAN_GRACE
 
     report = _with_stores(
         args, lambda stores, settings: gc(stores.photos, stores.blobs, settings, progress=print)

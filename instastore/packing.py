@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from instastore import hotcache, ids, volumes
+from instastore import ids, limits, volumes
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import NotFound
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 MANIFEST_PREFIX = "packing/"
 # Other processes keep a photo record up to RECORD_TTL_S; a media read that began
 # before the switch may still be reading the landed blob: wait twice that, in seconds.
-LANDED_GRACE_S = 2 * hotcache.RECORD_TTL_S
+LANDED_GRACE_S = 2 * limits.RECORD_TTL_S
 # A manifest younger than this may belong to a packer still running: its volume is not
 # judged dead yet (a packer writes and switches a volume in minutes).
 DEAD_VOLUME_GRACE = timedelta(hours=1)

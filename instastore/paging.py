@@ -78,7 +78,7 @@ def _seal(kind: tuple[str, str], *values: int) -> str:
     return base64.urlsafe_b64encode(body + tag).rstrip(b"=").decode()
 
 
-def _open(cursor: str, kind: tuple[str, str], what: str) -> tuple:
+def _open(cursor: str, kind: tuple[str, str], what: str) -> tuple[int, ...]:
     letter, layout = kind
     size = NONCE_BYTES + 1 + struct.calcsize(layout) + TAG_BYTES
     try:

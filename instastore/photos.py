@@ -8,7 +8,7 @@ never speaks HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from instastore import search
@@ -20,6 +20,11 @@ from instastore.limits import OVERFETCH_ROUNDS
 from instastore.model import Photo, User
 from instastore.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from instastore.storage.ports import PhotoStore, SearchIndex
+
+# fetch(before, n): up to n photo ids, newest first, strictly before ``before`` (None: newest).
+IdFetch = Callable[[int | None, int], Awaitable[list[int]]]
+# The viewer's filter over a batch of live photos (e.g. ``Audience.filter``).
+PhotoFilter = Callable[[list[Photo]], Awaitable[list[Photo]]]
 
 
 def live_in_order(photo_ids: Sequence[int], records: Mapping[int, Photo]) -> list[Photo]:
@@ -70,7 +75,13 @@ class Photos:
         """The live photos among ``photo_ids``, in that order (see ``live_in_order``)."""
         return live_in_order(photo_ids, await self.photos.get_photos(photo_ids))
 
-    async def live_page(self, fetch, cursor: str | None, limit: int, allowed=None) -> Page[Photo]:
+    async def live_page(
+        self,
+        fetch: IdFetch,
+        cursor: str | None,
+        limit: int,
+        allowed: PhotoFilter | None = None,
+    ) -> Page[Photo]:
         """Fill a page from ``fetch(before, n) -> ids``, skipping deleted photos and,
         with ``allowed`` (an async filter, e.g. ``Audience.filter``), invisible ones."""
         limit = clamp_limit(limit, self.settings.max_page_size)
@@ -89,10 +100,15 @@ class Photos:
             if len(ids) < wanted:  # the store has no more
                 return Page(found, None)
         # Many deleted photos in a row: hand back what we have and a cursor past them.
+        assert before is not None  # OVERFETCH_ROUNDS > 0: the loop ran and moved it
         return Page(found, encode_cursor(before))
 
     async def by_user(
-        self, user_id: int, cursor: str | None = None, limit: int = 20, allowed=None
+        self,
+        user_id: int,
+        cursor: str | None = None,
+        limit: int = 20,
+        allowed: PhotoFilter | None = None,
     ) -> Page[Photo]:
         """A user's live photos, newest first."""
         return await self.live_page(
@@ -103,7 +119,11 @@ class Photos:
         )
 
     async def search(
-        self, query: str, cursor: str | None = None, limit: int = 20, allowed=None
+        self,
+        query: str,
+        cursor: str | None = None,
+        limit: int = 20,
+        allowed: PhotoFilter | None = None,
     ) -> Page[Photo]:
         """Live photos whose titles contain every word of ``query``, newest first."""
         terms = search.terms(query)
@@ -136,7 +156,7 @@ class Photos:
         photo = await self.photos.get_photo(photo_id)
         if photo is None or photo.owner_id != user_id:
             raise NotFound(f"no photo {photo_id}")
-        if not photo.deleted:
+        if photo.deleted_at is None:  # not deleted
             return photo
         if self.clock() - photo.deleted_at > self.retention:
             raise Gone(

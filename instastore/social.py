@@ -17,7 +17,7 @@ filtered photo by photo instead, so an outsider sees an empty page.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -101,7 +101,12 @@ class Social:
         self._follows_changed(requester.id)
         return requester
 
-    async def _users_page(self, fetch, cursor: str | None, limit: int) -> Page[User]:
+    async def _users_page(
+        self,
+        fetch: Callable[[int | None, int], Awaitable[list[int]]],
+        cursor: str | None,
+        limit: int,
+    ) -> Page[User]:
         limit = clamp_limit(limit, self.max_page)
         ids = await fetch(decode_cursor(cursor), limit + 1)
         more = len(ids) > limit
@@ -167,7 +172,7 @@ class Audience:
         self._owners: dict[int, User | None] = {}
         self._follows: dict[int, bool] = {}
 
-    def assume_following(self, owner_ids) -> None:
+    def assume_following(self, owner_ids: Iterable[int]) -> None:
         """The viewer is known to follow these users (the timeline read the list)."""
         self._follows.update(dict.fromkeys(owner_ids, True))
 

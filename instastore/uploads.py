@@ -124,7 +124,7 @@ def check_title(title: object, max_chars: int) -> str:
     return check_text(title, "title")
 
 
-def check_visibility(value: object) -> Visibility:
+def check_visibility(value: str | None) -> Visibility:
     try:
         return Visibility(value or "public")
     except ValueError:

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from instastore.cluster import toolchain
 from instastore.cluster.processes import tail
@@ -138,7 +139,7 @@ TOOL_TIMEOUT_S = 120
 
 def run_tool(
     namenode: HdfsDaemon, java: str, lib: Path, tool: str, args: list[str], binary: bool = False
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[Any]:  # str output, or bytes with ``binary``
     """Hadoop's own command-line tools (``hdfs dfs``, ``dfsadmin``, ``fsck``, ``ec``)
     against this cluster, with the NameNode's configuration. With ``binary`` the output
     is bytes as the tool wrote them (``dfs -cat`` of a JPEG), else text."""
@@ -223,7 +224,7 @@ def format_namenode(namenode: HdfsDaemon, java: str, lib: Path, heap: str, clust
         )
 
 
-def _jmx(namenode: HdfsDaemon, bean: str) -> dict:
+def _jmx(namenode: HdfsDaemon, bean: str) -> dict[str, Any]:
     url = f"http://127.0.0.1:{namenode.http_port}/jmx?qry=Hadoop:service=NameNode,name={bean}"
     with urllib.request.urlopen(url, timeout=2) as response:
         beans = json.load(response).get("beans", [])

@@ -12,9 +12,11 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from instastore.cluster import cassandra, hdfs, processes, toolchain
 from instastore.cluster.cassandra import CassandraNode
@@ -270,7 +272,9 @@ class LocalCluster:
 
     # ---- report and stop ------------------------------------------------------------
 
-    def nodetool(self, args: list[str], node: str | None = None):
+    def nodetool(
+        self, args: list[str], node: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         live = [n for n in self.cassandra_nodes if processes.is_running(n.pid, n.marker)]
         if node:
             target = self.node(node)
@@ -287,7 +291,9 @@ class LocalCluster:
             args,
         )
 
-    def hdfs_tool(self, tool: str, args: list[str], binary: bool = False):
+    def hdfs_tool(
+        self, tool: str, args: list[str], binary: bool = False
+    ) -> subprocess.CompletedProcess[Any]:
         """Run ``hdfs dfs|dfsadmin|fsck ARGS`` against this cluster (output as bytes
         with ``binary``, else text)."""
         if self.namenode is None:
@@ -301,7 +307,7 @@ class LocalCluster:
             binary,
         )
 
-    def status(self) -> list[dict]:
+    def status(self) -> list[dict[str, str | int | None]]:
         rows = []
         for d in self.daemons():
             alive = processes.is_running(d.pid, d.marker)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 from cassandra.cluster import Cluster, Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
@@ -39,8 +40,10 @@ SWITCH_ROUNDS = 3  # reads + conditional writes of one locator switch before giv
 MIN_TOKEN = -(2**63)  # Murmur3Partitioner: no key has this token, every key is above it
 LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
 
+StatementItem = tuple[str, tuple[object, ...]]  # a statement (its text) and its bind values
 
-def _user(row) -> User | None:
+
+def _user(row: Any) -> User | None:
     if row is None:
         return None
     return User(
@@ -110,13 +113,13 @@ class CassandraMetadataStore:
             raise
         return cls(cluster, session, settings, dict(zip(texts, prepared, strict=True)))
 
-    async def _q(self, statement: str, *params, what: str | None = None) -> list:
+    async def _q(self, statement: str, *params: object, what: str | None = None) -> list[Any]:
         """Run one of ``statements`` (by its text), prepared."""
         return await execute(
             self.session, self.q[statement], params, what=what or self.names[statement]
         )
 
-    async def _batch(self, what: str, *items: tuple[str, tuple]) -> None:
+    async def _batch(self, what: str, *items: StatementItem) -> None:
         """One logged batch of idempotent writes, tried again while its outcome is
         unknown: the same rows written twice are the same rows."""
         batch = BatchStatement(batch_type=BatchType.LOGGED)
@@ -124,7 +127,7 @@ class CassandraMetadataStore:
             batch.add(self.q[statement], params)
         await settle(what, lambda: execute(self.session, batch, None, what=what))
 
-    async def _count(self, what: str, *items: tuple[str, tuple]) -> None:
+    async def _count(self, what: str, *items: StatementItem) -> None:
         """Counter updates after the change they count is stored. Never tried again (a
         counter update is not idempotent: a retry of one that did happen counts twice),
         and a failure is logged, not raised: the change itself stands, its count may be
@@ -192,7 +195,7 @@ class CassandraMetadataStore:
 
     async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
         bucket = bucket_of(photo.id)
-        items = [
+        items: list[StatementItem] = [
             (cql.INSERT_PHOTO, (photo.id, codec.encode_photo(photo))),
             (cql.INSERT_USER_PHOTO, (photo.owner_id, bucket, photo.id)),
             (cql.INSERT_USER_BUCKET, (photo.owner_id, bucket)),
@@ -232,7 +235,7 @@ class CassandraMetadataStore:
         photos = await asyncio.gather(*(self.get_photo(i) for i in photo_ids))
         return {p.id: p for p in photos if p is not None}
 
-    async def _buckets(self, statement: str, key, top: int):
+    async def _buckets(self, statement: str, key: object, top: int) -> AsyncIterator[int]:
         """Non-empty buckets of a user or term, newest first, from ``top`` down."""
         while True:
             rows = await self._q(statement, key, top, BUCKETS_PER_READ)
@@ -274,7 +277,7 @@ class CassandraMetadataStore:
             if not photo.deleted:
                 await self._count("photo count", (cql.ADD_PHOTOS, (-1, photo.owner_id)))
         else:
-            items = [(cql.SET_DELETED, (None, photo.id))]
+            items: list[StatementItem] = [(cql.SET_DELETED, (None, photo.id))]
             if photo.deleted_at is not None:
                 items.append(
                     (cql.DEQUEUE_PURGE, (_shard(photo.id), photo.deleted_at.date(), photo.id))
@@ -295,7 +298,7 @@ class CassandraMetadataStore:
 
     async def purge_photo(self, photo: Photo, terms: Sequence[str]) -> None:
         bucket = bucket_of(photo.id)
-        items = [
+        items: list[StatementItem] = [
             (cql.DELETE_PHOTO, (photo.id,)),
             (cql.DELETE_USER_PHOTO, (photo.owner_id, bucket, photo.id)),
             (cql.DELETE_LIKES, (photo.id,)),

@@ -128,7 +128,7 @@ def translate_errors(what: str, write: bool = False) -> Iterator[None]:
         raise Unavailable(f"Cassandra unreachable during {what}: {exc}") from exc
 
 
-def _bridge(response: ResponseFuture, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+def _bridge(response: ResponseFuture, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
     future = loop.create_future()
 
     def on_result(rows: Any) -> None:
@@ -141,7 +141,7 @@ def _bridge(response: ResponseFuture, loop: asyncio.AbstractEventLoop) -> asynci
     return future
 
 
-def _settle(future: asyncio.Future, rows: Any, exc: BaseException | None) -> None:
+def _settle(future: asyncio.Future[Any], rows: Any, exc: BaseException | None) -> None:
     if future.cancelled():
         return
     if exc is not None:
@@ -156,7 +156,7 @@ def is_write(statement: Any) -> bool:
     return text is None or not text.lstrip().upper().startswith("SELECT")
 
 
-async def execute(session: Session, statement: Any, params: Any = None, *, what: str) -> list:
+async def execute(session: Session, statement: Any, params: Any = None, *, what: str) -> list[Any]:
     """Run one statement and return all rows of its first page as a list.
 
     Callers bound their queries with LIMIT, so one page is the whole answer."""

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
 from instastore import codec
@@ -344,7 +345,9 @@ class SqliteMetadataStore:
             "AND deleted_ms IS NULL",
             (user_id,),
         )
-        return row[0]
+        assert row is not None  # COUNT(*) answers exactly one row
+        count: int = row[0]
+        return count
 
     # ---- follow requests ------------------------------------------------------------
 
@@ -417,11 +420,12 @@ class SqliteMetadataStore:
                     "(user_id, key, photo_id, expires_ms, claimed_ms) VALUES (?, ?, ?, ?, ?)",
                     (user_id, key, photo_id, _ms(expires_at), _ms(now)),
                 )
-                return self.conn.execute(
+                claimed: sqlite3.Row = self.conn.execute(
                     "SELECT photo_id, claimed_ms, intent FROM idempotency_keys WHERE user_id = ? "
                     "AND key = ?",
                     (user_id, key),
                 ).fetchone()
+                return claimed
 
         row = await self._run(claim)
         intent = None if row["intent"] is None else codec.decode_photo(row["intent"])
@@ -495,9 +499,10 @@ class SqliteMetadataStore:
                     "INSERT OR IGNORE INTO server_keys (name, secret) VALUES (?, ?)",
                     (name, candidate),
                 )
-                return self.conn.execute(
+                secret: bytes = self.conn.execute(
                     "SELECT secret FROM server_keys WHERE name = ?", (name,)
                 ).fetchone()[0]
+                return secret
 
         return await self._run(get_or_create)
 
@@ -578,5 +583,10 @@ class _transaction:
     def __enter__(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
