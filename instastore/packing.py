@@ -10,7 +10,8 @@ of photos older than ``min_age``, and for each new volume:
 3. switches each photo's locators with a conditional write (``switch_locators``: only
    if the record still has the old ones and is not deleted);
 4. waits for other processes' record caches (``LANDED_GRACE_S``), then deletes each
-   landed blob that no record it was shared by still points at;
+   landed blob that no record points at, by references read again now (a deduplicated
+   upload may have reused it since the first read: docs/DESIGN.md, "Dedupe");
 5. deletes the manifest.
 
 Crash-safe: killed anywhere, the next run first finishes every manifest it finds (a
