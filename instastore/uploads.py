@@ -323,6 +323,11 @@ class Uploads:
             or (donor.width or 0) * (donor.height or 0) > self.settings.max_image_pixels
         ):
             return None
+        for key in {volumes.blob_of(r.locator) for r in donor.renditions}:
+            try:
+                await self.blobs.size(key)  # a lost blob is never handed on
+            except InstastoreError:
+                return None
         return donor
 
     async def _confirm(self, photo: Photo, donor: Photo, user: User, received: Received) -> Photo:
