@@ -143,7 +143,7 @@ def main() -> None:
     }
     report.write(args.out, args.name, body)
     with (args.out / f"{args.name}.md").open("a") as md:
-        md.write("| measure | value |\n|---|---|\n")
+        md.write("\n| measure | value |\n|---|---|\n")
         md.writelines(f"| {key} | {value} |\n" for key, value in result.items())
     print(result)
 
