@@ -24,7 +24,7 @@ from instastore.config import Settings
 from instastore.errors import InstastoreError
 from instastore.limits import ORPHAN_GRACE, PURGE_BATCH
 from instastore.model import Photo
-from instastore.storage.ports import BlobStore, PhotoStore
+from instastore.storage.ports import BlobEntry, BlobStore, PhotoStore
 from instastore.uploads import remove_abandoned_uploads
 
 log = logging.getLogger(__name__)
@@ -52,14 +52,18 @@ async def purge(
     Blobs go first (with the folders they leave empty), then the rows and the queue entry
     in one batch, so a crash leaves the entry queued and the next run finishes the job
     (deleting a blob that is already gone is a no-op). A blob that another record also
-    points at (records may share blobs: the bench's seeded pool does) stays: the run
-    counts every record's references once, before its first removal."""
+    points at (records may share blobs: dedupe and the bench's seeded pool make them)
+    stays: the run counts every record's references once, before its first removal, and
+    purges only photos deleted before that count began. An upload reuses a donor's bytes
+    only if the donor is still live after its own record is saved (``uploads``), so any
+    record sharing a purged photo's bytes was saved before the count and is in it."""
     now = now or utcnow()
     cutoff = now - timedelta(days=settings.retention_days)
     report = PurgeReport()
     through: date = cutoff.date()
     seen: set[int] = set()
     references: Counter[str] | None = None
+    scanned_at = now  # replaced by the start of the reference scan, once it runs
     while True:
         entries = [
             e for e in await photos.due_purges(through, PURGE_BATCH) if e.photo_id not in seen
@@ -78,7 +82,11 @@ async def purge(
                 continue
             try:
                 if references is None:
+                    scanned_at = utcnow()
                     references = await count_references(photos, progress)
+                if photo.deleted_at >= scanned_at:  # deleted after the scan began: next run
+                    report.skipped += 1
+                    continue
                 for locator in _own_blobs(photo, references):
                     if await blobs.delete(locator):
                         report.blobs_removed += 1
@@ -138,13 +146,23 @@ async def gc(
     # References first: a blob written after this scan is younger than the grace, so it
     # is judged by its age below, never by its absence from this set.
     referenced = await count_references(photos, progress)
+    orphans: list[BlobEntry] = []
     async for entry in blobs.entries():
         report.checked += 1
         if entry.key in referenced:
             continue
         if now - entry.modified < ORPHAN_GRACE:
             report.young += 1
-        elif await blobs.delete(entry.key):
+        else:
+            orphans.append(entry)
+    if orphans:
+        # A second scan, begun after the first ended: an old blob can change hands
+        # during one scan (a deduplicated upload saved a record pointing at it, read
+        # before it existed; then its donor was switched away, read after), never
+        # unseen by both (docs/DESIGN.md, "Dedupe").
+        referenced = await count_references(photos, progress)
+    for entry in orphans:
+        if entry.key not in referenced and await blobs.delete(entry.key):
             report.removed += 1
             progress(
                 f"removed orphan blob {entry.key} "

@@ -10,7 +10,8 @@ of photos older than ``min_age``, and for each new volume:
 3. switches each photo's locators with a conditional write (``switch_locators``: only
    if the record still has the old ones and is not deleted);
 4. waits for other processes' record caches (``LANDED_GRACE_S``), then deletes each
-   landed blob that no record it was shared by still points at;
+   landed blob that no record points at, by references read again now (a deduplicated
+   upload may have reused it since the first read: docs/DESIGN.md, "Dedupe");
 5. deletes the manifest.
 
 Crash-safe: killed anywhere, the next run first finishes every manifest it finds (a
@@ -37,7 +38,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from instastore import ids, limits, volumes
+from instastore import ids, jobs, limits, volumes
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import NotFound
@@ -142,13 +143,27 @@ async def _scan(
     metadata: PhotoStore, born_before: datetime, progress: Callable[[str], None]
 ) -> _Landed:
     landed = _Landed([], {})
+    young: set[int] = set()  # live records with landed blobs, too young to switch
     async for photo in metadata.scan_photos():
         mine = {r.name: r.locator for r in photo.renditions if not volumes.is_needle(r.locator)}
         for key in set(mine.values()):
             landed.sharers.setdefault(key, []).append(photo.id)
-        if mine and not photo.deleted and ids.created_at(photo.id) <= born_before:
+        if not mine or photo.deleted:
+            continue
+        if ids.created_at(photo.id) <= born_before:
             landed.candidates.append((photo, mine))
-    landed.candidates.sort(key=lambda item: item[0].id)
+        else:
+            young.add(photo.id)
+    # A landed blob a young record shares (a deduplicated upload) waits until all its
+    # sharers can move together: packed now, it would be packed again with the young one.
+    ready = [
+        (photo, mine)
+        for photo, mine in landed.candidates
+        if not any(young.intersection(landed.sharers[key]) for key in mine.values())
+    ]
+    if len(ready) < len(landed.candidates):
+        progress(f"{len(landed.candidates) - len(ready)} photo(s) wait for younger sharers")
+    landed.candidates = sorted(ready, key=lambda item: item[0].id)
     progress(f"{len(landed.candidates)} photo(s) have landed blobs to pack")
     return landed
 
@@ -270,8 +285,14 @@ class _Packer:
         self.report.photos += switched
         if switched and self.landed_grace_s:
             await asyncio.sleep(self.landed_grace_s)
+        # References read after the switches: a deduplicated upload saved since this
+        # run's scan, pointing at a landed blob it read from a record before its switch,
+        # is in them (docs/DESIGN.md, "Dedupe").
+        now_used = await jobs.count_references(self.metadata, self.progress)
         for key, sharers in plan.sharers.items():
-            if not await self._still_used(key, sharers) and await self.blobs.delete(key):
+            if key in now_used or await self._still_used(key, sharers):
+                continue
+            if await self.blobs.delete(key):
                 self.report.landed_removed += 1
         if not await self._still_used(volumes.volume_key(plan.volume_id), list(plan.old)):
             if not may_drop_volume:

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from instastore import ids as idlib
-from instastore import media
+from instastore import media, volumes
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import (
@@ -56,6 +56,9 @@ FILE_CHUNK = 256 * 1024  # bytes per chunk when streaming the temporary file to 
 TAKEOVER_ROUNDS = 3  # claim -> take over -> claim again, when retries race for a stale key
 HEARTBEATS_PER_WINDOW = 3  # claim renewals per stale window while an upload works
 UPLOAD_PREFIX = "upload-"  # temporary files of uploads in flight, under <data_dir>/tmp
+# Reads of a donor after saving a record that reuses its bytes, each following a locator
+# switch of the donor (packing, compaction) that happened meanwhile.
+CONFIRM_ROUNDS = 3
 
 
 @dataclass
@@ -250,7 +253,7 @@ class Uploads:
             return photo
         for rendition in claim.intent.renditions:
             try:
-                await self.blobs.size(rendition.locator)
+                await self.blobs.size(volumes.blob_of(rendition.locator))
             except NotFound:
                 return None
         await self._save(claim.intent)
@@ -267,9 +270,13 @@ class Uploads:
     ) -> Photo:
         written: list[str] = []
         try:
-            photo = await self._write_blobs(
-                user, received, title, visibility, photo_id, written, fence
-            )
+            donor = await self._donor(received)
+            if donor is not None:
+                photo = _reuse(donor, user, received, title, visibility, photo_id)
+            else:
+                photo = await self._write_blobs(
+                    user, received, title, visibility, photo_id, written, fence
+                )
         except BaseException:
             await self._discard(written)
             if fence:
@@ -288,7 +295,93 @@ class Uploads:
             if not fence:  # nothing refers to them; with a key, a retry re-applies the intent
                 await self._discard(written)
             raise
+        if donor is None:
+            await self._become_donor(photo)
+            return photo
+        return await self._confirm(photo, donor, user, received)
+
+    # ---- content dedupe (issue 12 item 3; docs/DESIGN.md, "Dedupe") -------------------
+
+    async def _donor(self, received: Received) -> Photo | None:
+        """A live photo of exactly these bytes whose stored renditions this upload may
+        reuse, or None (then it stores its own). Sniffing first keeps the answers to
+        unsupported bytes the same either way."""
+        kind = media.sniff(received.head).kind
+        try:
+            donor_id = await self.photo_store.content_donor(received.sha256)
+            donor = None if donor_id is None else await self.photo_store.get_photo(donor_id)
+        except InstastoreError as exc:
+            log.warning("content index unreadable, storing the upload's own bytes: %s", exc)
+            return None
+        if (
+            donor is None
+            or donor.deleted
+            or donor.sha256 != received.sha256
+            or donor.kind is not kind
+            or donor.rendition("original") is None
+            # SECURITY: the pixel limit may have been lowered since the donor was stored
+            or (donor.width or 0) * (donor.height or 0) > self.settings.max_image_pixels
+        ):
+            return None
+        for key in {volumes.blob_of(r.locator) for r in donor.renditions}:
+            try:
+                await self.blobs.size(key)  # a lost blob is never handed on
+            except InstastoreError:
+                return None
+        return donor
+
+    async def _confirm(self, photo: Photo, donor: Photo, user: User, received: Received) -> Photo:
+        """After saving a record that reuses ``donor``'s locators, read the donor again.
+        Still live with the same locators: every later purge, pack or gc that could
+        remove those bytes reads references after this point and sees this record
+        (docs/DESIGN.md, "Dedupe"). Moved by the packer meanwhile: follow it (the same
+        bytes) and check again. Deleted or gone: store this upload's own bytes and point
+        the record at them before answering."""
+        for _ in range(CONFIRM_ROUNDS):
+            current = await self.photo_store.get_photo(donor.id)
+            mine = _locators(photo)
+            if current is None or current.deleted or current.sha256 != photo.sha256:
+                break
+            theirs = _locators(current)
+            if theirs == mine:
+                return photo
+            if theirs.keys() != mine.keys():
+                break
+            if not await settle(
+                "following a deduplicated photo's donor",
+                lambda: self.photo_store.switch_locators(photo.id, mine, theirs),  # noqa: B023
+            ):
+                break
+            photo = photo.with_locators(theirs)
+        return await self._own_bytes(photo, user, received)
+
+    async def _own_bytes(self, photo: Photo, user: User, received: Received) -> Photo:
+        """Write this upload's own renditions and point its saved record at them."""
+        written: list[str] = []
+        try:
+            own = await self._write_blobs(
+                user, received, photo.title, photo.visibility, photo.id, written, None
+            )
+            new = _locators(own)
+            if not await settle(
+                "pointing a deduplicated photo at its own bytes",
+                lambda: self.photo_store.switch_locators(photo.id, _locators(photo), new),
+            ):
+                raise Conflict(f"photo {photo.id} changed while it was being stored")
+        except BaseException:
+            await self._discard(written)
+            raise
+        log.info("photo %d: its donor went meanwhile; stored its own bytes", photo.id)
+        photo = photo.with_locators(new)
+        await self._become_donor(photo)
         return photo
+
+    async def _become_donor(self, photo: Photo) -> None:
+        """Offer the photo's bytes to later uploads of the same bytes (best effort)."""
+        try:
+            await self.photo_store.set_content_donor(photo.sha256, photo.id)
+        except InstastoreError as exc:
+            log.warning("could not index the content of photo %d: %s", photo.id, exc)
 
     async def _write_blobs(
         self,
@@ -438,6 +531,36 @@ class _Fence:
             await self.claims.release_idempotency_key(self.user_id, self.key, self.photo_id)
         except InstastoreError as exc:
             log.warning("could not release Idempotency-Key of photo %d: %s", self.photo_id, exc)
+
+
+def _locators(photo: Photo) -> dict[str, str]:
+    return {r.name: r.locator for r in photo.renditions}
+
+
+def _reuse(
+    donor: Photo,
+    user: User,
+    received: Received,
+    title: str,
+    visibility: Visibility,
+    photo_id: int,
+) -> Photo:
+    """A new photo of the donor's bytes: the donor's renditions (the same bytes make the
+    same renditions), its own id, owner, title, visibility and media secret."""
+    return Photo(
+        id=photo_id,
+        owner_id=user.id,
+        title=title,
+        kind=donor.kind,
+        secret=idlib.new_media_secret(),  # SECURITY: never the donor's capability
+        sha256=received.sha256,
+        created_at=idlib.created_at(photo_id),
+        visibility=visibility,
+        renditions=donor.renditions,
+        width=donor.width,
+        height=donor.height,
+        duration_s=donor.duration_s,
+    )
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

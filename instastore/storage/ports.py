@@ -150,6 +150,13 @@ class PhotoStore(Protocol):
         a transaction on SQLite). True if the record now has ``new`` (also when an
         earlier try already switched it: safe to settle), False if it was left alone."""
 
+    async def content_donor(self, sha256: str) -> int | None:
+        """The photo id last set as the donor of these bytes (see ``instastore.uploads``),
+        or None. Only a hint: the caller checks the photo's record."""
+
+    async def set_content_donor(self, sha256: str, photo_id: int) -> None:
+        """Make ``photo_id`` the donor of these bytes (the last write wins). Idempotent."""
+
 
 class FollowGraph(Protocol):
     """Follows in both directions, their counts, and follow requests to private accounts."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -105,7 +106,9 @@ class Rig:
     user: User
 
     async def upload(self, key: str | None, title: str = "a photo"):
-        data = samples.image()
+        # Bytes of its own, so that it writes blobs of its own (not deduplicated against
+        # another test's upload: the cluster's keyspace is shared by the session).
+        data = samples.image(color=tuple(random.randrange(256) for _ in range(3)))
 
         async def chunks():
             yield data

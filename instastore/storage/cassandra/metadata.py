@@ -541,6 +541,15 @@ class CassandraMetadataStore:
                 return True
         return False
 
+    # ---- content dedupe (issue 12) -------------------------------------------------------
+
+    async def content_donor(self, sha256: str) -> int | None:
+        rows = await self._q(cql.CONTENT_DONOR, sha256)
+        return None if not rows else int(rows[0].photo_id)
+
+    async def set_content_donor(self, sha256: str, photo_id: int) -> None:
+        await settle("set content donor", lambda: self._q(cql.SET_CONTENT_DONOR, sha256, photo_id))
+
 
 def _require_schema(session: Session, settings: Settings) -> None:
     missing = migrate.pending(session, settings)

@@ -123,6 +123,11 @@ RELEASE_KEY = "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? IF pho
 
 SERVER_KEY = "INSERT INTO server_keys (name, secret) VALUES (?, ?) IF NOT EXISTS"
 
+# PhotoStore: content_index (dedupe)
+
+CONTENT_DONOR = "SELECT photo_id FROM content_index WHERE sha256 = ?"
+SET_CONTENT_DONOR = "INSERT INTO content_index (sha256, photo_id) VALUES (?, ?)"
+
 
 def statements() -> dict[str, str]:
     """Every statement to prepare, by its constant's name in lower case (the ``what`` of

@@ -573,6 +573,20 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
+    # ---- content dedupe (issue 12) -------------------------------------------------------
+
+    async def content_donor(self, sha256: str) -> int | None:
+        row = await self._one("SELECT photo_id FROM content_index WHERE sha256 = ?", (sha256,))
+        return None if row is None else int(row["photo_id"])
+
+    async def set_content_donor(self, sha256: str, photo_id: int) -> None:
+        await self._write(
+            (
+                "INSERT OR REPLACE INTO content_index (sha256, photo_id) VALUES (?, ?)",
+                (sha256, photo_id),
+            )
+        )
+
 
 class _transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
