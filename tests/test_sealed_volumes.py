@@ -114,7 +114,8 @@ async def test_packed_photos_are_erasure_coded_and_survive_a_datanode(cluster3):
     finally:
         await stores.blobs.client.delete(settings.hdfs_root, recursive=True)
         await stores.close()
-        await asyncio.to_thread(session.execute, f"DROP KEYSPACE {settings.cassandra_keyspace}")
+        drop = f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}"
+        await asyncio.to_thread(session.execute, drop, timeout=60)
         driver.shutdown()
 
 
