@@ -199,6 +199,8 @@ class HdfsBlobStore:
 
     async def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
         for root, area_prefix in self.areas:
+            if root == self.root and prefix.startswith(VOLUME_PREFIX):
+                continue  # no volume lives in the blob folder
             if not (prefix.startswith(area_prefix) or area_prefix.startswith(prefix)):
                 continue
             async for key, status in self._files(root, area_prefix):
