@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
                 help="pack only photos at least this old (default 300; 0 packs everything)",
             )
 
+    storage = commands.add_parser("storage", help="look at what the stores hold")
+    storage_actions = storage.add_subparsers(dest="action", required=True, metavar="ACTION")
+    stats = storage_actions.add_parser(
+        "stats", help="photos, volumes, landed blobs, NameNode objects, raw bytes, dead bytes"
+    )
+    config.add_arguments(stats)
+    stats.add_argument("--json", action="store_true", help="print one JSON document")
+    stats.set_defaults(run=_storage_stats)
+
     cluster = commands.add_parser(
         "cluster", help="a local Cassandra + HDFS cluster for development and tests"
     )
@@ -259,6 +268,22 @@ def _pack(args: argparse.Namespace) -> None:
         f"{report.dead_volumes_removed} dead volume(s); {report.skipped} photo(s) changed "
         "meanwhile and stay as they are"
     )
+
+
+def _storage_stats(args: argparse.Namespace) -> None:
+    import json
+
+    from instastore.storage.hdfs import HdfsBlobStore
+    from instastore.storage_stats import StorageStats, collect
+
+    async def job(stores: Stores, settings: Settings) -> StorageStats:
+        stats = await collect(stores.photos, stores.blobs)
+        if isinstance(stores.blobs, HdfsBlobStore):
+            stats.attach_cluster(await stores.blobs.cluster_stats())
+        return stats
+
+    stats = _with_stores(args, job)
+    print(json.dumps(stats.as_dict(), indent=2) if args.json else "\n".join(stats.describe()))
 
 
 def _cluster(args: argparse.Namespace) -> LocalCluster:

@@ -166,7 +166,16 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if not self.hdfs_volume_dir or "/" in self.hdfs_volume_dir:
+        if (
+            not self.hdfs_volume_dir
+            or "/" in self.hdfs_volume_dir
+            or self.hdfs_volume_dir
+            in {
+                "blobs",  # the replicated blob folder
+                ".",
+                "..",
+            }
+        ):
             raise ConfigError(
                 f"hdfs_volume_dir is one folder name under hdfs_root, not {self.hdfs_volume_dir!r}"
             )

@@ -1,6 +1,7 @@
-"""HDFS blob store over WebHDFS: one file per blob under ``<hdfs_root>/blobs/<key>``.
+"""HDFS blob store over WebHDFS: one file per blob, under ``<hdfs_root>/blobs/<key>`` but for
+volumes (below).
 
-A blob is written whole to a temporary file in ``<hdfs_root>/blobs/.tmp`` (created with
+A blob is written whole to a temporary file in its folder's ``.tmp`` (created with
 overwrite=false and the replication factor from the settings; with
 ``dfs.datanode.synconclose=true`` on the cluster, CREATE's 201 means the bytes are on
 disk on every replica), then RENAMEd to its key, which the NameNode does atomically and
@@ -13,7 +14,12 @@ volume files later would not change a caller.
 
 Sealed volumes go to ``<hdfs_root>/<hdfs_volume_dir>``, a folder with an erasure-coding
 policy (``instastore.storage.hdfs.erasure``): ``connect`` makes it if missing, sets the
-wanted policy on it if it has none, and logs what it has (``volume_folder``).
+wanted policy on it if it has none, and logs what it has (``volume_folder``). Keys under
+``volumes/`` (``instastore.volumes.VOLUME_PREFIX``) live there: ``volumes/<bucket>/<id>.vol``
+is ``<hdfs_root>/<hdfs_volume_dir>/<bucket>/<id>.vol``, written through that folder's own
+``.tmp`` (a policy applies when a file is created, by the folder it is created in, and a
+RENAME keeps it: so a volume is erasure-coded from its first byte). Every other key lives
+under ``<hdfs_root>/blobs``, replicated.
 """
 
 from __future__ import annotations
@@ -23,13 +29,15 @@ import logging
 import posixpath
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 from instastore.config import Settings
 from instastore.errors import Conflict, InstastoreError, NotFound, StorageError, Unavailable
 from instastore.storage import scratch
 from instastore.storage.hdfs import erasure
-from instastore.storage.hdfs.webhdfs import WebHdfs
+from instastore.storage.hdfs.webhdfs import Json, WebHdfs
 from instastore.storage.ports import BlobEntry, check_key
+from instastore.volumes import VOLUME_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +54,9 @@ class HdfsBlobStore:
         self.client = client
         self.settings = settings
         self.root = settings.hdfs_root.rstrip("/") + "/blobs"
-        self.tmp = self.root + "/.tmp"
         self.volumes = f"{settings.hdfs_root.rstrip('/')}/{settings.hdfs_volume_dir}"
+        # (folder, key prefix) of each area; its temporary files go to <folder>/.tmp.
+        self.areas = ((self.volumes, VOLUME_PREFIX), (self.root, ""))
 
     @classmethod
     async def connect(cls, settings: Settings) -> HdfsBlobStore:
@@ -91,8 +100,17 @@ class HdfsBlobStore:
         )
         return folder
 
+    def _area(self, key: str) -> tuple[str, str]:
+        """The folder a key lives under and the key's path inside it."""
+        check_key(key)
+        for folder, prefix in self.areas:
+            if key.startswith(prefix):
+                return folder, key[len(prefix) :]
+        raise AssertionError("the last area takes every key")
+
     def _path(self, key: str) -> str:
-        return f"{self.root}/{check_key(key)}"
+        folder, rest = self._area(key)
+        return f"{folder}/{rest}"
 
     async def ping(self) -> None:
         """Ready means a write can succeed: the NameNode answers, is out of safe mode,
@@ -110,8 +128,9 @@ class HdfsBlobStore:
         await self.client.close()
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        final = self._path(key)
-        part = f"{self.tmp}/{scratch.scratch_name(suffix=PART_SUFFIX)}"
+        folder, rest = self._area(key)
+        final = f"{folder}/{rest}"
+        part = f"{folder}/.tmp/{scratch.scratch_name(suffix=PART_SUFFIX)}"
         try:
             size = await self.client.create(
                 part, chunks, replication=self.settings.hdfs_replication
@@ -160,11 +179,12 @@ class HdfsBlobStore:
         return int((await self.client.get_file_status(self._path(key)))["length"])
 
     async def delete(self, key: str) -> bool:
-        path = self._path(key)
+        root, rest = self._area(key)
+        path = f"{root}/{rest}"
         if not await self.client.delete(path):
             return False
         folder = posixpath.dirname(path)
-        while folder != self.root and await self._remove_if_empty(folder):
+        while folder != root and await self._remove_if_empty(folder):
             folder = posixpath.dirname(folder)
         return True
 
@@ -178,17 +198,30 @@ class HdfsBlobStore:
         return True  # removed now, or by a concurrent delete
 
     async def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
-        pending = [self.root]
+        for root, area_prefix in self.areas:
+            if root == self.root and prefix.startswith(VOLUME_PREFIX):
+                continue  # no volume lives in the blob folder
+            if not (prefix.startswith(area_prefix) or area_prefix.startswith(prefix)):
+                continue
+            async for key, status in self._files(root, area_prefix):
+                if key.startswith(prefix):
+                    yield BlobEntry(key, status["length"], _time(status["modificationTime"]))
+
+    async def _files(self, root: str, prefix: str) -> AsyncIterator[tuple[str, Json]]:
+        """(key, file status) of every file under ``root`` but its .tmp; for the blobs
+        area, not the volume folder's keys (a volume never lives there)."""
+        skipped = {f"{root}/.tmp", f"{self.root}/{VOLUME_PREFIX.rstrip('/')}"}
+        pending = [root]
         while pending:
             folder = pending.pop()
             try:
                 async for status in self.client.iter_status(folder):
                     path = f"{folder}/{status['pathSuffix']}"
                     if status["type"] == "DIRECTORY":
-                        if path != self.tmp:
+                        if path not in skipped:
                             pending.append(path)
-                    elif (key := path[len(self.root) + 1 :]).startswith(prefix):
-                        yield BlobEntry(key, status["length"], _time(status["modificationTime"]))
+                    else:
+                        yield prefix + path[len(root) + 1 :], status
             except NotFound:
                 continue  # removed meanwhile
 
@@ -201,29 +234,55 @@ class HdfsBlobStore:
             try:
                 async for status in self.client.iter_status(folder):
                     path = f"{folder}/{status['pathSuffix']}"
-                    if status["type"] == "FILE" or path == self.tmp or not await prune(path):
+                    if status["type"] == "FILE" or path in kept_folders or not await prune(path):
                         kept = True
             except NotFound:
                 return True
-            if kept or folder == self.root or not await self._remove_if_empty(folder):
+            if kept or folder in kept_folders or not await self._remove_if_empty(folder):
                 return False
             removed[0] += 1
             return True
 
-        await prune(self.root)
+        kept_folders = {path for root, _ in self.areas for path in (root, f"{root}/.tmp")}
+        for root, _ in self.areas:
+            await prune(root)
         return removed[0]
+
+    async def cluster_stats(self) -> dict[str, Any]:
+        """What the NameNode says of this store (for ``instastore storage stats``): files
+        and folders under hdfs_root (GETCONTENTSUMMARY), blocks and files + folders of the
+        whole namespace (/jmx FSNamesystem), logical and raw bytes (spaceConsumed) of
+        hdfs_root and of the volume folder, and how many volumes are erasure-coded."""
+        root = await self.client.content_summary(self.settings.hdfs_root)
+        sealed = await self.client.content_summary(self.volumes)
+        namesystem = await self.client.namesystem()
+        coded = [s async for _, s in self._files(self.volumes, VOLUME_PREFIX) if s.get("ecPolicy")]
+        return {
+            "namenode_files": root["fileCount"],
+            "namenode_directories": root["directoryCount"],
+            "namenode_total_files_and_directories": namesystem.get("FilesTotal"),
+            "namenode_total_blocks": namesystem.get("BlocksTotal"),
+            "logical_bytes": root["length"],
+            "raw_bytes": root["spaceConsumed"],
+            "volume_folder_logical_bytes": sealed["length"],
+            "volume_folder_raw_bytes": sealed["spaceConsumed"],
+            "volume_folder_policy": await self.client.get_ec_policy(self.volumes) or "replication",
+            "volumes_erasure_coded": len(coded),
+        }
 
     async def remove_abandoned_parts(self, now: datetime) -> int:
         abandoned = []
-        try:
-            async for status in self.client.iter_status(self.tmp):
-                name = status["pathSuffix"]
-                if name.endswith(PART_SUFFIX) and scratch.abandoned(
-                    name, "", _time(status["modificationTime"]), now
-                ):
-                    abandoned.append(f"{self.tmp}/{name}")
-        except NotFound:
-            return 0  # nothing was ever written
+        for root, _ in self.areas:
+            tmp = f"{root}/.tmp"
+            try:
+                async for status in self.client.iter_status(tmp):
+                    name = status["pathSuffix"]
+                    if name.endswith(PART_SUFFIX) and scratch.abandoned(
+                        name, "", _time(status["modificationTime"]), now
+                    ):
+                        abandoned.append(f"{tmp}/{name}")
+            except NotFound:
+                continue  # nothing was ever written there
         return sum([await self.client.delete(path) for path in abandoned])
 
 

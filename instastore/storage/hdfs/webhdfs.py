@@ -165,6 +165,17 @@ class WebHdfs:
                 return
             after = statuses[-1]["pathSuffix"]
 
+    async def content_summary(self, path: str) -> Json:
+        """GETCONTENTSUMMARY: the NameNode's count of files (fileCount) and folders
+        (directoryCount, ``path`` included) under ``path``, their bytes (length) and the
+        raw bytes they take on the DataNodes (spaceConsumed: replicas and parity)."""
+        summary: Json = (await self._json("GET", path, "GETCONTENTSUMMARY"))["ContentSummary"]
+        return summary
+
+    async def namesystem(self) -> Json:
+        """The NameNode's FSNamesystem bean (FilesTotal: files and folders; BlocksTotal)."""
+        return await self._jmx("FSNamesystem")
+
     async def mkdirs(self, path: str) -> bool:
         return bool((await self._json("PUT", path, "MKDIRS"))["boolean"])
 

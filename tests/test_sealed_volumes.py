@@ -1,0 +1,182 @@
+"""Packed volumes are written into the erasure-coded sealed-volume folder, on real HDFS.
+
+On the shared 1 + 1 cluster: a ``volumes/`` key is a file of ``<hdfs_root>/<hdfs_volume_dir>``
+(not of ``blobs/``), its temporary file is made in that folder's own ``.tmp``, listing,
+reading and deleting find it there, and a dead writer's leftover there is cleaned up.
+On the shared 3 + 3 cluster (``cluster3``): photos packed land in a volume with the
+XOR-2-1-1024k policy, at most 1.6 raw bytes per byte, every photo reads back
+byte-identical with one of the 3 DataNodes SIGKILLed, and once it is back ``hdfs fsck``
+says the folder is HEALTHY with no missing, corrupt or under-replicated block."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from instastore import ids, packing, storage_stats, volumes
+from instastore.config import Settings
+from instastore.errors import NotFound
+from instastore.model import Rendition
+from instastore.storage import open_stores, scratch
+from instastore.storage.hdfs import HdfsBlobStore
+
+from .factories import make_photo, new_id
+
+pytestmark = pytest.mark.hdfs
+
+MAX_RAW_PER_BYTE = 1.6  # issue 12: on 3 DataNodes, packed data takes at most this
+PHOTOS = 8
+# bytes per rendition: 8 photos make a volume of ~6.2 MiB, three full XOR-2-1 stripes of
+# 1 MiB cells and a partial one, so the parity overhead is near its 1.5 and not a small
+# file's 2.0
+SIZES = {"original": 700_000, "large": 100_000, "thumb": 10_000}
+FSCK_WAIT_S = 120.0  # a restarted DataNode's block report reaches the NameNode in seconds
+TEXT = {"capture_output": True, "text": True, "check": True}
+FSCK_ZERO = ("Missing", "Corrupt", "Under-replicated", "Under-erasure-coded")
+
+
+async def one(data: bytes):
+    yield data
+
+
+async def test_a_volume_key_lives_in_the_volume_folder(cluster_settings):
+    settings = dataclasses.replace(cluster_settings, hdfs_root=f"/layout-{uuid.uuid4().hex[:8]}")
+    store = await HdfsBlobStore.connect(settings)
+    try:
+        await _check_layout(store)
+    finally:
+        await store.client.delete(settings.hdfs_root, recursive=True)
+        await store.close()
+
+
+async def _check_layout(store: HdfsBlobStore) -> None:
+    key = volumes.volume_key(new_id())
+    path = f"{store.volumes}/{key.removeprefix(volumes.VOLUME_PREFIX)}"
+    assert await store.put(key, one(b"v" * 1000)) == 1000
+    assert (await store.client.get_file_status(path))["length"] == 1000
+    assert (await store.client.get_file_status(f"{store.volumes}/.tmp"))["type"] == "DIRECTORY"
+    with pytest.raises(NotFound):  # nothing of a volume went through the blob folder
+        await store.client.get_file_status(f"{store.root}/.tmp")
+    await store.put("a/landed.jpg", one(b"l" * 10))
+    assert {(e.key, e.size) async for e in store.entries()} == {
+        (key, 1000),
+        ("a/landed.jpg", 10),
+    }
+    assert [e.key async for e in store.entries(volumes.VOLUME_PREFIX)] == [key]
+    assert [e.key async for e in store.entries("a/")] == ["a/landed.jpg"]
+    assert b"".join([c async for c in store.open(key, 990, 20)]) == b"v" * 10
+
+    # a dead writer's temporary file in the volume folder's .tmp goes; the folders stay
+    part = f"{store.volumes}/.tmp/{scratch.host()}_{_dead_pid()}_{uuid.uuid4().hex}.part"
+    await store.client.create(part, one(b"half a volume"))
+    assert await store.remove_abandoned_parts(datetime.now(UTC)) == 1
+    assert await store.delete(key)
+    with pytest.raises(NotFound):  # its bucket folder went with it
+        await store.client.get_file_status(os.path.dirname(path))
+    await store.remove_empty_folders()
+    assert (await store.client.get_file_status(f"{store.volumes}/.tmp"))["type"] == "DIRECTORY"
+    assert [e.key async for e in store.entries()] == ["a/landed.jpg"]
+
+
+def _dead_pid() -> int:
+    """A process id that no process has any more (a child's, once it has ended)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **TEXT)
+    return int(done.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.cassandra
+@pytest.mark.timeout(900)
+async def test_packed_photos_are_erasure_coded_and_survive_a_datanode(cluster3):
+    from instastore.storage.cassandra.migrate import migrate
+    from instastore.storage.cassandra.session import build_cluster
+
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings.from_sources(
+        environ=cluster3.client_settings(),
+        overrides={"cassandra_keyspace": f"sealed_{tag}", "hdfs_root": f"/sealed-{tag}"},
+    )
+    driver = build_cluster(settings)
+    session = await asyncio.to_thread(driver.connect)
+    await asyncio.to_thread(migrate, session, settings, progress=lambda line: None)
+    stores = await open_stores(settings)
+    try:
+        await _check_sealed(cluster3, stores, settings)
+    finally:
+        await stores.blobs.client.delete(settings.hdfs_root, recursive=True)
+        await stores.close()
+        drop = f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}"
+        await asyncio.to_thread(session.execute, drop, timeout=60)
+        driver.shutdown()
+
+
+async def _check_sealed(cluster3, stores, settings: Settings) -> None:
+    data = {}
+    for _ in range(PHOTOS):
+        photo_id = new_id(ids.now_ms() - 3_600_000)
+        renditions = []
+        for name, size in SIZES.items():
+            key, payload = f"{ids.bucket_of(photo_id)}/{photo_id}.{name}.jpg", os.urandom(size)
+            await stores.blobs.put(key, one(payload))
+            renditions.append(Rendition(name, key, "image/jpeg", size))
+            data[photo_id, name] = payload
+        photo = dataclasses.replace(
+            make_photo(owner_id=new_id(), photo_id=photo_id), renditions=tuple(renditions)
+        )
+        await stores.photos.save_photo(photo, [])
+    report = await packing.pack(
+        stores.photos, stores.blobs, settings, min_age=timedelta(minutes=30), landed_grace_s=0
+    )
+    assert (report.photos, report.volumes) == (PHOTOS, 1)
+
+    stats = await storage_stats.collect(stores.photos, stores.blobs)
+    stats.attach_cluster(await stores.blobs.cluster_stats())
+    assert (len(stats.volumes), stats.volumes_erasure_coded, stats.landed_blobs) == (1, 1, 0)
+    path = f"{stores.blobs.volumes}/{stats.volumes[0].key.removeprefix(volumes.VOLUME_PREFIX)}"
+    assert (await stores.blobs.client.get_file_status(path))["ecPolicy"] == "XOR-2-1-1024k"
+    logical, raw = map(int, (await _tool(cluster3, "dfs", "-du", "-s", path)).split()[:2])
+    assert logical == stats.volumes[0].bytes
+    assert raw / logical <= MAX_RAW_PER_BYTE, f"{raw:,} raw bytes for {logical:,}"
+    assert stats.cluster["volume_folder_raw_bytes"] == raw
+
+    victim = cluster3.datanodes[0]
+    await asyncio.to_thread(cluster3.kill_node, victim.name)
+    try:
+        records = await stores.photos.get_photos(sorted({p for p, _ in data}))
+        assert len(records) == PHOTOS
+        for photo in records.values():
+            for r in photo.renditions:
+                assert volumes.is_needle(r.locator)
+                got = b"".join([c async for c in volumes.open_locator(stores.blobs, r.locator)])
+                assert got == data[photo.id, r.name], (photo.id, r.name)
+    finally:
+        await asyncio.to_thread(cluster3.start_node, victim.name)
+    await _healthy(cluster3, stores.blobs.volumes)
+
+
+async def _healthy(cluster3, folder: str) -> None:
+    """``hdfs fsck`` of the folder says HEALTHY and counts 0 missing, corrupt and
+    under-replicated blocks (waiting for the restarted DataNode's block report)."""
+    deadline = time.monotonic() + FSCK_WAIT_S
+    while True:
+        done = await asyncio.to_thread(cluster3.hdfs_tool, "fsck", [folder, "-files", "-blocks"])
+        found = re.findall(rf"(?:{'|'.join(FSCK_ZERO)})[^:\n]*:\s*(\d+)", done.stdout)
+        if "is HEALTHY" in done.stdout and found and not any(int(n) for n in found):
+            return
+        assert time.monotonic() < deadline, done.stdout + done.stderr
+        await asyncio.sleep(2)
+
+
+async def _tool(cluster, tool: str, *args: str) -> str:
+    done = await asyncio.to_thread(cluster.hdfs_tool, tool, list(args))
+    assert done.returncode == 0, done.stderr
+    return done.stdout
