@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("purge", "remove for good the photos deleted more than retention_days ago", _purge),
         ("gc", "remove blobs no photo record points at, and leftovers of crashed writes", _gc),
         ("pack", "pack the landed blobs of photos older than --min-age into volumes", _pack),
+        (
+            "compact",
+            "rewrite volumes whose dead share passes --threshold, live needles only",
+            _compact,
+        ),
     ):
         command = commands.add_parser(name, help=help_text)
         config.add_arguments(command)
@@ -69,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
                 help="pack only photos at least this old (default 300; 0 packs everything)",
             )
 
+        if name == "compact":
+            command.add_argument(
+                "--threshold",
+                type=_share,
+                default=0.5,
+                metavar="SHARE",
+                help="rewrite volumes at least this share dead (0 to 1; default 0.5)",
+            )
     storage = commands.add_parser("storage", help="look at what the stores hold")
     storage_actions = storage.add_subparsers(dest="action", required=True, metavar="ACTION")
     stats = storage_actions.add_parser(
@@ -238,7 +251,10 @@ def _gc(args: argparse.Namespace) -> None:
         f"checked {report.checked} blob(s): removed {report.removed} "
         f"orphan(s), left {report.young} younger than {ORPHAN_GRACE}; "
         f"removed {report.scratch_removed} abandoned temporary file(s) "
-        f"and {report.folders_removed} empty folder(s)"
+        f"and {report.folders_removed} empty folder(s); {report.volumes} volume(s) in use hold "
+        f"{report.dead_bytes:,} dead byte(s) of {report.volume_bytes:,} "
+        f"({report.sparse} at least half dead: `instastore compact` reclaims them); "
+        f"left {report.pending} blob(s) of unfinished packing or compaction"
     )
 
 
@@ -284,6 +300,32 @@ def _storage_stats(args: argparse.Namespace) -> None:
 
     stats = _with_stores(args, job)
     print(json.dumps(stats.as_dict(), indent=2) if args.json else "\n".join(stats.describe()))
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1, not {text}")
+    return value
+
+
+def _compact(args: argparse.Namespace) -> None:
+    from instastore.compaction import compact
+
+    report = _with_stores(
+        args,
+        lambda stores, settings: compact(
+            stores.photos, stores.blobs, settings, args.threshold, progress=print
+        ),
+    )
+    moved = report.moved
+    print(
+        f"compacted {report.compacted} of {report.volumes} volume(s) into {moved.volumes} new "
+        f"volume(s) ({moved.needles} live needle(s), {moved.bytes:,} bytes); removed "
+        f"{moved.landed_removed} emptied old blob(s) and {report.dead_volumes_removed} volume(s) "
+        f"no record pointed into; finished {moved.resumed} earlier run(s); "
+        f"{report.kept_for_deleted} sparse volume(s) stay for deleted photos"
+    )
 
 
 def _cluster(args: argparse.Namespace) -> LocalCluster:

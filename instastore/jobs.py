@@ -6,6 +6,9 @@ the photo records actually reference, never from the shape of a key: it reads ev
 record first, then removes only blobs that no record names AND that are older than
 ``ORPHAN_GRACE`` by their own modification time, so a blob of an upload still in flight
 (or one a retried upload may still adopt through its Idempotency-Key) is never removed.
+A volume is one blob to gc: it goes whole once no record points into it; the dead bytes
+inside a volume records still use are only reported (``instastore compact`` reclaims
+them). Manifests, and the volumes of unfinished ones, are left to their job.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from instastore import search, volumes
+from instastore import packing, search, volumes
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import InstastoreError
@@ -30,6 +33,10 @@ from instastore.uploads import remove_abandoned_uploads
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 10_000  # records read between two progress lines of gc
+# Share of a volume's bytes dead (no record points at them) from which `instastore
+# compact` rewrites it by default: half, so a volume is rewritten at most once per
+# halving and copying it costs at most as many bytes as it frees.
+COMPACT_THRESHOLD = 0.5
 
 
 @dataclass
@@ -102,15 +109,56 @@ async def purge(
 async def count_references(photos: PhotoStore, progress: Callable[[str], None]) -> Counter[str]:
     """How many photo records (deleted ones included) point at each blob (a needle's
     blob is its volume: a volume goes only when no record points into it)."""
-    references: Counter[str] = Counter()
+    return (await scan_references(photos, progress)).blobs
+
+
+@dataclass(frozen=True)
+class User:
+    """A record pointing at a needle, under one of its renditions."""
+
+    photo_id: int
+    rendition: str
+    deleted: bool
+
+
+@dataclass
+class References:
+    """What one scan of the photo records points at: every blob (a needle's blob is its
+    volume), and inside each volume every needle with the records that use it."""
+
+    blobs: Counter[str] = field(default_factory=Counter)
+    needles: dict[str, dict[str, list[User]]] = field(default_factory=dict)  # volume -> locator
+
+    def live_bytes(self, volume: str) -> int:
+        """Bytes of the volume's needles some record (deleted or not) points at: header,
+        payload and padding of each, counted once however many records share it."""
+        return sum(
+            volumes.needle_size(users[0].rendition, volumes.parse_locator(locator).length)
+            for locator, users in self.needles.get(volume, {}).items()
+        )
+
+    def users(self, volume: str) -> set[int]:
+        """Every record (deleted ones included) pointing into the volume."""
+        return {u.photo_id for users in self.needles.get(volume, {}).values() for u in users}
+
+
+async def scan_references(photos: PhotoStore, progress: Callable[[str], None]) -> References:
+    """Read every photo record (deleted ones included) once: what each points at."""
+    found = References()
     records = 0
     async for photo in photos.scan_photos():
-        references.update({volumes.blob_of(r.locator) for r in photo.renditions})
+        found.blobs.update({volumes.blob_of(r.locator) for r in photo.renditions})
+        for r in photo.renditions:
+            if volumes.is_needle(r.locator):
+                needles = found.needles.setdefault(volumes.blob_of(r.locator), {})
+                needles.setdefault(r.locator, []).append(
+                    User(photo.id, r.name, photo.deleted_at is not None)
+                )
         records += 1
         if records % PROGRESS_EVERY == 0:
             progress(f"read {records} photo record(s)")
-    progress(f"read {records} photo record(s) pointing at {len(references)} blob(s)")
-    return references
+    progress(f"read {records} photo record(s) pointing at {len(found.blobs)} blob(s)")
+    return found
 
 
 def _own_blobs(photo: Photo, references: Counter[str]) -> list[str]:
@@ -126,10 +174,15 @@ def _own_blobs(photo: Photo, references: Counter[str]) -> list[str]:
 @dataclass
 class GcReport:
     checked: int = 0  # blobs looked at
-    removed: int = 0  # orphans removed
+    removed: int = 0  # orphans removed (landed blobs and whole volumes no record points at)
     young: int = 0  # orphans left: younger than ORPHAN_GRACE
     scratch_removed: int = 0  # temporary files of crashed writes and uploads
     folders_removed: int = 0  # empty folders (of the one-folder-per-photo layout)
+    pending: int = 0  # volumes and manifests of unfinished packing or compaction: left alone
+    volumes: int = 0  # volumes some record points into
+    volume_bytes: int = 0  # their size
+    dead_bytes: int = 0  # bytes inside them no record points at: compaction reclaims them
+    sparse: int = 0  # of those volumes, the ones whose dead share passes compaction's default
 
 
 async def gc(
@@ -139,19 +192,27 @@ async def gc(
     now: datetime | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> GcReport:
-    """Remove blobs that no photo record points at and that are older than ORPHAN_GRACE,
-    then abandoned temporary files and empty folders."""
+    """Remove blobs that no photo record points at and that are older than ORPHAN_GRACE
+    (whole volumes nobody points into included), report the dead bytes inside the
+    volumes that records do point into, then remove abandoned temporary files and empty
+    folders. Manifests and the volumes of unfinished ones belong to their job."""
     now = now or utcnow()
     report = GcReport()
-    # References first: a blob written after this scan is younger than the grace, so it
+    # Unfinished manifests first: records may still be switched into their volumes.
+    pending = await packing.pending_volumes(blobs)
+    # References next: a blob written after this scan is younger than the grace, so it
     # is judged by its age below, never by its absence from this set.
-    referenced = await count_references(photos, progress)
+    references = await scan_references(photos, progress)
     orphans: list[BlobEntry] = []
     async for entry in blobs.entries():
         report.checked += 1
-        if entry.key in referenced:
+        if entry.key in pending or entry.key.startswith(packing.MANIFEST_PREFIX):
+            report.pending += 1
+        elif entry.key in references.needles:
+            _count_volume(report, entry, references, progress)
+        elif entry.key in references.blobs:
             continue
-        if now - entry.modified < ORPHAN_GRACE:
+        elif now - entry.modified < ORPHAN_GRACE:
             report.young += 1
         else:
             orphans.append(entry)
@@ -171,6 +232,19 @@ async def gc(
     report.scratch_removed = await remove_scratch(blobs, settings, now)
     report.folders_removed = await blobs.remove_empty_folders()
     return report
+
+
+def _count_volume(
+    report: GcReport, entry: BlobEntry, references: References, progress: Callable[[str], None]
+) -> None:
+    """A volume records point into: add up its dead bytes (never removed here)."""
+    dead = max(0, entry.size - references.live_bytes(entry.key))
+    report.volumes += 1
+    report.volume_bytes += entry.size
+    report.dead_bytes += dead
+    if entry.size and dead / entry.size >= COMPACT_THRESHOLD:
+        report.sparse += 1
+        progress(f"volume {entry.key}: {dead:,} of {entry.size:,} bytes dead")
 
 
 async def remove_scratch(blobs: BlobStore, settings: Settings, now: datetime | None = None) -> int:

@@ -63,7 +63,7 @@ class PackReport:
     needles: int = 0  # landed blobs written into volumes
     volumes: int = 0  # volumes written
     bytes: int = 0  # payload bytes packed
-    landed_removed: int = 0  # landed blobs deleted once nothing pointed at them
+    landed_removed: int = 0  # landed blobs (old volumes, compacting) deleted once unused
     skipped: int = 0  # records changed meanwhile (deleted, purged, switched elsewhere)
     resumed: int = 0  # manifests of earlier runs finished
     dead_volumes_removed: int = 0
@@ -125,7 +125,7 @@ async def pack(
     deleted) older than ``min_age`` into new volumes of ``volume_target_bytes``."""
     now = now or utcnow()
     report = PackReport()
-    packer = _Packer(photos, blobs, report, progress, landed_grace_s)
+    packer = Mover(photos, blobs, report, progress, landed_grace_s)
     await packer.resume(now)
     landed = await _scan(photos, now - min_age, progress)
     generator = ids.IdGenerator(settings.worker_id)
@@ -232,7 +232,11 @@ async def _sources(
     return list(fresh.items())
 
 
-class _Packer:
+class Mover:
+    """The steps that move records' bytes into a new volume, crash-safe (the module's
+    steps 1 to 5, resumed from the manifests): the packer's, and compaction's
+    (``instastore.compaction``), whose "landed" blobs are the old volumes."""
+
     def __init__(
         self,
         metadata: PhotoStore,
@@ -313,6 +317,21 @@ class _Packer:
             if any(volumes.blob_of(r.locator) == blob for r in photo.renditions):
                 return True
         return False
+
+
+async def pending_volumes(blobs: BlobStore) -> set[str]:
+    """The volumes of the manifests not finished yet: records may still be switched into
+    them, so no job judges them by who points into them until the manifest is gone. A
+    job lists these BEFORE it reads the records (a volume is written after its manifest,
+    which goes only once every switch is done)."""
+    pending = set()
+    async for entry in blobs.entries(MANIFEST_PREFIX):
+        try:
+            data = b"".join([c async for c in blobs.open(entry.key)])
+        except NotFound:
+            continue  # finished meanwhile
+        pending.add(volumes.volume_key(Plan.decode(data).volume_id))
+    return pending
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

@@ -47,7 +47,7 @@ async def pack_one(stores, settings, photo_id: int) -> None:
     landed = packing._Landed([(photo, mine)], {key: [photo_id] for key in mine.values()})
     generator = packing.ids.IdGenerator(settings.worker_id)
     (draft,) = await packing._plans(stores.blobs, landed, generator, settings, lambda _: None)
-    packer = packing._Packer(
+    packer = packing.Mover(
         stores.photos, stores.blobs, packing.PackReport(), lambda _: None, packing.LANDED_GRACE_S
     )
     await packer.write(draft.plan, draft.sources)

@@ -260,7 +260,7 @@ async def plan_only(rig: Rig, photo_id: int):
     landed = packing._Landed([(photo, mine)], {key: [photo_id] for key in mine.values()})
     generator = ids.IdGenerator(rig.settings.worker_id)
     (draft,) = await packing._plans(rig.stores.blobs, landed, generator, rig.settings, print)
-    packer = packing._Packer(
+    packer = packing.Mover(
         rig.stores.photos, rig.stores.blobs, packing.PackReport(), lambda _: None, 0
     )
     return draft, packer

@@ -179,7 +179,7 @@ async def planned(stores, settings, made):
 
 
 def packer(stores):
-    return packing._Packer(stores.metadata, stores.blobs, packing.PackReport(), print, 0)
+    return packing.Mover(stores.photos, stores.blobs, packing.PackReport(), print, 0)
 
 
 @pytest.mark.parametrize(
