@@ -57,6 +57,7 @@ PROJECTED_PHOTOS = 7_300_000_000  # issue 12: ten years at 2 million photos a da
 # "The Small Files Problem" (2009) and of "Hadoop: The Definitive Guide" (ch. 3), which
 # issue 12's "7 objects, about 1 KB of heap" also uses.
 HEAP_BYTES_PER_OBJECT = 150
+HDFS_BLOCK_BYTES = 128 * 2**20  # Hadoop's default dfs.blocksize (the shared cluster's too)
 TARGET_OBJECTS_PER_PHOTO = 0.01  # issue 12, after packing
 IMAGE_SIDE = 64  # pixels: small JPEGs (~3-5 KB with renditions), so 100,000 fit the disks
 BLOCK_LINE = re.compile(r"Total block(?:s| groups) \(validated\):\s+(\d+)")
@@ -221,6 +222,23 @@ def per_photo(objects: dict[str, Any], photos: int) -> dict[str, Any]:
     }
 
 
+def full_volumes(bytes_per_photo: float, volume_bytes: int) -> dict[str, Any]:
+    """Computed, not measured: objects per photo once every volume is full (a run this
+    small fills one volume partly, and its folders weigh more than they would at scale):
+    each replicated volume is one file and one block per ``HDFS_BLOCK_BYTES``."""
+    objects_per_volume = 1 + -(-volume_bytes // HDFS_BLOCK_BYTES)
+    photos_per_volume = volume_bytes / bytes_per_photo
+    ratio = objects_per_volume / photos_per_volume
+    return {
+        "bytes_per_photo": round(bytes_per_photo),
+        "objects_per_volume": objects_per_volume,
+        "photos_per_volume": round(photos_per_volume),
+        "objects_per_photo": round(ratio, 6),
+        "projected_objects": round(ratio * PROJECTED_PHOTOS),
+        "projected_heap_gib": round(ratio * PROJECTED_PHOTOS * HEAP_BYTES_PER_OBJECT / 2**30, 2),
+    }
+
+
 async def measure(
     settings: Settings,
     photos: int,
@@ -257,6 +275,9 @@ async def measure(
             "before": before | per_photo(before, photos),
             "pack": packed,
             "after": after | after_ratio,
+            "full_volumes_computed": full_volumes(
+                before["logical_bytes"] / photos, settings.volume_target_bytes
+            ),
         },
         "targets": {
             "objects_per_photo_after_packing": {
