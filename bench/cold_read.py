@@ -66,7 +66,7 @@ async def blob_urls(settings: Settings, media_urls: list[str]) -> list[str]:
     async def one(url: str) -> str:
         _, _, _, photo_id, _, name = url.split("?")[0].split("/")
         async with gate:
-            photo = await stores.metadata.get_photo(int(photo_id))
+            photo = await stores.photos.get_photo(int(photo_id))
         locator = next(r.locator for r in photo.renditions if r.name == name)
         return f"{root}/{locator}?op=OPEN&user.name={settings.hdfs_user}"
 

@@ -155,7 +155,9 @@ class WebHdfs:
         million files is never one response)."""
         after = None
         while True:
-            listing = (await self._json("GET", path, "LISTSTATUS_BATCH", startAfter=after))[
+            # The parameter is "startafter": WebHDFS ignores "startAfter" and answers the first
+            # page again (dfs.ls.limit entries, 1,000), so a larger folder never ended.
+            listing = (await self._json("GET", path, "LISTSTATUS_BATCH", startafter=after))[
                 "DirectoryListing"
             ]
             statuses = listing["partialListing"]["FileStatuses"]["FileStatus"]
