@@ -16,7 +16,8 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from instastore import ids
+from instastore import ids, volumes
+from instastore.errors import NotFound
 from instastore.model import Kind, Photo, Rendition, User, Visibility
 
 PASSWORD = "correct horse battery"
@@ -146,3 +147,22 @@ async def problem(resp: aiohttp.ClientResponse, status: int) -> dict:
     assert body["status"] == status and body["type"].startswith("https://instastore.dev/problems/")
     assert body["detail"]
     return body
+
+
+async def one(data: bytes):
+    """``data`` as the one chunk of a blob put."""
+    yield data
+
+
+async def read(stores, locator: str) -> bytes:
+    """The whole bytes behind a locator (a landed key or a needle)."""
+    return b"".join([c async for c in volumes.open_locator(stores.blobs, locator)])
+
+
+async def exists(stores, key: str) -> bool:
+    """Whether the blob store holds ``key``."""
+    try:
+        await stores.blobs.size(key)
+    except NotFound:
+        return False
+    return True

@@ -14,28 +14,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from instastore import compaction, ids, jobs, packing, volumes
-from instastore.errors import NotFound
 from instastore.model import Rendition
 
-from ..factories import make_photo, new_id
+from ..factories import exists, make_photo, new_id, one, read
 
 SIZES = {"original": 6000, "thumb": 500}
-
-
-async def one(data: bytes):
-    yield data
-
-
-async def read(stores, locator: str) -> bytes:
-    return b"".join([c async for c in volumes.open_locator(stores.blobs, locator)])
-
-
-async def exists(stores, key: str) -> bool:
-    try:
-        await stores.blobs.size(key)
-    except NotFound:
-        return False
-    return True
 
 
 async def packed_volume(stores, count: int = 6):

@@ -19,7 +19,7 @@ from instastore.photos import Photos
 from instastore.uploads import Uploads, receive
 
 from .. import samples
-from ..factories import make_user
+from ..factories import exists, make_user
 
 
 def unique_picture() -> bytes:
@@ -247,10 +247,6 @@ async def test_the_content_index_is_a_hint_checked_against_the_record(rig):
 
 
 # ---- helpers ---------------------------------------------------------------------------
-
-
-async def exists(stores, key: str) -> bool:
-    return key in {e.key async for e in stores.blobs.entries()}
 
 
 async def plan_only(rig: Rig, photo_id: int):

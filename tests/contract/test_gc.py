@@ -26,24 +26,12 @@ from instastore.storage import scratch
 from instastore.storage.hdfs.webhdfs import WebHdfs
 from instastore.uploads import IDEMPOTENCY_TTL, blob_key
 
-from ..factories import make_photo, new_id
-
-
-async def one(data: bytes):
-    yield data
+from ..factories import exists, make_photo, new_id, one
 
 
 def later() -> datetime:
     """A moment when every blob written so far is past the grace."""
     return datetime.now(UTC) + ORPHAN_GRACE + timedelta(minutes=5)
-
-
-async def exists(stores, key: str) -> bool:
-    try:
-        await stores.blobs.size(key)
-    except NotFound:
-        return False
-    return True
 
 
 async def photo_with(stores, keys: list[str], deleted: bool = False):

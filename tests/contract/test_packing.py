@@ -15,29 +15,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from instastore import ids, jobs, packing, volumes
-from instastore.errors import NotFound
 from instastore.model import Rendition
 
-from ..factories import make_photo, new_id
+from ..factories import exists, make_photo, new_id, one, read
 
 HOUR_AGO_MS = ids.now_ms() - 3_600_000
 MIN_AGE = timedelta(minutes=30)  # photos made below are an hour old; others' are younger
-
-
-async def one(data: bytes):
-    yield data
-
-
-async def read(stores, locator: str) -> bytes:
-    return b"".join([c async for c in volumes.open_locator(stores.blobs, locator)])
-
-
-async def exists(stores, key: str) -> bool:
-    try:
-        await stores.blobs.size(key)
-    except NotFound:
-        return False
-    return True
 
 
 async def landed_photo(stores, sizes=(5000, 1200, 300), keys=None, at_ms=HOUR_AGO_MS):

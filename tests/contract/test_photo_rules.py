@@ -15,7 +15,7 @@ from instastore.jobs import purge
 from instastore.model import Rendition
 from instastore.photos import Photos
 
-from ..factories import make_photo, new_id
+from ..factories import make_photo, new_id, one
 
 
 class Clock:
@@ -24,10 +24,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-async def one(data: bytes):
-    yield data
 
 
 async def stored_photo(stores, photos: Photos, owner: int, title: str):
