@@ -112,9 +112,11 @@ async def test_uploads_and_readiness_wait_for_a_datanode_after_a_namenode_restar
     )
     client = await aiohttp_client(create_app(settings))
     _, auth = await sign_up(client)
-    image = samples.image("JPEG", (64, 48))
+    sizes = iter([(64, 48), (66, 50), (68, 52)])
 
     async def upload():
+        # Distinct bytes each time: identical ones would be deduplicated and write no blob.
+        image = samples.image("JPEG", next(sizes))
         form = upload_form(image, "after the restart", filename="x.jpg")
         return await client.post("/v1/photos", data=form, headers=auth)
 
