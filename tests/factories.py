@@ -8,7 +8,10 @@ the other way round.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -166,3 +169,28 @@ async def exists(stores, key: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+async def land_photos(
+    stores, count: int, sizes: dict[str, int], owner_id: int = 1, age_ms: int = 3_600_000
+) -> dict[int, dict[str, str]]:
+    """``count`` photos ``age_ms`` old whose renditions of random bytes landed as uploads
+    land them (one blob per rendition, then the record); sha256 of each by photo and name."""
+    generator = ids.IdGenerator(worker_id=11, clock=lambda: ids.now_ms() - age_ms)
+    made = {}
+    for _ in range(count):
+        photo_id = generator.next_id()
+        renditions, digests = [], {}
+        for name, size in sizes.items():
+            data, key = os.urandom(size), f"{ids.bucket_of(photo_id)}/{photo_id}.{name}.jpg"
+            await stores.blobs.put(key, one(data))
+            renditions.append(Rendition(name, key, "image/jpeg", size))
+            digests[name] = hashlib.sha256(data).hexdigest()
+        photo = dataclasses.replace(
+            make_photo(owner_id=owner_id, photo_id=photo_id),
+            renditions=tuple(renditions),
+            sha256=digests.get("original", "ab" * 32),
+        )
+        await stores.photos.save_photo(photo, [])
+        made[photo_id] = digests
+    return made

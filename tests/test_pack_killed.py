@@ -8,17 +8,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 
-from instastore import ids, volumes
+from instastore import volumes
 from instastore.config import Settings
-from instastore.model import Kind, Photo, Rendition
 from instastore.storage import open_stores
+
+from .factories import land_photos
 
 KILL_AFTER_S = (0.5, 1.5, 3.0, 8.0, 14.0)  # startup, first volume, grace waits, later ones
 PHOTOS = 9
@@ -28,36 +27,10 @@ RENDITION_BYTES = {"original": 5000, "large": 1200, "thumb": 300}
 async def make_photos(settings: Settings) -> dict[int, dict[str, str]]:
     """Landed photos an hour old; sha256 of each rendition by photo and name."""
     stores = await open_stores(settings)
-    generator = ids.IdGenerator(worker_id=11, clock=lambda: ids.now_ms() - 3_600_000)
-    made = {}
     try:
-        for _ in range(PHOTOS):
-            photo_id = generator.next_id()
-            renditions, digests = [], {}
-            for name, size in RENDITION_BYTES.items():
-                data, key = os.urandom(size), f"{photo_id >> 52}/{photo_id}.{name}.jpg"
-
-                async def one(data=data):
-                    yield data
-
-                await stores.blobs.put(key, one())
-                renditions.append(Rendition(name, key, "image/jpeg", size))
-                digests[name] = hashlib.sha256(data).hexdigest()
-            photo = Photo(
-                id=photo_id,
-                owner_id=1,
-                title="t",
-                kind=Kind.PHOTO,
-                secret=uuid.uuid4().hex,
-                sha256=digests["original"],
-                created_at=ids.created_at(photo_id),
-                renditions=tuple(renditions),
-            )
-            await stores.photos.save_photo(photo, [])
-            made[photo_id] = digests
+        return await land_photos(stores, PHOTOS, RENDITION_BYTES)
     finally:
         await stores.close()
-    return made
 
 
 def pack_command(settings: Settings) -> list[str]:
