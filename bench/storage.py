@@ -201,11 +201,11 @@ async def run_pack(
         seconds = time.monotonic() - started
     finally:
         await stores.close()
-    working = seconds - result.volumes * landed_grace_s
+    working = seconds - min(result.volumes, 1) * landed_grace_s
     return asdict(result) | {
         "seconds": round(seconds, 1),
         "photos_per_s": round(result.photos / seconds, 1),
-        "landed_grace_s_per_volume": landed_grace_s,
+        "landed_grace_s_per_run": landed_grace_s,
         # The grace is a wait, not work: without it, what the packer's work takes.
         "photos_per_s_without_grace": round(result.photos / working, 1) if working > 0 else None,
     }

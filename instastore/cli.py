@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="SECONDS",
                 help="pack only photos at least this old (default 300; 0 packs everything)",
             )
+            command.add_argument(
+                "--scan-all",
+                action="store_true",
+                help="first queue every record with landed blobs (a full scan: once after "
+                "upgrading to schema 006, or to migrate photos stored the old way)",
+            )
 
         if name == "compact":
             command.add_argument(
@@ -274,14 +280,15 @@ def _pack(args: argparse.Namespace) -> None:
     report = _with_stores(
         args,
         lambda stores, settings: pack(
-            stores.photos, stores.blobs, settings, min_age, progress=print
+            stores.photos, stores.blobs, settings, min_age, progress=print, scan_all=args.scan_all
         ),
     )
+    queued = f"queued {report.queued} photo(s) by a full scan; " if args.scan_all else ""
     print(
-        f"switched {report.photos} photo(s) to {report.needles} needle(s) in {report.volumes} "
-        f"new volume(s) ({report.bytes:,} bytes); removed {report.landed_removed} landed "
-        f"blob(s); finished {report.resumed} earlier run(s), removed "
-        f"{report.dead_volumes_removed} dead volume(s); {report.skipped} photo(s) changed "
+        f"{queued}switched {report.photos} photo(s) to {report.needles} needle(s) in "
+        f"{report.volumes} new volume(s) ({report.bytes:,} bytes); removed "
+        f"{report.landed_removed} landed blob(s); finished {report.resumed} earlier run(s), "
+        f"removed {report.dead_volumes_removed} dead volume(s); {report.skipped} photo(s) changed "
         "meanwhile and stay as they are"
     )
 

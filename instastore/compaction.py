@@ -5,10 +5,11 @@ rewritten into new volumes holding their live needles only (issue 12 item 4).
 It moves bytes with the packer's machinery (``instastore.packing.Mover``), so it is
 crash-safe the same way: a manifest per new volume (each record's old and new needle
 locators, and every record that pointed into each old volume), the new volume written
-whole, each record switched with a conditional write, a wait for other processes'
-record caches, then each old volume deleted once none of its records points into it,
-then the manifest dropped. Killed anywhere, the next ``compact`` or ``pack`` finishes
-the manifest first. A needle several records share is copied once and stays shared.
+whole, each record switched with a conditional write; then, once for the run, a wait for
+other processes' record caches, each old volume deleted once none of its records (nor
+any queued record: ``packing.Mover.clean``) points into it, and the manifests dropped.
+Killed anywhere, the next ``compact`` or ``pack`` finishes the manifest first. A needle
+several records share is copied once and stays shared.
 
 What it reads, in this order: the volumes, then the unfinished manifests (their
 volumes may still gain records, so they are not judged), then every record. A volume
@@ -60,7 +61,7 @@ async def compact(
     now = now or utcnow()
     report = CompactReport()
     mover = packing.Mover(photos, blobs, report.moved, progress, landed_grace_s)
-    await mover.resume(now)
+    finished = await mover.resume(now)
     listed = [e async for e in blobs.entries(volumes.VOLUME_PREFIX)]
     pending = await packing.pending_volumes(blobs)
     references = await jobs.scan_references(photos, progress)
@@ -79,7 +80,9 @@ async def compact(
     generator = ids.IdGenerator(settings.worker_id)
     for draft in _plans(blobs, sparse, references, generator, settings, report):
         await mover.write(draft.plan, draft.sources)
-        await mover.finish(draft.plan, may_drop_volume=False)
+        await mover.switch(draft.plan)
+        finished.append((draft.plan, False))
+    await mover.clean(finished)
     report.kept_for_deleted = sum([await _exists(blobs, e.key) for e in sparse])
     return report
 

@@ -1,18 +1,32 @@
 """The packer (``instastore pack``): landed blobs into volumes, issue 12's design (a).
 
-An upload lands as its own blobs (one per rendition). The packer takes the landed blobs
-of photos older than ``min_age``, and for each new volume:
+An upload lands as its own blobs (one per rendition) and its record joins the pack queue
+(``PhotoStore.pack_queue``: ``save_photo`` queues every photo it saves, in the same batch).
+A run reads the queue, never every record: its work grows with what is left to pack, not
+with every photo ever stored. It takes the landed blobs of queued photos older than
+``min_age``, and for each new volume:
 
 1. writes a manifest, ``packing/<volume id>.json``: for each photo the locators it has
    (old) and will have (new: needles, whose offsets are known before writing), and for
-   each landed blob every record that pointed at it when the records were read;
+   each landed blob every record that pointed at it when the queue was read;
 2. writes the volume whole (``instastore.volumes.write_volume``: one put, closed);
 3. switches each photo's locators with a conditional write (``switch_locators``: only
    if the record still has the old ones and is not deleted);
+
+then, once for all the run's volumes:
+
 4. waits for other processes' record caches (``LANDED_GRACE_S``), then deletes each
-   landed blob that no record points at, by references read again now (a deduplicated
-   upload may have reused it since the first read: docs/DESIGN.md, "Dedupe");
-5. deletes the manifest.
+   landed blob that no record points at, by references read again now from the queue
+   and from the manifest's sharers (a deduplicated upload may have reused a blob since
+   the first read: docs/DESIGN.md, "Dedupe");
+5. deletes the manifests;
+6. drops from the queue the photos whose records have no landed blob left (and the
+   records long gone). Deleted photos keep their landed blobs and their place.
+
+Why the queue is enough: a record with a landed blob is always queued (saved with its
+entry; ``Uploads`` queues a photo again before pointing it at bytes of its own), and an
+entry goes only once its record is older than ``min_age`` and has no landed blob. So
+every record that could point at a landed blob is read at steps 1 and 4.
 
 Crash-safe: killed anywhere, the next run first finishes every manifest it finds (a
 volume that was never written: nothing was switched, the manifest goes; else steps 3-5
@@ -21,6 +35,9 @@ no record points at, which a later run removes once its manifest is older than
 ``DEAD_VOLUME_GRACE`` (``instastore gc`` would too, after its own grace). A deleted photo
 is never switched (purge counts references from a scan taken before it removes bytes,
 and must never see a record move under it); it is packed if it is restored.
+
+Records saved before the queue existed (schema 006), or stored the old way, are queued
+once by ``pack(scan_all=True)`` (``instastore pack --scan-all``): the one full scan.
 
 Run one packer at a time: two packers finishing the same manifest at once are safe but
 for one race (a photo restored between one's "nobody points at this volume" and its
@@ -38,7 +55,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from instastore import ids, jobs, limits, volumes
+from instastore import ids, limits, volumes
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import NotFound
@@ -55,6 +72,7 @@ LANDED_GRACE_S = 2 * limits.RECORD_TTL_S
 # judged dead yet (a packer writes and switches a volume in minutes).
 DEAD_VOLUME_GRACE = timedelta(hours=1)
 DEFAULT_MIN_AGE_S = 300  # seconds; far past an upload's own retries of its save
+RECORDS_PER_READ = 500  # queued records fetched at a time
 
 
 @dataclass
@@ -67,6 +85,8 @@ class PackReport:
     skipped: int = 0  # records changed meanwhile (deleted, purged, switched elsewhere)
     resumed: int = 0  # manifests of earlier runs finished
     dead_volumes_removed: int = 0
+    queued: int = 0  # photos queued by a full scan (``scan_all``)
+    unqueued: int = 0  # photos dropped from the pack queue (nothing landed left)
 
 
 @dataclass
@@ -120,23 +140,87 @@ async def pack(
     now: datetime | None = None,
     progress: Callable[[str], None] = lambda line: None,
     landed_grace_s: float = LANDED_GRACE_S,
+    scan_all: bool = False,
 ) -> PackReport:
-    """Finish what earlier runs left, then pack the landed blobs of every photo (not
-    deleted) older than ``min_age`` into new volumes of ``volume_target_bytes``."""
+    """Finish what earlier runs left, then pack the landed blobs of every queued photo
+    (not deleted) older than ``min_age`` into new volumes of ``volume_target_bytes``.
+    With ``scan_all``, first queue every record that has landed blobs (a full scan)."""
     now = now or utcnow()
     report = PackReport()
     packer = Mover(photos, blobs, report, progress, landed_grace_s)
-    await packer.resume(now)
-    landed = await _scan(photos, now - min_age, progress)
+    if scan_all:
+        report.queued = await queue_landed(photos, progress)
+    finished = await packer.resume(now)
+    born_before = now - min_age
+    landed = await _scan(photos, born_before, progress)
     generator = ids.IdGenerator(settings.worker_id)
     for draft in await _plans(blobs, landed, generator, settings, progress):
         await packer.write(draft.plan, draft.sources)
-        await packer.finish(draft.plan, may_drop_volume=False)
+        await packer.switch(draft.plan)
+        finished.append((draft.plan, False))
+    queued = await packer.clean(finished)
+    await _unqueue(photos, queued, born_before, now, report)
     progress(
         f"packed {report.photos} photo(s), {report.needles} blob(s), "
-        f"{report.bytes:,} bytes into {report.volumes} volume(s)"
+        f"{report.bytes:,} bytes into {report.volumes} volume(s); "
+        f"{report.unqueued} photo(s) left the pack queue"
     )
     return report
+
+
+async def queue_landed(photos: PhotoStore, progress: Callable[[str], None]) -> int:
+    """Queue every record (deleted ones included) that has a landed blob: records saved
+    before the pack queue existed, or stored the old way. A full scan."""
+    batch: list[int] = []
+    queued = 0
+    async for photo in photos.scan_photos():
+        if any(not volumes.is_needle(r.locator) for r in photo.renditions):
+            batch.append(photo.id)
+        if len(batch) >= RECORDS_PER_READ:
+            await photos.queue_for_packing(batch)
+            queued, batch = queued + len(batch), []
+    await photos.queue_for_packing(batch)
+    queued += len(batch)
+    progress(f"queued {queued} photo(s) with landed blobs for packing")
+    return queued
+
+
+async def read_queue(photos: PhotoStore) -> tuple[list[int], dict[int, Photo]]:
+    """The queued ids, and the records of those that exist."""
+    queued = [photo_id async for photo_id in photos.pack_queue()]
+    records: dict[int, Photo] = {}
+    for start in range(0, len(queued), RECORDS_PER_READ):
+        records.update(await photos.get_photos(queued[start : start + RECORDS_PER_READ]))
+    return queued, records
+
+
+def _landed_of(photo: Photo) -> dict[str, str]:
+    """The photo's renditions that are landed blobs (not needles): name -> key."""
+    return {r.name: r.locator for r in photo.renditions if not volumes.is_needle(r.locator)}
+
+
+async def _unqueue(
+    photos: PhotoStore,
+    queued: tuple[list[int], dict[int, Photo]],
+    born_before: datetime,
+    now: datetime,
+    report: PackReport,
+) -> None:
+    """Step 6: drop the queued photos older than ``born_before`` whose records (read after
+    the switches) have no landed blob, and ids whose record is gone past the orphan grace
+    (a save whose batch is still being applied shows its queue entry before its record)."""
+    ids_, records = queued
+    done = []
+    for photo_id in ids_:
+        photo = records.get(photo_id)
+        born = ids.created_at(photo_id)
+        if photo is None:
+            if born <= now - limits.ORPHAN_GRACE:
+                done.append(photo_id)
+        elif born <= born_before and not _landed_of(photo):
+            done.append(photo_id)
+    await photos.unqueue_packed(done)
+    report.unqueued += len(done)
 
 
 async def _scan(
@@ -144,16 +228,21 @@ async def _scan(
 ) -> _Landed:
     landed = _Landed([], {})
     young: set[int] = set()  # live records with landed blobs, too young to switch
-    async for photo in metadata.scan_photos():
-        mine = {r.name: r.locator for r in photo.renditions if not volumes.is_needle(r.locator)}
+    queued, records = await read_queue(metadata)
+    for photo_id in queued:
+        photo = records.get(photo_id)
+        mine = {} if photo is None else _landed_of(photo)
+        if photo is None or not mine:
+            continue
         for key in set(mine.values()):
             landed.sharers.setdefault(key, []).append(photo.id)
-        if not mine or photo.deleted:
+        if photo.deleted:
             continue
         if ids.created_at(photo.id) <= born_before:
             landed.candidates.append((photo, mine))
         else:
             young.add(photo.id)
+    progress(f"{len(queued)} photo(s) in the pack queue")
     # A landed blob a young record shares (a deduplicated upload) waits until all its
     # sharers can move together: packed now, it would be packed again with the young one.
     ready = [
@@ -250,6 +339,7 @@ class Mover:
         self.report = report
         self.progress = progress
         self.landed_grace_s = landed_grace_s
+        self._switched = 0  # records switched since the last clean
 
     async def write(self, plan: Plan, sources: Sequence[volumes.NeedleSource]) -> None:
         """Steps 1 and 2: the manifest, then the volume."""
@@ -262,8 +352,11 @@ class Mover:
             f"wrote volume {plan.volume_id}: {len(plan.old)} photo(s), {len(sources)} blob(s)"
         )
 
-    async def resume(self, now: datetime) -> None:
-        """Finish the manifests earlier runs left (killed, or their volume found dead)."""
+    async def resume(self, now: datetime) -> list[tuple[Plan, bool]]:
+        """Switch again the records of every manifest earlier runs left (killed, or their
+        volume found dead); the plans, with whether each volume may go if nobody uses it
+        (its manifest is old enough), for ``clean``."""
+        resumed = []
         async for entry in self.blobs.entries(MANIFEST_PREFIX):
             data = b"".join([c async for c in self.blobs.open(entry.key)])
             plan = Plan.decode(data)
@@ -274,12 +367,18 @@ class Mover:
             except NotFound:  # never written, so nothing points at it
                 await self.blobs.delete(plan.key)
                 continue
-            await self.finish(plan, may_drop_volume=now - entry.modified >= DEAD_VOLUME_GRACE)
+            await self.switch(plan)
+            resumed.append((plan, now - entry.modified >= DEAD_VOLUME_GRACE))
+        return resumed
 
     async def finish(self, plan: Plan, may_drop_volume: bool) -> None:
-        """Steps 3 to 5 (all idempotent): switch, wait, delete the landed blobs nothing
-        points at any more, delete the manifest. A volume nobody was switched to stays
-        with its manifest until ``may_drop_volume`` (the manifest is old enough)."""
+        """Steps 3 to 5 for one plan: ``switch``, then ``clean``."""
+        await self.switch(plan)
+        await self.clean([(plan, may_drop_volume)])
+
+    async def switch(self, plan: Plan) -> None:
+        """Step 3 (idempotent): switch every record of the plan that still has its old
+        locators and is live."""
         switched = 0
         for photo_id in sorted(plan.old):
             if await self._switch(plan, photo_id):
@@ -287,23 +386,34 @@ class Mover:
             else:
                 self.report.skipped += 1
         self.report.photos += switched
-        if switched and self.landed_grace_s:
+        self._switched += switched
+
+    async def clean(self, plans: list[tuple[Plan, bool]]) -> tuple[list[int], dict[int, Photo]]:
+        """Steps 4 and 5 (idempotent), once for the switched plans: wait, then delete the
+        old blobs (landed blobs; old volumes when compacting) no record points at, and
+        the manifests. A volume nobody was switched to stays with its manifest unless
+        its flag says it may go. Returns the pack queue as read after the switches."""
+        if self._switched and self.landed_grace_s:
             await asyncio.sleep(self.landed_grace_s)
-        # References read after the switches: a deduplicated upload saved since this
-        # run's scan, pointing at a landed blob it read from a record before its switch,
-        # is in them (docs/DESIGN.md, "Dedupe").
-        now_used = await jobs.count_references(self.metadata, self.progress)
-        for key, sharers in plan.sharers.items():
-            if key in now_used or await self._still_used(key, sharers):
-                continue
-            if await self.blobs.delete(key):
-                self.report.landed_removed += 1
-        if not await self._still_used(volumes.volume_key(plan.volume_id), list(plan.old)):
-            if not may_drop_volume:
-                return  # a later run decides, once no packer can be switching into it
-            await self.blobs.delete(volumes.volume_key(plan.volume_id))
-            self.report.dead_volumes_removed += 1
-        await self.blobs.delete(plan.key)
+        self._switched = 0
+        # References read after the switches: a deduplicated upload saved since the scan,
+        # pointing at a blob it read from a record before its switch, is queued (saved
+        # with its entry) or among the sharers the manifest names (docs/DESIGN.md, "Dedupe").
+        queued = await read_queue(self.metadata)
+        now_used = {volumes.blob_of(r.locator) for p in queued[1].values() for r in p.renditions}
+        for plan, may_drop_volume in plans:
+            for key, sharers in plan.sharers.items():
+                if key in now_used or await self._still_used(key, sharers):
+                    continue
+                if await self.blobs.delete(key):
+                    self.report.landed_removed += 1
+            if not await self._still_used(volumes.volume_key(plan.volume_id), list(plan.old)):
+                if not may_drop_volume:
+                    continue  # a later run decides, once no packer can be switching into it
+                await self.blobs.delete(volumes.volume_key(plan.volume_id))
+                self.report.dead_volumes_removed += 1
+            await self.blobs.delete(plan.key)
+        return queued
 
     async def _switch(self, plan: Plan, photo_id: int) -> bool:
         def attempt() -> Awaitable[bool]:

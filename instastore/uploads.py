@@ -363,6 +363,9 @@ class Uploads:
                 user, received, photo.title, photo.visibility, photo.id, written, None
             )
             new = _locators(own)
+            # Queued again before it points at landed blobs, so the packer sees them (the
+            # queue holds every record with landed blobs: instastore/packing.py).
+            await self.photo_store.queue_for_packing([photo.id])
             if not await settle(
                 "pointing a deduplicated photo at its own bytes",
                 lambda: self.photo_store.switch_locators(photo.id, _locators(photo), new),

@@ -102,8 +102,8 @@ class PhotoStore(Protocol):
     queue, the full scan, each user's newest photo and live photo count."""
 
     async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
-        """Store the photo record, its user-photos row and one title-index row per term,
-        all or nothing. Saving the same photo again changes nothing."""
+        """Store the photo record, its user-photos row, one title-index row per term and
+        its pack-queue entry, all or nothing. Saving the same photo again changes nothing."""
 
     async def get_photo(self, photo_id: int) -> Photo | None:
         """The photo, deleted or not (``deleted_at`` tells), or None if it never was or
@@ -127,8 +127,8 @@ class PhotoStore(Protocol):
         """Drop a queue entry whose photo is gone already (or was restored)."""
 
     async def purge_photo(self, photo: Photo, terms: Sequence[str]) -> None:
-        """Remove the record, its user-photos and title-index rows, its likes and its
-        purge-queue entry for good. Purging what is already gone is a no-op."""
+        """Remove the record, its user-photos and title-index rows, its likes, its
+        purge-queue and pack-queue entries for good. Purging what is already gone is a no-op."""
 
     def scan_photos(self) -> AsyncIterator[Photo]:
         """Every photo record (deleted ones included), in no order, a page at a time
@@ -149,6 +149,18 @@ class PhotoStore(Protocol):
         have exactly those locators; atomically (a lightweight transaction on Cassandra,
         a transaction on SQLite). True if the record now has ``new`` (also when an
         earlier try already switched it: safe to settle), False if it was left alone."""
+
+    def pack_queue(self) -> AsyncIterator[int]:
+        """Every photo id in the pack queue, oldest first, a page at a time. ``save_photo``
+        queues each photo it saves (in the same batch or transaction), so a record with
+        landed blobs is always in it; ``unqueue_packed`` drops ids. Entries may be stale
+        (the record packed or purged since): the packer reads each record and decides."""
+
+    async def queue_for_packing(self, photo_ids: Sequence[int]) -> None:
+        """Put photos in the pack queue (idempotent)."""
+
+    async def unqueue_packed(self, photo_ids: Sequence[int]) -> None:
+        """Drop photos from the pack queue (idempotent)."""
 
     async def content_donor(self, sha256: str) -> int | None:
         """The photo id last set as the donor of these bytes (see ``instastore.uploads``),

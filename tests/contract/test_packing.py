@@ -221,3 +221,80 @@ async def test_a_volume_nobody_moved_to_goes_once_its_manifest_is_old(stores, ad
     for photo, data in made:  # untouched, landed, readable
         assert (await stores.photos.get_photo(photo.id)).renditions == photo.renditions
         assert [await read(stores, r.locator) for r in photo.renditions] == list(data.values())
+
+
+# ---- the pack queue ----------------------------------------------------------------------
+
+
+async def queued(stores) -> set[int]:
+    return {i async for i in stores.photos.pack_queue()}
+
+
+async def test_the_pack_queue_holds_every_saved_photo_until_dropped(stores):
+    photo, _ = await landed_photo(stores)
+    assert photo.id in await queued(stores)
+    await stores.photos.save_photo(photo, [])  # saved again: still one entry
+    assert [i async for i in stores.photos.pack_queue()].count(photo.id) == 1
+    await stores.photos.unqueue_packed([photo.id])
+    await stores.photos.unqueue_packed([photo.id])  # idempotent
+    assert photo.id not in await queued(stores)
+    await stores.photos.queue_for_packing([photo.id, photo.id])
+    assert photo.id in await queued(stores)
+    await stores.photos.purge_photo(photo, [])  # purge takes its entry with it
+    assert photo.id not in await queued(stores)
+
+
+async def test_the_queue_comes_oldest_first(stores):
+    ids_ = [new_id(HOUR_AGO_MS - 3_600_000 * k) for k in (3, 0, 2, 1)]  # other buckets too
+    for photo_id in ids_:
+        await stores.photos.queue_for_packing([photo_id])
+    order = [i async for i in stores.photos.pack_queue() if i in ids_]
+    assert order == sorted(ids_)
+    await stores.photos.unqueue_packed(ids_)
+
+
+async def test_the_packer_drops_what_it_packed_and_keeps_what_still_has_landed_blobs(
+    stores, adapter_settings
+):
+    packed, data = await landed_photo(stores)
+    young, _ = await landed_photo(stores, at_ms=ids.now_ms())
+    deleted, _ = await landed_photo(stores)
+    await stores.photos.set_deleted(deleted, datetime.now(UTC))
+    report = await run_pack(stores, adapter_settings)
+    await assert_packed(stores, packed, data)
+    left = await queued(stores)
+    assert packed.id not in left and report.unqueued >= 1
+    assert {young.id, deleted.id} <= left  # landed blobs still: young, or deleted (a sharer)
+    await stores.photos.set_deleted(deleted, None)  # restored: packed by the next run
+    await run_pack(stores, adapter_settings)
+    assert all(
+        volumes.is_needle(r.locator) for r in (await stores.photos.get_photo(deleted.id)).renditions
+    )
+    assert deleted.id not in await queued(stores)
+
+
+async def test_a_queued_id_without_a_record_goes_only_after_the_orphan_grace(
+    stores, adapter_settings
+):
+    saving = new_id(HOUR_AGO_MS)  # a save whose batch shows its entry before its record
+    await stores.photos.queue_for_packing([saving])
+    await run_pack(stores, adapter_settings)
+    assert saving in await queued(stores)
+    later = datetime.now(UTC) + jobs.ORPHAN_GRACE
+    await run_pack(stores, adapter_settings, now=later)
+    assert saving not in await queued(stores)
+
+
+async def test_a_record_outside_the_queue_is_packed_only_by_a_full_scan(stores, adapter_settings):
+    """Photos saved before the queue existed (schema 006) or stored the old way (a folder
+    per photo): ``instastore pack --scan-all`` queues them, then packs them."""
+    old_way, data = await landed_photo(
+        stores, keys=[f"{uuid.uuid4().hex}/{name}" for name in ("original", "large", "thumb")]
+    )
+    await stores.photos.unqueue_packed([old_way.id])
+    await run_pack(stores, adapter_settings)
+    assert await stores.photos.get_photo(old_way.id) == old_way  # not seen: not queued
+    report = await run_pack(stores, adapter_settings, scan_all=True)
+    assert report.queued >= 1
+    await assert_packed(stores, old_way, data)
+    assert old_way.id not in await queued(stores)

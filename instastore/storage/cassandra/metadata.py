@@ -20,7 +20,7 @@ from typing import Any
 from cassandra.cluster import Cluster, Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from instastore import codec, ids
+from instastore import codec, ids, limits
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID, bucket_of
@@ -39,6 +39,13 @@ SCAN_PAGE = 500  # photo rows per token-range page of scan_photos
 SWITCH_ROUNDS = 3  # reads + conditional writes of one locator switch before giving up
 MIN_TOKEN = -(2**63)  # Murmur3Partitioner: no key has this token, every key is above it
 LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
+# pack_queue partitions: photo_id >> 42, about 8.7 minutes of ids (schema/cql/006).
+PACK_BUCKET_SHIFT = 42
+PACK_QUEUE_PAGE = 1000  # queued ids read per query
+# A save can queue a photo in its bucket only within an Idempotency-Key's life of its id
+# (an intent saved again); past that and an hour, a bucket read empty stays empty and its
+# row in pack_queue_buckets can go without racing a save.
+PACK_BUCKET_CLOSED_AFTER_MS = int(limits.ORPHAN_GRACE.total_seconds() * 1000)
 
 StatementItem = tuple[str, tuple[object, ...]]  # a statement (its text) and its bind values
 
@@ -77,6 +84,15 @@ def _ttl(now: datetime, expires_at: datetime) -> int:
 
 def _shard(photo_id: int) -> int:
     return photo_id % PURGE_SHARDS
+
+
+def _pack_bucket(photo_id: int) -> int:
+    return photo_id >> PACK_BUCKET_SHIFT
+
+
+def _pack_bucket_closed(bucket: int) -> bool:
+    last_ms = ids.unix_ms_of(((bucket + 1) << PACK_BUCKET_SHIFT) - 1)
+    return ids.now_ms() - last_ms > PACK_BUCKET_CLOSED_AFTER_MS
 
 
 class CassandraMetadataStore:
@@ -202,6 +218,8 @@ class CassandraMetadataStore:
             # Last write wins by the photo's own time: an older photo saved late never
             # hides a newer one.
             (cql.SET_LATEST, (photo.owner_id, photo.id, _cell_timestamp(photo.id))),
+            (cql.QUEUE_PACK, (_pack_bucket(photo.id), photo.id)),
+            (cql.QUEUE_PACK_BUCKET, (_pack_bucket(photo.id),)),
         ]
         for term in terms:
             items += [
@@ -303,6 +321,7 @@ class CassandraMetadataStore:
             (cql.DELETE_USER_PHOTO, (photo.owner_id, bucket, photo.id)),
             (cql.DELETE_LIKES, (photo.id,)),
             *[(cql.DELETE_TERM, (term, bucket, photo.id)) for term in terms],
+            (cql.UNQUEUE_PACK, (_pack_bucket(photo.id), photo.id)),
         ]
         if photo.deleted_at is not None:
             items.append((cql.DEQUEUE_PURGE, (_shard(photo.id), photo.deleted_at.date(), photo.id)))
@@ -540,6 +559,54 @@ class CassandraMetadataStore:
             if row[0]:
                 return True
         return False
+
+    async def pack_queue(self) -> AsyncIterator[int]:
+        """Bucket by bucket, oldest first; a bucket read empty that no save can reach any
+        more leaves the bucket list, so drained buckets are never read again."""
+        after = -1  # buckets are >= 0
+        while True:
+            rows = await self._q(cql.PACK_QUEUE_BUCKETS, after, BUCKETS_PER_READ)
+            for row in rows:
+                empty = True
+                async for photo_id in self._queued(row.bucket):
+                    empty = False
+                    yield photo_id
+                if empty and _pack_bucket_closed(row.bucket):
+                    await self._q(cql.UNQUEUE_PACK_BUCKET, row.bucket)
+            if len(rows) < BUCKETS_PER_READ:
+                return
+            after = rows[-1].bucket
+
+    async def _queued(self, bucket: int) -> AsyncIterator[int]:
+        after = -1
+        while True:
+            rows = await self._q(cql.PACK_QUEUE, bucket, after, PACK_QUEUE_PAGE)
+            for row in rows:
+                yield row.photo_id
+            if len(rows) < PACK_QUEUE_PAGE:
+                return
+            after = rows[-1].photo_id
+
+    async def queue_for_packing(self, photo_ids: Sequence[int]) -> None:
+        async def one(photo_id: int) -> None:
+            await self._batch(
+                "queue for packing",
+                (cql.QUEUE_PACK, (_pack_bucket(photo_id), photo_id)),
+                (cql.QUEUE_PACK_BUCKET, (_pack_bucket(photo_id),)),
+            )
+
+        for start in range(0, len(photo_ids), PACK_QUEUE_PAGE):
+            await asyncio.gather(*(one(i) for i in photo_ids[start : start + PACK_QUEUE_PAGE]))
+
+    async def unqueue_packed(self, photo_ids: Sequence[int]) -> None:
+        async def one(photo_id: int) -> None:
+            await settle(
+                "unqueue packed",
+                lambda: self._q(cql.UNQUEUE_PACK, _pack_bucket(photo_id), photo_id),
+            )
+
+        for start in range(0, len(photo_ids), PACK_QUEUE_PAGE):
+            await asyncio.gather(*(one(i) for i in photo_ids[start : start + PACK_QUEUE_PAGE]))
 
     # ---- content dedupe (issue 12) -------------------------------------------------------
 

@@ -143,3 +143,12 @@ def statements() -> dict[str, str]:
 SWITCH_LOCATORS = (
     "UPDATE photos SET record = ? WHERE photo_id = ? IF record = ? AND deleted_at = null"
 )
+
+# PhotoStore: pack_queue, pack_queue_buckets (the packer's work list)
+
+QUEUE_PACK = "INSERT INTO pack_queue (bucket, photo_id) VALUES (?, ?)"
+QUEUE_PACK_BUCKET = "INSERT INTO pack_queue_buckets (shard, bucket) VALUES (0, ?)"
+PACK_QUEUE_BUCKETS = "SELECT bucket FROM pack_queue_buckets WHERE shard = 0 AND bucket > ? LIMIT ?"
+PACK_QUEUE = "SELECT photo_id FROM pack_queue WHERE bucket = ? AND photo_id > ? LIMIT ?"
+UNQUEUE_PACK = "DELETE FROM pack_queue WHERE bucket = ? AND photo_id = ?"
+UNQUEUE_PACK_BUCKET = "DELETE FROM pack_queue_buckets WHERE shard = 0 AND bucket = ?"

@@ -191,6 +191,7 @@ class SqliteMetadataStore:
                 ("INSERT OR IGNORE INTO title_terms (term, photo_id) VALUES (?, ?)", (t, photo.id))
                 for t in terms
             ],
+            ("INSERT OR IGNORE INTO pack_queue (photo_id) VALUES (?)", (photo.id,)),
         )
 
     async def get_photo(self, photo_id: int) -> Photo | None:
@@ -274,6 +275,7 @@ class SqliteMetadataStore:
             ("DELETE FROM title_terms WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM likes WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM purge_queue WHERE photo_id = ?", (photo.id,)),
+            ("DELETE FROM pack_queue WHERE photo_id = ?", (photo.id,)),
         )
 
     # ---- follows ------------------------------------------------------------------
@@ -572,6 +574,30 @@ class SqliteMetadataStore:
                 return True
 
         return await self._run(run)
+
+    async def pack_queue(self) -> AsyncIterator[int]:
+        after = -1
+        while True:
+            rows = await self._all(
+                "SELECT photo_id FROM pack_queue WHERE photo_id > ? ORDER BY photo_id LIMIT ?",
+                (after, SCAN_PAGE),
+            )
+            for row in rows:
+                yield int(row[0])
+            if len(rows) < SCAN_PAGE:
+                return
+            after = rows[-1][0]
+
+    async def queue_for_packing(self, photo_ids: Sequence[int]) -> None:
+        if photo_ids:
+            queue = "INSERT OR IGNORE INTO pack_queue (photo_id) VALUES (?)"
+            await self._write(*[(queue, (i,)) for i in photo_ids])
+
+    async def unqueue_packed(self, photo_ids: Sequence[int]) -> None:
+        if photo_ids:
+            await self._write(
+                *[("DELETE FROM pack_queue WHERE photo_id = ?", (i,)) for i in photo_ids]
+            )
 
     # ---- content dedupe (issue 12) -------------------------------------------------------
 
