@@ -114,7 +114,7 @@ def run(settings: Settings) -> None:
 
     def forward(signum, frame) -> None:
         for child in children:
-            if child.is_alive():
+            if child.is_alive() and child.pid is not None:
                 os.kill(child.pid, signal.SIGINT)  # aiohttp shuts down cleanly on SIGINT
 
     signal.signal(signal.SIGTERM, forward)

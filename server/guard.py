@@ -33,6 +33,7 @@ import re
 import resource
 from collections import Counter
 from dataclasses import dataclass
+from typing import cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -172,7 +173,8 @@ class GuardedHandler(RequestHandler):
         self._address = peer[0] if isinstance(peer, tuple) else ""
         refusal = self._guard.admit(self._address)
         if refusal is not None:
-            self._refuse(transport, refusal)
+            # a stream server's transports are asyncio.Transport (write, abort, write_eof)
+            self._refuse(cast(asyncio.Transport, transport), refusal)
             return
         self._admitted = True
         super().connection_made(transport)
@@ -187,7 +189,7 @@ class GuardedHandler(RequestHandler):
             self._guard.release(self._address)
         super().connection_lost(exc)
 
-    def _refuse(self, transport: asyncio.BaseTransport, why: str) -> None:
+    def _refuse(self, transport: asyncio.Transport, why: str) -> None:
         self._manager = None  # no request will run: aiohttp's connection_lost has nothing to undo
         self._force_close = True  # data_received drops whatever arrives
         if self._guard.lingering >= MAX_LINGERING:

@@ -79,7 +79,7 @@ async def media(request: web.Request) -> web.StreamResponse:
 
     size = rendition.size
     wanted = parse_range(request.headers.get("Range"), size)
-    if wanted == "unsatisfiable":
+    if isinstance(wanted, str):  # "unsatisfiable"
         response = problem(
             416,
             "range-not-satisfiable",
