@@ -59,6 +59,7 @@ PROJECTED_PHOTOS = 7_300_000_000  # issue 12: ten years at 2 million photos a da
 HEAP_BYTES_PER_OBJECT = 150
 HDFS_BLOCK_BYTES = 128 * 2**20  # Hadoop's default dfs.blocksize (the shared cluster's too)
 TARGET_OBJECTS_PER_PHOTO = 0.01  # issue 12, after packing
+TARGET_RAW_PER_LOGICAL = 1.6  # issue 12: raw bytes on 3 DataNodes per byte, packed data
 IMAGE_SIDE = 64  # pixels: small JPEGs (~3-5 KB with renditions), so 100,000 fit the disks
 BLOCK_LINE = re.compile(r"Total block(?:s| groups) \(validated\):\s+(\d+)")
 
@@ -160,12 +161,18 @@ async def namenode_objects(settings: Settings) -> dict[str, Any]:
         int(summary["directoryCount"]),
         blocks,
         int(summary["length"]),
-        f"NameNode: GETCONTENTSUMMARY {root} (files, directories), /fsck {root} (blocks)",
+        f"NameNode: GETCONTENTSUMMARY {root} (files, directories, bytes), /fsck {root} (blocks)",
+        raw=int(summary["spaceConsumed"]),
     )
 
 
 def _counted(
-    files: int, directories: int, blocks: int | None, size: int, source: str
+    files: int,
+    directories: int,
+    blocks: int | None,
+    size: int,
+    source: str,
+    raw: int | None = None,
 ) -> dict[str, Any]:
     return {
         "files": files,
@@ -173,6 +180,9 @@ def _counted(
         "blocks": blocks,
         "total": files + directories + (blocks or 0),
         "logical_bytes": size,
+        # bytes on the DataNodes' disks: replicas, or data and parity blocks
+        "raw_bytes": raw,
+        "raw_per_logical": round(raw / size, 3) if raw is not None and size else None,
         "source": source,
     }
 
@@ -284,7 +294,15 @@ async def measure(
                 "measured": after_ratio["objects_per_photo"],
                 "target": f"<= {TARGET_OBJECTS_PER_PHOTO}",
                 "met": after_ratio["objects_per_photo"] <= TARGET_OBJECTS_PER_PHOTO,
-            }
+            },
+            # meaningful on 3 DataNodes or more (an erasure-coded volume folder)
+            "raw_per_logical_after_packing": {
+                "measured": after["raw_per_logical"],
+                "before_packing": before["raw_per_logical"],
+                "target": f"<= {TARGET_RAW_PER_LOGICAL}",
+                "met": after["raw_per_logical"] is not None
+                and after["raw_per_logical"] <= TARGET_RAW_PER_LOGICAL,
+            },
         },
     }
 

@@ -79,6 +79,12 @@ async def test_measure_counts_objects_before_and_after_packing(own_store):
     if own_store.uses_cluster:
         assert before["blocks"] == 3 * PHOTOS and after["blocks"] == 1
         assert before["source"].startswith("NameNode")
+        # one DataNode: one replica of each byte, in landed files and in the volume
+        assert before["raw_bytes"] == before["logical_bytes"] > 0
+        assert after["raw_bytes"] == after["logical_bytes"] > 0
+        assert before["raw_per_logical"] == after["raw_per_logical"] == 1.0
+    else:
+        assert after["raw_bytes"] is None
     stored = await originals(own_store, results["upload"]["owner_id"])
     assert sorted(stored) == list(range(PHOTOS))
     for index, (locator, data) in stored.items():
