@@ -56,14 +56,18 @@ async def purge(
 ) -> PurgeReport:
     """Remove for good every photo deleted more than ``retention_days`` ago.
 
-    Blobs go first (with the folders they leave empty), then the rows and the queue entry
-    in one batch, so a crash leaves the entry queued and the next run finishes the job
-    (deleting a blob that is already gone is a no-op). A blob that another record also
-    points at (records may share blobs: dedupe and the bench's seeded pool make them)
-    stays: the run counts every record's references once, before its first removal, and
-    purges only photos deleted before that count began. An upload reuses a donor's bytes
-    only if the donor is still live after its own record is saved (``uploads``), so any
-    record sharing a purged photo's bytes was saved before the count and is in it."""
+    Landed blobs go first (with the folders they leave empty), then the rows and the
+    queue entries in one batch, so a crash leaves the entry queued and the next run
+    finishes the job (deleting a blob that is already gone is a no-op). A landed blob that
+    another record also points at (records may share blobs: dedupe and the bench's seeded
+    pool make them) stays: the run counts, once before its first removal, the references
+    of the pack queue's records, which hold every record with a landed blob (see
+    ``instastore.packing``), and purges only photos deleted before that count began. An
+    upload reuses a donor's bytes only if the donor is still live after its own record is
+    saved (``uploads``), so any record sharing a purged photo's bytes was saved before the
+    count and is in it. Needles stay: their volume goes whole, once no record points into
+    it, by ``instastore compact`` (at once) or ``instastore gc`` (past its grace), the jobs
+    that read every record; so purge reads only what is due and the queue."""
     now = now or utcnow()
     cutoff = now - timedelta(days=settings.retention_days)
     report = PurgeReport()
@@ -90,7 +94,7 @@ async def purge(
             try:
                 if references is None:
                     scanned_at = utcnow()
-                    references = await count_references(photos, progress)
+                    references = await queued_references(photos)
                 if photo.deleted_at >= scanned_at:  # deleted after the scan began: next run
                     report.skipped += 1
                     continue
@@ -161,10 +165,22 @@ async def scan_references(photos: PhotoStore, progress: Callable[[str], None]) -
     return found
 
 
+async def queued_references(photos: PhotoStore) -> Counter[str]:
+    """How many records of the pack queue point at each landed blob: every record that
+    points at one (``instastore.packing``)."""
+    _, records = await packing.read_queue(photos)
+    return Counter(
+        key
+        for photo in records.values()
+        for key in {r.locator for r in photo.renditions if not volumes.is_needle(r.locator)}
+    )
+
+
 def _own_blobs(photo: Photo, references: Counter[str]) -> list[str]:
-    """The photo's blobs that no other record points at (and forget its references)."""
+    """The photo's landed blobs that no other record points at (and forget its
+    references). Never a needle's volume: compaction and gc remove volumes."""
     own = []
-    for locator in {volumes.blob_of(r.locator) for r in photo.renditions}:
+    for locator in {r.locator for r in photo.renditions if not volumes.is_needle(r.locator)}:
         references[locator] -= 1
         if references[locator] <= 0:
             own.append(locator)

@@ -7,3 +7,7 @@
 CREATE TABLE pack_queue (
     photo_id INTEGER PRIMARY KEY
 );
+
+-- Every photo stored so far joins the queue (the packer drops the packed ones on its next
+-- run), so the queue holds every record with landed blobs from the start.
+INSERT INTO pack_queue (photo_id) SELECT photo_id FROM photos;

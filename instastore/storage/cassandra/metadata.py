@@ -27,7 +27,12 @@ from instastore.ids import MAX_ID, bucket_of
 from instastore.model import Photo, User
 from instastore.storage.cassandra import migrate
 from instastore.storage.cassandra import statements as cql
-from instastore.storage.cassandra.session import build_cluster, execute, translate_errors
+from instastore.storage.cassandra.session import (
+    MIN_TOKEN,
+    build_cluster,
+    execute,
+    translate_errors,
+)
 from instastore.storage.ports import KeyClaim, PurgeEntry, settle
 
 log = logging.getLogger(__name__)
@@ -37,10 +42,7 @@ BUCKETS_PER_READ = 32  # bucket rows read at a time when walking a user's or ter
 SEARCH_PAGE = 500  # postings of the first term read per step of a search
 SCAN_PAGE = 500  # photo rows per token-range page of scan_photos
 SWITCH_ROUNDS = 3  # reads + conditional writes of one locator switch before giving up
-MIN_TOKEN = -(2**63)  # Murmur3Partitioner: no key has this token, every key is above it
 LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
-# pack_queue partitions: photo_id >> 42, about 8.7 minutes of ids (schema/cql/006).
-PACK_BUCKET_SHIFT = 42
 PACK_QUEUE_PAGE = 1000  # queued ids read per query
 # A save can queue a photo in its bucket only within an Idempotency-Key's life of its id
 # (an intent saved again); past that and an hour, a bucket read empty stays empty and its
@@ -87,11 +89,11 @@ def _shard(photo_id: int) -> int:
 
 
 def _pack_bucket(photo_id: int) -> int:
-    return photo_id >> PACK_BUCKET_SHIFT
+    return photo_id >> cql.PACK_BUCKET_SHIFT
 
 
 def _pack_bucket_closed(bucket: int) -> bool:
-    last_ms = ids.unix_ms_of(((bucket + 1) << PACK_BUCKET_SHIFT) - 1)
+    last_ms = ids.unix_ms_of(((bucket + 1) << cql.PACK_BUCKET_SHIFT) - 1)
     return ids.now_ms() - last_ms > PACK_BUCKET_CLOSED_AFTER_MS
 
 

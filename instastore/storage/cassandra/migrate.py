@@ -15,15 +15,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
 
 from instastore.config import Settings
 from instastore.errors import ConfigError, StorageError
 from instastore.schema import migrations
-from instastore.storage.cassandra.session import translate_errors
+from instastore.storage.cassandra import statements as cql
+from instastore.storage.cassandra.session import MIN_TOKEN, translate_errors
 
 log = logging.getLogger(__name__)
 
 SCHEMA_AGREEMENT_WAIT_S = 30
+PACK_QUEUE_VERSION = 6  # 006_pack_queue.cql: applying it queues every photo stored so far
+BACKFILL_PAGE = 500  # photo ids read per query of that backfill
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,47}")  # used with fullmatch: "$" allows a final "\n"
 
 
@@ -85,6 +89,8 @@ def migrate(
         progress(f"applying {migration.version:03d}_{migration.name}.cql to keyspace {keyspace}")
         for statement in migration.statements():
             _ddl(session, statement)
+        if migration.version == PACK_QUEUE_VERSION:
+            _queue_every_photo(session, progress)
         with translate_errors("recording a migration"):
             session.execute(
                 f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
@@ -93,6 +99,38 @@ def migrate(
             )
         done.append(f"{migration.version:03d}_{migration.name}")
     return done
+
+
+def _queue_every_photo(session: Session, progress: Callable[[str], object]) -> None:
+    """Schema 006's backfill: every photo stored so far joins the pack queue, so that the
+    queue holds every record with landed blobs from the start (the packer drops the packed
+    ones on its next run). Idempotent: a migration cut short is applied again whole."""
+    scan = session.prepare(cql.SCAN_PHOTO_IDS)
+    queue = session.prepare(cql.QUEUE_PACK)
+    queue_bucket = session.prepare(cql.QUEUE_PACK_BUCKET)
+    after, queued = MIN_TOKEN, 0
+    while True:
+        with translate_errors("reading photo ids for the pack queue"):
+            rows = list(session.execute(scan, (after, BACKFILL_PAGE), timeout=60))
+        photo_ids = [row.photo_id for row in rows]
+        buckets = {photo_id >> cql.PACK_BUCKET_SHIFT for photo_id in photo_ids}
+        with translate_errors("queueing photos for packing"):
+            for ok, result in execute_concurrent_with_args(
+                session, queue_bucket, [(b,) for b in sorted(buckets)], concurrency=32
+            ) + execute_concurrent_with_args(
+                session,
+                queue,
+                [(i >> cql.PACK_BUCKET_SHIFT, i) for i in photo_ids],
+                concurrency=32,
+            ):
+                if not ok:
+                    raise result
+        queued += len(photo_ids)
+        if queued and (len(rows) < BACKFILL_PAGE or queued % 100_000 < BACKFILL_PAGE):
+            progress(f"pack queue: {queued:,} photo(s) queued")
+        if len(rows) < BACKFILL_PAGE:
+            return
+        after = rows[-1].t
 
 
 def pending(session: Session, settings: Settings) -> list[str]:

@@ -48,6 +48,7 @@ from instastore.errors import OutcomeUnknown, StorageError, Unavailable
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 12.0  # above Cassandra's own 5 s read/write timeouts, so theirs fire first
 RECONNECT_MAX_S = 10.0  # longest pause between tries to reach a node that went away
+MIN_TOKEN = -(2**63)  # Murmur3Partitioner: no key has this token, every key is above it
 
 _UNAVAILABLE = (
     NoHostAvailable,

@@ -144,7 +144,10 @@ SWITCH_LOCATORS = (
     "UPDATE photos SET record = ? WHERE photo_id = ? IF record = ? AND deleted_at = null"
 )
 
-# PhotoStore: pack_queue, pack_queue_buckets (the packer's work list)
+# PhotoStore: pack_queue, pack_queue_buckets (the packer's work list). A photo's
+# pack_queue partition is photo_id >> PACK_BUCKET_SHIFT: about 8.7 minutes of ids.
+
+PACK_BUCKET_SHIFT = 42
 
 QUEUE_PACK = "INSERT INTO pack_queue (bucket, photo_id) VALUES (?, ?)"
 QUEUE_PACK_BUCKET = "INSERT INTO pack_queue_buckets (shard, bucket) VALUES (0, ?)"
@@ -152,3 +155,7 @@ PACK_QUEUE_BUCKETS = "SELECT bucket FROM pack_queue_buckets WHERE shard = 0 AND 
 PACK_QUEUE = "SELECT photo_id FROM pack_queue WHERE bucket = ? AND photo_id > ? LIMIT ?"
 UNQUEUE_PACK = "DELETE FROM pack_queue WHERE bucket = ? AND photo_id = ?"
 UNQUEUE_PACK_BUCKET = "DELETE FROM pack_queue_buckets WHERE shard = 0 AND bucket = ?"
+# schema 006's backfill (migrate.py): every photo id, in token order
+SCAN_PHOTO_IDS = (
+    "SELECT token(photo_id) AS t, photo_id FROM photos WHERE token(photo_id) > ? LIMIT ?"
+)
