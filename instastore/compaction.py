@@ -15,8 +15,9 @@ What it reads, in this order: the volumes, then the unfinished manifests (their
 volumes may still gain records, so they are not judged), then every record. A volume
 no record points into is deleted at once (nobody can be switched into a volume without
 a manifest). A deleted photo's needle is live (it may be restored) but never moved
-(``switch_locators`` refuses it): its old volume stays until purge removes the photo,
-and with it the volume. Run one compaction or packer at a time (see packing).
+(``switch_locators`` refuses it): its old volume stays until purge removes the photo
+and a later compaction finds the volume unused. Run one compaction or packer at a time
+(see packing).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class CompactReport:
     compacted: int = 0  # volumes whose live needles were rewritten
     dead_volumes_removed: int = 0  # volumes no record pointed into
     bytes_before: int = 0  # size of the compacted and removed volumes
-    kept_for_deleted: int = 0  # old volumes deleted photos still use (purge removes them)
+    kept_for_deleted: int = 0  # old volumes deleted photos still use (until they are purged)
     moved: packing.PackReport = field(default_factory=packing.PackReport)
 
 
@@ -117,7 +118,7 @@ def _plans(
         live = {loc: [u for u in users if not u.deleted] for loc, users in needles.items()}
         live = {loc: users for loc, users in live.items() if users}
         if not live:
-            continue  # only deleted photos use it: purge removes it with the last of them
+            continue  # only deleted photos use it: it goes once purge has taken them all
         report.compacted += 1
         report.bytes_before += entry.size
         sharers = sorted(references.users(entry.key))

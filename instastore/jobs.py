@@ -74,6 +74,7 @@ async def purge(
     through: date = cutoff.date()
     seen: set[int] = set()
     references: Counter[str] | None = None
+    counted: set[int] = set()  # the records whose references are in the count
     scanned_at = now  # replaced by the start of the reference scan, once it runs
     while True:
         entries = [
@@ -94,11 +95,11 @@ async def purge(
             try:
                 if references is None:
                     scanned_at = utcnow()
-                    references = await queued_references(photos)
+                    references, counted = await queued_references(photos)
                 if photo.deleted_at >= scanned_at:  # deleted after the scan began: next run
                     report.skipped += 1
                     continue
-                for locator in _own_blobs(photo, references):
+                for locator in _own_blobs(photo, references, photo.id in counted):
                     if await blobs.delete(locator):
                         report.blobs_removed += 1
                 await photos.purge_photo(photo, search.terms(photo.title))
@@ -165,23 +166,26 @@ async def scan_references(photos: PhotoStore, progress: Callable[[str], None]) -
     return found
 
 
-async def queued_references(photos: PhotoStore) -> Counter[str]:
-    """How many records of the pack queue point at each landed blob: every record that
-    points at one (``instastore.packing``)."""
+async def queued_references(photos: PhotoStore) -> tuple[Counter[str], set[int]]:
+    """How many records of the pack queue point at each landed blob (every record that
+    points at one: ``instastore.packing``), and the ids of the records counted."""
     _, records = await packing.read_queue(photos)
-    return Counter(
+    counts = Counter(
         key
         for photo in records.values()
         for key in {r.locator for r in photo.renditions if not volumes.is_needle(r.locator)}
     )
+    return counts, set(records)
 
 
-def _own_blobs(photo: Photo, references: Counter[str]) -> list[str]:
-    """The photo's landed blobs that no other record points at (and forget its
-    references). Never a needle's volume: compaction and gc remove volumes."""
+def _own_blobs(photo: Photo, references: Counter[str], counted: bool) -> list[str]:
+    """The photo's landed blobs that no other record points at (and forget its references,
+    if ``counted`` says they are in the count). Never a needle's volume: compaction and gc
+    remove volumes."""
     own = []
     for locator in {r.locator for r in photo.renditions if not volumes.is_needle(r.locator)}:
-        references[locator] -= 1
+        if counted:
+            references[locator] -= 1
         if references[locator] <= 0:
             own.append(locator)
     return own

@@ -23,10 +23,14 @@ then, once for all the run's volumes:
 6. drops from the queue the photos whose records have no landed blob left (and the
    records long gone). Deleted photos keep their landed blobs and their place.
 
-Why the queue is enough: a record with a landed blob is always queued (saved with its
-entry; ``Uploads`` queues a photo again before pointing it at bytes of its own), and an
-entry goes only once its record is older than ``min_age`` and has no landed blob. So
-every record that could point at a landed blob is read at steps 1 and 4.
+Why the queue is enough: a record with a landed blob is always queued. It is saved with
+its entry (a save found done already, or an unknown outcome read back, writes the entry
+again: a logged batch may show the record before its other rows); ``Uploads`` queues a
+photo again before and after pointing it at bytes of its own; an entry goes only once
+its record is older than ``min_age`` and has no landed blob, and the records dropped are
+read again afterwards and queued back if one gained a landed blob meanwhile. So every
+record that could point at a landed blob is read at steps 1 and 4. (Compaction's old
+volumes may be pointed into by any record: for those, step 4 reads every record.)
 
 Crash-safe: killed anywhere, the next run first finishes every manifest it finds (a
 volume that was never written: nothing was switched, the manifest goes; else steps 3-5
@@ -36,8 +40,9 @@ no record points at, which a later run removes once its manifest is older than
 is never switched (purge counts references from a scan taken before it removes bytes,
 and must never see a record move under it); it is packed if it is restored.
 
-Records saved before the queue existed (schema 006), or stored the old way, are queued
-once by ``pack(scan_all=True)`` (``instastore pack --scan-all``): the one full scan.
+Records saved before the queue existed are queued by schema 006's migration; records a
+server still on older code saved after it, or stored the old way, by
+``pack(scan_all=True)`` (``instastore pack --scan-all``), the one full scan.
 
 Run one packer at a time: two packers finishing the same manifest at once are safe but
 for one race (a photo restored between one's "nobody points at this volume" and its
@@ -55,7 +60,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from instastore import ids, limits, volumes
+from instastore import ids, jobs, limits, volumes
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import NotFound
@@ -220,7 +225,14 @@ async def _unqueue(
         elif born <= born_before and not _landed_of(photo):
             done.append(photo_id)
     await photos.unqueue_packed(done)
-    report.unqueued += len(done)
+    # Read again after dropping: a record pointed at landed blobs of its own meanwhile
+    # (an upload whose donor went, docs/DESIGN.md "Dedupe") goes back in the queue.
+    again: dict[int, Photo] = {}
+    for start in range(0, len(done), RECORDS_PER_READ):
+        again.update(await photos.get_photos(done[start : start + RECORDS_PER_READ]))
+    back = [photo.id for photo in again.values() if _landed_of(photo)]
+    await photos.queue_for_packing(back)
+    report.unqueued += len(done) - len(back)
 
 
 async def _scan(
@@ -401,6 +413,10 @@ class Mover:
         # with its entry) or among the sharers the manifest names (docs/DESIGN.md, "Dedupe").
         queued = await read_queue(self.metadata)
         now_used = {volumes.blob_of(r.locator) for p in queued[1].values() for r in p.renditions}
+        if any(k.startswith(volumes.VOLUME_PREFIX) for plan, _ in plans for k in plan.sharers):
+            # Compaction's old volumes: any record may point into one (the queue holds only
+            # those with landed blobs), so every record's references, as compaction read them.
+            now_used |= set(await jobs.count_references(self.metadata, self.progress))
         for plan, may_drop_volume in plans:
             for key, sharers in plan.sharers.items():
                 if key in now_used or await self._still_used(key, sharers):

@@ -363,14 +363,17 @@ class Uploads:
                 user, received, photo.title, photo.visibility, photo.id, written, None
             )
             new = _locators(own)
-            # Queued again before it points at landed blobs, so the packer sees them (the
-            # queue holds every record with landed blobs: instastore/packing.py).
+            # Queued again around the switch to landed blobs (the queue holds every record
+            # with landed blobs: instastore/packing.py): before, so a crash after the
+            # switch leaves it queued; after, so a packer that read the record before the
+            # switch and dropped its entry meanwhile cannot leave it out.
             await self.photo_store.queue_for_packing([photo.id])
             if not await settle(
                 "pointing a deduplicated photo at its own bytes",
                 lambda: self.photo_store.switch_locators(photo.id, _locators(photo), new),
             ):
                 raise Conflict(f"photo {photo.id} changed while it was being stored")
+            await self.photo_store.queue_for_packing([photo.id])
         except BaseException:
             await self._discard(written)
             raise
@@ -452,6 +455,9 @@ class Uploads:
                 landed = False
             if not landed:
                 raise
+            # The record is there, but a logged batch may show it before its other rows:
+            # its pack-queue entry is written again before the upload is answered.
+            await self.photo_store.queue_for_packing([photo.id])
 
     async def _discard(self, keys: list[str]) -> None:
         """Best effort: blobs no record refers to; what stays is gc's after its grace."""

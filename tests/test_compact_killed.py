@@ -22,7 +22,10 @@ from instastore.storage import open_stores
 
 from .test_pack_killed import make_photos, pack_command
 
-KILL_AFTER_S = (0.5, 1.5, 3.0, 8.0, 14.0)  # startup, first volume, grace waits, later ones
+# After 0.5 s: starting or reading; 1.5 s: writing volumes and switching; 3 and 8 s: in
+# the run's one 10 s wait for record caches (every run that switched or finished a volume
+# waits), before removing what it moved; 14 s: removing, or done.
+KILL_AFTER_S = (0.5, 1.5, 3.0, 8.0, 14.0)
 
 
 def compact_command(settings: Settings) -> list[str]:

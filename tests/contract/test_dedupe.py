@@ -207,6 +207,7 @@ async def test_a_donor_deleted_before_the_upload_is_answered_leaves_it_its_own_b
     expected = await rig.read_all(copy.id)
     assert expected["original"] == data
     assert await stores.photos.content_donor(copy.sha256) == copy.id  # the new donor
+    assert copy.id in {i async for i in stores.photos.pack_queue()}  # its bytes get packed
     await rig.purge(await stores.photos.get_photo(donor.id))
     assert await rig.read_all(copy.id) == expected
 

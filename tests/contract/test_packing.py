@@ -301,3 +301,56 @@ async def test_a_record_outside_the_queue_is_packed_only_by_a_full_scan(stores, 
     assert report.queued >= 1
     await assert_packed(stores, old_way, data)
     assert old_way.id not in await queued(stores)
+
+
+class SwitchesWhenDropped:
+    """A PhotoStore whose record gains landed blobs of its own just after the packer
+    drops it from the queue: an upload whose donor went, racing the packer."""
+
+    def __init__(self, photos, photo_id, old, new):
+        self.photos, self.photo_id, self.old, self.new = photos, photo_id, old, new
+
+    def __getattr__(self, name):
+        return getattr(self.photos, name)
+
+    async def unqueue_packed(self, photo_ids):
+        await self.photos.unqueue_packed(photo_ids)
+        if self.photo_id in photo_ids:
+            assert await self.photos.switch_locators(self.photo_id, self.old, self.new)
+
+
+async def test_a_record_that_gains_landed_blobs_while_dropped_goes_back_in_the_queue(
+    stores, adapter_settings
+):
+    photo, _ = await landed_photo(stores)
+    await run_pack(stores, adapter_settings)
+    packed = await stores.photos.get_photo(photo.id)  # needles only: dropped by the next run
+    mine = {r.name: r.locator for r in packed.renditions}
+    key = f"p{uuid.uuid4().hex[:8]}/{photo.id}.own.jpg"
+    await stores.blobs.put(key, one(b"its own bytes"))
+    racing = SwitchesWhenDropped(stores.photos, photo.id, mine, dict.fromkeys(mine, key))
+    await stores.photos.queue_for_packing([photo.id])
+    await packing.pack(racing, stores.blobs, adapter_settings, min_age=MIN_AGE, landed_grace_s=0)
+    now = await stores.photos.get_photo(photo.id)
+    assert {r.locator for r in now.renditions} == {key}
+    assert photo.id in await queued(stores)  # back in the queue, so it gets packed
+    await run_pack(stores, adapter_settings)
+    assert all(
+        volumes.is_needle(r.locator) for r in (await stores.photos.get_photo(photo.id)).renditions
+    )
+
+
+async def test_purge_keeps_a_landed_blob_a_queued_record_shares_even_if_the_purged_one_is_not(
+    stores, adapter_settings
+):
+    kept, data = await landed_photo(stores, at_ms=ids.now_ms())  # young: stays landed
+    keys = [r.locator for r in kept.renditions]
+    gone, _ = await landed_photo(stores, keys=keys)
+    await stores.photos.unqueue_packed([gone.id])  # out of the queue (it should not be)
+    await stores.photos.set_deleted(gone, datetime.now(UTC) - timedelta(days=60))
+    report = await jobs.purge(stores.photos, stores.blobs, adapter_settings)
+    assert report.purged >= 1 and await stores.photos.get_photo(gone.id) is None
+    assert [await read(stores, k) for k in keys] == list(data.values())
+    await stores.photos.set_deleted(kept, datetime.now(UTC) - timedelta(days=60))
+    await jobs.purge(stores.photos, stores.blobs, adapter_settings)
+    assert not any([await exists(stores, k) for k in keys])  # the last one takes them

@@ -229,7 +229,11 @@ class CassandraMetadataStore:
                 (cql.INSERT_TERM_BUCKET, (term, bucket)),
             ]
         if await self.get_photo(photo.id) is not None:
-            return  # saved already (a retry): the rows are there and counted, once
+            # Saved already (a retry): the rows are there and counted, once; the record is
+            # never written again (a packer may have switched it since). Its queue entry
+            # is, as a logged batch may show the record before its other rows.
+            await self.queue_for_packing([photo.id])
+            return
         await self._batch("save_photo", *items)
         await self._count("photo count", (cql.ADD_PHOTOS, (1, photo.owner_id)))
 
@@ -575,6 +579,10 @@ class CassandraMetadataStore:
                     yield photo_id
                 if empty and _pack_bucket_closed(row.bucket):
                     await self._q(cql.UNQUEUE_PACK_BUCKET, row.bucket)
+                    # a save (or a full scan's queueing) may have reached it meanwhile
+                    async for _ in self._queued(row.bucket):
+                        await self._q(cql.QUEUE_PACK_BUCKET, row.bucket)
+                        break
             if len(rows) < BUCKETS_PER_READ:
                 return
             after = rows[-1].bucket
