@@ -78,6 +78,7 @@ LANDED_GRACE_S = 2 * limits.RECORD_TTL_S
 DEAD_VOLUME_GRACE = timedelta(hours=1)
 DEFAULT_MIN_AGE_S = 300  # seconds; far past an upload's own retries of its save
 RECORDS_PER_READ = 500  # queued records fetched at a time
+CONCURRENCY = 16  # blob sizes, conditional switches and deletes in flight at once
 
 
 @dataclass
@@ -193,10 +194,7 @@ async def queue_landed(photos: PhotoStore, progress: Callable[[str], None]) -> i
 async def read_queue(photos: PhotoStore) -> tuple[list[int], dict[int, Photo]]:
     """The queued ids, and the records of those that exist."""
     queued = [photo_id async for photo_id in photos.pack_queue()]
-    records: dict[int, Photo] = {}
-    for start in range(0, len(queued), RECORDS_PER_READ):
-        records.update(await photos.get_photos(queued[start : start + RECORDS_PER_READ]))
-    return queued, records
+    return queued, await _records(photos, queued)
 
 
 def _landed_of(photo: Photo) -> dict[str, str]:
@@ -227,9 +225,7 @@ async def _unqueue(
     await photos.unqueue_packed(done)
     # Read again after dropping: a record pointed at landed blobs of its own meanwhile
     # (an upload whose donor went, docs/DESIGN.md "Dedupe") goes back in the queue.
-    again: dict[int, Photo] = {}
-    for start in range(0, len(done), RECORDS_PER_READ):
-        again.update(await photos.get_photos(done[start : start + RECORDS_PER_READ]))
+    again = await _records(photos, done)
     back = [photo.id for photo in again.values() if _landed_of(photo)]
     await photos.queue_for_packing(back)
     report.unqueued += len(done) - len(back)
@@ -288,8 +284,9 @@ async def _plans(
     landed blob shared by several records becomes one needle they all point at."""
     drafts: list[_Draft] = []
     placed: set[str] = set()
+    sizes = await _sizes(blobs, sorted({k for _, mine in landed.candidates for k in mine.values()}))
     for photo, mine in landed.candidates:
-        fresh = await _sources(blobs, photo, mine, placed)
+        fresh = _sources(blobs, photo, mine, placed, sizes)
         if fresh is None:
             progress(f"photo {photo.id}: a landed blob is missing; left as it is")
             continue
@@ -317,19 +314,36 @@ async def _plans(
     return drafts
 
 
-async def _sources(
-    blobs: BlobStore, photo: Photo, mine: dict[str, str], placed: set[str]
+async def _sizes(blobs: BlobStore, keys: Sequence[str]) -> dict[str, int]:
+    """The size of each landed blob that exists, asked ``CONCURRENCY`` at a time."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def size(key: str) -> tuple[str, int | None]:
+        async with gate:
+            try:
+                return key, await blobs.size(key)
+            except NotFound:
+                return key, None
+
+    found = await asyncio.gather(*(size(k) for k in keys))
+    return {key: length for key, length in found if length is not None}
+
+
+def _sources(
+    blobs: BlobStore,
+    photo: Photo,
+    mine: dict[str, str],
+    placed: set[str],
+    sizes: dict[str, int],
 ) -> list[tuple[str, volumes.NeedleSource]] | None:
     """Needle sources for the photo's landed blobs not placed yet; None if one is gone."""
     fresh: dict[str, volumes.NeedleSource] = {}
     for name, key in mine.items():
         if key in placed or key in fresh:
             continue
-        try:
-            length = await blobs.size(key)
-        except NotFound:
+        if key not in sizes:
             return None
-        fresh[key] = volumes.blob_source(blobs, photo.id, name, key, length)
+        fresh[key] = volumes.blob_source(blobs, photo.id, name, key, sizes[key])
     return list(fresh.items())
 
 
@@ -391,12 +405,15 @@ class Mover:
     async def switch(self, plan: Plan) -> None:
         """Step 3 (idempotent): switch every record of the plan that still has its old
         locators and is live."""
-        switched = 0
-        for photo_id in sorted(plan.old):
-            if await self._switch(plan, photo_id):
-                switched += 1
-            else:
-                self.report.skipped += 1
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(photo_id: int) -> bool:
+            async with gate:
+                return await self._switch(plan, photo_id)
+
+        done = await asyncio.gather(*(one(p) for p in sorted(plan.old)))
+        switched = sum(done)
+        self.report.skipped += len(done) - switched
         self.report.photos += switched
         self._switched += switched
 
@@ -417,13 +434,22 @@ class Mover:
             # Compaction's old volumes: any record may point into one (the queue holds only
             # those with landed blobs), so every record's references, as compaction read them.
             now_used |= set(await jobs.count_references(self.metadata, self.progress))
+        # Every record a manifest names (sharers of its old blobs, photos moved into its
+        # volume), read now: what any of them points at is in use.
+        named = sorted(
+            {i for plan, _ in plans for sharers in plan.sharers.values() for i in sharers}
+            | {i for plan, _ in plans for i in plan.old}
+        )
+        now_used |= {
+            volumes.blob_of(r.locator)
+            for photo in (await _records(self.metadata, named)).values()
+            for r in photo.renditions
+        }
+        old = sorted({k for plan, _ in plans for k in plan.sharers} - now_used)
+        removed = await _delete_each(self.blobs, old)
+        self.report.landed_removed += removed
         for plan, may_drop_volume in plans:
-            for key, sharers in plan.sharers.items():
-                if key in now_used or await self._still_used(key, sharers):
-                    continue
-                if await self.blobs.delete(key):
-                    self.report.landed_removed += 1
-            if not await self._still_used(volumes.volume_key(plan.volume_id), list(plan.old)):
+            if volumes.volume_key(plan.volume_id) not in now_used:  # nobody was switched to it
                 if not may_drop_volume:
                     continue  # a later run decides, once no packer can be switching into it
                 await self.blobs.delete(volumes.volume_key(plan.volume_id))
@@ -437,12 +463,24 @@ class Mover:
 
         return await settle(f"switching the locators of photo {photo_id}", attempt)
 
-    async def _still_used(self, blob: str, photo_ids: Sequence[int]) -> bool:
-        """Does any of these records point into ``blob`` (a landed key or a volume)?"""
-        for photo in (await self.metadata.get_photos(photo_ids)).values():
-            if any(volumes.blob_of(r.locator) == blob for r in photo.renditions):
-                return True
-        return False
+
+async def _records(photos: PhotoStore, photo_ids: Sequence[int]) -> dict[int, Photo]:
+    """The records that exist among ``photo_ids``, ``RECORDS_PER_READ`` at a time."""
+    records: dict[int, Photo] = {}
+    for start in range(0, len(photo_ids), RECORDS_PER_READ):
+        records.update(await photos.get_photos(photo_ids[start : start + RECORDS_PER_READ]))
+    return records
+
+
+async def _delete_each(blobs: BlobStore, keys: Sequence[str]) -> int:
+    """Delete the blobs, ``CONCURRENCY`` at a time; how many were there."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(key: str) -> bool:
+        async with gate:
+            return await blobs.delete(key)
+
+    return sum(await asyncio.gather(*(one(k) for k in keys)))
 
 
 async def pending_volumes(blobs: BlobStore) -> set[str]:

@@ -32,6 +32,7 @@ never start with ``n:``. Reading a needle is ONE ranged read of its payload.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import re
@@ -60,6 +61,10 @@ _LOCATOR = re.compile(r"n:([0-9]{1,19}):([0-9]{1,20}):([0-9]{1,20})")
 # written (a needle's header carries the payload's sha256, so it must be known first);
 # larger payloads are read twice instead.
 SMALL_PAYLOAD_BYTES = 16 * 2**20
+# Small payloads read ahead of the one being written (a landed blob is a round trip or
+# two: reading one at a time, the packer waits on them): at most this many, and bytes.
+READ_AHEAD = 16
+READ_AHEAD_BYTES = 32 * 2**20
 COPY_CHUNK = 256 * 1024  # bytes per chunk handed to put when streaming a held payload
 
 
@@ -237,9 +242,52 @@ async def write_volume(
 
 
 async def _volume_chunks(sources: Sequence[NeedleSource]) -> AsyncIterator[bytes]:
-    for source in sources:
+    ahead = _ReadAhead(sources)
+    try:
+        async for chunk in _needles(sources, ahead):
+            yield chunk
+    finally:
+        await ahead.cancel()
+
+
+class _ReadAhead:
+    """Reads of small payloads started ahead, in order (``READ_AHEAD``, ``READ_AHEAD_BYTES``)."""
+
+    def __init__(self, sources: Sequence[NeedleSource]) -> None:
+        self.sources = sources
+        self.next = 0  # index of the next source to start reading
+        self.reads: dict[int, asyncio.Task[bytes]] = {}
+
+    def start(self, after: int) -> None:
+        """Start reads of the small payloads after index ``after``, within the bounds."""
+        self.next = max(self.next, after + 1)
+        held = sum(self.sources[i].length for i in self.reads)
+        while self.next < len(self.sources) and len(self.reads) < READ_AHEAD:
+            source = self.sources[self.next]
+            if source.length > SMALL_PAYLOAD_BYTES or held + source.length > READ_AHEAD_BYTES:
+                return
+            self.reads[self.next] = asyncio.ensure_future(_read_checked(source))
+            held += source.length
+            self.next += 1
+
+    async def payload(self, index: int) -> bytes:
+        read = self.reads.pop(index, None)
+        if read is None:
+            read = asyncio.ensure_future(_read_checked(self.sources[index]))
+        self.start(index)
+        return await read
+
+    async def cancel(self) -> None:
+        reads, self.reads = list(self.reads.values()), {}
+        for read in reads:
+            read.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
+
+
+async def _needles(sources: Sequence[NeedleSource], ahead: _ReadAhead) -> AsyncIterator[bytes]:
+    for index, source in enumerate(sources):
         if source.length <= SMALL_PAYLOAD_BYTES:
-            payload = await _read_checked(source)
+            payload = await ahead.payload(index)
             digest = hashlib.sha256(payload).digest()
             yield encode_header(source.photo_id, source.rendition, source.length, digest)
             for at in range(0, len(payload), COPY_CHUNK):

@@ -3,6 +3,7 @@ open function, volumes written whole and scanned back."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import struct
@@ -216,3 +217,48 @@ def test_volumes_are_planned_up_to_the_target_size():
     planned = volumes.plan_volumes(sources, target_bytes=needle[0] * 2)
     assert [[s.length for s in v] for v in planned] == [[100, 100], [100], [5000], [100]]
     assert volumes.plan_volumes([], 1000) == []
+
+
+async def test_small_payloads_are_read_ahead_within_the_bounds_and_in_order(stores):
+    reading = {"now": 0, "most": 0}
+    payloads = [os.urandom(100 + i) for i in range(40)]
+
+    def source(i: int) -> volumes.NeedleSource:
+        async def read():
+            reading["now"] += 1
+            reading["most"] = max(reading["most"], reading["now"])
+            await asyncio.sleep(0.01)  # a round trip to a DataNode
+            reading["now"] -= 1
+            yield payloads[i]
+
+        return volumes.NeedleSource(new_id(), "thumb", len(payloads[i]), read)
+
+    volume_id = new_id()
+    locators = await volumes.write_volume(stores.blobs, volume_id, [source(i) for i in range(40)])
+    assert 1 < reading["most"] <= volumes.READ_AHEAD + 1
+    for locator, payload in zip(locators, payloads, strict=True):
+        got = b"".join([c async for c in volumes.open_locator(stores.blobs, str(locator))])
+        assert got == payload
+
+
+async def test_a_failed_read_ahead_leaves_no_volume_and_no_read_running(stores):
+    started, finished = [], []
+
+    def source(i: int) -> volumes.NeedleSource:
+        async def read():
+            started.append(i)
+            if i == 1:
+                raise CorruptNeedle("a landed blob went bad")
+            await asyncio.sleep(0.3 if i >= 2 else 0)  # those read ahead are slow
+            finished.append(i)
+            yield b"x" * 10
+
+        return volumes.NeedleSource(new_id(), "thumb", 10, read)
+
+    volume_id = new_id()
+    with pytest.raises(CorruptNeedle):
+        await volumes.write_volume(stores.blobs, volume_id, [source(i) for i in range(30)])
+    assert [e async for e in stores.blobs.entries(volumes.volume_key(volume_id))] == []
+    await asyncio.sleep(0.4)
+    assert len(started) > 2  # reads had begun ahead of the failed one
+    assert [i for i in finished if i >= 2] == []  # and were cancelled, not left running
