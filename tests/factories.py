@@ -194,3 +194,17 @@ async def land_photos(
         await stores.photos.save_photo(photo, [])
         made[photo_id] = digests
     return made
+
+
+async def read_back(stores, made: dict[int, dict[str, str]], packed: bool = False) -> set[str]:
+    """Assert every rendition of the photos ``land_photos`` made reads back with its sha256
+    (each a needle, with ``packed``); return the blobs (volumes, landed keys) they use."""
+    used = set()
+    for photo_id, digests in made.items():
+        photo = await stores.photos.get_photo(photo_id)
+        for r in photo.renditions:
+            assert volumes.is_needle(r.locator) or not packed, r
+            data = await read(stores, r.locator)
+            assert hashlib.sha256(data).hexdigest() == digests[r.name], (photo_id, r.name)
+            used.add(volumes.blob_of(r.locator))
+    return used

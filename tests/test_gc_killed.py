@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from instastore.config import Settings
 from instastore.jobs import ORPHAN_GRACE
 from instastore.storage import open_stores
 
-from .factories import land_photos, one
+from .factories import land_photos, one, read_back
 
 PHOTOS = 6
 ORPHANS = 400
@@ -69,13 +68,7 @@ def run_until(settings: Settings, removals: int) -> bool:
 async def check(settings: Settings, made: dict[int, dict[str, str]]) -> None:
     stores = await open_stores(settings)
     try:
-        used = set()
-        for photo_id, digests in made.items():
-            photo = await stores.photos.get_photo(photo_id)
-            for r in photo.renditions:
-                data = b"".join([c async for c in volumes.open_locator(stores.blobs, r.locator)])
-                assert hashlib.sha256(data).hexdigest() == digests[r.name], (photo_id, r.name)
-                used.add(volumes.blob_of(r.locator))
+        used = await read_back(stores, made)
         assert {e.key async for e in stores.blobs.entries()} == used
     finally:
         await stores.close()

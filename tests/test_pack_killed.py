@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import signal
 import subprocess
 import sys
 import time
 
-from instastore import volumes
 from instastore.config import Settings
 from instastore.storage import open_stores
 
-from .factories import land_photos
+from .factories import land_photos, read_back
 
 # After 0.5 s: starting or reading; 1.5 s: writing volumes and switching; 3 and 8 s: in
 # the run's one 10 s wait for record caches (every run that switched or finished a volume
@@ -47,14 +45,7 @@ def pack_command(settings: Settings) -> list[str]:
 async def check(settings: Settings, made: dict[int, dict[str, str]]) -> None:
     stores = await open_stores(settings)
     try:
-        used = set()
-        for photo_id, digests in made.items():
-            photo = await stores.photos.get_photo(photo_id)
-            for r in photo.renditions:
-                assert volumes.is_needle(r.locator), r
-                data = b"".join([c async for c in volumes.open_locator(stores.blobs, r.locator)])
-                assert hashlib.sha256(data).hexdigest() == digests[r.name]
-                used.add(volumes.blob_of(r.locator))
+        used = await read_back(stores, made, packed=True)
         left = {e.key async for e in stores.blobs.entries()}
         assert left == used  # no landed blob, no manifest, no dead volume
     finally:
