@@ -27,8 +27,15 @@ def _compute() -> None:
 
 
 def test_a_sleeping_callback_is_caught():
-    (seen,) = _run(lambda: time.sleep(SLOW_CALLBACK_S * 1.5))
-    assert "took" in seen
+    # A sleep that the kernel also preempted (after it woke, on a loaded machine) is let
+    # through, as any callback preempted under SLOW_CALLBACK_S of CPU is: so up to three
+    # tries, of which one unpreempted is enough to show that sleeps are caught.
+    for _ in range(3):
+        seen = _run(lambda: time.sleep(SLOW_CALLBACK_S * 1.5))
+        if seen:
+            break
+    (caught,) = seen
+    assert "took" in caught
 
 
 def test_a_computing_callback_is_caught():

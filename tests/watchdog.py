@@ -25,25 +25,13 @@ _TEST_CODE = (
 )
 
 
-def _waited_to_run_s() -> float | None:
-    """Seconds this thread has spent runnable but waiting for a CPU (the kernel's
-    schedstat), or None where the kernel does not keep it."""
-    try:
-        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as stats:
-            return int(stats.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 class Watchdog:
     """Times every callback run on one thread's event loop. A callback is blocking when it
-    held the loop SLOW_CALLBACK_S or more, not counting the time the thread waited for a
-    CPU while runnable (the kernel's schedstat: on 2 cores shared with the JVMs of the
-    cluster, that time is the scheduler's, not the code's) nor the garbage collector's. A
-    blocking call (a sleep, a socket or file read, a lock) waits off the run queue and is
-    caught; so is a callback that computes for too long. Where the kernel keeps no
-    schedstat, a callback preempted meanwhile (an involuntary context switch) that used
-    less than SLOW_CALLBACK_S of CPU is let through instead."""
+    held the loop SLOW_CALLBACK_S or more, unless the kernel preempted the thread meanwhile
+    (an involuntary context switch) and it used less than that in CPU: on 2 cores shared
+    with the JVMs of the cluster, a preempted callback's wall time is the scheduler's, not
+    the code's. A blocking call (a sleep, a socket or file read, a lock) waits voluntarily
+    and is still caught; so is a callback that computes for too long."""
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
@@ -64,7 +52,6 @@ class Watchdog:
         if threading.get_ident() != self.thread:
             return run(handle)
         wall, cpu, collecting = time.perf_counter(), time.thread_time(), self.collecting
-        queued = _waited_to_run_s()
         switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
         try:
             return run(handle)
@@ -72,12 +59,9 @@ class Watchdog:
             collected = self.collecting - collecting  # a full collection can take 0.5 s
             wall, cpu = time.perf_counter() - wall - collected, time.thread_time() - cpu - collected
             if wall >= SLOW_CALLBACK_S:
-                now_queued = _waited_to_run_s()
-                if queued is not None and now_queued is not None:
-                    blocking = wall - (now_queued - queued) >= SLOW_CALLBACK_S
-                else:
-                    preempted = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw > switches
-                    blocking = cpu >= SLOW_CALLBACK_S or not preempted
+                preempted = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw > switches
                 described = asyncio.base_events._format_handle(handle)  # as asyncio's own warning
-                if blocking and not any(t in described for t in _TEST_CODE):
+                if (cpu >= SLOW_CALLBACK_S or not preempted) and not any(
+                    t in described for t in _TEST_CODE
+                ):
                     self.seen.append(f"{described} took {wall:.3f} s ({cpu:.3f} s of CPU)")
