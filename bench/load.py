@@ -121,7 +121,7 @@ async def _worker(plan: Plan, index: int, deadline: float, records: list, cold: 
                     form = aiohttp.FormData()
                     form.add_field("title", " ".join(rng.choice(WORDS) for _ in range(3)))
                     form.add_field(
-                        "file", io.BytesIO(rng.choice(plan.uploads)), filename="bench.jpg"
+                        "file", io.BytesIO(distinct(rng.choice(plan.uploads))), filename="bench.jpg"
                     )
                     resp = await http.post("/v1/photos", data=form, headers=auth)
                 await resp.read()
@@ -129,6 +129,14 @@ async def _worker(plan: Plan, index: int, deadline: float, records: list, cold: 
             except aiohttp.ClientError as exc:
                 status = f"error: {type(exc).__name__}"
             records.append((op, started, time.monotonic() - started, status))
+
+
+def distinct(jpeg: bytes) -> bytes:
+    """The same picture with bytes no other upload has: a JPEG comment segment (COM) of 16
+    random bytes after the start-of-image marker. Without it every upload after the first
+    of each image would be deduplicated (no media processing, no blob written), and the
+    upload mix would measure the dedupe path, not the upload pipeline."""
+    return jpeg[:2] + b"\xff\xfe\x00\x12" + os.urandom(16) + jpeg[2:]
 
 
 def _process(plan: Plan, index: int) -> None:
