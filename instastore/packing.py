@@ -59,6 +59,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from instastore import ids, jobs, limits, volumes
 from instastore.clock import utcnow
@@ -79,6 +80,8 @@ DEAD_VOLUME_GRACE = timedelta(hours=1)
 DEFAULT_MIN_AGE_S = 300  # seconds; far past an upload's own retries of its save
 RECORDS_PER_READ = 500  # queued records fetched at a time
 CONCURRENCY = 16  # blob sizes, conditional switches and deletes in flight at once
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 @dataclass
@@ -314,18 +317,29 @@ async def _plans(
     return drafts
 
 
-async def _sizes(blobs: BlobStore, keys: Sequence[str]) -> dict[str, int]:
-    """The size of each landed blob that exists, asked ``CONCURRENCY`` at a time."""
+async def _each(
+    items: Sequence[_Item], step: Callable[[_Item], Awaitable[_Result]]
+) -> list[_Result]:
+    """``step`` of every item, ``CONCURRENCY`` at a time; the results in item order."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def size(key: str) -> tuple[str, int | None]:
+    async def one(item: _Item) -> _Result:
         async with gate:
-            try:
-                return key, await blobs.size(key)
-            except NotFound:
-                return key, None
+            return await step(item)
 
-    found = await asyncio.gather(*(size(k) for k in keys))
+    return await asyncio.gather(*(one(item) for item in items))
+
+
+async def _sizes(blobs: BlobStore, keys: Sequence[str]) -> dict[str, int]:
+    """The size of each landed blob that exists, asked ``CONCURRENCY`` at a time."""
+
+    async def size(key: str) -> int | None:
+        try:
+            return await blobs.size(key)
+        except NotFound:
+            return None
+
+    found = zip(keys, await _each(keys, size), strict=True)
     return {key: length for key, length in found if length is not None}
 
 
@@ -405,13 +419,7 @@ class Mover:
     async def switch(self, plan: Plan) -> None:
         """Step 3 (idempotent): switch every record of the plan that still has its old
         locators and is live."""
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def one(photo_id: int) -> bool:
-            async with gate:
-                return await self._switch(plan, photo_id)
-
-        done = await asyncio.gather(*(one(p) for p in sorted(plan.old)))
+        done = await _each(sorted(plan.old), lambda photo_id: self._switch(plan, photo_id))
         switched = sum(done)
         self.report.skipped += len(done) - switched
         self.report.photos += switched
@@ -474,13 +482,7 @@ async def _records(photos: PhotoStore, photo_ids: Sequence[int]) -> dict[int, Ph
 
 async def _delete_each(blobs: BlobStore, keys: Sequence[str]) -> int:
     """Delete the blobs, ``CONCURRENCY`` at a time; how many were there."""
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(key: str) -> bool:
-        async with gate:
-            return await blobs.delete(key)
-
-    return sum(await asyncio.gather(*(one(k) for k in keys)))
+    return sum(await _each(keys, blobs.delete))
 
 
 async def pending_volumes(blobs: BlobStore) -> set[str]:
