@@ -80,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
                 "upgrading to schema 006, or to migrate photos stored the old way)",
             )
 
+        if name in JOB_ITEMS:
+            command.add_argument(
+                "--metrics-file",
+                type=Path,
+                default=None,
+                metavar="PATH",
+                help="write this job's metrics there in the Prometheus text format, every "
+                "10 s while it runs and at the end (for node_exporter's textfile collector)",
+            )
         if name == "compact":
             command.add_argument(
                 "--threshold",
@@ -211,23 +220,46 @@ def _migrate(args: argparse.Namespace) -> None:
     )
 
 
+# A storage job's command -> what in its report counts as its items done (its progress).
+JOB_ITEMS: dict[str, Callable[[Any], int]] = {
+    "purge": lambda report: report.purged,
+    "gc": lambda report: report.removed,
+    "pack": lambda report: report.photos,
+    "compact": lambda report: report.compacted,
+}
+
+
 def _with_stores(args: argparse.Namespace, job: Callable[[Stores, Settings], Awaitable[_T]]) -> _T:
-    """Open the stores the settings name, run ``await job(stores, settings)``, close them."""
+    """Open the stores the settings name, run ``await job(stores, settings)``, close them.
+    A storage job (``JOB_ITEMS``) is counted in the job metrics, and with
+    ``--metrics-file`` they are written there (``_job_metrics``)."""
     import asyncio
 
+    from instastore import metrics
     from instastore.storage import open_stores
 
     settings = config.settings_from_args(args)
     _configure_logging(settings.log_level)
+    name = args.command if args.command in JOB_ITEMS else None
 
     async def run() -> _T:
-        stores = await open_stores(settings)
+        stores = await open_stores(settings, meter=name is not None)
         try:
-            return await job(stores, settings)
+            if name is None:
+                return await job(stores, settings)
+            with metrics.job(name), metrics.textfile_every(args.metrics_file):
+                report = await job(stores, settings)
+            metrics.job_progress(name, JOB_ITEMS[name](report))
+            return report
         finally:
             await stores.close()
 
-    return asyncio.run(run())
+    if name is None or args.metrics_file is None:
+        return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    finally:
+        metrics.write_textfile(args.metrics_file)
 
 
 def _purge(args: argparse.Namespace) -> None:

@@ -132,6 +132,14 @@ class Settings:
     password_hash_queue: int = setting(
         8, "Sign-ups and log-ins that may wait for a hashing thread; past it 503 with Retry-After."
     )
+    metrics_port: int = setting(
+        0,
+        "Port of a separate listener for /metrics (on metrics_host); 0 serves /metrics on the "
+        "public port, any other keeps it off that port.",
+    )
+    metrics_host: str = setting(
+        "127.0.0.1", "Address the /metrics listener binds to, when metrics_port is set."
+    )
     volume_target_bytes: int = setting(
         2**30,
         "Size `instastore pack` fills each new volume up to, in bytes (one blob may pass it).",
@@ -181,6 +189,13 @@ class Settings:
             )
         if not self.hdfs_ec_policy:
             raise ConfigError("hdfs_ec_policy must be auto, replication or a policy name")
+        if not 0 <= self.metrics_port < 65536 or (
+            self.metrics_port == self.port and self.metrics_host == self.host
+        ):
+            raise ConfigError(
+                f"metrics_port must be 0 (serve /metrics on the public port) or a free port "
+                f"other than port, not {self.metrics_port}"
+            )
         if self.retention_days < 0:
             raise ConfigError(f"retention_days must be 0 or more, not {self.retention_days}")
         if self.password_hash_queue < 0:

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from instastore import metrics
 from instastore.limits import MAX_ITEM_BYTES, MAX_RECORDS, RECORD_TTL_S
 
 K = TypeVar("K", bound=Hashable)
@@ -23,7 +24,8 @@ V = TypeVar("V")
 
 
 class ByteCache:
-    def __init__(self, budget_bytes: int) -> None:
+    def __init__(self, budget_bytes: int, name: str = "media") -> None:
+        self.name = name  # its label in the cache metrics
         self.budget = budget_bytes
         self.used = 0
         self._items: OrderedDict[str, bytes] = OrderedDict()
@@ -37,9 +39,11 @@ class ByteCache:
         data = self._items.get(key)
         if data is None:
             self.misses += 1
+            metrics.CACHE_LOOKUPS.labels(self.name, "miss").inc()
             return None
         self._items.move_to_end(key)
         self.hits += 1
+        metrics.CACHE_LOOKUPS.labels(self.name, "hit").inc()
         return data
 
     def put(self, key: str, data: bytes) -> None:
@@ -67,11 +71,13 @@ class TtlCache(Generic[K, V]):
 
     def __init__(
         self,
+        name: str,
         ttl_s: float = RECORD_TTL_S,
         max_items: int = MAX_RECORDS,
         stale_until_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.name = name  # its label in the cache metrics
         self.clock = clock
         self.ttl_s = ttl_s
         self.max_age_s = ttl_s if stale_until_s is None else max(ttl_s, stale_until_s)
@@ -81,12 +87,13 @@ class TtlCache(Generic[K, V]):
     def lookup(self, key: K) -> tuple[V | None, bool]:
         """(value, fresh); (None, False) when absent or too old to serve."""
         hit = self._items.get(key)
-        if hit is None:
+        age = 0.0 if hit is None else self.clock() - hit[0]
+        if hit is None or age > self.max_age_s:
+            metrics.CACHE_LOOKUPS.labels(self.name, "miss").inc()
             return None, False
-        age = self.clock() - hit[0]
-        if age > self.max_age_s:
-            return None, False
-        return hit[1], age <= self.ttl_s
+        fresh = age <= self.ttl_s
+        metrics.CACHE_LOOKUPS.labels(self.name, "hit" if fresh else "stale").inc()
+        return hit[1], fresh
 
     def get(self, key: K) -> V | None:
         """The value while it is fresh; None otherwise."""

@@ -46,11 +46,12 @@ class Photos:
         self.index = index  # the title search
         self.settings = settings
         self.clock = clock
-        self.records: TtlCache[int, Photo] = TtlCache()  # photo records of the media path
+        # Photo records of the media path.
+        self.records: TtlCache[int, Photo] = TtlCache("photo_records")
         self.media = ByteCache(settings.media_cache_bytes)
         # Owners shown beside photos. A change of privacy or display name reaches
         # other processes within the TTL; this process drops its entry at once.
-        self.users: TtlCache[int, User] = TtlCache()
+        self.users: TtlCache[int, User] = TtlCache("owners")
 
     async def get_for_media(self, photo_id: int) -> Photo:
         """Like ``get``, through a few-second record cache (the media hot path)."""

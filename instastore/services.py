@@ -99,7 +99,7 @@ def build_services(stores: Stores, settings: Settings) -> Services:
 async def open_services(settings: Settings) -> Services:
     """Open the stores the settings name, clean up after crashed processes, install the
     deployment's cursor key, and build the services. ``close()`` them when done."""
-    stores = await open_stores(settings)
+    stores = await open_stores(settings, meter=True)
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
     try:
         await _remove_scratch(stores.blobs, settings)

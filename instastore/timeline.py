@@ -100,9 +100,9 @@ class Timeline:
         self.settings = settings
         self.photos = photos
         self.clock = clock
-        self._followees: TtlCache[FolloweesOf, list[int]] = _stale_while_revalidate()
-        self._latest: TtlCache[NewestOf, int] = _stale_while_revalidate()
-        self._ranked: TtlCache[RankedWindow, Ranked] = TtlCache(RANKED_TTL_S)
+        self._followees: TtlCache[FolloweesOf, list[int]] = _stale_while_revalidate("followees")
+        self._latest: TtlCache[NewestOf, int] = _stale_while_revalidate("newest_ids")
+        self._ranked: TtlCache[RankedWindow, Ranked] = TtlCache("ranked_timelines", RANKED_TTL_S)
         self._flights: dict[RankedWindow, asyncio.Future[Ranked]] = {}
         self._refreshing: set[FolloweesOf | NewestFor] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -247,7 +247,9 @@ class Timeline:
         return window_top, ranking.rank(live, likes, self.clock())
 
 
-def _stale_while_revalidate() -> TtlCache[Any, Any]:
+def _stale_while_revalidate(name: str) -> TtlCache[Any, Any]:
     """A timeline cache: fresh for TIMELINE_FRESH_S, then served stale (and refreshed in
     the background) up to TIMELINE_STALE_MAX_S."""
-    return TtlCache(TIMELINE_FRESH_S, TIMELINE_CACHE_ITEMS, stale_until_s=TIMELINE_STALE_MAX_S)
+    return TtlCache(
+        name, TIMELINE_FRESH_S, TIMELINE_CACHE_ITEMS, stale_until_s=TIMELINE_STALE_MAX_S
+    )

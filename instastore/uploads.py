@@ -23,13 +23,14 @@ import logging
 import math
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from instastore import ids as idlib
-from instastore import media, volumes
+from instastore import media, metrics, volumes
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import (
@@ -197,7 +198,16 @@ class Uploads:
     ) -> tuple[Photo, bool]:
         """Make a photo from a received upload; (photo, created). With a key already
         used by this user, the photo of the first upload and created=False."""
-        photo, created = await self._create(user, received, title, visibility, idempotency_key)
+        started = time.perf_counter()
+        metrics.UPLOAD_BYTES.inc(received.size)
+        try:
+            photo, created = await self._create(user, received, title, visibility, idempotency_key)
+        except BaseException:
+            metrics.UPLOADS.labels("failed").inc()
+            raise
+        if not created:
+            metrics.UPLOADS.labels("replayed").inc()
+        metrics.UPLOAD_SECONDS.observe(time.perf_counter() - started)
         if self.on_photo is not None:
             self.on_photo(photo)
         return photo, created
@@ -297,6 +307,7 @@ class Uploads:
             raise
         if donor is None:
             await self._become_donor(photo)
+            metrics.UPLOADS.labels("stored").inc()
             return photo
         return await self._confirm(photo, donor, user, received)
 
@@ -344,6 +355,7 @@ class Uploads:
                 break
             theirs = _locators(current)
             if theirs == mine:
+                metrics.UPLOADS.labels("deduplicated").inc()
                 return photo
             if theirs.keys() != mine.keys():
                 break
@@ -353,7 +365,9 @@ class Uploads:
             ):
                 break
             photo = photo.with_locators(theirs)
-        return await self._own_bytes(photo, user, received)
+        photo = await self._own_bytes(photo, user, received)
+        metrics.UPLOADS.labels("stored").inc()
+        return photo
 
     async def _own_bytes(self, photo: Photo, user: User, received: Received) -> Photo:
         """Write this upload's own renditions and point its saved record at them."""

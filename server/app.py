@@ -10,17 +10,22 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from instastore.server.guard import GuardedRunner, Limits
+from instastore.server.handlers import ops
+from instastore.server.handlers.ops import METRICS_ONLY
 from instastore.server.keys import SERVICES, SETTINGS
 from instastore.server.middleware import access_log_middleware, auth_middleware
 from instastore.server.problems import problem_middleware
 from instastore.server.routes import setup_routes
 from instastore.server.web import security_headers, setup_web
 
+from instastore import metrics
 from instastore.config import Settings
 from instastore.services import open_services
 
@@ -34,9 +39,24 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_watch_loop_lag)
     setup_routes(app)
     setup_web(app)
     return app
+
+
+def metrics_app(settings: Settings) -> web.Application:
+    """The separate /metrics listener's application (``metrics_port``): that route only."""
+    app = web.Application(middlewares=[problem_middleware])
+    app[SETTINGS] = settings
+    app[METRICS_ONLY] = True
+    app.router.add_get("/metrics", ops.metrics)
+    return app
+
+
+async def _watch_loop_lag(app: web.Application) -> AsyncIterator[None]:
+    async for _ in metrics.watch_loop_lag():
+        yield
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
@@ -66,12 +86,23 @@ async def _serve(settings: Settings, reuse_port: bool) -> None:
     """Serve until cancelled; SIGINT and SIGTERM raise GracefulExit (handle_signals)."""
     runner = make_runner(create_app(settings), handle_signals=True, access_log=None)
     await runner.setup()
+    extra: web.AppRunner | None = None
     try:
         await web.TCPSite(
             runner, settings.host, settings.port, reuse_port=reuse_port or None
         ).start()
+        if settings.metrics_port:
+            extra = web.AppRunner(metrics_app(settings), access_log=None)
+            await extra.setup()
+            await web.TCPSite(
+                extra, settings.metrics_host, settings.metrics_port, reuse_port=reuse_port or None
+            ).start()
+            where = f"{settings.metrics_host}:{settings.metrics_port}"
+            log.info("metrics on http://%s/metrics", where)
         await asyncio.Event().wait()
     finally:
+        if extra is not None:
+            await extra.cleanup()
         await runner.cleanup()
 
 
@@ -100,6 +131,12 @@ def run(settings: Settings) -> None:
     if settings.workers == 1:
         _serve_one(settings, reuse_port=False)
         return
+    own_metrics_dir = None
+    if not os.environ.get(metrics.MULTIPROC_ENV):
+        # Before any worker imports prometheus-client: each writes its values to files
+        # there, and /metrics on any worker adds them up (instastore/metrics.py).
+        own_metrics_dir = tempfile.mkdtemp(prefix="instastore-metrics-")
+        os.environ[metrics.MULTIPROC_ENV] = own_metrics_dir
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(
@@ -121,6 +158,11 @@ def run(settings: Settings) -> None:
     signal.signal(signal.SIGINT, forward)
     for child in children:
         child.join()
+        if child.pid is not None:
+            metrics.worker_exited(child.pid)
+    if own_metrics_dir is not None:
+        shutil.rmtree(own_metrics_dir, ignore_errors=True)
+        del os.environ[metrics.MULTIPROC_ENV]
     failed = [c.name for c in children if c.exitcode not in (0, -signal.SIGINT)]
     if failed:
         raise SystemExit(f"instastore: workers exited with errors: {', '.join(failed)}")

@@ -1,4 +1,5 @@
-"""Request middleware: authentication and the structured access log."""
+"""Request middleware: authentication, and the structured access log with the HTTP
+metrics beside it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import time
 from aiohttp import web
 from instastore.server.keys import SERVICES, USER
 
+from instastore import metrics
 from instastore.errors import NotAuthenticated
 
 access_log = logging.getLogger("instastore.access")
+# Metric labels come from code, never from a client: any other method is "(other)".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @web.middleware
@@ -35,6 +39,7 @@ async def access_log_middleware(request: web.Request, handler) -> web.StreamResp
     carry media secrets), status, duration, user id. Never a token or password."""
     started = time.perf_counter()
     status = 500
+    metrics.HTTP_IN_FLIGHT.inc()
     try:
         response = await handler(request)
         status = response.status
@@ -43,15 +48,21 @@ async def access_log_middleware(request: web.Request, handler) -> web.StreamResp
         status = exc.status
         raise
     finally:
-        route = request.match_info.route.resource
+        metrics.HTTP_IN_FLIGHT.dec()
+        seconds = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "(unmatched)"
+        method = request.method if request.method in KNOWN_METHODS else "(other)"
+        metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
+        metrics.HTTP_SECONDS.labels(route, method).observe(seconds)
         user = request.get(USER)
         access_log.info(
             json.dumps(
                 {
                     "method": request.method,
-                    "route": route.canonical if route is not None else "(unmatched)",
+                    "route": route,
                     "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "ms": round(seconds * 1000, 2),
                     "user": str(user.id) if user is not None else None,
                 }
             )

@@ -386,6 +386,21 @@ def paths() -> dict[str, Any]:
                 },
             )
         },
+        "/metrics": {
+            "get": op(
+                "metrics",
+                "Every metric in the Prometheus text format (404 here when metrics_port "
+                "gives /metrics a listener of its own)",
+                {
+                    "200": {
+                        "description": "the metrics (docs/OPERATIONS.md, Metrics)",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                ("404",),
+                auth=False,
+            )
+        },
         "/openapi.json": {
             "get": op(
                 "openapi",

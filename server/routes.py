@@ -10,6 +10,7 @@ ROUTES = [
     ("GET", "/healthz", ops.healthz),
     ("GET", "/readyz", ops.readyz),
     ("GET", "/openapi.json", ops.openapi),
+    ("GET", "/metrics", ops.metrics),
     ("POST", "/v1/users", accounts.sign_up),
     ("POST", "/v1/sessions", accounts.log_in),
     ("DELETE", "/v1/sessions/current", accounts.log_out),

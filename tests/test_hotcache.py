@@ -17,7 +17,7 @@ class Clock:
 
 def test_an_entry_expires_after_its_ttl_without_a_stale_window() -> None:
     clock = Clock()
-    cache: TtlCache[int, str] = TtlCache(5.0, clock=clock)
+    cache: TtlCache[int, str] = TtlCache("test", 5.0, clock=clock)
     cache.put(1, "one")
     clock.now += 5.0
     assert cache.get(1) == "one"
@@ -29,7 +29,7 @@ def test_an_entry_expires_after_its_ttl_without_a_stale_window() -> None:
 
 def test_a_stale_window_serves_old_entries_marked_stale_then_drops_them() -> None:
     clock = Clock()
-    cache: TtlCache[int, list[int]] = TtlCache(5.0, stale_until_s=60.0, clock=clock)
+    cache: TtlCache[int, list[int]] = TtlCache("test", 5.0, stale_until_s=60.0, clock=clock)
     cache.put(7, [1, 2])
     assert cache.lookup(7) == ([1, 2], True)
     clock.now += 30.0
@@ -42,7 +42,7 @@ def test_a_stale_window_serves_old_entries_marked_stale_then_drops_them() -> Non
 
 
 def test_falsy_values_are_cached_and_drop_and_the_size_bound_work() -> None:
-    cache: TtlCache[int, int] = TtlCache(5.0, max_items=2, clock=Clock())
+    cache: TtlCache[int, int] = TtlCache("test", 5.0, max_items=2, clock=Clock())
     cache.put(1, 0)
     assert cache.lookup(1) == (0, True)
     cache.drop(1)
@@ -58,7 +58,7 @@ def test_timeline_keys_of_different_kinds_never_collide() -> None:
     integer space before: -user_id - 1 for one kind, user_id for the other)."""
     keys = [FolloweesOf(5), NewestOf(5), NewestFor(5), RankedWindow(5, None), RankedWindow(5, 5)]
     assert len(set(keys)) == len(keys)
-    cache: TtlCache[object, str] = TtlCache(5.0, clock=Clock())
+    cache: TtlCache[object, str] = TtlCache("test", 5.0, clock=Clock())
     for key in keys:
         cache.put(key, repr(key))
     assert [cache.get(key) for key in keys] == [repr(key) for key in keys]

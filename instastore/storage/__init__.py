@@ -11,12 +11,24 @@ Every failure leaves this package as an ``instastore.errors`` exception.
 
 from __future__ import annotations
 
+from typing import cast
+
 from instastore.config import Settings
 from instastore.storage.ports import BlobStore, MetadataStore, Stores
 
 
-async def open_stores(settings: Settings) -> Stores:
-    """Connect the metadata and blob stores the settings name (embedded by default)."""
+async def open_stores(settings: Settings, meter: bool = False) -> Stores:
+    """Connect the metadata and blob stores the settings name (embedded by default);
+    with ``meter`` every call into them is counted and timed (``storage.metered``)."""
+    stores = await _open(settings)
+    if not meter:
+        return stores
+    from instastore.storage.metered import metered
+
+    return Stores.over(metered(cast(MetadataStore, stores.metadata)), metered(stores.blobs))
+
+
+async def _open(settings: Settings) -> Stores:
     if settings.uses_cluster:
         from instastore.storage.cassandra import CassandraMetadataStore
         from instastore.storage.hdfs import HdfsBlobStore

@@ -22,7 +22,7 @@ from aiohttp import web
 from instastore.server.handlers.common import services, viewer
 from instastore.server.problems import problem
 
-from instastore import ids
+from instastore import ids, metrics
 from instastore.errors import InstastoreError
 from instastore.model import Rendition
 from instastore.viewing import MediaGrant, unreadable
@@ -95,6 +95,8 @@ async def media(request: web.Request) -> web.StreamResponse:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     if services(request).viewing.in_memory(grant):
         data = await services(request).viewing.whole(grant)
+        if request.method != "HEAD":
+            metrics.MEDIA_BYTES.labels(rendition.name, "buffered").inc(length)
         # For HEAD aiohttp sends the Content-Length of this body, and not the body.
         return web.Response(status=status, headers=headers, body=data[offset : offset + length])
     return await _streamed(request, grant, status, headers, offset, length)
@@ -125,6 +127,8 @@ async def _streamed(
                 await response.write(chunk)
         except InstastoreError as exc:
             _abort(request, rendition, f"{exc} after {sent:,} of {length:,} bytes")
+        finally:
+            metrics.MEDIA_BYTES.labels(rendition.name, "streamed").inc(sent)
         if sent != length:
             _abort(request, rendition, f"the store gave {sent:,} of {length:,} bytes")
     await response.write_eof()
