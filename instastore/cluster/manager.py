@@ -222,6 +222,11 @@ class LocalCluster:
         if wait:
             self.wait_ready(timeout)
 
+    def stop_nodes(self, names: list[str]) -> None:
+        """Stop these nodes cleanly (SIGTERM; SIGKILL past the timeout), together."""
+        daemons = [self.node(name) for name in names]
+        processes.stop([(d.pid, d.marker) for d in daemons if d.pid])
+
     def kill_node(self, name: str) -> None:
         """SIGKILL one node, as a crash would (failure tests)."""
         daemon = self.node(name)

@@ -235,6 +235,30 @@ class WebHdfs:
         state: Json = beans[0]
         return state
 
+    async def allow_snapshot(self, path: str) -> None:
+        """Make ``path`` snapshottable (an HDFS superuser's right; idempotent)."""
+        await self._json("PUT", path, "ALLOWSNAPSHOT")
+
+    async def create_snapshot(self, path: str, name: str) -> str:
+        """Snapshot the folder ``path`` as ``name``; return the snapshot's path."""
+        made: str = (await self._json("PUT", path, "CREATESNAPSHOT", snapshotname=name))["Path"]
+        return made
+
+    async def delete_snapshot(self, path: str, name: str) -> None:
+        await self._json("DELETE", path, "DELETESNAPSHOT", snapshotname=name)
+
+    async def snapshots(self, path: str) -> list[Json]:
+        """The snapshots of the folder ``path`` (each a FileStatus of ``.snapshot``), or
+        an empty list when it is not snapshottable."""
+        try:
+            return await self.list_status(f"{path.rstrip('/')}/.snapshot")
+        except NotFound:  # no such folder
+            return []
+        except StorageError as exc:
+            if "not a snapshottable directory" in str(exc):
+                return []
+            raise
+
     async def delete(self, path: str, recursive: bool = False) -> bool:
         """True if something was deleted; False if there was nothing (WebHDFS answers
         200 with ``false`` then, not an error)."""
