@@ -209,6 +209,29 @@ def build_parser() -> argparse.ArgumentParser:
     start = actions.add_parser("start", help="start one stopped node again and wait for readiness")
     start.add_argument("node")
     start.set_defaults(run=_cluster_start)
+
+    add = actions.add_parser(
+        "add",
+        help="join one more node to the running cluster: a Cassandra node bootstraps (then "
+        "cleanup runs on the others), a DataNode registers (then the balancer runs)",
+    )
+    add.add_argument("kind", choices=["cassandra", "datanode"])
+    add.set_defaults(run=_cluster_add)
+    remove = actions.add_parser(
+        "remove",
+        help="take a node out with its data moved first (nodetool decommission; DataNode "
+        "decommissioning); refused below the replication factor",
+    )
+    remove.add_argument("node")
+    remove.set_defaults(run=_cluster_remove)
+    replace = actions.add_parser(
+        "replace", help="replace a dead Cassandra node by a new one that takes its ranges"
+    )
+    replace.add_argument("node")
+    replace.set_defaults(run=_cluster_replace)
+    actions.add_parser(
+        "repair", help="nodetool repair -pr -full on every Cassandra node, one after the other"
+    ).set_defaults(run=_cluster_repair)
     return parser
 
 
@@ -533,6 +556,49 @@ def _passthrough(done: subprocess.CompletedProcess[Any]) -> int:
         else:
             stream.write(output)
     return done.returncode
+
+
+def _progress(line: str) -> None:
+    print(line, flush=True)
+
+
+def _cluster_add(args: argparse.Namespace) -> None:
+    from instastore.cluster import operations
+
+    _configure_logging("WARNING")
+    cluster = _cluster(args)
+    add = operations.add_cassandra if args.kind == "cassandra" else operations.add_datanode
+    node = add(cluster, progress=_progress)
+    print(f"{node.name} joined")
+    _print_status(cluster)
+
+
+def _cluster_remove(args: argparse.Namespace) -> None:
+    from instastore.cluster import operations
+
+    _configure_logging("WARNING")
+    cluster = _cluster(args)
+    operations.remove(cluster, args.node, progress=_progress)
+    print(f"{args.node} removed")
+    _print_status(cluster)
+
+
+def _cluster_replace(args: argparse.Namespace) -> None:
+    from instastore.cluster import operations
+
+    _configure_logging("WARNING")
+    cluster = _cluster(args)
+    node = operations.replace(cluster, args.node, progress=_progress)
+    print(f"{args.node} replaced by {node.name}")
+    _print_status(cluster)
+
+
+def _cluster_repair(args: argparse.Namespace) -> None:
+    from instastore.cluster import operations
+
+    _configure_logging("WARNING")
+    operations.repair(_cluster(args), progress=_progress)
+    print("repaired")
 
 
 def _cluster_nodetool(args: argparse.Namespace) -> int:

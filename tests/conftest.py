@@ -127,11 +127,17 @@ def adapter_settings(request, tmp_path) -> Settings:
 def pytest_collection_modifyitems(items):
     """Put the event-loop watchdog on every async test (sync tests, such as the browser
     tests whose driver runs a loop of its own, do without), and run the tests that share
-    the 3 + 3 cluster last, so its six JVMs do not share the 2 cores with the rest."""
+    the 3 + 3 cluster last, so its six JVMs do not share the 2 cores with the rest (and
+    the ones that add, remove or replace its nodes after every other)."""
     for item in items:
         if inspect.iscoroutinefunction(getattr(item, "function", None)):
             item.fixturenames.append("event_loop_watchdog")
-    items.sort(key=lambda item: "cluster3" in getattr(item, "fixturenames", ()))
+    items.sort(
+        key=lambda item: (
+            "cluster3" in getattr(item, "fixturenames", ()),
+            item.get_closest_marker("reshapes_cluster") is not None,  # after all the others
+        )
+    )
 
 
 @pytest.fixture

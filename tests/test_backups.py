@@ -21,6 +21,7 @@ from instastore.storage import open_stores
 from instastore.storage.hdfs.webhdfs import WebHdfs
 
 from .factories import land_photos, read_back
+from .runbook import run_block
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.hdfs]
 
@@ -69,8 +70,8 @@ def drill_settings(local_cluster, tmp_path):
     session = driver.connect()
     migrate(session, settings, progress=lambda line: None)
     yield settings
-    for name in ("drill", "other"):
-        backup(local_cluster, settings, "delete", name)
+    for name in ("nightly-1", "other"):
+        backup(local_cluster, settings, "delete", name)  # whatever a failed test left
     session = driver.connect()
     session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=60)
     driver.shutdown()
@@ -99,14 +100,18 @@ async def test_the_restore_drill(local_cluster, drill_settings):
         await stores.close()
     backed_up = {**packed, **landed}
 
-    made = await asyncio.to_thread(backup, local_cluster, settings, "create", "--name", "drill")
+    env = {
+        "INSTASTORE_CLUSTER_DIR": str(local_cluster.root),
+        "INSTASTORE_CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
+        "INSTASTORE_HDFS_ROOT": settings.hdfs_root,
+    }
+    made = await asyncio.to_thread(run_block, "backup", env)  # docs/OPERATIONS.md, as written
     assert made.returncode == 0, made.stderr
-    assert "backup drill taken" in made.stdout
-    listed = await asyncio.to_thread(backup, local_cluster, settings, "list")
-    assert listed.returncode == 0, listed.stderr
+    assert "backup nightly-1 taken" in made.stdout
     assert any(
-        line.split()[0] == "drill" and "complete" in line for line in listed.stdout.splitlines()
-    )
+        line.split()[0] == "nightly-1" and line.split()[-1] == "complete"
+        for line in made.stdout.splitlines()
+    ), made.stdout
 
     # After the backup: more photos, two backed-up photos deleted and purged, all packed.
     stores = await open_stores(settings)
@@ -125,14 +130,15 @@ async def test_the_restore_drill(local_cluster, drill_settings):
     finally:
         await stores.close()
 
-    refused = await asyncio.to_thread(backup, local_cluster, settings, "restore", "drill")
+    refused = await asyncio.to_thread(backup, local_cluster, settings, "restore", "nightly-1")
     assert refused.returncode == 2 and "--yes" in refused.stderr  # nothing is done without it
     unknown = await asyncio.to_thread(backup, local_cluster, settings, "restore", "nope", "--yes")
     assert unknown.returncode == 2 and "no backup named 'nope'" in unknown.stderr
 
-    restored = await asyncio.to_thread(backup, local_cluster, settings, "restore", "drill", "--yes")
+    restored = await asyncio.to_thread(run_block, "restore", env)  # restore, then delete
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "photo record(s): all there" in restored.stdout, restored.stdout
+    assert "backup nightly-1 removed" in restored.stdout
 
     stores = await open_stores(settings)
     try:

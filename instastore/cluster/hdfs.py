@@ -62,18 +62,25 @@ def plan(datanodes: int, port_offset: int, root: Path) -> tuple[HdfsDaemon, list
     namenode = HdfsDaemon(
         "namenode", "namenode", str(hdfs / "namenode"), 9870 + port_offset, 8020 + port_offset
     )
-    nodes = [
-        HdfsDaemon(
-            name=f"datanode{i + 1}",
-            role="datanode",
-            dir=str(hdfs / f"datanode{i + 1}"),
-            http_port=9864 + 10 * i + port_offset,
-            rpc_port=9867 + 10 * i + port_offset,
-            transfer_port=9866 + 10 * i + port_offset,
-        )
-        for i in range(datanodes)
-    ]
-    return namenode, nodes
+    return namenode, [plan_datanode(i, port_offset, root) for i in range(1, datanodes + 1)]
+
+
+def plan_datanode(index: int, port_offset: int, root: Path) -> HdfsDaemon:
+    """DataNode ``index`` (1-based): ports 10 apart per DataNode."""
+    step = 10 * (index - 1) + port_offset
+    return HdfsDaemon(
+        name=f"datanode{index}",
+        role="datanode",
+        dir=str(root / "hdfs" / f"datanode{index}"),
+        http_port=9864 + step,
+        rpc_port=9867 + step,
+        transfer_port=9866 + step,
+    )
+
+
+def exclude_file(namenode: HdfsDaemon) -> Path:
+    """The NameNode's dfs.hosts.exclude: DataNodes (127.0.0.1:<transfer port>) to retire."""
+    return namenode.path / "dfs.exclude"
 
 
 def _property(name: str, value: object) -> str:
@@ -94,6 +101,8 @@ def write_config(daemon: HdfsDaemon, namenode: HdfsDaemon, replication: int) -> 
                 _property("dfs.datanode.ipc.address", f"127.0.0.1:{daemon.rpc_port}"),
             ]
         )
+    if daemon.role == "namenode":
+        exclude_file(namenode).touch()
     common = {"nn_rpc_port": namenode.rpc_port, "hdfs_dir": daemon.dir}
     (conf / "core-site.xml").write_text(toolchain.render("core-site.xml", **common))
     (conf / "hdfs-site.xml").write_text(
@@ -133,6 +142,7 @@ TOOLS = {
     "dfsadmin": "org.apache.hadoop.hdfs.tools.DFSAdmin",
     "fsck": "org.apache.hadoop.hdfs.tools.DFSck",
     "ec": "org.apache.hadoop.hdfs.tools.ECAdmin",
+    "balancer": "org.apache.hadoop.hdfs.server.balancer.Balancer",
 }
 TOOL_TIMEOUT_S = 120
 
@@ -229,6 +239,25 @@ def _jmx(namenode: HdfsDaemon, bean: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=2) as response:
         beans = json.load(response).get("beans", [])
     return beans[0] if beans else {}
+
+
+def datanode_states(namenode: HdfsDaemon) -> dict[str, dict[str, Any]]:
+    """127.0.0.1:<transfer port> -> what the NameNode knows of that DataNode: ``live``,
+    ``adminState`` (In Service, Decommission In Progress, Decommissioned), and for one
+    being decommissioned the blocks it still waits for (``underReplicatedBlocks``)."""
+    info = _jmx(namenode, "NameNodeInfo")
+    nodes: dict[str, dict[str, Any]] = {}
+    for key, live in (("LiveNodes", True), ("DeadNodes", False)):
+        for name, node in json.loads(info.get(key) or "{}").items():
+            nodes[_transfer_address(name, node)] = {**node, "live": live}
+    for name, node in json.loads(info.get("DecomNodes") or "{}").items():
+        nodes.setdefault(_transfer_address(name, node), {}).update(node)
+    return nodes
+
+
+def _transfer_address(name: str, node: dict[str, Any]) -> str:
+    address = node.get("xferaddr") or name
+    return address.replace("localhost", "127.0.0.1")
 
 
 def live_datanodes_and_safemode(namenode: HdfsDaemon) -> tuple[int, bool] | None:

@@ -73,6 +73,10 @@ class LocalCluster:
 
     # ---- state -----------------------------------------------------------------
 
+    def reload(self) -> None:
+        """Read the state file again (another process added or removed nodes)."""
+        self._load()
+
     def _load(self) -> None:
         state = json.loads(self.state_file.read_text())
         self.spec = ClusterSpec(**state["spec"])
@@ -150,10 +154,11 @@ class LocalCluster:
                 "run `instastore cluster down --wipe` or pick another --dir"
             )
         self.spec = spec
-        self.cassandra_nodes = cassandra.plan_nodes(
-            spec.cassandra_nodes, spec.first_address, spec.port_offset, self.root
-        )
-        self.namenode, self.datanodes = hdfs.plan(spec.datanodes, spec.port_offset, self.root)
+        if not self.cassandra_nodes or self.namenode is None:  # new; else as last saved
+            self.cassandra_nodes = cassandra.plan_nodes(
+                spec.cassandra_nodes, spec.first_address, spec.port_offset, self.root
+            )
+            self.namenode, self.datanodes = hdfs.plan(spec.datanodes, spec.port_offset, self.root)
         ports = [p for d in [self.namenode, *self.datanodes] for p in d.ports()]
         for n in self.cassandra_nodes:
             ports += [
@@ -192,6 +197,14 @@ class LocalCluster:
             self._spawn(daemon, java, cassandra_lib, hadoop_lib)
         self._save()
 
+    def save(self) -> None:
+        """Record the nodes (after one joined or left) in the state file."""
+        assert self.spec is not None
+        self.spec = dataclasses.replace(
+            self.spec, cassandra_nodes=len(self.cassandra_nodes), datanodes=len(self.datanodes)
+        )
+        self._save()
+
     def _spawn(
         self, daemon: CassandraNode | HdfsDaemon, java: str, cassandra_lib: Path, hadoop_lib: Path
     ) -> None:
@@ -204,6 +217,16 @@ class LocalCluster:
             log_path = daemon.logs[0]
         daemon.pid = processes.spawn(argv, log_path, daemon.path)
         log.info("started %s (pid %d)", daemon.name, daemon.pid)
+
+    def spawn(self, daemon: CassandraNode | HdfsDaemon) -> None:
+        """Start one planned node (its configuration written) and record it."""
+        self._spawn(
+            daemon,
+            toolchain.find_java(),
+            toolchain.resolve_jars("cassandra", self.versions["cassandra"]),
+            toolchain.resolve_jars("hadoop", self.versions["hadoop"]),
+        )
+        self._save()
 
     def start_node(self, name: str, timeout: float = READY_TIMEOUT_S, wait: bool = True) -> None:
         """Start one stopped node again (after a kill) and, with ``wait``, wait until the
@@ -278,7 +301,10 @@ class LocalCluster:
     # ---- report and stop ------------------------------------------------------------
 
     def nodetool(
-        self, args: list[str], node: str | None = None
+        self,
+        args: list[str],
+        node: str | None = None,
+        timeout: float = cassandra.NODETOOL_TIMEOUT_S,
     ) -> subprocess.CompletedProcess[str]:
         live = [n for n in self.cassandra_nodes if processes.is_running(n.pid, n.marker)]
         if node:
@@ -294,6 +320,7 @@ class LocalCluster:
             toolchain.find_java(),
             toolchain.resolve_jars("cassandra", self.versions["cassandra"]),
             args,
+            timeout,
         )
 
     def hdfs_tool(

@@ -31,6 +31,15 @@ def policy_for(datanodes: int) -> str | None:
     return None
 
 
+def width(policy: str) -> int:
+    """DataNodes one block group of ``policy`` spreads over (data + parity units):
+    RS-6-3-1024k -> 9; 0 for a name of another shape."""
+    parts = policy.split("-")
+    if len(parts) >= 3 and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]) + int(parts[2])
+    return 0
+
+
 def wanted_policy(setting: str, datanodes: int) -> str | None:
     """What the setting asks for on a cluster with ``datanodes`` live: a policy name, or
     None for plain replication."""
