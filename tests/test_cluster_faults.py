@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.cassandra, pytest.mark.hdfs, pytest.
 
 CLIENTS = 4  # concurrent uploaders, one user each
 RETRY_FOR_S = 120.0  # a client gives up on a key after this long: the key would be stuck
-PHASE_S = 12.0  # load before a kill, while a node is down, and after it is back
+PHASE_S = 8.0  # load before a kill, while a node is down, and after it is back
 
 
 @dataclasses.dataclass

@@ -165,17 +165,27 @@ def _join(
     cluster.cassandra_nodes.append(node)
     progress(what)
     started = time.monotonic()
+    system_log = node.logs[0]
+    seen = system_log.stat().st_size if system_log.exists() else 0
     cluster.spawn(node)
 
-    def joined() -> bool | None:
+    def started_up() -> bool | None:
+        # The node's own log says when it has joined and serves (cheap to read, where a
+        # `nodetool status` a second is a JVM a second on a busy machine).
         if not processes.is_running(node.pid, node.marker):
             processes.raise_dead(node.name, node.logs)
-        state = _states(cluster, seeds).get(node.address)
-        return (
-            state == "UN" and processes.accepts_connections(node.address, node.cql_port)
-        ) or None
+        if not system_log.exists():
+            return None
+        with open(system_log, "rb") as log:
+            log.seek(seen)
+            return b"Startup complete" in log.read() or None
 
-    _wait_for(cluster, joined, JOIN_TIMEOUT_S, f"{node.name} to be UN", progress)
+    _wait_for(cluster, started_up, JOIN_TIMEOUT_S, f"{node.name} to join", progress)
+
+    def seen_up() -> bool | None:  # and the others see it so
+        return _states(cluster, seeds).get(node.address) == "UN" or None
+
+    _wait_for(cluster, seen_up, 120.0, f"the others to see {node.name} UN", progress)
     progress(f"{node.name} is UN after {time.monotonic() - started:.0f} s")
 
 
