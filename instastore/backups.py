@@ -241,9 +241,7 @@ class Backups:
         for node in nodes:
             for table in _table_folders(node, self.keyspace):
                 snapshot = table / "snapshots" / name
-                if not snapshot.is_dir():
-                    continue  # a table made after the backup: it stays empty
-                _replace_sstables(table, snapshot)
+                _replace_sstables(table, snapshot)  # none: a table made after the backup
                 report.tables += 1
             for folder in CLEARED_ON_RESTORE:
                 _empty(node.path / folder)
@@ -331,10 +329,14 @@ def _table_folders(node: CassandraNode, keyspace: str) -> list[Path]:
 
 def _replace_sstables(table: Path, snapshot: Path) -> None:
     """The table folder's SSTables become the snapshot's (hard links, as a snapshot is
-    made: an SSTable is never changed in place). Subfolders (snapshots, backups) stay."""
+    made: an SSTable is never changed in place), or none when there is no snapshot (a
+    table made after the backup is empty at its point). Subfolders (snapshots, backups)
+    stay."""
     for path in table.iterdir():
         if path.is_file():
             path.unlink()
+    if not snapshot.is_dir():
+        return
     for path in snapshot.iterdir():
         if path.is_file() and path.name not in NOT_SSTABLES:
             os.link(path, table / path.name)
