@@ -101,19 +101,11 @@ def embedded_settings(tmp_path: Path) -> Settings:
 def contract_cluster_settings(cluster_settings: Settings):
     """The session's migrated keyspace, and an HDFS folder of its own (removed after): the
     cluster adapters of the contract suite and of the HTTP tests."""
-    from instastore.storage.hdfs.webhdfs import WebHdfs
+    from .factories import remove_hdfs_root
 
     settings = dataclasses.replace(cluster_settings, hdfs_root=f"/contract-{uuid.uuid4().hex[:8]}")
     yield settings
-
-    async def remove_folder():
-        client = WebHdfs(settings.webhdfs_url, settings.hdfs_user)
-        try:
-            await client.delete(settings.hdfs_root, recursive=True)
-        finally:
-            await client.close()
-
-    asyncio.run(remove_folder())
+    remove_hdfs_root(settings)
 
 
 @pytest.fixture(params=["embedded", "cluster"])

@@ -8,6 +8,7 @@ the other way round.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import io
@@ -208,3 +209,18 @@ async def read_back(stores, made: dict[int, dict[str, str]], packed: bool = Fals
             assert hashlib.sha256(data).hexdigest() == digests[r.name], (photo_id, r.name)
             used.add(volumes.blob_of(r.locator))
     return used
+
+
+def remove_hdfs_root(settings) -> None:
+    """Delete ``settings.hdfs_root`` and everything under it (a test's own folder), from
+    synchronous code such as a fixture's teardown."""
+    from instastore.storage.hdfs.webhdfs import WebHdfs
+
+    async def remove() -> None:
+        client = WebHdfs(settings.webhdfs_url, settings.hdfs_user)
+        try:
+            await client.delete(settings.hdfs_root, recursive=True)
+        finally:
+            await client.close()
+
+    asyncio.run(remove())

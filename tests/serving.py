@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -53,3 +55,36 @@ def serve(env: dict[str, str], log: Path, timeout: float = 60.0) -> Iterator[int
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0, f"instastore serve exited with {code}:\n{log.read_text()[-3000:]}"
+
+
+@contextlib.contextmanager
+def serve_replicated(
+    cluster, data_dir: Path, name: str, extra: dict[str, str] | None = None
+) -> Iterator[tuple[str, Any, Path]]:
+    """``serve`` on a multi-node ``cluster`` as production runs: replication factor 3 in
+    Cassandra and in HDFS, in a keyspace (migrated here) and a blob root of its own named
+    after ``name``; no upload rate limit. Yields (base URL, its Settings, its log)."""
+    from instastore.config import Settings
+    from instastore.storage.cassandra.migrate import migrate
+    from instastore.storage.cassandra.session import build_cluster
+
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        **cluster.client_settings(),
+        "INSTASTORE_CASSANDRA_KEYSPACE": f"{name}_{tag}",
+        "INSTASTORE_REPLICATION_FACTOR": "3",
+        "INSTASTORE_HDFS_REPLICATION": "3",
+        "INSTASTORE_HDFS_ROOT": f"/{name}-{tag}",
+        "INSTASTORE_DATA_DIR": str(data_dir),
+        "INSTASTORE_UPLOADS_PER_MINUTE": "100000",
+        **(extra or {}),
+    }
+    settings = Settings.from_sources(environ=env)
+    driver = build_cluster(settings)
+    try:
+        migrate(driver.connect(), settings, progress=lambda line: None)
+    finally:
+        driver.shutdown()
+    log = data_dir / "serve.log"
+    with serve(env, log) as port:
+        yield f"http://127.0.0.1:{port}", settings, log

@@ -18,9 +18,8 @@ from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.packing import pack
 from instastore.storage import open_stores
-from instastore.storage.hdfs.webhdfs import WebHdfs
 
-from .factories import land_photos, read_back
+from .factories import land_photos, read_back, remove_hdfs_root
 from .runbook import run_block
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.hdfs]
@@ -75,15 +74,7 @@ def drill_settings(local_cluster, tmp_path):
     session = driver.connect()
     session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=60)
     driver.shutdown()
-
-    async def remove_root() -> None:
-        client = WebHdfs(settings.webhdfs_url, settings.hdfs_user)
-        try:
-            await client.delete(settings.hdfs_root, recursive=True)
-        finally:
-            await client.close()
-
-    asyncio.run(remove_root())
+    remove_hdfs_root(settings)
 
 
 async def test_the_restore_drill(local_cluster, drill_settings):

@@ -4,7 +4,6 @@ after the packer, the packer's report. No timing is asserted."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 
@@ -14,7 +13,8 @@ from bench import storage
 from instastore import volumes
 from instastore.config import Settings
 from instastore.storage import open_stores
-from instastore.storage.hdfs.webhdfs import WebHdfs
+
+from .factories import remove_hdfs_root
 
 PHOTOS = 6
 
@@ -31,15 +31,7 @@ def own_store(request, tmp_path):
         hdfs_root=f"/storbench-test-{uuid.uuid4().hex[:8]}",
     )
     yield settings
-
-    async def remove_root() -> None:
-        client = WebHdfs(settings.webhdfs_url, settings.hdfs_user)
-        try:
-            await client.delete(settings.hdfs_root, recursive=True)
-        finally:
-            await client.close()
-
-    asyncio.run(remove_root())
+    remove_hdfs_root(settings)
 
 
 async def originals(settings: Settings, owner_id: int) -> dict[int, tuple[str, bytes]]:

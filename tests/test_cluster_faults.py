@@ -18,13 +18,9 @@ import uuid
 import aiohttp
 import pytest
 
-from instastore.config import Settings
-from instastore.storage.cassandra.migrate import migrate
-from instastore.storage.cassandra.session import build_cluster
-
 from . import samples
 from .factories import sign_up, upload_form
-from .serving import spawn
+from .serving import serve_replicated
 
 pytestmark = [pytest.mark.slow, pytest.mark.cassandra, pytest.mark.hdfs, pytest.mark.timeout(900)]
 
@@ -43,36 +39,10 @@ class Upload:
 
 @pytest.fixture(scope="module")
 def fault_server(cluster3, tmp_path_factory):
+    extra = {"INSTASTORE_UPLOAD_CLAIM_STALE_SECONDS": "10"}
     data_dir = tmp_path_factory.mktemp("faults")
-    settings = Settings.from_sources(
-        environ=cluster3.client_settings(),
-        overrides={
-            "data_dir": data_dir,
-            "cassandra_keyspace": f"faults_{uuid.uuid4().hex[:8]}",
-            "replication_factor": 3,
-            "hdfs_replication": 3,
-        },
-    )
-    driver = build_cluster(settings)
-    try:
-        migrate(driver.connect(), settings, progress=lambda line: None)
-    finally:
-        driver.shutdown()
-    env = {
-        **cluster3.client_settings(),
-        "INSTASTORE_CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
-        "INSTASTORE_REPLICATION_FACTOR": "3",
-        "INSTASTORE_HDFS_REPLICATION": "3",
-        "INSTASTORE_HDFS_ROOT": f"/faults-{uuid.uuid4().hex[:8]}",
-        "INSTASTORE_DATA_DIR": str(data_dir),
-        "INSTASTORE_UPLOADS_PER_MINUTE": "100000",
-        "INSTASTORE_UPLOAD_CLAIM_STALE_SECONDS": "10",
-    }
-    log = data_dir / "serve.log"
-    proc, port = spawn(env, log)
-    yield f"http://127.0.0.1:{port}", log
-    proc.terminate()
-    assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    with serve_replicated(cluster3, data_dir, "faults", extra) as (base, _settings, log):
+        yield base, log
 
 
 class Client:

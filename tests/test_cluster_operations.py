@@ -27,7 +27,6 @@ import os
 import random
 import statistics
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,14 +34,11 @@ import aiohttp
 import pytest
 
 from instastore.cluster.cassandra import states
-from instastore.config import Settings
-from instastore.storage.cassandra.migrate import migrate
-from instastore.storage.cassandra.session import build_cluster
 
 from . import samples
 from .factories import sign_up, upload_form
 from .runbook import run_block
-from .serving import spawn
+from .serving import serve_replicated
 
 pytestmark = [
     pytest.mark.slow,
@@ -105,33 +101,8 @@ class Load:
 
 @pytest.fixture
 def ops_server(cluster3, tmp_path):
-    settings = Settings.from_sources(
-        environ=cluster3.client_settings(),
-        overrides={
-            "data_dir": tmp_path,
-            "cassandra_keyspace": f"ops_{uuid.uuid4().hex[:8]}",
-            "replication_factor": 3,
-        },
-    )
-    driver = build_cluster(settings)
-    try:
-        migrate(driver.connect(), settings, progress=lambda line: None)
-    finally:
-        driver.shutdown()
-    env = {
-        **cluster3.client_settings(),
-        "INSTASTORE_CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
-        "INSTASTORE_REPLICATION_FACTOR": "3",
-        "INSTASTORE_HDFS_REPLICATION": "3",
-        "INSTASTORE_HDFS_ROOT": f"/ops-{uuid.uuid4().hex[:8]}",
-        "INSTASTORE_DATA_DIR": str(tmp_path),
-        "INSTASTORE_UPLOADS_PER_MINUTE": "100000",
-    }
-    log = tmp_path / "serve.log"
-    proc, port = spawn(env, log)
-    yield f"http://127.0.0.1:{port}", settings
-    proc.terminate()
-    assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    with serve_replicated(cluster3, tmp_path, "ops") as (base, settings, _log):
+        yield base, settings
 
 
 async def test_nodes_join_leave_and_are_replaced_with_no_failed_request(cluster3, ops_server):

@@ -130,6 +130,8 @@ def _remove_cassandra(cluster: LocalCluster, node: CassandraNode, progress: Prog
         )
     nodes = _whole_ring(cluster, f"remove {node.name}")
     left = len(nodes) - 1
+    if not left:
+        raise ClusterError(f"{node.name} is the last Cassandra node: every record lives there")
     described = _nodetool(cluster, ["describecluster"], node).stdout
     for keyspace, factor in sorted(cassandra.replication_factors(described).items()):
         if factor > left and not keyspace.startswith("system"):
