@@ -127,6 +127,7 @@ async def test_the_restore_drill(local_cluster, drill_settings):
     assert unknown.returncode == 2 and "no backup named 'nope'" in unknown.stderr
 
     restored = await asyncio.to_thread(run_block, "restore", env)  # restore, then delete
+    local_cluster.reload()  # the restore restarted the Cassandra node: its pid is new
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "photo record(s): all there" in restored.stdout, restored.stdout
     assert "backup nightly-1 removed" in restored.stdout

@@ -115,6 +115,7 @@ async def listed_photos(client: Client) -> list[dict]:
 
 async def test_uploads_survive_killed_cassandra_and_datanode(cluster3, fault_server):
     base, _log = fault_server
+    await asyncio.to_thread(cluster3.wait_ready)  # every node up (one may still be starting)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(base, timeout=timeout) as http:
         clients = [Client(http, *await sign_up(http)) for _ in range(CLIENTS)]

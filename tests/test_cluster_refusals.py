@@ -26,7 +26,7 @@ def unchanged(local_cluster):
     ("operation", "name", "refusal"),
     [
         (operations.remove, "cassandra1", "the last Cassandra node"),
-        (operations.remove, "datanode1", "leaves 0 live DataNode(s)"),
+        (operations.remove, "datanode1", r"leaves 0 live DataNode\(s\)"),
         (operations.remove, "namenode", "the NameNode cannot be removed"),
         (operations.remove, "cassandra9", "no node named 'cassandra9'"),
         (operations.replace, "cassandra1", "cassandra1 is running: replace is for a dead node"),

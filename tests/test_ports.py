@@ -13,7 +13,7 @@ from instastore.storage import ports
 
 # The modules that compose the core from the stores (entry points), the only ones that
 # may hold a whole Stores.
-COMPOSERS = {"cli.py", "__main__.py", "services.py"}
+COMPOSERS = {"cli.py", "__main__.py", "services.py", "backups.py"}  # backups: restore checks
 
 
 def test_stores_holds_each_port_under_its_aggregate_name():
