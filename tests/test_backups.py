@@ -66,13 +66,15 @@ def drill_settings(local_cluster, tmp_path):
         },
     )
     driver = build_cluster(settings)
-    session = driver.connect()
-    migrate(session, settings, progress=lambda line: None)
+    migrate(driver.connect(), settings, progress=lambda line: None)
+    driver.shutdown()
     yield settings
     for name in ("nightly-1", "other"):
         backup(local_cluster, settings, "delete", name)  # whatever a failed test left
-    session = driver.connect()
-    session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=60)
+    # A driver of its own: one that saw the restore stop the node waits out its
+    # reconnection backoff (up to 10 s) and meanwhile answers NoHostAvailable.
+    driver = build_cluster(settings)
+    driver.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=60)
     driver.shutdown()
     remove_hdfs_root(settings)
 

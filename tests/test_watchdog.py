@@ -4,6 +4,7 @@ past SLOW_CALLBACK_S, and lets a quick one and the tests' own code through."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from .watchdog import SLOW_CALLBACK_S, Watchdog
@@ -59,5 +60,39 @@ def test_the_garbage_collectors_time_is_not_the_callbacks():
 
         watchdog.run(asyncio.Handle(collect_slowly, (), loop), asyncio.Handle._run)
         assert watchdog.seen == []
+    finally:
+        loop.close()
+
+
+def test_a_collection_on_another_thread_is_not_the_callbacks():
+    # The driver's I/O thread collecting holds the GIL: the loop's thread waits for it.
+    loop = asyncio.new_event_loop()
+    try:
+        watchdog = Watchdog()
+
+        def collect_slowly() -> None:
+            watchdog.gc_phase("start", {})
+            time.sleep(SLOW_CALLBACK_S * 1.5)  # a collection the loop's thread waits out
+            watchdog.gc_phase("stop", {})
+
+        def wait_for_the_collection() -> None:
+            collector = threading.Thread(target=collect_slowly)
+            collector.start()
+            collector.join()
+
+        watchdog.run(asyncio.Handle(wait_for_the_collection, (), loop), asyncio.Handle._run)
+        assert watchdog.seen == []
+
+        # ... and without the collection, the same wait is caught.
+        def wait_for_a_sleep() -> None:
+            sleeper = threading.Thread(target=time.sleep, args=(SLOW_CALLBACK_S * 1.5,))
+            sleeper.start()
+            sleeper.join()
+
+        for _ in range(3):
+            watchdog.run(asyncio.Handle(wait_for_a_sleep, (), loop), asyncio.Handle._run)
+            if watchdog.seen:
+                break
+        assert watchdog.seen
     finally:
         loop.close()
