@@ -30,9 +30,11 @@ import aiohttp
 
 from bench import abba, load, report
 from bench.procs import cpu_seconds, pids_on_port
-from instastore import config
+from instastore import config, volumes
 from instastore.config import Settings
 from instastore.storage import open_stores
+from instastore.storage.hdfs.blobs import HdfsBlobStore
+from instastore.storage.hdfs.webhdfs import WebHdfs
 
 RESULTS = Path(__file__).parent / "results"
 LOOKUPS_IN_FLIGHT = 32  # concurrent photo record reads while locating the blobs
@@ -58,22 +60,29 @@ def parse() -> argparse.Namespace:
 
 
 async def blob_urls(settings: Settings, media_urls: list[str]) -> list[str]:
-    """The WebHDFS OPEN URL of each media URL's blob (same photo, same rendition)."""
+    """The WebHDFS OPEN URL of each media URL's bytes (same photo, same rendition): its
+    landed file, or the range of its needle in a volume."""
     stores = await open_stores(settings)
     gate = asyncio.Semaphore(LOOKUPS_IN_FLIGHT)
-    root = f"{settings.webhdfs_url}/webhdfs/v1{settings.hdfs_root.rstrip('/')}/blobs"
+    paths = HdfsBlobStore(WebHdfs(settings.webhdfs_url, settings.hdfs_user), settings)
 
     async def one(url: str) -> str:
         _, _, _, photo_id, _, name = url.split("?")[0].split("/")
         async with gate:
             photo = await stores.photos.get_photo(int(photo_id))
         locator = next(r.locator for r in photo.renditions if r.name == name)
-        return f"{root}/{locator}?op=OPEN&user.name={settings.hdfs_user}"
+        query = f"op=OPEN&user.name={settings.hdfs_user}"
+        if volumes.is_needle(locator):
+            needle = volumes.parse_locator(locator)
+            locator = needle.volume_key
+            query += f"&offset={needle.offset}&length={needle.length}"
+        return f"{settings.webhdfs_url}/webhdfs/v1{paths.path(locator)}?{query}"
 
     try:
         return await asyncio.gather(*(one(u) for u in media_urls))
     finally:
         await stores.close()
+        await paths.close()
 
 
 async def fetch_all(http: aiohttp.ClientSession, urls: list[str], concurrency: int) -> float:

@@ -72,6 +72,11 @@ class Settings:
         "Erasure coding of sealed volumes: auto (by live DataNodes: XOR-2-1-1024k from 3, "
         "RS-3-2-1024k from 5, RS-6-3-1024k from 9), a policy name, or replication.",
     )
+    hdfs_block_reads: bool = setting(
+        True,
+        "Read sealed volumes straight from the DataNodes' data-transfer port with cached block "
+        "locations (false: every read through WebHDFS).",
+    )
     worker_id: int = setting(
         0, "This process's number (0-8191) in every id it makes; unique per running process."
     )
@@ -265,8 +270,21 @@ class Settings:
         return cls(**values)
 
 
-def _field_type(f: dataclasses.Field[Any]) -> type:
-    return {"int": int, "float": float, "Path": Path, "str": str}[str(f.type)]
+def _boolean(raw: str) -> bool:
+    """true/false, yes/no, on/off or 1/0, in any case."""
+    word = raw.strip().lower()
+    if word in ("true", "yes", "on", "1"):
+        return True
+    if word in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(raw)
+
+
+_boolean.__name__ = "true or false"
+
+
+def _field_type(f: dataclasses.Field[Any]) -> Any:
+    return {"int": int, "float": float, "Path": Path, "str": str, "bool": _boolean}[str(f.type)]
 
 
 def _convert(f: dataclasses.Field[Any], raw: str) -> Any:

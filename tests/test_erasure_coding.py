@@ -6,7 +6,8 @@ enabled XOR-2-1-1024k and set it on the default folder, the service sets it on i
 folder, and a multi-MiB file written there (one CREATE, closed, as a sealed volume is) is
 erasure-coded: ~1.5 raw bytes per byte, read back byte-identical, also with the DataNode
 the client reads from SIGKILLed (the client falls back to the NameNode; the DataNode is
-started again before the test ends, so the fixture stays whole)."""
+started again before the test ends, so the fixture stays whole); read block by block from
+the DataNodes' transfer port too, cell by cell, before and after the kill."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import pytest
 from instastore.cluster import manager
 from instastore.config import Settings
 from instastore.storage.hdfs import HdfsBlobStore, erasure
+from instastore.storage.hdfs.datatransfer import Striping
 
 pytestmark = pytest.mark.hdfs
 
@@ -34,6 +36,11 @@ async def _one(data: bytes):
 
 async def _read(store: HdfsBlobStore, path: str, offset: int = 0, length: int | None = None):
     return b"".join([chunk async for chunk in store.client.open(path, offset, length)])
+
+
+async def _blocks(store: HdfsBlobStore, path: str, offset: int = 0, length: int | None = None):
+    """Read as a sealed volume is read: its blocks from the DataNodes' transfer port."""
+    return b"".join([c async for c in store.client.open(path, offset, length, immutable=True)])
 
 
 @pytest.fixture
@@ -109,6 +116,14 @@ async def test_sealed_volumes_are_erasure_coded_on_three_datanodes(cluster3, own
     assert raw / logical <= MAX_RAW_PER_BYTE, f"{raw:,} raw bytes for {logical:,}"
 
     assert await _read(store, path, 3_000_000, 2_000_000) == data[3_000_000:5_000_000]
+    # Block reads: each cell from its internal block, no NameNode once the map is known.
+    assert await _blocks(store, path, 0, 10) == data[:10]
+    assert store.client.block_maps.get(path).striping == Striping(2**20, 2)
+    asked, read_before = store.client.requests["namenode"], store.client.requests["block"]
+    assert await _blocks(store, path) == data  # 7 cells (the last partial): 7 reads
+    assert await _blocks(store, path, 2**20 - 100, 200) == data[2**20 - 100 : 2**20 + 100]
+    assert store.client.requests["namenode"] == asked
+    assert store.client.requests["block"] - read_before == 7 + 2
     cached = store.client.locations.get(path)
     assert cached is not None
     victim = next(d for d in cluster3.datanodes if d.http_port == cached.port)
@@ -119,6 +134,9 @@ async def test_sealed_volumes_are_erasure_coded_on_three_datanodes(cluster3, own
         assert await _read(store, path, 1_048_000, 3_000) == data[1_048_000:1_051_000]
         assert store.client.requests["namenode"] > asked  # the dead DataNode was skipped
         assert store.client.locations.get(path).port != victim.http_port
+        # Its internal block is gone: those cells go through WebHDFS (decoded there).
+        assert await _blocks(store, path) == data
+        assert await _blocks(store, path, 4_000_000, 3_000) == data[4_000_000:4_003_000]
     finally:
         await asyncio.to_thread(cluster3.start_node, victim.name)
 

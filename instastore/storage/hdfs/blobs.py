@@ -60,7 +60,8 @@ class HdfsBlobStore:
 
     @classmethod
     async def connect(cls, settings: Settings) -> HdfsBlobStore:
-        store = cls(WebHdfs(settings.webhdfs_url, settings.hdfs_user), settings)
+        client = WebHdfs(settings.webhdfs_url, settings.hdfs_user, settings.hdfs_block_reads)
+        store = cls(client, settings)
         try:
             await asyncio.wait_for(store.volume_folder(), VOLUME_FOLDER_CHECK_S)
         except (InstastoreError, TimeoutError) as exc:  # HDFS down: no reason not to start
@@ -108,7 +109,8 @@ class HdfsBlobStore:
                 return folder, key[len(prefix) :]
         raise AssertionError("the last area takes every key")
 
-    def _path(self, key: str) -> str:
+    def path(self, key: str) -> str:
+        """The HDFS path of a key's file."""
         folder, rest = self._area(key)
         return f"{folder}/{rest}"
 
@@ -172,11 +174,14 @@ class HdfsBlobStore:
         if length == 0:
             await self.size(key)  # still NotFound for a missing key
             return
-        async for chunk in self.client.open(self._path(key), offset, length):
+        # A volume is never changed once closed (and never renamed over): its blocks can be
+        # read straight from the DataNodes with their locations cached.
+        immutable = key.startswith(VOLUME_PREFIX)
+        async for chunk in self.client.open(self.path(key), offset, length, immutable):
             yield chunk
 
     async def size(self, key: str) -> int:
-        return int((await self.client.get_file_status(self._path(key)))["length"])
+        return int((await self.client.get_file_status(self.path(key)))["length"])
 
     async def delete(self, key: str) -> bool:
         root, rest = self._area(key)

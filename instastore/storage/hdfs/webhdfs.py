@@ -20,17 +20,20 @@ NameNode asked, as on a first read. ``requests`` counts what was sent, by target
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
 
 from instastore.errors import Conflict, NotFound, StorageError, Unavailable
+from instastore.storage.hdfs import datatransfer
+from instastore.storage.hdfs.datatransfer import BlockMap, BlockReadError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,8 @@ RETRY_BACKOFF_S = 0.2  # doubled after each failed attempt
 LOCATION_CACHE_FILES = 10_000
 RANGE_PARAMS = ("offset", "length")  # what a cached DataNode URL gets per read
 
-Target = Literal["namenode", "datanode"]
+Target = Literal["namenode", "datanode", "block"]
+V = TypeVar("V")
 Json = dict[str, Any]  # a WebHDFS JSON object
 
 _EXCEPTIONS: dict[str, type[Exception]] = {
@@ -80,48 +84,56 @@ _TRANSIENT_MESSAGES = (
 )
 
 
-class DataNodeLocations:
-    """Per file, the DataNode URL its last OPEN was redirected to (without offset and
-    length), least recently used dropped past ``capacity``."""
+class FileCache(Generic[V]):
+    """Something kept per file path, least recently used dropped past ``capacity``."""
 
     def __init__(self, capacity: int = LOCATION_CACHE_FILES) -> None:
         self.capacity = capacity
-        self._urls: OrderedDict[str, URL] = OrderedDict()
+        self._items: OrderedDict[str, V] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._urls)
+        return len(self._items)
 
-    def get(self, path: str) -> URL | None:
-        url = self._urls.get(path)
-        if url is not None:
-            self._urls.move_to_end(path)
-        return url
+    def get(self, path: str) -> V | None:
+        item = self._items.get(path)
+        if item is not None:
+            self._items.move_to_end(path)
+        return item
 
-    def remember(self, path: str, location: str) -> None:
-        url = URL(location, encoded=True)
-        self._urls[path] = url.without_query_params(*RANGE_PARAMS)
-        self._urls.move_to_end(path)
-        while len(self._urls) > self.capacity:
-            self._urls.popitem(last=False)
+    def put(self, path: str, item: V) -> None:
+        self._items[path] = item
+        self._items.move_to_end(path)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
 
     def forget(self, path: str, tree: bool = False) -> None:
         """Drop ``path``, and with ``tree`` every file under it (a recursive delete or a
         rename of a folder)."""
-        self._urls.pop(path, None)
+        self._items.pop(path, None)
         if tree:
             under = path.rstrip("/") + "/"
-            for cached in [p for p in self._urls if p.startswith(under)]:
-                del self._urls[cached]
+            for cached in [p for p in self._items if p.startswith(under)]:
+                del self._items[cached]
+
+
+class DataNodeLocations(FileCache[URL]):
+    """Per file, the DataNode URL its last OPEN was redirected to (without offset and
+    length)."""
+
+    def remember(self, path: str, location: str) -> None:
+        self.put(path, URL(location, encoded=True).without_query_params(*RANGE_PARAMS))
 
 
 class WebHdfs:
-    def __init__(self, base_url: str, user: str) -> None:
+    def __init__(self, base_url: str, user: str, block_reads: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.user = user
         self._session = aiohttp.ClientSession(
             timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=64)
         )
         self.locations = DataNodeLocations()
+        self.block_reads = block_reads
+        self.block_maps: FileCache[BlockMap] = FileCache()
         self._transfer_addresses: dict[str, str] = {}  # DataNode HTTP -> transfer address
         # Requests sent, by target (a metric for tests and benchmarks, not a mock).
         self.requests: Counter[Target] = Counter()
@@ -184,8 +196,8 @@ class WebHdfs:
     async def rename(self, path: str, destination: str) -> bool:
         """Move ``path`` to ``destination`` (atomic on the NameNode). False, not an error,
         when the destination exists or its folder is missing."""
-        self.locations.forget(path, tree=True)
-        self.locations.forget(destination, tree=True)
+        self._forget(path, tree=True)
+        self._forget(destination, tree=True)
         return bool((await self._json("PUT", path, "RENAME", destination=destination))["boolean"])
 
     async def get_ec_policy(self, path: str) -> str | None:
@@ -262,7 +274,7 @@ class WebHdfs:
     async def delete(self, path: str, recursive: bool = False) -> bool:
         """True if something was deleted; False if there was nothing (WebHDFS answers
         200 with ``false`` then, not an error)."""
-        self.locations.forget(path, tree=recursive)
+        self._forget(path, tree=recursive)
         return bool((await self._json("DELETE", path, "DELETE", recursive=recursive))["boolean"])
 
     async def _json(self, method: str, path: str, op: str, **extra: Any) -> Json:
@@ -296,16 +308,27 @@ class WebHdfs:
             raise Unavailable(f"WebHDFS {op} {path} (NameNode): {exc}") from exc
 
     async def create(
-        self, path: str, chunks: AsyncIterable[bytes], replication: int | None = None
+        self,
+        path: str,
+        chunks: AsyncIterable[bytes],
+        replication: int | None = None,
+        block_size: int | None = None,
     ) -> int:
         """Write a new file from the chunks (never overwriting: ``Conflict`` if it
-        exists); return its size. Returns once the DataNodes acknowledged the closed file."""
+        exists), in blocks of ``block_size`` bytes (the cluster's dfs.blocksize when
+        None); return its size. Returns once the DataNodes acknowledged the closed file."""
         body = _CountingBody(chunks)
         excluded: list[str] = []
-        self.locations.forget(path)
+        self._forget(path)
         for attempt in range(DATANODE_ATTEMPTS):
             location = await self._datanode_url(
-                "PUT", path, "CREATE", excluded, overwrite=False, replication=replication
+                "PUT",
+                path,
+                "CREATE",
+                excluded,
+                overwrite=False,
+                replication=replication,
+                blocksize=block_size,
             )
             self.requests["datanode"] += 1
             try:
@@ -328,11 +351,25 @@ class WebHdfs:
         raise AssertionError("unreachable")
 
     async def open(
-        self, path: str, offset: int = 0, length: int | None = None
+        self, path: str, offset: int = 0, length: int | None = None, immutable: bool = False
     ) -> AsyncIterator[bytes]:
-        """Stream ``length`` bytes (to the end when None) from ``offset``, in chunks:
-        straight from the DataNode the file was last read from when it still answers,
-        else through the NameNode."""
+        """Stream ``length`` bytes (to the end when None) from ``offset``, in chunks. A file
+        that never changes once closed (``immutable``: a sealed volume) is read block by
+        block from the DataNodes' data-transfer port with its block map cached
+        (``datatransfer``), when ``block_reads`` is on; whatever that cannot serve, and
+        every other file, through WebHDFS: straight from the DataNode the file was last
+        read from when it still answers, else through the NameNode."""
+        if immutable and self.block_reads:
+            try:
+                async for chunk in self._read_blocks(path, offset, length):
+                    offset += len(chunk)
+                    length = None if length is None else length - len(chunk)
+                    yield chunk
+                return
+            except BlockReadError as exc:
+                log.info("block read of %s failed (%s); the rest through WebHDFS", path, exc)
+                if length == 0:
+                    return
         resp = await self._open_direct(path, offset, length)
         if resp is None:
             resp = await self._open_via_namenode(path, offset, length)
@@ -342,6 +379,51 @@ class WebHdfs:
                     yield chunk
             except aiohttp.ClientError as exc:
                 raise Unavailable(f"WebHDFS OPEN {path}: read failed: {exc}") from exc
+
+    async def _read_blocks(
+        self, path: str, offset: int, length: int | None
+    ) -> AsyncIterator[bytes]:
+        """The bytes from the DataNodes' data-transfer port, one block read after another;
+        ``BlockReadError`` (after the bytes it could serve) for WebHDFS to go on from."""
+        blocks = self.block_maps.get(path)
+        if blocks is None:
+            blocks = await self.block_map(path)
+            self.block_maps.put(path, blocks)
+        end = blocks.length if length is None else min(blocks.length, offset + length)
+        if not 0 <= offset < end:  # nothing to read, or past the end: WebHDFS's own answer
+            raise BlockReadError(f"bytes {offset}..{end} of a file of {blocks.length}")
+        for read in blocks.reads(offset, end - offset):
+            for address in read.addresses:
+                self.requests["block"] += 1
+                try:
+                    async for chunk in datatransfer.read_block(address, read):
+                        read = dataclasses.replace(
+                            read, offset=read.offset + len(chunk), length=read.length - len(chunk)
+                        )
+                        yield chunk
+                    blocks.holders[read.block_id] = address
+                    break
+                except BlockReadError as exc:
+                    log.info("DataNode %s did not serve a block of %s: %s", address, path, exc)
+            else:  # every replica failed: the blocks moved or their DataNodes went
+                self.block_maps.forget(path)
+                raise BlockReadError(f"no DataNode served block {read.block_id}")
+
+    async def block_map(self, path: str) -> BlockMap:
+        """Where the blocks of a closed file are (``GET_BLOCK_LOCATIONS``) and how it is
+        striped (``GETFILESTATUS``): two NameNode requests. ``BlockReadError`` for a file
+        still being written."""
+        located, status = await asyncio.gather(
+            self._json("GET", path, "GET_BLOCK_LOCATIONS"), self.get_file_status(path)
+        )
+        blocks = located["LocatedBlocks"]
+        if blocks.get("isUnderConstruction") or not blocks.get("isLastBlockComplete", True):
+            raise BlockReadError(f"{path} is still being written")
+        return BlockMap.from_json(blocks, status)
+
+    def _forget(self, path: str, tree: bool = False) -> None:
+        self.locations.forget(path, tree)
+        self.block_maps.forget(path, tree)
 
     async def _open_direct(
         self, path: str, offset: int, length: int | None

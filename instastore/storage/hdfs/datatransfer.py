@@ -1,0 +1,358 @@
+"""Reads straight from a DataNode's data-transfer port: HDFS's own DataTransferProtocol
+(``OP_READ_BLOCK``), the protocol Hadoop's Java client reads blocks with, for files that
+never change once closed (sealed volumes).
+
+A WebHDFS read is two HTTP requests (the NameNode names a DataNode, then the DataNode's
+HTTP server opens the file through a client of its own, which asks the NameNode again
+where the blocks are). Here the block map of a file (its blocks, their ids and
+generation stamps, and where their replicas are: ``GET_BLOCK_LOCATIONS``; for an
+erasure-coded file also its cell size and data units, from ``GETFILESTATUS``) is asked
+for once and kept, and a needle is one TCP request to a DataNode that holds its bytes:
+no NameNode and no HTTP server on the way (Haystack's and f4's read: the location of a
+volume is cached, a photo is one read from a storage machine).
+
+The wire format (Hadoop 3, security off: no SASL handshake, an empty block token):
+
+    request   version 28 (2 bytes, big-endian), opcode 81 (1 byte), then an
+              OpReadBlockProto, varint-length-delimited
+    response  a BlockOpResponseProto, varint-length-delimited: the status, and on
+              success the checksum type, bytes per checksum and the chunk offset the
+              DataNode starts at (the start of the chunk holding the wanted offset)
+    packets   4-byte payload length (itself included), 2-byte header length, a
+              PacketHeaderProto (offset in block, seqno, last, data length), the
+              checksums of the packet's chunks, its data; an empty packet marks the end
+    closing   a ClientReadStatusProto (CHECKSUM_OK once every chunk was verified)
+
+Every chunk is checked against its CRC32C (or CRC32) as Hadoop's client checks it; a
+mismatch, like any failure of a replica, moves the read to the next replica from where
+it got to. Protocol messages are encoded and decoded here by hand (a few fields of
+proto2 messages), not through a protobuf runtime.
+
+An erasure-coded block group is striped: cell ``c`` of the group (``cell_size`` bytes)
+is in internal block ``c % data_units``, whose id is the group's plus that index, at
+``(c // data_units) * cell_size``. The NameNode lists a group's DataNodes in index order
+while the group is whole; which one holds which index is confirmed by asking (a
+DataNode without it answers "replica not found") and remembered. A group missing a data
+block is not decoded here: that read fails over to WebHDFS, whose DataNode reconstructs
+it from parity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import google_crc32c
+
+DATA_TRANSFER_VERSION = 28  # DataTransferProtocol.DATA_TRANSFER_VERSION, Hadoop 3
+OP_READ_BLOCK = 81
+CLIENT_NAME = "instastore"
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 60.0  # a packet that takes longer: the DataNode is stuck; try another
+MAX_PACKET_BYTES = 16 * 1024 * 1024  # dfs.data.transfer.max.packet.size, the client's cap
+
+STATUS_SUCCESS = 0
+STATUS_CHECKSUM_OK = 6
+CHECKSUM_NULL, CHECKSUM_CRC32, CHECKSUM_CRC32C = 0, 1, 2
+_CHECKSUM_OK = b"\x02\x08\x06"  # ClientReadStatusProto{status: CHECKSUM_OK}, delimited
+_UINT64 = 0xFFFFFFFFFFFFFFFF
+_PACKET_LENGTHS = struct.Struct(">iH")
+_CRC = struct.Struct(">I")
+_HEADER_FIELDS = {1: "offset", 2: "seqno", 3: "last", 4: "data_len"}
+
+Json = dict[str, Any]
+
+
+class BlockReadError(Exception):
+    """One replica could not serve a read (gone, refused, replica not found, a bad
+    checksum, a broken stream): the caller tries another, or WebHDFS."""
+
+
+# ---- the block map of a file ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Striping:
+    cell_size: int
+    data_units: int
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of a file (a block group, when striped): where it starts in the file,
+    its length there, and the transfer addresses (``ip:port``) of its DataNodes."""
+
+    pool: str
+    block_id: int
+    generation: int
+    start: int
+    length: int
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Read:
+    """One contiguous read of ``length`` bytes at ``offset`` in one (internal) block,
+    with the DataNodes to try, in order."""
+
+    pool: str
+    block_id: int
+    generation: int
+    offset: int
+    length: int
+    addresses: tuple[str, ...]
+
+
+@dataclass
+class BlockMap:
+    length: int
+    blocks: tuple[Block, ...]
+    striping: Striping | None = None
+    # internal block id -> the address that served it (striped groups: confirmed indexes)
+    holders: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, located: Json, status: Json) -> BlockMap:
+        """From the NameNode's ``GET_BLOCK_LOCATIONS`` (its ``LocatedBlocks``) and the
+        file's ``GETFILESTATUS`` (its erasure-coding policy, if any)."""
+        blocks = tuple(
+            Block(
+                pool=str(b["block"]["blockPoolId"]),
+                block_id=int(b["block"]["blockId"]),
+                generation=int(b["block"]["generationStamp"]),
+                start=int(b["startOffset"]),
+                length=int(b["block"]["numBytes"]),
+                addresses=tuple(f"{d['ipAddr']}:{d['xferPort']}" for d in b["locations"]),
+            )
+            for b in located["locatedBlocks"]
+        )
+        policy = status.get("ecPolicyObj") if status.get("ecBit") else None
+        striping = (
+            Striping(int(policy["cellSize"]), int(policy["numDataUnits"])) if policy else None
+        )
+        return cls(int(located["fileLength"]), blocks, striping)
+
+    def reads(self, offset: int, length: int) -> Iterator[Read]:
+        """The block reads that make up ``length`` bytes from ``offset`` of the file."""
+        end = offset + length
+        for block in self.blocks:
+            lo, hi = max(offset, block.start), min(end, block.start + block.length)
+            if lo >= hi:
+                continue
+            if self.striping is None:
+                yield Read(
+                    block.pool,
+                    block.block_id,
+                    block.generation,
+                    lo - block.start,
+                    hi - lo,
+                    self._ordered(block.block_id, block.addresses),
+                )
+            else:
+                yield from self._striped(block, lo - block.start, hi - block.start)
+
+    def _striped(self, group: Block, lo: int, hi: int) -> Iterator[Read]:
+        assert self.striping is not None
+        cell, units = self.striping.cell_size, self.striping.data_units
+        while lo < hi:
+            index, stripe = (lo // cell) % units, lo // (cell * units)
+            n = min(hi - lo, cell - lo % cell)
+            guess = group.addresses[index : index + 1]  # index order while the group is whole
+            internal = group.block_id + index
+            yield Read(
+                group.pool,
+                internal,
+                group.generation,
+                stripe * cell + lo % cell,
+                n,
+                self._ordered(internal, guess + group.addresses),
+            )
+            lo += n
+
+    def _ordered(self, block_id: int, addresses: tuple[str, ...]) -> tuple[str, ...]:
+        known = self.holders.get(block_id)
+        first = (known,) if known is not None else ()
+        return tuple(dict.fromkeys(first + addresses))  # no address twice, order kept
+
+
+# ---- one read from one DataNode ---------------------------------------------------------
+
+
+async def read_block(address: str, read: Read) -> AsyncIterator[bytes]:
+    """Stream ``read.length`` bytes at ``read.offset`` of one block from the DataNode at
+    ``address``, every chunk checked against its checksum. ``BlockReadError`` on any
+    failure (the bytes yielded before it are good)."""
+    host, _, port = address.rpartition(":")
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, int(port)), CONNECT_TIMEOUT_S
+        )
+    except (OSError, TimeoutError) as exc:
+        raise BlockReadError(f"{address}: {exc!r}") from exc
+    try:
+        writer.write(read_request(read))
+        response = _decode(await _timed(_delimited(reader)))
+        status = _first(response, 1, 1)
+        if status != STATUS_SUCCESS:
+            message = _first(response, 5, b"").decode(errors="replace")
+            raise BlockReadError(f"{address}: status {status}: {message[:300]}")
+        info = _decode(_first(response, 4, b""))
+        checksum = _decode(_first(info, 1, b""))
+        kind, per_chunk = _first(checksum, 1, CHECKSUM_NULL), _first(checksum, 2, 512)
+        skip = read.offset - _first(info, 2, read.offset)  # the DataNode starts at a chunk
+        if not 0 <= skip < max(per_chunk, 1):
+            raise BlockReadError(f"{address}: chunk offset {read.offset - skip} for {read}")
+        left = read.length
+        while left > 0:
+            header, sums, data = await _timed(_packet(reader))
+            if header["last"] or not data:
+                raise BlockReadError(f"{address}: the block ended {left} bytes early")
+            _verify(kind, per_chunk, sums, data, address)
+            piece = data[skip : skip + left]
+            skip = max(0, skip - len(data))
+            if piece:
+                left -= len(piece)
+                yield piece
+        writer.write(_CHECKSUM_OK)  # politeness: the DataNode logs a reset otherwise
+    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+        raise BlockReadError(f"{address}: {exc!r}") from exc
+    finally:
+        writer.close()
+
+
+def read_request(read: Read, client: str = CLIENT_NAME, block_bytes: int | None = None) -> bytes:
+    """The bytes of one OP_READ_BLOCK, as Hadoop's ``Sender.readBlock`` writes them (it
+    also sends the block's length, which a read ignores: ``block_bytes``, when given)."""
+    block = (
+        _bytes(1, read.pool.encode())
+        + _varint_field(2, read.block_id)
+        + _varint_field(3, read.generation)
+        + (b"" if block_bytes is None else _varint_field(4, block_bytes))
+    )
+    token = _bytes(1, b"") + _bytes(2, b"") + _bytes(3, b"") + _bytes(4, b"")  # none: no security
+    header = _bytes(1, _bytes(1, block) + _bytes(2, token)) + _bytes(2, client.encode())
+    op = (
+        _bytes(1, header)
+        + _varint_field(2, read.offset)
+        + _varint_field(3, read.length)
+        + _varint_field(4, 1)  # sendChecksums
+        + _bytes(5, b"")  # the default caching strategy
+    )
+    return struct.pack(">hB", DATA_TRANSFER_VERSION, OP_READ_BLOCK) + _varint(len(op)) + op
+
+
+async def _packet(reader: asyncio.StreamReader) -> tuple[dict[str, int], bytes, bytes]:
+    payload, header_len = _PACKET_LENGTHS.unpack(await reader.readexactly(6))
+    if not 4 <= payload <= MAX_PACKET_BYTES:
+        raise ValueError(f"packet of {payload} bytes")
+    fields = _decode(await reader.readexactly(header_len))
+    header = {name: _first(fields, number, 0) for number, name in _HEADER_FIELDS.items()}
+    body = await reader.readexactly(payload - 4)
+    data_len = header["data_len"]
+    if not 0 <= data_len <= len(body):
+        raise ValueError(f"packet data of {data_len} bytes in a body of {len(body)}")
+    split = len(body) - data_len
+    return header, body[:split], body[split:]
+
+
+def _verify(kind: int, per_chunk: int, sums: bytes, data: bytes, address: str) -> None:
+    if kind == CHECKSUM_NULL:
+        return
+    crc = google_crc32c.value if kind == CHECKSUM_CRC32C else zlib.crc32
+    chunks = range(0, len(data), per_chunk)
+    if kind not in (CHECKSUM_CRC32, CHECKSUM_CRC32C) or len(sums) != 4 * len(chunks):
+        raise BlockReadError(f"{address}: checksum type {kind}, {len(sums)} bytes of sums")
+    for i, start in enumerate(chunks):
+        if crc(data[start : start + per_chunk]) != _CRC.unpack_from(sums, 4 * i)[0]:
+            raise BlockReadError(f"{address}: checksum mismatch in chunk {i} of a packet")
+
+
+async def _timed(awaitable: Any) -> Any:
+    return await asyncio.wait_for(awaitable, READ_TIMEOUT_S)
+
+
+# ---- a few proto2 fields, by hand -------------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    n &= _UINT64  # negative ids (striped groups) go as two's complement uint64
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _varint_field(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
+def _bytes(number: int, value: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(value)) + value
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated or overlong varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+async def _delimited(reader: asyncio.StreamReader) -> bytes:
+    value = shift = 0
+    while True:
+        byte = (await reader.readexactly(1))[0]
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+        if shift > 28:
+            raise ValueError("overlong length prefix")
+    if value > MAX_PACKET_BYTES:
+        raise ValueError(f"a message of {value} bytes")
+    return await reader.readexactly(value)
+
+
+def _decode(buf: bytes) -> dict[int, list[Any]]:
+    """A proto2 message's fields by number: varints as ints (signed when they were
+    negative int64s), fixed64 and fixed32 as little-endian signed ints, bytes as bytes."""
+    fields: dict[int, list[Any]] = {}
+    pos = 0
+    while pos < len(buf):
+        key, pos = _read_varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        value: Any
+        if wire == 0:
+            value, pos = _read_varint(buf, pos)
+            if value >= 1 << 63:
+                value -= 1 << 64
+        elif wire == 1:
+            (value,) = struct.unpack_from("<q", buf, pos)
+            pos += 8
+        elif wire == 5:
+            (value,) = struct.unpack_from("<i", buf, pos)
+            pos += 4
+        elif wire == 2:
+            size, pos = _read_varint(buf, pos)
+            value, pos = bytes(buf[pos : pos + size]), pos + size
+        else:
+            raise ValueError(f"wire type {wire}")
+        fields.setdefault(number, []).append(value)
+    if pos != len(buf):
+        raise ValueError("truncated message")
+    return fields
+
+
+def _first(fields: dict[int, list[Any]], number: int, default: Any) -> Any:
+    return fields.get(number, [default])[0]

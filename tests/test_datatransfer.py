@@ -1,0 +1,188 @@
+"""Reads from the DataNodes' data-transfer port (``instastore.storage.hdfs.datatransfer``):
+the request is byte for byte what Hadoop's own client sends; a striped group's cells map
+to the right internal blocks; and against the real 1 + 1 cluster, a file of several
+blocks reads right at any range with no NameNode request once its block map is known, a
+DataNode that is gone or a replica that fails its checksum is never served (the read
+goes on through WebHDFS, or fails), and a file still open is read through WebHDFS. (An
+erasure-coded volume read with one of 3 DataNodes down: tests/test_erasure_coding.py.)"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import socket
+import uuid
+
+import pytest
+
+from instastore.errors import InstastoreError
+from instastore.storage.hdfs import datatransfer
+from instastore.storage.hdfs.datatransfer import Block, BlockMap, Read, Striping
+from instastore.storage.hdfs.webhdfs import WebHdfs
+
+BLOCK = 2**20  # the smallest block size HDFS accepts (dfs.namenode.fs-limits.min-block-size)
+SIZE = 3 * BLOCK + 123_457  # four blocks, the last one partial
+
+
+def test_a_read_request_is_what_hadoops_sender_writes():
+    # Sender.readBlock of Hadoop 3.5.0 for this block, client "cli", 200 bytes at 100
+    # (a striped group's negative id included), as the JVM wrote it.
+    read = Read("BP-1", -9223372036854775792, 1001, 100, 200, ())
+    assert datatransfer.read_request(read, client="cli", block_bytes=1234) == bytes.fromhex(
+        "001c51 35 0a2a 0a23 0a17"  # version, opcode, lengths of op, header, base header
+        "0a04 42502d31"  # block: pool "BP-1"
+        "10 90808080808080808001 18e907 20d209"  # id (two's complement), stamp, length
+        "1208 0a00 1200 1a00 2200"  # the empty token
+        "1203 636c69"  # client name "cli"
+        "1064 18c801 2001 2a00"  # offset 100, length 200, checksums, caching strategy
+    )
+
+
+def test_the_cells_of_a_striped_group_come_from_their_internal_blocks():
+    # A group of 3 data units of 4-byte cells over 7 DataNodes' worth of bytes: build the
+    # internal blocks by the striping rule independently, then read every range back
+    # through the map's reads.
+    cell, units, size = 4, 3, 53
+    data = bytes(random.Random(7).randrange(256) for _ in range(size))
+    internal: dict[int, bytearray] = {i: bytearray() for i in range(units)}
+    for n, start in enumerate(range(0, size, cell)):
+        internal[n % units] += data[start : start + cell]
+    group = Block("BP-1", -1_000_000, 5, 0, size, ("a:1", "b:1", "c:1", "p:1"))
+    blocks = BlockMap(size, (group,), Striping(cell, units))
+    for offset in range(size):
+        for length in range(1, size - offset + 1):
+            got = b""
+            for read in blocks.reads(offset, length):
+                index = read.block_id - group.block_id
+                assert read.addresses[0] == group.addresses[index]  # index order first
+                assert set(read.addresses) == set(group.addresses)  # then every other
+                got += internal[index][read.offset : read.offset + read.length]
+            assert got == data[offset : offset + length], (offset, length)
+
+
+def test_a_confirmed_holder_is_tried_first():
+    group = Block("BP-1", -64, 5, 0, 8, ("a:1", "b:1", "p:1"))
+    blocks = BlockMap(8, (group,), Striping(4, 2))
+    blocks.holders[-64] = "p:1"  # index 0 found on "p" (the group was rebuilt elsewhere)
+    first, second = blocks.reads(0, 8)
+    assert first.addresses == ("p:1", "a:1", "b:1")
+    assert second.addresses == ("b:1", "a:1", "p:1")
+
+
+# ---- against the real 1 + 1 cluster -----------------------------------------------------
+
+
+@pytest.fixture
+async def client(local_cluster):
+    client = WebHdfs(local_cluster.webhdfs_url, "instastore")
+    yield client
+    await client.delete(f"/block-reads-{os.getpid()}", recursive=True)
+    await client.close()
+
+
+@pytest.fixture
+async def stored(client):
+    """A file of four blocks and its bytes."""
+    path = f"/block-reads-{os.getpid()}/{uuid.uuid4().hex}.vol"
+    data = os.urandom(SIZE)
+    await client.create(path, _one(data), block_size=BLOCK)
+    return path, data
+
+
+async def _one(data: bytes):
+    yield data
+
+
+async def _read(client: WebHdfs, path: str, offset: int = 0, length: int | None = None) -> bytes:
+    return b"".join([c async for c in client.open(path, offset, length, immutable=True)])
+
+
+def _dead_address() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.hdfs
+async def test_any_range_reads_right_and_only_the_first_asks_the_namenode(client, stored):
+    path, data = stored
+    assert await _read(client, path, 10, 100) == data[10:110]
+    blocks = client.block_maps.get(path)
+    assert blocks is not None and len(blocks.blocks) == 4 and blocks.striping is None
+
+    before = dict(client.requests)
+    ranges = [
+        (0, None),  # the whole file: four block reads
+        (BLOCK - 1, 2),  # one byte each side of a block boundary
+        (BLOCK, BLOCK),  # exactly the second block
+        (777, 513),  # neither end on a 512-byte chunk
+        (SIZE - 5, None),  # the end of the last, partial block
+        (SIZE - 5, 100),  # past the end: to the end, as WebHDFS answers
+        (2 * BLOCK - 300, BLOCK + 600),  # across three blocks
+    ]
+    for offset, length in ranges:
+        end = None if length is None else offset + length
+        assert await _read(client, path, offset, length) == data[offset:end], (offset, length)
+    assert client.requests["namenode"] == before["namenode"]  # the block map was known
+    assert client.requests["datanode"] == before["datanode"]  # and no WebHDFS read needed
+    assert client.requests["block"] - before["block"] == 4 + 2 + 1 + 1 + 1 + 1 + 3
+
+
+@pytest.mark.hdfs
+async def test_a_dead_datanode_in_the_map_falls_back_and_the_map_is_asked_again(client, stored):
+    path, data = stored
+    assert await _read(client, path, 0, 10) == data[:10]
+    known = client.block_maps.get(path)
+    dead = _dead_address()
+    stale = dataclasses.replace(
+        known, blocks=tuple(dataclasses.replace(b, addresses=(dead,)) for b in known.blocks)
+    )
+    client.block_maps.put(path, stale)
+
+    asked = client.requests["namenode"]
+    assert await _read(client, path, BLOCK - 50, 100) == data[BLOCK - 50 : BLOCK + 50]
+    assert client.requests["namenode"] > asked  # WebHDFS served it
+    assert client.block_maps.get(path) is None  # and the stale map was dropped
+    assert await _read(client, path, 5, 10) == data[5:15]
+    assert client.block_maps.get(path).blocks[0].addresses != (dead,)
+
+
+@pytest.mark.hdfs
+async def test_a_replica_that_fails_its_checksum_is_never_served(
+    client, stored, local_cluster, caplog
+):
+    path, data = stored
+    assert await _read(client, path, 0, 10) == data[:10]
+    second = client.block_maps.get(path).blocks[1]
+    (replica,) = [
+        f
+        for f in local_cluster.root.rglob(f"blk_{second.block_id}")
+        if f.is_file() and f.stat().st_size == BLOCK
+    ]
+    with replica.open("r+b") as f:  # flip one byte of the second block on disk
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+    with (
+        caplog.at_level(logging.INFO, logger="instastore.storage.hdfs.webhdfs"),
+        pytest.raises(InstastoreError),  # one replica only: nothing can serve the byte
+    ):
+        await _read(client, path, BLOCK + 900, 200)
+    assert "checksum mismatch in chunk 0" in caplog.text  # the block read caught it first
+    assert await _read(client, path, 0, BLOCK) == data[:BLOCK]  # the good block still reads
+
+
+@pytest.mark.hdfs
+async def test_a_file_that_is_not_immutable_or_past_its_end_reads_through_webhdfs(client, stored):
+    path, data = stored
+    assert b"".join([c async for c in client.open(path, 5, 10)]) == data[5:15]
+    assert client.block_maps.get(path) is None and client.requests["block"] == 0
+    assert await _read(client, path, SIZE, 10) == b""  # WebHDFS's answer: nothing
+    client.block_reads = False
+    asked = client.requests["block"]
+    assert await _read(client, path, 5, 10) == data[5:15]
+    assert client.requests["block"] == asked
