@@ -17,6 +17,14 @@ migrated, the root empty), it:
    ``volume_target_bytes`` and the default landed-blob grace) and times it;
 4. counts again, and projects both counts to ``PROJECTED_PHOTOS`` photos.
 
+With ``--land-dir DIR`` (the bulk path, for 100,000 photos and more) uploads land on the
+local disk under DIR instead of in HDFS: the same upload code and the same packer, over
+a blob store that keeps every key but ``volumes/`` in local files (``LandedLocally``), so
+HDFS only ever sees what packing leaves, the volumes. Landing in HDFS costs a NameNode
+create and a DataNode pipeline per rendition, 7-10 photos/s on these 2 cores (recorded in
+bench/results/README.md), hours for 100,000; what packing leaves does not depend on where
+the blobs landed. The count before packing is then of the local files.
+
 On the embedded adapter (no NameNode) it counts the local files and folders under
 ``<data_dir>/blobs`` instead, blocks not applicable: the same code path, for the tests.
 
@@ -27,13 +35,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import io
 import json
 import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,7 +58,10 @@ from instastore.ids import IdGenerator
 from instastore.model import User, Visibility
 from instastore.services import build_services
 from instastore.storage import open_stores
+from instastore.storage.embedded import LocalBlobStore
+from instastore.storage.ports import BlobEntry, BlobStore, Stores
 from instastore.uploads import receive
+from instastore.volumes import VOLUME_PREFIX
 
 RESULTS = Path(__file__).parent / "results"
 PROJECTED_PHOTOS = 7_300_000_000  # issue 12: ten years at 2 million photos a day
@@ -78,6 +90,65 @@ def distinct_jpeg(index: int) -> bytes:
     return out.getvalue()
 
 
+class LandedLocally:
+    """The bulk path's blob store: volumes (and only volumes) in the store the settings
+    name, every other key (landed blobs, packing manifests) in local files."""
+
+    name = "landed-locally"
+
+    def __init__(self, volumes: BlobStore, landed: BlobStore) -> None:
+        self.volumes = volumes
+        self.landed = landed
+
+    def _of(self, key: str) -> BlobStore:
+        return self.volumes if key.startswith(VOLUME_PREFIX) else self.landed
+
+    async def ping(self) -> None:
+        await self.volumes.ping()
+        await self.landed.ping()
+
+    async def close(self) -> None:
+        await self.volumes.close()
+        await self.landed.close()
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        return await self._of(key).put(key, chunks)
+
+    def open(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        return self._of(key).open(key, offset, length)
+
+    async def size(self, key: str) -> int:
+        return await self._of(key).size(key)
+
+    async def delete(self, key: str) -> bool:
+        return await self._of(key).delete(key)
+
+    async def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
+        if not prefix.startswith(VOLUME_PREFIX):
+            async for entry in self.landed.entries(prefix):
+                yield entry
+        if prefix.startswith(VOLUME_PREFIX) or VOLUME_PREFIX.startswith(prefix):
+            async for entry in self.volumes.entries(prefix):
+                yield entry
+
+    async def remove_empty_folders(self) -> int:
+        return await self.volumes.remove_empty_folders() + await self.landed.remove_empty_folders()
+
+    async def remove_abandoned_parts(self, now: datetime) -> int:
+        parts = await self.volumes.remove_abandoned_parts(now)
+        return parts + await self.landed.remove_abandoned_parts(now)
+
+
+async def open_bench_stores(settings: Settings, land_dir: Path | None) -> Stores:
+    """The stores the settings name; with ``land_dir``, landing in local files there."""
+    stores = await open_stores(settings)
+    if land_dir is None:
+        return stores
+    local = dataclasses.replace(settings, data_dir=land_dir)
+    landed = await LocalBlobStore.connect(local)
+    return dataclasses.replace(stores, blobs=LandedLocally(stores.blobs, landed))
+
+
 def say(line: str) -> None:
     """Progress, at once even when the output is a file."""
     print(line, flush=True)
@@ -92,9 +163,10 @@ async def seed_photos(
     count: int,
     concurrency: int,
     progress: Callable[[str], None] = say,
+    land_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Upload ``count`` distinct photos through the upload service (no HTTP); how long."""
-    stores = await open_stores(settings)
+    stores = await open_bench_stores(settings, land_dir)
     try:
         services = build_services(stores, settings)
         ids = IdGenerator(settings.worker_id)
@@ -119,7 +191,8 @@ async def seed_photos(
                     await asyncio.to_thread(received.discard)
             done += 1
             if done % 1000 == 0:
-                progress(f"uploaded {done}/{count}")
+                rate = done / (time.monotonic() - started)
+                progress(f"uploaded {done}/{count} ({rate:.1f} photos/s)")
 
         started = time.monotonic()
         await asyncio.gather(*(upload(i) for i in range(count)))
@@ -199,14 +272,22 @@ def _local_objects(root: Path) -> dict[str, Any]:
 
 
 async def run_pack(
-    settings: Settings, landed_grace_s: float = packing.LANDED_GRACE_S
+    settings: Settings,
+    landed_grace_s: float = packing.LANDED_GRACE_S,
+    land_dir: Path | None = None,
+    progress: Callable[[str], None] = say,
 ) -> dict[str, Any]:
     """``instastore pack --min-age 0``: the packer's report and its photos per second."""
-    stores = await open_stores(settings)
+    stores = await open_bench_stores(settings, land_dir)
     try:
         started = time.monotonic()
         result = await packing.pack(
-            stores.photos, stores.blobs, settings, timedelta(0), landed_grace_s=landed_grace_s
+            stores.photos,
+            stores.blobs,
+            settings,
+            timedelta(0),
+            landed_grace_s=landed_grace_s,
+            progress=progress,
         )
         seconds = time.monotonic() - started
     finally:
@@ -255,19 +336,25 @@ async def measure(
     concurrency: int,
     progress: Callable[[str], None] = say,
     landed_grace_s: float = packing.LANDED_GRACE_S,
+    land_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Seed, count, pack, count: the whole measurement on an empty store."""
     empty = await namenode_objects(settings)
     if empty["files"]:
         raise SystemExit(f"the store is not empty ({empty['files']} files): name a fresh root")
-    progress(f"uploading {photos} distinct photos, {concurrency} at a time ...")
-    seeded = await seed_photos(settings, photos, concurrency, progress)
+    where = f"landing in {land_dir}" if land_dir else "landing in the store"
+    progress(f"uploading {photos} distinct photos, {concurrency} at a time, {where} ...")
+    seeded = await seed_photos(settings, photos, concurrency, progress, land_dir)
     before = await namenode_objects(settings)
-    progress(f"before packing: {before}")
-    packed = await run_pack(settings, landed_grace_s)
+    landed = None
+    if land_dir is not None:
+        landed = await asyncio.to_thread(_local_objects, land_dir / "blobs")
+    progress(f"before packing: {before}" + (f"; landed locally: {landed}" if landed else ""))
+    packed = await run_pack(settings, landed_grace_s, land_dir, progress)
     after = await namenode_objects(settings)
     progress(f"after packing: {after}")
     after_ratio = per_photo(after, photos)
+    stored_bytes = (landed or before)["logical_bytes"]
     return {
         "machine": report.machine(),
         "settings": {
@@ -279,14 +366,18 @@ async def measure(
             "image_side_px": IMAGE_SIDE,
             "projected_photos": PROJECTED_PHOTOS,
             "heap_bytes_per_object": HEAP_BYTES_PER_OBJECT,
+            "landed": "in local files (--land-dir): HDFS sees only the volumes"
+            if land_dir
+            else "in the store, as uploads land",
         },
         "results": {
             "upload": seeded,
             "before": before | per_photo(before, photos),
+            "landed_locally": landed,
             "pack": packed,
             "after": after | after_ratio,
             "full_volumes_computed": full_volumes(
-                before["logical_bytes"] / photos, settings.volume_target_bytes
+                stored_bytes / photos, settings.volume_target_bytes
             ),
         },
         "targets": {
@@ -312,6 +403,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--photos", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16, help="uploads in flight")
     parser.add_argument("--name", default="storage", help="results file name (no suffix)")
+    parser.add_argument(
+        "--land-dir",
+        type=Path,
+        default=None,
+        help="land uploads in local files under this folder (the bulk path; see above)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     config.add_arguments(parser)
     return parser.parse_args()
@@ -320,7 +417,7 @@ def parse() -> argparse.Namespace:
 def main() -> None:
     args = parse()
     settings = config.settings_from_args(args)
-    body = asyncio.run(measure(settings, args.photos, args.concurrency))
+    body = asyncio.run(measure(settings, args.photos, args.concurrency, land_dir=args.land_dir))
     report.write(args.out, args.name, body)
     print(json.dumps(body["results"] | {"targets": body["targets"]}, indent=2))
 

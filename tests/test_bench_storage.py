@@ -89,3 +89,25 @@ async def test_a_store_with_files_is_refused(tmp_path):
     await storage.seed_photos(settings, 1, 1, progress=lambda line: None)
     with pytest.raises(SystemExit, match="not empty"):
         await storage.measure(settings, 1, 1, progress=lambda line: None, landed_grace_s=0)
+
+
+async def test_the_bulk_path_lands_locally_and_the_store_sees_only_volumes(own_store, tmp_path):
+    land = tmp_path / "land"
+    body = await storage.measure(
+        own_store, PHOTOS, 4, progress=lambda line: None, landed_grace_s=0, land_dir=land
+    )
+    results = body["results"]
+    assert results["landed_locally"]["files"] == 3 * PHOTOS  # every rendition landed here
+    assert results["pack"]["photos"] == PHOTOS
+    assert results["pack"]["landed_removed"] == 3 * PHOTOS
+    assert not [f for f in (land / "blobs").rglob("*") if f.is_file()]  # and left with packing
+    assert results["after"]["files"] == 1  # the volume, in the store
+    if own_store.uses_cluster:
+        assert results["before"]["files"] == 0  # HDFS never saw a landed blob
+        assert results["after"]["blocks"] == 1
+    assert results["after"]["objects_per_photo"] == round(results["after"]["total"] / PHOTOS, 5)
+    stored = await originals(own_store, results["upload"]["owner_id"])
+    assert sorted(stored) == list(range(PHOTOS))
+    for index, (locator, data) in stored.items():
+        assert volumes.is_needle(locator)
+        assert data == storage.distinct_jpeg(index)
