@@ -8,6 +8,7 @@ erasure-coded volume read with one of 3 DataNodes down: tests/test_erasure_codin
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
@@ -19,7 +20,7 @@ import pytest
 
 from instastore.errors import InstastoreError
 from instastore.storage.hdfs import datatransfer
-from instastore.storage.hdfs.datatransfer import Block, BlockMap, Read, Striping
+from instastore.storage.hdfs.datatransfer import Block, BlockMap, BlockReadError, Read, Striping
 from instastore.storage.hdfs.webhdfs import WebHdfs
 
 BLOCK = 2**20  # the smallest block size HDFS accepts (dfs.namenode.fs-limits.min-block-size)
@@ -69,6 +70,64 @@ def test_a_confirmed_holder_is_tried_first():
     first, second = blocks.reads(0, 8)
     assert first.addresses == ("p:1", "a:1", "b:1")
     assert second.addresses == ("b:1", "a:1", "p:1")
+
+
+def _located(*blocks: tuple[int, int, int]) -> dict:
+    """A LocatedBlocks JSON of blocks (id, start, length), one DataNode each."""
+    return {
+        "fileLength": sum(length for _, _, length in blocks),
+        "locatedBlocks": [
+            {
+                "block": {"blockPoolId": "BP-1", "blockId": i, "generationStamp": 1, "numBytes": n},
+                "startOffset": start,
+                "locations": [{"ipAddr": "127.0.0.1", "xferPort": 9866}],
+            }
+            for i, start, n in blocks
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("located", "status", "why"),
+    [
+        (_located((-64, 0, 10)), {}, "cell layout"),  # a block group, no policy said
+        (_located((5, 0, 10)), {"ecBit": True, "ecPolicy": "RS-3-2-1024k"}, "cell layout"),
+        (_located((5, 0, 10), (6, 12, 10)), {}, "gap at byte 10"),
+        ({**_located((5, 0, 10)), "fileLength": 11}, {}, "10 bytes for a file of 11"),
+    ],
+)
+def test_a_block_map_that_could_serve_wrong_bytes_is_refused(located, status, why):
+    with pytest.raises(BlockReadError, match=why):
+        BlockMap.from_json(located, status)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"",  # the connection closes at once
+        bytes.fromhex("03 08 00 29"),  # a truncated fixed64
+        bytes.fromhex("04 08 01 28 05"),  # an error whose message is a number
+        bytes.fromhex("02 08 00"),  # success without the checksum information
+        bytes.fromhex("0c 08 00 22 08 0a 04 08 02 10 00 10 00"),  # 0 bytes per checksum
+        b"HTTP/1.1 400 Bad Request\r\n\r\n",  # another server at the address
+    ],
+)
+async def test_whatever_a_datanode_answers_is_a_block_read_error(reply):
+    async def answer(reader, writer):
+        await reader.read(100)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        read = Read("BP-1", 5, 1, 0, 100, ())
+        with pytest.raises(BlockReadError):
+            _ = [chunk async for chunk in datatransfer.read_block(f"127.0.0.1:{port}", read)]
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 # ---- against the real 1 + 1 cluster -----------------------------------------------------

@@ -1,18 +1,20 @@
 """Cassandra or HDFS going down gives instastore's own Unavailable error (503 with
 Retry-After over HTTP, and /readyz says so), and the stores work again once the service
-is back. On a cluster of its own (other ports), so the shared test cluster is never
-disturbed."""
+is back; with the NameNode down, a volume whose block map is known still reads. On a
+cluster of its own (other ports), so the shared test cluster is never disturbed."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 import uuid
 
 import pytest
 from instastore.server.app import create_app
 
+from instastore import volumes
 from instastore.cluster import ClusterSpec, LocalCluster
 from instastore.config import Settings
 from instastore.errors import Unavailable
@@ -78,6 +80,10 @@ async def test_cassandra_down_then_back(outage_cluster, outage_settings):
         await stores.close()
 
 
+async def _read(blobs, key: str, offset: int, length: int) -> bytes:
+    return b"".join([chunk async for chunk in blobs.open(key, offset, length)])
+
+
 async def test_hdfs_down_then_back(outage_cluster, outage_settings):
     stores = await open_stores(outage_settings)
 
@@ -87,11 +93,16 @@ async def test_hdfs_down_then_back(outage_cluster, outage_settings):
     try:
         key = f"outage/{uuid.uuid4().hex}"
         await stores.blobs.put(key, one(b"kept"))
+        volume, packed = volumes.volume_key(new_id()), os.urandom(50_000)
+        await stores.blobs.put(volume, one(packed))
+        assert await _read(stores.blobs, volume, 0, 10) == packed[:10]  # its block map is kept
         outage_cluster.kill_node("namenode")
         with pytest.raises(Unavailable):
             await stores.blobs.size(key)
         with pytest.raises(Unavailable):
             await stores.blobs.put(key + "-2", one(b"x"))
+        # A volume whose block map is known reads on: no NameNode on the way (block reads).
+        assert await _read(stores.blobs, volume, 20_000, 7_000) == packed[20_000:27_000]
 
         await asyncio.to_thread(outage_cluster.start_node, "namenode")
         assert await eventually(lambda: stores.blobs.size(key)) == 4

@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,11 +130,22 @@ class BlockMap:
             )
             for b in located["locatedBlocks"]
         )
-        policy = status.get("ecPolicyObj") if status.get("ecBit") else None
-        striping = (
-            Striping(int(policy["cellSize"]), int(policy["numDataUnits"])) if policy else None
-        )
-        return cls(int(located["fileLength"]), blocks, striping)
+        policy = status.get("ecPolicyObj") or {}
+        striping = None
+        if status.get("ecBit") or any(b.block_id < 0 for b in blocks):
+            if not (policy.get("cellSize") and policy.get("numDataUnits")):
+                # A block group read as a plain block would serve another cell's bytes.
+                raise BlockReadError("an erasure-coded file without its cell layout")
+            striping = Striping(int(policy["cellSize"]), int(policy["numDataUnits"]))
+        length = int(located["fileLength"])
+        covered = 0
+        for block in blocks:
+            if block.start != covered:
+                raise BlockReadError(f"a block map with a gap at byte {covered}")
+            covered += block.length
+        if covered != length:
+            raise BlockReadError(f"a block map of {covered} bytes for a file of {length}")
+        return cls(length, blocks, striping)
 
     def reads(self, offset: int, length: int) -> Iterator[Read]:
         """The block reads that make up ``length`` bytes from ``offset`` of the file."""
@@ -182,46 +193,58 @@ class BlockMap:
 # ---- one read from one DataNode ---------------------------------------------------------
 
 
-async def read_block(address: str, read: Read) -> AsyncIterator[bytes]:
+async def read_block(address: str, read: Read) -> AsyncGenerator[bytes, None]:
     """Stream ``read.length`` bytes at ``read.offset`` of one block from the DataNode at
-    ``address``, every chunk checked against its checksum. ``BlockReadError`` on any
-    failure (the bytes yielded before it are good)."""
-    host, _, port = address.rpartition(":")
+    ``address``, every chunk checked against its checksum and every packet against where
+    it should start. ``BlockReadError`` on any failure, whatever the DataNode (or whatever
+    now listens at its address) sent (the bytes yielded before it are good)."""
+    writer = None
     try:
+        host, _, port = address.rpartition(":")
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, int(port)), CONNECT_TIMEOUT_S
         )
-    except (OSError, TimeoutError) as exc:
-        raise BlockReadError(f"{address}: {exc!r}") from exc
-    try:
         writer.write(read_request(read))
         response = _decode(await _timed(_delimited(reader)))
-        status = _first(response, 1, 1)
+        status = _first(response, 1, -1, int)
         if status != STATUS_SUCCESS:
-            message = _first(response, 5, b"").decode(errors="replace")
+            message = _first(response, 5, b"", bytes).decode(errors="replace")
             raise BlockReadError(f"{address}: status {status}: {message[:300]}")
-        info = _decode(_first(response, 4, b""))
-        checksum = _decode(_first(info, 1, b""))
-        kind, per_chunk = _first(checksum, 1, CHECKSUM_NULL), _first(checksum, 2, 512)
-        skip = read.offset - _first(info, 2, read.offset)  # the DataNode starts at a chunk
-        if not 0 <= skip < max(per_chunk, 1):
-            raise BlockReadError(f"{address}: chunk offset {read.offset - skip} for {read}")
-        left = read.length
-        while left > 0:
+        if 4 not in response:
+            raise BlockReadError(f"{address}: a success without its checksum information")
+        info = _decode(_first(response, 4, b"", bytes))
+        checksum = _decode(_first(info, 1, b"", bytes))
+        kind, per_chunk = _first(checksum, 1, -1, int), _first(checksum, 2, 0, int)
+        at = _first(info, 2, -1, int)  # the DataNode starts at the chunk holding the offset
+        if per_chunk <= 0 or not 0 <= read.offset - at < per_chunk:
+            raise BlockReadError(f"{address}: chunk offset {at} of {per_chunk} for {read}")
+        skip, left = read.offset - at, read.length
+        while True:
             header, sums, data = await _timed(_packet(reader))
+            if header["offset"] != at:
+                raise BlockReadError(f"{address}: a packet at {header['offset']}, not {at}")
+            at += len(data)
             if header["last"] or not data:
-                raise BlockReadError(f"{address}: the block ended {left} bytes early")
+                if left:
+                    raise BlockReadError(f"{address}: the block ended {left} bytes early")
+                break  # the empty packet that ends the range: the DataNode sent it all
+            if not left:
+                raise BlockReadError(f"{address}: {len(data)} bytes past the end of the range")
             _verify(kind, per_chunk, sums, data, address)
             piece = data[skip : skip + left]
             skip = max(0, skip - len(data))
             if piece:
                 left -= len(piece)
                 yield piece
-        writer.write(_CHECKSUM_OK)  # politeness: the DataNode logs a reset otherwise
-    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+        writer.write(_CHECKSUM_OK)  # read to the end and checked: the DataNode may log so
+        await _timed(writer.drain())
+    except BlockReadError:
+        raise
+    except Exception as exc:  # any failure of a replica is one (a cancel is not an Exception)
         raise BlockReadError(f"{address}: {exc!r}") from exc
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
 
 def read_request(read: Read, client: str = CLIENT_NAME, block_bytes: int | None = None) -> bytes:
@@ -250,7 +273,7 @@ async def _packet(reader: asyncio.StreamReader) -> tuple[dict[str, int], bytes, 
     if not 4 <= payload <= MAX_PACKET_BYTES:
         raise ValueError(f"packet of {payload} bytes")
     fields = _decode(await reader.readexactly(header_len))
-    header = {name: _first(fields, number, 0) for number, name in _HEADER_FIELDS.items()}
+    header = {name: _first(fields, number, 0, int) for number, name in _HEADER_FIELDS.items()}
     body = await reader.readexactly(payload - 4)
     data_len = header["data_len"]
     if not 0 <= data_len <= len(body):
@@ -337,22 +360,27 @@ def _decode(buf: bytes) -> dict[int, list[Any]]:
             value, pos = _read_varint(buf, pos)
             if value >= 1 << 63:
                 value -= 1 << 64
-        elif wire == 1:
-            (value,) = struct.unpack_from("<q", buf, pos)
-            pos += 8
-        elif wire == 5:
-            (value,) = struct.unpack_from("<i", buf, pos)
-            pos += 4
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            if pos + size > len(buf):
+                raise ValueError("truncated fixed-size field")
+            (value,) = struct.unpack_from("<q" if wire == 1 else "<i", buf, pos)
+            pos += size
         elif wire == 2:
             size, pos = _read_varint(buf, pos)
+            if pos + size > len(buf):
+                raise ValueError("truncated length-delimited field")
             value, pos = bytes(buf[pos : pos + size]), pos + size
         else:
             raise ValueError(f"wire type {wire}")
         fields.setdefault(number, []).append(value)
-    if pos != len(buf):
-        raise ValueError("truncated message")
     return fields
 
 
-def _first(fields: dict[int, list[Any]], number: int, default: Any) -> Any:
-    return fields.get(number, [default])[0]
+def _first(fields: dict[int, list[Any]], number: int, default: Any, kind: type) -> Any:
+    """The first value of field ``number`` (``default`` when absent); ValueError when it
+    is not of the wire type the message says it is."""
+    value = fields.get(number, [default])[0]
+    if not isinstance(value, kind):
+        raise ValueError(f"field {number} is {type(value).__name__}, not {kind.__name__}")
+    return value

@@ -20,11 +20,12 @@ NameNode asked, as on a first read. ``requests`` counts what was sent, by target
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -361,10 +362,11 @@ class WebHdfs:
         read from when it still answers, else through the NameNode."""
         if immutable and self.block_reads:
             try:
-                async for chunk in self._read_blocks(path, offset, length):
-                    offset += len(chunk)
-                    length = None if length is None else length - len(chunk)
-                    yield chunk
+                async with contextlib.aclosing(self._read_blocks(path, offset, length)) as blocks:
+                    async for chunk in blocks:
+                        offset += len(chunk)
+                        length = None if length is None else length - len(chunk)
+                        yield chunk
                 return
             except BlockReadError as exc:
                 log.info("block read of %s failed (%s); the rest through WebHDFS", path, exc)
@@ -382,7 +384,7 @@ class WebHdfs:
 
     async def _read_blocks(
         self, path: str, offset: int, length: int | None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The bytes from the DataNodes' data-transfer port, one block read after another;
         ``BlockReadError`` (after the bytes it could serve) for WebHDFS to go on from."""
         blocks = self.block_maps.get(path)
@@ -396,11 +398,13 @@ class WebHdfs:
             for address in read.addresses:
                 self.requests["block"] += 1
                 try:
-                    async for chunk in datatransfer.read_block(address, read):
-                        read = dataclasses.replace(
-                            read, offset=read.offset + len(chunk), length=read.length - len(chunk)
-                        )
-                        yield chunk
+                    async with contextlib.aclosing(datatransfer.read_block(address, read)) as got:
+                        async for chunk in got:
+                            n = len(chunk)
+                            read = dataclasses.replace(
+                                read, offset=read.offset + n, length=read.length - n
+                            )
+                            yield chunk
                     blocks.holders[read.block_id] = address
                     break
                 except BlockReadError as exc:
@@ -411,15 +415,20 @@ class WebHdfs:
 
     async def block_map(self, path: str) -> BlockMap:
         """Where the blocks of a closed file are (``GET_BLOCK_LOCATIONS``) and how it is
-        striped (``GETFILESTATUS``): two NameNode requests. ``BlockReadError`` for a file
-        still being written."""
-        located, status = await asyncio.gather(
-            self._json("GET", path, "GET_BLOCK_LOCATIONS"), self.get_file_status(path)
-        )
-        blocks = located["LocatedBlocks"]
-        if blocks.get("isUnderConstruction") or not blocks.get("isLastBlockComplete", True):
-            raise BlockReadError(f"{path} is still being written")
-        return BlockMap.from_json(blocks, status)
+        striped (``GETFILESTATUS``): two NameNode requests. ``NotFound`` for a missing
+        file; ``BlockReadError`` for anything else that gives no usable map (a file still
+        being written, a NameNode or gateway without the op, a map that does not add up),
+        so that WebHDFS serves the read instead."""
+        try:
+            status = await self.get_file_status(path)
+            located = (await self._json("GET", path, "GET_BLOCK_LOCATIONS"))["LocatedBlocks"]
+            if located.get("isUnderConstruction") or not located.get("isLastBlockComplete", 1):
+                raise BlockReadError(f"{path} is still being written")
+            return BlockMap.from_json(located, status)
+        except (NotFound, BlockReadError):
+            raise
+        except (StorageError, LookupError, TypeError, ValueError) as exc:
+            raise BlockReadError(f"no block map of {path}: {exc!r}") from exc
 
     def _forget(self, path: str, tree: bool = False) -> None:
         self.locations.forget(path, tree)
