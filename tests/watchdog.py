@@ -27,11 +27,14 @@ _TEST_CODE = (
 
 class Watchdog:
     """Times every callback run on one thread's event loop. A callback is blocking when it
-    held the loop SLOW_CALLBACK_S or more, unless the kernel preempted the thread meanwhile
-    (an involuntary context switch) and it used less than that in CPU: on 2 cores shared
-    with the JVMs of the cluster, a preempted callback's wall time is the scheduler's, not
-    the code's. A blocking call (a sleep, a socket or file read, a lock) waits voluntarily
-    and is still caught; so is a callback that computes for too long."""
+    held the loop SLOW_CALLBACK_S or more, unless the kernel preempted a thread of the
+    process meanwhile (an involuntary context switch) and the callback used less than that
+    in CPU: on 2 cores shared with the JVMs of the cluster, a preempted callback's wall time
+    is the scheduler's, not the code's; and so is the wait of a callback for the GIL while
+    the thread holding it (the Cassandra driver's I/O thread, decoding a page of rows) is
+    preempted, which the loop's thread sees as a voluntary wait. A blocking call (a sleep,
+    a socket or file read, a lock) on a machine not that loaded is still caught; so is a
+    callback that computes for too long, loaded or not."""
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
@@ -52,14 +55,14 @@ class Watchdog:
         if threading.get_ident() != self.thread:
             return run(handle)
         wall, cpu, collecting = time.perf_counter(), time.thread_time(), self.collecting
-        switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw  # any thread's
         try:
             return run(handle)
         finally:
             collected = self.collecting - collecting  # a full collection can take 0.5 s
             wall, cpu = time.perf_counter() - wall - collected, time.thread_time() - cpu
             if wall >= SLOW_CALLBACK_S:
-                preempted = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw > switches
+                preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw > switches
                 described = asyncio.base_events._format_handle(handle)  # as asyncio's own warning
                 if (cpu >= SLOW_CALLBACK_S or not preempted) and not any(
                     t in described for t in _TEST_CODE

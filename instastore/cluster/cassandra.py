@@ -21,8 +21,11 @@ from instastore.errors import ClusterError
 MIN_TOKEN = -(2**63)
 NODETOOL_HEAP = "128m"
 NODETOOL_TIMEOUT_S = 120
-RING_DELAY_MS = 3000
-BROADCAST_INTERVAL_MS = 5000
+# Not shorter: at 3000 ms a replacing node's late schema pull met its pending-range
+# calculation and Cassandra 5.0.6 deadlocked (MigrationStage opening a keyspace waits on
+# PendingRangeCalculatorService, which waits on that keyspace; jstack, 2026-12-03).
+RING_DELAY_MS = 5000
+BROADCAST_INTERVAL_MS = 10_000
 
 
 @dataclass
