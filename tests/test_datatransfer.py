@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import os
 import random
-import socket
 import uuid
 
 import pytest
@@ -22,6 +21,8 @@ from instastore.errors import InstastoreError
 from instastore.storage.hdfs import datatransfer
 from instastore.storage.hdfs.datatransfer import Block, BlockMap, BlockReadError, Read, Striping
 from instastore.storage.hdfs.webhdfs import WebHdfs
+
+from .serving import free_port
 
 BLOCK = 2**20  # the smallest block size HDFS accepts (dfs.namenode.fs-limits.min-block-size)
 SIZE = 3 * BLOCK + 123_457  # four blocks, the last one partial
@@ -158,12 +159,6 @@ async def _read(client: WebHdfs, path: str, offset: int = 0, length: int | None 
     return b"".join([c async for c in client.open(path, offset, length, immutable=True)])
 
 
-def _dead_address() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
-
-
 @pytest.mark.hdfs
 async def test_any_range_reads_right_and_only_the_first_asks_the_namenode(client, stored):
     path, data = stored
@@ -194,7 +189,7 @@ async def test_a_dead_datanode_in_the_map_falls_back_and_the_map_is_asked_again(
     path, data = stored
     assert await _read(client, path, 0, 10) == data[:10]
     known = client.block_maps.get(path)
-    dead = _dead_address()
+    dead = f"127.0.0.1:{free_port()}"
     stale = dataclasses.replace(
         known, blocks=tuple(dataclasses.replace(b, addresses=(dead,)) for b in known.blocks)
     )

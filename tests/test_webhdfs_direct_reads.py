@@ -8,13 +8,14 @@ erasure-coding test on the 3 + 3 cluster, tests/test_erasure_coding.py.)"""
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 
 import pytest
 
 from instastore.errors import NotFound
 from instastore.storage.hdfs.webhdfs import DataNodeLocations, WebHdfs
+
+from .serving import free_port
 
 pytestmark = pytest.mark.hdfs
 
@@ -42,13 +43,6 @@ async def _read(client: WebHdfs, path: str, offset: int = 0, length: int | None 
     return b"".join([chunk async for chunk in client.open(path, offset, length)])
 
 
-def _dead_port() -> int:
-    """A local port nothing listens on (bound, then closed): connections are refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_second_ranged_read_makes_no_namenode_request(client, path):
     data = os.urandom(SIZE)
     await client.create(path, _one(data))
@@ -68,7 +62,7 @@ async def test_a_dead_cached_datanode_falls_back_to_the_namenode(client, path):
     assert await _read(client, path, 0, 10) == data[:10]
     real = client.locations.get(path)
     assert real is not None
-    client.locations.remember(path, str(real.with_port(_dead_port())))
+    client.locations.remember(path, str(real.with_port(free_port())))
 
     before = dict(client.requests)
     assert await _read(client, path, 500_000, 1_000_000) == data[500_000:1_500_000]

@@ -295,7 +295,8 @@ def _verify(kind: int, per_chunk: int, sums: bytes, data: bytes, address: str) -
 
 
 async def _timed(awaitable: Any) -> Any:
-    return await asyncio.wait_for(awaitable, READ_TIMEOUT_S)
+    async with asyncio.timeout(READ_TIMEOUT_S):  # no task per packet, as wait_for makes
+        return await awaitable
 
 
 # ---- a few proto2 fields, by hand -------------------------------------------------------

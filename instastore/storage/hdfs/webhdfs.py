@@ -395,15 +395,16 @@ class WebHdfs:
         if not 0 <= offset < end:  # nothing to read, or past the end: WebHDFS's own answer
             raise BlockReadError(f"bytes {offset}..{end} of a file of {blocks.length}")
         for read in blocks.reads(offset, end - offset):
+            served = 0  # by replicas that failed after serving part: the next goes on from there
             for address in read.addresses:
                 self.requests["block"] += 1
+                rest = dataclasses.replace(
+                    read, offset=read.offset + served, length=read.length - served
+                )
                 try:
-                    async with contextlib.aclosing(datatransfer.read_block(address, read)) as got:
+                    async with contextlib.aclosing(datatransfer.read_block(address, rest)) as got:
                         async for chunk in got:
-                            n = len(chunk)
-                            read = dataclasses.replace(
-                                read, offset=read.offset + n, length=read.length - n
-                            )
+                            served += len(chunk)
                             yield chunk
                     blocks.holders[read.block_id] = address
                     break
