@@ -61,6 +61,7 @@ def test_flags_win_over_the_environment():
             "max_connections_per_address must be at least 1",
         ),
         ({"INSTASTORE_PASSWORD_HASH_QUEUE": "-1"}, "password_hash_queue"),
+        ({"INSTASTORE_HDFS_BLOCK_READS": "maybe"}, "HDFS_BLOCK_READS must be true or false"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(environ, message):
@@ -101,3 +102,11 @@ def test_a_keyspace_name_that_is_not_a_cql_identifier_is_refused(keyspace):
 
     with pytest.raises(ConfigError, match="lower-case CQL identifier"):
         keyspace_cql(Settings(cassandra_keyspace=keyspace))
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), ("ON", True), ("0", False), ("no", False)]
+)
+def test_a_yes_or_no_setting_reads_the_usual_words(raw, value):
+    settings = Settings.from_sources(environ={"INSTASTORE_HDFS_BLOCK_READS": raw})
+    assert settings.hdfs_block_reads is value
