@@ -3,7 +3,9 @@ the request is byte for byte what Hadoop's own client sends; a striped group's c
 to the right internal blocks; and against the real 1 + 1 cluster, a file of several
 blocks reads right at any range with no NameNode request once its block map is known, a
 DataNode that is gone or a replica that fails its checksum is never served (the read
-goes on through WebHDFS, or fails), and a file still open is read through WebHDFS. (An
+goes on through WebHDFS, or fails; a block none served goes to WebHDFS at once until its
+map is old enough to ask again), reads at once ask for a map once, and a file still open
+is read through WebHDFS. (An
 erasure-coded volume read with one of 3 DataNodes down: tests/test_erasure_coding.py.)"""
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import dataclasses
 import logging
 import os
 import random
+import time
 import uuid
 
 import pytest
 
 from instastore.errors import InstastoreError
-from instastore.storage.hdfs import datatransfer
+from instastore.storage.hdfs import datatransfer, webhdfs
 from instastore.storage.hdfs.datatransfer import Block, BlockMap, BlockReadError, Read, Striping
 from instastore.storage.hdfs.webhdfs import WebHdfs
 
@@ -184,23 +187,75 @@ async def test_any_range_reads_right_and_only_the_first_asks_the_namenode(client
     assert client.requests["block"] - before["block"] == 4 + 2 + 1 + 1 + 1 + 1 + 3
 
 
+def _dead_first_block(known: BlockMap, age_s: float) -> BlockMap:
+    """``known`` with its first block on a DataNode that is gone, given ``age_s`` ago."""
+    dead = dataclasses.replace(known.blocks[0], addresses=(f"127.0.0.1:{free_port()}",))
+    return dataclasses.replace(
+        known, blocks=(dead, *known.blocks[1:]), holders={}, fetched=time.monotonic() - age_s
+    )
+
+
 @pytest.mark.hdfs
-async def test_a_dead_datanode_in_the_map_falls_back_and_the_map_is_asked_again(client, stored):
+async def test_a_block_no_datanode_serves_reads_through_webhdfs_until_the_map_is_old(
+    client, stored
+):
     path, data = stored
     assert await _read(client, path, 0, 10) == data[:10]
-    known = client.block_maps.get(path)
-    dead = f"127.0.0.1:{free_port()}"
-    stale = dataclasses.replace(
-        known, blocks=tuple(dataclasses.replace(b, addresses=(dead,)) for b in known.blocks)
-    )
+    stale = _dead_first_block(client.block_maps.get(path), age_s=0)
     client.block_maps.put(path, stale)
 
-    asked = client.requests["namenode"]
+    before = dict(client.requests)
     assert await _read(client, path, BLOCK - 50, 100) == data[BLOCK - 50 : BLOCK + 50]
-    assert client.requests["namenode"] > asked  # WebHDFS served it
-    assert client.block_maps.get(path) is None  # and the stale map was dropped
+    assert client.requests["block"] - before["block"] == 1  # the dead DataNode, tried once
+    assert stale.unserved == {stale.blocks[0].block_id}  # WebHDFS served from there on
+    assert client.block_maps.get(path) is stale  # a map just given is not asked again
+
+    before = dict(client.requests)
     assert await _read(client, path, 5, 10) == data[5:15]
-    assert client.block_maps.get(path).blocks[0].addresses != (dead,)
+    assert client.requests["block"] == before["block"]  # not tried again: straight to WebHDFS
+    assert client.requests["namenode"] == before["namenode"]  # the DataNode it read from
+    assert await _read(client, path, 2 * BLOCK, 10) == data[2 * BLOCK : 2 * BLOCK + 10]
+    assert client.requests["block"] - before["block"] == 1  # the other blocks: block reads
+
+    stale.fetched -= webhdfs.MAP_RECHECK_S  # once the map is that old, it is asked again
+    assert await _read(client, path, 5, 10) == data[5:15]
+    fresh = client.block_maps.get(path)
+    assert fresh is not stale and not fresh.unserved
+    assert fresh.blocks[0].addresses != stale.blocks[0].addresses
+
+
+@pytest.mark.hdfs
+async def test_a_map_given_long_ago_whose_datanode_is_gone_is_asked_again(client, stored):
+    path, data = stored
+    assert await _read(client, path, 0, 10) == data[:10]
+    stale = _dead_first_block(client.block_maps.get(path), age_s=webhdfs.MAP_RECHECK_S + 1)
+    client.block_maps.put(path, stale)
+
+    assert await _read(client, path, BLOCK - 50, 100) == data[BLOCK - 50 : BLOCK + 50]
+    before = dict(client.requests)
+    assert await _read(client, path, 5, 10) == data[5:15]
+    assert client.requests["namenode"] - before["namenode"] == 2  # GETFILESTATUS, the map
+    assert (
+        client.requests["block"] - before["block"] == 1
+        and client.requests["datanode"] == (before["datanode"])
+    )  # and the block read from where the block is now
+    assert client.block_maps.get(path).blocks[0].addresses != stale.blocks[0].addresses
+
+
+@pytest.mark.hdfs
+async def test_reads_of_a_file_at_once_ask_for_its_map_once(client, stored):
+    path, data = stored
+    before = dict(client.requests)
+    first = asyncio.create_task(_read(client, path, 0, 10))
+    await asyncio.sleep(0)  # it is waiting for the map now
+    first.cancel()  # and gives up: the others still get the map it asked for
+    ranges = [(i * BLOCK // 3, 1000 + i) for i in range(8)]
+    got = await asyncio.gather(*(_read(client, path, o, n) for o, n in ranges))
+    assert got == [data[o : o + n] for o, n in ranges]
+    assert client.requests["namenode"] - before["namenode"] == 2  # GETFILESTATUS, the map
+    assert client.requests["datanode"] == before.get("datanode", 0)
+    with pytest.raises(asyncio.CancelledError):
+        await first
 
 
 @pytest.mark.hdfs

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 import zlib
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
@@ -114,6 +115,13 @@ class BlockMap:
     striping: Striping | None = None
     # internal block id -> the address that served it (striped groups: confirmed indexes)
     holders: dict[int, str] = field(default_factory=dict)
+    # when the NameNode gave this map (time.monotonic()), and the (internal) blocks that no
+    # DataNode in it served since: reads of those go to WebHDFS until the map is asked again
+    fetched: float = field(default_factory=time.monotonic, compare=False)
+    unserved: set[int] = field(default_factory=set, compare=False)
+
+    def age(self) -> float:
+        return time.monotonic() - self.fetched
 
     @classmethod
     def from_json(cls, located: Json, status: Json) -> BlockMap:

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any, Generic, Literal, TypeVar
@@ -45,6 +46,11 @@ RETRY_BACKOFF_S = 0.2  # doubled after each failed attempt
 # Files whose DataNode URL is kept for direct reads (least recently read dropped first):
 # ~300 bytes each, so ~3 MB; enough for every volume a process reads from.
 LOCATION_CACHE_FILES = 10_000
+# A block map no DataNode of which served a block is asked for again only once it is this
+# old: until then that block's reads go to WebHDFS (whose DataNode rebuilds a missing
+# cell), and a volume with a dead DataNode costs the NameNode two requests a minute or
+# so per process, not two per read.
+MAP_RECHECK_S = 30.0
 RANGE_PARAMS = ("offset", "length")  # what a cached DataNode URL gets per read
 
 Target = Literal["namenode", "datanode", "block"]
@@ -135,6 +141,7 @@ class WebHdfs:
         self.locations = DataNodeLocations()
         self.block_reads = block_reads
         self.block_maps: FileCache[BlockMap] = FileCache()
+        self._maps_loading: dict[str, asyncio.Task[BlockMap]] = {}
         self._transfer_addresses: dict[str, str] = {}  # DataNode HTTP -> transfer address
         # Requests sent, by target (a metric for tests and benchmarks, not a mock).
         self.requests: Counter[Target] = Counter()
@@ -387,14 +394,13 @@ class WebHdfs:
     ) -> AsyncGenerator[bytes, None]:
         """The bytes from the DataNodes' data-transfer port, one block read after another;
         ``BlockReadError`` (after the bytes it could serve) for WebHDFS to go on from."""
-        blocks = self.block_maps.get(path)
-        if blocks is None:
-            blocks = await self.block_map(path)
-            self.block_maps.put(path, blocks)
+        blocks = await self._cached_map(path)
         end = blocks.length if length is None else min(blocks.length, offset + length)
         if not 0 <= offset < end:  # nothing to read, or past the end: WebHDFS's own answer
             raise BlockReadError(f"bytes {offset}..{end} of a file of {blocks.length}")
         for read in blocks.reads(offset, end - offset):
+            if read.block_id in blocks.unserved:
+                raise BlockReadError(f"block {read.block_id} had no DataNode to serve it")
             served = 0  # by replicas that failed after serving part: the next goes on from there
             for address in read.addresses:
                 self.requests["block"] += 1
@@ -410,9 +416,33 @@ class WebHdfs:
                     break
                 except BlockReadError as exc:
                     log.info("DataNode %s did not serve a block of %s: %s", address, path, exc)
-            else:  # every replica failed: the blocks moved or their DataNodes went
-                self.block_maps.forget(path)
+            else:  # every replica failed: the blocks moved, or their DataNodes went
+                blocks.unserved.add(read.block_id)
                 raise BlockReadError(f"no DataNode served block {read.block_id}")
+
+    async def _cached_map(self, path: str) -> BlockMap:
+        """The file's block map: the one kept, unless a block of it found no DataNode and
+        it is ``MAP_RECHECK_S`` old; else asked of the NameNode, once however many reads
+        of the file ask at the same time (each waits for that one answer)."""
+        blocks = self.block_maps.get(path)
+        if blocks is not None and not (blocks.unserved and blocks.age() > MAP_RECHECK_S):
+            return blocks
+        loading = self._maps_loading.get(path)
+        if loading is None:
+            loading = asyncio.create_task(self.block_map(path))
+            self._maps_loading[path] = loading
+            loading.add_done_callback(lambda task: self._map_loaded(path, task))
+        # shielded: a reader that gives up does not cancel the answer the others wait for
+        return await asyncio.shield(loading)
+
+    def _map_loaded(self, path: str, task: asyncio.Task[BlockMap]) -> None:
+        if self._maps_loading.get(path) is not task:
+            return  # the file was deleted or renamed meanwhile: keep nothing of it
+        del self._maps_loading[path]
+        if not task.cancelled() and task.exception() is None:
+            self.block_maps.put(path, task.result())
+        elif (stale := self.block_maps.get(path)) is not None:
+            stale.fetched = time.monotonic()  # no answer: keep it, and ask again in a while
 
     async def block_map(self, path: str) -> BlockMap:
         """Where the blocks of a closed file are (``GET_BLOCK_LOCATIONS``) and how it is
@@ -434,6 +464,11 @@ class WebHdfs:
     def _forget(self, path: str, tree: bool = False) -> None:
         self.locations.forget(path, tree)
         self.block_maps.forget(path, tree)
+        under = path.rstrip("/") + "/"
+        for loading in [
+            p for p in self._maps_loading if p == path or (tree and p.startswith(under))
+        ]:
+            del self._maps_loading[loading]
 
     async def _open_direct(
         self, path: str, offset: int, length: int | None
