@@ -168,6 +168,7 @@ def nodetool(
     conf = node.path / "conf"
     argv = [
         java,
+        *toolchain.TOOL_JVM_OPTIONS,
         f"-Xmx{NODETOOL_HEAP}",
         *toolchain.jvm_options("jvm17-cassandra.options"),
         f"-Dlogback.configurationFile={conf}/logback-tools.xml",

@@ -157,6 +157,7 @@ def run_tool(
         raise ClusterError(f"unknown HDFS tool {tool!r}; one of: {', '.join(TOOLS)}")
     argv = [
         java,
+        *toolchain.TOOL_JVM_OPTIONS,
         "-Xmx256m",
         *toolchain.jvm_options("jvm17-hadoop.options"),
         "-Dhadoop.root.logger=WARN,console",
