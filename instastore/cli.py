@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from instastore import __version__, config
 from instastore.errors import ClusterError, ConfigError, InstastoreError
+from instastore.limits import LANDED_GRACE_S
 
 if TYPE_CHECKING:  # imported where a command needs them, so `instastore --help` stays quick
     import subprocess
@@ -80,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
                 "upgrading to schema 006, or to migrate photos stored the old way)",
             )
 
+        if name in ("pack", "compact"):
+            command.add_argument(
+                "--landed-grace",
+                type=_seconds,
+                default=LANDED_GRACE_S,
+                metavar="SECONDS",
+                help="after switching records, wait this long for the record caches of "
+                f"running servers before removing the bytes moved (default {LANDED_GRACE_S:g}, "
+                "twice the caches' life; 0 only when no server runs)",
+            )
         if name in JOB_ITEMS:
             command.add_argument(
                 "--metrics-file",
@@ -349,7 +360,10 @@ def _gc(args: argparse.Namespace) -> None:
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
     return value
@@ -364,7 +378,13 @@ def _pack(args: argparse.Namespace) -> None:
     report = _with_stores(
         args,
         lambda stores, settings: pack(
-            stores.photos, stores.blobs, settings, min_age, progress=print, scan_all=args.scan_all
+            stores.photos,
+            stores.blobs,
+            settings,
+            min_age,
+            progress=print,
+            scan_all=args.scan_all,
+            landed_grace_s=args.landed_grace,
         ),
     )
     queued = f"queued {report.queued} photo(s) by a full scan; " if args.scan_all else ""
@@ -394,7 +414,10 @@ def _storage_stats(args: argparse.Namespace) -> None:
 
 
 def _share(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1, not {text!r}") from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be a share from 0 to 1, not {text}")
     return value
@@ -406,7 +429,12 @@ def _compact(args: argparse.Namespace) -> None:
     report = _with_stores(
         args,
         lambda stores, settings: compact(
-            stores.photos, stores.blobs, settings, args.threshold, progress=print
+            stores.photos,
+            stores.blobs,
+            settings,
+            args.threshold,
+            progress=print,
+            landed_grace_s=args.landed_grace,
         ),
     )
     moved = report.moved

@@ -46,6 +46,10 @@ OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted or invisible
 
 # In-process caches (instastore.hotcache)
 RECORD_TTL_S = 5.0  # seconds a photo or owner record is reused: how stale other processes may be
+# Other processes keep a photo record up to RECORD_TTL_S; a media read that began before
+# the packer switched it may still be reading the landed blob: the packer and compaction
+# wait twice that, in seconds, before removing what they moved.
+LANDED_GRACE_S = 2 * RECORD_TTL_S
 MAX_RECORDS = 100_000  # records per cache before it is emptied (a few hundred bytes each)
 MAX_ITEM_BYTES = 2 * 2**20  # larger renditions (originals, videos) always stream from the store
 

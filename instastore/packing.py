@@ -71,9 +71,7 @@ from instastore.storage.ports import BlobStore, PhotoStore, settle
 log = logging.getLogger(__name__)
 
 MANIFEST_PREFIX = "packing/"
-# Other processes keep a photo record up to RECORD_TTL_S; a media read that began
-# before the switch may still be reading the landed blob: wait twice that, in seconds.
-LANDED_GRACE_S = 2 * limits.RECORD_TTL_S
+LANDED_GRACE_S = limits.LANDED_GRACE_S
 # A manifest younger than this may belong to a packer still running: its volume is not
 # judged dead yet (a packer writes and switches a volume in minutes).
 DEAD_VOLUME_GRACE = timedelta(hours=1)

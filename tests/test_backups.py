@@ -84,7 +84,7 @@ async def test_the_restore_drill(local_cluster, drill_settings):
     stores = await open_stores(settings)
     try:
         packed = await land_photos(stores, 4, SIZES)
-        await pack(stores.photos, stores.blobs, settings, timedelta(0))
+        await pack(stores.photos, stores.blobs, settings, timedelta(0), landed_grace_s=0)
         landed = await land_photos(stores, 3, SIZES)  # not packed at backup time
         soft_deleted = next(iter(landed))
         photo = await stores.photos.get_photo(soft_deleted)
@@ -117,7 +117,7 @@ async def test_the_restore_drill(local_cluster, drill_settings):
         later = utcnow() + timedelta(days=settings.retention_days, seconds=1)
         report = await jobs.purge(stores.photos, stores.blobs, settings, now=later)
         assert report.purged == 3  # the two, and the one deleted before the backup
-        await pack(stores.photos, stores.blobs, settings, timedelta(0))
+        await pack(stores.photos, stores.blobs, settings, timedelta(0), landed_grace_s=0)
         for photo_id in purged:
             assert await stores.photos.get_photo(photo_id) is None
     finally:

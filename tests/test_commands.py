@@ -129,7 +129,9 @@ async def test_pack_on_a_bench_seeded_store_then_gc_removes_nothing(tmp_path, mo
         photos = [p async for p in stores.photos.scan_photos()]
     finally:
         await stores.close()
-    done = await asyncio.to_thread(instastore, "pack", "--min-age", "0", "--data-dir", str(data))
+    done = await asyncio.to_thread(
+        instastore, "pack", "--min-age", "0", "--landed-grace", "0", "--data-dir", str(data)
+    )
     assert done.returncode == 0, done.stderr
     assert (
         done.stdout.strip()
@@ -157,6 +159,29 @@ def test_a_bad_setting_is_one_line_and_exit_2(tmp_path):
     done = instastore("serve", env={"INSTASTORE_PORT": "eighty"})
     assert done.returncode == 2
     assert done.stderr.strip() == "instastore: INSTASTORE_PORT must be int, not 'eighty'"
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (("pack", "--min-age", "-1"), "argument --min-age: must be 0 or more seconds, not -1"),
+        (
+            ("pack", "--landed-grace", "soon"),
+            "--landed-grace: must be a number of seconds, not 'soon'",
+        ),
+        (("compact", "--landed-grace", "-5"), "--landed-grace: must be 0 or more seconds, not -5"),
+        (("compact", "--threshold", "2"), "argument --threshold: must be a share from 0 to 1"),
+        (
+            ("compact", "--threshold", "half"),
+            "--threshold: must be a share from 0 to 1, not 'half'",
+        ),
+    ],
+)
+def test_a_bad_job_argument_is_refused_with_the_reason(tmp_path, args, why):
+    done = instastore(*args, "--data-dir", str(tmp_path / "data"))
+    assert done.returncode == 2
+    assert why in done.stderr
+    assert not (tmp_path / "data").exists()  # refused before opening any store
 
 
 def test_the_core_never_imports_a_driver_or_http():

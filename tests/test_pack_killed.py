@@ -34,11 +34,12 @@ async def make_photos(settings: Settings) -> dict[int, dict[str, str]]:
         await stores.close()
 
 
-def pack_command(settings: Settings) -> list[str]:
+def pack_command(settings: Settings, *extra: str) -> list[str]:
     return [
         *(sys.executable, "-m", "instastore", "pack", "--min-age", "0"),
         *("--data-dir", str(settings.data_dir)),
         *("--volume-target-bytes", str(settings.volume_target_bytes)),
+        *extra,
     ]
 
 
