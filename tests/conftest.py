@@ -92,6 +92,15 @@ def cluster3(tmp_path_factory, local_cluster) -> LocalCluster:
     assert not cluster.running(), "a JVM outlived `down`"
 
 
+@pytest.fixture(scope="session")
+def cluster3_keyspace(cluster3) -> str:
+    """One keyspace at replication factor 3 on the 3 + 3 cluster, migrated once per run
+    (a migration there takes half a minute) for the tests that serve on it."""
+    from .serving import replicated_keyspace
+
+    return replicated_keyspace(cluster3, "replicated")
+
+
 @pytest.fixture
 def embedded_settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")

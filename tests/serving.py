@@ -57,34 +57,49 @@ def serve(env: dict[str, str], log: Path, timeout: float = 60.0) -> Iterator[int
     assert code == 0, f"instastore serve exited with {code}:\n{log.read_text()[-3000:]}"
 
 
-@contextlib.contextmanager
-def serve_replicated(
-    cluster, data_dir: Path, name: str, extra: dict[str, str] | None = None
-) -> Iterator[tuple[str, Any, Path]]:
-    """``serve`` on a multi-node ``cluster`` as production runs: replication factor 3 in
-    Cassandra and in HDFS, in a keyspace (migrated here) and a blob root of its own named
-    after ``name``; no upload rate limit. Yields (base URL, its Settings, its log)."""
+def replicated_keyspace(cluster, name: str) -> str:
+    """A keyspace at replication factor 3 on a multi-node ``cluster``, migrated; its name."""
     from instastore.config import Settings
     from instastore.storage.cassandra.migrate import migrate
     from instastore.storage.cassandra.session import build_cluster
 
-    tag = uuid.uuid4().hex[:8]
-    env = {
-        **cluster.client_settings(),
-        "INSTASTORE_CASSANDRA_KEYSPACE": f"{name}_{tag}",
-        "INSTASTORE_REPLICATION_FACTOR": "3",
-        "INSTASTORE_HDFS_REPLICATION": "3",
-        "INSTASTORE_HDFS_ROOT": f"/{name}-{tag}",
-        "INSTASTORE_DATA_DIR": str(data_dir),
-        "INSTASTORE_UPLOADS_PER_MINUTE": "100000",
-        **(extra or {}),
-    }
-    settings = Settings.from_sources(environ=env)
+    keyspace = f"{name}_{uuid.uuid4().hex[:8]}"
+    settings = Settings.from_sources(
+        environ={
+            **cluster.client_settings(),
+            "INSTASTORE_CASSANDRA_KEYSPACE": keyspace,
+            "INSTASTORE_REPLICATION_FACTOR": "3",
+        }
+    )
     driver = build_cluster(settings)
     try:
         migrate(driver.connect(), settings, progress=lambda line: None)
     finally:
         driver.shutdown()
+    return keyspace
+
+
+@contextlib.contextmanager
+def serve_replicated(
+    cluster, keyspace: str, data_dir: Path, name: str, extra: dict[str, str] | None = None
+) -> Iterator[tuple[str, Any, Path]]:
+    """``serve`` on a multi-node ``cluster`` as production runs: replication factor 3 in
+    Cassandra and in HDFS, in ``keyspace`` (``replicated_keyspace``: shared by the tests
+    of a run, each with users of its own) and a blob root of its own named after
+    ``name``; no upload rate limit. Yields (base URL, its Settings, its log)."""
+    from instastore.config import Settings
+
+    env = {
+        **cluster.client_settings(),
+        "INSTASTORE_CASSANDRA_KEYSPACE": keyspace,
+        "INSTASTORE_REPLICATION_FACTOR": "3",
+        "INSTASTORE_HDFS_REPLICATION": "3",
+        "INSTASTORE_HDFS_ROOT": f"/{name}-{uuid.uuid4().hex[:8]}",
+        "INSTASTORE_DATA_DIR": str(data_dir),
+        "INSTASTORE_UPLOADS_PER_MINUTE": "100000",
+        **(extra or {}),
+    }
+    settings = Settings.from_sources(environ=env)
     log = data_dir / "serve.log"
     with serve(env, log) as port:
         yield f"http://127.0.0.1:{port}", settings, log

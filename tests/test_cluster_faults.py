@@ -38,10 +38,11 @@ class Upload:
 
 
 @pytest.fixture(scope="module")
-def fault_server(cluster3, tmp_path_factory):
+def fault_server(cluster3, cluster3_keyspace, tmp_path_factory):
     extra = {"INSTASTORE_UPLOAD_CLAIM_STALE_SECONDS": "10"}
     data_dir = tmp_path_factory.mktemp("faults")
-    with serve_replicated(cluster3, data_dir, "faults", extra) as (base, _settings, log):
+    served = serve_replicated(cluster3, cluster3_keyspace, data_dir, "faults", extra)
+    with served as (base, _settings, log):
         yield base, log
 
 

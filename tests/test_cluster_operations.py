@@ -100,8 +100,8 @@ class Load:
 
 
 @pytest.fixture
-def ops_server(cluster3, tmp_path):
-    with serve_replicated(cluster3, tmp_path, "ops") as (base, settings, _log):
+def ops_server(cluster3, cluster3_keyspace, tmp_path):
+    with serve_replicated(cluster3, cluster3_keyspace, tmp_path, "ops") as (base, settings, _):
         yield base, settings
 
 
