@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from instastore.cluster import cassandra, hdfs, processes
 from instastore.cluster.cassandra import CassandraNode
@@ -62,10 +63,16 @@ def add_cassandra(cluster: LocalCluster, progress: Progress = _quiet) -> Cassand
         token,
     )
     _join(cluster, node, others, progress, f"bootstrapping {node.name} ({node.address})")
-    for other in others:
+
+    def cleanup(other: CassandraNode) -> None:
         started = time.monotonic()
         _nodetool(cluster, ["cleanup"], other, DECOMMISSION_TIMEOUT_S)
         progress(f"nodetool cleanup on {other.name}: {time.monotonic() - started:.0f} s")
+
+    # Each node drops only the ranges it no longer owns, from its own disk: the nodes
+    # clean up at once (a local cluster; a production ring staggers them, OPERATIONS.md).
+    with ThreadPoolExecutor(max_workers=len(others)) as pool:
+        list(pool.map(cleanup, others))  # the first failure is raised here
     return node
 
 
