@@ -127,12 +127,15 @@ def adapter_settings(request, tmp_path) -> Settings:
 
 def pytest_collection_modifyitems(items):
     """Put the event-loop watchdog on every async test (sync tests, such as the browser
-    tests whose driver runs a loop of its own, do without), and run the tests that share
-    the 3 + 3 cluster last, so its six JVMs do not share the 2 cores with the rest (and
-    the ones that add, remove or replace its nodes after every other)."""
+    tests whose driver runs a loop of its own, do without), mark the tests that share the
+    3 + 3 cluster ``three_plus_three`` (scripts/test runs them in a pytest of their own,
+    beside the others), and run them last (the ones that add, remove or replace its nodes
+    after every other)."""
     for item in items:
         if inspect.iscoroutinefunction(getattr(item, "function", None)):
             item.fixturenames.append("event_loop_watchdog")
+        if "cluster3" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.three_plus_three)
     items.sort(
         key=lambda item: (
             "cluster3" in getattr(item, "fixturenames", ()),
