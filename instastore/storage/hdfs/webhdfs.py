@@ -436,10 +436,11 @@ class WebHdfs:
         return await asyncio.shield(loading)
 
     def _map_loaded(self, path: str, task: asyncio.Task[BlockMap]) -> None:
+        failed = task.cancelled() or task.exception() is not None  # retrieved, even if unused
         if self._maps_loading.get(path) is not task:
             return  # the file was deleted or renamed meanwhile: keep nothing of it
         del self._maps_loading[path]
-        if not task.cancelled() and task.exception() is None:
+        if not failed:
             self.block_maps.put(path, task.result())
         elif (stale := self.block_maps.get(path)) is not None:
             stale.fetched = time.monotonic()  # no answer: keep it, and ask again in a while
