@@ -59,7 +59,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from instastore import ids, jobs, limits, volumes
 from instastore.clock import utcnow
@@ -78,6 +78,7 @@ DEAD_VOLUME_GRACE = timedelta(hours=1)
 DEFAULT_MIN_AGE_S = 300  # seconds; far past an upload's own retries of its save
 RECORDS_PER_READ = 500  # queued records fetched at a time
 CONCURRENCY = 16  # blob sizes, conditional switches and deletes in flight at once
+SWITCH_PROGRESS_EVERY = 10_000  # records: a progress line while a big volume is switched
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
 
@@ -318,14 +319,18 @@ async def _plans(
 async def _each(
     items: Sequence[_Item], step: Callable[[_Item], Awaitable[_Result]]
 ) -> list[_Result]:
-    """``step`` of every item, ``CONCURRENCY`` at a time; the results in item order."""
-    gate = asyncio.Semaphore(CONCURRENCY)
+    """``step`` of every item, ``CONCURRENCY`` at a time; the results in item order. A
+    few workers take the items in turn (not a task per item: a volume of small photos
+    is a hundred thousand records to switch)."""
+    results: list[_Result | None] = [None] * len(items)
+    queue = iter(enumerate(items))
 
-    async def one(item: _Item) -> _Result:
-        async with gate:
-            return await step(item)
+    async def worker() -> None:
+        for index, item in queue:
+            results[index] = await step(item)
 
-    return await asyncio.gather(*(one(item) for item in items))
+    await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, len(items)))))
+    return cast(list[_Result], results)
 
 
 async def _sizes(blobs: BlobStore, keys: Sequence[str]) -> dict[str, int]:
@@ -417,7 +422,17 @@ class Mover:
     async def switch(self, plan: Plan) -> None:
         """Step 3 (idempotent): switch every record of the plan that still has its old
         locators and is live."""
-        done = await _each(sorted(plan.old), lambda photo_id: self._switch(plan, photo_id))
+        total, counted = len(plan.old), 0
+
+        async def one(photo_id: int) -> bool:
+            nonlocal counted
+            switched = await self._switch(plan, photo_id)
+            counted += 1
+            if counted % SWITCH_PROGRESS_EVERY == 0 and counted < total:
+                self.progress(f"switched {counted}/{total} record(s) to volume {plan.volume_id}")
+            return switched
+
+        done = await _each(sorted(plan.old), one)
         switched = sum(done)
         self.report.skipped += len(done) - switched
         self.report.photos += switched

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -90,6 +91,22 @@ async def test_switch_locators_never_moves_a_deleted_photo(stores):
 
 
 # ---- packing ---------------------------------------------------------------------------
+
+
+async def test_switching_a_big_volume_says_how_far_it_got(stores, adapter_settings, monkeypatch):
+    monkeypatch.setattr(packing, "SWITCH_PROGRESS_EVERY", 2)
+    made = [await landed_photo(stores, sizes=(500, 200, 100)) for _ in range(5)]
+    lines: list[str] = []
+    await run_pack(stores, adapter_settings, progress=lines.append)
+    counts = [
+        (int(m[1]), int(m[2]))
+        for m in (re.match(r"switched (\d+)/(\d+) record\(s\) to volume \d+$", x) for x in lines)
+        if m
+    ]
+    assert len(counts) >= 2, lines  # one volume of 5 photos at least (others' too, if old)
+    assert all(done % 2 == 0 and done < total for done, total in counts), counts
+    for photo, data in made:
+        await assert_packed(stores, photo, data)
 
 
 async def test_pack_moves_old_landed_photos_into_volumes(stores, adapter_settings):
