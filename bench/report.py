@@ -45,10 +45,18 @@ def summarize(records: list, duration: float) -> dict:
     return ops
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+
+
+# The commit the measured code came from: read when the script starts, not when it writes
+# its results (a run of an hour may end after other commits; a 100,000-photo run did).
+COMMIT = _git("rev-parse", "--short", "HEAD")
+CHANGED = bool(_git("status", "--porcelain", "--untracked-files=no"))
+
+
 def machine() -> dict:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = COMMIT + ("+uncommitted changes" if CHANGED else "")
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     mem_kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
     return {
