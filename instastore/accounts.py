@@ -28,7 +28,7 @@ from instastore.limits import (
     TOKEN_BYTES,
 )
 from instastore.model import User
-from instastore.passwords import DUMMY_HASH, PasswordHashing
+from instastore.passwords import PasswordHashing
 from instastore.ratelimit import LoginThrottle
 from instastore.storage.ports import AccountStore, FollowGraph, PhotoStore
 from instastore.text import check_text
@@ -83,7 +83,12 @@ class Accounts:
         self.ids = ids
         self.clock = clock
         self.on_change: Callable[[int], None] | None = None  # told of a changed user id
-        self.hashing = PasswordHashing(settings.password_hash_threads, settings.password_hash_queue)
+        self.hashing = PasswordHashing(
+            settings.password_hash_threads,
+            settings.password_hash_queue,
+            settings.password_hash_time_cost,
+            settings.password_hash_memory_kib,
+        )
         self.throttle = LoginThrottle(
             settings.login_failures_per_address, settings.login_failures_per_account
         )
@@ -117,7 +122,9 @@ class Accounts:
             raise NotAuthenticated("wrong username or password")
         self.throttle.check(username, address)
         user = await self.accounts.get_user_by_name(username)
-        ok = await self.hashing.verify(user.password_hash if user else DUMMY_HASH, password)
+        ok = await self.hashing.verify(
+            user.password_hash if user else self.hashing.dummy_hash, password
+        )
         if user is None or not ok:
             self.throttle.failed(username, address)
             raise NotAuthenticated("wrong username or password")

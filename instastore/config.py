@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from instastore.errors import ConfigError
+from instastore.limits import PASSWORD_HASH_LANES
 
 ENV_PREFIX = "INSTASTORE_"
 CONSISTENCY_LEVELS = {"AUTO", "ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL"}
@@ -137,6 +138,15 @@ class Settings:
     password_hash_queue: int = setting(
         8, "Sign-ups and log-ins that may wait for a hashing thread; past it 503 with Retry-After."
     )
+    password_hash_time_cost: int = setting(
+        3,
+        "argon2id passes over memory per password hash (RFC 9106's second recommendation: 3 "
+        "passes, 64 MiB, 4 lanes). Raising it or the memory re-hashes nothing: each hash keeps "
+        "its own parameters and still verifies.",
+    )
+    password_hash_memory_kib: int = setting(
+        65536, "argon2id memory per password hash, in KiB (at least 32: 8 per lane)."
+    )
     metrics_port: int = setting(
         0,
         "Port of a separate listener for /metrics (on metrics_host); 0 serves /metrics on the "
@@ -175,6 +185,7 @@ class Settings:
             "login_failures_per_address",
             "login_failures_per_account",
             "password_hash_threads",
+            "password_hash_time_cost",
             "volume_target_bytes",
         ):
             if getattr(self, name) < 1:
@@ -203,6 +214,11 @@ class Settings:
             )
         if self.retention_days < 0:
             raise ConfigError(f"retention_days must be 0 or more, not {self.retention_days}")
+        if self.password_hash_memory_kib < 8 * PASSWORD_HASH_LANES:
+            raise ConfigError(
+                f"password_hash_memory_kib must be at least {8 * PASSWORD_HASH_LANES} (8 KiB per "
+                f"lane), not {self.password_hash_memory_kib}"
+            )
         if self.password_hash_queue < 0:
             raise ConfigError(
                 f"password_hash_queue must be 0 or more, not {self.password_hash_queue}"

@@ -18,37 +18,42 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from instastore.errors import Overloaded
+from instastore.limits import PASSWORD_HASH_LANES
 
 RETRY_AFTER_S = 1  # a few hashes' time: a shed caller retries when the queue has moved
-
-_hasher = PasswordHasher()
-# SECURITY: log-in with an unknown name still verifies a hash, so timing does not tell
-# which usernames exist.
-DUMMY_HASH = _hasher.hash("not a real password")
 
 _T = TypeVar("_T")
 
 
-def _verify(hashed: str, password: str) -> bool:
-    try:
-        return _hasher.verify(hashed, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
 class PasswordHashing:
-    """Hash and verify on ``threads`` threads with at most ``queue`` calls waiting."""
+    """Hash (argon2id, ``time_cost`` passes over ``memory_kib``) and verify on ``threads``
+    threads with at most ``queue`` calls waiting. A hash carries its parameters, so one
+    made with other costs still verifies."""
 
-    def __init__(self, threads: int, queue: int) -> None:
+    def __init__(
+        self, threads: int, queue: int, time_cost: int = 3, memory_kib: int = 65536
+    ) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=PASSWORD_HASH_LANES
+        )
+        # SECURITY: log-in with an unknown name still verifies a hash of the same cost, so
+        # timing does not tell which usernames exist.
+        self.dummy_hash = self._hasher.hash("not a real password")
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password-hash")
         self._capacity = threads + queue
         self._in_flight = 0
 
     async def hash(self, password: str) -> str:
-        return await self._run(_hasher.hash, password)
+        return await self._run(self._hasher.hash, password)
 
     async def verify(self, hashed: str, password: str) -> bool:
-        return await self._run(_verify, hashed, password)
+        return await self._run(self._verify, hashed, password)
+
+    def _verify(self, hashed: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(hashed, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
     async def _run(self, fn: Callable[..., _T], *args: str) -> _T:
         if self._in_flight >= self._capacity:

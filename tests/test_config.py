@@ -61,6 +61,11 @@ def test_flags_win_over_the_environment():
             "max_connections_per_address must be at least 1",
         ),
         ({"INSTASTORE_PASSWORD_HASH_QUEUE": "-1"}, "password_hash_queue"),
+        ({"INSTASTORE_PASSWORD_HASH_TIME_COST": "0"}, "password_hash_time_cost must be at least 1"),
+        (
+            {"INSTASTORE_PASSWORD_HASH_MEMORY_KIB": "16"},
+            "password_hash_memory_kib must be at least 32",
+        ),
         ({"INSTASTORE_HDFS_BLOCK_READS": "maybe"}, "HDFS_BLOCK_READS must be true or false"),
     ],
 )

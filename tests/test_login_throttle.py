@@ -76,3 +76,21 @@ async def test_the_hashing_pool_sheds_past_its_queue_and_recovers():
         assert await hashing.verify(hashed, "not it") is False  # the queue has drained
     finally:
         hashing.close()
+
+
+async def test_a_hash_made_at_one_cost_verifies_at_another():
+    """An operator may change the argon2id cost: hashes made before still log in (each
+    carries its parameters), and an unknown name is checked against a hash of the cost
+    in force, so its timing matches a known name's."""
+    default = PasswordHashing(threads=1, queue=1)
+    cheap = PasswordHashing(threads=1, queue=1, time_cost=1, memory_kib=1024)
+    try:
+        assert default.dummy_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+        assert cheap.dummy_hash.startswith("$argon2id$v=19$m=1024,t=1,p=4$")
+        old = await default.hash("a password")
+        assert await cheap.verify(old, "a password") is True
+        assert await cheap.verify(old, "not it") is False
+        assert await default.verify(await cheap.hash("another"), "another") is True
+    finally:
+        default.close()
+        cheap.close()
