@@ -14,6 +14,7 @@ import dataclasses
 import gc
 import inspect
 import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -125,6 +126,17 @@ def adapter_settings(request, tmp_path) -> Settings:
     if request.param == "embedded":
         return Settings(data_dir=tmp_path / "data", **CHEAP_PASSWORD_HASHES)
     return request.getfixturevalue("contract_cluster_settings")
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    """A SIGTERM stops the run as Ctrl-C does: the fixtures' teardown still stops the
+    servers and clusters they started (scripts/test sends one to its second pytest when
+    it is interrupted; a background process cannot be sent Ctrl-C)."""
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 def pytest_collection_modifyitems(items):
