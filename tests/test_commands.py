@@ -184,6 +184,23 @@ def test_a_bad_job_argument_is_refused_with_the_reason(tmp_path, args, why):
     assert not (tmp_path / "data").exists()  # refused before opening any store
 
 
+def test_make_test_never_takes_over_a_cluster_it_did_not_start(tmp_path):
+    """`make test` wipes its cluster at the end: pointed at an existing one, it refuses."""
+    state = tmp_path / "state.json"
+    state.write_text('{"spec": "someone else\'s"}')
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "test")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "INSTASTORE_CLUSTER_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 2
+    assert f"{tmp_path} holds a cluster already" in done.stderr
+    assert state.read_text() == '{"spec": "someone else\'s"}'  # and it is left as it was
+    assert done.stdout == ""  # refused before installing or starting anything
+
+
 def test_the_core_never_imports_a_driver_or_http():
     """Only storage adapters speak to Cassandra and WebHDFS; only the server speaks HTTP."""
     allowed = {"storage", "cluster", "server"}
