@@ -85,6 +85,9 @@ def build_cluster(settings: Settings) -> Cluster:
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         auth_provider=auth,
         connect_timeout=CONNECT_TIMEOUT_S,
+        # The control connection's own queries (topology, the whole schema) at connect: the
+        # driver's 2 s timed out on a node loaded by another cluster's bootstrap (a test run).
+        control_connection_timeout=CONNECT_TIMEOUT_S,
         protocol_version=ProtocolVersion.V5,  # Cassandra 4.0+; skips two downgrade round trips
         # The driver's default backs off to 10 minutes; a node back after a restart
         # should be used again within seconds.
