@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from instastore.errors import ConfigError
-from instastore.limits import PASSWORD_HASH_LANES
+from instastore.limits import (
+    PASSWORD_HASH_LANES,
+    PASSWORD_HASH_MEMORY_KIB,
+    PASSWORD_HASH_TIME_COST,
+)
 
 ENV_PREFIX = "INSTASTORE_"
 CONSISTENCY_LEVELS = {"AUTO", "ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL"}
@@ -139,13 +143,14 @@ class Settings:
         8, "Sign-ups and log-ins that may wait for a hashing thread; past it 503 with Retry-After."
     )
     password_hash_time_cost: int = setting(
-        3,
+        PASSWORD_HASH_TIME_COST,
         "argon2id passes over memory per password hash (RFC 9106's second recommendation: 3 "
         "passes, 64 MiB, 4 lanes). Raising it or the memory re-hashes nothing: each hash keeps "
         "its own parameters and still verifies.",
     )
     password_hash_memory_kib: int = setting(
-        65536, "argon2id memory per password hash, in KiB (at least 32: 8 per lane)."
+        PASSWORD_HASH_MEMORY_KIB,
+        "argon2id memory per password hash, in KiB (at least 32: 8 per lane).",
     )
     metrics_port: int = setting(
         0,

@@ -16,6 +16,8 @@ from datetime import timedelta
 MIN_PASSWORD_CHARS = 8  # characters
 MAX_PASSWORD_CHARS = 1024  # characters: argon2 takes any length; this bounds the work per request
 PASSWORD_HASH_LANES = 4  # argon2id lanes (parallelism) of a password hash: RFC 9106's 4
+PASSWORD_HASH_TIME_COST = 3  # argon2id passes, the default of the setting (RFC 9106's second)
+PASSWORD_HASH_MEMORY_KIB = 65536  # argon2id memory, the default of the setting (64 MiB)
 MAX_DISPLAY_NAME_CHARS = 100  # characters
 MAX_LOGIN_NAME_CHARS = 64  # longer than any username: refused before any hashing or lookup
 TOKEN_BYTES = 32  # random bytes of a session token (256 bits: not guessable)

@@ -18,7 +18,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from instastore.errors import Overloaded
-from instastore.limits import PASSWORD_HASH_LANES
+from instastore.limits import (
+    PASSWORD_HASH_LANES,
+    PASSWORD_HASH_MEMORY_KIB,
+    PASSWORD_HASH_TIME_COST,
+)
 
 RETRY_AFTER_S = 1  # a few hashes' time: a shed caller retries when the queue has moved
 
@@ -31,7 +35,11 @@ class PasswordHashing:
     made with other costs still verifies."""
 
     def __init__(
-        self, threads: int, queue: int, time_cost: int = 3, memory_kib: int = 65536
+        self,
+        threads: int,
+        queue: int,
+        time_cost: int = PASSWORD_HASH_TIME_COST,
+        memory_kib: int = PASSWORD_HASH_MEMORY_KIB,
     ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=PASSWORD_HASH_LANES
