@@ -83,11 +83,16 @@ class SqliteMetadataStore:
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)"
         )
-        applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        # Each migration is applied under the write lock, after reading what is applied
+        # under that same lock: ``serve --workers N`` opens one database from N processes
+        # at once, and a version read before the lock could be applied by another meanwhile.
         for migration in migrations("sqlite"):
-            if migration.version in applied:
-                continue
             with _transaction(conn):
+                applied = conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+                ).fetchone()
+                if applied is not None:
+                    continue
                 for statement in migration.statements():
                     conn.execute(statement)
                 conn.execute(
