@@ -15,7 +15,8 @@ connection) fails the test. Afterwards every acknowledged upload reads back
 byte-identical, the new nodes own data (`nodetool status`) and `hdfs fsck` finds every
 block whole. It changes the cluster's shape, so it runs after every other test of the
 3 + 3 cluster (conftest.py). With ``INSTASTORE_OPS_REPORT=path`` the durations and the
-load's p99 per phase are written there (bench/results/operations.md quotes them).
+load's p99 per phase are written there (quoted in bench/results/README.md, "Operations
+under load").
 """
 
 from __future__ import annotations
