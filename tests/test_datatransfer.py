@@ -4,13 +4,15 @@ to the right internal blocks; and against the real 1 + 1 cluster, a file of seve
 blocks reads right at any range with no NameNode request once its block map is known, a
 DataNode that is gone or a replica that fails its checksum is never served (the read
 goes on through WebHDFS, or fails; a block none served goes to WebHDFS at once until its
-map is old enough to ask again), reads at once ask for a map once, and a file still open
-is read through WebHDFS. (An
+map is old enough to ask again), reads at once ask for a map once, a file still open
+is read through WebHDFS, and reads one after another use one connection to the DataNode
+(kept only after a read that went to the end; one the DataNode closed is replaced). (An
 erasure-coded volume read with one of 3 DataNodes down: tests/test_erasure_coding.py.)"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -295,3 +297,84 @@ async def test_a_file_that_is_not_immutable_or_past_its_end_reads_through_webhdf
     asked = client.requests["block"]
     assert await _read(client, path, 5, 10) == data[5:15]
     assert client.requests["block"] == asked
+
+
+@pytest.mark.hdfs
+async def test_reads_one_after_another_use_one_datanode_connection(client, stored):
+    """After a read of its whole range and the client's CHECKSUM_OK the DataNode waits for
+    the next op on the same connection: the next reads are made on it."""
+    path, data = stored
+    assert await _read(client, path, 0, 10) == data[:10]
+    opened, reused = client.transfers.opened, client.transfers.reused
+    ranges = [(BLOCK * i + 7 * i, 1000 * i + 1) for i in range(4)] + [(BLOCK - 5, 10)]
+    for offset, length in ranges:
+        assert await _read(client, path, offset, length) == data[offset : offset + length]
+    assert client.transfers.opened == opened  # one DataNode, one connection, kept
+    assert client.transfers.reused - reused == 6  # 4 reads, then one across two blocks
+
+
+@pytest.mark.hdfs
+async def test_a_kept_connection_the_datanode_closed_is_replaced_not_failed(client, stored):
+    path, data = stored
+    assert await _read(client, path, 0, 10) == data[:10]
+    client.transfers.idle_s = 60  # kept past the DataNode's 4 s: it closes its end first
+    await asyncio.sleep(5)
+    opened = client.transfers.opened
+    before = dict(client.requests)
+    assert await _read(client, path, 100, 10) == data[100:110]
+    assert client.transfers.opened - opened == 1  # a new connection
+    assert client.requests["datanode"] == before["datanode"]  # and no WebHDFS fallback
+
+
+async def test_a_kept_connection_that_gives_no_answer_is_replaced():
+    """The DataNode closed a kept connection just as it was taken (its FIN not seen yet):
+    the request gets no answer, and goes again on a new connection."""
+    accepted = []
+
+    async def datanode(reader, writer):
+        accepted.append(writer)
+        await reader.read(100)
+        if len(accepted) > 1:  # BlockOpResponseProto{status: ERROR, message: "gone"}
+            writer.write(bytes.fromhex("08 0801 2a04") + b"gone")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(datanode, "127.0.0.1", 0)
+    address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    pool = datatransfer.Connections()
+    try:
+        pool.give(address, *await pool.open(address))  # kept, as after a read
+        with pytest.raises(BlockReadError, match="status 1: gone"):
+            read = Read("BP-1", 5, 1, 0, 100, ())
+            _ = [chunk async for chunk in datatransfer.read_block(address, read, pool)]
+        assert (pool.reused, pool.opened, len(accepted)) == (1, 2, 2)
+    finally:
+        pool.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.hdfs
+async def test_only_a_read_that_went_to_the_end_keeps_its_connection(client, stored):
+    path, data = stored
+    assert await _read(client, path, 0, 10) == data[:10]
+    blocks = client.block_maps.get(path)
+    first = blocks.blocks[0]
+    (address,) = first.addresses
+    pool = client.transfers
+    pool.close()  # nothing kept: each step below starts from an empty pool
+
+    # A read given up after its first piece: the DataNode is still sending, so the
+    # connection cannot carry another op.
+    whole = Read(first.pool, first.block_id, first.generation, 0, BLOCK, first.addresses)
+    async with contextlib.aclosing(datatransfer.read_block(address, whole, pool)) as got:
+        assert len(await anext(got)) > 0
+    # A read the DataNode refuses (no such replica): it closes the connection.
+    missing = dataclasses.replace(whole, block_id=first.block_id + 10**9, length=10)
+    with pytest.raises(BlockReadError, match="status"):
+        _ = [c async for c in datatransfer.read_block(address, missing, pool)]
+    opened, reused = pool.opened, pool.reused
+    assert await _read(client, path, 0, 10) == data[:10]
+    assert (pool.opened - opened, pool.reused - reused) == (1, 0)  # nothing was kept
+    assert await _read(client, path, 20, 10) == data[20:30]
+    assert (pool.opened - opened, pool.reused - reused) == (1, 1)  # that one was

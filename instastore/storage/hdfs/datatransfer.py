@@ -21,7 +21,9 @@ The wire format (Hadoop 3, security off: no SASL handshake, an empty block token
     packets   4-byte payload length (itself included), 2-byte header length, a
               PacketHeaderProto (offset in block, seqno, last, data length), the
               checksums of the packet's chunks, its data; an empty packet marks the end
-    closing   a ClientReadStatusProto (CHECKSUM_OK once every chunk was verified)
+    closing   a ClientReadStatusProto (CHECKSUM_OK once every chunk was verified); the
+              DataNode then waits 4 s for another op on the same connection, and
+              ``Connections`` keeps it for the next read
 
 Every chunk is checked against its CRC32C (or CRC32) as Hadoop's client checks it; a
 mismatch, like any failure of a replica, moves the read to the next replica from where
@@ -55,6 +57,8 @@ CLIENT_NAME = "instastore"
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0  # a packet that takes longer: the DataNode is stuck; try another
 MAX_PACKET_BYTES = 16 * 1024 * 1024  # dfs.data.transfer.max.packet.size, the client's cap
+IDLE_S = 3.0  # a connection kept longer is not used again (the DataNode waits 4 s)
+IDLE_PER_DATANODE = 16  # connections kept per DataNode, at most
 
 STATUS_SUCCESS = 0
 STATUS_CHECKSUM_OK = 6
@@ -201,19 +205,78 @@ class BlockMap:
 # ---- one read from one DataNode ---------------------------------------------------------
 
 
-async def read_block(address: str, read: Read) -> AsyncGenerator[bytes, None]:
-    """Stream ``read.length`` bytes at ``read.offset`` of one block from the DataNode at
-    ``address``, every chunk checked against its checksum and every packet against where
-    it should start. ``BlockReadError`` on any failure, whatever the DataNode (or whatever
-    now listens at its address) sent (the bytes yielded before it are good)."""
-    writer = None
-    try:
+class Connections:
+    """Connections to DataNodes' transfer ports kept between reads, as Hadoop's client
+    keeps them (its ``PeerCache``): after a read of a whole range and the client's
+    CHECKSUM_OK, the DataNode waits ``dfs.datanode.socket.reuse.keepalive`` (4 s) for the
+    next op on the same connection, so the next read skips the TCP handshake and the
+    DataNode's new thread. A connection idle for ``idle_s`` is not used again (Hadoop's
+    ``dfs.client.socketcache.expiryMsec`` is 3 s, under the DataNode's 4), and one the
+    DataNode closed anyway costs one failed write and a new connection, never the read."""
+
+    def __init__(self, idle_s: float = IDLE_S, per_datanode: int = IDLE_PER_DATANODE) -> None:
+        self.idle_s = idle_s
+        self.per_datanode = per_datanode
+        self._idle: dict[str, list[tuple[float, asyncio.StreamWriter, asyncio.StreamReader]]] = {}
+        self.opened = 0  # connections made and kept ones used (metrics for tests and benches)
+        self.reused = 0
+
+    async def open(self, address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, _, port = address.rpartition(":")
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, int(port)), CONNECT_TIMEOUT_S
         )
-        writer.write(read_request(read))
-        response = _decode(await _timed(_delimited(reader)))
+        self.opened += 1
+        return reader, writer
+
+    def take(self, address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The most recently kept connection to ``address`` that is still young, if any."""
+        kept = self._sweep(address)
+        if not kept:
+            return None
+        _, writer, reader = kept.pop()
+        self.reused += 1
+        return reader, writer
+
+    def give(
+        self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        kept = self._sweep(address)
+        kept.append((time.monotonic(), writer, reader))
+        while len(kept) > self.per_datanode:
+            kept.pop(0)[1].close()
+
+    def _sweep(
+        self, address: str
+    ) -> list[tuple[float, asyncio.StreamWriter, asyncio.StreamReader]]:
+        kept = self._idle.setdefault(address, [])
+        young_from = time.monotonic() - self.idle_s
+        while kept and (kept[0][0] < young_from or kept[0][2].at_eof()):
+            kept.pop(0)[1].close()
+        return kept
+
+    def close(self) -> None:
+        for kept in self._idle.values():
+            for _, writer, _ in kept:
+                writer.close()
+        self._idle.clear()
+
+
+async def read_block(
+    address: str, read: Read, connections: Connections | None = None
+) -> AsyncGenerator[bytes, None]:
+    """Stream ``read.length`` bytes at ``read.offset`` of one block from the DataNode at
+    ``address``, every chunk checked against its checksum and every packet against where
+    it should start. ``BlockReadError`` on any failure, whatever the DataNode (or whatever
+    now listens at its address) sent (the bytes yielded before it are good). With
+    ``connections``, a kept connection is used if there is one, and the connection is
+    kept after a read that went to the end."""
+    pool = connections if connections is not None else Connections(idle_s=0)
+    writer = None
+    kept = False
+    try:
+        request = read_request(read)
+        reader, writer, response = await _request(pool, address, request)
         status = _first(response, 1, -1, int)
         if status != STATUS_SUCCESS:
             message = _first(response, 5, b"", bytes).decode(errors="replace")
@@ -244,15 +307,45 @@ async def read_block(address: str, read: Read) -> AsyncGenerator[bytes, None]:
             if piece:
                 left -= len(piece)
                 yield piece
-        writer.write(_CHECKSUM_OK)  # read to the end and checked: the DataNode may log so
+        # Read to the end and checked: the DataNode logs it, and waits for the next op.
+        writer.write(_CHECKSUM_OK)
         await _timed(writer.drain())
+        if connections is not None:
+            connections.give(address, reader, writer)
+            kept = True
     except BlockReadError:
         raise
     except Exception as exc:  # any failure of a replica is one (a cancel is not an Exception)
         raise BlockReadError(f"{address}: {exc!r}") from exc
     finally:
-        if writer is not None:
+        if writer is not None and not kept:
             writer.close()
+
+
+async def _request(
+    pool: Connections, address: str, request: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[int, list[Any]]]:
+    """Send ``request`` on a kept connection to ``address`` or a new one, and read the
+    DataNode's answer. A kept connection that the DataNode closed meanwhile (at the end of
+    its keepalive, or on a restart) gives no answer at all: then a new one is made."""
+    kept = pool.take(address)
+    if kept is not None:
+        reader, writer = kept
+        try:
+            writer.write(request)
+            return reader, writer, _decode(await _timed(_delimited(reader)))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            writer.close()  # closed at the other end: a new connection asks again
+        except BaseException:
+            writer.close()
+            raise
+    reader, writer = await pool.open(address)
+    try:
+        writer.write(request)
+        return reader, writer, _decode(await _timed(_delimited(reader)))
+    except BaseException:
+        writer.close()
+        raise
 
 
 def read_request(read: Read, client: str = CLIENT_NAME, block_bytes: int | None = None) -> bytes:

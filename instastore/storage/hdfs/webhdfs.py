@@ -141,7 +141,8 @@ class WebHdfs:
         self.locations = DataNodeLocations()
         self.block_reads = block_reads
         self.block_maps: FileCache[BlockMap] = FileCache()
-        self._maps_loading: dict[str, asyncio.Task[BlockMap]] = {}
+        self._maps_loading: FileCache[asyncio.Task[BlockMap]] = FileCache()
+        self.transfers = datatransfer.Connections()  # to DataNodes, kept between block reads
         self._transfer_addresses: dict[str, str] = {}  # DataNode HTTP -> transfer address
         # Requests sent, by target (a metric for tests and benchmarks, not a mock).
         self.requests: Counter[Target] = Counter()
@@ -408,7 +409,9 @@ class WebHdfs:
                     read, offset=read.offset + served, length=read.length - served
                 )
                 try:
-                    async with contextlib.aclosing(datatransfer.read_block(address, rest)) as got:
+                    async with contextlib.aclosing(
+                        datatransfer.read_block(address, rest, self.transfers)
+                    ) as got:
                         async for chunk in got:
                             served += len(chunk)
                             yield chunk
@@ -430,7 +433,7 @@ class WebHdfs:
         loading = self._maps_loading.get(path)
         if loading is None:
             loading = asyncio.create_task(self.block_map(path))
-            self._maps_loading[path] = loading
+            self._maps_loading.put(path, loading)
             loading.add_done_callback(lambda task: self._map_loaded(path, task))
         # shielded: a reader that gives up does not cancel the answer the others wait for
         return await asyncio.shield(loading)
@@ -439,7 +442,7 @@ class WebHdfs:
         failed = task.cancelled() or task.exception() is not None  # retrieved, even if unused
         if self._maps_loading.get(path) is not task:
             return  # the file was deleted or renamed meanwhile: keep nothing of it
-        del self._maps_loading[path]
+        self._maps_loading.forget(path)
         if not failed:
             self.block_maps.put(path, task.result())
         elif (stale := self.block_maps.get(path)) is not None:
@@ -463,13 +466,11 @@ class WebHdfs:
             raise BlockReadError(f"no block map of {path}: {exc!r}") from exc
 
     def _forget(self, path: str, tree: bool = False) -> None:
-        self.locations.forget(path, tree)
-        self.block_maps.forget(path, tree)
-        under = path.rstrip("/") + "/"
-        for loading in [
-            p for p in self._maps_loading if p == path or (tree and p.startswith(under))
-        ]:
-            del self._maps_loading[loading]
+        """Drop what is kept of ``path`` (with ``tree``, of every file under it): a file
+        deleted or renamed keeps no DataNode URL and no block map, and a map still being
+        asked for is not kept when it comes."""
+        for cache in (self.locations, self.block_maps, self._maps_loading):
+            cache.forget(path, tree)
 
     async def _open_direct(
         self, path: str, offset: int, length: int | None
@@ -546,6 +547,7 @@ class WebHdfs:
         await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
 
     async def close(self) -> None:
+        self.transfers.close()
         await self._session.close()
 
 
