@@ -47,3 +47,27 @@ def test_keyspace_table_write_and_read(cql):
         assert version.startswith("5.0")
     finally:
         cql.execute(f"DROP KEYSPACE {keyspace}")
+
+
+def test_rows_are_named_tuples_of_one_class_per_column_list(local_cluster, cluster_settings):
+    """``build_cluster``'s row factory: rows read as the driver's default gives them (by
+    name, by index, ``[applied]`` as ``applied``), but the class of a column list is made
+    once, not per result."""
+    from instastore.storage.cassandra.session import build_cluster
+
+    driver = build_cluster(cluster_settings)
+    session = driver.connect(cluster_settings.cassandra_keyspace)
+    try:
+        name = f"realcheck-{uuid.uuid4().hex[:8]}"
+        insert = "INSERT INTO server_keys (name, secret) VALUES (%s, %s) IF NOT EXISTS"
+        (first,) = session.execute(insert, (name, b"one"))
+        (second,) = session.execute(insert, (name, b"two"))
+        assert (first.applied, first[0]) == (True, True)
+        assert (second.applied, second.secret, second[2]) == (False, b"one", b"one")
+        select = "SELECT name, secret FROM server_keys WHERE name = %s"
+        (a,), (b,) = session.execute(select, (name,)), session.execute(select, (name,))
+        assert (a.name, a.secret, tuple(a)) == (name, b"one", (name, b"one"))
+        assert type(a) is type(b)
+        session.execute("DELETE FROM server_keys WHERE name = %s", (name,))
+    finally:
+        driver.shutdown()
