@@ -115,7 +115,8 @@ async def measure(args: argparse.Namespace, settings: Settings) -> dict:
         direct = await blob_urls(settings, cold)
     batches = [slice(i * args.per_round, (i + 1) * args.per_round) for i in range(args.rounds)]
     server = pids_on_port(urlsplit(args.base_url).port or 80)
-    server_cpu = [0.0]
+    versus = pids_on_port(urlsplit(args.versus).port or 80) if args.versus else []
+    server_cpu, versus_cpu = [0.0], [0.0]
     connector = aiohttp.TCPConnector(limit=0)
     async with (
         aiohttp.ClientSession(args.base_url, connector=connector) as service,
@@ -129,7 +130,10 @@ async def measure(args: argparse.Namespace, settings: Settings) -> dict:
             return figure
 
         async def side_b(i: int) -> float:
-            return await fetch_all(webhdfs, direct[batches[i]], args.concurrency)
+            before = cpu_seconds(versus)
+            figure = await fetch_all(webhdfs, direct[batches[i]], args.concurrency)
+            versus_cpu[0] += cpu_seconds(versus) - before
+            return figure
 
         rounds = await abba.alternate(side_a, side_b, args.rounds)
     return {
@@ -149,7 +153,8 @@ async def measure(args: argparse.Namespace, settings: Settings) -> dict:
             else "direct WebHDFS OPEN of the same blob (NameNode, then DataNode), requests/s",
         },
         "results": rounds.summary()
-        | {"server_cpu_ms_per_cold_get": round(server_cpu[0] * 1000 / need, 2)},
+        | {"server_cpu_ms_per_cold_get": round(server_cpu[0] * 1000 / need, 2)}
+        | ({"versus_cpu_ms_per_cold_get": round(versus_cpu[0] * 1000 / need, 2)} if versus else {}),
     }
 
 
