@@ -326,6 +326,29 @@ async def test_a_kept_connection_the_datanode_closed_is_replaced_not_failed(clie
     assert client.requests["datanode"] == before["datanode"]  # and no WebHDFS fallback
 
 
+async def test_a_kept_connection_seen_closed_is_not_taken():
+    async def datanode(reader, writer):
+        writer.close()  # as a DataNode does at the end of its keepalive
+
+    server = await asyncio.start_server(datanode, "127.0.0.1", 0)
+    address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    pool = datatransfer.Connections()
+    try:
+        reader, writer = await pool.open(address)
+        pool.give(address, reader, writer)
+        for _ in range(500):  # the FIN arrives: the event loop marks the stream's end
+            if reader.at_eof():
+                break
+            await asyncio.sleep(0.01)
+        assert reader.at_eof()
+        assert pool.take(address) is None and pool.reused == 0
+        assert writer.is_closing()  # and it was closed here too
+    finally:
+        pool.close()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_a_kept_connection_that_gives_no_answer_is_replaced():
     """The DataNode closed a kept connection just as it was taken (its FIN not seen yet):
     the request gets no answer, and goes again on a new connection."""

@@ -230,13 +230,16 @@ class Connections:
         return reader, writer
 
     def take(self, address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        """The most recently kept connection to ``address`` that is still young, if any."""
+        """The most recently kept connection to ``address`` that is still young and not
+        closed at the other end (as far as this side has seen), if any."""
         kept = self._sweep(address)
-        if not kept:
-            return None
-        _, writer, reader = kept.pop()
-        self.reused += 1
-        return reader, writer
+        while kept:
+            _, writer, reader = kept.pop()
+            if not reader.at_eof():
+                self.reused += 1
+                return reader, writer
+            writer.close()
+        return None
 
     def give(
         self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
