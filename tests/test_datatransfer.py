@@ -327,22 +327,30 @@ async def test_a_kept_connection_the_datanode_closed_is_replaced_not_failed(clie
 
 
 async def test_a_kept_connection_seen_closed_is_not_taken():
+    accepted = []
+
     async def datanode(reader, writer):
-        writer.close()  # as a DataNode does at the end of its keepalive
+        accepted.append(writer)
+        if len(accepted) == 1:
+            await reader.read()  # the older one stays open
+        writer.close()  # the newer at once: as a DataNode does at the end of its keepalive
 
     server = await asyncio.start_server(datanode, "127.0.0.1", 0)
     address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
     pool = datatransfer.Connections()
     try:
-        reader, writer = await pool.open(address)
-        pool.give(address, reader, writer)
+        older = await pool.open(address)
+        pool.give(address, *older)
+        newer = await pool.open(address)
+        pool.give(address, *newer)
         for _ in range(500):  # the FIN arrives: the event loop marks the stream's end
-            if reader.at_eof():
+            if newer[0].at_eof():
                 break
             await asyncio.sleep(0.01)
-        assert reader.at_eof()
-        assert pool.take(address) is None and pool.reused == 0
-        assert writer.is_closing()  # and it was closed here too
+        assert newer[0].at_eof() and not older[0].at_eof()
+        assert pool.take(address) == older  # the newer one, closed, is passed over
+        assert newer[1].is_closing() and pool.take(address) is None
+        older[1].close()
     finally:
         pool.close()
         server.close()
