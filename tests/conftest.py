@@ -142,9 +142,9 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(items):
     """Put the event-loop watchdog on every async test (sync tests, such as the browser
     tests whose driver runs a loop of its own, do without), mark the tests that share the
-    3 + 3 cluster ``three_plus_three`` (scripts/test can run them in a pytest of their own,
-    beside the others), and run them last (the ones that add, remove or replace its nodes
-    after every other)."""
+    3 + 3 cluster ``three_plus_three`` (scripts/test runs them, with the ``own_cluster``
+    ones, in a pytest of their own beside the others), and run them last (the ones that
+    add, remove or replace its nodes after every other)."""
     for item in items:
         if inspect.iscoroutinefunction(getattr(item, "function", None)):
             item.fixturenames.append("event_loop_watchdog")

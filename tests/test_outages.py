@@ -25,7 +25,13 @@ from instastore.storage.cassandra.session import build_cluster
 from . import samples
 from .factories import make_photo, new_id, sign_up, upload_form
 
-pytestmark = [pytest.mark.slow, pytest.mark.cassandra, pytest.mark.hdfs, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.cassandra,
+    pytest.mark.hdfs,
+    pytest.mark.own_cluster,
+    pytest.mark.timeout(600),
+]
 
 
 @pytest.fixture(scope="module")
