@@ -24,6 +24,7 @@ from instastore import ids as idlib
 from instastore import media
 from instastore.config import Settings
 from instastore.storage.cassandra.session import build_cluster
+from instastore.storage.cassandra.statements import qualified
 
 NGINX_CONF = """
 worker_processes {workers};
@@ -113,22 +114,26 @@ def raw_cql_timeline(settings: Settings, reader_id: int, pages: int = 300, limit
     the followee list, their newest ids (IN chunks of 100), the rows of the followees
     whose newest photos make the page, the photo records, like counts and owners."""
     cluster = build_cluster(settings)
-    session = cluster.connect(settings.cassandra_keyspace)
+    session = cluster.connect()  # no keyspace set: tables named in it (statements.qualified)
+
+    def prepare(text: str):
+        return session.prepare(qualified(text, settings.cassandra_keyspace))
+
     q = {
-        "following": session.prepare(
+        "following": prepare(
             "SELECT followee_id FROM user_follows WHERE user_id = ? AND followee_id > ? LIMIT ?"
         ),
-        "latest": session.prepare("SELECT user_id, photo_id FROM user_latest WHERE user_id IN ?"),
-        "buckets": session.prepare(
+        "latest": prepare("SELECT user_id, photo_id FROM user_latest WHERE user_id IN ?"),
+        "buckets": prepare(
             "SELECT bucket FROM user_photo_buckets WHERE user_id = ? AND bucket <= ? LIMIT 32"
         ),
-        "rows": session.prepare(
+        "rows": prepare(
             "SELECT photo_id FROM user_photos "
             "WHERE user_id = ? AND bucket = ? AND photo_id < ? LIMIT ?"
         ),
-        "photo": session.prepare("SELECT record, deleted_at FROM photos WHERE photo_id = ?"),
-        "likes": session.prepare("SELECT likes FROM like_counts WHERE photo_id = ?"),
-        "user": session.prepare("SELECT user_id, username FROM users WHERE user_id = ?"),
+        "photo": prepare("SELECT record, deleted_at FROM photos WHERE photo_id = ?"),
+        "likes": prepare("SELECT likes FROM like_counts WHERE photo_id = ?"),
+        "user": prepare("SELECT user_id, username FROM users WHERE user_id = ?"),
     }
     timings = []
     try:

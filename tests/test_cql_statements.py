@@ -121,6 +121,17 @@ def test_every_statement_names_only_tables_and_columns_of_the_schema(name):
     assert problems(EVERY[name], schema_after()) == []
 
 
+@pytest.mark.parametrize("name", sorted(EVERY))
+def test_every_statement_is_prepared_with_its_table_in_the_keyspace(name):
+    """``statements.qualified``: the statement reads the same, with its table (and only
+    that) in the keyspace; a table named in a keyspace already stays as it is."""
+    in_keyspace = {f"ks.{table}": columns for table, columns in schema_after().items()}
+    done = statements.qualified(EVERY[name], "ks")
+    assert problems(done, in_keyspace) == []
+    assert done.count("ks.") == (0 if name == "ping" else 1), done
+    assert statements.qualified(done, "ks") == done
+
+
 @pytest.mark.parametrize(
     ("cql", "expected"),
     [

@@ -3,6 +3,7 @@ keyspace and a table, writes a row and reads it back."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -71,3 +72,17 @@ def test_rows_are_named_tuples_of_one_class_per_column_list(local_cluster, clust
         session.execute("DELETE FROM server_keys WHERE name = %s", (name,))
     finally:
         driver.shutdown()
+
+
+async def test_the_store_prepares_its_statements_with_no_server_warning(cluster_settings, caplog):
+    """Cassandra 5 warns of a statement prepared under ``USE <keyspace>`` (an
+    anti-pattern: its table is ambiguous); the adapter names each table in its keyspace."""
+    from instastore.storage.cassandra.metadata import CassandraMetadataStore
+
+    with caplog.at_level(logging.WARNING, logger="cassandra"):
+        store = await CassandraMetadataStore.connect(cluster_settings)
+        try:
+            assert await store.server_key("warning-check", b"x") == b"x"
+        finally:
+            await store.close()
+    assert "Server warning" not in caplog.text, caplog.text[-2000:]

@@ -123,8 +123,12 @@ class CassandraMetadataStore:
             await asyncio.to_thread(_require_schema, session, settings)
             with translate_errors("preparing statements"):
                 texts = list(cql.statements().values())
+                keyspace = settings.cassandra_keyspace
                 prepared = await asyncio.gather(
-                    *(asyncio.to_thread(session.prepare, text) for text in texts)
+                    *(
+                        asyncio.to_thread(session.prepare, cql.qualified(text, keyspace))
+                        for text in texts
+                    )
                 )
         except BaseException:
             await asyncio.to_thread(cluster.shutdown)
@@ -635,4 +639,3 @@ def _require_schema(session: Session, settings: Settings) -> None:
             f"keyspace {settings.cassandra_keyspace!r} lacks schema {', '.join(missing)}; "
             "run `instastore migrate`"
         )
-    session.set_keyspace(settings.cassandra_keyspace)

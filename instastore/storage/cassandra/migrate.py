@@ -90,7 +90,7 @@ def migrate(
         for statement in migration.statements():
             _ddl(session, statement)
         if migration.version == PACK_QUEUE_VERSION:
-            _queue_every_photo(session, progress)
+            _queue_every_photo(session, keyspace, progress)
         with translate_errors("recording a migration"):
             session.execute(
                 f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
@@ -101,13 +101,26 @@ def migrate(
     return done
 
 
-def _queue_every_photo(session: Session, progress: Callable[[str], object]) -> None:
+def _queue_every_photo(
+    ddl_session: Session, keyspace: str, progress: Callable[[str], object]
+) -> None:
     """Schema 006's backfill: every photo stored so far joins the pack queue, so that the
     queue holds every record with landed blobs from the start (the packer drops the packed
-    ones on its next run). Idempotent: a migration cut short is applied again whole."""
-    scan = session.prepare(cql.SCAN_PHOTO_IDS)
-    queue = session.prepare(cql.QUEUE_PACK)
-    queue_bucket = session.prepare(cql.QUEUE_PACK_BUCKET)
+    ones on its next run). Idempotent: a migration cut short is applied again whole. On a
+    session of its own, with no keyspace set (statements prepared on the migration's,
+    which has one, draw Cassandra's warning: ``statements.qualified``)."""
+    with translate_errors("connecting for the pack queue backfill"):
+        session = ddl_session.cluster.connect()
+    try:
+        _backfill(session, keyspace, progress)
+    finally:
+        session.shutdown()
+
+
+def _backfill(session: Session, keyspace: str, progress: Callable[[str], object]) -> None:
+    scan = session.prepare(cql.qualified(cql.SCAN_PHOTO_IDS, keyspace))
+    queue = session.prepare(cql.qualified(cql.QUEUE_PACK, keyspace))
+    queue_bucket = session.prepare(cql.qualified(cql.QUEUE_PACK_BUCKET, keyspace))
     after, queued = MIN_TOKEN, 0
     while True:
         with translate_errors("reading photo ids for the pack queue"):

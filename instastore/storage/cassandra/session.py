@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import re
 from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -43,6 +42,10 @@ from cassandra.policies import (
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
+)
+from cassandra.query import (
+    _clean_column_name,
+    _sanitize_identifiers,
 )
 
 from instastore.config import Settings
@@ -144,14 +147,15 @@ def named_rows(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[A
     return list(map(_row_class(tuple(colnames))._make, rows))
 
 
-_NOT_WORD = re.compile(r"[^a-zA-Z0-9]")
-
-
 @functools.lru_cache(maxsize=1024)
 def _row_class(colnames: tuple[str, ...]) -> Any:
-    # The driver's column name cleaning: "[applied]" is ``row.applied``.
-    names = [_NOT_WORD.sub("_", name.strip('[]"')) for name in colnames]
-    return namedtuple("Row", names, rename=True)
+    # The driver's own names for the columns ("[applied]" is ``row.applied``, "count(*)"
+    # ``row.count``), and its fallback for names that are no identifiers (keywords, twins).
+    names = [_clean_column_name(name) for name in colnames]
+    try:
+        return namedtuple("Row", names)
+    except ValueError:
+        return namedtuple("Row", _sanitize_identifiers(names))
 
 
 def _bridge(response: ResponseFuture, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:

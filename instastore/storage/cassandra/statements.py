@@ -9,6 +9,8 @@ lives here: the adapter (``metadata.py``) binds the values and runs them.
 
 from __future__ import annotations
 
+import re
+
 PING = "SELECT release_version FROM system.local"  # Cassandra's own table; run unprepared
 
 # AccountStore: users, users_by_name
@@ -127,6 +129,17 @@ SERVER_KEY = "INSERT INTO server_keys (name, secret) VALUES (?, ?) IF NOT EXISTS
 
 CONTENT_DONOR = "SELECT photo_id FROM content_index WHERE sha256 = ?"
 SET_CONTENT_DONOR = "INSERT INTO content_index (sha256, photo_id) VALUES (?, ?)"
+
+
+_TABLE = re.compile(r"\b(FROM|INTO|UPDATE)\s+(?!\w+\.)(\w+)")
+
+
+def qualified(statement: str, keyspace: str) -> str:
+    """``statement`` with its table named in ``keyspace`` (``FROM photos`` becomes ``FROM
+    ks.photos``). Statements are prepared this way, on a session with no keyspace set:
+    Cassandra 5 warns of every statement prepared under ``USE <keyspace>`` (or with the
+    keyspace given beside it) as an anti-pattern, since its table is then ambiguous."""
+    return _TABLE.sub(lambda m: f"{m[1]} {keyspace}.{m[2]}", statement)
 
 
 def statements() -> dict[str, str]:
