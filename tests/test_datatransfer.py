@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import random
+import struct
 import time
 import uuid
 
@@ -326,6 +327,74 @@ async def test_a_kept_connection_the_datanode_closed_is_replaced_not_failed(clie
     assert client.requests["datanode"] == before["datanode"]  # and no WebHDFS fallback
 
 
+def _packet(data: bytes, last: bool) -> bytes:
+    """One packet as a DataNode sends it (no checksums: CHECKSUM_NULL)."""
+    header = (
+        b"\x09" + bytes(8)  # offsetInBlock 0 (sfixed64)
+        + b"\x11" + bytes(8)  # seqno 0
+        + bytes([0x18, int(last)])  # lastPacketInBlock
+        + b"\x25" + len(data).to_bytes(4, "little")  # dataLen (sfixed32)
+    )  # fmt: skip
+    return struct.pack(">iH", 4 + len(data), len(header)) + header + data
+
+
+# BlockOpResponseProto{SUCCESS, checksum {NULL, 512 bytes per checksum}, chunk offset 0}
+_SUCCESS_NO_CHECKSUMS = bytes.fromhex("0d 0800 2209 0a05 0800 108004 1000")
+
+
+async def test_only_an_empty_packet_marked_last_ends_a_read():
+    """The DataNode marks the empty packet that ends a range last, and only that one: an
+    empty packet not marked last (or a last one with data) is not the end, and the
+    connection, which may still carry bytes, is never kept."""
+    replies = [_packet(b"", last=False), _packet(b"\x00" * 4, last=True)]
+    pool = datatransfer.Connections()
+
+    async def datanode(reader, writer):
+        await reader.read(100)
+        writer.write(_SUCCESS_NO_CHECKSUMS + replies.pop(0))
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(datanode, "127.0.0.1", 0)
+    address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        for length in (0, 4):
+            read = Read("BP-1", 5, 1, 0, length, ())
+            with pytest.raises(BlockReadError, match=f"a packet of {length} bytes"):
+                _ = [c async for c in datatransfer.read_block(address, read, pool)]
+        assert len(pool) == 0 and pool.opened == 2
+    finally:
+        pool.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_kept_connections_past_their_time_are_closed_whichever_datanode_is_read():
+    async def datanode(reader, writer):
+        await reader.read()
+        writer.close()
+
+    servers = [await asyncio.start_server(datanode, "127.0.0.1", 0) for _ in range(2)]
+    first, second = (f"127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in servers)
+    pool = datatransfer.Connections(idle_s=0.05)
+    try:
+        old = await pool.open(first)
+        pool.give(first, *old)
+        await asyncio.sleep(0.1)
+        pool.give(second, *await pool.open(second))  # another DataNode's connection kept
+        assert old[1].is_closing() and len(pool) == 1  # the first one's, past its time, closed
+        pool.close()
+        late = await pool.open(second)
+        pool.give(second, *late)  # a read that ends after the pool was closed
+        assert late[1].is_closing() and len(pool) == 0
+    finally:
+        pool.close()
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+
+
 async def test_a_kept_connection_seen_closed_is_not_taken():
     accepted = []
 
@@ -392,8 +461,8 @@ async def test_only_a_read_that_went_to_the_end_keeps_its_connection(client, sto
     blocks = client.block_maps.get(path)
     first = blocks.blocks[0]
     (address,) = first.addresses
-    pool = client.transfers
-    pool.close()  # nothing kept: each step below starts from an empty pool
+    client.transfers.close()
+    pool = client.transfers = datatransfer.Connections()  # each step below starts empty
 
     # A read given up after its first piece: the DataNode is still sending, so the
     # connection cannot carry another op.

@@ -205,21 +205,30 @@ class BlockMap:
 # ---- one read from one DataNode ---------------------------------------------------------
 
 
+Kept = tuple[float, asyncio.StreamWriter, asyncio.StreamReader]  # since, and the connection
+
+
 class Connections:
     """Connections to DataNodes' transfer ports kept between reads, as Hadoop's client
     keeps them (its ``PeerCache``): after a read of a whole range and the client's
     CHECKSUM_OK, the DataNode waits ``dfs.datanode.socket.reuse.keepalive`` (4 s) for the
     next op on the same connection, so the next read skips the TCP handshake and the
     DataNode's new thread. A connection idle for ``idle_s`` is not used again (Hadoop's
-    ``dfs.client.socketcache.expiryMsec`` is 3 s, under the DataNode's 4), and one the
-    DataNode closed anyway costs one failed write and a new connection, never the read."""
+    ``dfs.client.socketcache.expiryMsec`` is 3 s, under the DataNode's 4), nor one seen
+    closed or reset at the other end; one the DataNode closed unseen costs one failed
+    write and a new connection, never the read. Every keep and take drops the connections
+    past their time to every DataNode, so none stays open half-closed."""
 
     def __init__(self, idle_s: float = IDLE_S, per_datanode: int = IDLE_PER_DATANODE) -> None:
         self.idle_s = idle_s
         self.per_datanode = per_datanode
-        self._idle: dict[str, list[tuple[float, asyncio.StreamWriter, asyncio.StreamReader]]] = {}
+        self._idle: dict[str, list[Kept]] = {}
+        self.closed = False
         self.opened = 0  # connections made and kept ones used (metrics for tests and benches)
         self.reused = 0
+
+    def __len__(self) -> int:
+        return sum(len(kept) for kept in self._idle.values())
 
     async def open(self, address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, _, port = address.rpartition(":")
@@ -232,37 +241,53 @@ class Connections:
     def take(self, address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         """The most recently kept connection to ``address`` that is still young and not
         closed at the other end (as far as this side has seen), if any."""
-        kept = self._sweep(address)
-        while kept:
-            _, writer, reader = kept.pop()
-            if not reader.at_eof():
-                self.reused += 1
-                return reader, writer
-            writer.close()
-        return None
+        self._sweep()
+        kept = self._idle.get(address)
+        if not kept:
+            return None
+        _, writer, reader = kept.pop()
+        if not kept:
+            del self._idle[address]
+        self.reused += 1
+        return reader, writer
 
     def give(
         self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        kept = self._sweep(address)
+        if self.closed or not _usable(reader, writer):
+            writer.close()
+            return
+        self._sweep()
+        kept = self._idle.setdefault(address, [])
         kept.append((time.monotonic(), writer, reader))
         while len(kept) > self.per_datanode:
             kept.pop(0)[1].close()
 
-    def _sweep(
-        self, address: str
-    ) -> list[tuple[float, asyncio.StreamWriter, asyncio.StreamReader]]:
-        kept = self._idle.setdefault(address, [])
+    def _sweep(self) -> None:
         young_from = time.monotonic() - self.idle_s
-        while kept and (kept[0][0] < young_from or kept[0][2].at_eof()):
-            kept.pop(0)[1].close()
-        return kept
+        for address, kept in list(self._idle.items()):
+            keep = []
+            for item in kept:
+                since, writer, reader = item
+                if since >= young_from and _usable(reader, writer):
+                    keep.append(item)
+                else:
+                    writer.close()
+            if keep:
+                self._idle[address] = keep
+            else:
+                del self._idle[address]
 
     def close(self) -> None:
+        self.closed = True
         for kept in self._idle.values():
             for _, writer, _ in kept:
                 writer.close()
         self._idle.clear()
+
+
+def _usable(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    return not (reader.at_eof() or reader.exception() is not None or writer.is_closing())
 
 
 async def read_block(
@@ -298,7 +323,10 @@ async def read_block(
             if header["offset"] != at:
                 raise BlockReadError(f"{address}: a packet at {header['offset']}, not {at}")
             at += len(data)
-            if header["last"] or not data:
+            if bool(header["last"]) != (not data):  # the DataNode marks the empty one last
+                last = header["last"]
+                raise BlockReadError(f"{address}: a packet of {len(data)} bytes, last {last}")
+            if not data:
                 if left:
                     raise BlockReadError(f"{address}: the block ended {left} bytes early")
                 break  # the empty packet that ends the range: the DataNode sent it all
