@@ -91,6 +91,32 @@ async def test_a_missing_schema_says_to_migrate(cluster_settings):
         await CassandraMetadataStore.connect(settings)
 
 
+@pytest.mark.cassandra
+def test_the_applied_schema_is_read_from_cassandra_not_from_the_drivers_metadata(
+    cluster_settings,
+):
+    """A driver that connected while the nodes' schema versions disagreed has no schema
+    metadata (it skips loading it); the migrations applied are found all the same."""
+    from instastore.schema import migrations
+
+    from instastore.storage.cassandra import migrate
+    from instastore.storage.cassandra.session import build_cluster
+
+    driver = build_cluster(cluster_settings)
+    driver.schema_metadata_enabled = False  # as after a load skipped for disagreement
+    try:
+        session = driver.connect()
+        assert cluster_settings.cassandra_keyspace not in driver.metadata.keyspaces
+        assert migrate.pending(session, cluster_settings) == []
+        never = dataclasses.replace(
+            cluster_settings, cassandra_keyspace=f"never_{uuid.uuid4().hex[:8]}"
+        )
+        every = [f"{m.version:03d}_{m.name}" for m in migrations("cql")]
+        assert migrate.pending(session, never) == every
+    finally:
+        driver.shutdown()
+
+
 def test_a_timed_out_write_is_outcome_unknown_and_a_read_stays_unavailable():
     from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, WriteTimeout, WriteType
     from cassandra import Unavailable as DriverUnavailable

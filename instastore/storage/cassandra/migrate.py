@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
@@ -147,17 +148,18 @@ def _backfill(session: Session, keyspace: str, progress: Callable[[str], object]
 
 
 def pending(session: Session, settings: Settings) -> list[str]:
-    """The migrations not applied yet (all of them if the keyspace does not exist)."""
+    """The migrations not applied yet (all of them if the keyspace does not exist).
+
+    Asked of Cassandra, not of the driver's schema metadata: a driver that connects
+    while the nodes' schema versions disagree (a node restarting, say) skips loading the
+    schema, and its metadata then lacks keyspaces that exist; a server starting then took
+    a migrated keyspace for an empty one and refused to start."""
     keyspace = settings.cassandra_keyspace
     every = [f"{m.version:03d}_{m.name}" for m in migrations("cql")]
-    if (
-        keyspace not in session.cluster.metadata.keyspaces
-        or "schema_migrations" not in session.cluster.metadata.keyspaces[keyspace].tables
-    ):
-        return every
     with translate_errors("reading schema_migrations"):
-        versions = {
-            row.version
-            for row in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")
-        }
+        try:
+            rows = session.execute(f"SELECT version FROM {keyspace}.schema_migrations")
+        except InvalidRequest:  # no such keyspace or table: nothing is applied
+            return every
+        versions = {row.version for row in rows}
     return [name for name in every if int(name[:3]) not in versions]
