@@ -205,7 +205,7 @@ class BlockMap:
 # ---- one read from one DataNode ---------------------------------------------------------
 
 
-Kept = tuple[float, asyncio.StreamWriter, asyncio.StreamReader]  # since, and the connection
+Kept = tuple[float, asyncio.StreamReader, asyncio.StreamWriter]  # since when, the connection
 
 
 class Connections:
@@ -216,13 +216,15 @@ class Connections:
     DataNode's new thread. A connection idle for ``idle_s`` is not used again (Hadoop's
     ``dfs.client.socketcache.expiryMsec`` is 3 s, under the DataNode's 4), nor one seen
     closed or reset at the other end; one the DataNode closed unseen costs one failed
-    write and a new connection, never the read. Every keep and take drops the connections
-    past their time to every DataNode, so none stays open half-closed."""
+    write and a new connection, never the read. At most every ``idle_s``, a keep or take
+    closes the connections past their time to every DataNode, so none stays open
+    half-closed for long, and a read does not walk them all."""
 
     def __init__(self, idle_s: float = IDLE_S, per_datanode: int = IDLE_PER_DATANODE) -> None:
         self.idle_s = idle_s
         self.per_datanode = per_datanode
         self._idle: dict[str, list[Kept]] = {}
+        self._swept = time.monotonic()
         self.closed = False
         self.opened = 0  # connections made and kept ones used (metrics for tests and benches)
         self.reused = 0
@@ -241,34 +243,45 @@ class Connections:
     def take(self, address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         """The most recently kept connection to ``address`` that is still young and not
         closed at the other end (as far as this side has seen), if any."""
-        self._sweep()
-        kept = self._idle.get(address)
-        if not kept:
-            return None
-        _, writer, reader = kept.pop()
-        if not kept:
-            del self._idle[address]
-        self.reused += 1
-        return reader, writer
+        young_from = self._sweep()
+        kept = self._idle.get(address, [])
+        while kept:
+            since, reader, writer = kept.pop()
+            if since >= young_from and _usable(reader, writer):
+                self.reused += 1
+                return reader, writer
+            writer.close()
+        self._idle.pop(address, None)
+        return None
 
     def give(
         self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        """Keep the connection of a read that went to the end (a pool that keeps none, or
+        is closed, closes it)."""
         if self.closed or not _usable(reader, writer):
             writer.close()
             return
         self._sweep()
         kept = self._idle.setdefault(address, [])
-        kept.append((time.monotonic(), writer, reader))
+        kept.append((time.monotonic(), reader, writer))
         while len(kept) > self.per_datanode:
-            kept.pop(0)[1].close()
+            kept.pop(0)[2].close()
+        if not kept:
+            del self._idle[address]
 
-    def _sweep(self) -> None:
-        young_from = time.monotonic() - self.idle_s
+    def _sweep(self) -> float:
+        """Close the kept connections past their time or seen closed, to every DataNode,
+        if the last sweep is ``idle_s`` old; the time from which a connection is young."""
+        now = time.monotonic()
+        young_from = now - self.idle_s
+        if now - self._swept < self.idle_s:
+            return young_from
+        self._swept = now
         for address, kept in list(self._idle.items()):
             keep = []
             for item in kept:
-                since, writer, reader = item
+                since, reader, writer = item
                 if since >= young_from and _usable(reader, writer):
                     keep.append(item)
                 else:
@@ -277,11 +290,12 @@ class Connections:
                 self._idle[address] = keep
             else:
                 del self._idle[address]
+        return young_from
 
     def close(self) -> None:
         self.closed = True
         for kept in self._idle.values():
-            for _, writer, _ in kept:
+            for _, _, writer in kept:
                 writer.close()
         self._idle.clear()
 
@@ -299,7 +313,7 @@ async def read_block(
     now listens at its address) sent (the bytes yielded before it are good). With
     ``connections``, a kept connection is used if there is one, and the connection is
     kept after a read that went to the end."""
-    pool = connections if connections is not None else Connections(idle_s=0)
+    pool = connections if connections is not None else Connections(per_datanode=0)
     writer = None
     kept = False
     try:
@@ -341,9 +355,8 @@ async def read_block(
         # Read to the end and checked: the DataNode logs it, and waits for the next op.
         writer.write(_CHECKSUM_OK)
         await _timed(writer.drain())
-        if connections is not None:
-            connections.give(address, reader, writer)
-            kept = True
+        pool.give(address, reader, writer)
+        kept = True
     except BlockReadError:
         raise
     except Exception as exc:  # any failure of a replica is one (a cancel is not an Exception)
@@ -361,22 +374,26 @@ async def _request(
     its keepalive, or on a restart) gives no answer at all: then a new one is made."""
     kept = pool.take(address)
     if kept is not None:
-        reader, writer = kept
         try:
-            writer.write(request)
-            return reader, writer, _decode(await _timed(_delimited(reader)))
+            return (*kept, await _ask(*kept, request))
         except (ConnectionError, asyncio.IncompleteReadError):
-            writer.close()  # closed at the other end: a new connection asks again
+            kept[1].close()  # closed at the other end: a new connection asks again
         except BaseException:
-            writer.close()
+            kept[1].close()
             raise
     reader, writer = await pool.open(address)
     try:
-        writer.write(request)
-        return reader, writer, _decode(await _timed(_delimited(reader)))
+        return reader, writer, await _ask(reader, writer, request)
     except BaseException:
         writer.close()
         raise
+
+
+async def _ask(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> dict[int, list[Any]]:
+    writer.write(request)
+    return _decode(await _timed(_delimited(reader)))
 
 
 def read_request(read: Read, client: str = CLIENT_NAME, block_bytes: int | None = None) -> bytes:
