@@ -50,7 +50,7 @@ def parse() -> argparse.Namespace:
 async def land(settings: Settings, count: int) -> dict[int, dict[str, str]]:
     """Photos landed as uploads land them; sha256 of each rendition by photo and name."""
     stores = await open_stores(settings)
-    generator = ids.IdGenerator(settings.worker_id)
+    generator = ids.IdGenerator(settings.fixed_worker_id or 0)
     made: dict[int, dict[str, str]] = {}
     try:
         for _ in range(count):

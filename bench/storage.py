@@ -170,7 +170,7 @@ async def seed_photos(
     stores = await open_bench_stores(settings, land_dir)
     try:
         services = build_services(stores, settings)
-        ids = IdGenerator(settings.worker_id)
+        ids = IdGenerator(settings.fixed_worker_id or 0)
         user = User(ids.next_id(), f"storbench{ids.next_id()}", "-", "", False, datetime.now(UTC))
         await stores.accounts.create_user(user)
         gate = asyncio.Semaphore(concurrency)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # imported where a command needs them, so `instastore --help`
 
     from instastore.cluster import LocalCluster
     from instastore.config import Settings
+    from instastore.ids import IdGenerator
     from instastore.storage.ports import Stores
 
 _T = TypeVar("_T")
@@ -292,13 +293,17 @@ JOB_ITEMS: dict[str, Callable[[Any], int]] = {
 }
 
 
-def _with_stores(args: argparse.Namespace, job: Callable[[Stores, Settings], Awaitable[_T]]) -> _T:
-    """Open the stores the settings name, run ``await job(stores, settings)``, close them.
-    A storage job (``JOB_ITEMS``) is counted in the job metrics, and with
-    ``--metrics-file`` they are written there (``_job_metrics``)."""
+def _with_stores(
+    args: argparse.Namespace, job: Callable[[Stores, Settings, IdGenerator], Awaitable[_T]]
+) -> _T:
+    """Open the stores the settings name, run ``await job(stores, settings, ids)``, close
+    them. A storage job (``JOB_ITEMS``) holds the storage job lock while it runs (one job
+    at a time, cluster-wide: ``instastore.leases``; its ids are fenced by the lock), is
+    counted in the job metrics, and with ``--metrics-file`` they are written there."""
     import asyncio
 
-    from instastore import metrics
+    from instastore import leases, metrics
+    from instastore.ids import IdGenerator
     from instastore.storage import open_stores
 
     settings = config.settings_from_args(args)
@@ -309,9 +314,10 @@ def _with_stores(args: argparse.Namespace, job: Callable[[Stores, Settings], Awa
         stores = await open_stores(settings, meter=name is not None)
         try:
             if name is None:
-                return await job(stores, settings)
+                return await job(stores, settings, IdGenerator(settings.fixed_worker_id or 0))
             with metrics.job(name), metrics.textfile_every(args.metrics_file):
-                report = await job(stores, settings)
+                async with leases.job_lease(stores.leases, f"instastore {name}") as lease:
+                    report = await job(stores, settings, lease.ids())
             metrics.job_progress(name, JOB_ITEMS[name](report))
             return report
         finally:
@@ -329,7 +335,8 @@ def _purge(args: argparse.Namespace) -> None:
     from instastore.jobs import purge
 
     report = _with_stores(
-        args, lambda stores, settings: purge(stores.photos, stores.blobs, settings, progress=print)
+        args,
+        lambda stores, settings, _: purge(stores.photos, stores.blobs, settings, progress=print),
     )
     print(
         f"purged {report.purged} photo(s), removed {report.blobs_removed} blob(s); "
@@ -346,7 +353,7 @@ def _gc(args: argparse.Namespace) -> None:
     from instastore.limits import ORPHAN_GRACE
 
     report = _with_stores(
-        args, lambda stores, settings: gc(stores.photos, stores.blobs, settings, progress=print)
+        args, lambda stores, settings, _: gc(stores.photos, stores.blobs, settings, progress=print)
     )
     print(
         f"checked {report.checked} blob(s): removed {report.removed} "
@@ -377,7 +384,7 @@ def _pack(args: argparse.Namespace) -> None:
     min_age = timedelta(seconds=args.min_age)
     report = _with_stores(
         args,
-        lambda stores, settings: pack(
+        lambda stores, settings, ids: pack(
             stores.photos,
             stores.blobs,
             settings,
@@ -385,6 +392,7 @@ def _pack(args: argparse.Namespace) -> None:
             progress=print,
             scan_all=args.scan_all,
             landed_grace_s=args.landed_grace,
+            generator=ids,
         ),
     )
     queued = f"queued {report.queued} photo(s) by a full scan; " if args.scan_all else ""
@@ -403,7 +411,7 @@ def _storage_stats(args: argparse.Namespace) -> None:
     from instastore.storage.hdfs import HdfsBlobStore
     from instastore.storage_stats import StorageStats, collect
 
-    async def job(stores: Stores, settings: Settings) -> StorageStats:
+    async def job(stores: Stores, settings: Settings, _: IdGenerator) -> StorageStats:
         stats = await collect(stores.photos, stores.blobs)
         if isinstance(stores.blobs, HdfsBlobStore):
             stats.attach_cluster(await stores.blobs.cluster_stats())
@@ -428,13 +436,14 @@ def _compact(args: argparse.Namespace) -> None:
 
     report = _with_stores(
         args,
-        lambda stores, settings: compact(
+        lambda stores, settings, ids: compact(
             stores.photos,
             stores.blobs,
             settings,
             args.threshold,
             progress=print,
             landed_grace_s=args.landed_grace,
+            generator=ids,
         ),
     )
     moved = report.moved

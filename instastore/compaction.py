@@ -55,10 +55,12 @@ async def compact(
     now: datetime | None = None,
     progress: Callable[[str], None] = lambda line: None,
     landed_grace_s: float = packing.LANDED_GRACE_S,
+    generator: ids.IdGenerator | None = None,
 ) -> CompactReport:
     """Finish what earlier runs left, then rewrite every volume whose dead share is at
     least ``threshold`` (0 to 1) with its live needles, and delete volumes no record
-    points into."""
+    points into. New volume ids come from ``generator`` (the command's is fenced by the
+    storage job lock: ``instastore.leases``)."""
     now = now or utcnow()
     report = CompactReport()
     mover = packing.Mover(photos, blobs, report.moved, progress, landed_grace_s)
@@ -78,7 +80,7 @@ async def compact(
                 progress(f"removed volume {entry.key}: no record points into it")
         elif _dead_share(entry, references) >= threshold:
             sparse.append(entry)
-    generator = ids.IdGenerator(settings.worker_id)
+    generator = generator or ids.IdGenerator(settings.fixed_worker_id or 0)
     for draft in _plans(blobs, sparse, references, generator, settings, report):
         await mover.write(draft.plan, draft.sources)
         await mover.switch(draft.plan)

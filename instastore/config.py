@@ -82,8 +82,10 @@ class Settings:
         "Read sealed volumes straight from the DataNodes' data-transfer port with cached block "
         "locations (false: every read through WebHDFS).",
     )
-    worker_id: int = setting(
-        0, "This process's number (0-8191) in every id it makes; unique per running process."
+    worker_id: str = setting(
+        "auto",
+        "This process's number in every id it makes: auto leases a free one from the metadata "
+        "store; a number (0-8191) is refused while another live process holds it.",
     )
     max_upload_bytes: int = setting(256 * 2**20, "Largest accepted upload in bytes (413 past it).")
     max_image_pixels: int = setting(
@@ -103,7 +105,9 @@ class Settings:
         256 * 2**20, "Memory per process for hot thumbnails and feed renditions, in bytes (0: off)."
     )
     workers: int = setting(
-        1, "Server processes sharing the port (each takes worker_id + its index)."
+        1,
+        "Server processes sharing the port (each leases its own worker number; with a fixed "
+        "worker_id, worker_id + its index).",
     )
     retention_days: int = setting(
         30, "Days a deleted photo can be restored before `instastore purge` removes it."
@@ -170,11 +174,10 @@ class Settings:
             raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
         if self.replication_factor < 1 or self.hdfs_replication < 1:
             raise ConfigError("replication factors must be at least 1")
-        if not 0 <= self.worker_id <= 8191:
-            raise ConfigError(f"worker_id must be between 0 and 8191, not {self.worker_id}")
+        fixed = self.fixed_worker_id  # raises unless "auto" or a number in range
         if self.media_cache_bytes < 0:
             raise ConfigError("media_cache_bytes must be 0 or more")
-        if not 1 <= self.workers <= 64 or self.worker_id + self.workers - 1 > 8191:
+        if not 1 <= self.workers <= 64 or (fixed or 0) + self.workers - 1 > 8191:
             raise ConfigError("workers must be 1-64, and worker_id + workers - 1 at most 8191")
         for name in (
             "max_upload_bytes",
@@ -245,6 +248,21 @@ class Settings:
                 "cassandra_hosts and webhdfs_url go together: set both for the cluster "
                 "adapter, or neither for the embedded default"
             )
+
+    @property
+    def fixed_worker_id(self) -> int | None:
+        """The worker number set, or None for "auto" (lease a free one)."""
+        if self.worker_id.strip().lower() == "auto":
+            return None
+        try:
+            number = int(self.worker_id)
+        except ValueError:
+            raise ConfigError(
+                f"worker_id must be auto or a number, not {self.worker_id!r}"
+            ) from None
+        if not 0 <= number <= 8191:
+            raise ConfigError(f"worker_id must be auto or between 0 and 8191, not {number}")
+        return number
 
     @property
     def uses_cluster(self) -> bool:

@@ -3,11 +3,12 @@
     | 41 bits: ms since EPOCH | 13 bits: worker (shard) | 10 bits: sequence |
 
 Sorting ids sorts by creation time, so an id is also a clustering key and a page cursor.
-Ids are unique across processes as long as each process has its own worker number
-(setting ``worker_id``). Within one process they strictly increase: past 1,024 ids in a
+Ids are unique across processes because each process holds its worker number alone: a
+lease in the metadata store (``instastore.leases``), checked on every id by the
+generator's ``fence``. Within one process they strictly increase: past 1,024 ids in a
 millisecond the generator waits for the next millisecond, and when the clock steps back
-it waits for it to catch up, up to ``MAX_CLOCK_BACKWARDS_MS``, and refuses beyond.
-This module never does I/O.
+it waits for it to catch up, up to ``MAX_CLOCK_BACKWARDS_MS``, and refuses beyond; a
+generator ``start``ed after a floor makes only ids past it. This module never does I/O.
 """
 
 from __future__ import annotations
@@ -56,15 +57,28 @@ class IdGenerator:
         worker_id: int,
         clock: Callable[[], int] = now_ms,
         sleep: Callable[[float], None] = time.sleep,
+        fence: Callable[[int], None] | None = None,
     ) -> None:
         if not 0 <= worker_id <= MAX_WORKER:
             raise ValueError(f"worker_id must be 0..{MAX_WORKER}, not {worker_id}")
         self.worker_id = worker_id
         self._clock = clock
         self._sleep = sleep
+        self._fence = fence  # raises unless this process may make an id of that ms now
         self._lock = threading.Lock()
         self._last_ms = -1
         self._sequence = 0
+
+    def start(self, worker_id: int, after_ms: int) -> None:
+        """Make ids as ``worker_id`` from now on, each of a millisecond past
+        ``after_ms`` (the last one earlier holders of that number may have used)."""
+        if not 0 <= worker_id <= MAX_WORKER:
+            raise ValueError(f"worker_id must be 0..{MAX_WORKER}, not {worker_id}")
+        with self._lock:
+            self.worker_id = worker_id
+            if after_ms >= self._last_ms:
+                self._last_ms = after_ms
+                self._sequence = MAX_SEQUENCE  # the next id takes the next millisecond
 
     def next_id(self) -> int:
         with self._lock:
@@ -74,15 +88,16 @@ class IdGenerator:
                 if behind > MAX_CLOCK_BACKWARDS_MS:
                     raise ClockWentBackwards(f"clock went back {behind} ms; refusing to make ids")
                 ms = self._wait_until(self._last_ms)
+            sequence = 0
             if ms == self._last_ms:
-                self._sequence += 1
-                if self._sequence > MAX_SEQUENCE:
+                sequence = self._sequence + 1
+                if sequence > MAX_SEQUENCE:
                     ms = self._wait_until(self._last_ms + 1)
-                    self._sequence = 0
-            else:
-                self._sequence = 0
-            self._last_ms = ms
-            return make_id(ms, self.worker_id, self._sequence)
+                    sequence = 0
+            if self._fence is not None:
+                self._fence(ms)  # before anything changes: a refusal uses up nothing
+            self._last_ms, self._sequence = ms, sequence
+            return make_id(ms, self.worker_id, sequence)
 
     def _wait_until(self, target_ms: int) -> int:
         ms = self._clock()

@@ -67,6 +67,12 @@ class Photo:
     def deleted(self) -> bool:
         return self.deleted_at is not None
 
+    def same_upload(self, other: Photo) -> bool:
+        """Are these two records of one upload (a save tried again, perhaps switched to
+        other locators since), not two photos that were given one id? The secret is 96
+        random bits drawn per upload."""
+        return (self.id, self.owner_id, self.secret) == (other.id, other.owner_id, other.secret)
+
     def with_deleted_at(self, deleted_at: datetime | None) -> Photo:
         return replace(self, deleted_at=deleted_at)
 

@@ -149,10 +149,13 @@ async def pack(
     progress: Callable[[str], None] = lambda line: None,
     landed_grace_s: float = LANDED_GRACE_S,
     scan_all: bool = False,
+    generator: ids.IdGenerator | None = None,
 ) -> PackReport:
     """Finish what earlier runs left, then pack the landed blobs of every queued photo
     (not deleted) older than ``min_age`` into new volumes of ``volume_target_bytes``.
-    With ``scan_all``, first queue every record that has landed blobs (a full scan)."""
+    With ``scan_all``, first queue every record that has landed blobs (a full scan).
+    New volume ids come from ``generator`` (the command's is fenced by the storage job
+    lock: ``instastore.leases``)."""
     now = now or utcnow()
     report = PackReport()
     packer = Mover(photos, blobs, report, progress, landed_grace_s)
@@ -161,7 +164,7 @@ async def pack(
     finished = await packer.resume(now)
     born_before = now - min_age
     landed = await _scan(photos, born_before, progress)
-    generator = ids.IdGenerator(settings.worker_id)
+    generator = generator or ids.IdGenerator(settings.fixed_worker_id or 0)
     for draft in await _plans(blobs, landed, generator, settings, progress):
         await packer.write(draft.plan, draft.sources)
         await packer.switch(draft.plan)

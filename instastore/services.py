@@ -12,7 +12,10 @@ few seconds):
 - ``Accounts`` -> the owner cache (``Photos.users``): a change of privacy or display name
   is seen at once by visibility and by the owners shown beside photos.
 
-Callers reach the stores only through the services: ``health`` answers readiness.
+Ids are made under a worker number this process leases from the metadata store
+(``instastore.leases.WorkerIds``), so any number of processes and hosts can serve one
+store with no setting. Callers reach the stores only through the services: ``health``
+answers readiness.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from instastore.config import Settings
 from instastore.errors import InstastoreError
 from instastore.ids import IdGenerator
 from instastore.jobs import remove_scratch
+from instastore.leases import WorkerIds
 from instastore.model import Photo
 from instastore.photos import Photos
 from instastore.ratelimit import RateLimiter
@@ -55,20 +59,30 @@ class Services:
     viewing: Viewing
     upload_limiter: RateLimiter
     _stores: Stores = field(repr=False)
+    _worker: WorkerIds | None = field(default=None, repr=False)
 
     async def health(self) -> dict[str, str]:
-        """Each store's name mapped to "ok" or the reason it does not answer."""
-        return await self._stores.ping()
+        """Each store's name mapped to "ok" or the reason it does not answer, and "ids"
+        unless this process may make ids now."""
+        report = await self._stores.ping()
+        if self._worker is not None and (ids := self._worker.check()) != "ok":
+            report["ids"] = ids
+        return report
 
     async def close(self) -> None:
         self.accounts.close()
-        await self._stores.close()
+        try:
+            if self._worker is not None:
+                await self._worker.close()
+        finally:
+            await self._stores.close()
 
 
-def build_services(stores: Stores, settings: Settings) -> Services:
+def build_services(stores: Stores, settings: Settings, worker: WorkerIds | None = None) -> Services:
     """The services over ``stores``, with the caches wired to the changes they depend on
-    (see the module's docstring)."""
-    ids = IdGenerator(settings.worker_id)
+    (see the module's docstring). Ids come from ``worker``'s leased number; without one
+    (a single process, as in tests) from the fixed ``worker_id``, or 0."""
+    ids = worker.generator if worker else IdGenerator(settings.fixed_worker_id or 0)
     photos = Photos(stores.photos, stores.search, settings)
     accounts = Accounts(stores.accounts, stores.photos, stores.graph, settings, ids)
     social = Social(stores.accounts, stores.graph, settings.max_page_size)
@@ -93,24 +107,30 @@ def build_services(stores: Stores, settings: Settings) -> Services:
         viewing=viewing,
         upload_limiter=RateLimiter(settings.uploads_per_minute),
         _stores=stores,
+        _worker=worker,
     )
 
 
 async def open_services(settings: Settings) -> Services:
-    """Open the stores the settings name, clean up after crashed processes, install the
-    deployment's cursor key, and build the services. ``close()`` them when done."""
+    """Open the stores the settings name, lease a worker number, clean up after crashed
+    processes, install the deployment's cursor key, and build the services. ``close()``
+    them when done."""
     stores = await open_stores(settings, meter=True)
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
+    worker = None
     try:
+        worker = await WorkerIds.start(stores.leases, settings.fixed_worker_id, "instastore serve")
         await _remove_scratch(stores.blobs, settings)
         # SECURITY: one cursor key for every worker and server of the deployment (issue 10).
         paging.use_key(
             await stores.keys.server_key("cursor", secrets.token_bytes(paging.KEY_BYTES))
         )
     except BaseException:
+        if worker is not None:
+            await worker.close()
         await stores.close()
         raise
-    return build_services(stores, settings)
+    return build_services(stores, settings, worker)
 
 
 async def _remove_scratch(blobs: BlobStore, settings: Settings) -> None:

@@ -126,7 +126,7 @@ def _serve_one(settings: Settings, reuse_port: bool) -> None:
 
 def run(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM. With ``workers`` > 1, that many processes share the
-    port (SO_REUSEPORT); each makes ids with its own worker number."""
+    port (SO_REUSEPORT); each leases its own worker number for the ids it makes."""
     log.info("starting instastore on http://%s:%d with %r", settings.host, settings.port, settings)
     if settings.workers == 1:
         _serve_one(settings, reuse_port=False)
@@ -138,10 +138,16 @@ def run(settings: Settings) -> None:
         own_metrics_dir = tempfile.mkdtemp(prefix="instastore-metrics-")
         os.environ[metrics.MULTIPROC_ENV] = own_metrics_dir
     context = multiprocessing.get_context("spawn")
+    fixed = settings.fixed_worker_id
+
+    def worker(i: int) -> Settings:
+        number = settings.worker_id if fixed is None else str(fixed + i)
+        return dataclasses.replace(settings, worker_id=number, workers=1)
+
     children = [
         context.Process(
             target=_serve_one,
-            args=(dataclasses.replace(settings, worker_id=settings.worker_id + i, workers=1), True),
+            args=(worker(i), True),
             name=f"instastore-worker-{i}",
         )
         for i in range(settings.workers)

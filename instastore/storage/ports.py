@@ -272,6 +272,40 @@ class KeyStore(Protocol):
         none, atomically, so every process and server of a deployment gets the same bytes."""
 
 
+class LeaseStore(Protocol):
+    """Named leases, each held by one process at a time across every process and host of
+    a deployment (worker numbers, the storage job lock: ``instastore.leases``), and hits
+    against limits shared by all of them (``instastore.ratelimit``).
+
+    A lease is held until ``ttl_s`` after its holder last took or renewed it; its
+    ``high_ms`` (the last millisecond its holders may have put into an id) is kept after
+    release and expiry. Holders are unique strings; every write names its holder, so a
+    write tried again after an unknown outcome recognises its own earlier success."""
+
+    async def take_lease(self, name: str, holder: str, ttl_s: int, now: datetime) -> LeaseState:
+        """Hold ``name`` for ``holder`` unless another holder's lease is unexpired. The
+        state after the attempt: ``holder`` is ours if taken (or held by us already)."""
+
+    async def renew_lease(
+        self, name: str, holder: str, ttl_s: int, high_ms: int, now: datetime
+    ) -> bool:
+        """Extend our lease by ``ttl_s`` and raise its ``high_ms`` to ``high_ms``; False if
+        it is not ours any more (expired, taken by another)."""
+
+    async def release_lease(self, name: str, holder: str, high_ms: int) -> None:
+        """Give up our lease (nothing if not ours), leaving ``high_ms`` as its mark."""
+
+    async def read_lease(self, name: str) -> LeaseState | None:
+        """Who holds ``name`` now (``holder`` None: nobody), or None if never taken."""
+
+    async def add_limit_hit(self, key: str, minute: int) -> None:
+        """Count one hit of ``key`` in ``minute`` (minutes since the Unix epoch); hits
+        older than two minutes may be forgotten."""
+
+    async def limit_hits(self, key: str, minutes: Sequence[int]) -> dict[int, int]:
+        """The hits of ``key`` in each of ``minutes``, all counted writes included."""
+
+
 class MetadataStore(
     AccountStore,
     PhotoStore,
@@ -280,6 +314,7 @@ class MetadataStore(
     LikeStore,
     IdempotencyStore,
     KeyStore,
+    LeaseStore,
     Backend,
     Protocol,
 ):
@@ -346,6 +381,16 @@ class KeyClaim:
 
 
 @dataclass(frozen=True)
+class LeaseState:
+    """A lease as stored: its holder (None: free) since when, and ``high_ms``, the last
+    millisecond its holders may have put into an id (0: none)."""
+
+    holder: str | None
+    since: datetime | None
+    high_ms: int
+
+
+@dataclass(frozen=True)
 class PurgeEntry:
     day: date  # the day the photo was deleted
     photo_id: int
@@ -364,6 +409,7 @@ class Stores:
     likes: LikeStore
     claims: IdempotencyStore
     keys: KeyStore
+    leases: LeaseStore
     blobs: BlobStore
     metadata: Backend
 
@@ -378,6 +424,7 @@ class Stores:
             likes=metadata,
             claims=metadata,
             keys=metadata,
+            leases=metadata,
             blobs=blobs,
             metadata=metadata,
         )

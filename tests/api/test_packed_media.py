@@ -45,7 +45,7 @@ async def pack_one(stores, settings, photo_id: int) -> None:
     photo = await stores.photos.get_photo(photo_id)
     mine = {r.name: r.locator for r in photo.renditions}
     landed = packing._Landed([(photo, mine)], {key: [photo_id] for key in mine.values()})
-    generator = packing.ids.IdGenerator(settings.worker_id)
+    generator = packing.ids.IdGenerator(settings.fixed_worker_id or 0)
     (draft,) = await packing._plans(stores.blobs, landed, generator, settings, lambda _: None)
     packer = packing.Mover(
         stores.photos, stores.blobs, packing.PackReport(), lambda _: None, packing.LANDED_GRACE_S

@@ -142,7 +142,7 @@ async def planned(stores, settings, old):
     """What a run would write for this volume (nothing written yet)."""
     references = await jobs.scan_references(stores.photos, lambda _: None)
     (entry,) = [e async for e in stores.blobs.entries(volumes.VOLUME_PREFIX) if e.key == old]
-    generator = ids.IdGenerator(settings.worker_id)
+    generator = ids.IdGenerator(settings.fixed_worker_id or 0)
     report = compaction.CompactReport()
     (draft,) = compaction._plans(stores.blobs, [entry], references, generator, settings, report)
     return draft

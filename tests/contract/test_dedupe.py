@@ -255,7 +255,7 @@ async def plan_only(rig: Rig, photo_id: int):
     photo = await rig.stores.photos.get_photo(photo_id)
     mine = locators(photo)
     landed = packing._Landed([(photo, mine)], {key: [photo_id] for key in mine.values()})
-    generator = ids.IdGenerator(rig.settings.worker_id)
+    generator = ids.IdGenerator(rig.settings.fixed_worker_id or 0)
     (draft,) = await packing._plans(rig.stores.blobs, landed, generator, rig.settings, print)
     packer = packing.Mover(
         rig.stores.photos, rig.stores.blobs, packing.PackReport(), lambda _: None, 0

@@ -176,7 +176,7 @@ async def planned(stores, settings, made):
         [(p, {r.name: r.locator for r in p.renditions}) for p, _ in made],
         {r.locator: [p.id] for p, _ in made for r in p.renditions},
     )
-    generator = ids.IdGenerator(settings.worker_id)
+    generator = ids.IdGenerator(settings.fixed_worker_id or 0)
     (draft,) = await packing._plans(stores.blobs, landed, generator, settings, lambda _: None)
     return draft
 

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from cassandra import ConsistencyLevel
 from cassandra.cluster import Cluster, Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
@@ -33,7 +34,7 @@ from instastore.storage.cassandra.session import (
     execute,
     translate_errors,
 )
-from instastore.storage.ports import KeyClaim, PurgeEntry, settle
+from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry, settle
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class CassandraMetadataStore:
         # writes are tried again while their outcome is unknown: a claim that did land
         # comes back as held by this user's id. The users row is removed only once the
         # name is known to be someone else's.
-        await settle(
+        (row,) = await settle(
             "create user",
             lambda: self._q(
                 cql.INSERT_USER,
@@ -188,6 +189,8 @@ class CassandraMetadataStore:
                 user.created_at,
             ),
         )
+        if not row[0] and (row.username, row.password_hash) != (user.username, user.password_hash):
+            raise Conflict(f"user id {user.id} holds another account already; nothing was stored")
         (row,) = await settle(
             "claim username", lambda: self._q(cql.CLAIM_NAME, user.username, user.id)
         )
@@ -216,30 +219,40 @@ class CassandraMetadataStore:
     # ---- photos -------------------------------------------------------------------
 
     async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
+        # Three steps, each safe to repeat: the pack-queue entry (so a record with landed
+        # blobs is always queued, whatever happens next); the record, written once with a
+        # lightweight transaction (an id holding another photo is a Conflict, never
+        # "saved already"; a record found with our own secret is an earlier try of this
+        # save, and is never written again: a packer may have switched it since); then
+        # its index rows in one logged batch, written again by a retry (a crash may have
+        # come between the record and them).
+        await self.queue_for_packing([photo.id])
+        (row,) = await settle(
+            "save photo record",
+            lambda: self._q(cql.INSERT_PHOTO, photo.id, codec.encode_photo(photo)),
+        )
+        if not row[0]:
+            saved = None if row.record is None else codec.decode_photo(row.record)
+            if saved is None or not saved.same_upload(photo):
+                raise Conflict(
+                    f"photo id {photo.id} holds another photo already; nothing was saved"
+                )
         bucket = bucket_of(photo.id)
         items: list[StatementItem] = [
-            (cql.INSERT_PHOTO, (photo.id, codec.encode_photo(photo))),
             (cql.INSERT_USER_PHOTO, (photo.owner_id, bucket, photo.id)),
             (cql.INSERT_USER_BUCKET, (photo.owner_id, bucket)),
             # Last write wins by the photo's own time: an older photo saved late never
             # hides a newer one.
             (cql.SET_LATEST, (photo.owner_id, photo.id, _cell_timestamp(photo.id))),
-            (cql.QUEUE_PACK, (_pack_bucket(photo.id), photo.id)),
-            (cql.QUEUE_PACK_BUCKET, (_pack_bucket(photo.id),)),
         ]
         for term in terms:
             items += [
                 (cql.INSERT_TERM, (term, bucket, photo.id)),
                 (cql.INSERT_TERM_BUCKET, (term, bucket)),
             ]
-        if await self.get_photo(photo.id) is not None:
-            # Saved already (a retry): the rows are there and counted, once; the record is
-            # never written again (a packer may have switched it since). Its queue entry
-            # is, as a logged batch may show the record before its other rows.
-            await self.queue_for_packing([photo.id])
-            return
         await self._batch("save_photo", *items)
-        await self._count("photo count", (cql.ADD_PHOTOS, (1, photo.owner_id)))
+        if row[0]:  # counted once, by the try that wrote the record
+            await self._count("photo count", (cql.ADD_PHOTOS, (1, photo.owner_id)))
 
     async def get_photo(self, photo_id: int) -> Photo | None:
         rows = await self._q(cql.GET_PHOTO, photo_id)
@@ -486,6 +499,63 @@ class CassandraMetadataStore:
         # others read its value back in the same answer.
         (row,) = await self._q(cql.SERVER_KEY, name, candidate)
         return candidate if row[0] else bytes(row.secret)
+
+    # ---- leases and shared limits ----------------------------------------------------
+
+    async def _cas(self, what: str, *items: StatementItem) -> Any:
+        """One conditional batch (a single partition), tried again while its outcome is
+        unknown (each caller's condition recognises its own earlier success); its first
+        row ([applied] and the condition's current values)."""
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        for statement, params in items:
+            batch.add(self.q[statement], params)
+        rows = await settle(what, lambda: execute(self.session, batch, None, what=what))
+        return rows[0]
+
+    async def take_lease(self, name: str, holder: str, ttl_s: int, now: datetime) -> LeaseState:
+        await self._cas(
+            "take lease",
+            (cql.TAKE_LEASE, (ttl_s, holder, name)),
+            (cql.SET_LEASE_SINCE, (now, name)),
+        )
+        # Taken, taken by our own earlier try, or held: the serial read says which.
+        state = await self.read_lease(name)
+        return state if state is not None else LeaseState(None, None, 0)
+
+    async def renew_lease(
+        self, name: str, holder: str, ttl_s: int, high_ms: int, now: datetime
+    ) -> bool:
+        row = await self._cas(
+            "renew lease",
+            (cql.RENEW_LEASE, (ttl_s, holder, name, holder)),
+            (cql.SET_LEASE_HIGH, (high_ms, name)),
+        )
+        return bool(row[0])
+
+    async def release_lease(self, name: str, holder: str, high_ms: int) -> None:
+        await self._cas(
+            "release lease",
+            (cql.RELEASE_LEASE, (name, holder)),
+            (cql.SET_LEASE_HIGH, (high_ms, name)),
+        )
+
+    async def read_lease(self, name: str) -> LeaseState | None:
+        # LOCAL_SERIAL: sees every lightweight transaction committed before it.
+        bound = self.q[cql.READ_LEASE].bind((name,))
+        bound.consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        rows = await execute(self.session, bound, None, what="read lease")
+        if not rows:
+            return None
+        row = rows[0]
+        since = _utc(row.since) if row.holder is not None else None
+        return LeaseState(row.holder, since, row.high_ms or 0)
+
+    async def add_limit_hit(self, key: str, minute: int) -> None:
+        await self._q(cql.ADD_LIMIT_HIT, key, minute)
+
+    async def limit_hits(self, key: str, minutes: Sequence[int]) -> dict[int, int]:
+        counts = await asyncio.gather(*(self._q(cql.LIMIT_HITS, key, m) for m in minutes))
+        return {m: rows[0][0] for m, rows in zip(minutes, counts, strict=True)}
 
     # ---- search -------------------------------------------------------------------
 

@@ -15,9 +15,10 @@ PING = "SELECT release_version FROM system.local"  # Cassandra's own table; run 
 
 # AccountStore: users, users_by_name
 
+# Written once: a user id that holds another user is a conflict, never overwritten.
 INSERT_USER = (
     "INSERT INTO users (user_id, username, password_hash, display_name, private, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
 )
 CLAIM_NAME = "INSERT INTO users_by_name (username, user_id) VALUES (?, ?) IF NOT EXISTS"
 DELETE_USER = "DELETE FROM users WHERE user_id = ?"
@@ -39,7 +40,8 @@ DELETE_SESSION = "DELETE FROM sessions WHERE token_hash = ?"
 # PhotoStore: photos, user_photos, user_photo_buckets, user_latest, photo_counts,
 # purge_queue
 
-INSERT_PHOTO = "INSERT INTO photos (photo_id, record) VALUES (?, ?)"
+# Written once: an id that holds another photo is a conflict, never "saved already".
+INSERT_PHOTO = "INSERT INTO photos (photo_id, record) VALUES (?, ?) IF NOT EXISTS"
 INSERT_USER_PHOTO = "INSERT INTO user_photos (user_id, bucket, photo_id) VALUES (?, ?, ?)"
 INSERT_USER_BUCKET = "INSERT INTO user_photo_buckets (user_id, bucket) VALUES (?, ?)"
 SET_LATEST = "INSERT INTO user_latest (user_id, photo_id) VALUES (?, ?) USING TIMESTAMP ?"
@@ -124,6 +126,18 @@ RELEASE_KEY = "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? IF pho
 # KeyStore: server_keys
 
 SERVER_KEY = "INSERT INTO server_keys (name, secret) VALUES (?, ?) IF NOT EXISTS"
+
+# LeaseStore: leases (taken, renewed and released with a conditional batch: the holder
+# cell, under the lease's TTL, is the condition; since and high_ms outlive it), limit_hits
+
+TAKE_LEASE = "UPDATE leases USING TTL ? SET holder = ? WHERE name = ? IF holder = null"
+RENEW_LEASE = "UPDATE leases USING TTL ? SET holder = ? WHERE name = ? IF holder = ?"
+RELEASE_LEASE = "DELETE holder FROM leases WHERE name = ? IF holder = ?"
+SET_LEASE_SINCE = "UPDATE leases SET since = ? WHERE name = ?"
+SET_LEASE_HIGH = "UPDATE leases SET high_ms = ? WHERE name = ?"
+READ_LEASE = "SELECT holder, since, high_ms FROM leases WHERE name = ?"  # at LOCAL_SERIAL
+ADD_LIMIT_HIT = "INSERT INTO limit_hits (key, minute, hit) VALUES (?, ?, now())"
+LIMIT_HITS = "SELECT count(*) FROM limit_hits WHERE key = ? AND minute = ?"
 
 # PhotoStore: content_index (dedupe)
 

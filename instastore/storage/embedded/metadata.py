@@ -24,7 +24,7 @@ from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID
 from instastore.model import Photo, User
 from instastore.schema import migrations
-from instastore.storage.ports import KeyClaim, PurgeEntry
+from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry
 
 T = TypeVar("T")
 DB_FILE = "metadata.sqlite3"
@@ -146,24 +146,33 @@ class SqliteMetadataStore:
     # ---- users --------------------------------------------------------------------
 
     async def create_user(self, user: User) -> None:
-        try:
-            await self._write(
-                (
-                    "INSERT INTO users "
-                    "(user_id, username, password_hash, display_name, private, created_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        user.id,
-                        user.username,
-                        user.password_hash,
-                        user.display_name,
-                        int(user.private),
-                        _ms(user.created_at),
-                    ),
-                )
-            )
-        except Conflict as exc:
-            raise Conflict(f"username {user.username!r} is taken") from exc
+        def create() -> None:
+            with _transaction(self.conn):
+                # Written once: a user id holding another account is a conflict.
+                if self.conn.execute(
+                    "SELECT 1 FROM users WHERE user_id = ?", (user.id,)
+                ).fetchone():
+                    raise Conflict(
+                        f"user id {user.id} holds another account already; nothing was stored"
+                    )
+                try:
+                    self.conn.execute(
+                        "INSERT INTO users "
+                        "(user_id, username, password_hash, display_name, private, created_ms) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            user.id,
+                            user.username,
+                            user.password_hash,
+                            user.display_name,
+                            int(user.private),
+                            _ms(user.created_at),
+                        ),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise Conflict(f"username {user.username!r} is taken") from exc
+
+        await self._run(create)
 
     async def update_user(self, user: User) -> None:
         await self._write(
@@ -183,21 +192,39 @@ class SqliteMetadataStore:
     # ---- photos -------------------------------------------------------------------
 
     async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
-        await self._write(
-            (
-                "INSERT OR IGNORE INTO photos (photo_id, record) VALUES (?, ?)",
-                (photo.id, codec.encode_photo(photo)),
-            ),
-            (
-                "INSERT OR IGNORE INTO user_photos (user_id, photo_id) VALUES (?, ?)",
-                (photo.owner_id, photo.id),
-            ),
-            *[
-                ("INSERT OR IGNORE INTO title_terms (term, photo_id) VALUES (?, ?)", (t, photo.id))
-                for t in terms
-            ],
-            ("INSERT OR IGNORE INTO pack_queue (photo_id) VALUES (?)", (photo.id,)),
-        )
+        def save() -> None:
+            with _transaction(self.conn):  # BEGIN IMMEDIATE: read and write as one
+                row = self.conn.execute(
+                    "SELECT record FROM photos WHERE photo_id = ?", (photo.id,)
+                ).fetchone()
+                # Written once: an id holding another photo is a conflict; a record of
+                # this same upload (an earlier try, perhaps switched by the packer since)
+                # stays as it is.
+                if row is not None and not codec.decode_photo(row[0]).same_upload(photo):
+                    raise Conflict(
+                        f"photo id {photo.id} holds another photo already; nothing was saved"
+                    )
+                for sql, params in (
+                    (
+                        "INSERT OR IGNORE INTO photos (photo_id, record) VALUES (?, ?)",
+                        (photo.id, codec.encode_photo(photo)),
+                    ),
+                    (
+                        "INSERT OR IGNORE INTO user_photos (user_id, photo_id) VALUES (?, ?)",
+                        (photo.owner_id, photo.id),
+                    ),
+                    *[
+                        (
+                            "INSERT OR IGNORE INTO title_terms (term, photo_id) VALUES (?, ?)",
+                            (t, photo.id),
+                        )
+                        for t in terms
+                    ],
+                    ("INSERT OR IGNORE INTO pack_queue (photo_id) VALUES (?)", (photo.id,)),
+                ):
+                    self.conn.execute(sql, params)
+
+        await self._run(save)
 
     async def get_photo(self, photo_id: int) -> Photo | None:
         row = await self._one(
@@ -512,6 +539,81 @@ class SqliteMetadataStore:
                 return secret
 
         return await self._run(get_or_create)
+
+    # ---- leases and shared limits ----------------------------------------------------
+
+    async def take_lease(self, name: str, holder: str, ttl_s: int, now: datetime) -> LeaseState:
+        now_ms = round(now.timestamp() * 1000)
+
+        def take() -> LeaseState:
+            with _transaction(self.conn):  # BEGIN IMMEDIATE: read and write as one
+                self.conn.execute("INSERT OR IGNORE INTO leases (name) VALUES (?)", (name,))
+                row = self.conn.execute(
+                    "SELECT holder, since_ms, expires_ms, high_ms FROM leases WHERE name = ?",
+                    (name,),
+                ).fetchone()
+                held = row["holder"] is not None and row["expires_ms"] > now_ms
+                if held and row["holder"] != holder:
+                    return LeaseState(row["holder"], _at(row["since_ms"]), row["high_ms"])
+                since = row["since_ms"] if row["holder"] == holder else now_ms
+                self.conn.execute(
+                    "UPDATE leases SET holder = ?, since_ms = ?, expires_ms = ? WHERE name = ?",
+                    (holder, since, now_ms + ttl_s * 1000, name),
+                )
+                return LeaseState(holder, _at(since), row["high_ms"])
+
+        return await self._run(take)
+
+    async def renew_lease(
+        self, name: str, holder: str, ttl_s: int, high_ms: int, now: datetime
+    ) -> bool:
+        now_ms = round(now.timestamp() * 1000)
+        (count,) = await self._write(
+            (
+                "UPDATE leases SET expires_ms = ?, high_ms = ? "
+                "WHERE name = ? AND holder = ? AND expires_ms > ?",
+                (now_ms + ttl_s * 1000, high_ms, name, holder, now_ms),
+            )
+        )
+        return count == 1
+
+    async def release_lease(self, name: str, holder: str, high_ms: int) -> None:
+        await self._write(
+            (
+                "UPDATE leases SET holder = NULL, since_ms = NULL, expires_ms = NULL, "
+                "high_ms = ? WHERE name = ? AND holder = ?",
+                (high_ms, name, holder),
+            )
+        )
+
+    async def read_lease(self, name: str) -> LeaseState | None:
+        row = await self._one(
+            "SELECT holder, since_ms, expires_ms, high_ms FROM leases WHERE name = ?", (name,)
+        )
+        if row is None:
+            return None
+        if row["holder"] is None or row["expires_ms"] <= _ms(datetime.now(UTC)):
+            return LeaseState(None, None, row["high_ms"])
+        return LeaseState(row["holder"], _at(row["since_ms"]), row["high_ms"])
+
+    async def add_limit_hit(self, key: str, minute: int) -> None:
+        await self._write(
+            ("INSERT INTO limit_hits (key, minute) VALUES (?, ?)", (key, minute)),
+            ("DELETE FROM limit_hits WHERE minute < ?", (minute - 1,)),
+        )
+
+    async def limit_hits(self, key: str, minutes: Sequence[int]) -> dict[int, int]:
+        if not minutes:
+            return {}
+        marks = ",".join("?" * len(minutes))
+        rows = await self._all(
+            f"SELECT minute, COUNT(*) FROM limit_hits WHERE key = ? AND minute IN ({marks}) "
+            "GROUP BY minute",
+            [key, *minutes],
+        )
+        counts = {m: 0 for m in minutes}
+        counts.update({r[0]: r[1] for r in rows})
+        return counts
 
     # ---- search -------------------------------------------------------------------
 

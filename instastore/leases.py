@@ -1,0 +1,283 @@
+"""Leases: one holder at a time, across every process and host of a deployment.
+
+Two uses:
+
+- the worker number each process puts into the ids it makes (``WorkerIds``): no two
+  live processes hold one number, so no two make the same id, with no setting needed;
+- the storage job lock (``job_lease``): ``pack``, ``compact``, ``gc``, ``purge`` and
+  ``backup restore`` run one at a time, cluster-wide; a second run anywhere is refused,
+  naming who holds the lock and since when.
+
+A lease is taken with a conditional write (``LeaseStore.take_lease``) and renewed by its
+holder every ``RENEW_EVERY_S``; the store lets it expire ``TTL_S`` after the last renewal
+that landed, and only then may another process take it. Fencing: a holder trusts its
+lease only ``FENCE_S`` after the START of its last renewal that landed, which is before
+the store's clock started the new TTL; ``TTL_S - FENCE_S`` covers clocks that run at
+slightly different rates. So a holder that cannot renew (its store unreachable, its
+process paused) stops making ids, or its job is cancelled, before anyone else can take
+the lease. Every id is also kept at or below the lease's ``high_ms``, the millisecond
+written with the last renewal, and a new holder starts after the ``high_ms`` its
+predecessors left: an id is never made twice even when clocks step back or disagree
+between hosts.
+
+This module owns the lease rules; the stores only keep the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from instastore import ids
+from instastore.clock import utcnow
+from instastore.errors import Conflict, InstastoreError, Unavailable
+from instastore.storage.ports import LeaseState, LeaseStore
+
+log = logging.getLogger(__name__)
+
+TTL_S = 30  # seconds a lease lives past its last renewal: how long a dead holder blocks
+RENEW_EVERY_S = 5.0  # seconds between renewals: four may fail before the fence closes
+FENCE_S = 20.0  # seconds a holder trusts a renewal that landed, counted from its start
+WORKER_TRIES = 32  # random worker numbers tried before giving up (8,192 exist)
+JOB = "job"  # the lease every storage job holds while it runs
+
+
+def worker_lease(number: int) -> str:
+    return f"worker/{number}"
+
+
+def holder_name(role: str) -> str:
+    """Who holds a lease, as an operator reads it; unique per process and attempt."""
+    return f"{role} on {socket.gethostname()} pid {os.getpid()} #{secrets.token_hex(3)}"
+
+
+class LeaseHeld(Conflict):
+    """Another live process holds the lease."""
+
+    def __init__(self, what: str, state: LeaseState) -> None:
+        since = state.since.isoformat(timespec="seconds") if state.since else "a moment ago"
+        super().__init__(f"{what} is held by {state.holder} since {since}")
+        self.state = state
+
+
+class LeaseLost(Unavailable):
+    """This process no longer holds a lease it relied on (it could not renew it)."""
+
+
+class Lease:
+    """One lease this process holds; ``keep()`` renews it until ``release()``."""
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        name: str,
+        holder: str,
+        state: LeaseState,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = ids.now_ms,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.holder = holder
+        self.since: datetime | None = state.since
+        self.floor_ms = state.high_ms  # the last ms earlier holders may have put into an id
+        self.high_ms = state.high_ms  # the last ms our renewals allow ids to carry
+        self.used_ms = state.high_ms  # what to leave as high_ms on release
+        self._monotonic = monotonic
+        self._wall_ms = wall_ms
+        self._trusted_until = float("-inf")
+        self.lost = False
+
+    @classmethod
+    async def take(cls, store: LeaseStore, name: str, role: str, what: str | None = None) -> Lease:
+        """Take ``name`` and renew it once (so ``high_ms`` is written before anything
+        relies on it); ``LeaseHeld`` if another live process holds it."""
+        holder = holder_name(role)
+        state = await store.take_lease(name, holder, TTL_S, utcnow())
+        if state.holder != holder:
+            raise LeaseHeld(what or f"lease {name!r}", state)
+        lease = cls(store, name, holder, state)
+        if not await lease.renew():
+            raise LeaseLost(f"lease {name!r} was lost right after it was taken")
+        return lease
+
+    def trusted(self) -> bool:
+        return not self.lost and self._monotonic() < self._trusted_until
+
+    def covers(self, ms: int) -> bool:
+        """May an id carry millisecond ``ms`` now?"""
+        return self.trusted() and self.floor_ms < ms <= self.high_ms
+
+    async def renew(self) -> bool:
+        """Renew once; False (and ``lost``) if the lease is not ours any more. Store
+        errors propagate: the lease may still be ours, trusted until its fence."""
+        started = self._monotonic()
+        high_ms = max(self.high_ms, self.used_ms, self._wall_ms()) + TTL_S * 1000
+        if await self.store.renew_lease(self.name, self.holder, TTL_S, high_ms, utcnow()):
+            self.high_ms = high_ms
+            self._trusted_until = started + FENCE_S
+            return True
+        self.lost = True
+        self._trusted_until = float("-inf")
+        return False
+
+    async def keep(
+        self, on_lost: Callable[[], object] | None = None, *, while_trusted: bool = False
+    ) -> None:
+        """Renew every ``RENEW_EVERY_S`` until cancelled or lost (then ``on_lost``);
+        ``while_trusted``: also give up once the fence closes (a job stops, where a
+        server's ids only pause until a renewal lands again)."""
+        while not self.lost:
+            await asyncio.sleep(RENEW_EVERY_S)
+            try:
+                await self.renew()
+            except InstastoreError as exc:
+                log.warning("could not renew lease %s (%s): %s", self.name, self.holder, exc)
+                if while_trusted and not self.trusted():
+                    self.lost = True
+        log.error("lease %s of %s was lost: another process may hold it", self.name, self.holder)
+        if on_lost is not None:
+            on_lost()
+
+    def ids(self, worker: int = 0) -> ids.IdGenerator:
+        """An id generator fenced by this lease: ids past its predecessors' ``high_ms``,
+        none once it is not trusted (a job's new volume ids)."""
+
+        def fence(ms: int) -> None:
+            if not self.covers(ms):
+                raise LeaseLost(f"lease {self.name!r} is not renewed: no ids can be made")
+            self.used_ms = max(self.used_ms, ms)
+
+        generator = ids.IdGenerator(worker, fence=fence)
+        generator.start(worker, self.floor_ms)
+        return generator
+
+    async def release(self) -> None:
+        """Stop trusting the lease, then give it up (best effort: it expires anyway)."""
+        self._trusted_until = float("-inf")
+        self.lost = True
+        try:
+            await self.store.release_lease(self.name, self.holder, self.used_ms)
+        except InstastoreError as exc:
+            log.warning("could not release lease %s (it ends in %d s): %s", self.name, TTL_S, exc)
+
+
+class WorkerIds:
+    """The ids of one process, under a leased worker number.
+
+    ``fixed``: that number or a refusal naming its holder; None: any free number. A lease
+    lost (not renewed in time, taken over) stops ids at once; the keeper then takes a
+    number again (another one unless fixed) and ids resume after it.
+    """
+
+    def __init__(self, store: LeaseStore, fixed: int | None, role: str) -> None:
+        self.store = store
+        self.fixed = fixed
+        self.role = role
+        self.lease: Lease | None = None
+        self.generator = ids.IdGenerator(0 if fixed is None else fixed, fence=self._fence)
+        self._keeper: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, store: LeaseStore, fixed: int | None, role: str) -> WorkerIds:
+        worker = cls(store, fixed, role)
+        await worker._take()
+        worker._keeper = asyncio.create_task(worker._keep(), name="worker-lease")
+        return worker
+
+    def _fence(self, ms: int) -> None:
+        lease = self.lease
+        if lease is None or not lease.covers(ms):
+            raise Unavailable(
+                "this process cannot make ids right now: its worker number's lease is not "
+                "renewed (the metadata store is unreachable, or the clock jumped); retry shortly"
+            )
+        lease.used_ms = max(lease.used_ms, ms)
+
+    async def _take(self) -> None:
+        if self.fixed is not None:
+            numbers = [self.fixed]
+        else:
+            numbers = random.sample(range(ids.MAX_WORKER + 1), WORKER_TRIES)
+        held: Conflict | None = None
+        for number in numbers:
+            try:
+                lease = await Lease.take(
+                    self.store, worker_lease(number), self.role, f"worker_id {number}"
+                )
+            except LeaseHeld as exc:
+                held = exc
+                continue
+            ahead = lease.floor_ms - ids.now_ms()
+            if ahead > ids.MAX_CLOCK_BACKWARDS_MS:
+                await lease.release()  # its ids reach past this clock: another number
+                held = Conflict(f"worker_id {number} made ids up to {ahead} ms ahead of this clock")
+                continue
+            self.generator.start(number, lease.floor_ms)
+            self.lease = lease
+            log.info("worker number %d leased by %s", number, lease.holder)
+            return
+        if self.fixed is not None and held is not None:
+            raise Conflict(
+                f"{held}; leave worker_id unset (auto) to lease a free one, or stop that process"
+            )
+        raise Unavailable(f"no free worker number after {len(numbers)} tries: {held}")
+
+    async def _keep(self) -> None:
+        while True:
+            if self.lease is not None:
+                await self.lease.keep()
+            try:
+                await self._take()
+            except InstastoreError as exc:
+                log.warning("could not lease a worker number again: %s", exc)
+                self.lease = None
+                await asyncio.sleep(RENEW_EVERY_S)
+
+    def check(self) -> str:
+        """ "ok", or why ids cannot be made now (for readiness)."""
+        if self.lease is not None and self.lease.trusted():
+            return "ok"
+        return "the worker number's lease is not renewed: no ids can be made"
+
+    async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        if self.lease is not None:
+            await self.lease.release()
+
+
+@contextlib.asynccontextmanager
+async def job_lease(store: LeaseStore, role: str) -> AsyncIterator[Lease]:
+    """Hold the storage job lock for the block: ``LeaseHeld`` if another job (anywhere)
+    runs; the block is cancelled and ``LeaseLost`` raised if the lock cannot be renewed
+    in time."""
+    lease = await Lease.take(store, JOB, role, "the storage job lock")
+    task = asyncio.current_task()
+    assert task is not None
+    keeper = asyncio.create_task(
+        lease.keep(on_lost=task.cancel, while_trusted=True), name="job-lease"
+    )
+    try:
+        yield lease
+    except asyncio.CancelledError:
+        if lease.lost:
+            raise LeaseLost(
+                f"{role} stopped: it lost the storage job lock (not renewed within {FENCE_S:.0f} s)"
+            ) from None
+        raise
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        await lease.release()

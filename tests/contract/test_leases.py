@@ -1,0 +1,212 @@
+"""Leases and shared limit counts (the LeaseStore port), and the rules built on them
+(instastore.leases): one holder at a time, on both adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+
+import pytest
+
+from instastore import ids, leases
+from instastore.clock import utcnow
+from instastore.errors import Conflict, Unavailable
+from instastore.leases import Lease, LeaseHeld, LeaseLost, WorkerIds, job_lease
+
+from ..factories import make_photo, make_user, new_id
+
+
+def _name() -> str:
+    return f"test/{uuid.uuid4().hex}"
+
+
+async def test_a_lease_has_one_holder_until_it_is_released(stores):
+    name = _name()
+    first = await Lease.take(stores.leases, name, "first")
+    with pytest.raises(LeaseHeld, match=r"held by first on .* since 20"):
+        await Lease.take(stores.leases, name, "second")
+    state = await stores.leases.read_lease(name)
+    assert state.holder == first.holder
+    assert await first.renew()
+    await first.release()
+    assert (await stores.leases.read_lease(name)).holder is None
+    second = await Lease.take(stores.leases, name, "second")
+    assert second.trusted() and not first.trusted()
+    assert not await first.renew(), "a released lease taken by another cannot be renewed"
+    await second.release()
+
+
+async def test_a_lease_not_renewed_expires_and_can_be_taken_over(stores):
+    name = _name()
+    holder = leases.holder_name("dead")
+    taken = await stores.leases.take_lease(name, holder, 1, utcnow())
+    assert taken.holder == holder
+    other = leases.holder_name("alive")
+    assert (await stores.leases.take_lease(name, other, 1, utcnow())).holder == holder
+    await asyncio.sleep(2.2)  # Cassandra's TTLs count whole seconds
+    assert (await stores.leases.take_lease(name, other, 30, utcnow())).holder == other
+    assert not await stores.leases.renew_lease(name, holder, 30, 0, utcnow())
+
+
+async def test_a_taking_tried_again_finds_its_own_lease(stores):
+    name = _name()
+    holder = leases.holder_name("retry")
+    first = await stores.leases.take_lease(name, holder, 30, utcnow())
+    again = await stores.leases.take_lease(name, holder, 30, utcnow())
+    assert first.holder == again.holder == holder
+
+
+async def test_high_ms_outlives_the_lease_and_the_next_holder_starts_after_it(stores):
+    name = _name()
+    lease = await Lease.take(stores.leases, name, "first")
+    lease.used_ms = ids.now_ms() + 1_000  # as if it made ids up to a second from now
+    await lease.release()
+    after = await Lease.take(stores.leases, name, "second")
+    assert after.floor_ms == lease.used_ms
+    generator = after.ids()
+    made = [generator.next_id() for _ in range(3)]
+    assert all(ids.unix_ms_of(i) > lease.used_ms for i in made)
+    assert made == sorted(set(made))
+    await after.release()
+
+
+async def test_worker_numbers_are_leased_one_process_each(stores):
+    one = await WorkerIds.start(stores.leases, None, "one")
+    two = await WorkerIds.start(stores.leases, None, "two")
+    try:
+        assert one.generator.worker_id != two.generator.worker_id
+        assert one.check() == two.check() == "ok"
+        with pytest.raises(Conflict, match=f"worker_id {one.generator.worker_id} is held by one"):
+            await WorkerIds.start(stores.leases, one.generator.worker_id, "three")
+        made = {one.generator.next_id() for _ in range(500)}
+        made |= {two.generator.next_id() for _ in range(500)}
+        assert len(made) == 1000
+    finally:
+        await one.close()
+        await two.close()
+    again = await WorkerIds.start(stores.leases, one.generator.worker_id, "three")
+    try:
+        assert again.generator.worker_id == one.generator.worker_id
+        assert again.generator.next_id() > max(made)
+    finally:
+        await again.close()
+
+
+async def test_a_fixed_worker_number_used_ahead_of_this_clock_is_refused(stores):
+    number = random.randrange(ids.MAX_WORKER + 1)
+    name = leases.worker_lease(number)
+    lease = await Lease.take(stores.leases, name, "a host whose clock ran fast")
+    lease.used_ms = ids.now_ms() + 60_000
+    await lease.release()
+    with pytest.raises(Conflict, match=f"worker_id {number} made ids up to"):
+        await WorkerIds.start(stores.leases, number, "serve")
+
+
+async def test_ids_stop_once_the_lease_is_not_renewed_in_time(stores):
+    worker = await WorkerIds.start(stores.leases, None, "fenced")
+    try:
+        worker.generator.next_id()
+        now = [0.0]
+        lease = worker.lease
+        lease._monotonic = lambda: now[0]
+        lease._trusted_until = leases.FENCE_S
+        now[0] = leases.FENCE_S + 0.001  # no renewal landed for FENCE_S
+        with pytest.raises(Unavailable, match="lease is not renewed"):
+            worker.generator.next_id()
+        assert worker.check() != "ok"
+        assert await lease.renew(), "still ours: the store never saw it expire"
+        worker.generator.next_id()
+    finally:
+        await worker.close()
+
+
+async def test_a_job_lease_refuses_a_second_job_and_ends_with_its_block(stores):
+    async with job_lease(stores.leases, "instastore pack"):
+        with pytest.raises(LeaseHeld, match="storage job lock is held by instastore pack"):
+            async with job_lease(stores.leases, "instastore gc"):
+                pass
+    async with job_lease(stores.leases, "instastore gc") as lease:
+        assert lease.trusted()
+
+
+async def test_a_job_that_loses_its_lease_is_stopped(stores, monkeypatch):
+    monkeypatch.setattr(leases, "RENEW_EVERY_S", 0.05)
+    with pytest.raises(LeaseLost, match="lost the storage job lock"):
+        async with job_lease(stores.leases, "instastore compact") as lease:
+            # Another process takes the lock, as it could once this one's lease expired.
+            await stores.leases.release_lease(leases.JOB, lease.holder, lease.used_ms)
+            await Lease.take(stores.leases, leases.JOB, "instastore pack")
+            await asyncio.sleep(5)
+            pytest.fail("the job went on without its lease")
+    held = await stores.leases.read_lease(leases.JOB)
+    assert held.holder.startswith("instastore pack")
+    await stores.leases.release_lease(leases.JOB, held.holder, 0)
+
+
+async def test_limit_hits_are_counted_per_key_and_minute(stores):
+    key = _name()
+    minute = ids.now_ms() // 60_000
+    for _ in range(3):
+        await stores.leases.add_limit_hit(key, minute)
+    await stores.leases.add_limit_hit(key, minute - 1)
+    await stores.leases.add_limit_hit(_name(), minute)
+    assert await stores.leases.limit_hits(key, [minute, minute - 1, minute - 2]) == {
+        minute: 3,
+        minute - 1: 1,
+        minute - 2: 0,
+    }
+
+
+# ---- records are written once --------------------------------------------------------
+
+
+async def test_a_photo_id_holding_another_photo_is_a_conflict(stores):
+    """Two stores (two hosts) that made the same id: the second save fails, the first
+    photo stays as it was, and a save tried again of the first still succeeds."""
+    owner, other = make_user(), make_user()
+    photo_id = new_id()
+    first = make_photo(owner.id, "the first upload", photo_id)
+    second = make_photo(other.id, "another upload", photo_id)
+    await stores.photos.save_photo(first, ["first"])
+    with pytest.raises(Conflict, match=f"photo id {photo_id} holds another photo"):
+        await stores.photos.save_photo(second, ["another"])
+    assert await stores.photos.get_photo(photo_id) == first
+    assert await stores.photos.user_photo_ids(other.id, None, 10) == []
+    await stores.photos.save_photo(first, ["first"])  # a retry of its own save
+    switched = first.with_locators({"thumb": f"t/{photo_id}/moved"})
+    assert await stores.photos.switch_locators(
+        photo_id, {"thumb": f"t/{photo_id}/thumb"}, {"thumb": f"t/{photo_id}/moved"}
+    )
+    await stores.photos.save_photo(first, ["first"])  # a late retry after the packer moved it
+    assert await stores.photos.get_photo(photo_id) == switched
+    assert await stores.photos.user_photo_ids(owner.id, None, 10) == [photo_id]
+
+
+async def test_a_user_id_holding_another_account_is_a_conflict(stores):
+    first = make_user()
+    await stores.accounts.create_user(first)
+    clash = make_user()
+    clash = type(clash)(first.id, clash.username, "$other", "Eve", False, clash.created_at)
+    with pytest.raises(Conflict, match=f"user id {first.id} holds another account"):
+        await stores.accounts.create_user(clash)
+    assert await stores.accounts.get_user(first.id) == first
+    assert await stores.accounts.get_user_by_name(clash.username) is None
+
+
+async def test_an_id_made_twice_loses_no_upload(stores):
+    """Two generators with one worker number (what the leases prevent) racing to save:
+    every save either lands its own photo or fails; none is told "saved" while another
+    photo holds its id."""
+    owner = make_user()
+    clock = [ids.now_ms() - 10 * 60_000]
+    twins = [ids.IdGenerator(5, clock=lambda: clock[0]) for _ in range(2)]
+    photos = [make_photo(owner.id, f"twin {i}", twins[i % 2].next_id()) for i in range(40)]
+    results = await asyncio.gather(
+        *(stores.photos.save_photo(p, []) for p in photos), return_exceptions=True
+    )
+    saved = [p for p, r in zip(photos, results, strict=True) if r is None]
+    assert all(isinstance(r, Conflict) for r in results if r is not None)
+    assert len({p.id for p in saved}) == len(saved) == 20
+    for photo in saved:
+        assert await stores.photos.get_photo(photo.id) == photo
