@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from instastore import volumes
+from instastore import leases, volumes
 from instastore.cluster import LocalCluster
 from instastore.cluster.cassandra import CassandraNode
 from instastore.config import Settings
@@ -222,11 +222,24 @@ class Backups:
                 f"backup {name!r} is incomplete, so it cannot be restored: " + "; ".join(gaps)
             )
         report = RestoreReport()
-        await asyncio.to_thread(self._restore_cassandra, name, report, progress)
-        await self._restore_blobs(name, report, progress)
+        # One storage job at a time (instastore.leases): refused while pack, compact, gc
+        # or purge runs anywhere. The lock lives in the keyspace being replaced, so it is
+        # taken before the nodes stop and again the moment they are back (the backup's
+        # tables hold no live lease: their TTLs have run out), and held to the end.
         stores = await open_stores(self.settings)
         try:
-            await _check(stores, report, progress)
+            before = await leases.Lease.take(
+                stores.leases, leases.JOB, "instastore backup restore", "the storage job lock"
+            )
+        finally:
+            await stores.close()
+        progress(f"holding the storage job lock ({before.holder})")
+        await asyncio.to_thread(self._restore_cassandra, name, report, progress)
+        stores = await open_stores(self.settings)
+        try:
+            async with leases.job_lease(stores.leases, "instastore backup restore"):
+                await self._restore_blobs(name, report, progress)
+                await _check(stores, report, progress)
         finally:
             await stores.close()
         return report

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,6 +110,14 @@ class Settings:
         "Server processes sharing the port (each leases its own worker number; with a fixed "
         "worker_id, worker_id + its index).",
     )
+    drain_seconds: float = setting(
+        0.0,
+        "Seconds after SIGTERM that /readyz answers 503 while new connections are still taken "
+        "(for balancers that poll it; nginx needs none), before the listener closes.",
+    )
+    shutdown_timeout: float = setting(
+        30.0, "Seconds requests in flight at SIGTERM get to finish once the listener is closed."
+    )
     retention_days: int = setting(
         30, "Days a deleted photo can be restored before `instastore purge` removes it."
     )
@@ -131,6 +140,12 @@ class Settings:
     )
     max_connections_per_address: int = setting(
         100, "Open connections from one client address per process; past it 503 and close."
+    )
+    trusted_proxies: str = setting(
+        "",
+        "Comma-separated addresses or networks (CIDR) of the proxies in front, e.g. nginx: only "
+        "from them is X-Forwarded-For believed (the client address of per-address limits), and "
+        "they are exempt from max_connections_per_address.",
     )
     login_failures_per_address: int = setting(
         20, "Failed logins per minute from one client address (429 past it)."
@@ -175,6 +190,7 @@ class Settings:
         if self.replication_factor < 1 or self.hdfs_replication < 1:
             raise ConfigError("replication factors must be at least 1")
         fixed = self.fixed_worker_id  # raises unless "auto" or a number in range
+        self.trusted_networks  # noqa: B018 (raises unless every entry parses)
         if self.media_cache_bytes < 0:
             raise ConfigError("media_cache_bytes must be 0 or more")
         if not 1 <= self.workers <= 64 or (fixed or 0) + self.workers - 1 > 8191:
@@ -231,6 +247,8 @@ class Settings:
             raise ConfigError(
                 f"password_hash_queue must be 0 or more, not {self.password_hash_queue}"
             )
+        if not self.drain_seconds >= 0 or not self.shutdown_timeout >= 0:
+            raise ConfigError("drain_seconds and shutdown_timeout must be 0 or more seconds")
         for name in ("header_timeout", "idle_timeout", "body_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be more than 0 seconds, not {getattr(self, name)}")
@@ -263,6 +281,21 @@ class Settings:
         if not 0 <= number <= 8191:
             raise ConfigError(f"worker_id must be auto or between 0 and 8191, not {number}")
         return number
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` parsed (``ConfigError`` names an entry that is not one)."""
+        networks = []
+        for entry in (e.strip() for e in self.trusted_proxies.split(",")):
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"trusted_proxies: {entry!r} is not an address or a network (CIDR)"
+                ) from None
+        return tuple(networks)
 
     @property
     def uses_cluster(self) -> bool:

@@ -19,7 +19,7 @@ from aiohttp import web
 from instastore.server.guard import GuardedRunner, Limits
 from instastore.server.handlers import ops
 from instastore.server.handlers.ops import METRICS_ONLY
-from instastore.server.keys import SERVICES, SETTINGS
+from instastore.server.keys import DRAINING, SERVICES, SETTINGS
 from instastore.server.middleware import access_log_middleware, auth_middleware
 from instastore.server.problems import problem_middleware
 from instastore.server.routes import setup_routes
@@ -38,11 +38,21 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_json_bytes,  # JSON bodies; uploads stream past this
     )
     app[SETTINGS] = settings
+    app.on_response_prepare.append(_close_when_draining)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_watch_loop_lag)
     setup_routes(app)
     setup_web(app)
     return app
+
+
+async def _close_when_draining(request: web.Request, response: web.StreamResponse) -> None:
+    """While draining, every answer closes its connection: a balancer's kept-alive
+    connection to this host is never reused for a request it would have to refuse."""
+    draining = request.app.get(DRAINING)
+    if draining is not None and draining.is_set():
+        response.force_close()  # this end closes it after the answer...
+        response.headers["Connection"] = "close"  # ...and says so (headers are made by now)
 
 
 def metrics_app(settings: Settings) -> web.Application:
@@ -83,9 +93,20 @@ def make_runner(app: web.Application, **kwargs) -> GuardedRunner:
 
 
 async def _serve(settings: Settings, reuse_port: bool) -> None:
-    """Serve until cancelled; SIGINT and SIGTERM raise GracefulExit (handle_signals)."""
-    runner = make_runner(create_app(settings), handle_signals=True, access_log=None)
+    """Serve until SIGTERM or SIGINT, then drain: /readyz answers 503 and every answer
+    closes its connection (for ``drain_seconds``, while new connections are still
+    taken, for balancers that poll readiness); then the listener closes (a balancer's
+    next connection is refused and goes to another host), idle connections close, and
+    requests in flight get ``shutdown_timeout`` seconds to finish."""
+    app = create_app(settings)
+    draining = app[DRAINING] = asyncio.Event()
+    runner = make_runner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_timeout
+    )
     await runner.setup()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, draining.set)
     extra: web.AppRunner | None = None
     try:
         await web.TCPSite(
@@ -99,8 +120,14 @@ async def _serve(settings: Settings, reuse_port: bool) -> None:
             ).start()
             where = f"{settings.metrics_host}:{settings.metrics_port}"
             log.info("metrics on http://%s/metrics", where)
-        await asyncio.Event().wait()
+        await draining.wait()
+        log.info(
+            "draining: /readyz answers 503; closing the listener in %s s", settings.drain_seconds
+        )
+        await asyncio.sleep(settings.drain_seconds)
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
         if extra is not None:
             await extra.cleanup()
         await runner.cleanup()

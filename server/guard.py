@@ -28,6 +28,7 @@ fails there. This module never touches storage.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import resource
@@ -58,6 +59,7 @@ class Limits:
     body_timeout: float
     max_connections: int
     max_connections_per_address: int
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # proxies in front
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -66,7 +68,21 @@ class Limits:
             settings.body_timeout,
             fit_descriptor_limit(settings.max_connections),
             settings.max_connections_per_address,
+            settings.trusted_networks,
         )
+
+
+def is_trusted(
+    address: str, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    """Is ``address`` one of the proxies named in ``trusted_proxies``?"""
+    if not trusted:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
 
 
 def fit_descriptor_limit(wanted: int) -> int:
@@ -119,8 +135,11 @@ class GuardedServer(web.Server):
 
     def admit(self, address: str) -> str | None:
         """Count a new connection in, or say why it is refused."""
-        # SECURITY: one client cannot take every connection (and descriptor) for itself.
-        if self._by_address[address] >= self.limits.max_connections_per_address:
+        # SECURITY: one client cannot take every connection (and descriptor) for itself;
+        # a trusted proxy carries many clients' connections, and only the total caps it.
+        if self._by_address[address] >= self.limits.max_connections_per_address and not is_trusted(
+            address, self.limits.trusted
+        ):
             return (
                 f"too many connections from {address}: "
                 f"at most {self.limits.max_connections_per_address}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from instastore.config import Settings
@@ -10,5 +12,7 @@ from instastore.services import Services
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
+# Set once SIGTERM (or SIGINT) arrived: /readyz answers 503, answers close their connection.
+DRAINING = web.AppKey("draining", asyncio.Event)
 # Request key: the authenticated User, or None (web.RequestKey from aiohttp 3.14 on).
 USER = web.RequestKey("user", User) if hasattr(web, "RequestKey") else "instastore.user"

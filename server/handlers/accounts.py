@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 from instastore.server import views
-from instastore.server.handlers.common import json_body, require_user, services, viewer
+from instastore.server.handlers.common import (
+    client_address,
+    json_body,
+    require_user,
+    services,
+    viewer,
+)
 
 from instastore.errors import InvalidInput
 
@@ -19,8 +25,7 @@ async def sign_up(request: web.Request) -> web.Response:
 
 async def log_in(request: web.Request) -> web.Response:
     body = await json_body(request)
-    # The TCP peer: behind a proxy every client shares its address (see README, settings).
-    address = request.remote or ""
+    address = client_address(request)  # X-Forwarded-For only from trusted_proxies
     user, token = await services(request).accounts.log_in(
         body.get("username"), body.get("password"), address
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from typing import Any
 
 from aiohttp import web
+from instastore.server.guard import is_trusted
 from instastore.server.keys import SERVICES, SETTINGS, USER, Services
 
 from instastore import ids
@@ -17,6 +19,28 @@ from instastore.paging import clamp_limit
 
 def services(request: web.Request) -> Services:
     return request.app[SERVICES]
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: the TCP peer, or, when the peer is a proxy named in
+    ``trusted_proxies``, the last address in X-Forwarded-For that is not one of them."""
+    peer = request.remote or ""
+    trusted = request.app[SETTINGS].trusted_networks
+    # SECURITY: a forwarded header is believed only from a trusted proxy; anyone else
+    # could name any address and so escape the per-address limits.
+    if not is_trusted(peer, trusted):
+        return peer
+    forwarded = [
+        a.strip() for h in request.headers.getall("X-Forwarded-For", []) for a in h.split(",")
+    ]
+    for address in reversed(forwarded):
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            return peer  # a malformed chain: the proxy's own address, as for no header
+        if not is_trusted(address, trusted):
+            return address
+    return peer
 
 
 def viewer(request: web.Request) -> User | None:

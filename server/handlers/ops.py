@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 from instastore.server.handlers.common import services
-from instastore.server.keys import SETTINGS
+from instastore.server.keys import DRAINING, SETTINGS
 from instastore.server.openapi import spec
 
 from instastore import __version__
@@ -19,8 +19,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Metadata and blob storage answer: 200, or 503 with the reason of each that does not."""
+    """Metadata and blob storage answer: 200, or 503 with the reason of each that does not
+    (and "server": "draining" once the process was told to stop)."""
     report = await services(request).health()
+    draining = request.app.get(DRAINING)
+    if draining is not None and draining.is_set():
+        report["server"] = "draining: finishing its requests before it exits"
     ready = all(v == "ok" for v in report.values())
     return web.json_response(
         {"status": "ready" if ready else "unavailable", "checks": report},

@@ -1,0 +1,128 @@
+"""Several `instastore serve` processes on one store, as several hosts behind a balancer
+run: each leases its own worker number, so uploads sent to all of them at once (the same
+bytes, deduplicated, with Idempotency-Keys), one host killed with SIGKILL in the middle
+and its clients retrying on the other with the same keys, lose nothing: every upload
+answered 201 or 200 names a photo of its own, with its own title and its own bytes.
+On the embedded default (one data folder) and on the cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import aiohttp
+import pytest
+
+from . import samples
+from .serving import free_port, serve, spawn
+
+UPLOADS = 48  # per run: half to each host, the killed host's retried on the other
+
+
+@pytest.fixture(params=["embedded", "cluster"])
+def store_env(request, tmp_path) -> dict[str, str]:
+    """The settings of one store for every host: a data folder, or the cluster's keyspace
+    and an HDFS folder of this test."""
+    env = {"INSTASTORE_DATA_DIR": str(tmp_path / "data"), "INSTASTORE_UPLOADS_PER_MINUTE": "1000"}
+    if request.param == "cluster":
+        settings = request.getfixturevalue("contract_cluster_settings")
+        env |= {
+            "INSTASTORE_CASSANDRA_HOSTS": settings.cassandra_hosts,
+            "INSTASTORE_CASSANDRA_PORT": str(settings.cassandra_port),
+            "INSTASTORE_CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
+            "INSTASTORE_WEBHDFS_URL": settings.webhdfs_url,
+            "INSTASTORE_HDFS_ROOT": settings.hdfs_root,
+        }
+    return env
+
+
+async def _upload(http: aiohttp.ClientSession, base: str, token: str, key: str, title: str, data):
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename="p.jpg", content_type="image/jpeg")
+    form.add_field("title", title)
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+    async with http.post(f"{base}/v1/photos", data=form, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_two_hosts_on_one_store_lose_no_upload(store_env, tmp_path):
+    image = samples.image("JPEG", (320, 240))
+    with serve(store_env, tmp_path / "b.log") as port_b:
+        doomed, port_a = spawn(store_env, tmp_path / "a.log")
+        try:
+            a, b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+            async with aiohttp.ClientSession() as http:
+                name = f"many{uuid.uuid4().hex[:8]}"
+                body = {"username": name, "password": "many hosts!"}
+                assert (await http.post(f"{a}/v1/users", json=body)).status == 201
+                token = (await (await http.post(f"{b}/v1/sessions", json=body)).json())["token"]
+                jobs = [(f"key-{i}", f"upload {i} {uuid.uuid4().hex[:6]}") for i in range(UPLOADS)]
+
+                async def first_try(i: int, key: str, title: str):
+                    base = a if i % 2 else b
+                    try:
+                        return await _upload(http, base, token, key, title, image)
+                    except aiohttp.ClientError:
+                        return None, None  # host A killed under it: retried below
+
+                async def kill_a_soon():
+                    await asyncio.sleep(0.3)
+                    os.kill(doomed.pid, signal.SIGKILL)
+
+                killer = asyncio.create_task(kill_a_soon())
+                first = await asyncio.gather(*(first_try(i, k, t) for i, (k, t) in enumerate(jobs)))
+                await killer
+                answers: dict[str, dict] = {}
+                for (key, title), (status, photo) in zip(jobs, first, strict=True):
+                    for _ in range(20):  # the same key again through the live host
+                        if status in (200, 201):
+                            break
+                        if status is not None:
+                            assert status in (409, 503), photo  # in progress, or retry
+                            await asyncio.sleep(2)
+                        status, photo = await _upload(http, b, token, key, title, image)
+                    assert status in (200, 201), photo
+                    answers[key] = photo
+                ids = {photo["id"] for photo in answers.values()}
+                assert len(ids) == UPLOADS, "two uploads were answered with one photo"
+                for key, title in jobs:
+                    photo_id = answers[key]["id"]
+                    async with http.get(
+                        f"{b}/v1/photos/{photo_id}", headers={"Authorization": f"Bearer {token}"}
+                    ) as resp:
+                        assert resp.status == 200
+                        record = await resp.json()
+                    assert record["title"] == title, "an acknowledged upload holds another's record"
+                    async with http.get(
+                        f"{b}{record['media']['original']}",
+                        headers={"Authorization": f"Bearer {token}"},
+                    ) as resp:
+                        assert resp.status == 200
+                        assert (
+                            hashlib.sha256(await resp.read()).digest()
+                            == hashlib.sha256(image).digest()
+                        )
+        finally:
+            if doomed.poll() is None:
+                doomed.kill()
+            doomed.wait()
+
+
+def test_a_fixed_worker_id_held_by_a_live_host_is_refused(store_env, tmp_path):
+    env = store_env | {"INSTASTORE_WORKER_ID": "4242"}
+    with serve(env, tmp_path / "first.log"):
+        second = subprocess.run(
+            [sys.executable, "-m", "instastore", "serve"],
+            env={**os.environ, **env, "INSTASTORE_PORT": str(free_port())},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert "worker_id 4242 is held by instastore serve on" in second.stderr
+    assert "leave worker_id unset (auto)" in second.stderr
