@@ -1,8 +1,10 @@
-"""Per-key token buckets: ``rate`` events per minute with bursts up to ``rate``; and the
-log-in throttle built from two of them.
+"""Rate limits.
 
-In-process: with several worker processes each enforces its own share. Good enough to
-stop a runaway client; a shared limiter would live in the metadata store.
+- ``SharedLimit``: hits per key and minute counted in the metadata store, so the limit
+  holds across every process and host (uploads per user).
+- ``RateLimiter``: per-key token buckets in this process (``rate`` per minute, bursts up
+  to ``rate``), and the log-in throttle built from two of them: with N processes each
+  enforces its own budget, so N times the setting in all (README, "Limits").
 """
 
 from __future__ import annotations
@@ -14,6 +16,54 @@ from collections.abc import Callable, Hashable
 
 from instastore.errors import RateLimited
 from instastore.limits import KNOWN_ACCOUNTS, KNOWN_ADDRESSES, MAX_KEYS
+from instastore.storage.ports import LeaseStore
+
+MINUTE_S = 60
+
+
+class SharedLimit:
+    """At most ``per_minute`` hits per key in any sliding minute, across every process
+    and host of a deployment.
+
+    Each hit is a row in the metadata store (``LeaseStore.add_limit_hit``), by key and
+    minute, in the order written; the count is this minute's hits plus the last minute's
+    weighted by the share of it still inside the sliding minute (Cloudflare's
+    sliding-window estimate). A hit is refused unwritten while the count is at the limit,
+    so a flood writes no more than the limit and its races. A hit written is then
+    accepted only if its own place among this minute's hits (the hits up to and including
+    it) keeps the count within the limit: places are the same for every reader, so of
+    hits racing on many hosts the first ones win, never more than the limit (a refused
+    hit still counts, as an attempt).
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        name: str,
+        per_minute: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.per_minute = per_minute
+        self.clock = clock
+
+    async def take(self, key: object, what: str) -> None:
+        """Count one hit of ``key``, or raise ``RateLimited`` saying when to retry."""
+        row = f"{self.name}:{key}"
+        now = self.clock()
+        minute = int(now // MINUTE_S)
+        inside = 1 - (now % MINUTE_S) / MINUTE_S  # of the last minute, still in the window
+        before = await self.store.limit_hits(row, minute - 1) * inside
+        if before + await self.store.limit_hits(row, minute) >= self.per_minute:
+            self._refuse(now, what)
+        hit = await self.store.add_limit_hit(row, minute)
+        if before + await self.store.limit_hits(row, minute, through=hit) > self.per_minute:
+            self._refuse(now, what)
+
+    def _refuse(self, now: float, what: str) -> None:
+        wait = max(1, math.ceil(MINUTE_S - now % MINUTE_S))
+        raise RateLimited(f"too many {what}: at most {self.per_minute} per minute", wait)
 
 
 class RateLimiter:

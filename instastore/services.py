@@ -34,7 +34,7 @@ from instastore.jobs import remove_scratch
 from instastore.leases import WorkerIds
 from instastore.model import Photo
 from instastore.photos import Photos
-from instastore.ratelimit import RateLimiter
+from instastore.ratelimit import SharedLimit
 from instastore.social import Social
 from instastore.storage import open_stores
 from instastore.storage.ports import BlobStore, Stores
@@ -57,7 +57,7 @@ class Services:
     timeline: Timeline
     uploads: Uploads
     viewing: Viewing
-    upload_limiter: RateLimiter
+    upload_limiter: SharedLimit
     _stores: Stores = field(repr=False)
     _worker: WorkerIds | None = field(default=None, repr=False)
 
@@ -105,7 +105,7 @@ def build_services(stores: Stores, settings: Settings, worker: WorkerIds | None 
         timeline=timeline,
         uploads=uploads,
         viewing=viewing,
-        upload_limiter=RateLimiter(settings.uploads_per_minute),
+        upload_limiter=SharedLimit(stores.leases, "uploads", settings.uploads_per_minute),
         _stores=stores,
         _worker=worker,
     )

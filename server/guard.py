@@ -199,6 +199,24 @@ class GuardedHandler(RequestHandler):
         super().connection_made(transport)
         self._timer = self._loop.call_later(self._guard.limits.header_timeout, self._head_timed_out)
 
+    # -- shutting down: a request in flight finishes, its body still arriving ---------
+
+    def close(self) -> None:
+        """aiohttp's close() drops every byte that arrives after it, the rest of an
+        upload's body too: a connection with a request in flight stays open until its
+        answer, which closes it (the draining hook in server/app.py)."""
+        if self._request_in_progress:
+            return
+        super().close()
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 (aiohttp's)
+        """aiohttp's shutdown stops reading at once: first let a request in flight,
+        whose body may still be arriving, finish within ``timeout``."""
+        deadline = self._loop.time() + (timeout or 0.0)
+        while self._request_in_progress and self._loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await super().shutdown(max(0.0, deadline - self._loop.time()))
+
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._timer is not None:
             self._timer.cancel()

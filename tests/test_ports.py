@@ -27,6 +27,7 @@ def test_stores_holds_each_port_under_its_aggregate_name():
         "likes": ports.LikeStore,
         "claims": ports.IdempotencyStore,
         "keys": ports.KeyStore,
+        "leases": ports.LeaseStore,
         "blobs": ports.BlobStore,
         "metadata": ports.Backend,
     }
@@ -41,6 +42,7 @@ def test_no_method_is_in_two_metadata_ports():
         ports.LikeStore,
         ports.IdempotencyStore,
         ports.KeyStore,
+        ports.LeaseStore,
         ports.Backend,
     ]
     methods = [name for port in every for name in vars(port) if not name.startswith("_")]

@@ -298,12 +298,13 @@ class LeaseStore(Protocol):
     async def read_lease(self, name: str) -> LeaseState | None:
         """Who holds ``name`` now (``holder`` None: nobody), or None if never taken."""
 
-    async def add_limit_hit(self, key: str, minute: int) -> None:
-        """Count one hit of ``key`` in ``minute`` (minutes since the Unix epoch); hits
-        older than two minutes may be forgotten."""
+    async def add_limit_hit(self, key: str, minute: int) -> object:
+        """Count one hit of ``key`` in ``minute`` (minutes since the Unix epoch); the hit,
+        ordered among the others of its minute as they were written. Hits older than two
+        minutes may be forgotten."""
 
-    async def limit_hits(self, key: str, minutes: Sequence[int]) -> dict[int, int]:
-        """The hits of ``key`` in each of ``minutes``, all counted writes included."""
+    async def limit_hits(self, key: str, minute: int, through: object = None) -> int:
+        """The hits of ``key`` in ``minute``; with ``through`` (a hit), those up to it."""
 
 
 class MetadataStore(

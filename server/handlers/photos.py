@@ -54,7 +54,7 @@ async def upload(request: web.Request) -> web.Response:
     ):
         raise TooLarge(f"upload is over the limit of {settings.max_upload_bytes:,} bytes")
     key = check_idempotency_key(request.headers.get("Idempotency-Key"))
-    svc.upload_limiter.take(user.id, "uploads")
+    await svc.upload_limiter.take(user.id, "uploads")  # shared by every host
     fields: dict[str, str] = {}
     received = None
     try:

@@ -144,18 +144,16 @@ async def test_a_job_that_loses_its_lease_is_stopped(stores, monkeypatch):
     await stores.leases.release_lease(leases.JOB, held.holder, 0)
 
 
-async def test_limit_hits_are_counted_per_key_and_minute(stores):
+async def test_limit_hits_are_counted_per_key_and_minute_in_order(stores):
     key = _name()
     minute = ids.now_ms() // 60_000
-    for _ in range(3):
-        await stores.leases.add_limit_hit(key, minute)
+    hits = [await stores.leases.add_limit_hit(key, minute) for _ in range(3)]
     await stores.leases.add_limit_hit(key, minute - 1)
     await stores.leases.add_limit_hit(_name(), minute)
-    assert await stores.leases.limit_hits(key, [minute, minute - 1, minute - 2]) == {
-        minute: 3,
-        minute - 1: 1,
-        minute - 2: 0,
-    }
+    assert await stores.leases.limit_hits(key, minute) == 3
+    assert await stores.leases.limit_hits(key, minute - 1) == 1
+    assert await stores.leases.limit_hits(key, minute - 2) == 0
+    assert [await stores.leases.limit_hits(key, minute, through=h) for h in hits] == [1, 2, 3]
 
 
 # ---- records are written once --------------------------------------------------------
@@ -210,3 +208,34 @@ async def test_an_id_made_twice_loses_no_upload(stores):
     assert len({p.id for p in saved}) == len(saved) == 20
     for photo in saved:
         assert await stores.photos.get_photo(photo.id) == photo
+
+
+# ---- limits shared by every host -----------------------------------------------------
+
+
+async def test_a_shared_limit_holds_across_hosts(stores, adapter_settings):
+    """Three hosts (three connections to one store) take 45 hits of one key at once:
+    exactly the limit gets through, and the others are told when to retry."""
+    from instastore.errors import RateLimited
+    from instastore.ratelimit import SharedLimit
+    from instastore.storage import open_stores
+
+    others = [await open_stores(adapter_settings) for _ in range(2)]
+    try:
+        at = (ids.now_ms() // 60_000) * 60 + 30.0  # the middle of a minute; the last is empty
+        hosts = [
+            SharedLimit(s.leases, f"test-{uuid.uuid4().hex}", 10, clock=lambda: at)
+            for s in (stores, *others)
+        ]
+        for host in hosts[1:]:
+            host.name = hosts[0].name
+        results = await asyncio.gather(
+            *(hosts[i % 3].take("user-1", "uploads") for i in range(45)), return_exceptions=True
+        )
+        refused = [r for r in results if r is not None]
+        assert len(results) - len(refused) == 10
+        assert all(isinstance(r, RateLimited) and r.retry_after == 30 for r in refused)
+        await hosts[0].take("user-2", "uploads")  # another key has its own budget
+    finally:
+        for other in others:
+            await other.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -45,6 +46,9 @@ SCAN_PAGE = 500  # photo rows per token-range page of scan_photos
 SWITCH_ROUNDS = 3  # reads + conditional writes of one locator switch before giving up
 LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
 PACK_QUEUE_PAGE = 1000  # queued ids read per query
+# Hits of one limit key read per minute: limits are tens a minute, and a hit past its limit
+# is refused before it is written, so a count never nears this.
+LIMIT_HITS_READ = 5_000  # one page of the driver
 # A save can queue a photo in its bucket only within an Idempotency-Key's life of its id
 # (an intent saved again); past that and an hour, a bucket read empty stays empty and its
 # row in pack_queue_buckets can go without racing a save.
@@ -550,12 +554,17 @@ class CassandraMetadataStore:
         since = _utc(row.since) if row.holder is not None else None
         return LeaseState(row.holder, since, row.high_ms or 0)
 
-    async def add_limit_hit(self, key: str, minute: int) -> None:
-        await self._q(cql.ADD_LIMIT_HIT, key, minute)
+    async def add_limit_hit(self, key: str, minute: int) -> object:
+        hit = uuid.uuid1()  # time-based: hits sort by when they were made
+        await self._q(cql.ADD_LIMIT_HIT, key, minute, hit)
+        return hit
 
-    async def limit_hits(self, key: str, minutes: Sequence[int]) -> dict[int, int]:
-        counts = await asyncio.gather(*(self._q(cql.LIMIT_HITS, key, m) for m in minutes))
-        return {m: rows[0][0] for m, rows in zip(minutes, counts, strict=True)}
+    async def limit_hits(self, key: str, minute: int, through: object = None) -> int:
+        if through is None:
+            rows = await self._q(cql.LIMIT_HITS, key, minute, LIMIT_HITS_READ)
+        else:
+            rows = await self._q(cql.LIMIT_HITS_THROUGH, key, minute, through, LIMIT_HITS_READ)
+        return len(rows)
 
     # ---- search -------------------------------------------------------------------
 

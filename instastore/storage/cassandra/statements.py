@@ -136,8 +136,9 @@ RELEASE_LEASE = "DELETE holder FROM leases WHERE name = ? IF holder = ?"
 SET_LEASE_SINCE = "UPDATE leases SET since = ? WHERE name = ?"
 SET_LEASE_HIGH = "UPDATE leases SET high_ms = ? WHERE name = ?"
 READ_LEASE = "SELECT holder, since, high_ms FROM leases WHERE name = ?"  # at LOCAL_SERIAL
-ADD_LIMIT_HIT = "INSERT INTO limit_hits (key, minute, hit) VALUES (?, ?, now())"
-LIMIT_HITS = "SELECT count(*) FROM limit_hits WHERE key = ? AND minute = ?"
+ADD_LIMIT_HIT = "INSERT INTO limit_hits (key, minute, hit) VALUES (?, ?, ?)"
+LIMIT_HITS = "SELECT hit FROM limit_hits WHERE key = ? AND minute = ? LIMIT ?"
+LIMIT_HITS_THROUGH = "SELECT hit FROM limit_hits WHERE key = ? AND minute = ? AND hit <= ? LIMIT ?"
 
 # PhotoStore: content_index (dedupe)
 

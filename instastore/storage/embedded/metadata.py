@@ -596,24 +596,23 @@ class SqliteMetadataStore:
             return LeaseState(None, None, row["high_ms"])
         return LeaseState(row["holder"], _at(row["since_ms"]), row["high_ms"])
 
-    async def add_limit_hit(self, key: str, minute: int) -> None:
-        await self._write(
-            ("INSERT INTO limit_hits (key, minute) VALUES (?, ?)", (key, minute)),
-            ("DELETE FROM limit_hits WHERE minute < ?", (minute - 1,)),
-        )
+    async def add_limit_hit(self, key: str, minute: int) -> object:
+        def add() -> int:
+            with _transaction(self.conn):
+                hit = self.conn.execute(
+                    "INSERT INTO limit_hits (key, minute) VALUES (?, ?)", (key, minute)
+                ).lastrowid
+                self.conn.execute("DELETE FROM limit_hits WHERE minute < ?", (minute - 1,))
+                return int(hit or 0)
 
-    async def limit_hits(self, key: str, minutes: Sequence[int]) -> dict[int, int]:
-        if not minutes:
-            return {}
-        marks = ",".join("?" * len(minutes))
-        rows = await self._all(
-            f"SELECT minute, COUNT(*) FROM limit_hits WHERE key = ? AND minute IN ({marks}) "
-            "GROUP BY minute",
-            [key, *minutes],
+        return await self._run(add)
+
+    async def limit_hits(self, key: str, minute: int, through: object = None) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) FROM limit_hits WHERE key = ? AND minute = ? AND hit <= ?",
+            (key, minute, MAX_ID if through is None else through),
         )
-        counts = {m: 0 for m in minutes}
-        counts.update({r[0]: r[1] for r in rows})
-        return counts
+        return int(row[0]) if row else 0
 
     # ---- search -------------------------------------------------------------------
 
