@@ -29,8 +29,8 @@ from instastore.limits import (
 )
 from instastore.model import User
 from instastore.passwords import PasswordHashing
-from instastore.ratelimit import LoginThrottle
-from instastore.storage.ports import AccountStore, FollowGraph, PhotoStore
+from instastore.ratelimit import LoginThrottle, SharedLimit
+from instastore.storage.ports import AccountStore, FollowGraph, LeaseStore, PhotoStore
 from instastore.text import check_text
 
 USERNAME = re.compile(
@@ -74,6 +74,7 @@ class Accounts:
         graph: FollowGraph,
         settings: Settings,
         ids: IdGenerator,
+        limits: LeaseStore,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.accounts = accounts
@@ -90,13 +91,18 @@ class Accounts:
             settings.password_hash_memory_kib,
         )
         self.throttle = LoginThrottle(
-            settings.login_failures_per_address, settings.login_failures_per_account
+            limits, settings.login_failures_per_address, settings.login_failures_per_account
         )
+        self.sign_ups = SharedLimit(limits, "sign-ups", settings.signups_per_address)
 
     def close(self) -> None:
         self.hashing.close()
 
-    async def sign_up(self, username: object, password: object, display_name: object = "") -> User:
+    async def sign_up(
+        self, username: object, password: object, display_name: object = "", address: str = ""
+    ) -> User:
+        """A new account; ``RateLimited`` past the sign-ups of ``address`` (the client's),
+        checked once the input is valid and before the password is hashed."""
         username = check_username(username)
         if (
             not isinstance(password, str)
@@ -106,6 +112,8 @@ class Accounts:
                 f"password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
             )
         display_name = check_display_name(display_name or "")
+        # SECURITY: a sign-up costs a password hash (64 MiB of argon2id by default).
+        await self.sign_ups.take(address, "sign-ups from this address")
         hashed = await self.hashing.hash(password)
         user = User(self.ids.next_id(), username, hashed, display_name, False, self.clock())
         await self.accounts.create_user(user)
@@ -120,15 +128,18 @@ class Accounts:
             raise NotAuthenticated("wrong username or password")
         if len(password) > MAX_PASSWORD_CHARS or len(username) > MAX_LOGIN_NAME_CHARS:
             raise NotAuthenticated("wrong username or password")
-        self.throttle.check(username, address)
-        user = await self.accounts.get_user_by_name(username)
-        ok = await self.hashing.verify(
-            user.password_hash if user else self.hashing.dummy_hash, password
-        )
+        hits = await self.throttle.admit(username, address)
+        try:
+            user = await self.accounts.get_user_by_name(username)
+            ok = await self.hashing.verify(
+                user.password_hash if user else self.hashing.dummy_hash, password
+            )
+        except BaseException:
+            await self.throttle.refund(hits)  # no password was checked: nothing spent
+            raise
         if user is None or not ok:
-            self.throttle.failed(username, address)
-            raise NotAuthenticated("wrong username or password")
-        self.throttle.succeeded(username, address)
+            raise NotAuthenticated("wrong username or password")  # its hits stay: spent
+        await self.throttle.succeeded(username, address, hits)
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expires = self.clock() + timedelta(days=self.settings.session_days)
         await self.accounts.create_session(token_hash(token), user.id, expires)

@@ -95,7 +95,9 @@ class Settings:
     max_title_chars: int = setting(200, "Longest accepted photo title, in characters.")
     max_json_bytes: int = setting(64 * 1024, "Largest accepted JSON request body in bytes.")
     max_page_size: int = setting(100, "Most items one page of any list returns.")
-    uploads_per_minute: int = setting(30, "Uploads one user may start per minute (429 past it).")
+    uploads_per_minute: int = setting(
+        30, "Uploads one user may start per minute, on all hosts together (429 past it)."
+    )
     upload_claim_stale_seconds: int = setting(
         30,
         "Seconds after which an Idempotency-Key claim not renewed by its upload is taken over by a "
@@ -147,13 +149,16 @@ class Settings:
         "from them is X-Forwarded-For believed (the client address of per-address limits), and "
         "they are exempt from max_connections_per_address.",
     )
+    signups_per_address: int = setting(
+        20, "Sign-ups per minute from one client address, on all hosts together (429 past it)."
+    )
     login_failures_per_address: int = setting(
-        20, "Failed logins per minute from one client address (429 past it)."
+        20, "Failed logins per minute from one client address, on all hosts together (429 past it)."
     )
     login_failures_per_account: int = setting(
         10,
-        "Failed logins per minute on one account from addresses that never logged in to it (429 "
-        "past it).",
+        "Failed logins per minute on one account, on all hosts together, from addresses that "
+        "never logged in to it (429 past it).",
     )
     password_hash_threads: int = setting(
         1, "Threads hashing passwords (sign-up, log-in), apart from the pool uploads and media use."
@@ -207,6 +212,7 @@ class Settings:
             "max_connections",
             "max_connections_per_address",
             "login_failures_per_address",
+            "signups_per_address",
             "login_failures_per_account",
             "password_hash_threads",
             "password_hash_time_cost",

@@ -22,8 +22,7 @@ MAX_DISPLAY_NAME_CHARS = 100  # characters
 MAX_LOGIN_NAME_CHARS = 64  # longer than any username: refused before any hashing or lookup
 TOKEN_BYTES = 32  # random bytes of a session token (256 bits: not guessable)
 
-# Log-in and upload throttles (instastore.ratelimit): memory bounds per process
-MAX_KEYS = 100_000  # buckets kept before the idle ones are dropped
+# The log-in throttle (instastore.ratelimit): its memory of good addresses, per process
 KNOWN_ACCOUNTS = 100_000  # accounts whose good addresses the log-in throttle remembers
 KNOWN_ADDRESSES = 8  # addresses remembered per account (the latest ones)
 

@@ -84,7 +84,9 @@ def build_services(stores: Stores, settings: Settings, worker: WorkerIds | None 
     (a single process, as in tests) from the fixed ``worker_id``, or 0."""
     ids = worker.generator if worker else IdGenerator(settings.fixed_worker_id or 0)
     photos = Photos(stores.photos, stores.search, settings)
-    accounts = Accounts(stores.accounts, stores.photos, stores.graph, settings, ids)
+    accounts = Accounts(
+        stores.accounts, stores.photos, stores.graph, settings, ids, limits=stores.leases
+    )
     social = Social(stores.accounts, stores.graph, settings.max_page_size)
     timeline = Timeline(
         stores.graph, stores.photos, stores.likes, stores.accounts, settings, photos

@@ -414,7 +414,7 @@ def paths() -> dict[str, Any]:
                 "signUp",
                 "Sign up",
                 {"201": ok("the new user", "User")},
-                ("409",),
+                ("409", "429"),
                 auth=False,
                 body=json_body(
                     {

@@ -28,7 +28,7 @@ from instastore.config import Settings
 
 # The two hooks make every skip a failure under CI (tests/required.py).
 from .required import missing, pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
-from .serving import CHEAP_PASSWORD_HASHES
+from .serving import TEST_COSTS
 from .watchdog import Watchdog
 
 # Property tests: no per-example deadline (a loaded 2-core machine is not a failure), and
@@ -62,7 +62,7 @@ def cluster_settings(local_cluster: LocalCluster, tmp_path_factory: pytest.TempP
         overrides={
             "data_dir": tmp_path_factory.mktemp("cluster-data"),
             "cassandra_keyspace": f"test_{uuid.uuid4().hex[:8]}",
-            **CHEAP_PASSWORD_HASHES,
+            **TEST_COSTS,
         },
     )
     driver = build_cluster(settings)
@@ -106,7 +106,7 @@ def cluster3_keyspace(cluster3) -> str:
 
 @pytest.fixture
 def embedded_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", **CHEAP_PASSWORD_HASHES)
+    return Settings(data_dir=tmp_path / "data", **TEST_COSTS)
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +124,7 @@ def contract_cluster_settings(cluster_settings: Settings):
 def adapter_settings(request, tmp_path) -> Settings:
     """Settings of each adapter in turn: embedded (SQLite + local files), cluster."""
     if request.param == "embedded":
-        return Settings(data_dir=tmp_path / "data", **CHEAP_PASSWORD_HASHES)
+        return Settings(data_dir=tmp_path / "data", **TEST_COSTS)
     return request.getfixturevalue("contract_cluster_settings")
 
 

@@ -306,6 +306,9 @@ class LeaseStore(Protocol):
     async def limit_hits(self, key: str, minute: int, through: object = None) -> int:
         """The hits of ``key`` in ``minute``; with ``through`` (a hit), those up to it."""
 
+    async def remove_limit_hit(self, key: str, minute: int, hit: object) -> None:
+        """Take back one hit (nothing if it is gone)."""
+
 
 class MetadataStore(
     AccountStore,

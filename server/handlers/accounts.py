@@ -18,7 +18,10 @@ from instastore.errors import InvalidInput
 async def sign_up(request: web.Request) -> web.Response:
     body = await json_body(request)
     user = await services(request).accounts.sign_up(
-        body.get("username"), body.get("password"), body.get("display_name", "")
+        body.get("username"),
+        body.get("password"),
+        body.get("display_name", ""),
+        client_address(request),  # X-Forwarded-For only from trusted_proxies
     )
     return views.json(views.user_json(user), status=201)
 

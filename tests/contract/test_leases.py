@@ -232,9 +232,10 @@ async def test_a_shared_limit_holds_across_hosts(stores, adapter_settings):
         results = await asyncio.gather(
             *(hosts[i % 3].take("user-1", "uploads") for i in range(45)), return_exceptions=True
         )
-        refused = [r for r in results if r is not None]
+        refused = [r for r in results if isinstance(r, RateLimited)]
         assert len(results) - len(refused) == 10
-        assert all(isinstance(r, RateLimited) and r.retry_after == 30 for r in refused)
+        # past the minute's end: hits of this minute must slide out first
+        assert all(r.retry_after > 30 for r in refused)
         await hosts[0].take("user-2", "uploads")  # another key has its own budget
     finally:
         for other in others:

@@ -559,6 +559,9 @@ class CassandraMetadataStore:
         await self._q(cql.ADD_LIMIT_HIT, key, minute, hit)
         return hit
 
+    async def remove_limit_hit(self, key: str, minute: int, hit: object) -> None:
+        await self._q(cql.REMOVE_LIMIT_HIT, key, minute, hit)
+
     async def limit_hits(self, key: str, minute: int, through: object = None) -> int:
         if through is None:
             rows = await self._q(cql.LIMIT_HITS, key, minute, LIMIT_HITS_READ)

@@ -139,6 +139,7 @@ READ_LEASE = "SELECT holder, since, high_ms FROM leases WHERE name = ?"  # at LO
 ADD_LIMIT_HIT = "INSERT INTO limit_hits (key, minute, hit) VALUES (?, ?, ?)"
 LIMIT_HITS = "SELECT hit FROM limit_hits WHERE key = ? AND minute = ? LIMIT ?"
 LIMIT_HITS_THROUGH = "SELECT hit FROM limit_hits WHERE key = ? AND minute = ? AND hit <= ? LIMIT ?"
+REMOVE_LIMIT_HIT = "DELETE FROM limit_hits WHERE key = ? AND minute = ? AND hit = ?"
 
 # PhotoStore: content_index (dedupe)
 

@@ -607,6 +607,9 @@ class SqliteMetadataStore:
 
         return await self._run(add)
 
+    async def remove_limit_hit(self, key: str, minute: int, hit: object) -> None:
+        await self._write(("DELETE FROM limit_hits WHERE hit = ? AND key = ?", (hit, key)))
+
     async def limit_hits(self, key: str, minute: int, through: object = None) -> int:
         row = await self._one(
             "SELECT COUNT(*) FROM limit_hits WHERE key = ? AND minute = ? AND hit <= ?",
