@@ -73,6 +73,29 @@ def test_purge_on_an_empty_store(tmp_path):
     assert done.stdout.strip().endswith("purged 0 photo(s), removed 0 blob(s); skipped 0, failed 0")
 
 
+@pytest.mark.parametrize("command", [["pack", "--min-age", "0"], ["compact"], ["gc"], ["purge"]])
+async def test_a_job_refuses_while_another_holds_the_job_lock(tmp_path, command):
+    """Two storage jobs never run at once, on any host: a second one exits at once saying
+    who holds the lock and since when, and runs once it is free."""
+    from instastore import leases
+    from instastore.storage import open_stores
+
+    stores = await open_stores(Settings(data_dir=tmp_path))
+    try:
+        async with leases.job_lease(stores.leases, "instastore pack"):
+            refused = await asyncio.to_thread(instastore, *command, "--data-dir", str(tmp_path))
+        assert refused.returncode == 2, refused.stderr
+        assert re.search(
+            r"^instastore: the storage job lock is held by instastore pack on \S+ pid \d+ "
+            r"#\w+ since 20\d\d-",
+            refused.stderr,
+        ), refused.stderr
+        done = await asyncio.to_thread(instastore, *command, "--data-dir", str(tmp_path))
+        assert done.returncode == 0, done.stderr
+    finally:
+        await stores.close()
+
+
 async def test_gc_on_a_bench_seeded_store_removes_nothing(tmp_path, monkeypatch):
     """The issue's run: seeded photos share a pool of blobs under keys that name no photo."""
     from bench import seed

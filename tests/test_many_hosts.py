@@ -126,3 +126,57 @@ def test_a_fixed_worker_id_held_by_a_live_host_is_refused(store_env, tmp_path):
     assert second.returncode == 2, second.stderr[-2000:]
     assert "worker_id 4242 is held by instastore serve on" in second.stderr
     assert "leave worker_id unset (auto)" in second.stderr
+
+
+async def test_access_taken_away_on_one_host_is_enforced_by_another_within_5_s(store_env, tmp_path):
+    """An account made private through host A: a stranger reading through host B (which
+    has the owner and the photo cached) is refused within the record cache's 5 s, for the
+    photo and the owner's photo list; a photo deleted through A, and its media, too."""
+    image = samples.image("JPEG", (200, 150))
+    with (
+        serve(store_env, tmp_path / "a.log") as port_a,
+        serve(store_env, tmp_path / "b.log") as port_b,
+    ):
+        a, b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+        async with aiohttp.ClientSession() as http:
+            name = f"priv{uuid.uuid4().hex[:8]}"
+            body = {"username": name, "password": "soon private"}
+            assert (await http.post(f"{a}/v1/users", json=body)).status == 201
+            token = (await (await http.post(f"{a}/v1/sessions", json=body)).json())["token"]
+            owner = {"Authorization": f"Bearer {token}"}
+            status, kept = await _upload(http, a, token, "k1", "will go private", image)
+            assert status == 201
+            status, gone = await _upload(http, a, token, "k2", "will be deleted", image)
+            assert status == 201
+
+            async def seen(path: str) -> bool:
+                """Does a stranger see it through host B (for a list: any item)?"""
+                async with http.get(f"{b}{path}") as resp:
+                    if resp.status != 200:
+                        return False
+                    if not path.endswith("/photos"):
+                        return True
+                    return bool((await resp.json())["items"])
+
+            gone_media = (await (await http.get(f"{b}/v1/photos/{gone['id']}")).json())["media"]
+            # Media URLs handed out before an account turns private are capabilities that
+            # still work (docs/DESIGN.md); those of a deleted photo stop.
+            paths = [
+                f"/v1/photos/{kept['id']}",
+                f"/v1/users/{name}/photos",
+                f"/v1/photos/{gone['id']}",
+                gone_media["thumb"],
+            ]
+            assert all([await seen(p) for p in paths])  # B now caches the owner and photos
+            assert (
+                await http.patch(f"{a}/v1/me", json={"private": True}, headers=owner)
+            ).status == 200
+            assert (await http.delete(f"{a}/v1/photos/{gone['id']}", headers=owner)).status == 204
+            changed = asyncio.get_running_loop().time()
+            waited = {}
+            for path in paths:
+                while await seen(path):
+                    assert asyncio.get_running_loop().time() - changed < 6, f"{path} still seen"
+                    await asyncio.sleep(0.2)
+                waited[path] = asyncio.get_running_loop().time() - changed
+            assert max(waited.values()) < 6, waited
