@@ -43,10 +43,11 @@ def spawn(env: dict[str, str], log: Path, timeout: float = 60.0) -> tuple[subpro
         proc = subprocess.Popen(
             [sys.executable, "-m", "instastore", "serve"], env=env, stdout=out, stderr=out
         )
+    host = env.get("INSTASTORE_HOST", "127.0.0.1")
     deadline = time.monotonic() + timeout
     while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            socket.create_connection((host, port), timeout=0.5).close()
             return proc, port
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:

@@ -158,6 +158,20 @@ async def test_a_backup_name_is_checked_and_never_reused(local_cluster, drill_se
     assert first.returncode == 0, first.stderr
     second = await asyncio.to_thread(backup, local_cluster, settings, "create", "--name", "other")
     assert second.returncode == 2 and "exists already" in second.stderr
+    # A restore is a storage job: refused, before it stops a node, while another runs.
+    from instastore import leases
+
+    stores = await open_stores(settings)
+    try:
+        async with leases.job_lease(stores.leases, "instastore pack"):
+            refused = await asyncio.to_thread(
+                backup, local_cluster, settings, "restore", "other", "--yes"
+            )
+    finally:
+        await stores.close()
+    assert refused.returncode == 2, refused.stderr
+    assert "the storage job lock is held by instastore pack on" in refused.stderr
+    assert "drained" not in refused.stdout
     gone = await asyncio.to_thread(
         backup,
         local_cluster,
