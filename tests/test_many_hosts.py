@@ -50,6 +50,14 @@ async def _upload(http: aiohttp.ClientSession, base: str, token: str, key: str, 
         return resp.status, await resp.json()
 
 
+async def _account(http: aiohttp.ClientSession, a: str, b: str, prefix: str) -> tuple[str, str]:
+    """A user signed up through host A and logged in through host B: (name, token)."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    body = {"username": name, "password": "many hosts!"}
+    assert (await http.post(f"{a}/v1/users", json=body)).status == 201
+    return name, (await (await http.post(f"{b}/v1/sessions", json=body)).json())["token"]
+
+
 async def test_two_hosts_on_one_store_lose_no_upload(store_env, tmp_path):
     image = samples.image("JPEG", (320, 240))
     with serve(store_env, tmp_path / "b.log") as port_b:
@@ -57,10 +65,7 @@ async def test_two_hosts_on_one_store_lose_no_upload(store_env, tmp_path):
         try:
             a, b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
             async with aiohttp.ClientSession() as http:
-                name = f"many{uuid.uuid4().hex[:8]}"
-                body = {"username": name, "password": "many hosts!"}
-                assert (await http.post(f"{a}/v1/users", json=body)).status == 201
-                token = (await (await http.post(f"{b}/v1/sessions", json=body)).json())["token"]
+                _, token = await _account(http, a, b, "many")
                 jobs = [(f"key-{i}", f"upload {i} {uuid.uuid4().hex[:6]}") for i in range(UPLOADS)]
 
                 async def first_try(i: int, key: str, title: str):
@@ -139,10 +144,7 @@ async def test_access_taken_away_on_one_host_is_enforced_by_another_within_5_s(s
     ):
         a, b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
         async with aiohttp.ClientSession() as http:
-            name = f"priv{uuid.uuid4().hex[:8]}"
-            body = {"username": name, "password": "soon private"}
-            assert (await http.post(f"{a}/v1/users", json=body)).status == 201
-            token = (await (await http.post(f"{a}/v1/sessions", json=body)).json())["token"]
+            name, token = await _account(http, a, a, "priv")
             owner = {"Authorization": f"Bearer {token}"}
             status, kept = await _upload(http, a, token, "k1", "will go private", image)
             assert status == 201
