@@ -10,14 +10,15 @@ Two uses:
 
 A lease is taken with a conditional write (``LeaseStore.take_lease``) and renewed by its
 holder every ``RENEW_EVERY_S``; the store lets it expire ``TTL_S`` after the last renewal
-that landed, and only then may another process take it. Fencing: a holder trusts its
-lease only ``FENCE_S`` after the START of its last renewal that landed, which is before
-the store's clock started the new TTL; ``TTL_S - FENCE_S`` covers clocks that run at
-slightly different rates. So a holder that cannot renew (its store unreachable, its
-process paused) stops making ids, or its job is cancelled, before anyone else can take
-the lease. Every id is also kept at or below the lease's ``high_ms``, the millisecond
-written with the last renewal, and a new holder starts after the ``high_ms`` its
-predecessors left: an id is never made twice even when clocks step back or disagree
+that landed, and only then may another process take it, or at once when the holder is a
+process of the same host that provably ended (``gone``: SIGKILLed, crashed). Fencing: a
+holder trusts its lease only ``FENCE_S`` after the START of its last renewal that landed,
+which is before the store's clock started the new TTL; ``TTL_S - FENCE_S`` covers clocks
+that run at slightly different rates. So a holder that cannot renew (its store
+unreachable, its process paused) stops making ids, or its job is cancelled, before anyone
+else can take the lease. Every id is also kept at or below the lease's ``high_ms``, the
+millisecond written with the last renewal, and a new holder starts after the ``high_ms``
+its predecessors left: an id is never made twice even when clocks step back or disagree
 between hosts.
 
 This module owns the lease rules; the stores only keep the rows.
@@ -30,15 +31,17 @@ import contextlib
 import logging
 import os
 import random
+import re
 import secrets
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from pathlib import Path
 
 from instastore import ids
 from instastore.clock import utcnow
 from instastore.errors import Conflict, InstastoreError, Unavailable
+from instastore.storage import scratch
 from instastore.storage.ports import LeaseState, LeaseStore
 
 log = logging.getLogger(__name__)
@@ -55,8 +58,41 @@ def worker_lease(number: int) -> str:
 
 
 def holder_name(role: str) -> str:
-    """Who holds a lease, as an operator reads it; unique per process and attempt."""
-    return f"{role} on {socket.gethostname()} pid {os.getpid()} #{secrets.token_hex(3)}"
+    """Who holds a lease, as an operator reads it; unique per process and attempt. Its
+    tag says which boot of which host, and which process of that pid, so that another
+    process of the same host can tell when the holder is gone (``gone``)."""
+    tag = f"{_boot_id()}.{_started(os.getpid())}.{secrets.token_hex(3)}"
+    return f"{role} on {scratch.host()} pid {os.getpid()} #{tag}"
+
+
+_HOLDER = re.compile(r" on (?P<host>\S+) pid (?P<pid>\d+) #(?P<boot>\w+)\.(?P<started>\d+)\.\w+$")
+
+
+def gone(holder: str) -> bool:
+    """Is ``holder`` provably dead: a process of this host, since this boot, that no
+    longer runs (or whose pid now belongs to a process started at another time)? Any
+    other holder (another host's, a live one) is left to its lease's expiry."""
+    found = _HOLDER.search(holder)
+    if found is None or found["host"] != scratch.host() or found["boot"] != _boot_id():
+        return False
+    pid = int(found["pid"])
+    return not scratch.running(pid) or _started(pid) != int(found["started"])
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:12]
+    except OSError:
+        return "0"
+
+
+def _started(pid: int) -> int:
+    """When process ``pid`` started, in clock ticks since boot (0 if unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 class LeaseHeld(Conflict):
@@ -102,6 +138,10 @@ class Lease:
         relies on it); ``LeaseHeld`` if another live process holds it."""
         holder = holder_name(role)
         state = await store.take_lease(name, holder, TTL_S, utcnow())
+        if state.holder is not None and state.holder != holder and gone(state.holder):
+            # SIGKILLed or crashed on this host: no need to wait out its lease.
+            log.warning("lease %s: its holder %s is gone; taking it over", name, state.holder)
+            state = await store.take_over_lease(name, state.holder, holder, TTL_S, utcnow())
         if state.holder != holder:
             raise LeaseHeld(what or f"lease {name!r}", state)
         lease = cls(store, name, holder, state)

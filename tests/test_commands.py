@@ -87,7 +87,7 @@ async def test_a_job_refuses_while_another_holds_the_job_lock(tmp_path, command)
         assert refused.returncode == 2, refused.stderr
         assert re.search(
             r"^instastore: the storage job lock is held by instastore pack on \S+ pid \d+ "
-            r"#\w+ since 20\d\d-",
+            r"#\S+ since 20\d\d-",
             refused.stderr,
         ), refused.stderr
         done = await asyncio.to_thread(instastore, *command, "--data-dir", str(tmp_path))

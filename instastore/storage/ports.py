@@ -286,6 +286,12 @@ class LeaseStore(Protocol):
         """Hold ``name`` for ``holder`` unless another holder's lease is unexpired. The
         state after the attempt: ``holder`` is ours if taken (or held by us already)."""
 
+    async def take_over_lease(
+        self, name: str, dead: str, holder: str, ttl_s: int, now: datetime
+    ) -> LeaseState:
+        """Hold ``name`` for ``holder`` if ``dead`` still holds it (a holder known to be
+        gone); the state after the attempt, as ``take_lease``."""
+
     async def renew_lease(
         self, name: str, holder: str, ttl_s: int, high_ms: int, now: datetime
     ) -> bool:

@@ -42,10 +42,11 @@ def abandoned(name: str, prefix: str, modified: datetime, now: datetime) -> bool
     pid_text = rest.partition("_")[0]
     if writer_host != host() or not pid_text.isdigit():
         return False  # another host's writer (or an old name): only age tells
-    return not _running(int(pid_text))
+    return not running(int(pid_text))
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Is process ``pid`` of this host running (a zombie counts as running)?"""
     if pid == os.getpid():
         return True
     try:

@@ -240,3 +240,37 @@ async def test_a_shared_limit_holds_across_hosts(stores, adapter_settings):
     finally:
         for other in others:
             await other.close()
+
+
+# ---- a holder that provably ended -----------------------------------------------------
+
+
+async def test_a_lease_of_a_process_gone_from_this_host_is_taken_over_at_once(stores):
+    """A job SIGKILLed on this host: the next run there takes its lease without waiting
+    for it to expire. A live holder, or one of another host, is waited for."""
+    import subprocess
+    import sys
+
+    name = _name()
+    made = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", "from instastore import leases; print(leases.holder_name('pack'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = made.stdout.strip()  # the holder name of a process that has ended
+    assert leases.gone(dead)
+    assert (await stores.leases.take_lease(name, dead, 30, utcnow())).holder == dead
+    lease = await Lease.take(stores.leases, name, "pack again")
+    assert lease.holder != dead and lease.trusted()
+
+    alive = leases.holder_name("alive")  # this process: still running
+    elsewhere = alive.replace(" on ", " on another-host-", 1)
+    assert not leases.gone(alive) and not leases.gone(elsewhere)
+    for holder in (alive, elsewhere):
+        other = _name()
+        await stores.leases.take_lease(other, holder, 30, utcnow())
+        with pytest.raises(LeaseHeld):
+            await Lease.take(stores.leases, other, "waits")
+    await lease.release()

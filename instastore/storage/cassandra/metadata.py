@@ -526,6 +526,17 @@ class CassandraMetadataStore:
         state = await self.read_lease(name)
         return state if state is not None else LeaseState(None, None, 0)
 
+    async def take_over_lease(
+        self, name: str, dead: str, holder: str, ttl_s: int, now: datetime
+    ) -> LeaseState:
+        await self._cas(
+            "take over lease",
+            (cql.RENEW_LEASE, (ttl_s, holder, name, dead)),
+            (cql.SET_LEASE_SINCE, (now, name)),
+        )
+        state = await self.read_lease(name)
+        return state if state is not None else LeaseState(None, None, 0)
+
     async def renew_lease(
         self, name: str, holder: str, ttl_s: int, high_ms: int, now: datetime
     ) -> bool:

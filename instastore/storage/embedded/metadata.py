@@ -564,6 +564,20 @@ class SqliteMetadataStore:
 
         return await self._run(take)
 
+    async def take_over_lease(
+        self, name: str, dead: str, holder: str, ttl_s: int, now: datetime
+    ) -> LeaseState:
+        now_ms = round(now.timestamp() * 1000)
+        await self._write(
+            (
+                "UPDATE leases SET holder = ?, since_ms = ?, expires_ms = ? "
+                "WHERE name = ? AND holder = ?",
+                (holder, now_ms, now_ms + ttl_s * 1000, name, dead),
+            )
+        )
+        state = await self.read_lease(name)
+        return state if state is not None else LeaseState(None, None, 0)
+
     async def renew_lease(
         self, name: str, holder: str, ttl_s: int, high_ms: int, now: datetime
     ) -> bool:
