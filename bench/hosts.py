@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,20 @@ class Host:
         env = {**self.env, "INSTASTORE_HOST": self.address, "INSTASTORE_PORT": str(self.port)}
         self.proc = spawn(env, self.log)
 
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until its /readyz answers 200."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.base}/readyz", timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.base} is not ready:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
     def stop(self, how: int = signal.SIGTERM) -> int:
         assert self.proc is not None
         self.proc.send_signal(how)
@@ -71,12 +86,16 @@ class Host:
         return code
 
 
+FAIL_TIMEOUT_S = 2.0  # deploy/nginx.conf's: how long nginx skips a host that failed
+
+
 @dataclass
 class Balancer:
     """nginx on 127.0.0.1:``port`` in front of ``hosts``; ``down()`` stops all of it."""
 
     prefix: Path
     port: int
+    folder: Path  # the hosts' logs, and nginx's error log once it stopped
     hosts: list[Host] = field(default_factory=list)
 
     @property
@@ -93,7 +112,7 @@ class Balancer:
         prefix.chmod(0o755)
         (prefix / "logs").mkdir()
         port = free_port()
-        balancer = cls(prefix, port)
+        balancer = cls(prefix, port, folder)
         env = {**env, "INSTASTORE_TRUSTED_PROXIES": "127.0.0.1"}
         for i in range(hosts):
             balancer.hosts.append(
@@ -102,10 +121,12 @@ class Balancer:
         try:
             for host in balancer.hosts:
                 host.start()
+                host.wait_ready()
             conf = (ROOT / "deploy" / "nginx.conf").read_text()
+            shipped = re.search(r"        server 127\.0\.0\.\d:8080 ([^;\n]*);", conf)
+            assert shipped, "deploy/nginx.conf's upstream block changed shape"
             servers = "".join(
-                f"        server {h.address}:{h.port} max_fails=1 fail_timeout=5s;\n"
-                for h in balancer.hosts
+                f"        server {h.address}:{h.port} {shipped[1]};\n" for h in balancer.hosts
             )
             conf, count = re.subn(r"(        server 127\.0\.0\.\d:8080 [^\n]*\n)+", servers, conf)
             assert count == 1, "deploy/nginx.conf's upstream block changed shape"
@@ -145,4 +166,6 @@ class Balancer:
             if host.proc is not None and host.proc.poll() is None:
                 host.proc.kill()
                 host.proc.wait()
+        if (self.prefix / "logs" / "error.log").exists():
+            shutil.copy(self.prefix / "logs" / "error.log", self.folder / "nginx-error.log")
         shutil.rmtree(self.prefix, ignore_errors=True)
