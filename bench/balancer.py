@@ -57,7 +57,7 @@ async def _photo(base: str, data: bytes) -> tuple[str, bytes]:
             "/v1/photos", data=form, headers={"Authorization": f"Bearer {token}"}
         ) as resp:
             photo = await resp.json()
-        url = photo["media"].get("feed") or photo["media"]["thumb"]
+        url = photo["media"]["large"]  # the feed rendition every viewer reads
         async with http.get(url) as resp:
             assert resp.headers["Cache-Control"].startswith("public"), resp.headers
             return url, await resp.read()
@@ -70,7 +70,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
 
-    from tests import samples
+    import random
+
+    from bench.seed import make_jpeg
 
     folder = Path(tempfile.mkdtemp(prefix="bench-balancer-"))
     env = {k: v for k, v in os.environ.items() if k.startswith("INSTASTORE_")}
@@ -81,7 +83,8 @@ def main() -> None:
     www.chmod(0o755)
     balancer = Balancer.up(env, folder, extra=_extra(static_port, www))
     try:
-        url, data = asyncio.run(_photo(balancer.base, samples.image("JPEG", (2000, 1500))))
+        upload = make_jpeg(random.Random(7), 1_000_000)  # a 1 MB photo, as the bench's pool
+        url, data = asyncio.run(_photo(balancer.base, upload))
         (www / "feed.jpg").write_bytes(data)
         (www / "feed.jpg").chmod(0o644)
         cached = balancer.base + url
