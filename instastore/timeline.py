@@ -137,12 +137,18 @@ class Timeline:
         self._ranked.drop(RankedWindow(user_id, None))
 
     async def followees(self, user_id: int) -> list[int]:
+        return (await self._followees_of(user_id))[0]
+
+    async def _followees_of(self, user_id: int) -> tuple[list[int], bool]:
+        """The followee list, and whether it is fresh (read within TIMELINE_FRESH_S): a
+        stale one is served while a refresh runs, to choose candidates, never to decide
+        who may see a private account's photos."""
         cached, fresh = self._followees.lookup(FolloweesOf(user_id))
         if cached is not None:
             if not fresh:
                 self._in_background(FolloweesOf(user_id), self._load_followees(user_id))
-            return cached
-        return await self._load_followees(user_id)
+            return cached, fresh
+        return await self._load_followees(user_id), True
 
     async def _load_followees(self, user_id: int) -> list[int]:
         found: list[int] = []
@@ -189,9 +195,10 @@ class Timeline:
         return await merge.merge_timeline(newest, self.photo_store.user_photo_ids, before, n)
 
     async def page(self, user: User, order: Order, cursor: str | None, limit: int) -> Page[Photo]:
-        followees = set(await self.followees(user.id))
+        followees, fresh = await self._followees_of(user.id)
         audience = Audience(self.accounts, self.graph, user, self.photos.users)
-        audience.assume_following(followees)
+        if fresh:  # else each private owner's follow is read (another host may have ended it)
+            audience.assume_following(followees)
         if order == "recent":
             return await self.photos.live_page(
                 lambda before, n: self.merged_ids(user.id, before, n),
@@ -210,7 +217,10 @@ class Timeline:
         window_top, ranked = await self._ranked_window(user, audience, window_top)
         if not ranked:
             return Page([], None)
-        page = await self.photos.live(ranked[offset : offset + limit])  # deleted since ranking
+        # Deleted since ranking, or no longer visible to this reader (an account turned
+        # private, a follow ended: a window is kept RANKED_TTL_S, longer than access may
+        # outlive its change), are left out of the page.
+        page = await audience.filter(await self.photos.live(ranked[offset : offset + limit]))
         more = offset + limit < len(ranked)
         return Page(page, encode_top_cursor(window_top, offset + limit) if more else None)
 

@@ -182,3 +182,50 @@ async def test_access_taken_away_on_one_host_is_enforced_by_another_within_5_s(s
                     await asyncio.sleep(0.2)
                 waited[path] = asyncio.get_running_loop().time() - changed
             assert max(waited.values()) < 6, waited
+
+
+async def test_a_follow_ended_on_one_host_ends_the_timeline_on_another_within_5_s(
+    store_env, tmp_path
+):
+    """A reader follows a private account (approved), reads both timelines through host B
+    (which then caches the followee list and the ranked "top" window), and unfollows
+    through host A: within 5 s host B shows none of that account's photos."""
+    image = samples.image("JPEG", (120, 90))
+    with (
+        serve(store_env, tmp_path / "a.log") as port_a,
+        serve(store_env, tmp_path / "b.log") as port_b,
+    ):
+        a, b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+        async with aiohttp.ClientSession() as http:
+            owner_name, owner_token = await _account(http, a, a, "own")
+            reader_name, reader_token = await _account(http, a, b, "rdr")
+            owner = {"Authorization": f"Bearer {owner_token}"}
+            reader = {"Authorization": f"Bearer {reader_token}"}
+            assert (await http.patch(f"{a}/v1/me", json={"private": True}, headers=owner)).ok
+            status, photo = await _upload(http, a, owner_token, "t1", "followers only", image)
+            assert status == 201
+            async with http.put(f"{a}/v1/users/{owner_name}/follow", headers=reader) as resp:
+                assert resp.status == 200, await resp.text()
+            async with http.post(
+                f"{a}/v1/me/requests/{reader_name}/approve", headers=owner
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+
+            async def shown(order: str) -> bool:
+                async with http.get(f"{b}/v1/timeline?order={order}", headers=reader) as resp:
+                    assert resp.status == 200
+                    return photo["id"] in {p["id"] for p in (await resp.json())["items"]}
+
+            deadline = asyncio.get_running_loop().time() + 10
+            while not (await shown("top") and await shown("recent")):  # B's caches are 5 s
+                assert asyncio.get_running_loop().time() < deadline, "never shown"
+                await asyncio.sleep(0.5)
+            async with http.delete(f"{a}/v1/users/{owner_name}/follow", headers=reader) as resp:
+                assert resp.status == 204, await resp.text()
+            ended = asyncio.get_running_loop().time()
+            for order in ("top", "recent"):
+                while await shown(order):
+                    assert asyncio.get_running_loop().time() - ended < 5.5, (
+                        f"{order} still shows it"
+                    )
+                    await asyncio.sleep(0.2)
