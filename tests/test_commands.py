@@ -96,6 +96,33 @@ async def test_a_job_refuses_while_another_holds_the_job_lock(tmp_path, command)
         await stores.close()
 
 
+async def test_two_packs_started_at_once_one_runs_one_refuses(tmp_path):
+    """As two hosts' cron jobs would: the one that takes the lock packs everything, the
+    other exits 2 at once naming it; afterwards every photo reads back the same."""
+    from instastore.storage import open_stores
+
+    from .factories import land_photos, read_back
+
+    stores = await open_stores(Settings(data_dir=tmp_path))
+    try:
+        made = await land_photos(stores, 6, {"original": 3000, "thumb": 500})
+    finally:
+        await stores.close()
+    pack = ("pack", "--min-age", "0", "--landed-grace", "3", "--data-dir", str(tmp_path))
+    first, second = await asyncio.gather(
+        asyncio.to_thread(instastore, *pack), asyncio.to_thread(instastore, *pack)
+    )
+    assert sorted([first.returncode, second.returncode]) == [0, 2], (first, second)
+    ran, refused = (first, second) if first.returncode == 0 else (second, first)
+    assert "switched 6 photo(s)" in ran.stdout
+    assert "the storage job lock is held by instastore pack on" in refused.stderr
+    stores = await open_stores(Settings(data_dir=tmp_path))
+    try:
+        await read_back(stores, made, packed=True)
+    finally:
+        await stores.close()
+
+
 async def test_gc_on_a_bench_seeded_store_removes_nothing(tmp_path, monkeypatch):
     """The issue's run: seeded photos share a pool of blobs under keys that name no photo."""
     from bench import seed
