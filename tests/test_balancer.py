@@ -179,9 +179,16 @@ async def test_a_host_killed_and_a_rolling_restart_lose_and_fail_nothing(balance
             f"restart: {mixed} request(s), 0 failed"
         )
 
-        # Nothing acknowledged is lost or changed, and no two uploads share a photo.
+        # Nothing acknowledged is lost or changed, no two uploads share a photo, and no
+        # upload made two (each user's photos are exactly those answered).
         answered = [u for c in clients for u in c.uploads.values()]
         assert len({photo["id"] for _, _, photo in answered}) == len(answered) >= 30
+        for i, client in enumerate(clients):
+            async with http.get(
+                f"{balancer.base}/v1/users/lb{tag}{i}/photos?limit=100", headers=client.auth
+            ) as resp:
+                listed = {p["id"] for p in (await resp.json())["items"]}
+            assert listed == {photo["id"] for _, _, photo in client.uploads.values()}
         for client in clients:
             for title, data, photo in client.uploads.values():
                 async with http.get(
