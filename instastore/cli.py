@@ -298,8 +298,9 @@ def _with_stores(
 ) -> _T:
     """Open the stores the settings name, run ``await job(stores, settings, ids)``, close
     them. A storage job (``JOB_ITEMS``) holds the storage job lock while it runs (one job
-    at a time, cluster-wide: ``instastore.leases``; its ids are fenced by the lock), is
-    counted in the job metrics, and with ``--metrics-file`` they are written there."""
+    at a time, cluster-wide: ``instastore.leases``) and a worker number for the ids it
+    makes, is counted in the job metrics, and with ``--metrics-file`` they are written
+    there."""
     import asyncio
 
     from instastore import leases, metrics
@@ -316,8 +317,15 @@ def _with_stores(
             if name is None:
                 return await job(stores, settings, IdGenerator(settings.fixed_worker_id or 0))
             with metrics.job(name), metrics.textfile_every(args.metrics_file):
-                async with leases.job_lease(stores.leases, f"instastore {name}") as lease:
-                    report = await job(stores, settings, lease.ids())
+                async with leases.job_lease(stores.leases, f"instastore {name}"):
+                    # New volume ids under a worker number of its own, as a server's ids.
+                    worker = await leases.WorkerIds.start(
+                        stores.leases, settings.fixed_worker_id, f"instastore {name}"
+                    )
+                    try:
+                        report = await job(stores, settings, worker.generator)
+                    finally:
+                        await worker.close()
             metrics.job_progress(name, JOB_ITEMS[name](report))
             return report
         finally:

@@ -59,8 +59,8 @@ async def compact(
 ) -> CompactReport:
     """Finish what earlier runs left, then rewrite every volume whose dead share is at
     least ``threshold`` (0 to 1) with its live needles, and delete volumes no record
-    points into. New volume ids come from ``generator`` (the command's is fenced by the
-    storage job lock: ``instastore.leases``)."""
+    points into. New volume ids come from ``generator`` (the command's makes them under a
+    leased worker number: ``instastore.leases``)."""
     now = now or utcnow()
     report = CompactReport()
     mover = packing.Mover(photos, blobs, report.moved, progress, landed_grace_s)

@@ -61,7 +61,7 @@ def holder_name(role: str) -> str:
     """Who holds a lease, as an operator reads it; unique per process and attempt. Its
     tag says which boot of which host, and which process of that pid, so that another
     process of the same host can tell when the holder is gone (``gone``)."""
-    tag = f"{_boot_id()}.{_started(os.getpid())}.{secrets.token_hex(3)}"
+    tag = f"{_boot_id()}.{_started(os.getpid()) or 0}.{secrets.token_hex(3)}"
     return f"{role} on {scratch.host()} pid {os.getpid()} #{tag}"
 
 
@@ -76,7 +76,10 @@ def gone(holder: str) -> bool:
     if found is None or found["host"] != scratch.host() or found["boot"] != _boot_id():
         return False
     pid = int(found["pid"])
-    return not scratch.running(pid) or _started(pid) != int(found["started"])
+    if not scratch.running(pid):
+        return True
+    started = _started(pid)  # None: running, but not readable here; taken as the holder
+    return started is not None and started != int(found["started"])
 
 
 def _boot_id() -> str:
@@ -86,12 +89,12 @@ def _boot_id() -> str:
         return "0"
 
 
-def _started(pid: int) -> int:
-    """When process ``pid`` started, in clock ticks since boot (0 if unknown)."""
+def _started(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (None: not known)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0
+        return None
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
@@ -160,7 +163,8 @@ class Lease:
         """Renew once; False (and ``lost``) if the lease is not ours any more. Store
         errors propagate: the lease may still be ours, trusted until its fence."""
         started = self._monotonic()
-        high_ms = max(self.high_ms, self.used_ms, self._wall_ms()) + TTL_S * 1000
+        # Ids may carry ms up to FENCE_S past this renewal's start, as long as it is trusted.
+        high_ms = max(self.high_ms, self.used_ms, self._wall_ms()) + int(FENCE_S * 1000)
         if await self.store.renew_lease(self.name, self.holder, TTL_S, high_ms, utcnow()):
             self.high_ms = high_ms
             self._trusted_until = started + FENCE_S
@@ -186,19 +190,6 @@ class Lease:
         log.error("lease %s of %s was lost: another process may hold it", self.name, self.holder)
         if on_lost is not None:
             on_lost()
-
-    def ids(self, worker: int = 0) -> ids.IdGenerator:
-        """An id generator fenced by this lease: ids past its predecessors' ``high_ms``,
-        none once it is not trusted (a job's new volume ids)."""
-
-        def fence(ms: int) -> None:
-            if not self.covers(ms):
-                raise LeaseLost(f"lease {self.name!r} is not renewed: no ids can be made")
-            self.used_ms = max(self.used_ms, ms)
-
-        generator = ids.IdGenerator(worker, fence=fence)
-        generator.start(worker, self.floor_ms)
-        return generator
 
     async def release(self) -> None:
         """Stop trusting the lease, then give it up (best effort: it expires anyway)."""
@@ -257,7 +248,13 @@ class WorkerIds:
                 held = exc
                 continue
             ahead = lease.floor_ms - ids.now_ms()
-            if ahead > ids.MAX_CLOCK_BACKWARDS_MS:
+            if self.fixed is not None and 0 < ahead <= FENCE_S * 1000 + ids.MAX_CLOCK_BACKWARDS_MS:
+                # A holder that ended without releasing (a crash) left the horizon of its
+                # last renewal: ids start past it, a few seconds from now.
+                log.info("worker_id %d: waiting %d ms for its last holder's horizon", number, ahead)
+                await asyncio.sleep(ahead / 1000)
+                await lease.renew()
+            elif ahead > ids.MAX_CLOCK_BACKWARDS_MS:
                 await lease.release()  # its ids reach past this clock: another number
                 held = Conflict(f"worker_id {number} made ids up to {ahead} ms ahead of this clock")
                 continue

@@ -154,8 +154,8 @@ async def pack(
     """Finish what earlier runs left, then pack the landed blobs of every queued photo
     (not deleted) older than ``min_age`` into new volumes of ``volume_target_bytes``.
     With ``scan_all``, first queue every record that has landed blobs (a full scan).
-    New volume ids come from ``generator`` (the command's is fenced by the storage job
-    lock: ``instastore.leases``)."""
+    New volume ids come from ``generator`` (the command's makes them under a leased
+    worker number: ``instastore.leases``)."""
     now = now or utcnow()
     report = PackReport()
     packer = Mover(photos, blobs, report, progress, landed_grace_s)

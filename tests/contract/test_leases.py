@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -58,17 +60,44 @@ async def test_a_taking_tried_again_finds_its_own_lease(stores):
 
 
 async def test_high_ms_outlives_the_lease_and_the_next_holder_starts_after_it(stores):
-    name = _name()
-    lease = await Lease.take(stores.leases, name, "first")
-    lease.used_ms = ids.now_ms() + 1_000  # as if it made ids up to a second from now
-    await lease.release()
-    after = await Lease.take(stores.leases, name, "second")
-    assert after.floor_ms == lease.used_ms
-    generator = after.ids()
-    made = [generator.next_id() for _ in range(3)]
-    assert all(ids.unix_ms_of(i) > lease.used_ms for i in made)
-    assert made == sorted(set(made))
-    await after.release()
+    number = random.randrange(ids.MAX_WORKER + 1)
+    first = await WorkerIds.start(stores.leases, number, "first")
+    first.generator.next_id()
+    first.lease.used_ms = ids.now_ms() + 1_000  # as if it made ids up to a second from now
+    used = first.lease.used_ms
+    await first.close()
+    assert (await stores.leases.read_lease(leases.worker_lease(number))).high_ms == used
+    after = await WorkerIds.start(stores.leases, number, "second")
+    try:
+        made = [after.generator.next_id() for _ in range(3)]
+        assert all(ids.unix_ms_of(i) > used for i in made)
+        assert made == sorted(set(made))
+    finally:
+        await after.close()
+
+
+async def test_a_fixed_worker_number_of_a_crashed_holder_is_taken_after_its_horizon(stores):
+    """A holder SIGKILLed on this host left its last renewal's horizon (ids it may have
+    made up to then): the fixed number is taken over at once, and ids start past it."""
+    number = random.randrange(ids.MAX_WORKER + 1)
+    name = leases.worker_lease(number)
+    made = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", "from instastore import leases; print(leases.holder_name('x'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = made.stdout.strip()
+    horizon = ids.now_ms() + 2_500
+    await stores.leases.take_lease(name, dead, 30, utcnow())
+    assert await stores.leases.renew_lease(name, dead, 30, horizon, utcnow())
+    worker = await WorkerIds.start(stores.leases, number, "serve")
+    try:
+        assert ids.now_ms() > horizon
+        assert ids.unix_ms_of(worker.generator.next_id()) > horizon
+    finally:
+        await worker.close()
 
 
 async def test_worker_numbers_are_leased_one_process_each(stores):
@@ -248,9 +277,6 @@ async def test_a_shared_limit_holds_across_hosts(stores, adapter_settings):
 async def test_a_lease_of_a_process_gone_from_this_host_is_taken_over_at_once(stores):
     """A job SIGKILLed on this host: the next run there takes its lease without waiting
     for it to expire. A live holder, or one of another host, is waited for."""
-    import subprocess
-    import sys
-
     name = _name()
     made = await asyncio.to_thread(
         subprocess.run,
