@@ -1,7 +1,7 @@
 """The packer (``instastore pack``): landed blobs into volumes, issue 12's design (a).
 
 An upload lands as its own blobs (one per rendition) and its record joins the pack queue
-(``PhotoStore.pack_queue``: ``save_photo`` queues every photo it saves, in the same batch).
+(``PhotoStore.pack_queue``: ``save_photo`` queues every photo it saves, before its record).
 A run reads the queue, never every record: its work grows with what is left to pack, not
 with every photo ever stored. It takes the landed blobs of queued photos older than
 ``min_age``, and for each new volume:

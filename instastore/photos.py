@@ -112,11 +112,18 @@ class Photos:
         allowed: PhotoFilter | None = None,
     ) -> Page[Photo]:
         """A user's live photos, newest first."""
+
+        async def own(photos: list[Photo]) -> list[Photo]:
+            # A user-photos row left by a save that found its id taken (Conflict) points
+            # at another user's photo: never shown as this user's.
+            mine = [p for p in photos if p.owner_id == user_id]
+            return await allowed(mine) if allowed is not None else mine
+
         return await self.live_page(
             lambda before, n: self.photos.user_photo_ids(user_id, before, n),
             cursor,
             limit,
-            allowed,
+            own,
         )
 
     async def search(

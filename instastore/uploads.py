@@ -259,13 +259,8 @@ class Uploads:
         meant to save (the same rows a late write of its own would make). None if there
         is none, or its blobs are not all there."""
         photo = await self.photo_store.get_photo(claim.photo_id)
-        if photo is not None:
-            # Saved again, as it is: a crash may have come between the record and its
-            # index rows (the save writes the record once, then the rows).
-            await self._save(photo)
+        if photo is not None or claim.intent is None:
             return photo
-        if claim.intent is None:
-            return None
         for rendition in claim.intent.renditions:
             try:
                 await self.blobs.size(volumes.blob_of(rendition.locator))

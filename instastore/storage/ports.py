@@ -103,7 +103,9 @@ class PhotoStore(Protocol):
 
     async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
         """Store the photo record, its user-photos row, one title-index row per term and
-        its pack-queue entry, all or nothing. Saving the same photo again changes nothing."""
+        its pack-queue entry; the record last (readers skip rows whose record is missing).
+        The record is written once: ``Conflict`` if the id holds another photo (another
+        owner or secret). Saving the same photo again changes nothing."""
 
     async def get_photo(self, photo_id: int) -> Photo | None:
         """The photo, deleted or not (``deleted_at`` tells), or None if it never was or
@@ -152,7 +154,7 @@ class PhotoStore(Protocol):
 
     def pack_queue(self) -> AsyncIterator[int]:
         """Every photo id in the pack queue, oldest first, a page at a time. ``save_photo``
-        queues each photo it saves (in the same batch or transaction), so a record with
+        queues each photo it saves (before its record, or in its transaction), so a record with
         landed blobs is always in it; ``unqueue_packed`` drops ids. Entries may be stale
         (the record packed or purged since): the packer reads each record and decides."""
 

@@ -223,26 +223,18 @@ class CassandraMetadataStore:
     # ---- photos -------------------------------------------------------------------
 
     async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
-        # Three steps, each safe to repeat: the pack-queue entry (so a record with landed
-        # blobs is always queued, whatever happens next); the record, written once with a
-        # lightweight transaction (an id holding another photo is a Conflict, never
-        # "saved already"; a record found with our own secret is an earlier try of this
-        # save, and is never written again: a packer may have switched it since); then
-        # its index rows in one logged batch, written again by a retry (a crash may have
-        # come between the record and them).
-        await self.queue_for_packing([photo.id])
-        (row,) = await settle(
-            "save photo record",
-            lambda: self._q(cql.INSERT_PHOTO, photo.id, codec.encode_photo(photo)),
-        )
-        if not row[0]:
-            saved = None if row.record is None else codec.decode_photo(row.record)
-            if saved is None or not saved.same_upload(photo):
-                raise Conflict(
-                    f"photo id {photo.id} holds another photo already; nothing was saved"
-                )
+        # Two steps, each safe to repeat. First the rows that point at the record (its
+        # pack-queue entry, its user-photos row, its title-index rows) in one logged batch:
+        # readers skip ids whose record is missing, so a crash here leaves nothing anyone
+        # sees, and gc removes the blobs. Then the record, written once with a lightweight
+        # transaction: an id holding another photo is a Conflict, never "saved already"
+        # (our user-photos row is taken back unless the other photo is the same owner's);
+        # a record found with our own secret is an earlier try of this save, and is never
+        # written again: a packer may have switched it since.
         bucket = bucket_of(photo.id)
         items: list[StatementItem] = [
+            (cql.QUEUE_PACK, (_pack_bucket(photo.id), photo.id)),
+            (cql.QUEUE_PACK_BUCKET, (_pack_bucket(photo.id),)),
             (cql.INSERT_USER_PHOTO, (photo.owner_id, bucket, photo.id)),
             (cql.INSERT_USER_BUCKET, (photo.owner_id, bucket)),
             # Last write wins by the photo's own time: an older photo saved late never
@@ -255,8 +247,22 @@ class CassandraMetadataStore:
                 (cql.INSERT_TERM_BUCKET, (term, bucket)),
             ]
         await self._batch("save_photo", *items)
+        (row,) = await settle(
+            "save photo record",
+            lambda: self._q(cql.INSERT_PHOTO, photo.id, codec.encode_photo(photo)),
+        )
         if row[0]:  # counted once, by the try that wrote the record
             await self._count("photo count", (cql.ADD_PHOTOS, (1, photo.owner_id)))
+            return
+        saved = None if row.record is None else codec.decode_photo(row.record)
+        if saved is not None and saved.same_upload(photo):
+            return
+        if saved is None or saved.owner_id != photo.owner_id:
+            try:
+                await self._q(cql.DELETE_USER_PHOTO, photo.owner_id, bucket, photo.id)
+            except StorageError as exc:
+                log.warning("user-photos row of %d left (readers skip it): %s", photo.id, exc)
+        raise Conflict(f"photo id {photo.id} holds another photo already; nothing was saved")
 
     async def get_photo(self, photo_id: int) -> Photo | None:
         rows = await self._q(cql.GET_PHOTO, photo_id)
