@@ -78,6 +78,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k.startswith("INSTASTORE_")}
     env.setdefault("INSTASTORE_DATA_DIR", str(folder / "data"))
     env.setdefault("INSTASTORE_LOG_LEVEL", "WARNING")
+    env.setdefault("INSTASTORE_SIGNUPS_PER_ADDRESS", "100000")  # its users sign up at once
     static_port = free_port()
     www = Path(tempfile.mkdtemp(prefix="bench-balancer-www-"))
     www.chmod(0o755)

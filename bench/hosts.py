@@ -27,13 +27,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spawn(env: dict[str, str], log: Path, timeout: float = 60.0) -> subprocess.Popen:
-    """`instastore serve` with these INSTASTORE_* variables, once it accepts connections."""
+def spawn(
+    env: dict[str, str], log: Path, timeout: float = 60.0, code: Path | None = None
+) -> subprocess.Popen:
+    """`instastore serve` with these INSTASTORE_* variables, once it accepts connections;
+    ``code``: from that source tree (an export of another commit) instead of this one."""
     env = {**os.environ, **env}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     address = (env.get("INSTASTORE_HOST", "127.0.0.1"), int(env["INSTASTORE_PORT"]))
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "instastore", "serve"], env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "instastore", "serve"],
+            env=env,
+            stdout=out,
+            stderr=out,
+            cwd=code,
         )
     deadline = time.monotonic() + timeout
     while True:
@@ -54,6 +63,7 @@ class Host:
     port: int
     env: dict[str, str]
     log: Path
+    code: Path | None = None  # another commit's source tree (see ``export``)
     proc: subprocess.Popen | None = None
 
     @property
@@ -62,7 +72,7 @@ class Host:
 
     def start(self) -> None:
         env = {**self.env, "INSTASTORE_HOST": self.address, "INSTASTORE_PORT": str(self.port)}
-        self.proc = spawn(env, self.log)
+        self.proc = spawn(env, self.log, code=self.code)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Until its /readyz answers 200."""
@@ -86,6 +96,17 @@ class Host:
         return code
 
 
+def export(commit: str, folder: Path) -> Path:
+    """``commit``'s source tree in ``folder``, laid out as installed (``server/`` as
+    ``instastore/server``, ``schema/`` as ``instastore/schema``), for ``code=``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    for name in ("server", "schema"):
+        shutil.copytree(folder / name, folder / "instastore" / name, dirs_exist_ok=True)
+    return folder
+
+
 FAIL_TIMEOUT_S = 2.0  # deploy/nginx.conf's: how long nginx skips a host that failed
 
 
@@ -103,7 +124,14 @@ class Balancer:
         return f"http://127.0.0.1:{self.port}"
 
     @classmethod
-    def up(cls, env: dict[str, str], folder: Path, hosts: int = 3, extra: str = "") -> Balancer:
+    def up(
+        cls,
+        env: dict[str, str],
+        folder: Path,
+        hosts: int = 3,
+        extra: str = "",
+        code: Path | None = None,
+    ) -> Balancer:
         """Start ``hosts`` hosts with ``env``, then nginx (``extra``: more server blocks
         for its http block)."""
         # nginx's workers run as an unprivileged user: a folder of their own they can reach
@@ -116,7 +144,7 @@ class Balancer:
         env = {**env, "INSTASTORE_TRUSTED_PROXIES": "127.0.0.1"}
         for i in range(hosts):
             balancer.hosts.append(
-                Host(f"127.0.0.{2 + i}", free_port(), env, folder / f"host{2 + i}.log")
+                Host(f"127.0.0.{2 + i}", free_port(), env, folder / f"host{2 + i}.log", code)
             )
         try:
             for host in balancer.hosts:
