@@ -8,6 +8,7 @@ which addresses an account's owner logged in from is per process (below).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import OrderedDict
@@ -62,8 +63,9 @@ class SharedLimit:
         row = f"{self.name}:{key}"
         now = self.clock()
         minute = int(now // MINUTE_S)
-        last = await self.store.limit_hits(row, minute - 1)
-        this = await self.store.limit_hits(row, minute)
+        last, this = await asyncio.gather(
+            self.store.limit_hits(row, minute - 1), self.store.limit_hits(row, minute)
+        )
         if self._count(now, this + 1, last) > self.per_minute:
             self._refuse(now, this, last, what)
         hit = Hit(row, minute, await self.store.add_limit_hit(row, minute))
