@@ -231,10 +231,21 @@ class Backups:
             before = await leases.Lease.take(
                 stores.leases, leases.JOB, "instastore backup restore", "the storage job lock"
             )
+            progress(f"holding the storage job lock ({before.holder})")
+            # Renewed until the nodes stop (draining them can outlast its TTL); renewals
+            # that fail once they are down are only logged.
+            keeper = asyncio.create_task(before.keep())
+            try:
+                await asyncio.to_thread(self._restore_cassandra, name, report, progress)
+            except BaseException:
+                keeper.cancel()
+                await asyncio.wait({keeper})
+                await before.release()  # best effort: the nodes may be down
+                raise
+            keeper.cancel()
+            await asyncio.wait({keeper})
         finally:
             await stores.close()
-        progress(f"holding the storage job lock ({before.holder})")
-        await asyncio.to_thread(self._restore_cassandra, name, report, progress)
         stores = await open_stores(self.settings)
         try:
             async with leases.job_lease(stores.leases, "instastore backup restore"):

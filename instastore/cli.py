@@ -318,10 +318,9 @@ def _with_stores(
                 return await job(stores, settings, IdGenerator(settings.fixed_worker_id or 0))
             with metrics.job(name), metrics.textfile_every(args.metrics_file):
                 async with leases.job_lease(stores.leases, f"instastore {name}"):
-                    # New volume ids under a worker number of its own, as a server's ids.
-                    worker = await leases.WorkerIds.start(
-                        stores.leases, settings.fixed_worker_id, f"instastore {name}"
-                    )
+                    # New volume ids under a worker number of its own (always a free one:
+                    # a fixed worker_id is the server's on this host).
+                    worker = await leases.WorkerIds.start(stores.leases, None, f"instastore {name}")
                     try:
                         report = await job(stores, settings, worker.generator)
                     finally:

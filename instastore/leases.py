@@ -50,6 +50,7 @@ TTL_S = 30  # seconds a lease lives past its last renewal: how long a dead holde
 RENEW_EVERY_S = 5.0  # seconds between renewals: four may fail before the fence closes
 FENCE_S = 20.0  # seconds a holder trusts a renewal that landed, counted from its start
 WORKER_TRIES = 32  # random worker numbers tried before giving up (8,192 exist)
+TAKE_TRIES = 3  # takings of a lease seen free but not ours (it expired as we looked)
 JOB = "job"  # the lease every storage job holds while it runs
 
 
@@ -61,11 +62,14 @@ def holder_name(role: str) -> str:
     """Who holds a lease, as an operator reads it; unique per process and attempt. Its
     tag says which boot of which host, and which process of that pid, so that another
     process of the same host can tell when the holder is gone (``gone``)."""
-    tag = f"{_boot_id()}.{_started(os.getpid()) or 0}.{secrets.token_hex(3)}"
+    tag = f"{_boot_id()}.{_pid_namespace()}.{_started(os.getpid()) or 0}.{secrets.token_hex(3)}"
     return f"{role} on {scratch.host()} pid {os.getpid()} #{tag}"
 
 
-_HOLDER = re.compile(r" on (?P<host>\S+) pid (?P<pid>\d+) #(?P<boot>\w+)\.(?P<started>\d+)\.\w+$")
+_HOLDER = re.compile(
+    r" on (?P<host>\S+) pid (?P<pid>\d+) "
+    r"#(?P<boot>\w+)\.(?P<ns>\d+)\.(?P<started>\d+)\.\w+$"
+)
 
 
 def gone(holder: str) -> bool:
@@ -73,8 +77,12 @@ def gone(holder: str) -> bool:
     longer runs (or whose pid now belongs to a process started at another time)? Any
     other holder (another host's, a live one) is left to its lease's expiry."""
     found = _HOLDER.search(holder)
-    if found is None or found["host"] != scratch.host() or found["boot"] != _boot_id():
-        return False
+    if found is None or (found["host"], found["boot"], found["ns"]) != (
+        scratch.host(),
+        _boot_id(),
+        _pid_namespace(),
+    ):
+        return False  # another host, boot or container (pid namespace): only expiry tells
     pid = int(found["pid"])
     if not scratch.running(pid):
         return True
@@ -85,6 +93,14 @@ def gone(holder: str) -> bool:
 def _boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:12]
+    except OSError:
+        return "0"
+
+
+def _pid_namespace() -> str:
+    """The pid namespace this process sees pids in (its inode; "0" if unknown)."""
+    try:
+        return os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]") or "0"
     except OSError:
         return "0"
 
@@ -140,16 +156,23 @@ class Lease:
         """Take ``name`` and renew it once (so ``high_ms`` is written before anything
         relies on it); ``LeaseHeld`` if another live process holds it."""
         holder = holder_name(role)
-        state = await store.take_lease(name, holder, TTL_S, utcnow())
-        if state.holder is not None and state.holder != holder and gone(state.holder):
-            # SIGKILLed or crashed on this host: no need to wait out its lease.
-            log.warning("lease %s: its holder %s is gone; taking it over", name, state.holder)
-            state = await store.take_over_lease(name, state.holder, holder, TTL_S, utcnow())
+        for _ in range(TAKE_TRIES):
+            state = await store.take_lease(name, holder, TTL_S, utcnow())
+            if state.holder is not None and state.holder != holder and gone(state.holder):
+                # SIGKILLed or crashed on this host: no need to wait out its lease.
+                log.warning("lease %s: its holder %s is gone; taking it over", name, state.holder)
+                state = await store.take_over_lease(name, state.holder, holder, TTL_S, utcnow())
+            if state.holder is not None:
+                break  # ours, or another's; None: it expired meanwhile, try again
         if state.holder != holder:
             raise LeaseHeld(what or f"lease {name!r}", state)
         lease = cls(store, name, holder, state)
-        if not await lease.renew():
-            raise LeaseLost(f"lease {name!r} was lost right after it was taken")
+        try:
+            if not await lease.renew():
+                raise LeaseLost(f"lease {name!r} was lost right after it was taken")
+        except BaseException:
+            await lease.release()
+            raise
         return lease
 
     def trusted(self) -> bool:
@@ -163,8 +186,9 @@ class Lease:
         """Renew once; False (and ``lost``) if the lease is not ours any more. Store
         errors propagate: the lease may still be ours, trusted until its fence."""
         started = self._monotonic()
-        # Ids may carry ms up to FENCE_S past this renewal's start, as long as it is trusted.
-        high_ms = max(self.high_ms, self.used_ms, self._wall_ms()) + int(FENCE_S * 1000)
+        # Ids may carry ms up to FENCE_S past this renewal's start, as long as it is
+        # trusted (never below what an earlier renewal allowed, nor what was used).
+        high_ms = max(self.high_ms, max(self.used_ms, self._wall_ms()) + int(FENCE_S * 1000))
         if await self.store.renew_lease(self.name, self.holder, TTL_S, high_ms, utcnow()):
             self.high_ms = high_ms
             self._trusted_until = started + FENCE_S
@@ -182,9 +206,14 @@ class Lease:
         while not self.lost:
             await asyncio.sleep(RENEW_EVERY_S)
             try:
-                await self.renew()
-            except InstastoreError as exc:
-                log.warning("could not renew lease %s (%s): %s", self.name, self.holder, exc)
+                if while_trusted:  # a renewal still running when the fence closes is too late
+                    left = max(0.0, self._trusted_until - self._monotonic())
+                    async with asyncio.timeout(left):
+                        await self.renew()
+                else:
+                    await self.renew()
+            except (InstastoreError, TimeoutError) as exc:
+                log.warning("could not renew lease %s (%s): %r", self.name, self.holder, exc)
                 if while_trusted and not self.trusted():
                     self.lost = True
         log.error("lease %s of %s was lost: another process may hold it", self.name, self.holder)
@@ -247,17 +276,27 @@ class WorkerIds:
             except LeaseHeld as exc:
                 held = exc
                 continue
-            ahead = lease.floor_ms - ids.now_ms()
-            if self.fixed is not None and 0 < ahead <= FENCE_S * 1000 + ids.MAX_CLOCK_BACKWARDS_MS:
-                # A holder that ended without releasing (a crash) left the horizon of its
-                # last renewal: ids start past it, a few seconds from now.
-                log.info("worker_id %d: waiting %d ms for its last holder's horizon", number, ahead)
-                await asyncio.sleep(ahead / 1000)
-                await lease.renew()
-            elif ahead > ids.MAX_CLOCK_BACKWARDS_MS:
-                await lease.release()  # its ids reach past this clock: another number
-                held = Conflict(f"worker_id {number} made ids up to {ahead} ms ahead of this clock")
-                continue
+            try:
+                ahead = lease.floor_ms - ids.now_ms()
+                # A fixed number waits out the horizon a holder that ended without releasing
+                # (a crash) left; "auto" takes another number rather than wait long.
+                wait_up_to = ids.MAX_CLOCK_BACKWARDS_MS
+                if self.fixed is not None:
+                    wait_up_to += int(FENCE_S * 1000)
+                if ahead > wait_up_to:
+                    await lease.release()  # its ids reach past this clock: another number
+                    held = Conflict(
+                        f"worker_id {number} made ids up to {ahead} ms ahead of this clock"
+                    )
+                    continue
+                if ahead > 0:  # here, not in the generator: never a sleep on the event loop
+                    log.info("worker_id %d: waiting %d ms for its last holder's ids", number, ahead)
+                    await asyncio.sleep(ahead / 1000)
+                    if not await lease.renew():
+                        raise LeaseLost(f"worker_id {number}'s lease was lost while waiting")
+            except BaseException:
+                await lease.release()
+                raise
             self.generator.start(number, lease.floor_ms)
             self.lease = lease
             log.info("worker number %d leased by %s", number, lease.holder)
@@ -288,8 +327,7 @@ class WorkerIds:
     async def close(self) -> None:
         if self._keeper is not None:
             self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+            await asyncio.wait({self._keeper})  # unlike awaiting it, never swallows our own cancel
         if self.lease is not None:
             await self.lease.release()
 
@@ -315,6 +353,5 @@ async def job_lease(store: LeaseStore, role: str) -> AsyncIterator[Lease]:
         raise
     finally:
         keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+        await asyncio.wait({keeper})  # unlike awaiting it, never swallows our own cancel
         await lease.release()

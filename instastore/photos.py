@@ -137,11 +137,18 @@ class Photos:
         terms = search.terms(query)
         if not terms:
             raise InvalidInput("q must contain at least one word")
+
+        async def matching(photos: list[Photo]) -> list[Photo]:
+            # A title-index row left by a save that found its id taken (Conflict) points
+            # at another photo: only photos whose own title has every word are results.
+            hits = [p for p in photos if set(terms) <= set(search.terms(p.title))]
+            return await allowed(hits) if allowed is not None else hits
+
         return await self.live_page(
             lambda before, n: self.index.search_terms(terms, before, n),
             cursor,
             limit,
-            allowed,
+            matching,
         )
 
     async def save(self, photo: Photo) -> None:

@@ -99,6 +99,9 @@ def fit_descriptor_limit(wanted: int) -> int:
     return min(wanted, fits)
 
 
+SHUTDOWN_GRACE_S = 0.05  # seconds a request still running at the shutdown deadline gets
+
+
 class GuardedRunner(web.AppRunner):
     """An AppRunner whose server is a ``GuardedServer``."""
 
@@ -215,7 +218,9 @@ class GuardedHandler(RequestHandler):
         deadline = self._loop.time() + (timeout or 0.0)
         while self._request_in_progress and self._loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        await super().shutdown(max(0.0, deadline - self._loop.time()))
+        # aiohttp reads a timeout of 0 as none at all: past the deadline, a moment more,
+        # then what still runs is cancelled.
+        await super().shutdown(max(SHUTDOWN_GRACE_S, deadline - self._loop.time()))
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._timer is not None:

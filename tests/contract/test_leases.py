@@ -300,3 +300,58 @@ async def test_a_lease_of_a_process_gone_from_this_host_is_taken_over_at_once(st
         with pytest.raises(LeaseHeld):
             await Lease.take(stores.leases, other, "waits")
     await lease.release()
+
+
+# ---- what a review found ---------------------------------------------------------------
+
+
+async def test_renewals_keep_high_ms_within_the_fence_of_now(stores):
+    """Each renewal allows ids up to FENCE_S past its own start, not past the last
+    renewal's horizon: a long-running holder's horizon never runs ahead of the clock."""
+    lease = await Lease.take(stores.leases, _name(), "long running")
+    for _ in range(6):
+        assert await lease.renew()
+    assert lease.high_ms <= ids.now_ms() + leases.FENCE_S * 1000
+    await lease.release()
+
+
+async def test_a_job_whose_renewal_hangs_is_stopped_when_its_fence_closes(stores, monkeypatch):
+    """A renewal that neither lands nor fails (a store timing out and retrying) must not
+    let the job run past the moment another process may take the lock."""
+    monkeypatch.setattr(leases, "RENEW_EVERY_S", 0.05)
+    monkeypatch.setattr(leases, "FENCE_S", 0.5)
+
+    class Hanging:
+        def __getattr__(self, name):
+            return getattr(stores.leases, name)
+
+        async def renew_lease(self, *args):
+            if hanging:
+                await asyncio.sleep(3600)
+            return await stores.leases.renew_lease(*args)
+
+    hanging = False
+    loop = asyncio.get_running_loop()
+    with pytest.raises(LeaseLost, match="lost the storage job lock"):
+        async with job_lease(Hanging(), "instastore compact") as lease:
+            hanging = True
+            started = loop.time()
+            await asyncio.sleep(5)
+            pytest.fail("the job went on past its fence")
+    assert loop.time() - started < 1.0 and not lease.trusted()
+    await stores.leases.release_lease(leases.JOB, lease.holder, 0)
+
+
+def test_a_holder_in_another_pid_namespace_is_never_taken_for_gone():
+    """Containers on one kernel share its boot id and may share a host name, but not
+    their pids: a holder whose pid namespace differs is left to its lease's expiry."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "from instastore import leases; print(leases.holder_name('x'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    boot, ns, _ = dead.rsplit("#", 1)[1].split(".", 2)
+    elsewhere = dead.replace(f"#{boot}.{ns}.", f"#{boot}.{int(ns) + 1}.")
+    assert leases.gone(dead)
+    assert elsewhere != dead and not leases.gone(elsewhere)

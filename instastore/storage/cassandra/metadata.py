@@ -228,7 +228,9 @@ class CassandraMetadataStore:
         # readers skip ids whose record is missing, so a crash here leaves nothing anyone
         # sees, and gc removes the blobs. Then the record, written once with a lightweight
         # transaction: an id holding another photo is a Conflict, never "saved already"
-        # (our user-photos row is taken back unless the other photo is the same owner's);
+        # (our user-photos row is taken back unless the other photo is the same owner's;
+        # title-index rows and user_latest stay, and readers check them against the
+        # record: Photos.search, Photos.by_user);
         # a record found with our own secret is an earlier try of this save, and is never
         # written again: a packer may have switched it since.
         bucket = bucket_of(photo.id)
