@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import abba, refs, report
-from bench.hosts import Balancer, free_port
+from bench.hosts import Balancer, bench_env, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -75,10 +74,7 @@ def main() -> None:
     from bench.seed import make_jpeg
 
     folder = Path(tempfile.mkdtemp(prefix="bench-balancer-"))
-    env = {k: v for k, v in os.environ.items() if k.startswith("INSTASTORE_")}
-    env.setdefault("INSTASTORE_DATA_DIR", str(folder / "data"))
-    env.setdefault("INSTASTORE_LOG_LEVEL", "WARNING")
-    env.setdefault("INSTASTORE_SIGNUPS_PER_ADDRESS", "100000")  # its users sign up at once
+    env = bench_env(folder)
     static_port = free_port()
     www = Path(tempfile.mkdtemp(prefix="bench-balancer-www-"))
     www.chmod(0o755)

@@ -96,6 +96,17 @@ class Host:
         return code
 
 
+def bench_env(folder: Path) -> dict[str, str]:
+    """The hosts' settings for a bench run: this shell's INSTASTORE_* (the cluster's,
+    when set), else the embedded default in ``folder``; quiet logs, and sign-ups unbounded
+    (a bench's users sign up at once from one address)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("INSTASTORE_")}
+    env.setdefault("INSTASTORE_DATA_DIR", str(folder / "data"))
+    env.setdefault("INSTASTORE_LOG_LEVEL", "WARNING")
+    env.setdefault("INSTASTORE_SIGNUPS_PER_ADDRESS", "100000")
+    return env
+
+
 def export(commit: str, folder: Path) -> Path:
     """``commit``'s source tree in ``folder``, laid out as installed (``server/`` as
     ``instastore/server``, ``schema/`` as ``instastore/schema``), for ``code=``."""
@@ -105,6 +116,19 @@ def export(commit: str, folder: Path) -> Path:
     for name in ("server", "schema"):
         shutil.copytree(folder / name, folder / "instastore" / name, dirs_exist_ok=True)
     return folder
+
+
+def stop_nginx(prefix: Path, binary: str = NGINX) -> None:
+    """Stop the nginx running from ``prefix`` (its nginx.conf there), and wait for it."""
+    if not (prefix / "nginx.pid").exists():
+        return
+    subprocess.run(
+        [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-s", "stop"],
+        capture_output=True,
+    )
+    deadline = time.monotonic() + 10
+    while (prefix / "nginx.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 FAIL_TIMEOUT_S = 2.0  # deploy/nginx.conf's: how long nginx skips a host that failed
@@ -174,22 +198,7 @@ class Balancer:
         return balancer
 
     def down(self) -> None:
-        if (self.prefix / "nginx.pid").exists():
-            subprocess.run(
-                [
-                    NGINX,
-                    "-p",
-                    str(self.prefix),
-                    "-c",
-                    str(self.prefix / "nginx.conf"),
-                    "-s",
-                    "stop",
-                ],
-                capture_output=True,
-            )
-            deadline = time.monotonic() + 10
-            while (self.prefix / "nginx.pid").exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
+        stop_nginx(self.prefix)
         for host in self.hosts:
             if host.proc is not None and host.proc.poll() is None:
                 host.proc.kill()

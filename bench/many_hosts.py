@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import os
 import tempfile
 import time
 import uuid
@@ -28,7 +27,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import report
-from bench.hosts import Balancer, export
+from bench.hosts import Balancer, bench_env, export
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -88,10 +87,7 @@ def main() -> None:
     from tests import samples
 
     folder = Path(tempfile.mkdtemp(prefix="bench-many-hosts-"))
-    env = {k: v for k, v in os.environ.items() if k.startswith("INSTASTORE_")}
-    env.setdefault("INSTASTORE_DATA_DIR", str(folder / "data"))
-    env.setdefault("INSTASTORE_LOG_LEVEL", "WARNING")
-    env.setdefault("INSTASTORE_SIGNUPS_PER_ADDRESS", "100000")  # its users sign up at once
+    env = bench_env(folder)
     store = "cluster" if env.get("INSTASTORE_CASSANDRA_HOSTS") else "embedded"
     code = export(args.commit, folder / "code") if args.commit else None
     balancer = Balancer.up(env, folder, code=code)

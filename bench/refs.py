@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cassandra.concurrent import execute_concurrent_with_args
 
+from bench.hosts import stop_nginx
 from instastore import ids as idlib
 from instastore import media
 from instastore.config import Settings
@@ -94,18 +95,7 @@ class Nginx:
         return self
 
     def __exit__(self, *exc) -> None:
-        subprocess.run(
-            [
-                self.binary,
-                "-p",
-                str(self.prefix),
-                "-c",
-                str(self.prefix / "nginx.conf"),
-                "-s",
-                "stop",
-            ]
-        )
-        time.sleep(0.5)
+        stop_nginx(self.prefix, self.binary)
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 

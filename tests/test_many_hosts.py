@@ -8,12 +8,15 @@ On the embedded default (one data folder) and on the cluster."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -48,6 +51,13 @@ async def _upload(http: aiohttp.ClientSession, base: str, token: str, key: str, 
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
     async with http.post(f"{base}/v1/photos", data=form, headers=headers) as resp:
         return resp.status, await resp.json()
+
+
+@contextlib.contextmanager
+def two_hosts(env: dict[str, str], folder: Path) -> Iterator[tuple[str, str]]:
+    """Two `instastore serve` processes on one store: their base URLs."""
+    with serve(env, folder / "a.log") as port_a, serve(env, folder / "b.log") as port_b:
+        yield f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
 
 
 async def _account(http: aiohttp.ClientSession, a: str, b: str, prefix: str) -> tuple[str, str]:
@@ -138,11 +148,7 @@ async def test_access_taken_away_on_one_host_is_enforced_by_another_within_5_s(s
     has the owner and the photo cached) is refused within the record cache's 5 s, for the
     photo and the owner's photo list; a photo deleted through A, and its media, too."""
     image = samples.image("JPEG", (200, 150))
-    with (
-        serve(store_env, tmp_path / "a.log") as port_a,
-        serve(store_env, tmp_path / "b.log") as port_b,
-    ):
-        a, b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+    with two_hosts(store_env, tmp_path) as (a, b):
         async with aiohttp.ClientSession() as http:
             name, token = await _account(http, a, a, "priv")
             owner = {"Authorization": f"Bearer {token}"}
@@ -191,11 +197,7 @@ async def test_a_follow_ended_on_one_host_ends_the_timeline_on_another_within_5_
     (which then caches the followee list and the ranked "top" window), and unfollows
     through host A: within 5 s host B shows none of that account's photos."""
     image = samples.image("JPEG", (120, 90))
-    with (
-        serve(store_env, tmp_path / "a.log") as port_a,
-        serve(store_env, tmp_path / "b.log") as port_b,
-    ):
-        a, b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+    with two_hosts(store_env, tmp_path) as (a, b):
         async with aiohttp.ClientSession() as http:
             owner_name, owner_token = await _account(http, a, a, "own")
             reader_name, reader_token = await _account(http, a, b, "rdr")

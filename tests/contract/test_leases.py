@@ -23,6 +23,13 @@ def _name() -> str:
     return f"test/{uuid.uuid4().hex}"
 
 
+def _dead_holder(role: str = "pack") -> str:
+    """The holder name of a process of this host that has ended."""
+    code = f"from instastore import leases; print(leases.holder_name({role!r}))"
+    made = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return made.stdout.strip()
+
+
 async def test_a_lease_has_one_holder_until_it_is_released(stores):
     name = _name()
     first = await Lease.take(stores.leases, name, "first")
@@ -81,14 +88,7 @@ async def test_a_fixed_worker_number_of_a_crashed_holder_is_taken_after_its_hori
     made up to then): the fixed number is taken over at once, and ids start past it."""
     number = random.randrange(ids.MAX_WORKER + 1)
     name = leases.worker_lease(number)
-    made = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", "from instastore import leases; print(leases.holder_name('x'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    dead = made.stdout.strip()
+    dead = await asyncio.to_thread(_dead_holder, "x")
     horizon = ids.now_ms() + 2_500
     await stores.leases.take_lease(name, dead, 30, utcnow())
     assert await stores.leases.renew_lease(name, dead, 30, horizon, utcnow())
@@ -278,14 +278,7 @@ async def test_a_lease_of_a_process_gone_from_this_host_is_taken_over_at_once(st
     """A job SIGKILLed on this host: the next run there takes its lease without waiting
     for it to expire. A live holder, or one of another host, is waited for."""
     name = _name()
-    made = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", "from instastore import leases; print(leases.holder_name('pack'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    dead = made.stdout.strip()  # the holder name of a process that has ended
+    dead = await asyncio.to_thread(_dead_holder)
     assert leases.gone(dead)
     assert (await stores.leases.take_lease(name, dead, 30, utcnow())).holder == dead
     lease = await Lease.take(stores.leases, name, "pack again")
@@ -345,12 +338,7 @@ async def test_a_job_whose_renewal_hangs_is_stopped_when_its_fence_closes(stores
 def test_a_holder_in_another_pid_namespace_is_never_taken_for_gone():
     """Containers on one kernel share its boot id and may share a host name, but not
     their pids: a holder whose pid namespace differs is left to its lease's expiry."""
-    dead = subprocess.run(
-        [sys.executable, "-c", "from instastore import leases; print(leases.holder_name('x'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    dead = _dead_holder()
     boot, ns, _ = dead.rsplit("#", 1)[1].split(".", 2)
     elsewhere = dead.replace(f"#{boot}.{ns}.", f"#{boot}.{int(ns) + 1}.")
     assert leases.gone(dead)
