@@ -525,23 +525,18 @@ class CassandraMetadataStore:
         return rows[0]
 
     async def take_lease(self, name: str, holder: str, ttl_s: int, now: datetime) -> LeaseState:
-        await self._cas(
-            "take lease",
-            (cql.TAKE_LEASE, (ttl_s, holder, name)),
-            (cql.SET_LEASE_SINCE, (now, name)),
-        )
-        # Taken, taken by our own earlier try, or held: the serial read says which.
-        state = await self.read_lease(name)
-        return state if state is not None else LeaseState(None, None, 0)
+        return await self._take("take lease", (cql.TAKE_LEASE, (ttl_s, holder, name)), name, now)
 
     async def take_over_lease(
         self, name: str, dead: str, holder: str, ttl_s: int, now: datetime
     ) -> LeaseState:
-        await self._cas(
-            "take over lease",
-            (cql.RENEW_LEASE, (ttl_s, holder, name, dead)),
-            (cql.SET_LEASE_SINCE, (now, name)),
-        )
+        taking = (cql.RENEW_LEASE, (ttl_s, holder, name, dead))  # IF holder = <the dead one>
+        return await self._take("take over lease", taking, name, now)
+
+    async def _take(self, what: str, taking: StatementItem, name: str, now: datetime) -> LeaseState:
+        """The conditional write of a holder (with when it took the lease), then the
+        serial read that says who holds it: us, our own earlier try, or another."""
+        await self._cas(what, taking, (cql.SET_LEASE_SINCE, (now, name)))
         state = await self.read_lease(name)
         return state if state is not None else LeaseState(None, None, 0)
 
