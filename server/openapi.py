@@ -648,6 +648,30 @@ def paths() -> dict[str, Any]:
     }
 
 
+def head_of(get: dict[str, Any]) -> dict[str, Any]:
+    """The HEAD of a GET operation (routes.heads serves one beside every GET): the same
+    parameters, statuses and headers, and no body in any answer."""
+    responses = {}
+    for status, response in get["responses"].items():
+        if "$ref" in response:
+            response = RESPONSES[response["$ref"].rsplit("/", 1)[1]]
+        responses[status] = {k: v for k, v in response.items() if k != "content"}
+    name = get["operationId"]
+    return {
+        **get,
+        "operationId": "head" + name[0].upper() + name[1:],
+        "summary": f"The headers of GET: {get['summary'][0].lower()}{get['summary'][1:]}",
+        "responses": responses,
+    }
+
+
+def with_heads(paths: dict[str, Any]) -> dict[str, Any]:
+    return {
+        path: {**ops, "head": ops.get("head") or head_of(ops["get"])} if "get" in ops else ops
+        for path, ops in paths.items()
+    }
+
+
 def spec() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -668,5 +692,5 @@ def spec() -> dict[str, Any]:
             "headers": HEADERS,
             "responses": RESPONSES,
         },
-        "paths": paths(),
+        "paths": with_heads(paths()),
     }

@@ -3,8 +3,21 @@ same list; a test keeps the two equal."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from instastore.server.handlers import accounts, feed, media, ops, photos, social
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def heads(routes: list[tuple[str, str, Handler]]) -> list[tuple[str, str, Handler]]:
+    """A HEAD beside every GET of ``routes`` that has none of its own: the same handler,
+    whose body aiohttp does not send (RFC 9110 9.3.2: HEAD is GET without the content).
+    Probes and caches ask HEAD; a 405 there would say the URL takes no GET either."""
+    own = {path for method, path, _ in routes if method == "HEAD"}
+    return [("HEAD", path, h) for method, path, h in routes if method == "GET" and path not in own]
+
 
 ROUTES = [
     ("GET", "/healthz", ops.healthz),
@@ -35,6 +48,7 @@ ROUTES = [
     ("GET", "/v1/timeline", feed.timeline),
     ("GET", "/v1/search/photos", feed.search),
 ]
+ROUTES += heads(ROUTES)
 
 
 async def expect(request: web.Request) -> None:

@@ -257,7 +257,7 @@ async def test_gone_and_throttled_match_the_spec(aiohttp_client, embedded_settin
 
 async def test_405_carries_allow(session: Session):
     exchange = await session.expect(405, "DELETE", "/v1/me")
-    assert set(exchange.response_headers["allow"].split(",")) == {"GET", "PATCH"}
+    assert set(exchange.response_headers["allow"].split(",")) == {"GET", "HEAD", "PATCH"}
     assert session.report() == []
 
 
@@ -287,3 +287,31 @@ async def test_json_answers_are_nosniff_and_no_store(session: Session):
     ]:
         assert exchange.response_headers["x-content-type-options"] == "nosniff", exchange.describe()
         assert exchange.response_headers["cache-control"] == "no-store", exchange.describe()
+
+
+async def test_every_get_answers_head_with_its_status_and_headers(session: Session):
+    """HEAD of every GET route: the status and headers GET answers, and no body (a probe
+    that asks HEAD /healthz must not read 405)."""
+    s = session
+    alice, a = await s.user()
+    photo = s.json(await s.upload(201, a, samples.image("PNG", (64, 64))))
+    thumb = photo["media"]["thumb"]
+    gets = {path for method, path, _ in ROUTES if method == "GET"}
+    assert {path for method, path, _ in ROUTES if method == "HEAD"} == gets
+    for template in sorted(gets):
+        path = template.format(username=alice, photo_id=photo["id"], secret="s", name="thumb")
+        if "{secret}" in template:
+            path = thumb
+        query = "?q=x" if template == "/v1/search/photos" else ""
+        get = await s.expect(200, "GET", path + query, a)
+        head = await s.expect(200, "HEAD", path + query, a)
+        assert head.response_body == b"", template
+        names = ["content-type", "cache-control", "etag"]
+        if template != "/metrics":  # its counters count the GET just made
+            names.append("content-length")
+        for name in names:
+            assert head.response_headers.get(name) == get.response_headers.get(name), (
+                f"{template}: {name}"
+            )
+    await s.expect(404, "HEAD", "/v1/users/nobody_at_all")
+    assert s.report() == []
