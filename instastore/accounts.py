@@ -27,7 +27,7 @@ from instastore.limits import (
     MIN_PASSWORD_CHARS,
     TOKEN_BYTES,
 )
-from instastore.model import User
+from instastore.model import PhotoCounts, User
 from instastore.passwords import PasswordHashing
 from instastore.ratelimit import LoginThrottle, SharedLimit
 from instastore.storage.ports import AccountStore, FollowGraph, LeaseStore, PhotoStore
@@ -61,7 +61,8 @@ def check_display_name(name: object) -> str:
 @dataclass(frozen=True)
 class Profile:
     user: User
-    photos: int
+    photo_counts: PhotoCounts  # everything, for each viewer to count what it may see
+    photos: int  # the photos the viewer it was made for may see (the owner: all live ones)
     followers: int
     following: int
 
@@ -179,8 +180,9 @@ class Accounts:
         return user
 
     async def profile(self, username: str) -> Profile:
+        """A profile as its owner sees it (``viewing.Viewing.profile`` makes it anyone's)."""
         user = await self.by_name(username)
         photos, (followers, following) = await asyncio.gather(
             self.photos.count_photos(user.id), self.graph.count_follows(user.id)
         )
-        return Profile(user, photos, followers, following)
+        return Profile(user, photos, photos.live, followers, following)

@@ -21,6 +21,25 @@ class Visibility(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class PhotoCounts:
+    """A user's live (not deleted) photos, and how many of them only followers, or only
+    the owner, may see: what each viewer's count of them is made of."""
+
+    live: int
+    followers: int = 0  # visibility FOLLOWERS
+    private: int = 0  # visibility PRIVATE
+
+    def seen_by(self, owner_private: bool, *, own: bool, follows: bool) -> int:
+        """How many of them a viewer may see (``social.Audience.can_see`` counted)."""
+        if own:
+            return self.live
+        if owner_private and not follows:
+            return 0
+        hidden = self.private + (0 if follows else self.followers)
+        return max(0, self.live - hidden)
+
+
+@dataclass(frozen=True)
 class User:
     id: int
     username: str

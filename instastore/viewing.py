@@ -21,6 +21,7 @@ It never speaks HTTP: status lines, headers and byte-range syntax are the server
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 from collections.abc import AsyncIterator
@@ -182,11 +183,16 @@ class Viewing:
 
     async def profile(self, viewer: User | None, username: str) -> tuple[Profile, Relation | None]:
         """A profile with its counts, and where ``viewer`` stands with its user (None when
-        anonymous or their own)."""
+        anonymous or their own). Its photo count is of the photos ``viewer`` may see: a
+        count of photos hidden from them would tell what they may not see."""
         found = await self.accounts.profile(username)
-        if viewer is None or viewer.id == found.user.id:
+        if viewer is not None and viewer.id == found.user.id:
             return found, None
-        return found, await self.social.relation(viewer, found.user)
+        relation = None if viewer is None else await self.social.relation(viewer, found.user)
+        photos = found.photo_counts.seen_by(
+            found.user.private, own=False, follows=relation is not None and relation.following
+        )
+        return dataclasses.replace(found, photos=photos), relation
 
     # ---- what a viewer does to a photo -----------------------------------------------
 

@@ -96,7 +96,16 @@ SCHEMAS: dict[str, Any] = {
             "display_name": {"type": "string"},
             "private": {"type": "boolean"},
             "created_at": TIME,
-            "counts": obj({"photos": COUNT, "followers": COUNT, "following": COUNT}),
+            "counts": obj(
+                {
+                    "photos": {
+                        **COUNT,
+                        "description": "the live photos the viewer may see (the owner: all)",
+                    },
+                    "followers": COUNT,
+                    "following": COUNT,
+                }
+            ),
             "viewer": {
                 "description": (
                     "with a token, for someone else's profile: whether I follow them or asked to"

@@ -57,6 +57,7 @@ def make_photo(
 ) -> Photo:
     """A photo record as the core would save it, with one thumbnail rendition."""
     photo_id = photo_id or new_id()
+    fields = {"visibility": Visibility.PUBLIC, **fields}
     return Photo(
         id=photo_id,
         owner_id=owner_id,
@@ -65,7 +66,6 @@ def make_photo(
         secret=ids.new_media_secret(),
         sha256="ab" * 32,
         created_at=datetime.fromtimestamp(ids.unix_ms_of(photo_id) / 1000, tz=UTC),
-        visibility=Visibility.PUBLIC,
         renditions=(Rendition("thumb", f"t/{photo_id}/thumb", "image/jpeg", 1234, 150, 100),),
         width=1500,
         height=1000,

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import Protocol, TypeVar
 
 from instastore.errors import InvalidInput, OutcomeUnknown, Unavailable
-from instastore.model import Photo, User
+from instastore.model import Photo, PhotoCounts, User
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,8 +140,9 @@ class PhotoStore(Protocol):
         """Each user's newest photo id (deleted ones included) for those who have any.
         A hint for the timeline: it may name a photo deleted or purged since."""
 
-    async def count_photos(self, user_id: int) -> int:
-        """The user's live (not deleted) photos."""
+    async def count_photos(self, user_id: int) -> PhotoCounts:
+        """The user's live (not deleted) photos, and of them those whose visibility is
+        followers or private."""
 
     async def switch_locators(
         self, photo_id: int, old: dict[str, str], new: dict[str, str]

@@ -347,3 +347,37 @@ async def test_an_unsatisfiable_range_is_a_problem_with_content_range(api):
     for header in ("bytes=\u00b2-", "bytes=0-" + "9" * 5000):  # not a range of ours: the whole body
         resp = await api.get(body["media"]["thumb"], headers={"Range": header})
         assert resp.status == 200 and len(await resp.read()) == size
+
+
+# ---- a profile's photo count: of what the viewer may see ------------------------------
+
+
+async def test_a_profiles_photo_count_is_of_what_its_viewer_may_see(api):
+    """Counting photos a viewer may not see would tell them those photos exist: the
+    owner counts all, a follower public and followers-only ones, anyone else public ones,
+    and nobody but approved followers anything of a private account."""
+    owner, owner_h = await api.user()
+    _, fan_h = await api.user()
+    _, stranger_h = await api.user()
+    await api.put(f"/v1/users/{owner}/follow", headers=fan_h)
+    for visibility, n in (("public", 1), ("followers", 2), ("private", 3)):
+        for _ in range(n):
+            await api.photo(owner_h, samples.image("PNG", (32, 32)), visibility=visibility)
+
+    async def count(headers: dict | None) -> int:
+        resp = await api.get(f"/v1/users/{owner}", headers=headers or {})
+        assert resp.status == 200
+        return (await resp.json())["counts"]["photos"]
+
+    assert await count(owner_h) == 6
+    assert (await (await api.get("/v1/me", headers=owner_h)).json())["counts"]["photos"] == 6
+    assert await count(fan_h) == 3
+    assert await count(stranger_h) == 1
+    assert await count(None) == 1
+
+    resp = await api.patch("/v1/me", json={"private": True}, headers=owner_h)
+    assert resp.status == 200
+    assert await count(fan_h) == 3  # an approved follower still sees what they saw
+    assert await count(stranger_h) == 0
+    assert await count(None) == 0
+    assert await count(owner_h) == 6

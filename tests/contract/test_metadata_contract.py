@@ -10,7 +10,7 @@ import pytest
 
 from instastore import ids, search
 from instastore.errors import Conflict
-from instastore.model import User
+from instastore.model import PhotoCounts, User, Visibility
 
 from ..factories import make_photo, make_user, new_id
 
@@ -254,12 +254,35 @@ async def test_latest_photo_ids_and_counts(stores):
     await stores.photos.save_photo(only_b, [])
     assert await stores.photos.latest_photo_ids([a, b, quiet]) == {a: newer.id, b: only_b.id}
     assert await stores.photos.latest_photo_ids([]) == {}
-    assert await stores.photos.count_photos(a) == 2
+    assert await stores.photos.count_photos(a) == PhotoCounts(2)
     await stores.photos.set_deleted(older, datetime.now(UTC))
-    assert await stores.photos.count_photos(a) == 1
+    assert await stores.photos.count_photos(a) == PhotoCounts(1)
     await stores.photos.set_deleted(await stores.photos.get_photo(older.id), None)
-    assert await stores.photos.count_photos(a) == 2
-    assert await stores.photos.count_photos(quiet) == 0
+    assert await stores.photos.count_photos(a) == PhotoCounts(2)
+    assert await stores.photos.count_photos(quiet) == PhotoCounts(0)
+
+
+async def test_counts_say_how_many_photos_only_followers_or_the_owner_see(stores):
+    owner = new_id()
+    shown = {
+        v: make_photo(owner, visibility=v)
+        for v in (Visibility.PUBLIC, Visibility.FOLLOWERS, Visibility.PRIVATE)
+    }
+    extra = make_photo(owner, visibility=Visibility.PRIVATE)
+    for photo in (*shown.values(), extra):
+        await stores.photos.save_photo(photo, [])
+        await stores.photos.save_photo(photo, [])  # a retried save counts nothing twice
+    assert await stores.photos.count_photos(owner) == PhotoCounts(4, followers=1, private=2)
+    await stores.photos.set_deleted(extra, datetime.now(UTC))
+    assert await stores.photos.count_photos(owner) == PhotoCounts(3, followers=1, private=1)
+    await stores.photos.set_deleted(shown[Visibility.FOLLOWERS], datetime.now(UTC))
+    assert await stores.photos.count_photos(owner) == PhotoCounts(2, followers=0, private=1)
+    restored = await stores.photos.get_photo(shown[Visibility.FOLLOWERS].id)
+    await stores.photos.set_deleted(restored, None)
+    assert await stores.photos.count_photos(owner) == PhotoCounts(3, followers=1, private=1)
+    purged = await stores.photos.get_photo(extra.id)
+    await stores.photos.purge_photo(purged, [])
+    assert await stores.photos.count_photos(owner) == PhotoCounts(3, followers=1, private=1)
 
 
 async def test_follow_requests(stores):

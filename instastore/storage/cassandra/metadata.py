@@ -26,7 +26,7 @@ from instastore import codec, ids, limits
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID, bucket_of
-from instastore.model import Photo, User
+from instastore.model import Photo, PhotoCounts, User, Visibility
 from instastore.storage.cassandra import migrate
 from instastore.storage.cassandra import statements as cql
 from instastore.storage.cassandra.session import (
@@ -87,6 +87,14 @@ def _cell_timestamp(photo_id: int) -> int:
 
 def _ttl(now: datetime, expires_at: datetime) -> int:
     return max(1, int((expires_at - now).total_seconds()))
+
+
+def _hidden(statement: str, photo: Photo) -> list[StatementItem]:
+    """``statement`` (HIDE_PHOTO or UNHIDE_PHOTO) for a photo that only followers, or only
+    its owner, may see; nothing for a public one."""
+    if photo.visibility is Visibility.PUBLIC:
+        return []
+    return [(statement, (photo.owner_id, photo.visibility.value, photo.id))]
 
 
 def _shard(photo_id: int) -> int:
@@ -242,6 +250,7 @@ class CassandraMetadataStore:
             # Last write wins by the photo's own time: an older photo saved late never
             # hides a newer one.
             (cql.SET_LATEST, (photo.owner_id, photo.id, _cell_timestamp(photo.id))),
+            *_hidden(cql.HIDE_PHOTO, photo),
         ]
         for term in terms:
             items += [
@@ -262,6 +271,8 @@ class CassandraMetadataStore:
         if saved is None or saved.owner_id != photo.owner_id:
             try:
                 await self._q(cql.DELETE_USER_PHOTO, photo.owner_id, bucket, photo.id)
+                for statement, params in _hidden(cql.UNHIDE_PHOTO, photo):
+                    await self._q(statement, *params)
             except StorageError as exc:
                 log.warning("user-photos row of %d left (readers skip it): %s", photo.id, exc)
         raise Conflict(f"photo id {photo.id} holds another photo already; nothing was saved")
@@ -326,11 +337,15 @@ class CassandraMetadataStore:
                 "soft delete",
                 (cql.SET_DELETED, (deleted_at, photo.id)),
                 (cql.ENQUEUE_PURGE, (_shard(photo.id), deleted_at.date(), photo.id)),
+                *_hidden(cql.UNHIDE_PHOTO, photo),
             )
             if not photo.deleted:
                 await self._count("photo count", (cql.ADD_PHOTOS, (-1, photo.owner_id)))
         else:
-            items: list[StatementItem] = [(cql.SET_DELETED, (None, photo.id))]
+            items: list[StatementItem] = [
+                (cql.SET_DELETED, (None, photo.id)),
+                *_hidden(cql.HIDE_PHOTO, photo),
+            ]
             if photo.deleted_at is not None:
                 items.append(
                     (cql.DEQUEUE_PURGE, (_shard(photo.id), photo.deleted_at.date(), photo.id))
@@ -357,6 +372,7 @@ class CassandraMetadataStore:
             (cql.DELETE_LIKES, (photo.id,)),
             *[(cql.DELETE_TERM, (term, bucket, photo.id)) for term in terms],
             (cql.UNQUEUE_PACK, (_pack_bucket(photo.id), photo.id)),
+            *_hidden(cql.UNHIDE_PHOTO, photo),
         ]
         if photo.deleted_at is not None:
             items.append((cql.DEQUEUE_PURGE, (_shard(photo.id), photo.deleted_at.date(), photo.id)))
@@ -418,9 +434,16 @@ class CassandraMetadataStore:
         results = await asyncio.gather(*(self._q(cql.LATEST, chunk) for chunk in chunks))
         return {r.user_id: r.photo_id for rows in results for r in rows}
 
-    async def count_photos(self, user_id: int) -> int:
-        rows = await self._q(cql.COUNT_PHOTOS, user_id)
-        return max(0, rows[0].photos or 0) if rows else 0
+    async def count_photos(self, user_id: int) -> PhotoCounts:
+        live, hidden = await asyncio.gather(
+            self._q(cql.COUNT_PHOTOS, user_id), self._q(cql.COUNT_HIDDEN, user_id)
+        )
+        kinds = {row.visibility: row.hidden for row in hidden}
+        return PhotoCounts(
+            max(0, live[0].photos or 0) if live else 0,
+            kinds.get(Visibility.FOLLOWERS.value, 0),
+            kinds.get(Visibility.PRIVATE.value, 0),
+        )
 
     # ---- follow requests ------------------------------------------------------------
 

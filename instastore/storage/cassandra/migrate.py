@@ -18,8 +18,10 @@ from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
+from instastore import codec
 from instastore.config import Settings
 from instastore.errors import ConfigError, StorageError
+from instastore.model import Visibility
 from instastore.schema import migrations
 from instastore.storage.cassandra import statements as cql
 from instastore.storage.cassandra.session import MIN_TOKEN, translate_errors
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_AGREEMENT_WAIT_S = 30
 PACK_QUEUE_VERSION = 6  # 006_pack_queue.cql: applying it queues every photo stored so far
+HIDDEN_PHOTOS_VERSION = 8  # 008_hidden_photos.cql: applying it fills the table
 BACKFILL_PAGE = 500  # photo ids read per query of that backfill
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,47}")  # used with fullmatch: "$" allows a final "\n"
 
@@ -91,7 +94,9 @@ def migrate(
         for statement in migration.statements():
             _ddl(session, statement)
         if migration.version == PACK_QUEUE_VERSION:
-            _queue_every_photo(session, keyspace, progress)
+            _on_own_session(session, keyspace, progress, _backfill)
+        if migration.version == HIDDEN_PHOTOS_VERSION:
+            _on_own_session(session, keyspace, progress, _fill_hidden_photos)
         with translate_errors("recording a migration"):
             session.execute(
                 f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
@@ -102,23 +107,61 @@ def migrate(
     return done
 
 
-def _queue_every_photo(
-    ddl_session: Session, keyspace: str, progress: Callable[[str], object]
+Backfill = Callable[[Session, str, Callable[[str], object]], None]
+
+
+def _on_own_session(
+    ddl_session: Session, keyspace: str, progress: Callable[[str], object], backfill: Backfill
 ) -> None:
-    """Schema 006's backfill: every photo stored so far joins the pack queue, so that the
-    queue holds every record with landed blobs from the start (the packer drops the packed
-    ones on its next run). Idempotent: a migration cut short is applied again whole. On a
-    session of its own, with no keyspace set (statements prepared on the migration's,
-    which has one, draw Cassandra's warning: ``statements.qualified``)."""
-    with translate_errors("connecting for the pack queue backfill"):
+    """Run a migration's backfill on a session of its own, with no keyspace set
+    (statements prepared on the migration's, which has one, draw Cassandra's warning:
+    ``statements.qualified``). Each is idempotent: a migration cut short is applied again
+    whole."""
+    with translate_errors("connecting for a migration's backfill"):
         session = ddl_session.cluster.connect()
     try:
-        _backfill(session, keyspace, progress)
+        backfill(session, keyspace, progress)
     finally:
         session.shutdown()
 
 
+def _fill_hidden_photos(session: Session, keyspace: str, progress: Callable[[str], object]) -> None:
+    """Schema 008's backfill: a hidden_photos row for every live photo stored so far that
+    only followers, or only its owner, may see (rows: writing one twice is harmless)."""
+    scan = session.prepare(cql.qualified(cql.SCAN_PHOTOS, keyspace))
+    hide = session.prepare(cql.qualified(cql.HIDE_PHOTO, keyspace))
+    after, read, hidden = MIN_TOKEN, 0, 0
+    while True:
+        with translate_errors("reading photo records for hidden_photos"):
+            rows = list(session.execute(scan, (after, BACKFILL_PAGE), timeout=60))
+        photos = [
+            codec.decode_photo(row.record)
+            for row in rows
+            if row.record is not None and row.deleted_at is None
+        ]
+        rows_to_write = [
+            (p.owner_id, p.visibility.value, p.id)
+            for p in photos
+            if p.visibility is not Visibility.PUBLIC
+        ]
+        with translate_errors("writing hidden_photos rows"):
+            for ok, result in execute_concurrent_with_args(
+                session, hide, rows_to_write, concurrency=32
+            ):
+                if not ok:
+                    raise result
+        read, hidden = read + len(rows), hidden + len(rows_to_write)
+        if read and (len(rows) < BACKFILL_PAGE or read % 100_000 < BACKFILL_PAGE):
+            progress(f"hidden photos: {read:,} record(s) read, {hidden:,} hidden")
+        if len(rows) < BACKFILL_PAGE:
+            return
+        after = rows[-1].t
+
+
 def _backfill(session: Session, keyspace: str, progress: Callable[[str], object]) -> None:
+    """Schema 006's backfill: every photo stored so far joins the pack queue, so that the
+    queue holds every record with landed blobs from the start (the packer drops the packed
+    ones on its next run)."""
     scan = session.prepare(cql.qualified(cql.SCAN_PHOTO_IDS, keyspace))
     queue = session.prepare(cql.qualified(cql.QUEUE_PACK, keyspace))
     queue_bucket = session.prepare(cql.qualified(cql.QUEUE_PACK_BUCKET, keyspace))

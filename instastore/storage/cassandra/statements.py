@@ -38,7 +38,7 @@ GET_SESSION = "SELECT user_id FROM sessions WHERE token_hash = ?"
 DELETE_SESSION = "DELETE FROM sessions WHERE token_hash = ?"
 
 # PhotoStore: photos, user_photos, user_photo_buckets, user_latest, photo_counts,
-# purge_queue
+# hidden_photos, purge_queue
 
 # Written once: an id that holds another photo is a conflict, never "saved already".
 INSERT_PHOTO = "INSERT INTO photos (photo_id, record) VALUES (?, ?) IF NOT EXISTS"
@@ -62,6 +62,11 @@ DELETE_USER_PHOTO = "DELETE FROM user_photos WHERE user_id = ? AND bucket = ? AN
 LATEST = "SELECT user_id, photo_id FROM user_latest WHERE user_id IN ?"
 ADD_PHOTOS = "UPDATE photo_counts SET photos = photos + ? WHERE user_id = ?"
 COUNT_PHOTOS = "SELECT photos FROM photo_counts WHERE user_id = ?"
+HIDE_PHOTO = "INSERT INTO hidden_photos (user_id, visibility, photo_id) VALUES (?, ?, ?)"
+UNHIDE_PHOTO = "DELETE FROM hidden_photos WHERE user_id = ? AND visibility = ? AND photo_id = ?"
+COUNT_HIDDEN = (
+    "SELECT visibility, COUNT(*) AS hidden FROM hidden_photos WHERE user_id = ? GROUP BY visibility"
+)
 
 # FollowGraph: user_follows, user_followers, follow_counts, follow_requests
 

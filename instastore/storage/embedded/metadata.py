@@ -22,7 +22,7 @@ from instastore import codec
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID
-from instastore.model import Photo, User
+from instastore.model import Photo, PhotoCounts, User, Visibility
 from instastore.schema import migrations
 from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry
 
@@ -30,6 +30,7 @@ T = TypeVar("T")
 DB_FILE = "metadata.sqlite3"
 BUSY_TIMEOUT_S = 10.0
 SCAN_PAGE = 1000  # photo records read at a time by scan_photos
+HIDDEN_PHOTOS_VERSION = 8  # 008_hidden_photos.sql: applying it fills the table
 
 
 def _ms(at: datetime | None) -> int | None:
@@ -38,6 +39,18 @@ def _ms(at: datetime | None) -> int | None:
 
 def _at(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _hide(photo: Photo) -> list[tuple[str, Sequence[Any]]]:
+    """The hidden_photos row of a photo that only followers, or only its owner, may see."""
+    if photo.visibility is Visibility.PUBLIC:
+        return []
+    return [
+        (
+            "INSERT OR IGNORE INTO hidden_photos (user_id, photo_id, visibility) VALUES (?, ?, ?)",
+            (photo.owner_id, photo.id, photo.visibility.value),
+        )
+    ]
 
 
 def _user(row: sqlite3.Row | None) -> User | None:
@@ -95,6 +108,8 @@ class SqliteMetadataStore:
                     continue
                 for statement in migration.statements():
                     conn.execute(statement)
+                if migration.version == HIDDEN_PHOTOS_VERSION:
+                    _fill_hidden_photos(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)",
                     (migration.version, migration.name, int(time.time() * 1000)),
@@ -221,6 +236,7 @@ class SqliteMetadataStore:
                         for t in terms
                     ],
                     ("INSERT OR IGNORE INTO pack_queue (photo_id) VALUES (?)", (photo.id,)),
+                    *_hide(photo),
                 ):
                     self.conn.execute(sql, params)
 
@@ -308,6 +324,10 @@ class SqliteMetadataStore:
             ("DELETE FROM likes WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM purge_queue WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM pack_queue WHERE photo_id = ?", (photo.id,)),
+            (
+                "DELETE FROM hidden_photos WHERE user_id = ? AND photo_id = ?",
+                (photo.owner_id, photo.id),
+            ),
         )
 
     # ---- follows ------------------------------------------------------------------
@@ -373,15 +393,16 @@ class SqliteMetadataStore:
         )
         return {r[0]: r[1] for r in rows}
 
-    async def count_photos(self, user_id: int) -> int:
+    async def count_photos(self, user_id: int) -> PhotoCounts:
         row = await self._one(
-            "SELECT COUNT(*) FROM user_photos JOIN photos USING (photo_id) WHERE user_id = ? "
-            "AND deleted_ms IS NULL",
-            (user_id,),
+            "SELECT COUNT(*), COALESCE(SUM(h.visibility = ?), 0), "
+            "COALESCE(SUM(h.visibility = ?), 0) FROM user_photos u JOIN photos p USING "
+            "(photo_id) LEFT JOIN hidden_photos h USING (user_id, photo_id) "
+            "WHERE u.user_id = ? AND p.deleted_ms IS NULL",
+            (Visibility.FOLLOWERS.value, Visibility.PRIVATE.value, user_id),
         )
         assert row is not None  # COUNT(*) answers exactly one row
-        count: int = row[0]
-        return count
+        return PhotoCounts(row[0], row[1], row[2])
 
     # ---- follow requests ------------------------------------------------------------
 
@@ -735,6 +756,14 @@ class SqliteMetadataStore:
                 (sha256, photo_id),
             )
         )
+
+
+def _fill_hidden_photos(conn: sqlite3.Connection) -> None:
+    """Schema 8's backfill, in its migration's transaction: a hidden_photos row for every
+    photo stored so far that only followers, or only its owner, may see."""
+    for (record,) in conn.execute("SELECT record FROM photos").fetchall():
+        for sql, params in _hide(codec.decode_photo(record)):
+            conn.execute(sql, params)
 
 
 class _transaction:
