@@ -60,7 +60,12 @@ class HdfsBlobStore:
 
     @classmethod
     async def connect(cls, settings: Settings) -> HdfsBlobStore:
-        client = WebHdfs(settings.webhdfs_url, settings.hdfs_user, settings.hdfs_block_reads)
+        client = WebHdfs(
+            settings.webhdfs_url,
+            settings.hdfs_user,
+            settings.hdfs_block_reads,
+            settings.datanode_addresses,
+        )
         store = cls(client, settings)
         try:
             await asyncio.wait_for(store.volume_folder(), VOLUME_FOLDER_CHECK_S)
