@@ -225,6 +225,12 @@ class WebHdfs:
         self._forget(destination, tree=True)
         return bool((await self._json("PUT", path, "RENAME", destination=destination))["boolean"])
 
+    async def touch(self, path: str) -> None:
+        """Set the file's modification time to now (SETTIMES; works on a file still being
+        written, whose own modification time stays at its creation until it is closed)."""
+        now_ms = int(time.time() * 1000)
+        await self._json("PUT", path, "SETTIMES", modificationtime=now_ms, accesstime=-1)
+
     async def get_ec_policy(self, path: str) -> str | None:
         """The erasure-coding policy files created under ``path`` get, or None when they
         are replicated (GETECPOLICY answers ``null`` then)."""
