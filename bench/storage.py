@@ -58,7 +58,7 @@ from instastore.config import Settings
 from instastore.ids import IdGenerator
 from instastore.model import User, Visibility
 from instastore.services import build_services
-from instastore.storage import open_stores
+from instastore.storage import open_stores, scratch
 from instastore.storage.embedded import LocalBlobStore
 from instastore.storage.ports import BlobEntry, BlobStore, Stores
 from instastore.uploads import receive
@@ -135,9 +135,11 @@ class LandedLocally:
     async def remove_empty_folders(self) -> int:
         return await self.volumes.remove_empty_folders() + await self.landed.remove_empty_folders()
 
-    async def remove_abandoned_parts(self, now: datetime) -> int:
-        parts = await self.volumes.remove_abandoned_parts(now)
-        return parts + await self.landed.remove_abandoned_parts(now)
+    async def remove_abandoned_parts(
+        self, now: datetime, grace: timedelta = scratch.SCRATCH_GRACE
+    ) -> int:
+        parts = await self.volumes.remove_abandoned_parts(now, grace)
+        return parts + await self.landed.remove_abandoned_parts(now, grace)
 
 
 async def open_bench_stores(settings: Settings, land_dir: Path | None) -> Stores:

@@ -83,6 +83,11 @@ class Settings:
         "Read sealed volumes straight from the DataNodes' data-transfer port with cached block "
         "locations (false: every read through WebHDFS).",
     )
+    hdfs_datanodes: str = setting(
+        "",
+        "Comma-separated host:port of the DataNode HTTP servers WebHDFS may send reads and writes "
+        "to; empty: the DataNodes the NameNode lists.",
+    )
     worker_id: str = setting(
         "auto",
         "This process's number in every id it makes: auto leases a free one from the metadata "
@@ -196,6 +201,7 @@ class Settings:
             raise ConfigError("replication factors must be at least 1")
         fixed = self.fixed_worker_id  # raises unless "auto" or a number in range
         self.trusted_networks  # noqa: B018 (raises unless every entry parses)
+        self.datanode_addresses  # noqa: B018 (raises unless every entry is host:port)
         if self.media_cache_bytes < 0:
             raise ConfigError("media_cache_bytes must be 0 or more")
         if not 1 <= self.workers <= 64 or (fixed or 0) + self.workers - 1 > 8191:
@@ -272,6 +278,17 @@ class Settings:
                 "cassandra_hosts and webhdfs_url go together: set both for the cluster "
                 "adapter, or neither for the embedded default"
             )
+
+    @property
+    def datanode_addresses(self) -> frozenset[str] | None:
+        """The DataNode HTTP addresses set in ``hdfs_datanodes``, or None when it is empty
+        (then the NameNode's list is the set)."""
+        entries = [e.strip() for e in self.hdfs_datanodes.split(",") if e.strip()]
+        for entry in entries:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"hdfs_datanodes entries are host:port, not {entry!r}")
+        return frozenset(entries) or None
 
     @property
     def fixed_worker_id(self) -> int | None:

@@ -27,7 +27,15 @@ and how many, and both the header and the payload carry their own checksum.
 A needle locator is (volume id, payload offset, payload length); its string form
 ``n:<volume id>:<offset>:<length>`` lives in a photo record where a blob key lives
 otherwise. Blob keys written by uploads (``<bucket>/<photo_id>.<rendition>.<ext>``)
-never start with ``n:``. Reading a needle is ONE ranged read of its payload.
+never start with ``n:``. Reading a needle checks its header, every time: a read from
+the start of the payload is ONE ranged read of the header and the payload (the header
+ends where the payload starts; its name length is found by trying each, checked by the
+magic, the alignment, the payload length and the header's CRC), a read from further in
+is a read of the header, then one of the range. A read of the whole payload is also
+checked against the header's sha256: held until checked when small
+(``HELD_PAYLOAD_BYTES``), else checked as it streams, a mismatch raising at its end.
+``CorruptNeedle`` in every case: a locator that points at no needle, or at bytes that
+are not what was packed, never reads as a photo.
 """
 
 from __future__ import annotations
@@ -52,6 +60,10 @@ _CRC = struct.Struct(">I")
 FIXED_HEADER_BYTES = _FIXED.size  # 56
 ALIGNMENT = 8  # bytes; needles start on multiples of it
 MAX_NAME_BYTES = 255  # the name length is one byte
+MAX_HEADER_BYTES = FIXED_HEADER_BYTES + MAX_NAME_BYTES + _CRC.size  # 315: read before a payload
+# A whole payload up to this size (thumbnails, feed images) is held until its sha256 is
+# checked, so nothing unchecked is handed on; a larger one is checked as it streams.
+HELD_PAYLOAD_BYTES = 2**20
 MAX_PAYLOAD_BYTES = 2**62  # far above any upload; a bigger length read back is corruption
 VOLUME_PREFIX = "volumes/"
 VOLUME_SUFFIX = ".vol"
@@ -116,18 +128,95 @@ async def open_locator(
     blobs: BlobStore, locator: str, offset: int = 0, length: int | None = None
 ) -> AsyncIterator[bytes]:
     """Stream ``length`` bytes (all, when None) from ``offset`` of the bytes behind any
-    locator a record holds: a blob key, or a needle (one ranged read of its payload,
-    never past it). Errors are raised on first iteration, as ``BlobStore.open`` does."""
+    locator a record holds: a blob key, or a needle (its header checked, never read past
+    its payload: see the module docstring). Errors are raised on first iteration, as
+    ``BlobStore.open`` does."""
     if not is_needle(locator):
         source = blobs.open(locator, offset, length)
     else:
         needle = parse_locator(locator)
         start = min(max(offset, 0), needle.length)
         wanted = needle.length - start if length is None else min(length, needle.length - start)
-        source = blobs.open(needle.volume_key, needle.offset + start, wanted)
+        source = _needle_bytes(blobs, needle, start, wanted)
     async with _closing(source):
         async for chunk in source:
             yield chunk
+
+
+async def _needle_bytes(
+    blobs: BlobStore, needle: NeedleLocator, start: int, wanted: int
+) -> AsyncIterator[bytes]:
+    """``wanted`` bytes from ``start`` of the needle's payload, after its header."""
+    head_at = max(0, needle.offset - MAX_HEADER_BYTES)
+    with_payload = start == 0  # then one read: the header, and the payload after it
+    stream = blobs.open(
+        needle.volume_key, head_at, needle.offset - head_at + (wanted if with_payload else 0)
+    )
+    async with _closing(stream):
+        reader = _Reader(stream)
+        sha = _header_before(needle, await reader.read(needle.offset - head_at))
+        if with_payload:
+            whole = wanted == needle.length
+            async for chunk in _checked(needle, reader.rest(), sha if whole else None):
+                yield chunk
+            return
+    if wanted:
+        stream = blobs.open(needle.volume_key, needle.offset + start, wanted)
+        async with _closing(stream):
+            async for chunk in stream:
+                yield chunk
+
+
+def _header_before(needle: NeedleLocator, region: bytes) -> bytes:
+    """The payload sha256 of the header that ``region`` (the bytes up to the payload)
+    ends with; ``CorruptNeedle`` when no valid header of a payload of this length ends
+    there. The name length is not in the locator: each is tried, the CRC decides."""
+    end = len(region)
+    region_at = needle.offset - end
+    for name_len in range(1, MAX_NAME_BYTES + 1):
+        at = end - FIXED_HEADER_BYTES - name_len - _CRC.size
+        if at < 0:
+            break
+        if (region_at + at) % ALIGNMENT:
+            continue
+        magic, version, n, reserved, _, length, sha = _FIXED.unpack_from(region, at)
+        if (magic, version, n, reserved, length) != (
+            MAGIC,
+            FORMAT_VERSION,
+            name_len,
+            0,
+            needle.length,
+        ):
+            continue
+        if zlib.crc32(region[at : end - _CRC.size]) == _CRC.unpack_from(region, end - _CRC.size)[0]:
+            return bytes(sha)
+    raise CorruptNeedle(
+        f"no needle header of a {needle.length}-byte payload ends at byte {needle.offset} "
+        f"of volume {needle.volume_id}"
+    )
+
+
+async def _checked(
+    needle: NeedleLocator, chunks: AsyncIterator[bytes], sha: bytes | None
+) -> AsyncIterator[bytes]:
+    """The payload's chunks, checked against ``sha`` when it is given (a whole read):
+    held until checked when small, else handed on as they come and checked at the end."""
+    if sha is None:
+        async for chunk in chunks:
+            yield chunk
+        return
+    digest = hashlib.sha256()
+    held: list[bytes] | None = [] if needle.length <= HELD_PAYLOAD_BYTES else None
+    async for chunk in chunks:
+        digest.update(chunk)
+        if held is None:
+            yield chunk
+        else:
+            held.append(chunk)
+    if digest.digest() != sha:
+        raise CorruptNeedle(f"the payload at {needle} does not match its header's sha256")
+    for chunk in held or ():
+        yield chunk
 
 
 @contextlib.asynccontextmanager
@@ -422,6 +511,14 @@ class _Reader:
         self.at += len(out)
         self.position += len(out)
         return out
+
+    async def rest(self) -> AsyncIterator[bytes]:
+        """What is left of the stream, as it comes."""
+        if self.at < len(self.buffer):
+            yield self.buffer[self.at :]
+        self.buffer, self.at = b"", 0
+        async for chunk in self.source:
+            yield chunk
 
     async def digest(self, size: int) -> tuple[bytes, int]:
         """The sha256 of the next ``size`` bytes (fewer at the end), without holding

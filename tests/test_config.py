@@ -71,6 +71,8 @@ def test_flags_win_over_the_environment():
             "password_hash_memory_kib must be at least 32",
         ),
         ({"INSTASTORE_HDFS_BLOCK_READS": "maybe"}, "HDFS_BLOCK_READS must be true or false"),
+        ({"INSTASTORE_HDFS_DATANODES": "dn1:9864,dn2"}, "hdfs_datanodes entries are host:port"),
+        ({"INSTASTORE_HDFS_DATANODES": "dn1:99999"}, "hdfs_datanodes entries are host:port"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(environ, message):

@@ -21,6 +21,7 @@ import struct
 import time
 import uuid
 
+import google_crc32c
 import pytest
 
 from instastore.errors import InstastoreError
@@ -327,47 +328,101 @@ async def test_a_kept_connection_the_datanode_closed_is_replaced_not_failed(clie
     assert client.requests["datanode"] == before["datanode"]  # and no WebHDFS fallback
 
 
-def _packet(data: bytes, last: bool) -> bytes:
-    """One packet as a DataNode sends it (no checksums: CHECKSUM_NULL)."""
+def _packet(data: bytes, last: bool, offset: int = 0, sums: bool = True) -> bytes:
+    """One packet as a DataNode sends it: CRC32C sums of its 512-byte chunks (none with
+    ``sums`` off: CHECKSUM_NULL), then the data."""
     header = (
-        b"\x09" + bytes(8)  # offsetInBlock 0 (sfixed64)
+        b"\x09" + offset.to_bytes(8, "little")  # offsetInBlock (sfixed64)
         + b"\x11" + bytes(8)  # seqno 0
         + bytes([0x18, int(last)])  # lastPacketInBlock
         + b"\x25" + len(data).to_bytes(4, "little")  # dataLen (sfixed32)
     )  # fmt: skip
-    return struct.pack(">iH", 4 + len(data), len(header)) + header + data
+    crcs = b"".join(
+        struct.pack(">I", google_crc32c.value(data[at : at + 512]))
+        for at in range(0, len(data), 512)
+    )
+    body = (crcs if sums else b"") + data
+    return struct.pack(">iH", 4 + len(body), len(header)) + header + body
 
 
-# BlockOpResponseProto{SUCCESS, checksum {NULL, 512 bytes per checksum}, chunk offset 0}
+# BlockOpResponseProto{SUCCESS, checksum {CRC32C or NULL, 512 bytes per checksum}, chunk 0}
+_SUCCESS = bytes.fromhex("0d 0800 2209 0a05 0802 108004 1000")
 _SUCCESS_NO_CHECKSUMS = bytes.fromhex("0d 0800 2209 0a05 0800 108004 1000")
+
+
+@contextlib.asynccontextmanager
+async def _datanode(*replies: bytes):
+    """A stand-in DataNode at an address: each connection gets the next reply to its
+    request, then waits for the client to close."""
+    pending = list(replies)
+
+    async def answer(reader, writer):
+        await reader.read(100)
+        writer.write(pending.pop(0))
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_datanode_that_sends_no_checksums_is_never_served():
+    data = os.urandom(100)
+    reply = _SUCCESS_NO_CHECKSUMS + _packet(data, False, sums=False) + _packet(b"", True, 100)
+    async with _datanode(reply) as address:
+        with pytest.raises(BlockReadError, match="checksum type 0, not CRC32"):
+            _ = [c async for c in datatransfer.read_block(address, Read("BP-1", 5, 1, 0, 100, ()))]
+
+
+@pytest.mark.parametrize(
+    ("packet", "why"),
+    [
+        # 64 KiB of well-checksummed data for a read of 100 bytes (one 512-byte chunk)
+        (_packet(os.urandom(65536), False), "66052 bytes where 520 at most were due"),
+        # a length prefix of 16 MiB, and nothing after it
+        (struct.pack(">iH", 2**24, 25), "16777216 bytes where 520 at most were due"),
+        # a header of 60,000 bytes
+        (struct.pack(">iH", 4, 60_000), "a packet header of 60000 bytes"),
+    ],
+    ids=["64 KiB of data", "a 16 MiB prefix", "a 60,000-byte header"],
+)
+async def test_a_packet_larger_than_the_read_asked_for_is_refused_unread(packet, why):
+    async with _datanode(_SUCCESS + packet) as address:
+        with pytest.raises(BlockReadError, match=why):
+            async with asyncio.timeout(5):  # refused from its prefix, not waited for
+                read = Read("BP-1", 5, 1, 0, 100, ())
+                _ = [c async for c in datatransfer.read_block(address, read)]
+
+
+async def test_a_packet_of_the_whole_last_chunk_is_read():
+    """The DataNode sends whole chunks: a read of 100 bytes at 10 gets the chunk from 0,
+    all 512 bytes of it (the bound is the range asked for, to the end of its chunk)."""
+    data = os.urandom(512)
+    async with _datanode(_SUCCESS + _packet(data, False) + _packet(b"", True, 512)) as address:
+        read = Read("BP-1", 5, 1, 10, 100, ())
+        assert b"".join([c async for c in datatransfer.read_block(address, read)]) == data[10:110]
 
 
 async def test_only_an_empty_packet_marked_last_ends_a_read():
     """The DataNode marks the empty packet that ends a range last, and only that one: an
     empty packet not marked last (or a last one with data) is not the end, and the
     connection, which may still carry bytes, is never kept."""
-    replies = [_packet(b"", last=False), _packet(b"\x00" * 4, last=True)]
+    replies = [_SUCCESS + _packet(b"", last=False), _SUCCESS + _packet(b"\x00" * 4, last=True)]
     pool = datatransfer.Connections()
-
-    async def datanode(reader, writer):
-        await reader.read(100)
-        writer.write(_SUCCESS_NO_CHECKSUMS + replies.pop(0))
-        await writer.drain()
-        await reader.read()
-        writer.close()
-
-    server = await asyncio.start_server(datanode, "127.0.0.1", 0)
-    address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
     try:
-        for length in (0, 4):
-            read = Read("BP-1", 5, 1, 0, length, ())
-            with pytest.raises(BlockReadError, match=f"a packet of {length} bytes"):
-                _ = [c async for c in datatransfer.read_block(address, read, pool)]
-        assert len(pool) == 0 and pool.opened == 2
+        async with _datanode(*replies) as address:
+            for length in (0, 4):
+                read = Read("BP-1", 5, 1, 0, length, ())
+                with pytest.raises(BlockReadError, match=f"a packet of {length} bytes"):
+                    _ = [c async for c in datatransfer.read_block(address, read, pool)]
+            assert len(pool) == 0 and pool.opened == 2
     finally:
         pool.close()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_kept_connections_past_their_time_are_closed_whichever_datanode_is_read():

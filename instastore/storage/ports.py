@@ -18,11 +18,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from instastore.errors import InvalidInput, OutcomeUnknown, Unavailable
 from instastore.model import Photo, PhotoCounts, User
+from instastore.storage.scratch import SCRATCH_GRACE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -370,9 +371,10 @@ class BlobStore(Protocol):
     async def remove_empty_folders(self) -> int:
         """Remove folders no blob is left in (layout leftovers); return how many."""
 
-    async def remove_abandoned_parts(self, now: datetime) -> int:
+    async def remove_abandoned_parts(self, now: datetime, grace: timedelta = SCRATCH_GRACE) -> int:
         """Remove temporary files of writes that provably ended without finishing (a
-        crash): see ``instastore.storage.scratch``. Return how many."""
+        crash), or whose writer has not renewed them for ``grace`` (a ``put`` renews its
+        own while it writes): see ``instastore.storage.scratch``. Return how many."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from instastore.errors import Conflict, InvalidInput, NotFound
+from instastore.errors import Conflict, InstastoreError, InvalidInput, NotFound
+from instastore.storage import scratch
 
 MiB = 1024 * 1024
 
@@ -103,6 +104,51 @@ async def test_a_failed_put_leaves_nothing_behind(stores):
         await stores.blobs.size(key)
     assert [e async for e in stores.blobs.entries(key)] == []
     assert await stores.blobs.remove_abandoned_parts(datetime.now(UTC) + timedelta(days=1)) == 0
+
+
+GRACE = timedelta(seconds=1.5)  # stands for scratch.SCRATCH_GRACE (an hour), to be quick
+
+
+async def slow_chunks(count: int, pause_s: float, gate: asyncio.Event | None = None):
+    """``count`` chunks of 64 KiB, ``pause_s`` apart; the last waits for ``gate``."""
+    for i in range(count):
+        if gate is not None and i == count - 1:
+            await gate.wait()
+        yield bytes([i]) * 65536
+        await asyncio.sleep(pause_s)
+
+
+async def test_a_put_longer_than_the_grace_renews_its_part_and_completes(stores, monkeypatch):
+    """On HDFS an open file's modification time stays at its creation until it is closed
+    (and local writes land in 1 MiB batches): the writer renews its temporary file while
+    it writes, so gc and server starts, deciding by age, never take a long write for a
+    leftover."""
+    monkeypatch.setattr(scratch, "SCRATCH_HEARTBEAT", timedelta(seconds=0.25))
+    key = new_key("slow")
+    put = asyncio.create_task(stores.blobs.put(key, slow_chunks(16, 0.3)))  # ~5 s: > 3 graces
+    while not put.done():
+        await asyncio.sleep(0.4)
+        await stores.blobs.remove_abandoned_parts(datetime.now(UTC), GRACE)
+    assert await put == 16 * 65536
+    assert b"".join([c async for c in stores.blobs.open(key)]) == b"".join(
+        [c async for c in slow_chunks(16, 0)]
+    )
+
+
+async def test_a_part_its_writer_stopped_renewing_is_removed_past_the_grace(stores, monkeypatch):
+    """The other side: a writer that renews nothing (a hung one, as far as anyone can
+    tell) leaves a part that ages past the grace and is removed; its put then fails."""
+    monkeypatch.setattr(scratch, "SCRATCH_HEARTBEAT", timedelta(hours=1))
+    key = new_key("hung")
+    gate = asyncio.Event()
+    put = asyncio.create_task(stores.blobs.put(key, slow_chunks(3, 0.1, gate)))
+    await asyncio.sleep(GRACE.total_seconds() + 1)
+    assert await stores.blobs.remove_abandoned_parts(datetime.now(UTC), GRACE) >= 1
+    gate.set()
+    with pytest.raises(InstastoreError):
+        await put
+    with pytest.raises(NotFound):
+        await stores.blobs.size(key)
 
 
 # A put in a process of its own that is SIGKILLed mid-write, as a crash would.

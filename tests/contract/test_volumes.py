@@ -13,7 +13,7 @@ import zlib
 import pytest
 
 from instastore import volumes
-from instastore.errors import CorruptNeedle, CorruptRecord
+from instastore.errors import CorruptNeedle, CorruptRecord, StorageError
 from instastore.volumes import NeedleLocator
 
 from ..factories import new_id
@@ -64,14 +64,29 @@ async def test_open_locator_reads_a_blob_key_as_before(stores):
     assert await read(stores.blobs, key, 1000, 2000) == data[1000:3000]
 
 
-async def test_a_needle_locator_is_one_ranged_read_of_its_payload(stores):
-    """Bytes around the payload (as in a volume) are never read: the read is offset,
-    length of the payload, clipped to it whatever the caller asks."""
+def needle(photo_id: int, rendition: str, payload: bytes) -> bytes:
+    """A needle's bytes as write_volume lays them out (header, payload, padding)."""
+    header = volumes.encode_header(
+        photo_id, rendition, len(payload), hashlib.sha256(payload).digest()
+    )
+    return header + payload + bytes(volumes.padding(len(header) + len(payload)))
+
+
+async def test_a_needle_is_read_with_its_header_never_past_its_payload(stores):
+    """A read from the start of the payload is one ranged read of the header (at most
+    315 bytes before the payload) and the payload; a read from further in, one of the
+    header, then one of the range; bytes past the payload are never read."""
     volume_id = new_id()
-    before, payload, after = os.urandom(1000), os.urandom(200_000), os.urandom(777)
-    await stores.blobs.put(volumes.volume_key(volume_id), chunks_of(before + payload + after))
-    locator = str(NeedleLocator(volume_id, len(before), len(payload)))
+    first = needle(new_id(), "original", os.urandom(1000))
+    payload = os.urandom(200_000)
+    second = needle(new_id(), "thumb", payload)
+    await stores.blobs.put(
+        volumes.volume_key(volume_id), chunks_of(first + second + needle(7, "x", b"after"))
+    )
+    at = len(first) + volumes.header_size("thumb")
+    locator = str(NeedleLocator(volume_id, at, len(payload)))
     assert await read(stores.blobs, locator) == payload
+    assert await read(stores.blobs, locator, 0, 100) == payload[:100]
     assert await read(stores.blobs, locator, 5, 100) == payload[5:105]
     assert await read(stores.blobs, locator, 199_990, 100) == payload[199_990:]
     assert await read(stores.blobs, locator, 300_000) == b""
@@ -82,8 +97,68 @@ async def test_a_needle_locator_is_one_ranged_read_of_its_payload(stores):
             opened.append((key, offset, length))
             return stores.blobs.open(key, offset, length)
 
+    key = volumes.volume_key(volume_id)
     assert await read(Recording(), locator) == payload
-    assert opened == [(volumes.volume_key(volume_id), len(before), len(payload))]
+    assert await read(Recording(), locator, 5, 100) == payload[5:105]
+    assert opened == [
+        (key, at - 315, 315 + len(payload)),
+        (key, at - 315, 315),
+        (key, at + 5, 100),
+    ]
+
+
+async def test_a_locator_that_points_at_no_needle_header_reads_nothing(stores):
+    volume_id = new_id()
+    payload = os.urandom(5000)
+    bytes_ = needle(new_id(), "large", payload)
+    await stores.blobs.put(volumes.volume_key(volume_id), chunks_of(bytes_))
+    at = volumes.header_size("large")
+    for offset, length in [
+        (at + 8, len(payload) - 8),  # inside the payload: no header ends there
+        (at, len(payload) - 1),  # the header is of another length
+        (at - 1, len(payload)),  # not where the header ends
+    ]:
+        locator = str(NeedleLocator(volume_id, offset, length))
+        for start, size in [(0, None), (0, 10), (3, 10)]:
+            with pytest.raises(CorruptNeedle, match="no needle header"):
+                await read(stores.blobs, locator, start, size)
+    past_the_end = str(NeedleLocator(volume_id, at + len(payload) + 800, 10))
+    with pytest.raises(StorageError):  # HDFS refuses the offset; local files read short
+        await read(stores.blobs, past_the_end)
+
+
+@pytest.mark.parametrize("garbled", ["magic", "name", "crc"])
+async def test_a_needle_whose_header_fails_its_checks_reads_nothing(stores, garbled):
+    volume_id = new_id()
+    payload = os.urandom(3000)
+    bytes_ = bytearray(needle(new_id(), "large", payload))
+    at = {"magic": 0, "name": 57, "crc": volumes.header_size("large") - 1}[garbled]
+    bytes_[at] ^= 0x10
+    await stores.blobs.put(volumes.volume_key(volume_id), chunks_of(bytes(bytes_)))
+    locator = str(NeedleLocator(volume_id, volumes.header_size("large"), len(payload)))
+    for start, size in [(0, None), (100, 10)]:
+        with pytest.raises(CorruptNeedle, match="no needle header"):
+            await read(stores.blobs, locator, start, size)
+
+
+@pytest.mark.parametrize("size", [10_000, 1_500_000], ids=["held", "streamed"])
+async def test_a_whole_payload_that_fails_its_sha256_is_refused(stores, size):
+    """A small payload is held until checked: nothing of it is handed on. A large one is
+    handed on as it comes, and its read ends in CorruptNeedle, never cleanly. A read of
+    part of a payload checks the header only (the sha256 is of the whole)."""
+    volume_id = new_id()
+    payload = os.urandom(size)
+    bytes_ = bytearray(needle(new_id(), "original", payload))
+    at = volumes.header_size("original")
+    bytes_[at + size - 1] ^= 0x01  # the payload's last byte
+    await stores.blobs.put(volumes.volume_key(volume_id), chunks_of(bytes(bytes_)))
+    locator = str(NeedleLocator(volume_id, at, size))
+    handed = []
+    with pytest.raises(CorruptNeedle, match="does not match its header's sha256"):
+        async for chunk in volumes.open_locator(stores.blobs, locator):
+            handed.append(chunk)
+    assert (sum(map(len, handed)) > 0) == (size > volumes.HELD_PAYLOAD_BYTES)
+    assert await read(stores.blobs, locator, 0, 100) == payload[:100]
 
 
 def source(photo_id: int, rendition: str, data: bytes) -> volumes.NeedleSource:

@@ -17,7 +17,7 @@ import contextlib
 import errno
 import os
 from collections.abc import AsyncIterable, AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -74,18 +74,21 @@ class LocalBlobStore:
         size = 0
         try:
             try:
-                pending: list[bytes] = []
-                pending_size = 0
-                async for chunk in chunks:
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size >= WRITE_BATCH:
-                        await asyncio.to_thread(f.writelines, pending)
-                        size += pending_size
-                        pending, pending_size = [], 0
-                await asyncio.to_thread(f.writelines, pending)
-                size += pending_size
-                await asyncio.to_thread(_flush_and_sync, f)
+                # Writes reach the file in batches, and a slow source may stall between
+                # them: the heartbeat keeps its modification time young meanwhile.
+                async with scratch.renewed(lambda: asyncio.to_thread(os.utime, tmp), str(tmp)):
+                    pending: list[bytes] = []
+                    pending_size = 0
+                    async for chunk in chunks:
+                        pending.append(chunk)
+                        pending_size += len(chunk)
+                        if pending_size >= WRITE_BATCH:
+                            await asyncio.to_thread(f.writelines, pending)
+                            size += pending_size
+                            pending, pending_size = [], 0
+                    await asyncio.to_thread(f.writelines, pending)
+                    size += pending_size
+                    await asyncio.to_thread(_flush_and_sync, f)
             finally:
                 await asyncio.to_thread(f.close)
             await asyncio.to_thread(_link_into_place, tmp, final, self.root)
@@ -175,9 +178,11 @@ class LocalBlobStore:
 
         return await asyncio.to_thread(prune)
 
-    async def remove_abandoned_parts(self, now: datetime) -> int:
+    async def remove_abandoned_parts(
+        self, now: datetime, grace: timedelta = scratch.SCRATCH_GRACE
+    ) -> int:
         return await asyncio.to_thread(
-            scratch.remove_abandoned_files, self.tmp, "", PART_SUFFIX, now
+            scratch.remove_abandoned_files, self.tmp, "", PART_SUFFIX, now, grace
         )
 
 

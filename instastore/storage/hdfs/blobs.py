@@ -28,7 +28,7 @@ import asyncio
 import logging
 import posixpath
 from collections.abc import AsyncIterable, AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from instastore.config import Settings
@@ -60,7 +60,12 @@ class HdfsBlobStore:
 
     @classmethod
     async def connect(cls, settings: Settings) -> HdfsBlobStore:
-        client = WebHdfs(settings.webhdfs_url, settings.hdfs_user, settings.hdfs_block_reads)
+        client = WebHdfs(
+            settings.webhdfs_url,
+            settings.hdfs_user,
+            settings.hdfs_block_reads,
+            settings.datanode_addresses,
+        )
         store = cls(client, settings)
         try:
             await asyncio.wait_for(store.volume_folder(), VOLUME_FOLDER_CHECK_S)
@@ -134,9 +139,12 @@ class HdfsBlobStore:
         final = f"{folder}/{rest}"
         part = f"{folder}/.tmp/{scratch.scratch_name(suffix=PART_SUFFIX)}"
         try:
-            size = await self.client.create(
-                part, chunks, replication=self.settings.hdfs_replication
-            )
+            # HDFS keeps an open file's modification time at its creation: the heartbeat
+            # renews it, so a write longer than the grace is not taken for a leftover.
+            async with scratch.renewed(lambda: self.client.touch(part), part):
+                size = await self.client.create(
+                    part, chunks, replication=self.settings.hdfs_replication
+                )
             await self._rename_into_place(part, final)
         except BaseException:
             # A failed CREATE can leave a partial file: remove it (best effort; if this
@@ -275,7 +283,9 @@ class HdfsBlobStore:
             "volumes_erasure_coded": len(coded),
         }
 
-    async def remove_abandoned_parts(self, now: datetime) -> int:
+    async def remove_abandoned_parts(
+        self, now: datetime, grace: timedelta = scratch.SCRATCH_GRACE
+    ) -> int:
         abandoned = []
         for root, _ in self.areas:
             tmp = f"{root}/.tmp"
@@ -283,7 +293,7 @@ class HdfsBlobStore:
                 async for status in self.client.iter_status(tmp):
                     name = status["pathSuffix"]
                     if name.endswith(PART_SUFFIX) and scratch.abandoned(
-                        name, "", _time(status["modificationTime"]), now
+                        name, "", _time(status["modificationTime"]), now, grace
                     ):
                         abandoned.append(f"{tmp}/{name}")
             except NotFound:

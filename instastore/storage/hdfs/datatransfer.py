@@ -27,8 +27,11 @@ The wire format (Hadoop 3, security off: no SASL handshake, an empty block token
 
 Every chunk is checked against its CRC32C (or CRC32) as Hadoop's client checks it; a
 mismatch, like any failure of a replica, moves the read to the next replica from where
-it got to. Protocol messages are encoded and decoded here by hand (a few fields of
-proto2 messages), not through a protobuf runtime.
+it got to. A DataNode that offers no checksums (CHECKSUM_NULL) is such a failure: its
+bytes are never served. Nothing the DataNode says is allocated before it is checked
+against the read: a packet longer than the rest of the range asked for (to the end of
+its last chunk) is refused from its length prefix. Protocol messages are encoded and
+decoded here by hand (a few fields of proto2 messages), not through a protobuf runtime.
 
 An erasure-coded block group is striped: cell ``c`` of the group (``cell_size`` bytes)
 is in internal block ``c % data_units``, whose id is the group's plus that index, at
@@ -56,7 +59,11 @@ OP_READ_BLOCK = 81
 CLIENT_NAME = "instastore"
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0  # a packet that takes longer: the DataNode is stuck; try another
-MAX_PACKET_BYTES = 16 * 1024 * 1024  # dfs.data.transfer.max.packet.size, the client's cap
+MAX_RESPONSE_BYTES = 64 * 1024  # a BlockOpResponseProto: a status, a few numbers, a message
+MAX_PACKET_HEADER_BYTES = 256  # a PacketHeaderProto is 27 bytes; room for unknown fields
+# Bytes per checksum a DataNode may use (dfs.bytes-per-checksum, 512 by default): a
+# packet may carry this much past the range asked for (the rest of its last chunk).
+MAX_BYTES_PER_CHECKSUM = 64 * 1024
 IDLE_S = 3.0  # a connection kept longer is not used again (the DataNode waits 4 s)
 IDLE_PER_DATANODE = 16  # connections kept per DataNode, at most
 
@@ -328,12 +335,17 @@ async def read_block(
         info = _decode(_first(response, 4, b"", bytes))
         checksum = _decode(_first(info, 1, b"", bytes))
         kind, per_chunk = _first(checksum, 1, -1, int), _first(checksum, 2, 0, int)
+        if kind not in (CHECKSUM_CRC32, CHECKSUM_CRC32C):
+            # SECURITY: unchecksummed bytes could be anything; never serve them.
+            raise BlockReadError(f"{address}: checksum type {kind}, not CRC32 or CRC32C")
         at = _first(info, 2, -1, int)  # the DataNode starts at the chunk holding the offset
-        if per_chunk <= 0 or not 0 <= read.offset - at < per_chunk:
+        if not 0 < per_chunk <= MAX_BYTES_PER_CHECKSUM or not 0 <= read.offset - at < per_chunk:
             raise BlockReadError(f"{address}: chunk offset {at} of {per_chunk} for {read}")
+        end = read.offset + read.length
         skip, left = read.offset - at, read.length
         while True:
-            header, sums, data = await _timed(_packet(reader))
+            most = -((at - end) // per_chunk) * per_chunk  # the whole chunks left to the end
+            header, sums, data = await _timed(_packet(reader, most, per_chunk))
             if header["offset"] != at:
                 raise BlockReadError(f"{address}: a packet at {header['offset']}, not {at}")
             at += len(data)
@@ -417,23 +429,28 @@ def read_request(read: Read, client: str = CLIENT_NAME, block_bytes: int | None 
     return struct.pack(">hB", DATA_TRANSFER_VERSION, OP_READ_BLOCK) + _varint(len(op)) + op
 
 
-async def _packet(reader: asyncio.StreamReader) -> tuple[dict[str, int], bytes, bytes]:
+async def _packet(
+    reader: asyncio.StreamReader, most: int, per_chunk: int
+) -> tuple[dict[str, int], bytes, bytes]:
+    """One packet of at most ``most`` data bytes (and their checksums, 4 bytes for each
+    chunk of ``per_chunk``), refused from its lengths before its body is read."""
     payload, header_len = _PACKET_LENGTHS.unpack(await reader.readexactly(6))
-    if not 4 <= payload <= MAX_PACKET_BYTES:
-        raise ValueError(f"packet of {payload} bytes")
+    largest = 4 + most + 4 * -(-most // per_chunk)
+    if not 4 <= payload <= largest:
+        raise BlockReadError(f"a packet of {payload} bytes where {largest} at most were due")
+    if header_len > MAX_PACKET_HEADER_BYTES:
+        raise BlockReadError(f"a packet header of {header_len} bytes")
     fields = _decode(await reader.readexactly(header_len))
     header = {name: _first(fields, number, 0, int) for number, name in _HEADER_FIELDS.items()}
     body = await reader.readexactly(payload - 4)
     data_len = header["data_len"]
-    if not 0 <= data_len <= len(body):
+    if not 0 <= data_len <= min(most, len(body)):
         raise ValueError(f"packet data of {data_len} bytes in a body of {len(body)}")
     split = len(body) - data_len
     return header, body[:split], body[split:]
 
 
 def _verify(kind: int, per_chunk: int, sums: bytes, data: bytes, address: str) -> None:
-    if kind == CHECKSUM_NULL:
-        return
     crc = google_crc32c.value if kind == CHECKSUM_CRC32C else zlib.crc32
     chunks = range(0, len(data), per_chunk)
     if kind not in (CHECKSUM_CRC32, CHECKSUM_CRC32C) or len(sums) != 4 * len(chunks):
@@ -492,7 +509,7 @@ async def _delimited(reader: asyncio.StreamReader) -> bytes:
             break
         if shift > 28:
             raise ValueError("overlong length prefix")
-    if value > MAX_PACKET_BYTES:
+    if value > MAX_RESPONSE_BYTES:
         raise ValueError(f"a message of {value} bytes")
     return await reader.readexactly(value)
 

@@ -15,6 +15,13 @@ was deleted answers 404 there, one replaced under the same path reads as the new
 When the direct read fails before its first byte (the DataNode is gone: refused or
 reset; or it answers 403, 404, 410 or any other error), the entry is dropped and the
 NameNode asked, as on a first read. ``requests`` counts what was sent, by target.
+
+SECURITY: the bytes a DataNode URL serves become media, so a URL is followed only to a
+DataNode: the NameNode's ``Location`` must name the HTTP address of a DataNode the
+NameNode lists (its /jmx; the list is asked again once for an address not in it), or
+one of a configured set (``hdfs_datanodes``), over the NameNode's own scheme; any other
+is a ``StorageError`` and never contacted. No request follows an HTTP redirect by
+itself: a DataNode that answers one is failing, not pointing elsewhere.
 """
 
 from __future__ import annotations
@@ -132,9 +139,18 @@ class DataNodeLocations(FileCache[URL]):
 
 
 class WebHdfs:
-    def __init__(self, base_url: str, user: str, block_reads: bool = True) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        user: str,
+        block_reads: bool = True,
+        datanodes: frozenset[str] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.user = user
+        # The DataNode HTTP addresses (host:port) a Location may name: these when given,
+        # else those the NameNode lists (``_transfer_addresses``' keys).
+        self.datanodes = datanodes
         self._session = aiohttp.ClientSession(
             timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=64)
         )
@@ -209,6 +225,12 @@ class WebHdfs:
         self._forget(destination, tree=True)
         return bool((await self._json("PUT", path, "RENAME", destination=destination))["boolean"])
 
+    async def touch(self, path: str) -> None:
+        """Set the file's modification time to now (SETTIMES; works on a file still being
+        written, whose own modification time stays at its creation until it is closed)."""
+        now_ms = int(time.time() * 1000)
+        await self._json("PUT", path, "SETTIMES", modificationtime=now_ms, accesstime=-1)
+
     async def get_ec_policy(self, path: str) -> str | None:
         """The erasure-coding policy files created under ``path`` get, or None when they
         are replicated (GETECPOLICY answers ``null`` then)."""
@@ -231,24 +253,54 @@ class WebHdfs:
         the DataNode whose HTTP server is at ``http_address``, from the NameNode's list
         of DataNodes; ``http_address`` itself when the NameNode does not list it."""
         if http_address not in self._transfer_addresses:
-            nodes: dict[str, Json] = {}
-            info = await self._jmx("NameNodeInfo")
-            for key in ("LiveNodes", "DeadNodes"):
-                nodes |= json.loads(info.get(key) or "{}")
-            self._transfer_addresses = {
-                node["infoAddr"]: node["xferaddr"]
-                for node in nodes.values()
-                if "infoAddr" in node and "xferaddr" in node
-            }
+            await self._list_datanodes()
         return self._transfer_addresses.get(http_address, http_address)
+
+    async def _list_datanodes(self) -> None:
+        """Ask the NameNode for its DataNodes: each one's HTTP address, by IP and by the
+        host name it registered with (what a redirect names), to its transfer address."""
+        nodes: dict[str, Json] = {}
+        info = await self._jmx("NameNodeInfo")
+        for key in ("LiveNodes", "DeadNodes"):
+            nodes |= json.loads(info.get(key) or "{}")
+        addresses = {}
+        for name, node in nodes.items():
+            if "infoAddr" in node and "xferaddr" in node:
+                port = node["infoAddr"].rpartition(":")[2]
+                addresses[node["infoAddr"]] = node["xferaddr"]
+                addresses[f"{name.rpartition(':')[0]}:{port}"] = node["xferaddr"]
+        self._transfer_addresses = addresses
+
+    async def _checked_location(self, location: str, what: str) -> str:
+        """``location`` if it names a DataNode's HTTP server (see the module docstring);
+        else ``StorageError``, and nothing is sent there."""
+        # SECURITY: a Location elsewhere would be fetched and its answer served as media.
+        try:
+            url = URL(location, encoded=True)
+            address = f"{url.host}:{url.port}"
+            scheme_ok = url.scheme == URL(self.base_url).scheme and bool(url.host)
+        except ValueError:
+            scheme_ok, address = False, ""
+        if scheme_ok:
+            if self.datanodes is not None:
+                if address in self.datanodes:
+                    return location
+            else:
+                if address not in self._transfer_addresses:
+                    await self._list_datanodes()
+                if address in self._transfer_addresses:
+                    return location
+        raise StorageError(f"WebHDFS {what}: redirected to {location[:200]!r}, not a DataNode")
 
     async def _jmx(self, bean: str) -> Json:
         """One bean of the NameNode's /jmx (on the WebHDFS port)."""
         query = {"qry": f"Hadoop:service=NameNode,name={bean}"}
         self.requests["namenode"] += 1
         try:
-            async with self._session.get(f"{self.base_url}/jmx", params=query) as resp:
-                if resp.status >= 400:
+            async with self._session.get(
+                f"{self.base_url}/jmx", params=query, allow_redirects=False
+            ) as resp:
+                if resp.status >= 300:
                     raise Unavailable(f"WebHDFS NameNode /jmx: {resp.status} {resp.reason}")
                 beans = (await resp.json(content_type=None)).get("beans") or [{}]
         except (aiohttp.ClientError, ValueError) as exc:
@@ -290,9 +342,9 @@ class WebHdfs:
         self.requests["namenode"] += 1
         try:
             async with self._session.request(
-                method, self.url(path), params=self.params(op, **extra)
+                method, self.url(path), params=self.params(op, **extra), allow_redirects=False
             ) as resp:
-                if resp.status >= 400:
+                if resp.status >= 300:
                     await _raise_for(resp, f"{op} {path}")
                 body: Json = await resp.json(content_type=None)  # SETECPOLICY: empty
                 return body
@@ -309,12 +361,15 @@ class WebHdfs:
         )
         self.requests["namenode"] += 1
         try:
-            async with self._session.request(method, self.url(path), params=params) as resp:
-                if resp.status >= 400:
+            async with self._session.request(
+                method, self.url(path), params=params, allow_redirects=False
+            ) as resp:
+                if resp.status >= 300:
                     await _raise_for(resp, f"{op} {path}")
-                return str((await resp.json())["Location"])
+                location = str((await resp.json())["Location"])
         except aiohttp.ClientError as exc:
             raise Unavailable(f"WebHDFS {op} {path} (NameNode): {exc}") from exc
+        return await self._checked_location(location, f"{op} {path}")
 
     async def create(
         self,
@@ -345,8 +400,9 @@ class WebHdfs:
                     location,
                     data=body.stream(),
                     headers={"Content-Type": "application/octet-stream"},
+                    allow_redirects=False,
                 ) as resp:
-                    if resp.status >= 400:
+                    if resp.status >= 300:
                         await _raise_for(resp, f"CREATE {path}")
                     return body.size
             except aiohttp.ClientConnectorError as exc:
@@ -482,12 +538,14 @@ class WebHdfs:
             return None
         self.requests["datanode"] += 1
         try:
-            resp = await self._session.get(url.update_query(_range(offset, length)))
+            resp = await self._session.get(
+                url.update_query(_range(offset, length)), allow_redirects=False
+            )
         except aiohttp.ClientError as exc:  # refused, reset, timed out: gone or going
             log.info("cached DataNode for %s failed (%r); asking the NameNode", path, exc)
             self.locations.forget(path)
             return None
-        if resp.status >= 400:  # 403/404/410: the file moved or the DataNode left; or worse
+        if resp.status >= 300:  # 403/404/410: the file moved or the DataNode left; or worse
             log.info("cached DataNode for %s answered %d; asking the NameNode", path, resp.status)
             resp.release()
             self.locations.forget(path)
@@ -506,13 +564,13 @@ class WebHdfs:
             )
             self.requests["datanode"] += 1
             try:
-                resp = await self._session.get(URL(location, encoded=True))
+                resp = await self._session.get(URL(location, encoded=True), allow_redirects=False)
             except aiohttp.ClientConnectorError as exc:
                 await self._refused(exc, "OPEN", path, location, excluded, attempt)
                 continue
             except aiohttp.ClientError as exc:
                 raise Unavailable(f"WebHDFS OPEN {path}: {exc}") from exc
-            if resp.status >= 400:
+            if resp.status >= 300:
                 try:
                     await _raise_for(resp, f"OPEN {path}")
                 finally:
