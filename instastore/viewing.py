@@ -109,6 +109,8 @@ class Viewing:
         self.timeline = timeline
         self.likes = likes
         self.blobs = blobs
+        # What a lookup of a missing photo id checks in its place (see ``_visible``).
+        self._stand_in = Photo(0, 0, "", Kind.PHOTO, "", "", utcnow(), Visibility.PRIVATE)
 
     def audience(self, viewer: User | None) -> Audience:
         """Who may see what, for ``viewer``, with the shared cache of owners."""
@@ -117,10 +119,19 @@ class Viewing:
     # ---- visibility and cards ------------------------------------------------------
 
     async def _visible(self, viewer: User | None, photo_id: int) -> tuple[Photo, Audience]:
-        photo = await self.photos.get(photo_id)
+        try:
+            photo: Photo | None = await self.photos.get(photo_id)
+        except NotFound:
+            photo = None
         audience = self.audience(viewer)
-        # SECURITY: invisible is missing, never "forbidden" (issue 10).
-        if not await audience.can_see(photo):
+        # SECURITY: invisible is missing, never "forbidden" (issue 10), and a missing id
+        # costs the reads a hidden one does (its owner, the follow), so the time of the
+        # answer does not tell them apart: a missing id stands in the last owner looked
+        # up, whose record is as warm in the owner cache as a hidden photo's owner.
+        if photo is not None:
+            self._stand_in = photo
+        seen = await audience.can_see_evenly(photo or self._stand_in)
+        if photo is None or not seen:
             raise NotFound(f"no photo {photo_id}")
         return photo, audience
 

@@ -347,3 +347,47 @@ async def test_an_unsatisfiable_range_is_a_problem_with_content_range(api):
     for header in ("bytes=\u00b2-", "bytes=0-" + "9" * 5000):  # not a range of ours: the whole body
         resp = await api.get(body["media"]["thumb"], headers={"Range": header})
         assert resp.status == 200 and len(await resp.read()) == size
+
+
+def store_calls() -> dict[tuple[str, str], float]:
+    """Calls into the stores so far, by store and operation (the metered stores' counts)."""
+    from instastore.metrics import STORE_OPERATIONS
+
+    return {
+        (s.labels["store"], s.labels["operation"]): s.value
+        for family in STORE_OPERATIONS.collect()
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+
+
+async def calls_made(request) -> dict[tuple[str, str], float]:
+    before = store_calls()
+    await problem(await request(), 404)
+    after = store_calls()
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+@pytest.mark.parametrize("signed_in", [True, False])
+async def test_a_hidden_photo_costs_the_store_reads_of_a_missing_one(api, signed_in):
+    """The time of a 404 must not tell a hidden photo from a missing id: both read the
+    same stores the same number of times (a private photo, a followers-only one, one of a
+    private account, and an id that was never a photo)."""
+    _, owner_h = await api.user()
+    _, private_h = await api.user(private=True)
+    _, stranger_h = await api.user()
+    hidden = [
+        await api.photo(owner_h, samples.image(), "mine alone", visibility="private"),
+        await api.photo(owner_h, samples.image(), "friends only", visibility="followers"),
+        await api.photo(private_h, samples.image(), "a private account's"),
+    ]
+    missing = str(ids.IdGenerator(worker_id=99).next_id())
+    headers = stranger_h if signed_in else {}
+    for photo_id in [p["id"] for p in hidden]:
+        paths = [f"/v1/photos/{photo_id}", f"/v1/photos/{missing}"]
+        for path in paths:  # warm the owner cache, as for requests in a row
+            await problem(await api.get(path, headers=headers), 404)
+        hidden_reads, missing_reads = [
+            await calls_made(lambda p=path: api.get(p, headers=headers)) for path in paths
+        ]
+        assert hidden_reads == missing_reads and hidden_reads
