@@ -169,7 +169,9 @@ HEADERS: dict[str, Any] = {
     "WWW-Authenticate": header("the Bearer scheme"),
     "Allow": header("the methods this URL takes"),
     "ETag": header("the rendition's entity tag"),
-    "Cache-Control": header("public only for public media of a public account; private otherwise"),
+    "Cache-Control": header(
+        "public only for public media of a public account; private otherwise; max-age=3600"
+    ),
     "Content-Range": header("bytes first-last/size of a 206; bytes */size of a 416"),
     "Accept-Ranges": header("bytes", {"const": "bytes"}),
 }
@@ -347,7 +349,11 @@ def media_operation(operation_id: str, summary: str, *, head: bool) -> dict[str,
         special=special,
         params=[
             PHOTO_ID,
-            path_param("secret"),
+            {
+                **path_param("secret"),
+                "description": "the photo's media secret, alone (a public photo of a public "
+                "account) or bound to the viewer the URL was handed to: secret.viewer.tag",
+            },
             path_param("name", {"enum": list(MEDIA_NAMES)}),
             header_param(
                 "Range",
