@@ -395,8 +395,9 @@ def paths() -> dict[str, Any]:
         "/metrics": {
             "get": op(
                 "metrics",
-                "Every metric in the Prometheus text format (404 here when metrics_port "
-                "gives /metrics a listener of its own)",
+                "Every metric in the Prometheus text format, for the metrics token "
+                "(Authorization: Bearer <metrics_token>; 401 without it; 404 here when "
+                "metrics_port gives /metrics a listener of its own)",
                 {
                     "200": {
                         "description": "the metrics (docs/OPERATIONS.md, Metrics)",
