@@ -72,6 +72,7 @@ class Services:
     async def close(self) -> None:
         self.accounts.close()
         try:
+            await self.uploads.removals_done()
             if self._worker is not None:
                 await self._worker.close()
         finally:
