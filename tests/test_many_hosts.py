@@ -198,7 +198,8 @@ async def test_a_follow_ended_on_one_host_ends_the_timeline_on_another_within_5_
 ):
     """A reader follows a private account (approved), reads both timelines through host B
     (which then caches the followee list and the ranked "top" window), and unfollows
-    through host A: within 5 s host B shows none of that account's photos."""
+    through host A: within 5 s host B shows none of that account's photos, and at once
+    serves no more of the media URL A bound to that reader."""
     image = samples.image("JPEG", (120, 90))
     with two_hosts(store_env, tmp_path) as (a, b):
         async with aiohttp.ClientSession() as http:
@@ -225,9 +226,15 @@ async def test_a_follow_ended_on_one_host_ends_the_timeline_on_another_within_5_
             while not (await shown("top") and await shown("recent")):  # B's caches are 5 s
                 assert asyncio.get_running_loop().time() < deadline, "never shown"
                 await asyncio.sleep(0.5)
+            async with http.get(f"{a}/v1/photos/{photo['id']}", headers=reader) as resp:
+                thumb = (await resp.json())["media"]["thumb"]  # bound to the reader, by A
+            async with http.get(f"{b}{thumb}") as resp:
+                assert resp.status == 200  # B checks A's binding: one key for all hosts
             async with http.delete(f"{a}/v1/users/{owner_name}/follow", headers=reader) as resp:
                 assert resp.status == 204, await resp.text()
             ended = asyncio.get_running_loop().time()
+            async with http.get(f"{b}{thumb}") as resp:
+                assert resp.status == 404  # the follow itself is read, never cached
             for order in ("top", "recent"):
                 while await shown(order):
                     assert asyncio.get_running_loop().time() - ended < 5.5, (
