@@ -189,6 +189,12 @@ class Settings:
     metrics_host: str = setting(
         "127.0.0.1", "Address the /metrics listener binds to, when metrics_port is set."
     )
+    metrics_token: str = setting(
+        "",
+        "Bearer token /metrics asks for on the public port (metrics_port 0); empty: the public "
+        "port refuses /metrics to everyone.",
+        secret=True,
+    )
     volume_target_bytes: int = setting(
         2**30,
         "Size `instastore pack` fills each new volume up to, in bytes (one blob may pass it).",

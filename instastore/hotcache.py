@@ -5,8 +5,8 @@ budget, so hot media is served from memory instead of a NameNode and a DataNode 
 trip. ``TtlCache`` keeps small values for a few seconds, optionally served stale a while
 longer: photo and owner records (for photos, the media path only: a delete through this
 process drops the entry at once, and other processes see it within ``RECORD_TTL_S``;
-media URLs are served ``immutable`` anyway, so downstream HTTP caches keep them far
-longer), and the timeline's followee lists, newest ids and ranked windows.
+downstream HTTP caches may keep media up to its max-age, an hour), and the timeline's
+followee lists, newest ids and ranked windows.
 """
 
 from __future__ import annotations

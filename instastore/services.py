@@ -72,13 +72,19 @@ class Services:
     async def close(self) -> None:
         self.accounts.close()
         try:
+            await self.uploads.removals_done()
             if self._worker is not None:
                 await self._worker.close()
         finally:
             await self._stores.close()
 
 
-def build_services(stores: Stores, settings: Settings, worker: WorkerIds | None = None) -> Services:
+def build_services(
+    stores: Stores,
+    settings: Settings,
+    worker: WorkerIds | None = None,
+    media_key: bytes | None = None,
+) -> Services:
     """The services over ``stores``, with the caches wired to the changes they depend on
     (see the module's docstring). Ids come from ``worker``'s leased number; without one
     (a single process, as in tests) from the fixed ``worker_id``, or 0."""
@@ -99,7 +105,15 @@ def build_services(stores: Stores, settings: Settings, worker: WorkerIds | None 
     uploads.on_photo = note
     social.on_follows_change = timeline.forget
     accounts.on_change = photos.users.drop
-    viewing = Viewing(photos, accounts, social, timeline, likes=stores.likes, blobs=stores.blobs)
+    viewing = Viewing(
+        photos,
+        accounts,
+        social,
+        timeline,
+        likes=stores.likes,
+        blobs=stores.blobs,
+        media_key=media_key,
+    )
     return Services(
         accounts=accounts,
         photos=photos,
@@ -115,8 +129,8 @@ def build_services(stores: Stores, settings: Settings, worker: WorkerIds | None 
 
 async def open_services(settings: Settings) -> Services:
     """Open the stores the settings name, lease a worker number, clean up after crashed
-    processes, install the deployment's cursor key, and build the services. ``close()``
-    them when done."""
+    processes, install the deployment's cursor key, read its media key, and build the
+    services. ``close()`` them when done."""
     stores = await open_stores(settings, meter=True)
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
     worker = None
@@ -127,12 +141,14 @@ async def open_services(settings: Settings) -> Services:
         paging.use_key(
             await stores.keys.server_key("cursor", secrets.token_bytes(paging.KEY_BYTES))
         )
+        # SECURITY: one key binding media URLs to their holders, for every host.
+        media_key = await stores.keys.server_key("media", secrets.token_bytes(paging.KEY_BYTES))
     except BaseException:
         if worker is not None:
             await worker.close()
         await stores.close()
         raise
-    return build_services(stores, settings, worker)
+    return build_services(stores, settings, worker, media_key)
 
 
 async def _remove_scratch(blobs: BlobStore, settings: Settings) -> None:

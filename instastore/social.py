@@ -205,6 +205,13 @@ class Audience:
             return await self._follows_owner(photo.owner_id)
         return True
 
+    async def can_see_evenly(self, photo: Photo) -> bool:
+        """``can_see`` after the same reads whatever the answer: the owner (through the
+        cache) and, for a signed-in viewer, the follow. For one photo looked up by id,
+        where the time of a "no" must not tell a hidden photo from a missing one."""
+        await asyncio.gather(self._owner(photo.owner_id), self._follows_owner(photo.owner_id))
+        return await self.can_see(photo)  # answered from what was just read
+
     async def filter(self, photos: Iterable[Photo]) -> list[Photo]:
         photos = list(photos)
         owners = {p.owner_id for p in photos}

@@ -182,6 +182,7 @@ class Uploads:
         self.tmp_dir = Path(settings.data_dir) / "tmp"
         # Told of the photo an upload made or found again (timelines note it at once).
         self.on_photo: Callable[[Photo], None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # removals after the answer
 
     @property
     def stale_after(self) -> timedelta:
@@ -281,12 +282,14 @@ class Uploads:
         written: list[str] = []
         try:
             donor = await self._donor(received)
-            if donor is not None:
-                photo = _reuse(donor, user, received, title, visibility, photo_id)
-            else:
-                photo = await self._write_blobs(
-                    user, received, title, visibility, photo_id, written, fence
-                )
+            # SECURITY: an upload of bytes stored already does the work of any other
+            # (processing, writing its renditions) before it answers, so the time of the
+            # answer does not tell its client that someone stores these bytes; its own
+            # blobs go once it is answered (``_confirm``).
+            own = await self._write_blobs(
+                user, received, title, visibility, photo_id, written, fence
+            )
+            photo = own if donor is None else _reuse(donor, own, user, received)
         except BaseException:
             await self._discard(written)
             if fence:
@@ -309,7 +312,7 @@ class Uploads:
             await self._become_donor(photo)
             metrics.UPLOADS.labels("stored").inc()
             return photo
-        return await self._confirm(photo, donor, user, received)
+        return await self._confirm(photo, donor, own, written)
 
     # ---- content dedupe (issue 12 item 3; docs/DESIGN.md, "Dedupe") -------------------
 
@@ -341,13 +344,13 @@ class Uploads:
                 return None
         return donor
 
-    async def _confirm(self, photo: Photo, donor: Photo, user: User, received: Received) -> Photo:
+    async def _confirm(self, photo: Photo, donor: Photo, own: Photo, written: list[str]) -> Photo:
         """After saving a record that reuses ``donor``'s locators, read the donor again.
         Still live with the same locators: every later purge, pack or gc that could
         remove those bytes reads references after this point and sees this record
-        (docs/DESIGN.md, "Dedupe"). Moved by the packer meanwhile: follow it (the same
-        bytes) and check again. Deleted or gone: store this upload's own bytes and point
-        the record at them before answering."""
+        (docs/DESIGN.md, "Dedupe"), and this upload's own blobs (``own``, at ``written``)
+        go after the answer. Moved by the packer meanwhile: follow it (the same bytes) and
+        check again. Deleted or gone: point the record at this upload's own blobs."""
         for _ in range(CONFIRM_ROUNDS):
             current = await self.photo_store.get_photo(donor.id)
             mine = _locators(photo)
@@ -356,6 +359,7 @@ class Uploads:
             theirs = _locators(current)
             if theirs == mine:
                 metrics.UPLOADS.labels("deduplicated").inc()
+                self._discard_later(written)
                 return photo
             if theirs.keys() != mine.keys():
                 break
@@ -365,32 +369,35 @@ class Uploads:
             ):
                 break
             photo = photo.with_locators(theirs)
-        photo = await self._own_bytes(photo, user, received)
+        photo = await self._own_bytes(photo, own)
         metrics.UPLOADS.labels("stored").inc()
         return photo
 
-    async def _own_bytes(self, photo: Photo, user: User, received: Received) -> Photo:
-        """Write this upload's own renditions and point its saved record at them."""
-        written: list[str] = []
-        try:
-            own = await self._write_blobs(
-                user, received, photo.title, photo.visibility, photo.id, written, None
-            )
-            new = _locators(own)
-            # Queued again around the switch to landed blobs (the queue holds every record
-            # with landed blobs: instastore/packing.py): before, so a crash after the
-            # switch leaves it queued; after, so a packer that read the record before the
-            # switch and dropped its entry meanwhile cannot leave it out.
-            await self.photo_store.queue_for_packing([photo.id])
-            if not await settle(
-                "pointing a deduplicated photo at its own bytes",
-                lambda: self.photo_store.switch_locators(photo.id, _locators(photo), new),
-            ):
-                raise Conflict(f"photo {photo.id} changed while it was being stored")
-            await self.photo_store.queue_for_packing([photo.id])
-        except BaseException:
-            await self._discard(written)
-            raise
+    async def removals_done(self) -> None:
+        """Wait for the removals of blobs that uploads left to do after answering."""
+        await asyncio.gather(*self._background)
+
+    def _discard_later(self, keys: list[str]) -> None:
+        """``_discard`` once the upload is answered (what a crash leaves is gc's)."""
+        task = asyncio.get_running_loop().create_task(self._discard(keys))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _own_bytes(self, photo: Photo, own: Photo) -> Photo:
+        """Point a saved record that reused a donor's bytes at this upload's own blobs
+        (``own``: written already). Failing, they stay for gc: the switch may have landed."""
+        new = _locators(own)
+        # Queued again around the switch to landed blobs (the queue holds every record
+        # with landed blobs: instastore/packing.py): before, so a crash after the
+        # switch leaves it queued; after, so a packer that read the record before the
+        # switch and dropped its entry meanwhile cannot leave it out.
+        await self.photo_store.queue_for_packing([photo.id])
+        if not await settle(
+            "pointing a deduplicated photo at its own bytes",
+            lambda: self.photo_store.switch_locators(photo.id, _locators(photo), new),
+        ):
+            raise Conflict(f"photo {photo.id} changed while it was being stored")
+        await self.photo_store.queue_for_packing([photo.id])
         log.info("photo %d: its donor went meanwhile; stored its own bytes", photo.id)
         photo = photo.with_locators(new)
         await self._become_donor(photo)
@@ -560,25 +567,18 @@ def _locators(photo: Photo) -> dict[str, str]:
     return {r.name: r.locator for r in photo.renditions}
 
 
-def _reuse(
-    donor: Photo,
-    user: User,
-    received: Received,
-    title: str,
-    visibility: Visibility,
-    photo_id: int,
-) -> Photo:
-    """A new photo of the donor's bytes: the donor's renditions (the same bytes make the
-    same renditions), its own id, owner, title, visibility and media secret."""
+def _reuse(donor: Photo, own: Photo, user: User, received: Received) -> Photo:
+    """The upload ``own`` on the donor's bytes: the donor's renditions (the same bytes make
+    the same renditions); its own id, owner, title, visibility and media secret."""
     return Photo(
-        id=photo_id,
+        id=own.id,
         owner_id=user.id,
-        title=title,
+        title=own.title,
         kind=donor.kind,
-        secret=idlib.new_media_secret(),  # SECURITY: never the donor's capability
+        secret=own.secret,  # SECURITY: never the donor's capability
         sha256=received.sha256,
-        created_at=idlib.created_at(photo_id),
-        visibility=visibility,
+        created_at=own.created_at,
+        visibility=own.visibility,
         renditions=donor.renditions,
         width=donor.width,
         height=donor.height,

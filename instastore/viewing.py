@@ -8,8 +8,10 @@
   the media route that serves them. Everyone who may see a photo gets its thumbnails and
   large renditions (and a video's metadata-free "video" copy); the original upload is its
   owner's alone.
-- Media access: the rendition a media URL names (its secret is the capability),
-  whether shared HTTP caches may keep it (a public photo of a public account, as this
+- Media access: the rendition a media URL names (its secret is the capability), who
+  holds it (a URL of a photo not public on a public account is bound to the viewer it
+  was handed to, and works only while that viewer may see the photo), whether shared
+  HTTP caches may keep it (a public photo of a public account, as this
   process knows the owner: its own changes at once, other processes' within the owner
   cache's few seconds), and its bytes: whole from the in-memory cache when small, else
   ranged from the blob store.
@@ -21,13 +23,16 @@ It never speaks HTTP: status lines, headers and byte-range syntax are the server
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
 import hmac
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from instastore import volumes
+from instastore import paging, volumes
 from instastore.accounts import Accounts, Profile
 from instastore.clock import utcnow
 from instastore.errors import (
@@ -46,6 +51,8 @@ from instastore.storage.ports import BlobStore, LikeStore
 from instastore.timeline import Order, Timeline
 
 log = logging.getLogger(__name__)
+
+HOLDER_TAG_BYTES = 12  # 96 bits: a media URL's holder cannot be changed without the key
 
 # What everyone who may see a photo may fetch; the rest (the "original" upload) is the
 # owner's.
@@ -77,6 +84,7 @@ class PhotoCard:
     owner: User | None  # None: the owner's record is gone
     likes: int
     renditions: tuple[Rendition, ...]  # the ones this viewer may fetch
+    access: str  # what this viewer's media URLs carry in place of the secret (``access``)
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class Viewing:
         timeline: Timeline,
         likes: LikeStore,
         blobs: BlobStore,
+        media_key: bytes | None = None,
     ) -> None:
         self.photos = photos
         self.accounts = accounts
@@ -110,6 +119,11 @@ class Viewing:
         self.timeline = timeline
         self.likes = likes
         self.blobs = blobs
+        # Binds media URLs to their holders; the same on every host of a deployment
+        # (``services.open_services`` reads it from the key store).
+        self.media_key = media_key or secrets.token_bytes(paging.KEY_BYTES)
+        # What a lookup of a missing photo id checks in its place (see ``_visible``).
+        self._stand_in = Photo(0, 0, "", Kind.PHOTO, "", "", utcnow(), Visibility.PRIVATE)
 
     def audience(self, viewer: User | None) -> Audience:
         """Who may see what, for ``viewer``, with the shared cache of owners."""
@@ -118,10 +132,19 @@ class Viewing:
     # ---- visibility and cards ------------------------------------------------------
 
     async def _visible(self, viewer: User | None, photo_id: int) -> tuple[Photo, Audience]:
-        photo = await self.photos.get(photo_id)
+        try:
+            photo: Photo | None = await self.photos.get(photo_id)
+        except NotFound:
+            photo = None
         audience = self.audience(viewer)
-        # SECURITY: invisible is missing, never "forbidden" (issue 10).
-        if not await audience.can_see(photo):
+        # SECURITY: invisible is missing, never "forbidden" (issue 10), and a missing id
+        # costs the reads a hidden one does (its owner, the follow), so the time of the
+        # answer does not tell them apart: a missing id stands in the last owner looked
+        # up, whose record is as warm in the owner cache as a hidden photo's owner.
+        if photo is not None:
+            self._stand_in = photo
+        seen = await audience.can_see_evenly(photo or self._stand_in)
+        if photo is None or not seen:
             raise NotFound(f"no photo {photo_id}")
         return photo, audience
 
@@ -145,7 +168,13 @@ class Viewing:
         by_id = dict(zip(owner_ids, owners, strict=True))
         viewer = audience.viewer
         return [
-            PhotoCard(p, by_id[p.owner_id], likes[p.id], allowed_renditions(p, viewer))
+            PhotoCard(
+                p,
+                by_id[p.owner_id],
+                likes[p.id],
+                allowed_renditions(p, viewer),
+                self.access(p, by_id[p.owner_id], viewer),
+            )
             for p in photos
         ]
 
@@ -156,7 +185,9 @@ class Viewing:
         """The card of an upload: a new photo has no likes; a replayed Idempotency-Key's
         photo as it is now."""
         likes = 0 if created else (await self.likes.like_counts([photo.id]))[photo.id]
-        return PhotoCard(photo, user, likes, allowed_renditions(photo, user))
+        return PhotoCard(
+            photo, user, likes, allowed_renditions(photo, user), self.access(photo, user, user)
+        )
 
     # ---- lists -----------------------------------------------------------------------
 
@@ -218,16 +249,63 @@ class Viewing:
 
     # ---- media -----------------------------------------------------------------------
 
-    async def media(self, viewer: User | None, photo_id: int, secret: str, name: str) -> MediaGrant:
-        """The rendition ``name`` of a media URL. ``NotFound`` for a missing photo and a
-        wrong secret alike; the owner's renditions need the owner's token."""
+    def access(self, photo: Photo, owner: User | None, viewer: User | None) -> str:
+        """What the media URLs handed to ``viewer`` carry: the photo's secret alone while
+        the photo is public on a public account (one URL for everyone, which shared caches
+        may keep); otherwise the secret, the viewer's id and a tag binding the two, a URL
+        that works only while that viewer may see the photo."""
+        public = photo.visibility is Visibility.PUBLIC and owner is not None and not owner.private
+        if public or viewer is None:
+            return photo.secret
+        return f"{photo.secret}.{viewer.id}.{self._holder_tag(photo.id, viewer.id)}"
+
+    def _holder_tag(self, photo_id: int, holder_id: int) -> str:
+        mac = hmac.digest(self.media_key, b"%d.%d" % (photo_id, holder_id), hashlib.sha256)
+        return base64.urlsafe_b64encode(mac[:HOLDER_TAG_BYTES]).decode()
+
+    def _holder(self, photo_id: int, access: str) -> tuple[str, int | None] | None:
+        """(secret, holder id or None) of a URL's ``access``; None when its tag is wrong."""
+        secret, *bound = access.split(".")
+        if not bound:
+            return secret, None
+        if len(bound) != 2 or not (bound[0].isascii() and bound[0].isdigit()) or len(bound[0]) > 19:
+            return None  # an id is at most 19 digits (a signed 64-bit integer)
+        holder_id = int(bound[0])
+        # SECURITY: constant-time check of the tag: a holder cannot be swapped for another.
+        if not hmac.compare_digest(
+            bound[1].encode(), self._holder_tag(photo_id, holder_id).encode()
+        ):
+            return None
+        return secret, holder_id
+
+    async def _holder_may_see(self, photo: Photo, holder_id: int | None) -> bool:
+        """Whether the URL's holder (None: anyone) may see the photo now: access taken away
+        (an account turned private, a follow ended, a photo deleted) is taken away from
+        media URLs handed out before, at once here and within the record and owner caches'
+        few seconds on other hosts."""
+        holder = None if holder_id is None else await self.audience(None).owner(holder_id)
+        if holder_id is not None and holder is None:
+            return False
+        return await self.audience(holder).can_see(photo)
+
+    async def media(self, viewer: User | None, photo_id: int, access: str, name: str) -> MediaGrant:
+        """The rendition ``name`` of a media URL whose ``access`` is the photo's secret,
+        alone or bound to its holder (``access``). ``NotFound`` for a missing photo, a
+        wrong secret or tag and a holder who may no longer see the photo alike; the
+        owner's renditions need the owner's token."""
+        holder = self._holder(photo_id, access)
         try:
             photo: Photo | None = await self.photos.get_for_media(photo_id)
         except NotFound:
             photo = None
         # SECURITY: constant-time comparison of the URL's secret; a missing photo and a
         # wrong secret get the same answer, so a guessed id tells nothing (issue 10, item 13).
-        if photo is None or not hmac.compare_digest(secret.encode(), photo.secret.encode()):
+        if (
+            photo is None
+            or holder is None
+            or not hmac.compare_digest(holder[0].encode(), photo.secret.encode())
+            or not await self._holder_may_see(photo, holder[1])
+        ):
             raise NotFound(f"no media {photo_id}/{name}")
         rendition = photo.rendition(name)
         if rendition is None:

@@ -16,6 +16,8 @@ from instastore.errors import NotAuthenticated
 access_log = logging.getLogger("instastore.access")
 # Metric labels come from code, never from a client: any other method is "(other)".
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Routes whose bearer token is not a user's: /metrics checks the metrics token itself.
+OWN_TOKENS = frozenset({"/metrics"})
 
 
 @web.middleware
@@ -25,7 +27,8 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     its token went bad rather than silently seeing less."""
     request[USER] = None
     header = request.headers.get("Authorization")
-    if header is not None:
+    resource = request.match_info.route.resource
+    if header is not None and (resource is None or resource.canonical not in OWN_TOKENS):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthenticated("Authorization must be 'Bearer <token>'")

@@ -178,7 +178,9 @@ HEADERS: dict[str, Any] = {
     "WWW-Authenticate": header("the Bearer scheme"),
     "Allow": header("the methods this URL takes"),
     "ETag": header("the rendition's entity tag"),
-    "Cache-Control": header("public only for public media of a public account; private otherwise"),
+    "Cache-Control": header(
+        "public only for public media of a public account; private otherwise; max-age=3600"
+    ),
     "Content-Range": header("bytes first-last/size of a 206; bytes */size of a 416"),
     "Accept-Ranges": header("bytes", {"const": "bytes"}),
 }
@@ -356,7 +358,11 @@ def media_operation(operation_id: str, summary: str, *, head: bool) -> dict[str,
         special=special,
         params=[
             PHOTO_ID,
-            path_param("secret"),
+            {
+                **path_param("secret"),
+                "description": "the photo's media secret, alone (a public photo of a public "
+                "account) or bound to the viewer the URL was handed to: secret.viewer.tag",
+            },
             path_param("name", {"enum": list(MEDIA_NAMES)}),
             header_param(
                 "Range",
@@ -398,8 +404,9 @@ def paths() -> dict[str, Any]:
         "/metrics": {
             "get": op(
                 "metrics",
-                "Every metric in the Prometheus text format (404 here when metrics_port "
-                "gives /metrics a listener of its own)",
+                "Every metric in the Prometheus text format, for the metrics token "
+                "(Authorization: Bearer <metrics_token>; 401 without it; 404 here when "
+                "metrics_port gives /metrics a listener of its own)",
                 {
                     "200": {
                         "description": "the metrics (docs/OPERATIONS.md, Metrics)",

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from instastore.accounts import Profile
-from instastore.model import Photo, User
+from instastore.model import User
 from instastore.paging import Page
 from instastore.social import Relation
 from instastore.viewing import PhotoCard
@@ -44,14 +44,15 @@ def viewer_json(relation: Relation) -> dict[str, bool]:
     return {"following": relation.following, "requested": relation.requested}
 
 
-def media_url(photo: Photo, name: str) -> str:
-    return f"/v1/media/{photo.id}/{photo.secret}/{name}"
+def media_url(card: PhotoCard, name: str) -> str:
+    return f"/v1/media/{card.photo.id}/{card.access}/{name}"
 
 
 def media_json(card: PhotoCard) -> dict[str, str]:
     """The media URLs of the renditions the card's viewer may fetch
-    (``instastore.viewing.allowed_renditions``)."""
-    return {r.name: media_url(card.photo, r.name) for r in card.renditions}
+    (``instastore.viewing.allowed_renditions``), bound to that viewer unless the photo
+    is public on a public account (``Viewing.access``)."""
+    return {r.name: media_url(card, r.name) for r in card.renditions}
 
 
 def photo_json(card: PhotoCard) -> dict[str, Any]:

@@ -224,3 +224,15 @@ def remove_hdfs_root(settings) -> None:
             await client.close()
 
     asyncio.run(remove())
+
+
+def store_calls() -> dict[tuple[str, str], float]:
+    """Calls into the stores so far, by store and operation (the metered stores' counts)."""
+    from instastore.metrics import STORE_OPERATIONS
+
+    return {
+        (s.labels["store"], s.labels["operation"]): s.value
+        for family in STORE_OPERATIONS.collect()
+        for s in family.samples
+        if s.name.endswith("_total")
+    }

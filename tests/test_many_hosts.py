@@ -146,7 +146,8 @@ def test_a_fixed_worker_id_held_by_a_live_host_is_refused(store_env, tmp_path):
 async def test_access_taken_away_on_one_host_is_enforced_by_another_within_5_s(store_env, tmp_path):
     """An account made private through host A: a stranger reading through host B (which
     has the owner and the photo cached) is refused within the record cache's 5 s, for the
-    photo and the owner's photo list; a photo deleted through A, and its media, too."""
+    photo, its media URLs and the owner's photo list; a photo deleted through A, and its
+    media, too."""
     image = samples.image("JPEG", (200, 150))
     with two_hosts(store_env, tmp_path) as (a, b):
         async with aiohttp.ClientSession() as http:
@@ -167,13 +168,15 @@ async def test_access_taken_away_on_one_host_is_enforced_by_another_within_5_s(s
                     return bool((await resp.json())["items"])
 
             gone_media = (await (await http.get(f"{b}/v1/photos/{gone['id']}")).json())["media"]
-            # Media URLs handed out before an account turns private are capabilities that
-            # still work (docs/DESIGN.md); those of a deleted photo stop.
+            kept_media = (await (await http.get(f"{b}/v1/photos/{kept['id']}")).json())["media"]
+            # Media URLs handed out before stop working for a stranger too: those of an
+            # account turned private, and of a deleted photo.
             paths = [
                 f"/v1/photos/{kept['id']}",
                 f"/v1/users/{name}/photos",
                 f"/v1/photos/{gone['id']}",
                 gone_media["thumb"],
+                kept_media["large"],
             ]
             assert all([await seen(p) for p in paths])  # B now caches the owner and photos
             assert (
@@ -195,7 +198,8 @@ async def test_a_follow_ended_on_one_host_ends_the_timeline_on_another_within_5_
 ):
     """A reader follows a private account (approved), reads both timelines through host B
     (which then caches the followee list and the ranked "top" window), and unfollows
-    through host A: within 5 s host B shows none of that account's photos."""
+    through host A: within 5 s host B shows none of that account's photos, and at once
+    serves no more of the media URL A bound to that reader."""
     image = samples.image("JPEG", (120, 90))
     with two_hosts(store_env, tmp_path) as (a, b):
         async with aiohttp.ClientSession() as http:
@@ -222,9 +226,15 @@ async def test_a_follow_ended_on_one_host_ends_the_timeline_on_another_within_5_
             while not (await shown("top") and await shown("recent")):  # B's caches are 5 s
                 assert asyncio.get_running_loop().time() < deadline, "never shown"
                 await asyncio.sleep(0.5)
+            async with http.get(f"{a}/v1/photos/{photo['id']}", headers=reader) as resp:
+                thumb = (await resp.json())["media"]["thumb"]  # bound to the reader, by A
+            async with http.get(f"{b}{thumb}") as resp:
+                assert resp.status == 200  # B checks A's binding: one key for all hosts
             async with http.delete(f"{a}/v1/users/{owner_name}/follow", headers=reader) as resp:
                 assert resp.status == 204, await resp.text()
             ended = asyncio.get_running_loop().time()
+            async with http.get(f"{b}{thumb}") as resp:
+                assert resp.status == 404  # the follow itself is read, never cached
             for order in ("top", "recent"):
                 while await shown(order):
                     assert asyncio.get_running_loop().time() - ended < 5.5, (

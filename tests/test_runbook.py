@@ -73,7 +73,7 @@ def test_migrate_status_and_repair(local_cluster):
 def test_metrics(tmp_path):
     import urllib.request
 
-    env = {"INSTASTORE_DATA_DIR": str(tmp_path / "data")}
+    env = {"INSTASTORE_DATA_DIR": str(tmp_path / "data"), "INSTASTORE_METRICS_TOKEN": "t" * 32}
     with serve(env, tmp_path / "serve.log") as port:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10):
             pass  # one request, so the block's grep has a line to find

@@ -5,7 +5,9 @@ in the URL is the capability (as with Instagram's CDN URLs), the API hands media
 only to viewers allowed to see the photo, and a browser's <img> or <video> can then load
 them without a bearer token; the original upload is for its owner only and also needs
 the owner's token; shared HTTP caches may keep media only while the photo is public and
-its owner's account is public, else the response is ``private``.
+its owner's account is public, else the response is ``private``; either kind for at
+most ``MAX_AGE_S``, as a media URL stops working once its holder may no longer see the
+photo (``Viewing.access``).
 
 A streamed body reads its first chunk before the status line goes out, so a store that
 fails at once gives a clean 503 problem; a failure after the head has gone out aborts
@@ -29,7 +31,10 @@ from instastore.viewing import MediaGrant, unreadable
 
 log = logging.getLogger(__name__)
 
-IMMUTABLE = "max-age=31536000, immutable"
+# An hour: what any cache, shared ones above all, may still serve of media after access
+# to it was taken away (the URL itself stops working within seconds: instastore.viewing).
+MAX_AGE_S = 3600
+IMMUTABLE = f"max-age={MAX_AGE_S}, immutable"  # the bytes of a URL never change
 MAX_RANGE_DIGITS = 19  # a byte offset past 2**63 is no offset of ours; also bounds int() work
 # SECURITY: ASCII digits only (\d also matches other scripts' digits) and a whole-string match.
 _RANGE = re.compile(rf"bytes=([0-9]{{0,{MAX_RANGE_DIGITS}}})-([0-9]{{0,{MAX_RANGE_DIGITS}}})")

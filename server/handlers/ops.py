@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from aiohttp import web
 from instastore.server.handlers.common import services
@@ -11,6 +12,7 @@ from instastore.server.openapi import spec
 
 from instastore import __version__
 from instastore import metrics as metric_families
+from instastore.errors import NotAuthenticated
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -37,10 +39,26 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Every metric in the Prometheus text format, without a user token; not on the
-    public port when ``metrics_port`` gives /metrics a listener of its own."""
-    if request.app.get(METRICS_ONLY) is None and request.app[SETTINGS].metrics_port:
-        raise web.HTTPNotFound()  # as any path that is not there
+    """Every metric in the Prometheus text format: on the listener of its own that
+    ``metrics_port`` gives it (and then not on the public port), else on the public port
+    for the ``metrics_token`` alone."""
+    if request.app.get(METRICS_ONLY) is None:
+        settings = request.app[SETTINGS]
+        if settings.metrics_port:
+            raise web.HTTPNotFound()  # as any path that is not there
+        # SECURITY: metrics are for operators. Upload outcomes, store calls and latencies
+        # tell a stranger whether an upload's bytes were stored already (by anyone,
+        # private accounts included): the public port serves them for the token only.
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        wanted = settings.metrics_token.encode()
+        if not (
+            wanted
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(token.strip().encode(), wanted)
+        ):
+            raise NotAuthenticated(
+                "/metrics needs 'Authorization: Bearer <metrics_token>' (or metrics_port)"
+            )
     body = await asyncio.to_thread(metric_families.exposition)
     return web.Response(body=body, headers={"Content-Type": metric_families.CONTENT_TYPE})
 

@@ -11,13 +11,14 @@ from datetime import timedelta
 
 import pytest
 from instastore.server.app import create_app
+from instastore.server.keys import SERVICES
 
 from instastore import jobs
 from instastore.clock import utcnow
 from instastore.storage import open_stores
 
 from .. import samples
-from ..factories import Api
+from ..factories import Api, store_calls
 
 
 @pytest.fixture
@@ -58,6 +59,7 @@ async def test_a_deduplicated_upload_answers_like_any_upload(uncached_api, kind)
     first = await api.upload(alice, data, "first")
     again = await api.upload(bob, data, "again")
     assert first.status == again.status == 201
+    assert sorted(first.headers) == sorted(again.headers)
     a, b = await first.json(), await again.json()
     assert set(a) == set(b) and shape(a) == shape(b)
     assert a["id"] != b["id"] and a["title"] == "first" and b["title"] == "again"
@@ -67,6 +69,32 @@ async def test_a_deduplicated_upload_answers_like_any_upload(uncached_api, kind)
     # the same shape as a photo stored with bytes of its own
     other = await api.photo(alice, unique(kind), "other bytes")
     assert set(other) == set(b) and sorted(other["media"]) == sorted(b["media"])
+
+
+async def test_a_deduplicated_upload_writes_before_answering_what_a_stored_one_does(
+    uncached_api,
+):
+    """Its client cannot tell by the time either that someone stores these bytes: it
+    processes and writes the same blobs as a stored upload before answering (they go
+    after), so the two answers wait for the same store calls."""
+    api = uncached_api
+    data = unique("photo")
+    _, alice = await api.user()
+    _, stranger = await api.user()
+
+    async def upload(headers) -> tuple[dict, dict]:
+        before = store_calls()
+        resp = await api.upload(headers, data, "the same bytes")
+        assert resp.status == 201, await resp.text()
+        after = store_calls()
+        calls = {k: v - before.get(k, 0) for k, v in after.items()}
+        writes = {k: n for k, n in calls.items() if k[1] == "put" and n}
+        return writes, await resp.json()
+
+    (stored, first), (deduplicated, again) = [await upload(h) for h in (alice, stranger)]
+    assert stored == deduplicated and stored
+    await api.client.app[SERVICES].uploads.removals_done()  # its own blobs are gone now
+    assert await media_bytes(api, stranger, again) == await media_bytes(api, alice, first)
 
 
 async def test_one_of_two_users_deletes_and_is_purged_the_other_still_reads(uncached_api):

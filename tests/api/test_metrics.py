@@ -1,6 +1,8 @@
 """/metrics (issue 13 item 2): every family, parsed with prometheus-client's own parser,
-moving as requests are made, on both adapters; the listener of its own that keeps it off
-the public port; the sums over the workers of ``serve --workers 2``; a job's textfile."""
+moving as requests are made, on both adapters; the public port serves it for the metrics
+token only (upload outcomes are no stranger's business); the listener of its own that
+keeps it off the public port; the sums over the workers of ``serve --workers 2``; a
+job's textfile."""
 
 from __future__ import annotations
 
@@ -55,15 +57,25 @@ def total(values: dict, name: str, **labels: str) -> float:
 
 
 async def scrape(http) -> tuple[dict, set[str]]:
-    resp = await http.get("/metrics")
+    return await scrape_with(http, {})
+
+
+async def scrape_with(http, headers: dict) -> tuple[dict, set[str]]:
+    resp = await http.get("/metrics", headers=headers)
     assert resp.status == 200, await resp.text()
     assert resp.headers["Content-Type"].startswith("text/plain; version=")
     text = await resp.text()
     return samples(text), {f.name for f in text_string_to_metric_families(text)}
 
 
-async def test_every_family_is_there_and_moves_with_requests(api: Api):
-    before, families = await scrape(api)
+@pytest.fixture
+async def operator(aiohttp_client, api: Api):
+    """What an operator scrapes: the /metrics listener of the process ``api`` runs in."""
+    return await aiohttp_client(metrics_app(api.settings))
+
+
+async def test_every_family_is_there_and_moves_with_requests(api: Api, operator):
+    before, families = await scrape(operator)
     assert families >= FAMILIES, f"missing: {sorted(FAMILIES - families)}"
     store = "webhdfs" if api.settings.uses_cluster else "files"
     metadata = "cassandra" if api.settings.uses_cluster else "sqlite"
@@ -82,7 +94,7 @@ async def test_every_family_is_there_and_moves_with_requests(api: Api):
     await problem(await api.get("/v1/photos/12345"), 404)
     await problem(await api.get("/no/such/path"), 404)
 
-    after, _ = await scrape(api)
+    after, _ = await scrape(operator)
 
     def moved(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
@@ -105,10 +117,10 @@ async def test_every_family_is_there_and_moves_with_requests(api: Api):
     assert again["id"] != photo["id"]
 
 
-async def test_a_store_error_is_counted_with_its_outcome(api: Api):
-    before, _ = await scrape(api)
+async def test_a_store_error_is_counted_with_its_outcome(api: Api, operator):
+    before, _ = await scrape(operator)
     await problem(await api.get("/v1/users/nobody-here"), 404)
-    after, _ = await scrape(api)
+    after, _ = await scrape(operator)
     metadata = "cassandra" if api.settings.uses_cluster else "sqlite"
     reads = total(after, "instastore_store_operations_total", store=metadata) - total(
         before, "instastore_store_operations_total", store=metadata
@@ -116,10 +128,10 @@ async def test_a_store_error_is_counted_with_its_outcome(api: Api):
     assert reads >= 1  # the user lookup that found no one: a store call that answered
 
 
-async def test_the_event_loop_lag_is_measured(api: Api):
-    before, _ = await scrape(api)
+async def test_the_event_loop_lag_is_measured(api: Api, operator):
+    before, _ = await scrape(operator)
     await asyncio.sleep(1.2)
-    after, _ = await scrape(api)
+    after, _ = await scrape(operator)
     checks = "instastore_event_loop_lag_check_seconds_count"
     assert total(after, checks) - total(before, checks) >= 1
 
@@ -135,6 +147,31 @@ async def test_a_metrics_port_keeps_metrics_off_the_public_port(aiohttp_client, 
     values, families = await scrape(private)
     assert families >= FAMILIES
     assert total(values, "instastore_http_requests_total", route="/healthz") >= 1
+
+
+async def test_the_public_port_serves_metrics_for_the_metrics_token_only(
+    aiohttp_client, embedded_settings
+):
+    """Upload outcomes on /metrics tell whoever reads them that an upload's bytes were
+    stored already (by anyone, private accounts included): the public port answers 401
+    without the metrics token, with another token and with a user's, and to everyone
+    when no metrics token is set."""
+    token = "operators-only-" + "x" * 20
+    public = await aiohttp_client(
+        create_app(dataclasses.replace(embedded_settings, metrics_token=token))
+    )
+    _, user = await sign_up(public)
+    refusals = [{}, {"Authorization": "Bearer not-it"}, user, {"Authorization": f"Basic {token}"}]
+    for headers in refusals:
+        body = await problem(await public.get("/metrics", headers=headers), 401)
+        assert "metrics_token" in body["detail"]
+    _, families = await scrape_with(public, {"Authorization": f"Bearer {token}"})
+    assert families >= FAMILIES and "instastore_uploads" in families
+
+    unset = await aiohttp_client(create_app(embedded_settings))
+    assert embedded_settings.metrics_token == ""
+    for headers in [{}, {"Authorization": "Bearer "}, {"Authorization": "Bearer x"}]:
+        await problem(await unset.get("/metrics", headers=headers), 401)
 
 
 def test_metrics_port_is_checked():

@@ -25,7 +25,7 @@ from instastore.server.keys import SERVICES
 from instastore import ids
 
 from .. import samples
-from ..factories import problem
+from ..factories import problem, store_calls
 
 
 def secret_free(data: bytes) -> list[bytes]:
@@ -153,18 +153,98 @@ async def test_media_of_private_accounts_is_never_publicly_cached(api):
         )
 
     assert (await api.patch("/v1/me", json={"private": True}, headers=owner_h)).status == 200
+    now = (await (await api.get(f"/v1/photos/{public['id']}", headers=owner_h)).json())["media"]
     for name in ("thumb", "large"):
-        resp = await api.get(public["media"][name])
+        resp = await api.get(now[name])  # the owner's URL as the API hands it out now
         assert resp.status == 200 and resp.headers["Cache-Control"].startswith("private, ")
-        again = await api.get(
-            public["media"][name], headers={"If-None-Match": resp.headers["ETag"]}
-        )
+        again = await api.get(now[name], headers={"If-None-Match": resp.headers["ETag"]})
         assert again.status == 304 and again.headers["Cache-Control"].startswith("private, ")
     late = await api.photo(owner_h, samples.image(), "posted while private")
     assert (await api.get(late["media"]["thumb"])).headers["Cache-Control"].startswith("private, ")
 
     assert (await api.patch("/v1/me", json={"private": False}, headers=owner_h)).status == 200
     assert (await api.get(public["media"]["thumb"])).headers["Cache-Control"].startswith("public, ")
+
+
+async def _media(api, photo_id: str, headers: dict) -> dict[str, str]:
+    """The media URLs the API hands this viewer now."""
+    resp = await api.get(f"/v1/photos/{photo_id}", headers=headers)
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["media"]
+
+
+async def test_media_urls_stop_working_when_an_account_turns_private(api):
+    """A stranger's URL of a public photo of an account that turns private is refused
+    (as a missing photo's); the owner's and an approved follower's URLs, handed out
+    after, work; a URL taken before works again once the account is public again."""
+    owner, owner_h = await api.user()
+    _, stranger_h = await api.user()
+    follower, follower_h = await api.user()
+    photo = await api.photo(owner_h, samples.image(), "public for now")
+    seen = await _media(api, photo["id"], stranger_h)
+    for name in ("thumb", "large"):
+        resp = await api.get(seen[name])
+        assert resp.status == 200 and "max-age=3600," in resp.headers["Cache-Control"]
+
+    assert (await api.patch("/v1/me", json={"private": True}, headers=owner_h)).status == 200
+    assert (await api.put(f"/v1/users/{owner}/follow", headers=follower_h)).status == 200
+    approve = f"/v1/me/requests/{follower}/approve"
+    assert (await api.post(approve, headers=owner_h)).status == 200
+    for name in ("thumb", "large"):
+        body = await problem(await api.get(seen[name]), 404)
+        assert body["detail"] == f"no media {photo['id']}/{name}"
+        await problem(await api.get(seen[name], headers=stranger_h), 404)
+    for viewer_h in (owner_h, follower_h):
+        now = await _media(api, photo["id"], viewer_h)
+        assert now["large"] != seen["large"]
+        resp = await api.get(now["large"])  # no token: an <img> sends none
+        assert resp.status == 200 and resp.headers["Cache-Control"].startswith("private, ")
+    assert (await api.patch("/v1/me", json={"private": False}, headers=owner_h)).status == 200
+    assert (await api.get(seen["large"])).status == 200
+
+
+@pytest.mark.parametrize("account", ["private", "public"])
+async def test_media_urls_stop_working_for_a_follower_who_leaves(api, account):
+    """A follower's URLs of a private account's photos, or of a followers-only photo,
+    stop working once they unfollow; another follower's keep working, and the leaver
+    cannot put that follower's id into their own URL."""
+    owner, owner_h = await api.user(private=account == "private")
+    visibility = "public" if account == "private" else "followers"
+    photo = await api.photo(owner_h, samples.image(), "for followers", visibility=visibility)
+    urls = {}
+    for _ in range(2):
+        name, headers = await api.user()
+        assert (await api.put(f"/v1/users/{owner}/follow", headers=headers)).status == 200
+        if account == "private":
+            await api.post(f"/v1/me/requests/{name}/approve", headers=owner_h)
+        urls[name] = (headers, await _media(api, photo["id"], headers))
+    (leaver_h, left), (_, kept) = urls.values()
+    assert left["thumb"] != kept["thumb"]  # each URL is bound to its follower
+    assert (await api.get(left["thumb"])).status == 200
+
+    assert (await api.delete(f"/v1/users/{owner}/follow", headers=leaver_h)).status == 204
+    for name in ("thumb", "large"):
+        await problem(await api.get(left[name]), 404)
+        await problem(await api.get(left[name], headers=leaver_h), 404)
+        assert (await api.get(kept[name])).status == 200
+    _, photo_id, access, thumb = kept["thumb"].rsplit("/", 3)
+    secret, stayer_id, _tag = access.split(".")
+    mine = left["thumb"].rsplit("/", 2)[1].split(".")
+    forged = [f"{secret}.{stayer_id}.{mine[2]}", f"{secret}.{mine[1]}", f"{secret}.{stayer_id}.x"]
+    for access in forged:
+        await problem(await api.get(f"/v1/media/{photo_id}/{access}/{thumb}"), 404)
+
+
+async def test_media_urls_of_a_deleted_photo_stop_working(api):
+    owner, owner_h = await api.user()
+    _, follower_h = await api.user()
+    photo = await api.photo(owner_h, samples.image(), "soon gone", visibility="followers")
+    assert (await api.put(f"/v1/users/{owner}/follow", headers=follower_h)).status == 200
+    urls = [photo["media"]["large"], (await _media(api, photo["id"], follower_h))["large"]]
+    assert [(await api.get(u)).status for u in urls] == [200, 200]
+    assert (await api.delete(f"/v1/photos/{photo['id']}", headers=owner_h)).status == 204
+    for url in urls:
+        await problem(await api.get(url), 404)
 
 
 # ---- item 13: a hidden thing answers like a missing one ----------------------------------
@@ -347,6 +427,40 @@ async def test_an_unsatisfiable_range_is_a_problem_with_content_range(api):
     for header in ("bytes=\u00b2-", "bytes=0-" + "9" * 5000):  # not a range of ours: the whole body
         resp = await api.get(body["media"]["thumb"], headers={"Range": header})
         assert resp.status == 200 and len(await resp.read()) == size
+
+
+async def calls_made(request) -> dict[tuple[str, str], float]:
+    before = store_calls()
+    await problem(await request(), 404)
+    after = store_calls()
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+@pytest.mark.parametrize("signed_in", [True, False])
+async def test_a_hidden_photo_costs_the_store_reads_of_a_missing_one(api, signed_in):
+    """The time of a 404 must not tell a hidden photo from a missing id: both read the
+    same stores the same number of times (a private photo, a followers-only one, one of a
+    private account, and an id that was never a photo)."""
+    _, owner_h = await api.user()
+    _, private_h = await api.user(private=True)
+    _, stranger_h = await api.user()
+    # Bytes of their own: a deduplicated upload removes its own blobs after answering,
+    # and those removals would be counted as the 404s' work.
+    hidden = [
+        await api.photo(owner_h, samples.image(color=(1, 2, 3)), "mine", visibility="private"),
+        await api.photo(owner_h, samples.image(color=(4, 5, 6)), "ours", visibility="followers"),
+        await api.photo(private_h, samples.image(color=(7, 8, 9)), "a private account's"),
+    ]
+    missing = str(ids.IdGenerator(worker_id=99).next_id())
+    headers = stranger_h if signed_in else {}
+    for photo_id in [p["id"] for p in hidden]:
+        paths = [f"/v1/photos/{photo_id}", f"/v1/photos/{missing}"]
+        for path in paths:  # warm the owner cache, as for requests in a row
+            await problem(await api.get(path, headers=headers), 404)
+        hidden_reads, missing_reads = [
+            await calls_made(lambda p=path: api.get(p, headers=headers)) for path in paths
+        ]
+        assert hidden_reads == missing_reads and hidden_reads
 
 
 # ---- a profile's photo count: of what the viewer may see ------------------------------

@@ -50,6 +50,7 @@ class Rig:
             photo, created = await self.uploads.create(
                 make_user(), received, title, Visibility.PUBLIC, None
             )
+            await self.uploads.removals_done()  # a deduplicated upload's own blobs
         finally:
             received.discard()
         assert created
