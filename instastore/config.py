@@ -152,6 +152,11 @@ class Settings:
     signups_per_address: int = setting(
         20, "Sign-ups per minute from one client address, on all hosts together (429 past it)."
     )
+    search_postings: int = setting(
+        5000,
+        "Title-index postings one search request reads at most; past it the page ends with "
+        "what was found and a cursor to go on (two common words that rarely meet).",
+    )
     login_failures_per_address: int = setting(
         20, "Failed logins per minute from one client address, on all hosts together (429 past it)."
     )
@@ -213,6 +218,7 @@ class Settings:
             "max_connections_per_address",
             "login_failures_per_address",
             "signups_per_address",
+            "search_postings",
             "login_failures_per_account",
             "password_hash_threads",
             "password_hash_time_cost",
