@@ -99,7 +99,15 @@ def build_services(stores: Stores, settings: Settings, worker: WorkerIds | None 
     uploads.on_photo = note
     social.on_follows_change = timeline.forget
     accounts.on_change = photos.users.drop
-    viewing = Viewing(photos, accounts, social, timeline, likes=stores.likes, blobs=stores.blobs)
+    viewing = Viewing(
+        photos,
+        accounts,
+        social,
+        timeline,
+        likes=stores.likes,
+        blobs=stores.blobs,
+        searches=SharedLimit(stores.leases, "searches", settings.searches_per_address),
+    )
     return Services(
         accounts=accounts,
         photos=photos,
