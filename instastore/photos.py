@@ -166,7 +166,9 @@ class Photos:
         limit: int = 20,
         allowed: PhotoFilter | None = None,
     ) -> Page[Photo]:
-        """Live photos whose titles contain every word of ``query``, newest first."""
+        """Live photos whose titles contain every word of ``query``, newest first. A page
+        may hold fewer than ``limit``, even none, and still have a cursor: one request
+        reads at most about ``search_postings`` postings of the title index."""
         terms = search.terms(query)
         if not terms:
             raise InvalidInput("q must contain at least one word")
