@@ -15,7 +15,7 @@ SQLite thread, on the embedded store).
 change). Postings read are counted by the index (``TermHits.read``); where the index does
 not count them (before the bound), they are what its plan reads for the query: every
 posting of both words (SQLite's GROUP BY) or of the longest (the Cassandra walk).
-Results: bench/results/search-<store>[-<commit>].json and .md.
+Results: bench/results/search-<store>-<photos>[-<commit>].json and .md.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,10 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+# The commit is read as the run starts (bench.report). With --commit the measuring child
+# runs this file with that commit's tree first on the path: its bench.report then.
+from bench import report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORDS = ("sunset", "harbour")  # "harbour", the longest, is the word a search walks
@@ -152,10 +157,18 @@ async def run(store: str, count: int, searches: int) -> dict:
     from instastore.config import Settings
 
     folder = Path(tempfile.mkdtemp(prefix="bench-search-"))
-    if store == "embedded":
-        settings = Settings(data_dir=folder / "data")
-        return await _measured(settings, store, count, searches)
+    try:
+        if store == "embedded":
+            return await _measured(Settings(data_dir=folder / "data"), store, count, searches)
+        return await _on_cluster(folder, count, searches)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _on_cluster(folder: Path, count: int, searches: int) -> dict:
+    """The figures on the running local cluster, in a keyspace of their own (dropped)."""
     from instastore.cluster import LocalCluster, default_cluster_dir
+    from instastore.config import Settings
     from instastore.storage.cassandra.migrate import migrate
     from instastore.storage.cassandra.session import build_cluster
 
@@ -171,7 +184,7 @@ async def run(store: str, count: int, searches: int) -> dict:
     session = driver.connect()
     try:
         migrate(session, settings, progress=lambda line: None)
-        return await _measured(settings, store, count, searches)
+        return await _measured(settings, "cluster", count, searches)
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=60)
         driver.shutdown()
@@ -200,21 +213,21 @@ def main() -> None:
 
         code = export(args.commit, Path(tempfile.mkdtemp(prefix="bench-search-code-")))
         argv = [a for a in sys.argv[1:] if a not in ("--commit", args.commit)]
-        subprocess.run(
-            [sys.executable, __file__, *argv, "--served", args.commit],
-            env={**os.environ, "PYTHONPATH": str(code)},  # that commit's instastore
-            check=True,
-        )
+        try:
+            subprocess.run(
+                [sys.executable, __file__, *argv, "--served", args.commit],
+                env={**os.environ, "PYTHONPATH": str(code)},  # that commit's instastore
+                check=True,
+            )
+        finally:
+            shutil.rmtree(code, ignore_errors=True)
         return
     figures = asyncio.run(run(args.store, args.photos, args.searches))
-    _write(args.store, args.served, figures)
+    _write(f"{args.store}-{args.photos}", args.served, figures)
     print(figures)
 
 
-def _write(store: str, commit: str | None, figures: dict) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from bench import report
-
+def _write(name: str, commit: str | None, figures: dict) -> None:
     settings = {"query": QUERY, "page": 20}
     if commit is None:
         from instastore.config import Settings
@@ -222,12 +235,12 @@ def _write(store: str, commit: str | None, figures: dict) -> None:
         settings["search_postings"] = Settings().search_postings
     body = {
         "machine": report.machine(),
-        "store": store,
+        "store": name.split("-")[0],
         "commit_served": commit or "this one",
         "settings": settings,
         "results": figures,
     }
-    report.write(RESULTS, f"search-{store}{'-' + commit if commit else ''}", body)
+    report.write(RESULTS, f"search-{name}{'-' + commit if commit else ''}", body)
 
 
 if __name__ == "__main__":
