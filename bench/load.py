@@ -110,8 +110,9 @@ async def _worker(plan: Plan, index: int, deadline: float, records: list, cold: 
                 elif op == "photo":
                     resp = await http.get(f"/v1/photos/{rng.choice(plan.photo_ids)}")
                 elif op == "search":
-                    resp = await http.get(
-                        f"/v1/search/photos?q={rng.choice(WORDS)}+{rng.choice(WORDS)}&limit=20"
+                    resp = await http.get(  # signed in: no per-address limit of searches
+                        f"/v1/search/photos?q={rng.choice(WORDS)}+{rng.choice(WORDS)}&limit=20",
+                        headers=auth,
                     )
                 elif op == "like":
                     resp = await http.put(

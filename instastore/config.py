@@ -157,6 +157,16 @@ class Settings:
     signups_per_address: int = setting(
         20, "Sign-ups per minute from one client address, on all hosts together (429 past it)."
     )
+    searches_per_address: int = setting(
+        60,
+        "Searches per minute from one client address without a token, on all hosts together "
+        "(429 past it); signed-in users are not limited.",
+    )
+    search_postings: int = setting(
+        5000,
+        "Title-index postings one search request reads at most; past it the page ends with "
+        "what was found and a cursor to go on (two common words that rarely meet).",
+    )
     login_failures_per_address: int = setting(
         20, "Failed logins per minute from one client address, on all hosts together (429 past it)."
     )
@@ -225,6 +235,8 @@ class Settings:
             "max_connections_per_address",
             "login_failures_per_address",
             "signups_per_address",
+            "searches_per_address",
+            "search_postings",
             "login_failures_per_account",
             "password_hash_threads",
             "password_hash_time_cost",

@@ -9,6 +9,7 @@ never speaks HTTP.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from instastore import search
@@ -23,6 +24,21 @@ from instastore.storage.ports import PhotoStore, SearchIndex
 
 # fetch(before, n): up to n photo ids, newest first, strictly before ``before`` (None: newest).
 IdFetch = Callable[[int | None, int], Awaitable[list[int]]]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Ids a ``BatchFetch`` read, newest first, and where it got to: ``resume``, the id
+    the next read goes on strictly before (None: there is no more); ``last``: the page
+    ends here (the fetch spent its reading budget)."""
+
+    ids: list[int]
+    resume: int | None
+    last: bool = False
+
+
+# fetch(before, n): up to n ids strictly before ``before``, and where the read got to.
+BatchFetch = Callable[[int | None, int], Awaitable[Batch]]
 # The viewer's filter over a batch of live photos (e.g. ``Audience.filter``).
 PhotoFilter = Callable[[list[Photo]], Awaitable[list[Photo]]]
 
@@ -85,22 +101,39 @@ class Photos:
     ) -> Page[Photo]:
         """Fill a page from ``fetch(before, n) -> ids``, skipping deleted photos and,
         with ``allowed`` (an async filter, e.g. ``Audience.filter``), invisible ones."""
+
+        async def batch(before: int | None, n: int) -> Batch:
+            ids = await fetch(before, n)
+            # Fewer than asked for: the store has no more.
+            return Batch(ids, ids[-1] if ids and len(ids) >= n else None)
+
+        return await self.batch_page(batch, cursor, limit, allowed)
+
+    async def batch_page(
+        self,
+        fetch: BatchFetch,
+        cursor: str | None,
+        limit: int,
+        allowed: PhotoFilter | None = None,
+    ) -> Page[Photo]:
+        """``live_page`` over a fetch that says itself where it got to, and may end the
+        page early (a bounded search): what was found, and a cursor to go on from there."""
         limit = clamp_limit(limit, self.settings.max_page_size)
         before = decode_cursor(cursor)
         found: list[Photo] = []
         for _ in range(OVERFETCH_ROUNDS):
-            wanted = limit + 1 - len(found)
-            ids = await fetch(before, wanted)
-            if not ids:
-                return Page(found, None)
-            live = await self.live(ids)
+            got = await fetch(before, limit + 1 - len(found))
+            live = await self.live(got.ids) if got.ids else []
             found += await allowed(live) if allowed else live
-            before = ids[-1]
             if len(found) > limit:
                 return Page(found[:limit], encode_cursor(found[limit - 1].id))
-            if len(ids) < wanted:  # the store has no more
+            if got.resume is None:
                 return Page(found, None)
-        # Many deleted photos in a row: hand back what we have and a cursor past them.
+            before = got.resume
+            if got.last:
+                break
+        # Many deleted photos in a row, or the fetch's reading budget spent: hand back
+        # what we have and a cursor past what was read.
         assert before is not None  # OVERFETCH_ROUNDS > 0: the loop ran and moved it
         return Page(found, encode_cursor(before))
 
@@ -133,7 +166,9 @@ class Photos:
         limit: int = 20,
         allowed: PhotoFilter | None = None,
     ) -> Page[Photo]:
-        """Live photos whose titles contain every word of ``query``, newest first."""
+        """Live photos whose titles contain every word of ``query``, newest first. A page
+        may hold fewer than ``limit``, even none, and still have a cursor: one request
+        reads at most about ``search_postings`` postings of the title index."""
         terms = search.terms(query)
         if not terms:
             raise InvalidInput("q must contain at least one word")
@@ -144,12 +179,21 @@ class Photos:
             hits = [p for p in photos if set(terms) <= set(search.terms(p.title))]
             return await allowed(hits) if allowed is not None else hits
 
-        return await self.live_page(
-            lambda before, n: self.index.search_terms(terms, before, n),
-            cursor,
-            limit,
-            matching,
-        )
+        # SECURITY: one search reads at most about ``search_postings`` postings, over all
+        # its rounds: two common words that rarely meet would otherwise walk every
+        # posting of one of them. It answers what it found and a cursor past what it read.
+        budget = self.settings.search_postings
+
+        async def walk(before: int | None, n: int) -> Batch:
+            nonlocal budget
+            hits = await self.index.search_terms(terms, before, n, budget)
+            budget -= hits.read
+            if hits.stopped_at is not None:
+                return Batch(hits.ids, hits.stopped_at, last=True)
+            resume = hits.ids[-1] if hits.ids and len(hits.ids) >= n else None
+            return Batch(hits.ids, resume, last=budget <= 0)
+
+        return await self.batch_page(walk, cursor, limit, matching)
 
     async def save(self, photo: Photo) -> None:
         """Store the record and its index rows (the blobs are already written)."""

@@ -113,6 +113,7 @@ def build_services(
         likes=stores.likes,
         blobs=stores.blobs,
         media_key=media_key,
+        searches=SharedLimit(stores.leases, "searches", settings.searches_per_address),
     )
     return Services(
         accounts=accounts,

@@ -46,6 +46,7 @@ from instastore.errors import (
 from instastore.model import Kind, Photo, Rendition, User, Visibility
 from instastore.paging import Page
 from instastore.photos import Photos
+from instastore.ratelimit import SharedLimit
 from instastore.social import Audience, Relation, Social
 from instastore.storage.ports import BlobStore, LikeStore
 from instastore.timeline import Order, Timeline
@@ -111,6 +112,7 @@ class Viewing:
         timeline: Timeline,
         likes: LikeStore,
         blobs: BlobStore,
+        searches: SharedLimit,
         media_key: bytes | None = None,
     ) -> None:
         self.photos = photos
@@ -124,6 +126,7 @@ class Viewing:
         self.media_key = media_key or secrets.token_bytes(paging.KEY_BYTES)
         # What a lookup of a missing photo id checks in its place (see ``_visible``).
         self._stand_in = Photo(0, 0, "", Kind.PHOTO, "", "", utcnow(), Visibility.PRIVATE)
+        self.searches = searches  # anonymous searches per client address
 
     def audience(self, viewer: User | None) -> Audience:
         """Who may see what, for ``viewer``, with the shared cache of owners."""
@@ -200,8 +203,14 @@ class Viewing:
         return await self._page(audience, page)
 
     async def search(
-        self, viewer: User | None, query: str, cursor: str | None, limit: int
+        self, viewer: User | None, query: str, cursor: str | None, limit: int, address: str = ""
     ) -> Page[PhotoCard]:
+        """A page of photos whose titles have every word of ``query``; ``RateLimited``
+        past the anonymous searches of ``address`` (the client's) when ``viewer`` is None."""
+        if viewer is None:
+            # SECURITY: a search reads up to search_postings postings and needs no
+            # account; without a token it is counted per address on every host.
+            await self.searches.take(address, "searches without a token from this address")
         audience = self.audience(viewer)
         page = await self.photos.search(query, cursor, limit, audience.filter)
         return await self._page(audience, page)

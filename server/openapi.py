@@ -647,8 +647,12 @@ def paths() -> dict[str, Any]:
         "/v1/search/photos": {
             "get": op(
                 "searchPhotos",
-                "Photos whose titles have every word of q, newest first",
+                "Photos whose titles have every word of q, newest first. One request reads a "
+                "bounded share of the title index: a page may hold fewer items than limit, "
+                "even none, and still carry a next_cursor. Without a token, searches are "
+                "limited per client address (429)",
                 {"200": ok("a page", "PhotoPage")},
+                ("429",),
                 auth=False,
                 params=[
                     *PAGE_PARAMS,

@@ -24,12 +24,14 @@ def free_port() -> int:
 # What every test's service runs with: argon2id at 1 pass over 1 MiB (about a millisecond)
 # instead of the default 3 over 64 MiB (0.2-0.4 s of CPU here), and sign-ups unbounded from
 # one address: the HTTP tests sign up and log in about a thousand users, all from
-# 127.0.0.1. The default cost is what test_login_throttle uses, where a hash made at one
-# cost is shown to verify under another; the sign-up limit has tests of its own.
+# 127.0.0.1 (and search without a token from it). The default cost is what
+# test_login_throttle uses, where a hash made at one cost is shown to verify under another;
+# the sign-up and search limits have tests of their own.
 TEST_COSTS = {
     "password_hash_time_cost": 1,
     "password_hash_memory_kib": 1024,
     "signups_per_address": 1_000_000,
+    "searches_per_address": 1_000_000,
 }
 _TEST_COSTS_ENV = {f"INSTASTORE_{k.upper()}": str(v) for k, v in TEST_COSTS.items()}
 

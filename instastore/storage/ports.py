@@ -211,9 +211,12 @@ class SearchIndex(Protocol):
     """The title index (its rows are written and removed with the photo's, by
     ``PhotoStore.save_photo`` and ``purge_photo``)."""
 
-    async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:
-        """Ids of photos whose indexed title has every one of ``terms`` (already
-        normalised), newest first, strictly before ``before`` when given."""
+    async def search_terms(
+        self, terms: Sequence[str], before: int | None, limit: int, budget: int
+    ) -> TermHits:
+        """Up to ``limit`` ids of photos whose indexed title has every one of ``terms``
+        (already normalised), newest first, strictly before ``before`` when given, reading
+        at most about ``budget`` postings (see ``TermHits``)."""
 
 
 class LikeStore(Protocol):
@@ -375,6 +378,22 @@ class BlobStore(Protocol):
         """Remove temporary files of writes that provably ended without finishing (a
         crash), or whose writer has not renewed them for ``grace`` (a ``put`` renews its
         own while it writes): see ``instastore.storage.scratch``. Return how many."""
+
+
+@dataclass(frozen=True)
+class TermHits:
+    """What one bounded read of the title index found.
+
+    ``ids``: the matches, newest first. ``read``: the postings the read walked (each
+    posting of the term it walks, in order; probes of the other terms are bounded by
+    these). ``stopped_at``: None when the read ended because it had ``limit`` matches or
+    the postings ran out (fewer than ``limit`` ids: there are no more); else the last
+    posting it walked when its budget ran out: ``ids`` are then every match from there
+    up to ``before``, and the next read goes on strictly before ``stopped_at``."""
+
+    ids: list[int]
+    read: int
+    stopped_at: int | None = None
 
 
 @dataclass(frozen=True)

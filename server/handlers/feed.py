@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 from instastore.server import views
-from instastore.server.handlers.common import cursor, limit, require_user, services, viewer
+from instastore.server.handlers.common import (
+    client_address,
+    cursor,
+    limit,
+    require_user,
+    services,
+    viewer,
+)
 
 from instastore.errors import InvalidInput
 from instastore.limits import MAX_QUERY_CHARS
@@ -28,6 +35,10 @@ async def search(request: web.Request) -> web.Response:
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"q is over {MAX_QUERY_CHARS} characters")
     page = await services(request).viewing.search(
-        viewer(request), query, cursor(request), limit(request)
+        viewer(request),
+        query,
+        cursor(request),
+        limit(request),
+        client_address(request),  # X-Forwarded-For only from trusted_proxies
     )
     return views.json(views.photos_page_json(page))

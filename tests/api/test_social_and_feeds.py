@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
+from instastore.server.app import create_app
+
 from .. import samples
-from ..factories import problem
+from ..factories import Api, problem
 
 
 async def ids_of(resp) -> list[str]:
@@ -164,3 +167,27 @@ async def test_search_every_word_case_and_accents(api):
     await problem(await api.get("/v1/search/photos"), 400)
     await problem(await api.get("/v1/search/photos?q=%20%2C"), 400)
     await problem(await api.get("/v1/search/photos?q=" + "x" * 201), 400)
+
+
+async def test_searches_without_a_token_are_limited_per_address(aiohttp_client, adapter_settings):
+    # Clients named by a trusted proxy, at addresses of this test alone: the hits of a
+    # test session's store are shared by its tests.
+    settings = dataclasses.replace(
+        adapter_settings, searches_per_address=2, trusted_proxies="127.0.0.1"
+    )
+    api = Api(await aiohttp_client(create_app(settings)), settings)
+    _, token = await api.user()
+    block = uuid.uuid4().hex[:4]
+    one, other = ({"X-Forwarded-For": f"2001:db8::{block}:{n}"} for n in (1, 2))
+    query = f"/v1/search/photos?q=limited+{uuid.uuid4().hex[:8]}"
+    for _ in range(2):
+        assert await ids_of(await api.get(query, headers=one)) == []
+    refused = await api.get(query, headers=one)
+    body = await problem(refused, 429)
+    assert "searches without a token" in body["detail"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    # A signed-in user is not counted; another address has its own budget.
+    for _ in range(3):
+        assert await ids_of(await api.get(query, headers={**one, **token})) == []
+    assert await ids_of(await api.get(query, headers=other)) == []
+    await problem(await api.get(query, headers=one), 429)

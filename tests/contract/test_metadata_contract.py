@@ -152,14 +152,54 @@ async def test_title_search_every_word_must_match_newest_first(stores):
         await stores.photos.save_photo(photo, search.terms(title))
 
     async def find(query, before=None, limit=10):
-        return await stores.search.search_terms(search.terms(query), before, limit)
+        return (await stores.search.search_terms(search.terms(query), before, limit, 1000)).ids
 
     assert await find(f"{tag} cafe") == [photo_ids["a"], photo_ids["b"], photo_ids["d"]]
     assert await find(f"BRÛLÉE {tag}") == [photo_ids["a"], photo_ids["d"]]
     assert await find(f"{tag} sunrise") == [photo_ids["c"]]
     assert await find(f"{tag} cafe sunrise") == []
     assert await find(f"{tag} cafe", before=photo_ids["a"], limit=1) == [photo_ids["b"]]
-    assert await stores.search.search_terms([], None, 10) == []
+    assert (await stores.search.search_terms([], None, 10, 1000)).ids == []
+
+
+async def test_title_search_reads_at_most_its_budget_and_says_where_it_stopped(stores):
+    # Two words on many titles that meet on two old ones: a read walks a few postings,
+    # answers what it found and where it stopped, and reads from there on find the rest.
+    tag = uuid.uuid4().hex[:8]
+    left, right = f"left{tag}", f"right{tag}"
+    owner = new_id()
+    now = ids.now_ms()
+    titles = [f"{left} {right} old", f"{left} {right} older"]
+    titles = [f"{left} {k}" if k % 2 else f"{right} {k}" for k in range(24)] + titles
+    saved = []
+    for k, title in enumerate(titles):  # newest first, half a day apart: over 3 buckets
+        photo = make_photo(owner, title, photo_id=new_id(now - k * DAY_MS // 2))
+        saved.append(photo.id)
+        await stores.photos.save_photo(photo, search.terms(title))
+    both = saved[-2:]
+    terms = search.terms(f"{right} {left}")
+
+    found, reads, before = [], 0, None
+    while True:
+        hits = await stores.search.search_terms(terms, before, 10, 5)
+        assert hits.read <= 5
+        assert all(i < (before or ids.MAX_ID) for i in hits.ids)
+        found += hits.ids
+        reads += 1
+        if hits.stopped_at is None:
+            break
+        before = hits.stopped_at
+    assert found == both
+    assert reads == 3  # the 14 postings of the walked (longest) word, 5 a read
+
+    # A limit reached ends a read with no stop: the caller goes on from its last id.
+    hits = await stores.search.search_terms(terms, both[0] + 1, 1, 1000)
+    assert (hits.ids, hits.stopped_at) == ([both[0]], None)
+    hits = await stores.search.search_terms(terms, both[0], 1, 1000)
+    assert (hits.ids, hits.stopped_at) == ([both[1]], None)
+    unbounded = await stores.search.search_terms(terms, None, 10, 1000)
+    assert (unbounded.ids, unbounded.stopped_at) == (both, None)
+    assert unbounded.read == 14  # every posting of the walked word
 
 
 # ---- soft delete, restore, purge ---------------------------------------------------------
@@ -196,7 +236,7 @@ async def test_soft_delete_queues_restore_dequeues_purge_removes_everything(stor
     await stores.photos.purge_photo(stored, terms)
     assert await stores.photos.get_photo(photo.id) is None
     assert await stores.photos.user_photo_ids(owner, None, 10) == []
-    assert await stores.search.search_terms(search.terms(tag), None, 10) == []
+    assert (await stores.search.search_terms(search.terms(tag), None, 10, 1000)).ids == []
     assert await stores.likes.like_counts([photo.id]) == {photo.id: 0}
     assert photo.id not in [
         e.photo_id for e in await stores.photos.due_purges(date(2026, 3, 1), 1000)

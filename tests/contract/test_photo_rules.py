@@ -93,6 +93,42 @@ async def test_pages_skip_deleted_photos_and_cursors_continue(stores, photos):
     assert second.next_cursor is None
 
 
+async def test_a_search_reads_a_bounded_share_and_its_cursor_finds_the_rest(
+    stores, adapter_settings
+):
+    # Two words on many titles that meet on few: each page reads at most search_postings
+    # of the walked (longest) word's postings, and answers what it found with a cursor.
+    settings = dataclasses.replace(adapter_settings, search_postings=4)
+    photos = Photos(stores.photos, stores.search, settings)
+    tag = uuid.uuid4().hex[:8]
+    walked, other = f"walked{tag}", f"o{tag}"
+    owner = new_id()
+    titles = [f"{walked} {other} 1", *(f"{walked} x{i}" for i in range(10))]
+    titles += [f"{walked} {other} 2", f"{walked} {other} deleted"]
+    titles += [f"{walked} y{i}" for i in range(3)]
+    made = []
+    for title in titles:  # oldest first
+        photo = make_photo(owner, title)
+        await photos.save(photo)
+        made.append(photo)
+    await photos.delete(made[12].id, owner)
+
+    pages, cursor = [], None
+    while True:
+        page = await photos.search(f"{other} {walked}", cursor=cursor, limit=20)
+        pages.append([p.id for p in page.items])
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    # 15 postings, 4 a page: the deleted match is skipped, the other two found once each.
+    assert pages == [[], [made[11].id], [], [made[0].id], []]
+
+    whole = await Photos(stores.photos, stores.search, adapter_settings).search(
+        f"{other} {walked}", limit=20
+    )
+    assert ([p.id for p in whole.items], whole.next_cursor) == ([made[11].id, made[0].id], None)
+
+
 async def test_purge_removes_rows_and_blobs_past_the_window_only(
     stores, photos, adapter_settings, clock
 ):

@@ -35,7 +35,7 @@ from instastore.storage.cassandra.session import (
     execute,
     translate_errors,
 )
-from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry, settle
+from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry, TermHits, settle
 
 log = logging.getLogger(__name__)
 
@@ -608,9 +608,11 @@ class CassandraMetadataStore:
 
     # ---- search -------------------------------------------------------------------
 
-    async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:
+    async def search_terms(
+        self, terms: Sequence[str], before: int | None, limit: int, budget: int
+    ) -> TermHits:
         if not terms:
-            return []
+            return TermHits([], 0)
         # The longest word is usually the rarest: walk its postings, probe the others.
         ordered = sorted(set(terms), key=len, reverse=True)
         first, others = ordered[0], ordered[1:]
@@ -621,13 +623,16 @@ class CassandraMetadataStore:
             buckets = {b async for b in self._buckets(cql.TERM_BUCKETS, term, top)}
             common = buckets if common is None else common & buckets
         found: list[int] = []
+        read = 0
         for bucket in sorted(common or (), reverse=True):
             cursor = before
             while True:
+                size = min(SEARCH_PAGE, max(1, budget - read))
                 page = [
                     r.photo_id
-                    for r in await self._q(cql.TERM_POSTINGS, first, bucket, cursor, SEARCH_PAGE)
+                    for r in await self._q(cql.TERM_POSTINGS, first, bucket, cursor, size)
                 ]
+                read += len(page)
                 matches = set(page)
                 for term in others:
                     if not matches:
@@ -636,11 +641,13 @@ class CassandraMetadataStore:
                     matches &= {r.photo_id for r in rows}
                 found += sorted(matches, reverse=True)
                 if len(found) >= limit:
-                    return found[:limit]
-                if len(page) < SEARCH_PAGE:
+                    return TermHits(found[:limit], read)
+                if len(page) < size:
                     break
                 cursor = page[-1]
-        return found
+                if read >= budget:
+                    return TermHits(found, read, stopped_at=cursor)
+        return TermHits(found, read)
 
     # ---- likes --------------------------------------------------------------------
 

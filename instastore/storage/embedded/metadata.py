@@ -24,13 +24,14 @@ from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID
 from instastore.model import Photo, PhotoCounts, User, Visibility
 from instastore.schema import migrations
-from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry
+from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry, TermHits
 
 T = TypeVar("T")
 DB_FILE = "metadata.sqlite3"
 BUSY_TIMEOUT_S = 10.0
 SCAN_PAGE = 1000  # photo records read at a time by scan_photos
 HIDDEN_PHOTOS_VERSION = 8  # 008_hidden_photos.sql: applying it fills the table
+SEARCH_CHUNK = 500  # postings a search walks per call on the SQLite thread (~1 ms each)
 
 
 def _ms(at: datetime | None) -> int | None:
@@ -654,16 +655,38 @@ class SqliteMetadataStore:
 
     # ---- search -------------------------------------------------------------------
 
-    async def search_terms(self, terms: Sequence[str], before: int | None, limit: int) -> list[int]:
+    async def search_terms(
+        self, terms: Sequence[str], before: int | None, limit: int, budget: int
+    ) -> TermHits:
         if not terms:
-            return []
-        marks = ",".join("?" * len(terms))
-        rows = await self._all(
-            f"SELECT photo_id FROM title_terms WHERE term IN ({marks}) AND photo_id < ? "
-            "GROUP BY photo_id HAVING COUNT(*) = ? ORDER BY photo_id DESC LIMIT ?",
-            [*terms, before if before is not None else MAX_ID, len(set(terms)), limit],
+            return TermHits([], 0)
+        # Walk the longest word's postings (usually the rarest), newest first, and probe
+        # the others per posting by primary key: a chunk at a time, each its own call on
+        # the SQLite thread, so a search of common words never holds it for long.
+        first, *others = sorted(set(terms), key=len, reverse=True)
+        probes = "".join(
+            " AND EXISTS (SELECT 1 FROM title_terms o WHERE o.term = ? AND o.photo_id = t.photo_id)"
+            for _ in others
         )
-        return [r[0] for r in rows]
+        sql = (
+            f"SELECT t.photo_id, 1{probes} FROM title_terms t WHERE t.term = ? "
+            "AND t.photo_id < ? ORDER BY t.photo_id DESC LIMIT ?"
+        )
+        cursor = MAX_ID if before is None else before
+        found: list[int] = []
+        read = 0
+        while True:
+            size = min(SEARCH_CHUNK, max(1, budget - read))
+            rows = await self._all(sql, [*others, first, cursor, size])
+            read += len(rows)
+            found += [r[0] for r in rows if r[1]]
+            if len(found) >= limit:
+                return TermHits(found[:limit], read)
+            if len(rows) < size:
+                return TermHits(found, read)
+            cursor = rows[-1][0]
+            if read >= budget:
+                return TermHits(found, read, stopped_at=cursor)
 
     # ---- likes --------------------------------------------------------------------
 
