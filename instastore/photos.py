@@ -18,7 +18,7 @@ from instastore.errors import Gone, InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import ByteCache, TtlCache
 from instastore.limits import OVERFETCH_ROUNDS
 from instastore.model import Photo, User
-from instastore.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from instastore.paging import Page, Scope, clamp_limit, decode_cursor, encode_cursor
 from instastore.storage.ports import PhotoStore, SearchIndex
 
 # fetch(before, n): up to n photo ids, newest first, strictly before ``before`` (None: newest).
@@ -32,6 +32,11 @@ def live_in_order(photo_ids: Sequence[int], records: Mapping[int, Photo]) -> lis
     was, or purged) or deleted is left out. The one filter every list of photos goes
     through; invisible photos are the viewer's filter (``social.Audience``)."""
     return [records[i] for i in photo_ids if i in records and not records[i].deleted]
+
+
+def user_photos_scope(user_id: int, viewer_id: int) -> Scope:
+    """The list of ``user_id``'s photos as ``viewer_id`` (0: nobody signed in) reads it."""
+    return Scope("user photos", (user_id, viewer_id))
 
 
 class Photos:
@@ -81,12 +86,14 @@ class Photos:
         fetch: IdFetch,
         cursor: str | None,
         limit: int,
-        allowed: PhotoFilter | None = None,
+        allowed: PhotoFilter | None,
+        scope: Scope,
     ) -> Page[Photo]:
         """Fill a page from ``fetch(before, n) -> ids``, skipping deleted photos and,
-        with ``allowed`` (an async filter, e.g. ``Audience.filter``), invisible ones."""
+        with ``allowed`` (an async filter, e.g. ``Audience.filter``), invisible ones.
+        Its cursors are ``scope``'s: no other list takes them."""
         limit = clamp_limit(limit, self.settings.max_page_size)
-        before = decode_cursor(cursor)
+        before = decode_cursor(cursor, scope)
         found: list[Photo] = []
         for _ in range(OVERFETCH_ROUNDS):
             wanted = limit + 1 - len(found)
@@ -97,12 +104,12 @@ class Photos:
             found += await allowed(live) if allowed else live
             before = ids[-1]
             if len(found) > limit:
-                return Page(found[:limit], encode_cursor(found[limit - 1].id))
+                return Page(found[:limit], encode_cursor(found[limit - 1].id, scope))
             if len(ids) < wanted:  # the store has no more
                 return Page(found, None)
         # Many deleted photos in a row: hand back what we have and a cursor past them.
         assert before is not None  # OVERFETCH_ROUNDS > 0: the loop ran and moved it
-        return Page(found, encode_cursor(before))
+        return Page(found, encode_cursor(before, scope))
 
     async def by_user(
         self,
@@ -110,8 +117,10 @@ class Photos:
         cursor: str | None = None,
         limit: int = 20,
         allowed: PhotoFilter | None = None,
+        viewer_id: int = 0,
     ) -> Page[Photo]:
-        """A user's live photos, newest first."""
+        """A user's live photos, newest first, as ``viewer_id`` (0: nobody signed in)
+        pages through them."""
 
         async def own(photos: list[Photo]) -> list[Photo]:
             # A user-photos row left by a save that found its id taken (Conflict) points
@@ -124,6 +133,7 @@ class Photos:
             cursor,
             limit,
             own,
+            user_photos_scope(user_id, viewer_id),
         )
 
     async def search(
@@ -132,8 +142,10 @@ class Photos:
         cursor: str | None = None,
         limit: int = 20,
         allowed: PhotoFilter | None = None,
+        viewer_id: int = 0,
     ) -> Page[Photo]:
-        """Live photos whose titles contain every word of ``query``, newest first."""
+        """Live photos whose titles contain every word of ``query``, newest first, as
+        ``viewer_id`` (0: nobody signed in) pages through them."""
         terms = search.terms(query)
         if not terms:
             raise InvalidInput("q must contain at least one word")
@@ -149,6 +161,7 @@ class Photos:
             cursor,
             limit,
             matching,
+            Scope("search", (viewer_id, *sorted(terms))),
         )
 
     async def save(self, photo: Photo) -> None:

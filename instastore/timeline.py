@@ -42,7 +42,7 @@ from instastore.limits import (
     TOP_WINDOW,
 )
 from instastore.model import Photo, User
-from instastore.paging import Page, clamp_limit, decode_top_cursor, encode_top_cursor
+from instastore.paging import Page, Scope, clamp_limit, decode_top_cursor, encode_top_cursor
 from instastore.photos import Photos
 from instastore.social import Audience
 from instastore.storage.ports import AccountStore, FollowGraph, LikeStore, PhotoStore
@@ -205,6 +205,7 @@ class Timeline:
                 cursor,
                 limit,
                 audience.filter,
+                Scope("timeline recent", (user.id,)),
             )
         return await self._top(user, audience, cursor, limit)
 
@@ -212,7 +213,8 @@ class Timeline:
         self, user: User, audience: Audience, cursor: str | None, limit: int
     ) -> Page[Photo]:
         limit = clamp_limit(limit, self.settings.max_page_size)
-        pinned = decode_top_cursor(cursor)
+        scope = Scope("timeline top", (user.id,))
+        pinned = decode_top_cursor(cursor, scope)
         window_top, offset = pinned if pinned else (None, 0)
         window_top, ranked = await self._ranked_window(user, audience, window_top)
         if not ranked:
@@ -222,7 +224,7 @@ class Timeline:
         # outlive its change), are left out of the page.
         page = await audience.filter(await self.photos.live(ranked[offset : offset + limit]))
         more = offset + limit < len(ranked)
-        return Page(page, encode_top_cursor(window_top, offset + limit) if more else None)
+        return Page(page, encode_top_cursor(window_top, offset + limit, scope) if more else None)
 
     async def _ranked_window(
         self, user: User, audience: Audience, window_top: int | None
