@@ -1,7 +1,8 @@
 """Opaque page cursors, sealed with the deployment's key and bound to their list.
 
-A cursor carries where the next page starts: the last id of a page, or for the ranked
-timeline the newest id of its window and an offset. Those ids may be of photos the reader may
+A cursor carries where the next page starts: the last id of a page, for the ranked
+timeline the newest id of its window and an offset, for a deep timeline page the state
+of its scan (``instastore.merge.Position``). Those ids may be of photos the reader may
 not see (a page whose photos were all hidden ends on one), so a cursor is encrypted and
 authenticated, encrypt-then-MAC with HMAC-SHA256 only (the standard library): a
 keystream HMAC(k_enc, nonce + block number) under a random 96-bit nonce, then a 128-bit
@@ -44,6 +45,7 @@ TAG_BYTES = 16  # 128-bit authentication tag
 MAX_CURSOR_CHARS = 2048  # longer is not a cursor of ours: refused before any decoding
 _ID = b"i"  # a plain id cursor: the page's last id
 _TOP = b"t"  # the ranked timeline's window top and offset
+_SCAN = b"s"  # a deep timeline scan: before, next followee, size, ids found so far
 
 
 @dataclass(frozen=True)
@@ -162,3 +164,21 @@ def decode_top_cursor(cursor: str | None, scope: Scope) -> tuple[int, int] | Non
         return None
     window_top, offset = _of_kind(cursor, scope, _TOP, 2, "a top-timeline cursor")
     return window_top, offset
+
+
+def encode_scan_cursor(values: Sequence[int], scope: Scope) -> str:
+    """A cursor into a deep timeline scan (``instastore.merge.Position``'s numbers)."""
+    return _seal(scope, _SCAN, values)
+
+
+def decode_recent_cursor(cursor: str | None, scope: Scope) -> tuple[int, ...] | None:
+    """A "recent" timeline cursor: (before,) of a plain id cursor, or a deep scan's
+    numbers as ``encode_scan_cursor`` took them; None for no cursor (the first page)."""
+    if cursor is None or cursor == "":
+        return None
+    letter, values = _open(cursor, scope)
+    if letter == _ID and len(values) == 1:
+        return (_in_range(cursor, values[0]),)
+    if letter == _SCAN and len(values) >= 3:
+        return values
+    raise BadCursor(f"cursor {cursor[:40]!r} is not a recent-timeline cursor")

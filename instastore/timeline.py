@@ -35,6 +35,8 @@ from instastore.hotcache import TtlCache
 from instastore.limits import (
     FOLLOWEES_PAGE,
     MAX_FOLLOWEES,
+    OVERFETCH_ROUNDS,
+    PAGE_READS,
     RANKED_TTL_S,
     TIMELINE_CACHE_ITEMS,
     TIMELINE_FRESH_S,
@@ -42,7 +44,16 @@ from instastore.limits import (
     TOP_WINDOW,
 )
 from instastore.model import Photo, User
-from instastore.paging import Page, Scope, clamp_limit, decode_top_cursor, encode_top_cursor
+from instastore.paging import (
+    Page,
+    Scope,
+    clamp_limit,
+    decode_recent_cursor,
+    decode_top_cursor,
+    encode_cursor,
+    encode_scan_cursor,
+    encode_top_cursor,
+)
 from instastore.photos import Photos
 from instastore.social import Audience
 from instastore.storage.ports import AccountStore, FollowGraph, LikeStore, PhotoStore
@@ -92,6 +103,7 @@ class Timeline:
         settings: Settings,
         photos: Photos,
         clock: Callable[[], datetime] = utcnow,
+        page_reads: int = PAGE_READS,
     ) -> None:
         self.graph = graph  # the followee lists
         self.photo_store = photo_store  # newest ids, photo rows, records
@@ -100,6 +112,7 @@ class Timeline:
         self.settings = settings
         self.photos = photos
         self.clock = clock
+        self.page_reads = page_reads  # followees' rows a "recent" page may read
         self._followees: TtlCache[FolloweesOf, list[int]] = _stale_while_revalidate("followees")
         self._latest: TtlCache[NewestOf, int] = _stale_while_revalidate("newest_ids")
         self._ranked: TtlCache[RankedWindow, Ranked] = TtlCache("ranked_timelines", RANKED_TTL_S)
@@ -189,10 +202,15 @@ class Timeline:
             self._latest.put(NewestOf(uid), max(fresh.get(uid, 0), current or 0))
         return {uid: value for uid, value in fresh.items() if value}
 
-    async def merged_ids(self, user_id: int, before: int | None, n: int) -> list[int]:
-        """The ``n`` newest photo ids (strictly before ``before``) of the user's followees."""
+    async def merged(
+        self, user_id: int, at: merge.Position, n: int, budget: int = PAGE_READS
+    ) -> merge.Merged:
+        """The next ``n`` photo ids from ``at`` of the user's followees, in at most
+        ``budget`` reads of their rows (fewer ids when it runs out)."""
         newest = await self.latest(await self.followees(user_id), reader=user_id)
-        return await merge.merge_timeline(newest, self.photo_store.user_photo_ids, before, n)
+        return await merge.merge_timeline(
+            newest, self.photo_store.user_photo_ids, at, n, budget=budget
+        )
 
     async def page(self, user: User, order: Order, cursor: str | None, limit: int) -> Page[Photo]:
         followees, fresh = await self._followees_of(user.id)
@@ -200,14 +218,32 @@ class Timeline:
         if fresh:  # else each private owner's follow is read (another host may have ended it)
             audience.assume_following(followees)
         if order == "recent":
-            return await self.photos.live_page(
-                lambda before, n: self.merged_ids(user.id, before, n),
-                cursor,
-                limit,
-                audience.filter,
-                Scope("timeline recent", (user.id,)),
-            )
+            return await self._recent(user, audience, cursor, limit)
         return await self._top(user, audience, cursor, limit)
+
+    async def _recent(
+        self, user: User, audience: Audience, cursor: str | None, limit: int
+    ) -> Page[Photo]:
+        """Newest first; deleted and invisible photos left out. However deep the cursor,
+        the page reads at most ``page_reads`` followees' rows in all: it may end short,
+        or empty while a deep scan is under way, with a cursor that goes on from there."""
+        limit = clamp_limit(limit, self.settings.max_page_size)
+        scope = Scope("timeline recent", (user.id,))
+        at = _position(decode_recent_cursor(cursor, scope))
+        found: list[Photo] = []
+        left = self.page_reads
+        for _ in range(OVERFETCH_ROUNDS):
+            got = await self.merged(user.id, at, limit + 1 - len(found), left)
+            left -= got.reads
+            found += await audience.filter(await self.photos.live(got.ids))
+            if len(found) > limit:
+                return Page(found[:limit], encode_cursor(found[limit - 1].id, scope))
+            if got.after is None:
+                return Page(found, None)
+            at = got.after
+            if left <= 0:
+                break
+        return Page(found, _recent_cursor(at, scope))
 
     async def _top(
         self, user: User, audience: Audience, cursor: str | None, limit: int
@@ -248,15 +284,31 @@ class Timeline:
     async def _rank_window(self, user: User, audience: Audience, window_top: int | None) -> Ranked:
         """The ids of the newest TOP_WINDOW visible photos up to ``window_top``, best first.
         Ranked once and kept for RANKED_TTL_S, so paging through "top" is cheap and stable."""
-        candidates = await self.merged_ids(
-            user.id, window_top + 1 if window_top else None, TOP_WINDOW
-        )
+        start = merge.Position(window_top + 1 if window_top else None)
+        candidates = (await self.merged(user.id, start, TOP_WINDOW, self.page_reads)).ids
         if not candidates:
             return window_top or 0, []
         window_top = window_top or candidates[0]
         live = await audience.filter(await self.photos.live(candidates))
         likes = await self.likes.like_counts([p.id for p in live])
         return window_top, ranking.rank(live, likes, self.clock())
+
+
+def _position(values: tuple[int, ...] | None) -> merge.Position:
+    """The merge position a "recent" cursor's numbers stand for."""
+    if values is None:
+        return merge.Position(None)
+    if len(values) == 1:
+        return merge.Position(values[0])
+    before, scanned, size, *found = values
+    return merge.Position(before or None, scanned, size, tuple(found))
+
+
+def _recent_cursor(at: merge.Position, scope: Scope) -> str:
+    if at.scanned is None:
+        assert at.before is not None  # a plain position past the first page names its id
+        return encode_cursor(at.before, scope)
+    return encode_scan_cursor([at.before or 0, at.scanned, at.size, *at.found], scope)
 
 
 def _stale_while_revalidate(name: str) -> TtlCache[Any, Any]:
