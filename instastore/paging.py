@@ -1,8 +1,8 @@
 """Opaque page cursors, sealed with the deployment's key and bound to their list.
 
 A cursor carries where the next page starts: the last id of a page, for the ranked
-timeline the newest id of its window and an offset, for a deep timeline page the state
-of its scan (``instastore.merge.Position``). Those ids may be of photos the reader may
+timeline the rest of its window (at most ``TOP_WINDOW`` ids), for a deep timeline page
+the state of its scan (``instastore.merge.Position``). Those ids may be of photos the reader may
 not see (a page whose photos were all hidden ends on one), so a cursor is encrypted and
 authenticated, encrypt-then-MAC with HMAC-SHA256 only (the standard library): a
 keystream HMAC(k_enc, nonce + block number) under a random 96-bit nonce, then a 128-bit
@@ -44,7 +44,7 @@ NONCE_BYTES = 12  # random per cursor: 2**48 cursors before a nonce repeats by c
 TAG_BYTES = 16  # 128-bit authentication tag
 MAX_CURSOR_CHARS = 2048  # longer is not a cursor of ours: refused before any decoding
 _ID = b"i"  # a plain id cursor: the page's last id
-_TOP = b"t"  # the ranked timeline's window top and offset
+_TOP = b"t"  # the ranked timeline's window: the ids still to show
 _SCAN = b"s"  # a deep timeline scan: before, next followee, size, ids found so far
 
 
@@ -154,16 +154,15 @@ def decode_cursor(cursor: str | None, scope: Scope) -> int | None:
     return _in_range(cursor, value)
 
 
-def encode_top_cursor(window_top: int, offset: int, scope: Scope) -> str:
-    """A cursor into a ranked window: the newest id of the window and how far in we are."""
-    return _seal(scope, _TOP, [window_top, offset])
+def encode_top_cursor(ranked: Sequence[int], scope: Scope) -> str:
+    """A cursor into a ranked window: the ids of the window still to show, best first."""
+    return _seal(scope, _TOP, ranked)
 
 
-def decode_top_cursor(cursor: str | None, scope: Scope) -> tuple[int, int] | None:
+def decode_top_cursor(cursor: str | None, scope: Scope) -> tuple[int, ...] | None:
     if cursor is None or cursor == "":
         return None
-    window_top, offset = _of_kind(cursor, scope, _TOP, 2, "a top-timeline cursor")
-    return window_top, offset
+    return _of_kind(cursor, scope, _TOP, None, "a top-timeline cursor")
 
 
 def encode_scan_cursor(values: Sequence[int], scope: Scope) -> str:

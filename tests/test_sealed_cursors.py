@@ -55,7 +55,7 @@ def test_forged_changed_and_foreign_cursors_are_refused(key):
             )
     with pytest.raises(BadCursor):
         paging.decode_cursor(old_format, LIST)
-    top = paging.encode_top_cursor(123456789, 20, LIST)
+    top = paging.encode_top_cursor([123456789, 20], LIST)
     with pytest.raises(BadCursor):
         paging.decode_cursor(top, LIST)  # a top cursor is not an id cursor, and back
     with pytest.raises(BadCursor):

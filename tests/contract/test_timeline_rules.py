@@ -120,3 +120,29 @@ async def test_a_recent_page_reads_at_most_its_budget_and_paging_goes_on(stores,
             break
     assert live == [i for i in expected if i not in deleted]
     assert 0 in sizes[:-1]  # a deep scan ran: pages went on with nothing in them
+
+
+async def test_top_pages_after_the_first_read_no_followee_rows(stores, adapter_settings):
+    """The first "top" page ranks the window within the budget; its cursor carries the
+    rest of the window, so later pages, in any process, read no followee's rows (however
+    many followees posted since) and every live photo of the window comes once."""
+    reader = User(new_id(), f"reader_{uuid.uuid4().hex[:8]}", "x")
+    await stores.accounts.create_user(reader)
+    expected, deleted = await followed_photos(stores, reader)
+    photos = Photos(stores.photos, stores.search, adapter_settings)
+    counted = CountedRows(stores.photos)
+    timeline = Timeline(
+        stores.graph, counted, stores.likes, stores.accounts, adapter_settings, photos
+    )
+    page = await timeline.page(reader, "top", None, 3)
+    assert 0 < counted.reads <= timeline.page_reads
+    shown = [p.id for p in page.items]
+    while page.next_cursor is not None:
+        counted.reads = 0
+        other_process = Timeline(  # no cached window there: the cursor alone carries it
+            stores.graph, counted, stores.likes, stores.accounts, adapter_settings, photos
+        )
+        page = await other_process.page(reader, "top", page.next_cursor, 3)
+        assert counted.reads == 0
+        shown += [p.id for p in page.items]
+    assert sorted(shown) == sorted(i for i in expected if i not in deleted)
