@@ -63,5 +63,9 @@ FOLLOWEES_PAGE = 1000  # rows per read of the followee list
 MAX_FOLLOWEES = 10_000  # followees considered; beyond this the oldest follows are ignored
 PREFETCH = 12  # followees' rows read concurrently with the one at the top of the merge heap
 FIRST_READ = 4  # ids asked of a followee at first: most give a page one or two photos
+# Followees' rows one timeline page may read, whatever its cursor (one query each, at most
+# a page of ids): a first page reads ~26 at 2,000 followees, a deep one would read them all.
+PAGE_READS = 128
+SCAN_IDS = 101  # ids a deep scan keeps in its cursor (a page of 100 and one): ~1.2 KB sealed
 TOP_WINDOW = 100  # newest candidate photos ranked for "top" (about 5 pages of 20)
 RANKED_TTL_S = 10.0  # seconds a ranked "top" window is reused (new likes re-rank after it)

@@ -1,12 +1,20 @@
-"""Opaque page cursors, sealed with the deployment's key.
+"""Opaque page cursors, sealed with the deployment's key and bound to their list.
 
-A cursor carries where the next page starts: the last id of a page, or for the ranked
-timeline the newest id of its window and an offset. Those ids may be of photos the
-reader may not see (a page whose photos were all hidden ends on one), so a cursor is
-encrypted and authenticated, encrypt-then-MAC with HMAC-SHA256 only (the standard
-library): a keystream HMAC(k_enc, nonce) under a random 96-bit nonce, then a 128-bit
-HMAC(k_mac, nonce + ciphertext) tag. A cursor tells a client nothing, two cursors for
-the same place differ, and one a client made or changed is ``BadCursor`` (400).
+A cursor carries where the next page starts: the last id of a page, for the ranked
+timeline the rest of its window (at most ``TOP_WINDOW`` ids), for a deep timeline page
+the state of its scan (``instastore.merge.Position``). Those ids may be of photos the reader may
+not see (a page whose photos were all hidden ends on one), so a cursor is encrypted and
+authenticated, encrypt-then-MAC with HMAC-SHA256 only (the standard library): a
+keystream HMAC(k_enc, nonce + block number) under a random 96-bit nonce, then a 128-bit
+HMAC(k_mac, scope + nonce + ciphertext) tag. A cursor tells a client nothing, two
+cursors for the same place differ, and one a client made or changed is ``BadCursor``
+(400).
+
+Every cursor belongs to one list, its ``Scope``: the kind of list, whose it is (a user,
+the words searched) and, where what the list shows depends on it, who reads it. The
+scope is authenticated by the tag but not written in the cursor, so a cursor handed to
+any other list (or read by another viewer) fails like a forged one: the position of a
+photo in one list can never be probed through another.
 
 The key must be the same in every worker process and every server of a deployment,
 which read each other's cursors: the service keeps it in the key store
@@ -20,8 +28,10 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import secrets
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -32,14 +42,29 @@ T = TypeVar("T")
 KEY_BYTES = 32  # the deployment's cursor key (HMAC-SHA256 keys of a full block of output)
 NONCE_BYTES = 12  # random per cursor: 2**48 cursors before a nonce repeats by chance
 TAG_BYTES = 16  # 128-bit authentication tag
-_ID = ("i", ">Q")  # kind letter and layout of a plain id cursor
-_TOP = ("t", ">QI")  # the ranked timeline's window top and offset
+MAX_CURSOR_CHARS = 2048  # longer is not a cursor of ours: refused before any decoding
+_ID = b"i"  # a plain id cursor: the page's last id
+_TOP = b"t"  # the ranked timeline's window: the ids still to show
+_SCAN = b"s"  # a deep timeline scan: before, next followee, size, ids found so far
 
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None  # None: this is the last page
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The list a cursor belongs to: its kind, and the ids or words that make it this
+    list (whose photos, which words, who reads: 0 for nobody signed in)."""
+
+    kind: str
+    identity: tuple[int | str, ...] = ()
+
+    def sealed(self) -> bytes:
+        text = json.dumps([self.kind, *self.identity], ensure_ascii=False).encode()
+        return struct.pack(">I", len(text)) + text
 
 
 def clamp_limit(limit: int, most: int) -> int:
@@ -66,58 +91,93 @@ def use_key(key: bytes) -> None:
 
 
 def _xor(data: bytes, nonce: bytes) -> bytes:
-    stream = hmac.digest(_keys.enc, nonce, hashlib.sha256)  # 32 bytes: every payload is shorter
+    blocks = (len(data) + 31) // 32  # 32 bytes of keystream per block
+    stream = b"".join(
+        hmac.digest(_keys.enc, nonce + struct.pack(">I", n), hashlib.sha256) for n in range(blocks)
+    )
     return bytes(a ^ b for a, b in zip(data, stream, strict=False))
 
 
-def _seal(kind: tuple[str, str], *values: int) -> str:
-    letter, layout = kind
+def _tag(scope: Scope, body: bytes) -> bytes:
+    return hmac.digest(_keys.mac, scope.sealed() + body, hashlib.sha256)[:TAG_BYTES]
+
+
+def _seal(scope: Scope, kind: bytes, values: Sequence[int]) -> str:
     nonce = secrets.token_bytes(NONCE_BYTES)
-    body = nonce + _xor(letter.encode() + struct.pack(layout, *values), nonce)
-    tag = hmac.digest(_keys.mac, body, hashlib.sha256)[:TAG_BYTES]
-    return base64.urlsafe_b64encode(body + tag).rstrip(b"=").decode()
+    body = nonce + _xor(kind + struct.pack(f">{len(values)}Q", *values), nonce)
+    return base64.urlsafe_b64encode(body + _tag(scope, body)).rstrip(b"=").decode()
 
 
-def _open(cursor: str, kind: tuple[str, str], what: str) -> tuple[int, ...]:
-    letter, layout = kind
-    size = NONCE_BYTES + 1 + struct.calcsize(layout) + TAG_BYTES
+def _open(cursor: str, scope: Scope) -> tuple[bytes, tuple[int, ...]]:
+    """The kind letter and the values of a cursor sealed for ``scope``."""
+    refused = BadCursor(f"cursor {cursor[:40]!r} is not one this service made for this list")
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise refused
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError) as exc:
-        raise BadCursor(f"cursor {cursor[:40]!r} is not {what}") from exc
+        raise refused from exc
     body, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
-    # SECURITY: constant-time check of the tag before anything is decrypted.
-    if len(raw) != size or not hmac.compare_digest(
-        tag, hmac.digest(_keys.mac, body, hashlib.sha256)[:TAG_BYTES]
-    ):
-        raise BadCursor(f"cursor {cursor[:40]!r} is not {what}")
+    size = len(body) - NONCE_BYTES - 1
+    # SECURITY: constant-time check of the tag, which covers the list the cursor is
+    # for, before anything is decrypted.
+    if size < 0 or size % 8 or not hmac.compare_digest(tag, _tag(scope, body)):
+        raise refused
     plain = _xor(body[NONCE_BYTES:], body[:NONCE_BYTES])
-    if plain[:1] != letter.encode():
+    return plain[:1], struct.unpack(f">{size // 8}Q", plain[1:])
+
+
+def _of_kind(
+    cursor: str, scope: Scope, kind: bytes, count: int | None, what: str
+) -> tuple[int, ...]:
+    letter, values = _open(cursor, scope)
+    if letter != kind or (count is not None and len(values) != count):
         raise BadCursor(f"cursor {cursor[:40]!r} is not {what}")
-    return struct.unpack(layout, plain[1:])
+    return values
 
 
-def encode_cursor(last_id: int) -> str:
-    return _seal(_ID, last_id)
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    """The id a cursor carries; None for no cursor (the first page)."""
-    if cursor is None or cursor == "":
-        return None
-    (value,) = _open(cursor, _ID, "one this service made")
+def _in_range(cursor: str, value: int) -> int:
     if not 0 < value <= MAX_ID:
         raise BadCursor(f"cursor {cursor[:40]!r} is out of range")
     return value
 
 
-def encode_top_cursor(window_top: int, offset: int) -> str:
-    """A cursor into a ranked window: the newest id of the window and how far in we are."""
-    return _seal(_TOP, window_top, offset)
+def encode_cursor(last_id: int, scope: Scope) -> str:
+    return _seal(scope, _ID, [last_id])
 
 
-def decode_top_cursor(cursor: str | None) -> tuple[int, int] | None:
+def decode_cursor(cursor: str | None, scope: Scope) -> int | None:
+    """The id a cursor of ``scope`` carries; None for no cursor (the first page)."""
     if cursor is None or cursor == "":
         return None
-    window_top, offset = _open(cursor, _TOP, "a top-timeline cursor")
-    return window_top, offset
+    (value,) = _of_kind(cursor, scope, _ID, 1, "an id cursor")
+    return _in_range(cursor, value)
+
+
+def encode_top_cursor(ranked: Sequence[int], scope: Scope) -> str:
+    """A cursor into a ranked window: the ids of the window still to show, best first."""
+    return _seal(scope, _TOP, ranked)
+
+
+def decode_top_cursor(cursor: str | None, scope: Scope) -> tuple[int, ...] | None:
+    if cursor is None or cursor == "":
+        return None
+    return _of_kind(cursor, scope, _TOP, None, "a top-timeline cursor")
+
+
+def encode_scan_cursor(values: Sequence[int], scope: Scope) -> str:
+    """A cursor into a deep timeline scan (``instastore.merge.Position``'s numbers)."""
+    return _seal(scope, _SCAN, values)
+
+
+def decode_recent_cursor(cursor: str | None, scope: Scope) -> tuple[int, ...] | None:
+    """A "recent" timeline cursor: (before,) of a plain id cursor, or a deep scan's
+    numbers as ``encode_scan_cursor`` took them; None for no cursor (the first page)."""
+    if cursor is None or cursor == "":
+        return None
+    letter, values = _open(cursor, scope)
+    if letter == _ID and len(values) == 1:
+        return (_in_range(cursor, values[0]),)
+    if letter == _SCAN and len(values) >= 3:
+        return values
+    raise BadCursor(f"cursor {cursor[:40]!r} is not a recent-timeline cursor")

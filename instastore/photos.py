@@ -19,7 +19,7 @@ from instastore.errors import Gone, InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import ByteCache, TtlCache
 from instastore.limits import OVERFETCH_ROUNDS
 from instastore.model import Photo, User
-from instastore.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from instastore.paging import Page, Scope, clamp_limit, decode_cursor, encode_cursor
 from instastore.storage.ports import PhotoStore, SearchIndex
 
 # fetch(before, n): up to n photo ids, newest first, strictly before ``before`` (None: newest).
@@ -48,6 +48,11 @@ def live_in_order(photo_ids: Sequence[int], records: Mapping[int, Photo]) -> lis
     was, or purged) or deleted is left out. The one filter every list of photos goes
     through; invisible photos are the viewer's filter (``social.Audience``)."""
     return [records[i] for i in photo_ids if i in records and not records[i].deleted]
+
+
+def user_photos_scope(user_id: int, viewer_id: int) -> Scope:
+    """The list of ``user_id``'s photos as ``viewer_id`` (0: nobody signed in) reads it."""
+    return Scope("user photos", (user_id, viewer_id))
 
 
 class Photos:
@@ -97,36 +102,39 @@ class Photos:
         fetch: IdFetch,
         cursor: str | None,
         limit: int,
-        allowed: PhotoFilter | None = None,
+        allowed: PhotoFilter | None,
+        scope: Scope,
     ) -> Page[Photo]:
         """Fill a page from ``fetch(before, n) -> ids``, skipping deleted photos and,
-        with ``allowed`` (an async filter, e.g. ``Audience.filter``), invisible ones."""
+        with ``allowed`` (an async filter, e.g. ``Audience.filter``), invisible ones.
+        Its cursors are ``scope``'s: no other list takes them."""
 
         async def batch(before: int | None, n: int) -> Batch:
             ids = await fetch(before, n)
             # Fewer than asked for: the store has no more.
             return Batch(ids, ids[-1] if ids and len(ids) >= n else None)
 
-        return await self.batch_page(batch, cursor, limit, allowed)
+        return await self.batch_page(batch, cursor, limit, allowed, scope)
 
     async def batch_page(
         self,
         fetch: BatchFetch,
         cursor: str | None,
         limit: int,
-        allowed: PhotoFilter | None = None,
+        allowed: PhotoFilter | None,
+        scope: Scope,
     ) -> Page[Photo]:
         """``live_page`` over a fetch that says itself where it got to, and may end the
         page early (a bounded search): what was found, and a cursor to go on from there."""
         limit = clamp_limit(limit, self.settings.max_page_size)
-        before = decode_cursor(cursor)
+        before = decode_cursor(cursor, scope)
         found: list[Photo] = []
         for _ in range(OVERFETCH_ROUNDS):
             got = await fetch(before, limit + 1 - len(found))
             live = await self.live(got.ids) if got.ids else []
             found += await allowed(live) if allowed else live
             if len(found) > limit:
-                return Page(found[:limit], encode_cursor(found[limit - 1].id))
+                return Page(found[:limit], encode_cursor(found[limit - 1].id, scope))
             if got.resume is None:
                 return Page(found, None)
             before = got.resume
@@ -135,7 +143,7 @@ class Photos:
         # Many deleted photos in a row, or the fetch's reading budget spent: hand back
         # what we have and a cursor past what was read.
         assert before is not None  # OVERFETCH_ROUNDS > 0: the loop ran and moved it
-        return Page(found, encode_cursor(before))
+        return Page(found, encode_cursor(before, scope))
 
     async def by_user(
         self,
@@ -143,8 +151,10 @@ class Photos:
         cursor: str | None = None,
         limit: int = 20,
         allowed: PhotoFilter | None = None,
+        viewer_id: int = 0,
     ) -> Page[Photo]:
-        """A user's live photos, newest first."""
+        """A user's live photos, newest first, as ``viewer_id`` (0: nobody signed in)
+        pages through them."""
 
         async def own(photos: list[Photo]) -> list[Photo]:
             # A user-photos row left by a save that found its id taken (Conflict) points
@@ -157,6 +167,7 @@ class Photos:
             cursor,
             limit,
             own,
+            user_photos_scope(user_id, viewer_id),
         )
 
     async def search(
@@ -165,10 +176,12 @@ class Photos:
         cursor: str | None = None,
         limit: int = 20,
         allowed: PhotoFilter | None = None,
+        viewer_id: int = 0,
     ) -> Page[Photo]:
-        """Live photos whose titles contain every word of ``query``, newest first. A page
-        may hold fewer than ``limit``, even none, and still have a cursor: one request
-        reads at most about ``search_postings`` postings of the title index."""
+        """Live photos whose titles contain every word of ``query``, newest first, as
+        ``viewer_id`` (0: nobody signed in) pages through them. A page may hold fewer
+        than ``limit``, even none, and still have a cursor: one request reads at most
+        about ``search_postings`` postings of the title index."""
         terms = search.terms(query)
         if not terms:
             raise InvalidInput("q must contain at least one word")
@@ -193,7 +206,9 @@ class Photos:
             resume = hits.ids[-1] if hits.ids and len(hits.ids) >= n else None
             return Batch(hits.ids, resume, last=budget <= 0)
 
-        return await self.batch_page(walk, cursor, limit, matching)
+        return await self.batch_page(
+            walk, cursor, limit, matching, Scope("search", (viewer_id, *sorted(terms)))
+        )
 
     async def save(self, photo: Photo) -> None:
         """Store the record and its index rows (the blobs are already written)."""

@@ -26,7 +26,7 @@ from instastore.clock import utcnow
 from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User, Visibility
-from instastore.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from instastore.paging import Page, Scope, clamp_limit, decode_cursor, encode_cursor
 from instastore.storage.ports import AccountStore, FollowGraph
 
 FollowState = Literal["following", "requested"]
@@ -106,13 +106,18 @@ class Social:
         fetch: Callable[[int | None, int], Awaitable[list[int]]],
         cursor: str | None,
         limit: int,
+        scope: Scope,
     ) -> Page[User]:
+        """A page of users; its cursors are ``scope``'s. Who reads a follow list does
+        not change what it holds (it is all or nothing), so the scope names no viewer."""
         limit = clamp_limit(limit, self.max_page)
-        ids = await fetch(decode_cursor(cursor), limit + 1)
+        ids = await fetch(decode_cursor(cursor, scope), limit + 1)
         more = len(ids) > limit
         ids = ids[:limit]
         users = await asyncio.gather(*(self.accounts.get_user(i) for i in ids))
-        return Page([u for u in users if u is not None], encode_cursor(ids[-1]) if more else None)
+        return Page(
+            [u for u in users if u is not None], encode_cursor(ids[-1], scope) if more else None
+        )
 
     async def _listed(self, username: str, viewer: User | None) -> User:
         """The user whose follow lists ``viewer`` asks for, if ``viewer`` may read them."""
@@ -132,7 +137,10 @@ class Social:
     ) -> Page[User]:
         user = await self._listed(username, viewer)
         return await self._users_page(
-            lambda after, n: self.graph.followers(user.id, after, n), cursor, limit
+            lambda after, n: self.graph.followers(user.id, after, n),
+            cursor,
+            limit,
+            Scope("followers", (user.id,)),
         )
 
     async def following(
@@ -140,12 +148,18 @@ class Social:
     ) -> Page[User]:
         user = await self._listed(username, viewer)
         return await self._users_page(
-            lambda after, n: self.graph.following(user.id, after, n), cursor, limit
+            lambda after, n: self.graph.following(user.id, after, n),
+            cursor,
+            limit,
+            Scope("following", (user.id,)),
         )
 
     async def requests(self, me: User, cursor: str | None, limit: int) -> Page[User]:
         return await self._users_page(
-            lambda after, n: self.graph.follow_requests(me.id, after, n), cursor, limit
+            lambda after, n: self.graph.follow_requests(me.id, after, n),
+            cursor,
+            limit,
+            Scope("follow requests", (me.id,)),
         )
 
     def audience(self, viewer: User | None, users: TtlCache[int, User] | None = None) -> Audience:
@@ -192,6 +206,13 @@ class Audience:
         if owner_id not in self._follows:
             self._follows[owner_id] = await self.graph.is_following(self.viewer.id, owner_id)
         return self._follows[owner_id]
+
+    async def may_see_account(self, owner: User) -> bool:
+        """Whether the viewer may see any photo of ``owner``: its own, a public
+        account's, or a private one's it follows."""
+        if not owner.private or (self.viewer is not None and self.viewer.id == owner.id):
+            return True
+        return await self._follows_owner(owner.id)
 
     async def can_see(self, photo: Photo) -> bool:
         if self.viewer is not None and photo.owner_id == self.viewer.id:

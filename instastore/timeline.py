@@ -14,8 +14,8 @@ The price of the cache: a photo posted through another server process appears in
 followers' timelines TIMELINE_FRESH_S later while they keep reading, and up to
 TIMELINE_STALE_MAX_S later on the first page after a pause (at once through the same
 process). "recent" is newest first with an id cursor; "top" ranks a window of the newest
-``TOP_WINDOW`` photos, with a cursor that pins the window, so pages stay stable while new
-photos arrive. Cache keys are small frozen dataclasses, one class per kind of key, so two
+``TOP_WINDOW`` photos, and its cursor carries the rest of the window, so pages stay stable
+while new photos arrive. Cache keys are small frozen dataclasses, one class per kind of key, so two
 kinds never collide.
 """
 
@@ -35,6 +35,8 @@ from instastore.hotcache import TtlCache
 from instastore.limits import (
     FOLLOWEES_PAGE,
     MAX_FOLLOWEES,
+    OVERFETCH_ROUNDS,
+    PAGE_READS,
     RANKED_TTL_S,
     TIMELINE_CACHE_ITEMS,
     TIMELINE_FRESH_S,
@@ -42,7 +44,16 @@ from instastore.limits import (
     TOP_WINDOW,
 )
 from instastore.model import Photo, User
-from instastore.paging import Page, clamp_limit, decode_top_cursor, encode_top_cursor
+from instastore.paging import (
+    Page,
+    Scope,
+    clamp_limit,
+    decode_recent_cursor,
+    decode_top_cursor,
+    encode_cursor,
+    encode_scan_cursor,
+    encode_top_cursor,
+)
 from instastore.photos import Photos
 from instastore.social import Audience
 from instastore.storage.ports import AccountStore, FollowGraph, LikeStore, PhotoStore
@@ -50,7 +61,6 @@ from instastore.storage.ports import AccountStore, FollowGraph, LikeStore, Photo
 log = logging.getLogger(__name__)
 
 Order = Literal["top", "recent"]
-Ranked = tuple[int, list[int]]  # a window's newest id and its photo ids, best first
 
 
 @dataclass(frozen=True)
@@ -76,10 +86,9 @@ class NewestFor:
 
 @dataclass(frozen=True)
 class RankedWindow:
-    """Key: a reader's ranked "top" window; ``window_top`` None is the current one."""
+    """Key: a reader's current ranked "top" window."""
 
     reader_id: int
-    window_top: int | None
 
 
 class Timeline:
@@ -92,6 +101,7 @@ class Timeline:
         settings: Settings,
         photos: Photos,
         clock: Callable[[], datetime] = utcnow,
+        page_reads: int = PAGE_READS,
     ) -> None:
         self.graph = graph  # the followee lists
         self.photo_store = photo_store  # newest ids, photo rows, records
@@ -100,10 +110,11 @@ class Timeline:
         self.settings = settings
         self.photos = photos
         self.clock = clock
+        self.page_reads = page_reads  # followees' rows a "recent" page may read
         self._followees: TtlCache[FolloweesOf, list[int]] = _stale_while_revalidate("followees")
         self._latest: TtlCache[NewestOf, int] = _stale_while_revalidate("newest_ids")
-        self._ranked: TtlCache[RankedWindow, Ranked] = TtlCache("ranked_timelines", RANKED_TTL_S)
-        self._flights: dict[RankedWindow, asyncio.Future[Ranked]] = {}
+        self._ranked: TtlCache[RankedWindow, list[int]] = TtlCache("ranked_timelines", RANKED_TTL_S)
+        self._flights: dict[RankedWindow, asyncio.Future[list[int]]] = {}
         self._refreshing: set[FolloweesOf | NewestFor] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -134,7 +145,7 @@ class Timeline:
         """Drop what is cached for a reader who just followed or unfollowed someone: the
         followee list and the ranked "top" first page."""
         self._followees.drop(FolloweesOf(user_id))
-        self._ranked.drop(RankedWindow(user_id, None))
+        self._ranked.drop(RankedWindow(user_id))
 
     async def followees(self, user_id: int) -> list[int]:
         return (await self._followees_of(user_id))[0]
@@ -189,10 +200,15 @@ class Timeline:
             self._latest.put(NewestOf(uid), max(fresh.get(uid, 0), current or 0))
         return {uid: value for uid, value in fresh.items() if value}
 
-    async def merged_ids(self, user_id: int, before: int | None, n: int) -> list[int]:
-        """The ``n`` newest photo ids (strictly before ``before``) of the user's followees."""
+    async def merged(
+        self, user_id: int, at: merge.Position, n: int, budget: int = PAGE_READS
+    ) -> merge.Merged:
+        """The next ``n`` photo ids from ``at`` of the user's followees, in at most
+        ``budget`` reads of their rows (fewer ids when it runs out)."""
         newest = await self.latest(await self.followees(user_id), reader=user_id)
-        return await merge.merge_timeline(newest, self.photo_store.user_photo_ids, before, n)
+        return await merge.merge_timeline(
+            newest, self.photo_store.user_photo_ids, at, n, budget=budget
+        )
 
     async def page(self, user: User, order: Order, cursor: str | None, limit: int) -> Page[Photo]:
         followees, fresh = await self._followees_of(user.id)
@@ -200,61 +216,89 @@ class Timeline:
         if fresh:  # else each private owner's follow is read (another host may have ended it)
             audience.assume_following(followees)
         if order == "recent":
-            return await self.photos.live_page(
-                lambda before, n: self.merged_ids(user.id, before, n),
-                cursor,
-                limit,
-                audience.filter,
-            )
+            return await self._recent(user, audience, cursor, limit)
         return await self._top(user, audience, cursor, limit)
+
+    async def _recent(
+        self, user: User, audience: Audience, cursor: str | None, limit: int
+    ) -> Page[Photo]:
+        """Newest first; deleted and invisible photos left out. However deep the cursor,
+        the page reads at most ``page_reads`` followees' rows in all: it may end short,
+        or empty while a deep scan is under way, with a cursor that goes on from there."""
+        limit = clamp_limit(limit, self.settings.max_page_size)
+        scope = Scope("timeline recent", (user.id,))
+        at = _position(decode_recent_cursor(cursor, scope))
+        found: list[Photo] = []
+        left = self.page_reads
+        for _ in range(OVERFETCH_ROUNDS):
+            got = await self.merged(user.id, at, limit + 1 - len(found), left)
+            left -= got.reads
+            found += await audience.filter(await self.photos.live(got.ids))
+            if len(found) > limit:
+                return Page(found[:limit], encode_cursor(found[limit - 1].id, scope))
+            if got.after is None:
+                return Page(found, None)
+            at = got.after
+            if left <= 0:
+                break
+        return Page(found, _recent_cursor(at, scope))
 
     async def _top(
         self, user: User, audience: Audience, cursor: str | None, limit: int
     ) -> Page[Photo]:
+        """The reader's ranked window, a page at a time: the first page ranks it (or takes
+        it from the cache), and its cursor carries the rest of the window's ids, so later
+        pages read no followee's rows and stay stable while new photos and likes arrive."""
         limit = clamp_limit(limit, self.settings.max_page_size)
-        pinned = decode_top_cursor(cursor)
-        window_top, offset = pinned if pinned else (None, 0)
-        window_top, ranked = await self._ranked_window(user, audience, window_top)
-        if not ranked:
-            return Page([], None)
+        scope = Scope("timeline top", (user.id,))
+        carried = decode_top_cursor(cursor, scope)
+        ranked = list(carried) if carried is not None else await self._ranked_window(user, audience)
         # Deleted since ranking, or no longer visible to this reader (an account turned
-        # private, a follow ended: a window is kept RANKED_TTL_S, longer than access may
-        # outlive its change), are left out of the page.
-        page = await audience.filter(await self.photos.live(ranked[offset : offset + limit]))
-        more = offset + limit < len(ranked)
-        return Page(page, encode_top_cursor(window_top, offset + limit) if more else None)
+        # private, a follow ended: a window outlives such a change), are left out.
+        page = await audience.filter(await self.photos.live(ranked[:limit]))
+        rest = ranked[limit:]
+        return Page(page, encode_top_cursor(rest, scope) if rest else None)
 
-    async def _ranked_window(
-        self, user: User, audience: Audience, window_top: int | None
-    ) -> Ranked:
-        """The window pinned at ``window_top`` (None: the current one), from the cache or
-        ranked now; concurrent first pages of one reader rank it once (single flight)."""
-        key = RankedWindow(user.id, window_top)
+    async def _ranked_window(self, user: User, audience: Audience) -> list[int]:
+        """The reader's current window, from the cache or ranked now; concurrent first
+        pages of one reader rank it once (single flight)."""
+        key = RankedWindow(user.id)
         cached = self._ranked.get(key)
         if cached is not None:
             return cached
         flight = self._flights.get(key)
         if flight is None:
-            flight = asyncio.ensure_future(self._rank_window(user, audience, window_top))
+            flight = asyncio.ensure_future(self._rank_window(user, audience))
             self._flights[key] = flight
             flight.add_done_callback(lambda _: self._flights.pop(key, None))
         ranked = await asyncio.shield(flight)
-        self._ranked.put(RankedWindow(user.id, ranked[0]), ranked)
         self._ranked.put(key, ranked)
         return ranked
 
-    async def _rank_window(self, user: User, audience: Audience, window_top: int | None) -> Ranked:
-        """The ids of the newest TOP_WINDOW visible photos up to ``window_top``, best first.
-        Ranked once and kept for RANKED_TTL_S, so paging through "top" is cheap and stable."""
-        candidates = await self.merged_ids(
-            user.id, window_top + 1 if window_top else None, TOP_WINDOW
-        )
-        if not candidates:
-            return window_top or 0, []
-        window_top = window_top or candidates[0]
-        live = await audience.filter(await self.photos.live(candidates))
+    async def _rank_window(self, user: User, audience: Audience) -> list[int]:
+        """The ids of the newest TOP_WINDOW visible photos, best first (as many as the
+        merge reaches in ``page_reads`` reads). Ranked once and kept for RANKED_TTL_S."""
+        merged = await self.merged(user.id, merge.Position(None), TOP_WINDOW, self.page_reads)
+        live = await audience.filter(await self.photos.live(merged.ids))
         likes = await self.likes.like_counts([p.id for p in live])
-        return window_top, ranking.rank(live, likes, self.clock())
+        return ranking.rank(live, likes, self.clock())
+
+
+def _position(values: tuple[int, ...] | None) -> merge.Position:
+    """The merge position a "recent" cursor's numbers stand for."""
+    if values is None:
+        return merge.Position(None)
+    if len(values) == 1:
+        return merge.Position(values[0])
+    before, scanned, size, *found = values
+    return merge.Position(before or None, scanned, size, tuple(found))
+
+
+def _recent_cursor(at: merge.Position, scope: Scope) -> str:
+    if at.scanned is None:
+        assert at.before is not None  # a plain position past the first page names its id
+        return encode_cursor(at.before, scope)
+    return encode_scan_cursor([at.before or 0, at.scanned, at.size, *at.found], scope)
 
 
 def _stale_while_revalidate(name: str) -> TtlCache[Any, Any]:

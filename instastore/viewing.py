@@ -44,8 +44,8 @@ from instastore.errors import (
     Unavailable,
 )
 from instastore.model import Kind, Photo, Rendition, User, Visibility
-from instastore.paging import Page
-from instastore.photos import Photos
+from instastore.paging import Page, decode_cursor
+from instastore.photos import Photos, user_photos_scope
 from instastore.ratelimit import SharedLimit
 from instastore.social import Audience, Relation, Social
 from instastore.storage.ports import BlobStore, LikeStore
@@ -199,7 +199,13 @@ class Viewing:
     ) -> Page[PhotoCard]:
         owner = await self.accounts.by_name(username)
         audience = self.audience(viewer)
-        page = await self.photos.by_user(owner.id, cursor, limit, audience.filter)
+        viewer_id = viewer.id if viewer else 0
+        # SECURITY: a private account's list, to anyone but its owner and followers, is
+        # one empty page: no cursor sits on (and so dates) one of its hidden photos.
+        if not await audience.may_see_account(owner):
+            decode_cursor(cursor, user_photos_scope(owner.id, viewer_id))  # still checked
+            return Page([], None)
+        page = await self.photos.by_user(owner.id, cursor, limit, audience.filter, viewer_id)
         return await self._page(audience, page)
 
     async def search(
@@ -212,7 +218,9 @@ class Viewing:
             # account; without a token it is counted per address on every host.
             await self.searches.take(address, "searches without a token from this address")
         audience = self.audience(viewer)
-        page = await self.photos.search(query, cursor, limit, audience.filter)
+        page = await self.photos.search(
+            query, cursor, limit, audience.filter, viewer.id if viewer else 0
+        )
         return await self._page(audience, page)
 
     async def timeline_page(

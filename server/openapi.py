@@ -62,7 +62,11 @@ def page(item: str) -> dict[str, Any]:
             "items": {"type": "array", "items": schema(item)},
             "next_cursor": {
                 "type": ["string", "null"],
-                "description": "pass as cursor for the next page; null at the end",
+                "description": (
+                    "pass as cursor for the next page of this list, by the same reader; "
+                    "null at the end (a page may hold fewer items than asked, or none, "
+                    "and still have one)"
+                ),
             },
         }
     )
@@ -310,7 +314,11 @@ PAGE_PARAMS = [
         {"type": "integer", "minimum": 1},
         "items per page; more than the page size is clamped",
     ),
-    query_param("cursor", {"type": "string"}, "next_cursor of the previous page"),
+    query_param(
+        "cursor",
+        {"type": "string"},
+        "next_cursor of the previous page of this list; any other cursor is a 400",
+    ),
 ]
 CREDENTIALS = {
     "username": {"type": "string"},

@@ -10,16 +10,19 @@ every page gives exactly the oracle's order: no duplicates, no gaps, nothing ext
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instastore import ids
-from instastore.merge import merge_timeline
+from instastore.limits import PAGE_READS, SCAN_IDS
+from instastore.merge import Merged, Position, merge_timeline
 
 BUCKET_MS = 1 << (ids.BUCKET_SHIFT - ids.TIME_SHIFT)  # ms per time bucket of the wide rows
 BUCKETS = 6  # buckets the generated ids span
+DAY_MS = 86_400_000
 
 
 @dataclass
@@ -72,18 +75,28 @@ def oracle(rows: dict[int, list[int]], before: int | None) -> list[int]:
 
 
 async def all_pages(
-    hints: dict[int, int], rows: Rows, start: int | None, size: int, prefetch: int, first: int
+    hints: dict[int, int],
+    rows: Rows,
+    start: int | None,
+    size: int,
+    prefetch: int,
+    first: int,
+    budget: int = PAGE_READS,
 ) -> list[list[int]]:
+    """Every page from ``start`` on, following each page's position to the end; each
+    page's reads are checked against the budget."""
     pages: list[list[int]] = []
-    before = start
-    while True:
-        page = await merge_timeline(
-            hints, rows.read, before, size, prefetch=prefetch, first_read=first
+    at: Position | None = Position(start)
+    while at is not None:
+        reads = len(rows.reads)
+        merged = await merge_timeline(
+            hints, rows.read, at, size, prefetch=prefetch, first_read=first, budget=budget
         )
-        pages.append(page)
-        if len(page) < size:
-            return pages
-        before = page[-1]
+        assert merged.reads == len(rows.reads) - reads <= budget
+        assert len(merged.ids) == size or merged.after is None or merged.reads == budget
+        pages.append(merged.ids)
+        at = merged.after
+    return pages
 
 
 @settings(max_examples=300)
@@ -93,6 +106,7 @@ async def all_pages(
     prefetch=st.integers(0, 15),
     first=st.integers(1, 6),
     cursor=st.one_of(st.none(), photo_id()),
+    budget=st.one_of(st.just(PAGE_READS), st.integers(1, 12)),
 )
 def test_paging_through_the_merge_gives_the_sorted_merge(
     following: tuple[dict[int, int], dict[int, list[int]]],
@@ -100,15 +114,18 @@ def test_paging_through_the_merge_gives_the_sorted_merge(
     prefetch: int,
     first: int,
     cursor: int | None,
+    budget: int,
 ) -> None:
+    """Exactly the sorted merge, in pages of ``size`` unless the budget of reads ran out
+    (then short or, while a deep scan is under way, empty)."""
     hints, by_followee = following
     rows = Rows(by_followee)
-    pages = asyncio.run(all_pages(hints, rows, cursor, size, prefetch, first))
+    pages = asyncio.run(all_pages(hints, rows, cursor, size, prefetch, first, budget))
     expected = oracle(by_followee, cursor)
     merged = [i for page in pages for i in page]
     assert merged == expected
-    assert all(len(page) == size for page in pages[:-1])
-    assert len(pages[-1]) < size
+    if budget == PAGE_READS:  # more than these followees ever need: never short
+        assert all(len(page) == size for page in pages[:-1])
     assert all(n > 0 for _, _, n in rows.reads)
 
 
@@ -123,13 +140,73 @@ def test_a_page_reads_few_followees(
     _, by_followee = following
     hints = {f: photos[0] for f, photos in by_followee.items() if photos}
     rows = Rows(by_followee)
-    page = asyncio.run(merge_timeline(hints, rows.read, None, size, prefetch=prefetch))
-    assert page == oracle(by_followee, None)[:size]
+    merged = asyncio.run(merge_timeline(hints, rows.read, Position(None), size, prefetch=prefetch))
+    assert merged.ids == oracle(by_followee, None)[:size]
     assert len({f for f, _, _ in rows.reads}) <= size * (prefetch + 1)
 
 
 async def test_no_followees_and_followees_without_photos_give_an_empty_page() -> None:
     rows = Rows({1: [], 2: []})
-    assert await merge_timeline({}, rows.read, None, 20) == []
-    assert await merge_timeline({2: 12345}, rows.read, None, 20) == []
+    assert (await merge_timeline({}, rows.read, Position(None), 20)).ids == []
+    assert await merge_timeline({2: 12345}, rows.read, Position(None), 20) == Merged([], None, 1)
     assert rows.reads == [(2, 12346, 4)]
+
+
+def many_followees(count: int, per_followee: int, days: int) -> dict[int, list[int]]:
+    """``count`` followees, each with ``per_followee`` photos spread over ``days``."""
+    rng = random.Random(count)
+    now = ids.EPOCH_MS + 400 * DAY_MS
+    return {
+        f: sorted(
+            (
+                ids.make_id(now - rng.randrange(days * DAY_MS), 0, f % 1024)
+                for _ in range(per_followee)
+            ),
+            reverse=True,
+        )
+        for f in range(1, count + 1)
+    }
+
+
+async def test_a_page_reads_at_most_the_budget_whatever_its_cursor() -> None:
+    """2,000 followees posting over a year: a page 300 days back would read every
+    followee's rows (all of them posted since); it reads PAGE_READS of them, and the
+    pages after it go on exactly, every one within the budget."""
+    by_followee = many_followees(2000, 12, 365)
+    hints = {f: photos[0] for f, photos in by_followee.items()}
+    rows = Rows(by_followee)
+    deep = ids.make_id(ids.EPOCH_MS + 100 * DAY_MS, 0, 0)  # 300 days before "now"
+    expected = oracle(by_followee, deep)
+    pages: list[list[int]] = []
+    at: Position | None = Position(deep)
+    while at is not None and sum(map(len, pages)) < 60:
+        reads = len(rows.reads)
+        merged = await merge_timeline(hints, rows.read, at, 20)
+        assert len(rows.reads) - reads <= PAGE_READS
+        pages.append(merged.ids)
+        at = merged.after
+    assert [i for page in pages for i in page] == expected[: sum(map(len, pages))]
+    assert sum(map(len, pages)) >= 60
+    # The first page, from the newest, stays as cheap as it was.
+    first = Rows(by_followee)
+    merged = await merge_timeline(hints, first.read, Position(None), 20)
+    assert merged.ids == oracle(by_followee, None)[:20] and len(first.reads) < 40
+
+
+async def test_a_deep_scan_keeps_at_most_scan_ids_and_pages_stay_exact() -> None:
+    """A page of more than SCAN_IDS ids below a deep cursor: the scan's cursor keeps
+    SCAN_IDS of them (its size stays bounded whatever the page size), and paging on
+    still gives exactly the sorted merge."""
+    by_followee = many_followees(300, 3, 30)
+    hints = {f: photos[0] for f, photos in by_followee.items()}
+    rows = Rows(by_followee)
+    deep = ids.make_id(ids.EPOCH_MS + 395 * DAY_MS, 0, 0)  # 5 days before "now"
+    merged_ids: list[int] = []
+    at: Position | None = Position(deep)
+    while at is not None:
+        merged = await merge_timeline(hints, rows.read, at, 150, budget=50)
+        assert merged.reads <= 50 and len(merged.ids) <= SCAN_IDS
+        merged_ids += merged.ids
+        at = merged.after
+        assert at is None or len(at.found) <= SCAN_IDS
+    assert merged_ids == oracle(by_followee, deep)

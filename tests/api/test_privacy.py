@@ -495,3 +495,75 @@ async def test_a_profiles_photo_count_is_of_what_its_viewer_may_see(api):
     assert await count(stranger_h) == 0
     assert await count(None) == 0
     assert await count(owner_h) == 6
+
+
+# ---- cursors belong to their list -----------------------------------------------------
+
+
+async def test_a_private_list_gives_a_stranger_no_cursor_to_date_its_photos_by(api):
+    """A stranger reading a private account's photos gets an empty last page, not a
+    cursor sitting on one of its hidden photos (which, given to search, would answer with
+    the public matches older than that photo, and so date it)."""
+    owner, owner_h = await api.user(private=True)
+    _, poster_h = await api.user()
+    _, stranger_h = await api.user()
+    older = await api.photo(poster_h, samples.image(size=(32, 32)), "sunset early")
+    for i in range(20):
+        await api.photo(owner_h, samples.image(size=(32, 32)), f"sunset private {i}")
+    await api.photo(poster_h, samples.image(size=(32, 32)), "sunset late")
+    for headers in (stranger_h, {}):
+        page = await (await api.get(f"/v1/users/{owner}/photos?limit=1", headers=headers)).json()
+        assert page == {"items": [], "next_cursor": None}
+    # The owner's own cursor, handed to the stranger, opens nothing.
+    mine = await (await api.get(f"/v1/users/{owner}/photos?limit=1", headers=owner_h)).json()
+    for url in (f"/v1/users/{owner}/photos", "/v1/search/photos?q=sunset"):
+        sep = "&" if "?" in url else "?"
+        body = await problem(
+            await api.get(f"{url}{sep}cursor={mine['next_cursor']}", headers=stranger_h), 400
+        )
+        assert "cursor" in body["detail"]
+    found = await (await api.get("/v1/search/photos?q=sunset", headers=stranger_h)).json()
+    assert older["id"] in [p["id"] for p in found["items"]]
+
+
+async def test_a_cursor_is_refused_by_every_other_list(api):
+    me, me_h = await api.user()
+    other, other_h = await api.user()
+    for name in (me, other):
+        for i in range(2):
+            await api.photo(
+                me_h if name == me else other_h, samples.image(size=(32, 32)), f"sunset {i}"
+            )
+    await api.put(f"/v1/users/{other}/follow", headers=me_h)
+    fans = [await api.user() for _ in range(2)]
+    for _, fan_h in fans:
+        await api.put(f"/v1/users/{other}/follow", headers=fan_h)
+        await api.put(f"/v1/users/{me}/follow", headers=fan_h)
+    lists = {
+        "my photos": f"/v1/users/{me}/photos?limit=1",
+        "their photos": f"/v1/users/{other}/photos?limit=1",
+        "search sunset": "/v1/search/photos?q=sunset&limit=1",
+        "search Sunset 1": "/v1/search/photos?q=sunset%201&limit=1",
+        "recent": "/v1/timeline?order=recent&limit=1",
+        "top": "/v1/timeline?order=top&limit=1",
+        "their followers": f"/v1/users/{other}/followers?limit=1",
+        "my followers": f"/v1/users/{me}/followers?limit=1",
+        "their following": f"/v1/users/{fans[0][0]}/following?limit=1",
+    }
+    cursors = {}
+    for name, url in lists.items():
+        page = await (await api.get(url, headers=me_h)).json()
+        assert page["next_cursor"], name
+        cursors[name] = page["next_cursor"]
+        # Each list takes its own cursor.
+        assert (await api.get(f"{url}&cursor={page['next_cursor']}", headers=me_h)).status == 200
+    for name, url in lists.items():
+        for other_name, cursor in cursors.items():
+            if other_name != name:
+                resp = await api.get(f"{url}&cursor={cursor}", headers=me_h)
+                await problem(resp, 400)
+    # The same list read by someone else (or nobody signed in): the viewer differs.
+    for name in ("their photos", "search sunset"):
+        for headers in (other_h, {}):
+            resp = await api.get(f"{lists[name]}&cursor={cursors[name]}", headers=headers)
+            await problem(resp, 400)
