@@ -71,6 +71,7 @@ class Services:
 
     async def close(self) -> None:
         self.accounts.close()
+        self.uploads.close()
         try:
             if self._worker is not None:
                 await self._worker.close()
