@@ -40,6 +40,7 @@ from instastore.errors import (
     InvalidInput,
     NotFound,
     OutcomeUnknown,
+    Overloaded,
     TooLarge,
 )
 from instastore.ids import IdGenerator
@@ -217,6 +218,9 @@ class Uploads:
         metrics.UPLOAD_BYTES.inc(received.size)
         try:
             photo, created = await self._create(user, received, title, visibility, idempotency_key)
+        except Overloaded:
+            metrics.UPLOADS.labels("shed").inc()
+            raise
         except BaseException:
             metrics.UPLOADS.labels("failed").inc()
             raise

@@ -17,6 +17,7 @@ from PIL import Image
 
 from .. import samples
 from ..factories import Api, problem
+from .test_metrics import scrape, total
 
 FORMATS = [
     ("JPEG", "image/jpeg"),
@@ -201,6 +202,7 @@ async def test_uploads_past_the_decoding_queue_are_503_and_nothing_is_stored(
     await asyncio.sleep(0)  # the call has taken the thread
     assert decoding.in_flight == 1
     key = {"Idempotency-Key": uuid.uuid4().hex}
+    before, _ = await scrape(api)
     # Bytes no other test stored: a copy of stored bytes reuses their renditions, undecoded.
     data = samples.image(size=(600 + uuid.uuid4().int % 1000, 400))
     try:
@@ -208,6 +210,9 @@ async def test_uploads_past_the_decoding_queue_are_503_and_nothing_is_stored(
         body = await problem(shed, 503)
         assert shed.headers["Retry-After"] == "5" and "decoded" in body["detail"]
         assert await photo_count(api, name) == 0
+        after, _ = await scrape(api)
+        shed_count = total(after, "instastore_uploads_total", outcome="shed")
+        assert shed_count - total(before, "instastore_uploads_total", outcome="shed") == 1
     finally:
         release.set()
         await taken
