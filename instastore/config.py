@@ -97,6 +97,14 @@ class Settings:
     max_image_pixels: int = setting(
         50_000_000, "Largest accepted image or video frame in pixels (decompression-bomb guard)."
     )
+    decode_threads: int = setting(
+        2,
+        "Uploads decoded at once per process (images and videos, for their renditions); each holds "
+        "up to about 5 bytes a pixel of its image.",
+    )
+    decode_queue: int = setting(
+        32, "Uploads per process that may wait for a decoding thread; past it 503 with Retry-After."
+    )
     max_title_chars: int = setting(200, "Longest accepted photo title, in characters.")
     max_json_bytes: int = setting(64 * 1024, "Largest accepted JSON request body in bytes.")
     max_page_size: int = setting(100, "Most items one page of any list returns.")
@@ -225,6 +233,7 @@ class Settings:
         for name in (
             "max_upload_bytes",
             "max_image_pixels",
+            "decode_threads",
             "max_title_chars",
             "max_json_bytes",
             "max_page_size",
@@ -273,6 +282,8 @@ class Settings:
                 f"password_hash_memory_kib must be at least {8 * PASSWORD_HASH_LANES} (8 KiB per "
                 f"lane), not {self.password_hash_memory_kib}"
             )
+        if self.decode_queue < 0:
+            raise ConfigError(f"decode_queue must be 0 or more, not {self.decode_queue}")
         if self.password_hash_queue < 0:
             raise ConfigError(
                 f"password_hash_queue must be 0 or more, not {self.password_hash_queue}"

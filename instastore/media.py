@@ -2,17 +2,19 @@
 
 Images (JPEG, PNG, WebP, GIF): Pillow, with the decompression-bomb limit enforced as an
 error, EXIF orientation applied, and every metadata block (EXIF with GPS, XMP, ICC,
-comments) absent from the renditions, which are re-encoded from pixels. Videos (MP4,
-WebM, QuickTime): PyAV probes them, checks the frame size the container declares before
-decoding anything (and makes the decoder refuse bigger frames whatever the container
-says), takes a poster frame, and remuxes the video and audio streams (a stream copy, no
-re-encoding) into a "video" copy with no global or stream metadata: the QuickTime
-location atom, device make and model, titles and creation times stay in the original,
-which is for its owner only. The copy is a file beside the upload (videos go up to the
-upload limit: never held in memory); ``derived_path`` names it and whoever discards the
-upload removes it too. The declared content type of an upload is never trusted.
-Everything here is CPU-bound and blocking: callers run it in a worker thread, never on
-the event loop.
+comments) absent from the renditions, which are re-encoded from pixels. An image is
+decoded only as large as its renditions need, and no full-size copy of its pixels is made
+besides the decode (see ``_decoded``): memory, not CPU, is what many large uploads at once
+run out of. Videos (MP4, WebM, QuickTime): PyAV probes them, checks the frame size the
+container declares before decoding anything (and makes the decoder refuse bigger frames
+whatever the container says), takes a poster frame, and remuxes the video and audio
+streams (a stream copy, no re-encoding) into a "video" copy with no global or stream
+metadata: the QuickTime location atom, device make and model, titles and creation times
+stay in the original, which is for its owner only. The copy is a file beside the upload
+(videos go up to the upload limit: never held in memory); ``derived_path`` names it and
+whoever discards the upload removes it too. The declared content type of an upload is
+never trusted. Everything here is CPU-bound and blocking: callers run it on a pool of
+threads with a bounded queue (``Uploads.decoding``), never on the event loop.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from instastore.errors import InvalidMedia, UnsupportedMedia
 from instastore.limits import MAX_VIDEO_PACKETS
@@ -41,6 +43,28 @@ SNIFF_BYTES = 64  # enough of the head of a file to recognise every accepted for
 THUMB_PX = 150  # square thumbnail edge
 LARGE_PX = 1080  # longest edge of the feed rendition
 JPEG_QUALITY = 85
+# Renditions are resampled from at least twice their pixels on each edge (Pillow's own
+# reducing gap in thumbnail()), so an image is decoded, or reduced, to no less than that:
+# a 7000 x 7000 JPEG decodes at 3500 x 3500 (49 MB of pixels, not 196 MB).
+REDUCING_GAP = 2
+REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA")  # Image.reduce averages these channels
+REDUCE_BAND_ROWS = 64  # rows of the reduced image made at a time from one with alpha
+# EXIF orientation -> the transpose that shows the picture upright.
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+SWAPPING_TURNS = {
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSVERSE,
+    Image.Transpose.ROTATE_90,
+}
 
 
 @dataclass(frozen=True)
@@ -162,20 +186,99 @@ def _jpeg(image: Image.Image) -> bytes:
 
 
 def _rgb(image: Image.Image) -> Image.Image:
+    """``image`` in RGB, transparency over white: ``image`` itself when it is RGB already,
+    else one new image (no copy of the pixels on the way: they may be full-size)."""
+    if image.mode == "RGB":
+        return image
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        image = image.convert("RGBA")
+        if image.mode != "RGBA":
+            image = image.convert("RGBA")
         background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image, mask=image.getchannel("A"))
+        background.paste(image, mask=image)  # an RGBA mask: its alpha band
         return background
     return image.convert("RGB")
 
 
-def renditions_of(image: Image.Image) -> list[RenditionBytes]:
-    """A square thumbnail and a large rendition (longest edge at most LARGE_PX)."""
+def _reduction(size: tuple[int, int]) -> int:
+    """The whole factor a picture of ``size`` can be shrunk by and still give both
+    renditions from at least REDUCING_GAP times their pixels: its longest edge stays at
+    least that many times LARGE_PX, its shortest that many times THUMB_PX (the square
+    thumbnail's crop)."""
+    longest, shortest = max(size), min(size)
+    return max(1, min(longest // (REDUCING_GAP * LARGE_PX), shortest // (REDUCING_GAP * THUMB_PX)))
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """A decoded picture averaged down by ``_reduction`` (Image.reduce), in RGB. While
+    this runs the full-size pixels and the reduced ones are alive, nothing more."""
+    factor = _reduction(image.size)
+    if factor == 1:
+        return _rgb(image)
+    if image.mode not in REDUCIBLE_MODES:  # averaging palette indices would mix colours
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    return _rgb(_reduce(image, factor))
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    """``image.reduce(factor)``; with transparency, a band of rows at a time: Pillow
+    reduces such an image through a premultiplied copy of all of it."""
+    if image.mode not in ("RGBA", "LA"):
+        return image.reduce(factor)
+    width, height = image.size
+    reduced = Image.new(image.mode, (-(-width // factor), -(-height // factor)))
+    rows = factor * REDUCE_BAND_ROWS  # a multiple of the factor: the same blocks as whole
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(top + rows, height)))
+        reduced.paste(band.reduce(factor), (0, top // factor))
+    return reduced
+
+
+def _decoded(image: ImageFile.ImageFile) -> Image.Image:
+    """An opened image decoded at the size its renditions need, in RGB. A JPEG decodes
+    at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling: Pillow's draft), so its
+    full-size pixels never exist; other formats decode whole and are then reduced."""
+    factor = _reduction(image.size)
+    if factor > 1:  # every format but JPEG ignores a draft
+        image.draft(None, (image.width // factor, image.height // factor))
+    image.load()  # decodes everything now: a truncated file fails here
+    return _reduced(image)
+
+
+def _orientation(image: Image.Image) -> Image.Transpose | None:
+    """The turn or flip the EXIF orientation asks for (read after loading: a PNG's eXIf
+    chunk may come after its pixels)."""
+    return ORIENTATIONS.get(image.getexif().get(ExifTags.Base.Orientation, 1))
+
+
+def _within(size: tuple[int, int], edge: int) -> tuple[int, int] | None:
+    """``size`` scaled down so that its longest edge is ``edge``; None if it fits."""
+    width, height = size
+    if max(size) <= edge:
+        return None
+    scale = edge / max(size)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def renditions_of(
+    image: Image.Image,
+    shown: tuple[int, int] | None = None,
+    turn: Image.Transpose | None = None,
+) -> list[RenditionBytes]:
+    """A square thumbnail and a large rendition (longest edge at most LARGE_PX) of a
+    picture ``shown`` wide and high once ``turn`` (its orientation) is applied.
+    ``image`` is that picture before the turn, possibly decoded or reduced to a smaller
+    size (``shown`` is then the full size). The renditions are turned, not ``image``:
+    a turn of a full-size image would be one more full-size copy."""
     image = _rgb(image)
+    shown = shown or image.size
+    swaps = turn in SWAPPING_TURNS
     thumb = ImageOps.fit(image, (THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
-    large = image.copy()
-    large.thumbnail((LARGE_PX, LARGE_PX), Image.Resampling.LANCZOS)
+    large = image
+    if (size := _within(shown, LARGE_PX)) is not None:
+        unturned = (size[1], size[0]) if swaps else size
+        large = image.resize(unturned, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    if turn is not None:
+        thumb, large = thumb.transpose(turn), large.transpose(turn)
     return [
         RenditionBytes("thumb", _jpeg(thumb), "image/jpeg", *thumb.size),
         RenditionBytes("large", _jpeg(large), "image/jpeg", *large.size),
@@ -185,14 +288,18 @@ def renditions_of(image: Image.Image) -> list[RenditionBytes]:
 def process_image(path: Path, media_type: MediaType, max_pixels: int) -> Processed:
     try:
         with Image.open(path, formats=[PILLOW_FORMATS[media_type.format]]) as image:
-            if image.width * image.height > max_pixels:
+            width, height = image.size  # from the header: the decode may be smaller
+            if width * height > max_pixels:
                 raise InvalidMedia(
-                    f"image is {image.width}x{image.height} pixels, over the limit of "
+                    f"image is {width}x{height} pixels, over the limit of "
                     f"{max_pixels:,} (decompression bomb?)"
                 )
-            image.load()  # decodes everything now: a truncated file fails here
-            oriented = ImageOps.exif_transpose(image)
-            return Processed(oriented.width, oriented.height, None, renditions_of(oriented))
+            decoded = _decoded(image)
+            turn = _orientation(image)
+            if decoded is not image:
+                image.close()  # its full-size pixels: the renditions need only ``decoded``
+            shown = (height, width) if turn in SWAPPING_TURNS else (width, height)
+            return Processed(*shown, None, renditions_of(decoded, shown, turn))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidMedia(f"image refused as a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:

@@ -88,7 +88,7 @@ CACHE_LOOKUPS = Counter(
 UPLOADS = Counter(
     "instastore_uploads",
     "Uploads processed, by outcome (stored, deduplicated: bytes shared with an earlier "
-    "upload, replayed: an Idempotency-Key seen before, failed).",
+    "upload, replayed: an Idempotency-Key seen before, shed: past the decoding queue, failed).",
     ["outcome"],
 )
 UPLOAD_BYTES = Counter("instastore_upload_bytes", "Bytes of uploads received (the originals).")

@@ -71,6 +71,7 @@ class Services:
 
     async def close(self) -> None:
         self.accounts.close()
+        self.uploads.close()
         try:
             await self.uploads.removals_done()
             if self._worker is not None:

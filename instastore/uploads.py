@@ -40,12 +40,14 @@ from instastore.errors import (
     InvalidInput,
     NotFound,
     OutcomeUnknown,
+    Overloaded,
     TooLarge,
 )
 from instastore.ids import IdGenerator
 from instastore.limits import IDEMPOTENCY_TTL, MAX_IDEMPOTENCY_KEY
 from instastore.model import Photo, Rendition, User, Visibility
 from instastore.photos import Photos
+from instastore.pools import ShedPool
 from instastore.storage import scratch
 from instastore.storage.ports import BlobStore, IdempotencyStore, KeyClaim, PhotoStore, settle
 from instastore.text import check_text
@@ -60,6 +62,8 @@ UPLOAD_PREFIX = "upload-"  # temporary files of uploads in flight, under <data_d
 # Reads of a donor after saving a record that reuses its bytes, each following a locator
 # switch of the donor (packing, compaction) that happened meanwhile.
 CONFIRM_ROUNDS = 3
+# A shed upload retries after about this many seconds: a few decodes of the largest images.
+DECODE_RETRY_AFTER_S = 5
 
 
 @dataclass
@@ -180,9 +184,21 @@ class Uploads:
         self.photos = photos
         self.clock = clock
         self.tmp_dir = Path(settings.data_dir) / "tmp"
+        # Media are decoded here, never on the default executor: each decode holds up to
+        # about 5 bytes a pixel, so their number is capped and the queue past it shed.
+        self.decoding = ShedPool(
+            "decode",
+            settings.decode_threads,
+            settings.decode_queue,
+            "too many uploads are being decoded on this server; retry shortly",
+            DECODE_RETRY_AFTER_S,
+        )
         # Told of the photo an upload made or found again (timelines note it at once).
         self.on_photo: Callable[[Photo], None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # removals after the answer
+
+    def close(self) -> None:
+        self.decoding.close()
 
     @property
     def stale_after(self) -> timedelta:
@@ -203,6 +219,9 @@ class Uploads:
         metrics.UPLOAD_BYTES.inc(received.size)
         try:
             photo, created = await self._create(user, received, title, visibility, idempotency_key)
+        except Overloaded:
+            metrics.UPLOADS.labels("shed").inc()
+            raise
         except BaseException:
             metrics.UPLOADS.labels("failed").inc()
             raise
@@ -287,7 +306,7 @@ class Uploads:
             # answer does not tell its client that someone stores these bytes; its own
             # blobs go once it is answered (``_confirm``).
             own = await self._write_blobs(
-                user, received, title, visibility, photo_id, written, fence
+                user, received, title, visibility, photo_id, written, fence, shed=True
             )
             photo = own if donor is None else _reuse(donor, own, user, received)
         except BaseException:
@@ -419,14 +438,21 @@ class Uploads:
         photo_id: int,
         written: list[str],
         fence: _Fence | None,
+        *,
+        shed: bool,
     ) -> Photo:
         """Process the media and write its blobs (their keys appended to ``written``);
-        the photo record to save. A fence is renewed meanwhile."""
+        the photo record to save. A fence is renewed meanwhile. ``shed``: ``Overloaded``
+        when the decoding queue is full, rather than waiting."""
         heartbeat = asyncio.create_task(fence.keep_alive()) if fence else None
         try:
             media_type = media.sniff(received.head)
-            processed = await asyncio.to_thread(
-                media.process, received.path, media_type, self.settings.max_image_pixels
+            processed = await self.decoding.run(
+                media.process,
+                received.path,
+                media_type,
+                self.settings.max_image_pixels,
+                shed=shed,
             )
             original_key = blob_key(photo_id, "original", media_type.extension)
             await self.blobs.put(original_key, _file_chunks(received.path))

@@ -566,7 +566,13 @@ def paths() -> dict[str, Any]:
                         "409",
                         "an upload with this Idempotency-Key is still in progress",
                         ("Retry-After",),
-                    )
+                    ),
+                    "503": problem_response(
+                        "503",
+                        "a store cannot be reached, or the server sheds load: connections, or "
+                        "uploads past the decoding queue (decode_threads + decode_queue); retry "
+                        "after Retry-After seconds",
+                    ),
                 },
                 params=[
                     header_param(

@@ -65,6 +65,8 @@ def test_flags_win_over_the_environment():
             "max_connections_per_address must be at least 1",
         ),
         ({"INSTASTORE_PASSWORD_HASH_QUEUE": "-1"}, "password_hash_queue"),
+        ({"INSTASTORE_DECODE_THREADS": "0"}, "decode_threads must be at least 1"),
+        ({"INSTASTORE_DECODE_QUEUE": "-1"}, "decode_queue must be 0 or more"),
         ({"INSTASTORE_PASSWORD_HASH_TIME_COST": "0"}, "password_hash_time_cost must be at least 1"),
         (
             {"INSTASTORE_PASSWORD_HASH_MEMORY_KIB": "16"},

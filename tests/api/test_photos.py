@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import threading
 import uuid
 
 import aiohttp
 import av
 import pytest
-from instastore.server.app import create_app
+from instastore.server.app import create_app, metrics_app
+from instastore.server.keys import SERVICES
 from PIL import Image
 
 from .. import samples
 from ..factories import Api, problem
+from .test_metrics import scrape, total
 
 FORMATS = [
     ("JPEG", "image/jpeg"),
@@ -181,6 +184,43 @@ async def test_a_bomb_under_pillows_own_limit_is_still_refused(aiohttp_client, a
         await api.upload(headers, samples.image("PNG", (400, 300)), "120k pixels"), 422
     )
     assert "over the limit of 100,000" in body["detail"]
+
+
+async def test_uploads_past_the_decoding_queue_are_503_and_nothing_is_stored(
+    aiohttp_client, adapter_settings
+):
+    """One decode at a time and none waiting: while the decoding thread is taken, an upload
+    is shed with Retry-After, stores nothing and frees its Idempotency-Key for the retry."""
+    settings = dataclasses.replace(
+        adapter_settings, uploads_per_minute=1000, decode_threads=1, decode_queue=0
+    )
+    api = Api(await aiohttp_client(create_app(settings)), settings)
+    name, headers = await api.user()
+    decoding = api.client.app[SERVICES].uploads.decoding
+    release = threading.Event()
+    taken = asyncio.ensure_future(decoding.run(release.wait))  # a long decode elsewhere
+    await asyncio.sleep(0)  # the call has taken the thread
+    assert decoding.in_flight == 1
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    operator = await aiohttp_client(metrics_app(settings))  # the /metrics listener
+    # Bytes no other test stored: a copy of stored bytes reuses their renditions, undecoded.
+    data = samples.image(size=(600 + uuid.uuid4().int % 1000, 400))
+    try:
+        before, _ = await scrape(operator)
+        shed = await api.upload(headers, data, "shed", extra_headers=key)
+        body = await problem(shed, 503)
+        assert shed.headers["Retry-After"] == "5" and "decoded" in body["detail"]
+        assert await photo_count(api, name) == 0
+        after, _ = await scrape(operator)
+        shed_count = total(after, "instastore_uploads_total", outcome="shed")
+        assert shed_count - total(before, "instastore_uploads_total", outcome="shed") == 1
+    finally:
+        release.set()
+        await taken
+    retried = await api.upload(headers, data, "shed", extra_headers=key)
+    assert retried.status == 201, await retried.text()
+    assert await photo_count(api, name) == 1
+    assert not list(api.client.app[SERVICES].uploads.tmp_dir.iterdir())  # no upload left
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
