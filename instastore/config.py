@@ -64,6 +64,16 @@ class Settings:
         "Consistency of reads and writes: auto (LOCAL_QUORUM above 1 replica, else LOCAL_ONE) or a "
         "level name.",
     )
+    cassandra_request_timeout: float = setting(
+        2.0,
+        "Seconds a Cassandra request may take before it fails (migrations and batch jobs' scans "
+        "have 60).",
+    )
+    cassandra_speculative_delay: float = setting(
+        0.25,
+        "Seconds before an unanswered idempotent Cassandra request is also sent to another "
+        "coordinator (at most two more).",
+    )
     webhdfs_url: str = setting(
         "", "NameNode WebHDFS base URL, e.g. http://127.0.0.1:9870; empty stores blobs locally."
     )
@@ -301,6 +311,12 @@ class Settings:
             raise ConfigError(
                 f"cassandra_consistency must be one of {', '.join(sorted(CONSISTENCY_LEVELS))}, "
                 f"not {self.cassandra_consistency!r}"
+            )
+        if not 0 < self.cassandra_speculative_delay < self.cassandra_request_timeout:
+            raise ConfigError(
+                "cassandra_speculative_delay must be more than 0 seconds and less than "
+                f"cassandra_request_timeout ({self.cassandra_request_timeout}), "
+                f"not {self.cassandra_speculative_delay}"
             )
         if bool(self.cassandra_hosts) != bool(self.webhdfs_url):
             raise ConfigError(

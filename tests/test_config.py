@@ -75,6 +75,12 @@ def test_flags_win_over_the_environment():
         ({"INSTASTORE_HDFS_BLOCK_READS": "maybe"}, "HDFS_BLOCK_READS must be true or false"),
         ({"INSTASTORE_HDFS_DATANODES": "dn1:9864,dn2"}, "hdfs_datanodes entries are host:port"),
         ({"INSTASTORE_HDFS_DATANODES": "dn1:99999"}, "hdfs_datanodes entries are host:port"),
+        ({"INSTASTORE_CASSANDRA_SPECULATIVE_DELAY": "0"}, "speculative_delay must be more than 0"),
+        (
+            {"INSTASTORE_CASSANDRA_REQUEST_TIMEOUT": "0.2"},
+            "less than cassandra_request_timeout \\(0.2\\), not 0.25",
+        ),
+        ({"INSTASTORE_CASSANDRA_REQUEST_TIMEOUT": "soon"}, "REQUEST_TIMEOUT must be float"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(environ, message):

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from cassandra import ConsistencyLevel
-from cassandra.cluster import Cluster, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from instastore import codec, ids, limits
@@ -30,9 +30,11 @@ from instastore.model import Photo, PhotoCounts, User, Visibility
 from instastore.storage.cassandra import migrate
 from instastore.storage.cassandra import statements as cql
 from instastore.storage.cassandra.session import (
+    BATCH,
     MIN_TOKEN,
     build_cluster,
     execute,
+    idempotent,
     translate_errors,
 )
 from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry, TermHits, settle
@@ -146,18 +148,28 @@ class CassandraMetadataStore:
         except BaseException:
             await asyncio.to_thread(cluster.shutdown)
             raise
+        for text, statement in zip(texts, prepared, strict=True):
+            statement.is_idempotent = idempotent(text)  # the driver may send it twice
         return cls(cluster, session, settings, dict(zip(texts, prepared, strict=True)))
 
-    async def _q(self, statement: str, *params: object, what: str | None = None) -> list[Any]:
-        """Run one of ``statements`` (by its text), prepared."""
-        return await execute(
-            self.session, self.q[statement], params, what=what or self.names[statement]
-        )
+    async def _q(
+        self,
+        statement: str,
+        *params: object,
+        what: str | None = None,
+        profile: object = EXEC_PROFILE_DEFAULT,
+    ) -> list[Any]:
+        """Run one of ``statements`` (by its text), prepared; a batch job's read with
+        ``profile=BATCH``."""
+        what = what or self.names[statement]
+        return await execute(self.session, self.q[statement], params, what=what, profile=profile)
 
     async def _batch(self, what: str, *items: StatementItem) -> None:
         """One logged batch of idempotent writes, tried again while its outcome is
-        unknown: the same rows written twice are the same rows."""
+        unknown: the same rows written twice are the same rows (so the driver may send it
+        to two coordinators too)."""
         batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.is_idempotent = True
         for statement, params in items:
             batch.add(self.q[statement], params)
         await settle(what, lambda: execute(self.session, batch, None, what=what))
@@ -287,7 +299,7 @@ class CassandraMetadataStore:
         """A full scan in token order, one page per query (a batch job's read)."""
         after = MIN_TOKEN
         while True:
-            rows = await self._q(cql.SCAN_PHOTOS, after, SCAN_PAGE)
+            rows = await self._q(cql.SCAN_PHOTOS, after, SCAN_PAGE, profile=BATCH)
             for row in rows:
                 if row.record is not None:  # a deleted_at cell left without its record
                     yield codec.decode_photo(row.record, _utc(row.deleted_at))
@@ -356,7 +368,10 @@ class CassandraMetadataStore:
 
     async def due_purges(self, through: date, limit: int) -> list[PurgeEntry]:
         shards = await asyncio.gather(
-            *(self._q(cql.DUE_PURGES, s, through, limit) for s in range(PURGE_SHARDS))
+            *(
+                self._q(cql.DUE_PURGES, s, through, limit, profile=BATCH)
+                for s in range(PURGE_SHARDS)
+            )
         )
         entries = [PurgeEntry(r.day.date(), r.photo_id) for rows in shards for r in rows]
         return sorted(entries, key=lambda e: (e.day, e.photo_id))[:limit]
@@ -701,7 +716,7 @@ class CassandraMetadataStore:
         more leaves the bucket list, so drained buckets are never read again."""
         after = -1  # buckets are >= 0
         while True:
-            rows = await self._q(cql.PACK_QUEUE_BUCKETS, after, BUCKETS_PER_READ)
+            rows = await self._q(cql.PACK_QUEUE_BUCKETS, after, BUCKETS_PER_READ, profile=BATCH)
             for row in rows:
                 empty = True
                 async for photo_id in self._queued(row.bucket):
@@ -720,7 +735,7 @@ class CassandraMetadataStore:
     async def _queued(self, bucket: int) -> AsyncIterator[int]:
         after = -1
         while True:
-            rows = await self._q(cql.PACK_QUEUE, bucket, after, PACK_QUEUE_PAGE)
+            rows = await self._q(cql.PACK_QUEUE, bucket, after, PACK_QUEUE_PAGE, profile=BATCH)
             for row in rows:
                 yield row.photo_id
             if len(rows) < PACK_QUEUE_PAGE:

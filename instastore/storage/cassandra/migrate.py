@@ -24,7 +24,7 @@ from instastore.errors import ConfigError, StorageError
 from instastore.model import Visibility
 from instastore.schema import migrations
 from instastore.storage.cassandra import statements as cql
-from instastore.storage.cassandra.session import MIN_TOKEN, translate_errors
+from instastore.storage.cassandra.session import BATCH, MIN_TOKEN, idempotent, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def keyspace_cql(settings: Settings) -> str:
 
 def _ddl(session: Session, statement: str) -> None:
     with translate_errors("schema change"):
-        result = session.execute(statement, timeout=60)
+        result = session.execute(statement, execution_profile=BATCH)
     if not result.response_future.is_schema_agreed:
         agreed = session.cluster.control_connection.wait_for_schema_agreement(
             wait_time=SCHEMA_AGREEMENT_WAIT_S
@@ -75,10 +75,14 @@ def migrate(
         "(version int PRIMARY KEY, name text, checksum text, applied_at timestamp)",
     )
     with translate_errors("reading schema_migrations"):
-        rows = session.execute(f"SELECT version, name, checksum FROM {keyspace}.schema_migrations")
+        rows = session.execute(
+            f"SELECT version, name, checksum FROM {keyspace}.schema_migrations",
+            execution_profile=BATCH,
+        )
     applied = {row.version: row for row in rows}
     done = []
-    session.set_keyspace(keyspace)
+    with translate_errors("setting the keyspace"):  # session.set_keyspace, but unhurried
+        session.execute(f"USE {keyspace}", execution_profile=BATCH)
     for migration in migrations("cql"):
         checksum = hashlib.sha256(migration.text.encode()).hexdigest()
         if migration.version in applied:
@@ -102,6 +106,7 @@ def migrate(
                 f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
                 "VALUES (%s, %s, %s, %s)",
                 (migration.version, migration.name, checksum, datetime.now(UTC)),
+                execution_profile=BATCH,
             )
         done.append(f"{migration.version:03d}_{migration.name}")
     return done
@@ -165,10 +170,12 @@ def _backfill(session: Session, keyspace: str, progress: Callable[[str], object]
     scan = session.prepare(cql.qualified(cql.SCAN_PHOTO_IDS, keyspace))
     queue = session.prepare(cql.qualified(cql.QUEUE_PACK, keyspace))
     queue_bucket = session.prepare(cql.qualified(cql.QUEUE_PACK_BUCKET, keyspace))
+    queue.is_idempotent = idempotent(cql.QUEUE_PACK)  # single rows: the request timeout will do
+    queue_bucket.is_idempotent = idempotent(cql.QUEUE_PACK_BUCKET)
     after, queued = MIN_TOKEN, 0
     while True:
         with translate_errors("reading photo ids for the pack queue"):
-            rows = list(session.execute(scan, (after, BACKFILL_PAGE), timeout=60))
+            rows = list(session.execute(scan, (after, BACKFILL_PAGE), execution_profile=BATCH))
         photo_ids = [row.photo_id for row in rows]
         buckets = {photo_id >> cql.PACK_BUCKET_SHIFT for photo_id in photo_ids}
         with translate_errors("queueing photos for packing"):
@@ -201,7 +208,9 @@ def pending(session: Session, settings: Settings) -> list[str]:
     every = [f"{m.version:03d}_{m.name}" for m in migrations("cql")]
     with translate_errors("reading schema_migrations"):
         try:
-            rows = session.execute(f"SELECT version FROM {keyspace}.schema_migrations")
+            rows = session.execute(
+                f"SELECT version FROM {keyspace}.schema_migrations", execution_profile=BATCH
+            )
         except InvalidRequest:  # no such keyspace or table: nothing is applied
             return every
         versions = {row.version for row in rows}

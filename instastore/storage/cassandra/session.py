@@ -4,6 +4,15 @@
 The driver runs its own I/O thread (libev where available); ``execute`` hands it a
 statement and awaits an asyncio future that the driver's callbacks complete through
 ``loop.call_soon_threadsafe``: no thread per query, nothing blocks the event loop.
+
+A request is bounded by ``cassandra_request_timeout``. An idempotent statement (see
+``idempotent``) is sent to a second and a third coordinator if the first has not answered
+within ``cassandra_speculative_delay``, and goes to the next one at once when its
+coordinator's connection breaks: a node that dies costs a request a fraction of a second,
+not a timeout. A lightweight transaction or a counter update is never sent twice by the
+driver (its outcome is unknown after a broken connection: ``translate_errors``). Schema
+changes, migrations and batch jobs' scans run in the ``BATCH`` profile: one long bound,
+no speculation.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -39,8 +49,10 @@ from cassandra.cluster import (
 )
 from cassandra.connection import ConnectionException
 from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
+    RetryPolicy,
     TokenAwarePolicy,
 )
 from cassandra.query import (
@@ -52,7 +64,15 @@ from instastore.config import Settings
 from instastore.errors import OutcomeUnknown, StorageError, Unavailable
 
 CONNECT_TIMEOUT_S = 10.0
-REQUEST_TIMEOUT_S = 12.0  # above Cassandra's own 5 s read/write timeouts, so theirs fire first
+# Schema changes, migrations and batch jobs' scans (pages of hundreds of rows, a DDL
+# statement waiting for schema agreement): long, and never sent twice at once.
+BATCH = "batch"  # the execution profile's name
+BATCH_REQUEST_TIMEOUT_S = 60.0
+SPECULATIVE_EXECUTIONS = 2  # at most: the other two replicas of replication factor 3
+# A connection that sent nothing for this long is probed, and one whose probe is not
+# answered within it again is closed (the driver's defaults: 30 s), so that a node that
+# hangs without closing its sockets is taken out of the query plans within seconds.
+HEARTBEAT_S = 5.0
 RECONNECT_MAX_S = 10.0  # longest pause between tries to reach a node that went away
 MIN_TOKEN = -(2**63)  # Murmur3Partitioner: no key has this token, every key is above it
 
@@ -72,30 +92,92 @@ _MAYBE_WRITTEN = (WriteTimeout, WriteFailure, OperationTimedOut, ConnectionExcep
 _NOT_SENT = ("Host has been marked down or removed", "Pool is shutdown")
 
 
+# A lightweight transaction (IF ...) or a counter update (SET c = c + ?): run twice, it
+# may do its work twice, or answer "not applied" for its own first run.
+_NOT_IDEMPOTENT = re.compile(r"\bIF\b|\bSET\s+(\w+)\s*=\s*\1\s*[+-]", re.IGNORECASE)
+
+
+def idempotent(statement: str) -> bool:
+    """Whether running ``statement`` twice leaves what running it once does: every read,
+    and every plain INSERT, UPDATE or DELETE (both runs carry the same client timestamp)."""
+    return _NOT_IDEMPOTENT.search(statement) is None
+
+
+class FailFastRetryPolicy(RetryPolicy):  # type: ignore[misc]  # the driver has no types
+    """The driver's retries, for statements marked idempotent only: a coordinator that
+    broke its connection or timed out is left for the next one at once. Others are
+    retried only where nothing ran (the coordinator refused them up front)."""
+
+    def on_read_timeout(
+        self,
+        query: Any,
+        consistency: Any,
+        required_responses: int,
+        received_responses: int,
+        data_retrieved: bool,
+        retry_num: int,
+    ) -> tuple[int, Any]:
+        return self._next_host_once(query, retry_num)
+
+    def on_write_timeout(
+        self,
+        query: Any,
+        consistency: Any,
+        write_type: Any,
+        required_responses: int,
+        received_responses: int,
+        retry_num: int,
+    ) -> tuple[int, Any]:
+        return self._next_host_once(query, retry_num)
+
+    def on_request_error(
+        self, query: Any, consistency: Any, error: Any, retry_num: int
+    ) -> tuple[int, Any]:
+        # A broken connection may have carried the request (an unknown outcome); the
+        # server's errors (overloaded, bootstrapping) refuse it before it runs.
+        if isinstance(error, ConnectionException) and not getattr(query, "is_idempotent", False):
+            return self.RETHROW, None
+        return self.RETRY_NEXT_HOST, None
+
+    def _next_host_once(self, query: Any, retry_num: int) -> tuple[int, Any]:
+        if retry_num == 0 and getattr(query, "is_idempotent", False):
+            return self.RETRY_NEXT_HOST, None
+        return self.RETHROW, None
+
+
 def build_cluster(settings: Settings) -> Cluster:
     """The driver's cluster object for the settings (connect it off the event loop)."""
+    routing = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc))
+    common = {
+        "load_balancing_policy": routing,
+        "retry_policy": FailFastRetryPolicy(),
+        "consistency_level": ConsistencyLevel.name_to_value[settings.consistency],
+        "serial_consistency_level": ConsistencyLevel.LOCAL_SERIAL,
+        "row_factory": named_rows,
+    }
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(
-            DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)
+        **common,
+        request_timeout=settings.cassandra_request_timeout,
+        speculative_execution_policy=ConstantSpeculativeExecutionPolicy(
+            settings.cassandra_speculative_delay, SPECULATIVE_EXECUTIONS
         ),
-        consistency_level=ConsistencyLevel.name_to_value[settings.consistency],
-        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
-        request_timeout=REQUEST_TIMEOUT_S,
-        row_factory=named_rows,
     )
+    batch = ExecutionProfile(**common, request_timeout=BATCH_REQUEST_TIMEOUT_S)
     auth = None
     if settings.cassandra_username:
         auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
     return Cluster(
         contact_points=settings.cassandra_contact_points,
         port=settings.cassandra_port,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile, BATCH: batch},
         auth_provider=auth,
         connect_timeout=CONNECT_TIMEOUT_S,
         # The control connection's own queries (topology, the whole schema) at connect: the
         # driver's 2 s timed out on a node loaded by another cluster's bootstrap (a test run).
         control_connection_timeout=CONNECT_TIMEOUT_S,
         protocol_version=ProtocolVersion.V5,  # Cassandra 4.0+; skips two downgrade round trips
+        idle_heartbeat_interval=HEARTBEAT_S,
+        idle_heartbeat_timeout=HEARTBEAT_S,
         # The driver's default backs off to 10 minutes; a node back after a restart
         # should be used again within seconds.
         reconnection_policy=ExponentialReconnectionPolicy(
@@ -186,12 +268,20 @@ def is_write(statement: Any) -> bool:
     return text is None or not text.lstrip().upper().startswith("SELECT")
 
 
-async def execute(session: Session, statement: Any, params: Any = None, *, what: str) -> list[Any]:
+async def execute(
+    session: Session,
+    statement: Any,
+    params: Any = None,
+    *,
+    what: str,
+    profile: object = EXEC_PROFILE_DEFAULT,
+) -> list[Any]:
     """Run one statement and return all rows of its first page as a list.
 
-    Callers bound their queries with LIMIT, so one page is the whole answer."""
+    Callers bound their queries with LIMIT, so one page is the whole answer. ``profile``
+    is ``BATCH`` for a batch job's read or a schema change."""
     loop = asyncio.get_running_loop()
     with translate_errors(what, write=is_write(statement)):
-        response = session.execute_async(statement, params)
+        response = session.execute_async(statement, params, execution_profile=profile)
         rows = await _bridge(response, loop)
     return list(rows) if rows is not None else []
