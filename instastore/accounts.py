@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from instastore.clock import utcnow
 from instastore.config import Settings
-from instastore.errors import InvalidInput, NotAuthenticated, NotFound
+from instastore.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from instastore.ids import IdGenerator
 from instastore.limits import (
     MAX_DISPLAY_NAME_CHARS,
@@ -89,6 +89,8 @@ class Accounts:
             settings.password_hash_queue,
             settings.password_hash_time_cost,
             settings.password_hash_memory_kib,
+            settings.signup_hash_threads,
+            settings.signup_hash_queue,
         )
         self.throttle = LoginThrottle(
             limits, settings.login_failures_per_address, settings.login_failures_per_account
@@ -101,8 +103,9 @@ class Accounts:
     async def sign_up(
         self, username: object, password: object, display_name: object = "", address: str = ""
     ) -> User:
-        """A new account; ``RateLimited`` past the sign-ups of ``address`` (the client's),
-        checked once the input is valid and before the password is hashed."""
+        """A new account; ``Conflict`` if the name is taken, ``RateLimited`` past the
+        sign-ups of ``address`` (the client's), both checked before the password is hashed;
+        ``Overloaded`` while sign-ups are shed (``PasswordHashing.hash_for_sign_up``)."""
         username = check_username(username)
         if (
             not isinstance(password, str)
@@ -112,9 +115,13 @@ class Accounts:
                 f"password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
             )
         display_name = check_display_name(display_name or "")
-        # SECURITY: a sign-up costs a password hash (64 MiB of argon2id by default).
+        # SECURITY: a sign-up costs a password hash (64 MiB of argon2id by default): a
+        # name that is taken (public anyway, as its profile) spends none, and neither does
+        # an address past its sign-ups. create_user still refuses a name taken meanwhile.
+        if await self.accounts.get_user_by_name(username) is not None:
+            raise Conflict(f"username {username!r} is taken")
         await self.sign_ups.take(address, "sign-ups from this address")
-        hashed = await self.hashing.hash(password)
+        hashed = await self.hashing.hash_for_sign_up(password)
         user = User(self.ids.next_id(), username, hashed, display_name, False, self.clock())
         await self.accounts.create_user(user)
         return user

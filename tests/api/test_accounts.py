@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
 
 import pytest
+from instastore.server.app import create_app
 
-from ..factories import problem
+from ..factories import PASSWORD, Api, problem
 
 
 async def test_sign_up_log_in_me_log_out(api):
@@ -116,3 +119,54 @@ async def test_patch_me_refuses_unknown_fields_and_bad_types(api):
 
 async def test_unknown_profile_is_404(api):
     await problem(await api.get("/v1/users/nobody-here"), 404)
+
+
+# A hash slow enough that a flood of them fills a pool (about 20 ms on these machines).
+FLOOD_COSTS = {"password_hash_time_cost": 1, "password_hash_memory_kib": 16 * 1024}
+
+
+async def flood_api(aiohttp_client, adapter_settings) -> Api:
+    settings = dataclasses.replace(adapter_settings, **FLOOD_COSTS)
+    return Api(await aiohttp_client(create_app(settings)), settings)
+
+
+async def test_sign_ups_of_a_taken_name_are_refused_before_any_hashing(
+    aiohttp_client, adapter_settings
+):
+    """A taken name costs no password hash: a flood of them is all 409, none shed."""
+    api = await flood_api(aiohttp_client, adapter_settings)
+    name, _ = await api.user()
+    body = {"username": name, "password": "another one"}
+    answers = await asyncio.gather(*(api.post("/v1/users", json=body) for _ in range(30)))
+    assert sorted(resp.status for resp in answers) == [409] * 30
+
+
+async def test_log_ins_are_served_while_a_sign_up_flood_is_shed(aiohttp_client, adapter_settings):
+    """Sign-ups hash on a pool of their own and are shed first (503, Retry-After), so an
+    existing user logs in while 20 clients loop sign-ups."""
+    api = await flood_api(aiohttp_client, adapter_settings)
+    name, _ = await api.user()
+    shed, logged_in = asyncio.Event(), asyncio.Event()
+    answers: list = []
+
+    async def loop_sign_ups() -> None:
+        while not logged_in.is_set():
+            body = {"username": f"f{uuid.uuid4().hex[:12]}", "password": "x" * 9}
+            resp = await api.post("/v1/users", json=body)
+            answers.append((resp, await resp.read()))
+            if resp.status == 503:
+                shed.set()
+
+    flood = [asyncio.ensure_future(loop_sign_ups()) for _ in range(20)]
+    try:
+        await asyncio.wait_for(shed.wait(), 60)  # the flood fills what sign-ups may use
+        login = await api.post("/v1/sessions", json={"username": name, "password": PASSWORD})
+        assert login.status == 201, await login.text()
+    finally:
+        logged_in.set()
+        await asyncio.gather(*flood)
+    assert {resp.status for resp, _ in answers} <= {201, 503}
+    for resp, _ in answers:
+        if resp.status == 503:
+            assert int(resp.headers["Retry-After"]) >= 1
+            assert "sign-ups" in (await problem(resp, 503))["detail"]
