@@ -143,18 +143,9 @@ class Accounts:
             raise NotAuthenticated("wrong username or password")
         if len(password) > MAX_PASSWORD_CHARS or len(username) > MAX_LOGIN_NAME_CHARS:
             raise NotAuthenticated("wrong username or password")
-        hits = await self.throttle.admit(username, address)
-        try:
-            user = await self.accounts.get_user_by_name(username)
-            ok = await self.hashing.verify(
-                user.password_hash if user else self.hashing.dummy_hash, password
-            )
-        except BaseException:
-            await self.throttle.refund(hits)  # no password was checked: nothing spent
-            raise
-        if user is None or not ok:
-            raise NotAuthenticated("wrong username or password")  # its hits stay: spent
-        await self.throttle.succeeded(username, address, hits)
+        user = await self._password_matches(username, password, address)
+        if user is None:
+            raise NotAuthenticated("wrong username or password")
         token = secrets.token_urlsafe(TOKEN_BYTES)
         now = self.clock()
         session = UserSession(
@@ -167,6 +158,26 @@ class Accounts:
         )
         await self.accounts.create_session(token_hash(token), session)
         return user, token
+
+    async def _password_matches(
+        self, username: str, password: str, address: str, user: User | None = None
+    ) -> User | None:
+        """The user (``user``, or the one named ``username``) if ``password`` is theirs,
+        else None; ``RateLimited`` when ``address`` or the account has failed too often
+        (see ``LoginThrottle``). A failure spends its hits; a success gives them back."""
+        hits = await self.throttle.admit(username, address)
+        try:
+            user = user or await self.accounts.get_user_by_name(username)
+            ok = await self.hashing.verify(
+                user.password_hash if user else self.hashing.dummy_hash, password
+            )
+        except BaseException:
+            await self.throttle.refund(hits)  # no password was checked: nothing spent
+            raise
+        if user is None or not ok:
+            return None  # its hits stay: spent
+        await self.throttle.succeeded(username, address, hits)
+        return user
 
     async def log_out(self, session: UserSession) -> None:
         await self.accounts.delete_session(session.user_id, session.id)
@@ -208,15 +219,8 @@ class Accounts:
         new = check_password(new, "new_password")
         if not isinstance(old, str) or len(old) > MAX_PASSWORD_CHARS:
             raise NotAllowed("the password is wrong")
-        hits = await self.throttle.admit(user.username, address)
-        try:
-            ok = await self.hashing.verify(user.password_hash, old)
-        except BaseException:
-            await self.throttle.refund(hits)
-            raise
-        if not ok:
-            raise NotAllowed("the password is wrong")  # its hits stay: spent
-        await self.throttle.succeeded(user.username, address, hits)
+        if await self._password_matches(user.username, old, address, user) is None:
+            raise NotAllowed("the password is wrong")
         changed = replace(user, password_hash=await self.hashing.hash(new))
         await self.accounts.update_user(changed)
         # SECURITY: a new password ends every other session (whoever else held a token).
