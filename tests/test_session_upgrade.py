@@ -62,8 +62,8 @@ async def test_cassandra_refuses_sessions_made_before_they_had_ids(contract_clus
         # What a server older than 008 writes (statements.CREATE_SESSION before 008).
         await asyncio.to_thread(
             store.session.execute,
-            "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (%s, %s, %s) "
-            "USING TTL 86400",
+            f"INSERT INTO {contract_cluster_settings.cassandra_keyspace}.sessions "
+            "(token_hash, user_id, created_at) VALUES (%s, %s, %s) USING TTL 86400",
             (token_hash, new_id(), now),
         )
         assert await store.get_session(token_hash, now) is None
