@@ -194,10 +194,24 @@ class Settings:
         "never logged in to it (429 past it).",
     )
     password_hash_threads: int = setting(
-        1, "Threads hashing passwords (sign-up, log-in), apart from the pool uploads and media use."
+        1,
+        "Threads checking passwords at log-in (and hashing changed ones), apart from sign-ups' "
+        "and from the pool uploads and media use.",
     )
     password_hash_queue: int = setting(
-        8, "Sign-ups and log-ins that may wait for a hashing thread; past it 503 with Retry-After."
+        8,
+        "Log-ins and password changes that may wait for a hashing thread; past it 503 with "
+        "Retry-After.",
+    )
+    signup_hash_threads: int = setting(
+        1,
+        "Threads hashing new accounts' passwords, apart from log-ins' (sign-ups never wait "
+        "behind log-ins, nor log-ins behind sign-ups).",
+    )
+    signup_hash_queue: int = setting(
+        2,
+        "Sign-ups that may wait for a hashing thread; past it, or while any log-in waits for "
+        "one, 503 with Retry-After.",
     )
     password_hash_time_cost: int = setting(
         PASSWORD_HASH_TIME_COST,
@@ -258,6 +272,7 @@ class Settings:
             "search_postings",
             "login_failures_per_account",
             "password_hash_threads",
+            "signup_hash_threads",
             "password_hash_time_cost",
             "volume_target_bytes",
         ):
@@ -294,10 +309,9 @@ class Settings:
             )
         if self.decode_queue < 0:
             raise ConfigError(f"decode_queue must be 0 or more, not {self.decode_queue}")
-        if self.password_hash_queue < 0:
-            raise ConfigError(
-                f"password_hash_queue must be 0 or more, not {self.password_hash_queue}"
-            )
+        for name in ("password_hash_queue", "signup_hash_queue"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, not {getattr(self, name)}")
         if not self.drain_seconds >= 0 or not self.shutdown_timeout >= 0:
             raise ConfigError("drain_seconds and shutdown_timeout must be 0 or more seconds")
         for name in ("header_timeout", "idle_timeout", "body_timeout"):

@@ -21,6 +21,10 @@ PASSWORD_HASH_MEMORY_KIB = 65536  # argon2id memory, the default of the setting 
 MAX_DISPLAY_NAME_CHARS = 100  # characters
 MAX_LOGIN_NAME_CHARS = 64  # longer than any username: refused before any hashing or lookup
 TOKEN_BYTES = 32  # random bytes of a session token (256 bits: not guessable)
+# A session's last use is written at most this often, so authenticating costs no write
+# per request; the list of one's sessions shows it to the minute.
+SESSION_TOUCH_EVERY = timedelta(minutes=1)
+MAX_SESSIONS_LISTED = 100  # the newest sessions GET /v1/me/sessions shows (all are revocable)
 
 # The log-in throttle (instastore.ratelimit): its memory of good addresses, per process
 KNOWN_ACCOUNTS = 100_000  # accounts whose good addresses the log-in throttle remembers

@@ -50,6 +50,19 @@ class User:
 
 
 @dataclass(frozen=True)
+class UserSession:
+    """A log-in session as stored; its token is stored only as a hash, and never here.
+    ``address``: the client's when it logged in."""
+
+    id: int
+    user_id: int
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    address: str = ""
+
+
+@dataclass(frozen=True)
 class Rendition:
     """One stored form of a photo or video: "original", "large", "thumb", "poster", ..."""
 

@@ -8,7 +8,7 @@ import logging
 import time
 
 from aiohttp import web
-from instastore.server.keys import SERVICES, USER
+from instastore.server.keys import SERVICES, SESSION, USER
 
 from instastore import metrics
 from instastore.errors import NotAuthenticated
@@ -25,14 +25,15 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Resolve ``Authorization: Bearer <token>`` to a user (or None) before the handler.
     A malformed or unknown token is an error even on public routes, so a client learns
     its token went bad rather than silently seeing less."""
-    request[USER] = None
+    request[USER] = request[SESSION] = None
     header = request.headers.get("Authorization")
     resource = request.match_info.route.resource
     if header is not None and (resource is None or resource.canonical not in OWN_TOKENS):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthenticated("Authorization must be 'Bearer <token>'")
-        request[USER] = await request.app[SERVICES].accounts.authenticate(token.strip())
+        accounts = request.app[SERVICES].accounts
+        request[USER], request[SESSION] = await accounts.authenticate(token.strip())
     return await handler(request)
 
 

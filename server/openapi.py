@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from instastore import __version__
-from instastore.limits import MAX_QUERY_CHARS
+from instastore.limits import MAX_QUERY_CHARS, MAX_SESSIONS_LISTED
 
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
@@ -147,6 +147,29 @@ SCHEMAS: dict[str, Any] = {
     "PhotoPage": page("Photo"),
     "UserPage": page("User"),
     "Session": obj({"token": {"type": "string", "minLength": 1}, "user": schema("User")}),
+    "UserSession": obj(
+        {
+            "id": ID,
+            "created_at": TIME,
+            "last_used_at": {
+                **TIME,
+                "description": "written at most once a minute, so up to a minute behind",
+            },
+            "expires_at": TIME,
+            "address": {"type": "string", "description": "the client's when it logged in"},
+            "current": {"type": "boolean", "description": "the session of this request's token"},
+        }
+    ),
+    "UserSessions": obj(
+        {
+            "items": {
+                "type": "array",
+                "items": schema("UserSession"),
+                "maxItems": MAX_SESSIONS_LISTED,
+                "description": f"newest first; the newest {MAX_SESSIONS_LISTED}",
+            }
+        }
+    ),
     "FollowState": obj({"state": {"enum": ["following", "requested"]}}),
     "Approved": obj({"state": {"const": "approved"}}),
     "LikeState": obj({"liked": {"type": "boolean"}, "likes": COUNT}),
@@ -478,6 +501,44 @@ def paths() -> dict[str, Any]:
                     (),
                 ),
             ),
+        },
+        "/v1/me/password": {
+            "put": op(
+                "changePassword",
+                "Change my password; every other session of mine ends",
+                {"204": ok("changed; this token still works, no other does")},
+                ("403", "429"),
+                body=json_body(
+                    {
+                        "password": {"type": "string", "maxLength": 1024},
+                        "new_password": CREDENTIALS["password"],
+                    },
+                    ("password", "new_password"),
+                ),
+                special={"403": problem_response("403", "the password is wrong")},
+            )
+        },
+        "/v1/me/sessions": {
+            "get": op(
+                "listMySessions",
+                "My sessions: when each was made and last used, and from where",
+                {"200": ok("my unexpired sessions", "UserSessions")},
+            ),
+            "delete": op(
+                "logOutEverywhere",
+                "Log out everywhere: every session of mine ends, this one too",
+                {"204": ok("every token of mine is revoked")},
+            ),
+        },
+        "/v1/me/sessions/{session_id}": {
+            "delete": op(
+                "revokeSession",
+                "End one of my sessions",
+                {"204": ok("its token is revoked")},
+                ("404",),
+                params=[path_param("session_id", ID)],
+                special={"404": problem_response("404", "no session of mine has this id")},
+            )
         },
         "/v1/me/requests": {
             "get": op(

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from instastore.accounts import Profile
-from instastore.model import User
+from instastore.model import User, UserSession
 from instastore.paging import Page
 from instastore.social import Relation
 from instastore.viewing import PhotoCard
@@ -25,6 +25,17 @@ def user_json(user: User) -> dict[str, Any]:
         "username": user.username,
         "display_name": user.display_name,
         "private": user.private,
+    }
+
+
+def session_json(session: UserSession, current: UserSession) -> dict[str, Any]:
+    return {
+        "id": str(session.id),
+        "created_at": iso(session.created_at),
+        "last_used_at": iso(session.last_used_at),
+        "expires_at": iso(session.expires_at),
+        "address": session.address,
+        "current": session.id == current.id,
     }
 
 

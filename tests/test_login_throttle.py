@@ -1,4 +1,4 @@
-"""The log-in throttle's rules, the sign-up limit and the password-hashing pool's
+"""The log-in throttle's rules, the sign-up limit and the password-hashing pools'
 shedding, with a fake clock, on the embedded store (the limits are about minutes; they
 hold across hosts by the shared counts of tests/contract/test_leases.py; the HTTP
 behaviour is in test_hostile_clients.py)."""
@@ -134,6 +134,32 @@ async def test_the_hashing_pool_sheds_past_its_queue_and_recovers():
         assert results[:2] == [True, True]
         assert all(isinstance(r, Overloaded) and r.retry_after >= 1 for r in results[2:])
         assert await hashing.verify(hashed, "not it") is False  # the queue has drained
+    finally:
+        hashing.close()
+
+
+async def test_sign_ups_hash_on_a_pool_of_their_own_and_are_shed_first():
+    """A flood of sign-ups fills only the sign-ups' pool, and a sign-up is shed while a
+    log-in waits for a thread: existing users keep logging in."""
+    hashing = PasswordHashing(
+        threads=1, queue=1, time_cost=1, memory_kib=1024, signup_threads=1, signup_queue=1
+    )
+    try:
+        hashed = await hashing.hash("a password")
+        sign_ups = [asyncio.ensure_future(hashing.hash_for_sign_up("new one")) for _ in range(4)]
+        log_ins = [asyncio.ensure_future(hashing.verify(hashed, "a password")) for _ in range(2)]
+        signed = await asyncio.gather(*sign_ups, return_exceptions=True)
+        assert await asyncio.gather(*log_ins) == [True, True]
+        assert all(isinstance(r, str) for r in signed[:2])
+        assert all(isinstance(r, Overloaded) and "sign-ups" in str(r) for r in signed[2:])
+
+        log_ins = [asyncio.ensure_future(hashing.verify(hashed, "a password")) for _ in range(2)]
+        await asyncio.sleep(0)  # one log-in hashes, one waits for the thread
+        with pytest.raises(Overloaded, match="sign-ups") as shed:
+            await hashing.hash_for_sign_up("new one")
+        assert shed.value.retry_after >= 1
+        assert await asyncio.gather(*log_ins) == [True, True]
+        assert await hashing.hash_for_sign_up("new one")  # no log-in waits: served again
     finally:
         hashing.close()
 

@@ -116,6 +116,7 @@ async def test_live_session_matches_the_spec(session: Session):
     await s.expect(200, "PATCH", "/v1/me", a, json_body={"display_name": "Alice"})
     await s.expect(400, "PATCH", "/v1/me", a, json_body={"private": "yes"})
     await s.expect(400, "PATCH", "/v1/me", a, json_body={"admin": True})
+    a = await session_exchanges(s, alice, a, b)
 
     photo = s.json(await s.upload(201, a, samples.image("JPEG", (320, 240)), "a cat on a mat"))
     video = s.json(
@@ -199,7 +200,9 @@ async def test_live_session_matches_the_spec(session: Session):
 
     for bad in BAD_TOKENS:
         for method, path, _ in ROUTES:
-            target = path.format(username=alice, photo_id=pid, secret="s", name="thumb")
+            target = path.format(
+                username=alice, photo_id=pid, secret="s", name="thumb", session_id="12345"
+            )
             await s.expect(401, method, target, bad)
     await s.expect(405, "PUT", "/v1/me", a)
     await s.expect(405, "POST", "/healthz")
@@ -212,6 +215,38 @@ async def test_live_session_matches_the_spec(session: Session):
     exercised = {found[1]["operationId"] for found in routed if found}
     assert exercised == {op["operationId"] for _, _, op in s.spec.operations()}
     assert s.report() == []
+
+
+async def session_exchanges(s: Session, alice: str, a: dict, other: dict) -> dict:
+    """Alice's sessions: listed, one revoked, her password changed, all ended (``other``'s
+    token stays valid); a new token of hers."""
+    credentials = {"username": alice, "password": PASSWORD}
+    token = s.json(await s.expect(201, "POST", "/v1/sessions", json_body=credentials))["token"]
+    second = {"Authorization": f"Bearer {token}"}
+    listed = s.json(await s.expect(200, "GET", "/v1/me/sessions", a))["items"]
+    newest = listed[0]["id"]
+    await s.expect(401, "GET", "/v1/me/sessions")
+    await s.expect(400, "DELETE", "/v1/me/sessions/x", a)
+    await s.expect(404, "DELETE", f"/v1/me/sessions/{newest}", other)  # not theirs
+    await s.expect(204, "DELETE", f"/v1/me/sessions/{newest}", a)
+    await s.expect(401, "GET", "/v1/me", second)
+    await s.expect(404, "DELETE", f"/v1/me/sessions/{newest}", a)
+    change = {"password": PASSWORD, "new_password": "short"}
+    await s.expect(400, "PUT", "/v1/me/password", a, json_body=change)
+    change = {"password": "not the password", "new_password": "a new password"}
+    await s.expect(403, "PUT", "/v1/me/password", a, json_body=change)
+    await s.expect(400, "PUT", "/v1/me/password", a, json_body={"admin": True})
+    change = {"password": PASSWORD, "new_password": PASSWORD}
+    await s.expect(204, "PUT", "/v1/me/password", a, json_body=change)
+    await s.expect(413, "PUT", "/v1/me/password", a, json_body={"password": "p" * 70_000})
+    token = s.json(await s.expect(201, "POST", "/v1/sessions", json_body=credentials))["token"]
+    third = {"Authorization": f"Bearer {token}"}
+    await s.expect(204, "DELETE", "/v1/me/sessions", third)
+    await s.expect(401, "GET", "/v1/me", third)
+    await s.expect(401, "GET", "/v1/me", a)
+    await s.expect(200, "GET", "/v1/me", other)
+    token = s.json(await s.expect(201, "POST", "/v1/sessions", json_body=credentials))["token"]
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def media_exchanges(s: Session, photo: dict, video: dict, owner: dict, other: dict) -> None:

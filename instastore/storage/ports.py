@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from instastore.errors import InvalidInput, OutcomeUnknown, Unavailable
-from instastore.model import Photo, PhotoCounts, User
+from instastore.model import Photo, PhotoCounts, User, UserSession
 from instastore.storage.scratch import SCRATCH_GRACE
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,25 @@ class AccountStore(Protocol):
 
     async def get_user_by_name(self, username: str) -> User | None: ...
 
-    async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None: ...
+    async def create_session(self, token_hash: str, session: UserSession) -> None:
+        """Store a session under the hash of its token, until its ``expires_at``."""
 
-    async def get_session(self, token_hash: str, now: datetime) -> int | None:
-        """The user of an unexpired session, else None."""
+    async def get_session(self, token_hash: str, now: datetime) -> UserSession | None:
+        """The unexpired session of this token hash, else None."""
 
-    async def delete_session(self, token_hash: str) -> None: ...
+    async def touch_session(self, token_hash: str, session: UserSession, at: datetime) -> None:
+        """Set the session's ``last_used_at``; it still expires at its ``expires_at``. A
+        session ended meanwhile stays ended."""
+
+    async def user_sessions(self, user_id: int, now: datetime, limit: int) -> list[UserSession]:
+        """The user's unexpired sessions, newest first, at most ``limit``."""
+
+    async def delete_session(self, user_id: int, session_id: int) -> bool:
+        """End one of the user's sessions; False if the user has none of that id (another
+        user's session included: it stays)."""
+
+    async def delete_user_sessions(self, user_id: int, keep: int | None = None) -> None:
+        """End every session of the user, all of them, but the one of id ``keep``."""
 
 
 class PhotoStore(Protocol):

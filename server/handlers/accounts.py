@@ -1,4 +1,5 @@
-"""Sign up, sessions, the current user, profiles."""
+"""Sign up, sessions (log in and out, list, revoke), passwords, the current user,
+profiles."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from instastore.server.handlers.common import (
     services,
     viewer,
 )
+from instastore.server.keys import SESSION
 
+from instastore import ids
 from instastore.errors import InvalidInput
 
 
@@ -37,8 +40,45 @@ async def log_in(request: web.Request) -> web.Response:
 
 async def log_out(request: web.Request) -> web.Response:
     require_user(request)
-    token = request.headers["Authorization"].partition(" ")[2].strip()
-    await services(request).accounts.log_out(token)
+    await services(request).accounts.log_out(request[SESSION])
+    return web.Response(status=204)
+
+
+async def my_sessions(request: web.Request) -> web.Response:
+    user = require_user(request)
+    sessions = await services(request).accounts.sessions(user)
+    current = request[SESSION]
+    return views.json({"items": [views.session_json(s, current) for s in sessions]})
+
+
+async def revoke_session(request: web.Request) -> web.Response:
+    user = require_user(request)
+    session_id = ids.parse_id(request.match_info["session_id"], "session id")
+    await services(request).accounts.revoke(user, session_id)
+    return web.Response(status=204)
+
+
+async def log_out_everywhere(request: web.Request) -> web.Response:
+    user = require_user(request)
+    await services(request).accounts.log_out_everywhere(user)
+    return web.Response(status=204)
+
+
+async def change_password(request: web.Request) -> web.Response:
+    user = require_user(request)
+    body = await json_body(request)
+    unknown = set(body) - {"password", "new_password"}
+    if unknown:
+        raise InvalidInput(
+            f"unknown fields: {', '.join(sorted(unknown))}; PUT takes password and new_password"
+        )
+    await services(request).accounts.change_password(
+        user,
+        request[SESSION],
+        body.get("password"),
+        body.get("new_password"),
+        client_address(request),  # X-Forwarded-For only from trusted_proxies
+    )
     return web.Response(status=204)
 
 

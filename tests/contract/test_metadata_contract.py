@@ -349,16 +349,6 @@ async def test_has_follow_request_answers_for_one_pair(stores):
     assert await stores.graph.has_follow_request(private, x) is False
 
 
-async def test_sessions(stores):
-    token_hash, user = uuid.uuid4().hex, new_id()
-    now = datetime.now(UTC)
-    await stores.accounts.create_session(token_hash, user, now + timedelta(days=1))
-    assert await stores.accounts.get_session(token_hash, now) == user
-    assert await stores.accounts.get_session(uuid.uuid4().hex, now) is None
-    await stores.accounts.delete_session(token_hash)
-    assert await stores.accounts.get_session(token_hash, now) is None
-
-
 async def claimed(stores, user, key, photo_id, now=None):
     now = now or datetime.now(UTC)
     return await stores.claims.claim_idempotency_key(

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cassandra import ConsistencyLevel
@@ -26,7 +26,7 @@ from instastore import codec, ids, limits
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID, bucket_of
-from instastore.model import Photo, PhotoCounts, User, Visibility
+from instastore.model import Photo, PhotoCounts, User, UserSession, Visibility
 from instastore.storage.cassandra import migrate
 from instastore.storage.cassandra import statements as cql
 from instastore.storage.cassandra.session import (
@@ -48,6 +48,7 @@ SCAN_PAGE = 500  # photo rows per token-range page of scan_photos
 SWITCH_ROUNDS = 3  # reads + conditional writes of one locator switch before giving up
 LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
 PACK_QUEUE_PAGE = 1000  # queued ids read per query
+SESSIONS_PAGE = 100  # a user's sessions read, then ended concurrently, at a time
 # Hits of one limit key read per minute: limits are tens a minute, and a hit past its limit
 # is refused before it is written, so a count never nears this.
 LIMIT_HITS_READ = 5_000  # one page of the driver
@@ -97,6 +98,19 @@ def _hidden(statement: str, photo: Photo) -> list[StatementItem]:
     if photo.visibility is Visibility.PUBLIC:
         return []
     return [(statement, (photo.owner_id, photo.visibility.value, photo.id))]
+
+
+def _session(session_id: int, user_id: int, row: Any, now: datetime) -> UserSession:
+    """A sessions or user_sessions row (its TTL last, in seconds) as a session."""
+    created = _utc(row.created_at) or now
+    return UserSession(
+        id=session_id,
+        user_id=user_id,
+        created_at=created,
+        last_used_at=_utc(row.last_used_at) or created,
+        expires_at=now + timedelta(seconds=row[-1] or 0),
+        address=row.address or "",
+    )
 
 
 def _shard(photo_id: int) -> int:
@@ -478,17 +492,62 @@ class CassandraMetadataStore:
 
     # ---- sessions and idempotency -----------------------------------------------------
 
-    async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None:
-        now = datetime.now(UTC)
-        ttl = max(1, int((expires_at - now).total_seconds()))
-        await self._q(cql.CREATE_SESSION, token_hash, user_id, now, ttl)
+    async def create_session(self, token_hash: str, session: UserSession) -> None:
+        ttl = _ttl(session.created_at, session.expires_at)
+        row = (session.created_at, session.last_used_at, session.address)
+        await self._batch(
+            "create session",
+            (cql.CREATE_SESSION, (token_hash, session.user_id, row[0], session.id, *row[1:], ttl)),
+            (cql.INDEX_SESSION, (session.user_id, session.id, token_hash, *row, ttl)),
+        )
 
-    async def get_session(self, token_hash: str, now: datetime) -> int | None:
+    async def get_session(self, token_hash: str, now: datetime) -> UserSession | None:
         rows = await self._q(cql.GET_SESSION, token_hash)  # expiry is the row's TTL
-        return rows[0].user_id if rows else None
+        # No session id: a session made before sessions had ids (schema 009), or the cell
+        # a touch racing its deletion wrote back: neither is a session.
+        if not rows or rows[0].session_id is None or rows[0].user_id is None:
+            return None
+        row = rows[0]
+        return _session(row.session_id, row.user_id, row, now)
 
-    async def delete_session(self, token_hash: str) -> None:
-        await self._q(cql.DELETE_SESSION, token_hash)
+    async def touch_session(self, token_hash: str, session: UserSession, at: datetime) -> None:
+        ttl = _ttl(at, session.expires_at)  # the cell dies with the rest of its row
+        await asyncio.gather(
+            self._q(cql.TOUCH_SESSION, ttl, at, token_hash),
+            self._q(cql.TOUCH_USER_SESSION, ttl, at, session.user_id, session.id),
+        )
+
+    async def user_sessions(self, user_id: int, now: datetime, limit: int) -> list[UserSession]:
+        rows = await self._q(cql.USER_SESSIONS, user_id, MAX_ID, limit)
+        return [_session(r.session_id, user_id, r, now) for r in rows if r.token_hash is not None]
+
+    async def delete_session(self, user_id: int, session_id: int) -> bool:
+        rows = await self._q(cql.USER_SESSION_TOKEN, user_id, session_id)
+        if not rows:
+            return False
+        await self._end_session(user_id, session_id, rows[0].token_hash)
+        return rows[0].token_hash is not None
+
+    async def delete_user_sessions(self, user_id: int, keep: int | None = None) -> None:
+        before = MAX_ID
+        while True:
+            rows = await self._q(cql.USER_SESSIONS, user_id, before, SESSIONS_PAGE)
+            await asyncio.gather(
+                *(
+                    self._end_session(user_id, r.session_id, r.token_hash)
+                    for r in rows
+                    if r.session_id != keep
+                )
+            )
+            if len(rows) < SESSIONS_PAGE:
+                return
+            before = rows[-1].session_id
+
+    async def _end_session(self, user_id: int, session_id: int, token_hash: str | None) -> None:
+        """The sessions row first (authentication reads it), then the user's row of it."""
+        if token_hash is not None:
+            await self._q(cql.DELETE_SESSION, token_hash)
+        await self._q(cql.UNINDEX_SESSION, user_id, session_id)
 
     async def claim_idempotency_key(
         self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime

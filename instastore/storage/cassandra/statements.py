@@ -29,13 +29,32 @@ GET_USER = (
 )
 USER_ID_BY_NAME = "SELECT user_id FROM users_by_name WHERE username = ?"
 
-# AccountStore: sessions
+# AccountStore: sessions, user_sessions (written together, with one TTL). A session read
+# ends with its TTL, in seconds (read by position: the driver names it after the call).
 
 CREATE_SESSION = (
-    "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?) USING TTL ?"
+    "INSERT INTO sessions (token_hash, user_id, created_at, session_id, last_used_at, address) "
+    "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
 )
-GET_SESSION = "SELECT user_id FROM sessions WHERE token_hash = ?"
+INDEX_SESSION = (
+    "INSERT INTO user_sessions (user_id, session_id, token_hash, created_at, last_used_at, "
+    "address) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+)
+GET_SESSION = (
+    "SELECT user_id, session_id, created_at, last_used_at, address, TTL(user_id) "
+    "FROM sessions WHERE token_hash = ?"
+)
+TOUCH_SESSION = "UPDATE sessions USING TTL ? SET last_used_at = ? WHERE token_hash = ?"
+TOUCH_USER_SESSION = (
+    "UPDATE user_sessions USING TTL ? SET last_used_at = ? WHERE user_id = ? AND session_id = ?"
+)
+USER_SESSIONS = (
+    "SELECT session_id, token_hash, created_at, last_used_at, address, TTL(token_hash) "
+    "FROM user_sessions WHERE user_id = ? AND session_id < ? LIMIT ?"
+)
+USER_SESSION_TOKEN = "SELECT token_hash FROM user_sessions WHERE user_id = ? AND session_id = ?"
 DELETE_SESSION = "DELETE FROM sessions WHERE token_hash = ?"
+UNINDEX_SESSION = "DELETE FROM user_sessions WHERE user_id = ? AND session_id = ?"
 
 # PhotoStore: photos, user_photos, user_photo_buckets, user_latest, photo_counts,
 # hidden_photos, purge_queue

@@ -22,7 +22,7 @@ from instastore import codec
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID
-from instastore.model import Photo, PhotoCounts, User, Visibility
+from instastore.model import Photo, PhotoCounts, User, UserSession, Visibility
 from instastore.schema import migrations
 from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry, TermHits
 
@@ -65,6 +65,23 @@ def _user(row: sqlite3.Row | None) -> User | None:
         private=bool(row["private"]),
         created_at=_at(row["created_ms"]),
     )
+
+
+def _session(row: sqlite3.Row | None) -> UserSession | None:
+    if row is None:
+        return None
+    return UserSession(
+        id=row["session_id"],
+        user_id=row["user_id"],
+        created_at=_utc(row["created_ms"]),
+        last_used_at=_utc(row["last_used_ms"]),
+        expires_at=_utc(row["expires_ms"]),
+        address=row["address"],
+    )
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 class SqliteMetadataStore:
@@ -443,23 +460,61 @@ class SqliteMetadataStore:
 
     # ---- sessions and idempotency -----------------------------------------------------
 
-    async def create_session(self, token_hash: str, user_id: int, expires_at: datetime) -> None:
+    async def create_session(self, token_hash: str, session: UserSession) -> None:
         await self._write(
+            (  # the user's expired sessions go as a new one comes (nothing else removes them)
+                "DELETE FROM sessions WHERE user_id = ? AND expires_ms <= ?",
+                (session.user_id, _ms(session.created_at)),
+            ),
             (
-                "INSERT INTO sessions (token_hash, user_id, expires_ms) VALUES (?, ?, ?)",
-                (token_hash, user_id, _ms(expires_at)),
+                "INSERT INTO sessions (token_hash, user_id, expires_ms, session_id, created_ms, "
+                "last_used_ms, address) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    token_hash,
+                    session.user_id,
+                    _ms(session.expires_at),
+                    session.id,
+                    _ms(session.created_at),
+                    _ms(session.last_used_at),
+                    session.address,
+                ),
+            ),
+        )
+
+    async def get_session(self, token_hash: str, now: datetime) -> UserSession | None:
+        return _session(
+            await self._one(
+                "SELECT * FROM sessions WHERE token_hash = ? AND expires_ms > ?",
+                (token_hash, _ms(now)),
             )
         )
 
-    async def get_session(self, token_hash: str, now: datetime) -> int | None:
-        row = await self._one(
-            "SELECT user_id FROM sessions WHERE token_hash = ? AND expires_ms > ?",
-            (token_hash, _ms(now)),
+    async def touch_session(self, token_hash: str, session: UserSession, at: datetime) -> None:
+        await self._write(
+            ("UPDATE sessions SET last_used_ms = ? WHERE token_hash = ?", (_ms(at), token_hash))
         )
-        return None if row is None else row[0]
 
-    async def delete_session(self, token_hash: str) -> None:
-        await self._write(("DELETE FROM sessions WHERE token_hash = ?", (token_hash,)))
+    async def user_sessions(self, user_id: int, now: datetime, limit: int) -> list[UserSession]:
+        rows = await self._all(
+            "SELECT * FROM sessions WHERE user_id = ? AND expires_ms > ? "
+            "ORDER BY session_id DESC LIMIT ?",
+            (user_id, _ms(now), limit),
+        )
+        return [s for s in map(_session, rows) if s is not None]
+
+    async def delete_session(self, user_id: int, session_id: int) -> bool:
+        (deleted,) = await self._write(
+            ("DELETE FROM sessions WHERE user_id = ? AND session_id = ?", (user_id, session_id))
+        )
+        return deleted > 0
+
+    async def delete_user_sessions(self, user_id: int, keep: int | None = None) -> None:
+        await self._write(
+            (
+                "DELETE FROM sessions WHERE user_id = ? AND session_id IS NOT ?",
+                (user_id, keep),
+            )
+        )
 
     async def claim_idempotency_key(
         self, user_id: int, key: str, photo_id: int, now: datetime, expires_at: datetime
