@@ -19,8 +19,10 @@ deletes landed blobs of photos older than ``--min-age``, purge those of photos d
 references), so it is still there at step 3 (and in ``NAME.after``). The union of the
 two snapshots therefore holds every blob the metadata snapshot references, and
 ``restore`` makes the blob root that union; blobs of later uploads go, as the records
-that named them do. The one way around it is ``pack --min-age 0`` running during
-``create``; do not.
+that named them do. "That young" holds however long ``create`` takes: it holds the
+storage job lock (``leases.job_lease``) from before step 1 to after step 3, so no
+``pack``, ``compact``, ``gc`` or ``purge`` runs meanwhile (one running is waited for by
+nobody: ``create`` is refused, naming it, and is run again later).
 
 ``restore`` copies each blob back under a temporary name (``<path>.restoring``) and
 renames it to its path only once whole, so a path holds the backup's bytes or nothing
@@ -163,6 +165,18 @@ class Backups:
                     f"{node.name} holds no table of keyspace {self.keyspace!r}: is it the "
                     "service's keyspace, and migrated (`instastore migrate`)?"
                 )
+        # No storage job runs while the snapshots are taken (see the module's docstring);
+        # one running now refuses the backup, naming itself.
+        stores = await open_stores(self.settings)
+        try:
+            async with leases.job_lease(stores.leases, "instastore backup create") as lease:
+                progress(f"holding the storage job lock ({lease.holder})")
+                await self._take_snapshots(name, progress)
+        finally:
+            await stores.close()
+        return await self.get(name)
+
+    async def _take_snapshots(self, name: str, progress: Progress) -> None:
         hdfs = self._hdfs()
         try:
             await hdfs.mkdirs(self.root)  # a deployment that has stored nothing yet
@@ -183,7 +197,6 @@ class Backups:
             raise
         finally:
             await hdfs.close()
-        return await self.get(name)
 
     async def list(self) -> list[Backup]:
         """Every backup of this keyspace and blob root, complete or not, oldest first."""

@@ -446,3 +446,48 @@ async def test_a_failed_copy_stops_the_restore_and_the_next_run_finishes(
         await read_back(stores, made)
     finally:
         await stores.close()
+
+
+# ---- a backup holds the storage job lock ----------------------------------------------------
+
+
+async def test_a_backup_is_refused_while_a_storage_job_runs(local_cluster, drill_settings):
+    """A job running during a backup could remove a blob its records name once they are
+    older than the packer's minimum age: no job runs while a backup is taken."""
+    from instastore import leases
+
+    settings = drill_settings
+    stores = await open_stores(settings)
+    try:
+        async with leases.job_lease(stores.leases, "instastore pack"):
+            refused = await asyncio.to_thread(
+                backup, local_cluster, settings, "create", "--name", "nightly-1"
+            )
+    finally:
+        await stores.close()
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "the storage job lock is held by instastore pack on" in refused.stderr
+    listed = await asyncio.to_thread(backup, local_cluster, settings, "list")
+    assert "nightly-1" not in listed.stdout  # nothing was taken
+
+
+async def test_no_storage_job_runs_while_a_backup_is_taken(local_cluster, drill_settings):
+    from instastore import leases
+    from instastore.backups import Backups
+
+    settings = drill_settings
+    started = asyncio.Event()
+    backups = Backups(local_cluster, settings)
+    taking = asyncio.create_task(backups.create("nightly-1", progress=lambda line: started.set()))
+    await started.wait()  # the first HDFS snapshot is taken; Cassandra's takes seconds
+    stores = await open_stores(settings)
+    try:
+        with pytest.raises(leases.LeaseHeld, match="held by instastore backup create"):
+            async with leases.job_lease(stores.leases, "instastore pack"):
+                pass
+        assert not taking.done()
+        await taking
+        async with leases.job_lease(stores.leases, "instastore pack"):
+            pass  # free again once the backup is taken
+    finally:
+        await stores.close()
