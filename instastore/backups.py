@@ -40,7 +40,11 @@ every node is drained and stopped, each table folder of the keyspace gets the sn
 SSTables (hard links), the commit log, hints and saved caches are cleared (everything was
 flushed by the drain; a replay would bring back writes made after the backup), and the
 nodes start again. Stop the service first; start it after (its caches are of the
-present). The same topology is required (the local cluster's tokens are fixed).
+present). The same topology is required (the local cluster's tokens are fixed). From
+before the drain until the nodes are ready again a marker file stands in the cluster's
+folder (``restoring-<keyspace>``): a restore cut off meanwhile leaves the nodes drained,
+stopped or starting and the lock out of reach in the keyspace being replaced, so the next
+restore, finding the marker, goes on from there without taking the lock first.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,6 +86,10 @@ NOT_SSTABLES = {"manifest.json", "schema.cql"}  # what a snapshot folder holds b
 CLEARED_ON_RESTORE = ("commitlog", "hints", "saved_caches")
 COPY_CONCURRENCY = 8  # blobs copied back (or checked) at a time
 RESTORING = ".restoring"  # a copy's suffix until it is whole and renamed to its path
+# A restore going on from one cut off while the nodes were starting again waits this long
+# for nodetool to reach them (a node's JMX answers some seconds into its start).
+DRAIN_PATIENCE_S = 180.0
+DRAIN_RETRY_S = 5.0
 
 
 def default_name(now: datetime | None = None) -> str:
@@ -152,6 +161,17 @@ class Backups:
                 (done.stderr or done.stdout)[-3000:],
             )
         return done.stdout
+
+    def _drain(self, node: CassandraNode, patience_s: float) -> None:
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self._nodetool(node, ["drain"])
+                return
+            except ClusterError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(DRAIN_RETRY_S)
 
     # ---- create, list, delete ---------------------------------------------------------
 
@@ -258,6 +278,32 @@ class Backups:
                 f"backup {name!r} is incomplete, so it cannot be restored: " + "; ".join(gaps)
             )
         report = RestoreReport()
+        marker = self.cluster.root / f"restoring-{self.keyspace}"
+        if marker.exists():
+            # A restore was cut off between draining the nodes and starting them again:
+            # they are drained, stopped or starting, the lock it held is out of reach
+            # (in the keyspace it was replacing), and no job can run meanwhile.
+            progress(
+                f"a restore of {marker.read_text().strip()} was cut off with the Cassandra "
+                "nodes drained or stopped: going on from there"
+            )
+            await asyncio.to_thread(
+                self._restore_cassandra, name, report, progress, marker, DRAIN_PATIENCE_S
+            )
+        else:
+            await self._restore_cassandra_locked(name, report, progress, marker)
+        stores = await open_stores(self.settings)
+        try:
+            async with leases.job_lease(stores.leases, "instastore backup restore"):
+                await self.restore_blobs(name, report, progress)
+                await _check(stores, report, progress)
+        finally:
+            await stores.close()
+        return report
+
+    async def _restore_cassandra_locked(
+        self, name: str, report: RestoreReport, progress: Progress, marker: Path
+    ) -> None:
         # One storage job at a time (instastore.leases): refused while pack, compact, gc
         # or purge runs anywhere. The lock lives in the keyspace being replaced, so it is
         # taken before the nodes stop and again the moment they are back (the backup's
@@ -272,7 +318,7 @@ class Backups:
             # that fail once they are down are only logged.
             keeper = asyncio.create_task(before.keep())
             try:
-                await asyncio.to_thread(self._restore_cassandra, name, report, progress)
+                await asyncio.to_thread(self._restore_cassandra, name, report, progress, marker)
             except BaseException:
                 keeper.cancel()
                 await asyncio.wait({keeper})
@@ -282,20 +328,27 @@ class Backups:
             await asyncio.wait({keeper})
         finally:
             await stores.close()
-        stores = await open_stores(self.settings)
-        try:
-            async with leases.job_lease(stores.leases, "instastore backup restore"):
-                await self.restore_blobs(name, report, progress)
-                await _check(stores, report, progress)
-        finally:
-            await stores.close()
-        return report
 
-    def _restore_cassandra(self, name: str, report: RestoreReport, progress: Progress) -> None:
+    def _restore_cassandra(
+        self,
+        name: str,
+        report: RestoreReport,
+        progress: Progress,
+        marker: Path,
+        patience_s: float = 0.0,
+    ) -> None:
+        """Drain and stop the nodes, put the backup's SSTables in place, start them. The
+        marker file stands from before the drain until they are ready again, so that the
+        next restore knows to go on without the lock when this one is cut off. Nodes
+        that are not running are left as they are; one still starting is drained once
+        nodetool reaches it, within ``patience_s``."""
+        marker.write_text(f"{name}\n")
         nodes = self.cluster.cassandra_nodes
+        running = {d.name for d in self.cluster.running()}
         for node in nodes:
-            self._nodetool(node, ["drain"])
-        progress(f"drained {len(nodes)} Cassandra node(s)")
+            if node.name in running:  # a drained node drains again at once
+                self._drain(node, patience_s)
+        progress(f"drained {len(running & {n.name for n in nodes})} Cassandra node(s)")
         self.cluster.stop_nodes([n.name for n in nodes])
         progress("stopped them")
         for node in nodes:
@@ -309,6 +362,7 @@ class Backups:
         for node in nodes:
             self.cluster.start_node(node.name, wait=False)
         self.cluster.wait_ready()
+        marker.unlink()
         progress(f"started {len(nodes)} Cassandra node(s) again")
 
     async def restore_blobs(

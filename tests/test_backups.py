@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import subprocess
 import sys
 import uuid
@@ -489,5 +490,52 @@ async def test_no_storage_job_runs_while_a_backup_is_taken(local_cluster, drill_
         await taking
         async with leases.job_lease(stores.leases, "instastore pack"):
             pass  # free again once the backup is taken
+    finally:
+        await stores.close()
+
+
+@pytest.mark.timeout(900)
+async def test_a_restore_killed_with_the_nodes_down_is_finished_by_the_next(
+    local_cluster, drill_settings
+):
+    """SIGKILLed once it stopped the Cassandra nodes: the next restore, which cannot take
+    the storage job lock in a keyspace that does not answer, goes on from there."""
+    settings = drill_settings
+    made, _ = await backed_up_photos(local_cluster, settings, SIZES, 2)
+    command = [sys.executable, "-m", "instastore", "backup", "--dir", str(local_cluster.root)]
+    flags = ["--cassandra-keyspace", settings.cassandra_keyspace, "--hdfs-root", settings.hdfs_root]
+    restore = await asyncio.create_subprocess_exec(
+        *command,
+        "restore",
+        "nightly-1",
+        "--yes",
+        *flags,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert restore.stdout is not None
+    try:
+        while b"stopped them" not in (
+            line := await asyncio.wait_for(restore.stdout.readline(), 300)
+        ):
+            assert line, "the restore ended before it stopped the nodes"
+        restore.kill()
+        await restore.wait()
+
+        again = await asyncio.to_thread(
+            backup, local_cluster, settings, "restore", "nightly-1", "--yes"
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "was cut off with the Cassandra nodes drained or stopped" in again.stdout
+        assert "photo record(s): all there" in again.stdout, again.stdout
+    finally:
+        local_cluster.reload()
+        for node in local_cluster.cassandra_nodes:  # the cluster is shared: never leave it down
+            if node.name not in {d.name for d in local_cluster.running()}:
+                await asyncio.to_thread(local_cluster.start_node, node.name)
+    assert not (local_cluster.root / f"restoring-{settings.cassandra_keyspace}").exists()
+    stores = await open_stores(settings)
+    try:
+        await read_back(stores, made)
     finally:
         await stores.close()
