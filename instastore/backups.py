@@ -90,6 +90,8 @@ RESTORING = ".restoring"  # a copy's suffix until it is whole and renamed to its
 # for nodetool to reach them (a node's JMX answers some seconds into its start).
 DRAIN_PATIENCE_S = 180.0
 DRAIN_RETRY_S = 5.0
+# What a restore keeps of each file's status (a whole one is ~0.5 KB; a root holds millions)
+STATUS_KEPT = ("length", "blockSize", "replication", "ecPolicy")
 
 
 def default_name(now: datetime | None = None) -> str:
@@ -563,8 +565,9 @@ async def _check(stores: Stores, report: RestoreReport, progress: Progress) -> N
 
 
 async def _statuses(hdfs: WebHdfs, root: str) -> dict[str, Json]:
-    """Every file under ``root``, by its path relative to it, with its status (the
-    ``.snapshot`` folder of a snapshottable root is not listed by HDFS, so never walked)."""
+    """Every file under ``root``, by its path relative to it, with what a restore needs
+    of its status (the ``.snapshot`` folder of a snapshottable root is not listed by
+    HDFS, so never walked)."""
     found: dict[str, Json] = {}
     pending = [""]
     while pending:
@@ -574,7 +577,7 @@ async def _statuses(hdfs: WebHdfs, root: str) -> dict[str, Json]:
             if status["type"] == "DIRECTORY":
                 pending.append(path)
             else:
-                found[path] = status
+                found[path] = {k: status[k] for k in STATUS_KEPT if k in status}
     return found
 
 
