@@ -539,3 +539,32 @@ async def test_a_restore_killed_with_the_nodes_down_is_finished_by_the_next(
         await read_back(stores, made)
     finally:
         await stores.close()
+
+
+async def test_files_of_another_block_size_are_compared_by_their_bytes(
+    local_cluster, drill_settings
+):
+    """HDFS checksums of two files with other block sizes never agree, whatever their
+    bytes: those are read and compared instead."""
+    from instastore.storage.hdfs.webhdfs import WebHdfs
+
+    settings = drill_settings
+    made, backups = await backed_up_photos(local_cluster, settings, SIZES, 2)
+    await backups.restore_blobs("nightly-1", RestoreReport(), progress=lambda line: None)
+    path = path_of(settings, f"{ids.bucket_of(list(made)[-1])}/{list(made)[-1]}.large.jpg")
+    data = await snapshot_bytes(settings, "nightly-1", path)
+    client = WebHdfs(settings.webhdfs_url, settings.hdfs_user)
+
+    async def replace(content: bytes) -> None:
+        await client.delete(f"{settings.hdfs_root}/{path}")
+        await client.create(f"{settings.hdfs_root}/{path}", one(content), block_size=2**20)
+
+    try:
+        await replace(data)
+        assert await backups.verify_blobs("nightly-1") == []
+        await replace(bytes(len(data)))
+        assert await backups.verify_blobs("nightly-1") == [
+            f"{path}: its bytes are not the backup's"
+        ]
+    finally:
+        await client.close()
