@@ -21,8 +21,8 @@ two snapshots therefore holds every blob the metadata snapshot references, and
 ``restore`` makes the blob root that union; blobs of later uploads go, as the records
 that named them do. "That young" holds however long ``create`` takes: it holds the
 storage job lock (``leases.job_lease``) from before step 1 to after step 3, so no
-``pack``, ``compact``, ``gc`` or ``purge`` runs meanwhile (one running is waited for by
-nobody: ``create`` is refused, naming it, and is run again later).
+``pack``, ``compact``, ``gc`` or ``purge`` runs meanwhile (one already running when it
+starts makes it refuse, naming the job: take the backup again later).
 
 ``restore`` copies each blob back under a temporary name (``<path>.restoring``) and
 renames it to its path only once whole, so a path holds the backup's bytes or nothing
@@ -419,7 +419,7 @@ class Backups:
             progress(
                 f"copied back {report.copied} blob(s) ({report.repaired} that were not the "
                 f"backup's), removed {report.removed} written since and {report.unfinished} "
-                f"unfinished cop(ies)"
+                f"unfinished copies"
             )
             report.damaged = await self._compare_all(hdfs, backup)
             found = f"{len(report.damaged)} differ" if report.damaged else "all as in the backup"
