@@ -519,8 +519,15 @@ def _backup_restore(args: argparse.Namespace) -> None:
     report = asyncio.run(_backups(args).restore(args.name, progress=print))
     print(
         f"restored {args.name}: {report.tables} table folder(s), {report.copied} blob(s) copied "
-        f"back, {report.removed} newer blob(s) removed; {report.photos} photo record(s) checked"
+        f"back ({report.repaired} that were not the backup's), {report.removed} newer blob(s) "
+        f"and {report.unfinished} unfinished copies removed; {report.photos} photo record(s) "
+        f"checked"
     )
+    if report.damaged:
+        raise InstastoreError(
+            f"{len(report.damaged)} file(s) of the blob root are not the backup's (run the "
+            f"restore again): " + "; ".join(report.damaged[:10])
+        )
     if report.missing:
         raise InstastoreError(
             f"{len(report.missing)} locator(s) name no blob: " + "; ".join(report.missing[:10])

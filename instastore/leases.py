@@ -4,9 +4,9 @@ Two uses:
 
 - the worker number each process puts into the ids it makes (``WorkerIds``): no two
   live processes hold one number, so no two make the same id, with no setting needed;
-- the storage job lock (``job_lease``): ``pack``, ``compact``, ``gc``, ``purge`` and
-  ``backup restore`` run one at a time, cluster-wide; a second run anywhere is refused,
-  naming who holds the lock and since when.
+- the storage job lock (``job_lease``): ``pack``, ``compact``, ``gc``, ``purge``,
+  ``backup create`` and ``backup restore`` run one at a time, cluster-wide; a second run
+  anywhere is refused, naming who holds the lock and since when.
 
 A lease is taken with a conditional write (``LeaseStore.take_lease``) and renewed by its
 holder every ``RENEW_EVERY_S``; the store lets it expire ``TTL_S`` after the last renewal

@@ -608,6 +608,22 @@ class WebHdfs:
         self.transfers.close()
         await self._session.close()
 
+    async def file_checksum(self, path: str) -> Json:
+        """GETFILECHECKSUM (``algorithm``, ``bytes``, ``length``): an MD5 of the MD5s of
+        each block's CRCs, which the DataNodes compute from the checksums they keep, not
+        by reading the data. Two files' checksums agree when their bytes do and their
+        layouts (block size, bytes per CRC, erasure coding) are the same."""
+        location = await self._datanode_url("GET", path, "GETFILECHECKSUM", [])
+        self.requests["datanode"] += 1
+        try:
+            async with self._session.get(URL(location, encoded=True)) as resp:
+                if resp.status >= 400:
+                    await _raise_for(resp, f"GETFILECHECKSUM {path}")
+                checksum: Json = (await resp.json(content_type=None))["FileChecksum"]
+                return checksum
+        except aiohttp.ClientError as exc:
+            raise Unavailable(f"WebHDFS GETFILECHECKSUM {path}: {exc}") from exc
+
 
 class _CountingBody:
     """Wraps the caller's chunks: counts bytes, remembers whether any were consumed (a
