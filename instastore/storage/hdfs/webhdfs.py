@@ -616,7 +616,9 @@ class WebHdfs:
         location = await self._datanode_url("GET", path, "GETFILECHECKSUM", [])
         self.requests["datanode"] += 1
         try:
-            async with self._session.get(URL(location, encoded=True)) as resp:
+            async with self._session.get(
+                URL(location, encoded=True), allow_redirects=False
+            ) as resp:
                 if resp.status >= 400:
                     await _raise_for(resp, f"GETFILECHECKSUM {path}")
                 checksum: Json = (await resp.json(content_type=None))["FileChecksum"]
