@@ -158,6 +158,13 @@ class Accounts:
             address,
         )
         await self.accounts.create_session(token_hash(token), session)
+        # SECURITY: a password change ends every other session after it sets the new
+        # hash; a log-in that checked the old hash and stored its session after that
+        # ending would outlive it. Read again: a changed hash takes the session back.
+        now_user = await self.accounts.get_user(user.id)
+        if now_user is None or now_user.password_hash != user.password_hash:
+            await self.accounts.delete_session(user.id, session.id)
+            raise NotAuthenticated("the password changed meanwhile; log in with the new one")
         return user, token
 
     async def _password_matches(
@@ -223,7 +230,7 @@ class Accounts:
         if await self._password_matches(user.username, old, address, user) is None:
             raise NotAllowed("the password is wrong")
         changed = replace(user, password_hash=await self.hashing.hash(new))
-        await self.accounts.update_user(changed)
+        await self.accounts.set_password_hash(user.id, changed.password_hash)
         # SECURITY: a new password ends every other session (whoever else held a token).
         await self.accounts.delete_user_sessions(user.id, keep=current.id)
         if self.on_change is not None:

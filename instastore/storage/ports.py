@@ -84,7 +84,12 @@ class AccountStore(Protocol):
         concurrent creates of one name never both succeed)."""
 
     async def update_user(self, user: User) -> None:
-        """Replace a user's mutable fields (display name, private, password hash)."""
+        """Replace a user's profile fields (display name, private), never its password
+        hash: a profile edit made from a copy read before a password change must not
+        write the old hash back."""
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        """Replace a user's password hash alone."""
 
     async def get_user(self, user_id: int) -> User | None: ...
 

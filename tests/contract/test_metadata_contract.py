@@ -52,9 +52,22 @@ async def test_concurrent_claims_of_one_name_let_exactly_one_win(stores):
 async def test_update_user(stores):
     user = make_user()
     await stores.accounts.create_user(user)
-    changed = User(user.id, user.username, "$new", "Grace", True, user.created_at)
+    changed = User(user.id, user.username, user.password_hash, "Grace", True, user.created_at)
     await stores.accounts.update_user(changed)
     assert await stores.accounts.get_user(user.id) == changed
+
+
+async def test_a_profile_edit_and_a_password_change_keep_each_other(stores):
+    """A profile edit from a copy read before a password change writes its fields only:
+    the old hash never comes back (nor does a password change undo ``private``)."""
+    user = make_user()
+    await stores.accounts.create_user(user)
+    await stores.accounts.set_password_hash(user.id, "$new")
+    stale = User(user.id, user.username, user.password_hash, "Grace", True, user.created_at)
+    await stores.accounts.update_user(stale)
+    assert await stores.accounts.get_user(user.id) == User(
+        user.id, user.username, "$new", "Grace", True, user.created_at
+    )
 
 
 # ---- photos --------------------------------------------------------------------------

@@ -8,6 +8,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from instastore.model import UserSession
 
 from ..factories import new_id
@@ -171,5 +173,47 @@ async def test_the_last_use_is_written_at_most_once_a_minute(stores, adapter_set
         clock.now += timedelta(seconds=30)
         await accounts.authenticate(token)
         assert await stored_last_use() == logged_in + timedelta(seconds=60)
+    finally:
+        accounts.close()
+
+
+async def test_a_log_in_that_checked_the_old_password_keeps_no_session(stores, adapter_settings):
+    """A password change sets the new hash, then ends every other session. A log-in that
+    checked the old password and stores its session after that ending is refused and its
+    session taken back: else a thief's log-in in flight would outlive the change."""
+    from instastore.accounts import Accounts
+    from instastore.errors import NotAuthenticated
+    from instastore.ids import IdGenerator
+
+    class ChangedMeanwhile:
+        """The real store; the password changes (and sessions end) just before a session
+        is stored, as when a change lands between a log-in's check and its write."""
+
+        def __init__(self, store) -> None:
+            self.store = store
+
+        def __getattr__(self, name: str):
+            return getattr(self.store, name)
+
+        async def create_session(self, hashed, session) -> None:
+            await self.store.set_password_hash(session.user_id, "$changed")
+            await self.store.delete_user_sessions(session.user_id)
+            await self.store.create_session(hashed, session)
+
+    accounts = Accounts(
+        ChangedMeanwhile(stores.accounts),
+        stores.photos,
+        stores.graph,
+        adapter_settings,
+        IdGenerator(0),
+        stores.leases,
+        Clock(),
+    )
+    try:
+        name = f"u{uuid.uuid4().hex[:12]}"
+        user = await accounts.sign_up(name, "correct horse")
+        with pytest.raises(NotAuthenticated, match="password changed"):
+            await accounts.log_in(name, "correct horse")
+        assert await stores.accounts.user_sessions(user.id, now_ms(), 10) == []
     finally:
         accounts.close()

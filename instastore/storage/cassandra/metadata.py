@@ -244,7 +244,10 @@ class CassandraMetadataStore:
             raise Conflict(f"username {user.username!r} is taken")
 
     async def update_user(self, user: User) -> None:
-        await self._q(cql.UPDATE_USER, user.password_hash, user.display_name, user.private, user.id)
+        await self._q(cql.UPDATE_USER, user.display_name, user.private, user.id)
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        await self._q(cql.SET_PASSWORD_HASH, password_hash, user_id)
 
     async def get_user(self, user_id: int) -> User | None:
         rows = await self._q(cql.GET_USER, user_id)

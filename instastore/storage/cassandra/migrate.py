@@ -138,7 +138,7 @@ def _fill_hidden_photos(session: Session, keyspace: str, progress: Callable[[str
     after, read, hidden = MIN_TOKEN, 0, 0
     while True:
         with translate_errors("reading photo records for hidden_photos"):
-            rows = list(session.execute(scan, (after, BACKFILL_PAGE), timeout=60))
+            rows = list(session.execute(scan, (after, BACKFILL_PAGE), execution_profile=BATCH))
         photos = [
             codec.decode_photo(row.record)
             for row in rows

@@ -22,7 +22,8 @@ INSERT_USER = (
 )
 CLAIM_NAME = "INSERT INTO users_by_name (username, user_id) VALUES (?, ?) IF NOT EXISTS"
 DELETE_USER = "DELETE FROM users WHERE user_id = ?"
-UPDATE_USER = "UPDATE users SET password_hash = ?, display_name = ?, private = ? WHERE user_id = ?"
+UPDATE_USER = "UPDATE users SET display_name = ?, private = ? WHERE user_id = ?"
+SET_PASSWORD_HASH = "UPDATE users SET password_hash = ? WHERE user_id = ?"
 GET_USER = (
     "SELECT user_id, username, password_hash, display_name, private, created_at FROM users "
     "WHERE user_id = ?"

@@ -68,7 +68,7 @@ def _user(row: sqlite3.Row | None) -> User | None:
 
 
 def _session(row: sqlite3.Row | None) -> UserSession | None:
-    if row is None:
+    if row is None or row["session_id"] is None:  # made by a server older than schema 009
         return None
     return UserSession(
         id=row["session_id"],
@@ -210,10 +210,14 @@ class SqliteMetadataStore:
     async def update_user(self, user: User) -> None:
         await self._write(
             (
-                "UPDATE users SET password_hash = ?, display_name = ?, private = ? "
-                "WHERE user_id = ?",
-                (user.password_hash, user.display_name, int(user.private), user.id),
+                "UPDATE users SET display_name = ?, private = ? WHERE user_id = ?",
+                (user.display_name, int(user.private), user.id),
             )
+        )
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        await self._write(
+            ("UPDATE users SET password_hash = ? WHERE user_id = ?", (password_hash, user_id))
         )
 
     async def get_user(self, user_id: int) -> User | None:
