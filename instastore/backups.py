@@ -153,7 +153,12 @@ class Backups:
         self.root = "/" + settings.hdfs_root.strip("/")
 
     def _hdfs(self) -> WebHdfs:
-        return WebHdfs(self.cluster.webhdfs_url, self.settings.hdfs_user)
+        return WebHdfs(
+            self.cluster.webhdfs_url,
+            self.settings.hdfs_user,
+            self.settings.hdfs_block_reads,
+            self.settings.datanode_addresses,
+        )
 
     def _nodetool(self, node: CassandraNode, args: list[str]) -> str:
         done = self.cluster.nodetool(args, node=node.name)

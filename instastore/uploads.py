@@ -59,6 +59,7 @@ FILE_CHUNK = 256 * 1024  # bytes per chunk when streaming the temporary file to 
 TAKEOVER_ROUNDS = 3  # claim -> take over -> claim again, when retries race for a stale key
 HEARTBEATS_PER_WINDOW = 3  # claim renewals per stale window while an upload works
 UPLOAD_PREFIX = "upload-"  # temporary files of uploads in flight, under <data_dir>/tmp
+REMOVALS_WAIT_S = 10.0  # how long a closing server waits for removals left after answers
 # Reads of a donor after saving a record that reuses its bytes, each following a locator
 # switch of the donor (packing, compaction) that happened meanwhile.
 CONFIRM_ROUNDS = 3
@@ -392,9 +393,15 @@ class Uploads:
         metrics.UPLOADS.labels("stored").inc()
         return photo
 
-    async def removals_done(self) -> None:
-        """Wait for the removals of blobs that uploads left to do after answering."""
-        await asyncio.gather(*self._background)
+    async def removals_done(self, timeout_s: float = REMOVALS_WAIT_S) -> None:
+        """Wait for the removals of blobs that uploads left to do after answering, at
+        most ``timeout_s``; those not done by then are cancelled (gc removes the blobs)."""
+        if not self._background:
+            return
+        _, pending = await asyncio.wait(self._background, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def _discard_later(self, keys: list[str]) -> None:
         """``_discard`` once the upload is answered (what a crash leaves is gc's)."""

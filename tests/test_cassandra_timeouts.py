@@ -119,3 +119,18 @@ def test_a_broken_connection_sends_only_an_idempotent_statement_elsewhere(idempo
     assert timed_out == (RetryPolicy.RETRY_NEXT_HOST if idempotent else RetryPolicy.RETHROW)
     again, _ = policy.on_read_timeout(statement, None, 2, 1, False, 1)
     assert again == RetryPolicy.RETHROW  # once, not in a loop
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_a_server_error_sends_only_an_idempotent_statement_elsewhere(idempotent):
+    """A server error may follow a statement that ran in part (a counter update counted
+    once already): only an idempotent statement is sent again. An overloaded or
+    bootstrapping coordinator ran nothing: anything may go to the next one."""
+    from cassandra.protocol import OverloadedErrorMessage, ServerError
+
+    policy = FailFastRetryPolicy()
+    statement = SimpleStatement("UPDATE c SET n = n + 1 WHERE k = 1", is_idempotent=idempotent)
+    failed, _ = policy.on_request_error(statement, None, ServerError(0, "boom", {}), 0)
+    assert failed == (RetryPolicy.RETRY_NEXT_HOST if idempotent else RetryPolicy.RETHROW)
+    refused = OverloadedErrorMessage(0x1001, "overloaded", {})
+    assert policy.on_request_error(statement, None, refused, 0)[0] == RetryPolicy.RETRY_NEXT_HOST

@@ -12,6 +12,7 @@ which buckets hold anything, so reads never scan empty ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -24,7 +25,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from instastore import codec, ids, limits
 from instastore.config import Settings
-from instastore.errors import Conflict, StorageError, Unavailable
+from instastore.errors import Conflict, OutcomeUnknown, StorageError, Unavailable
 from instastore.ids import MAX_ID, bucket_of
 from instastore.model import Photo, PhotoCounts, User, UserSession, Visibility
 from instastore.storage.cassandra import migrate
@@ -287,10 +288,20 @@ class CassandraMetadataStore:
                 (cql.INSERT_TERM_BUCKET, (term, bucket)),
             ]
         await self._batch("save_photo", *items)
-        (row,) = await settle(
-            "save photo record",
-            lambda: self._q(cql.INSERT_PHOTO, photo.id, codec.encode_photo(photo)),
-        )
+        try:
+            (row,) = await settle(
+                "save photo record",
+                lambda: self._q(cql.INSERT_PHOTO, photo.id, codec.encode_photo(photo)),
+            )
+        except OutcomeUnknown:
+            raise  # the record may land yet: its hidden-photos row stays with it
+        except StorageError:
+            # No record, for sure: a hidden-photos row left would count for good (the
+            # other index rows are skipped by readers, whose reads check the record).
+            for statement, params in _hidden(cql.UNHIDE_PHOTO, photo):
+                with contextlib.suppress(StorageError):
+                    await self._q(statement, *params)
+            raise
         if row[0]:  # counted once, by the try that wrote the record
             await self._count("photo count", (cql.ADD_PHOTOS, (1, photo.owner_id)))
             return

@@ -135,6 +135,7 @@ def _fill_hidden_photos(session: Session, keyspace: str, progress: Callable[[str
     only followers, or only its owner, may see (rows: writing one twice is harmless)."""
     scan = session.prepare(cql.qualified(cql.SCAN_PHOTOS, keyspace))
     hide = session.prepare(cql.qualified(cql.HIDE_PHOTO, keyspace))
+    hide.is_idempotent = True  # a row: writing it twice is harmless
     after, read, hidden = MIN_TOKEN, 0, 0
     while True:
         with translate_errors("reading photo records for hidden_photos"):

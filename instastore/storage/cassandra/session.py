@@ -55,6 +55,7 @@ from cassandra.policies import (
     RetryPolicy,
     TokenAwarePolicy,
 )
+from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import (
     _clean_column_name,
     _sanitize_identifiers,
@@ -133,11 +134,14 @@ class FailFastRetryPolicy(RetryPolicy):  # type: ignore[misc]  # the driver has 
     def on_request_error(
         self, query: Any, consistency: Any, error: Any, retry_num: int
     ) -> tuple[int, Any]:
-        # A broken connection may have carried the request (an unknown outcome); the
-        # server's errors (overloaded, bootstrapping) refuse it before it runs.
-        if isinstance(error, ConnectionException) and not getattr(query, "is_idempotent", False):
-            return self.RETHROW, None
-        return self.RETRY_NEXT_HOST, None
+        # Overloaded and bootstrapping coordinators refuse a request before it runs: any
+        # statement may go to the next. Any other error (a broken connection, a server
+        # error) may follow a request that ran in part: only an idempotent one goes on.
+        if getattr(query, "is_idempotent", False) or isinstance(
+            error, (OverloadedErrorMessage, IsBootstrappingErrorMessage)
+        ):
+            return self.RETRY_NEXT_HOST, None
+        return self.RETHROW, None
 
     def _next_host_once(self, query: Any, retry_num: int) -> tuple[int, Any]:
         if retry_num == 0 and getattr(query, "is_idempotent", False):

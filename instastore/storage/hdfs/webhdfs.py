@@ -619,12 +619,14 @@ class WebHdfs:
             async with self._session.get(
                 URL(location, encoded=True), allow_redirects=False
             ) as resp:
-                if resp.status >= 400:
+                if resp.status >= 300:
                     await _raise_for(resp, f"GETFILECHECKSUM {path}")
                 checksum: Json = (await resp.json(content_type=None))["FileChecksum"]
                 return checksum
         except aiohttp.ClientError as exc:
             raise Unavailable(f"WebHDFS GETFILECHECKSUM {path}: {exc}") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageError(f"WebHDFS GETFILECHECKSUM {path}: not a checksum: {exc}") from exc
 
 
 class _CountingBody:
