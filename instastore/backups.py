@@ -92,6 +92,7 @@ DRAIN_PATIENCE_S = 180.0
 DRAIN_RETRY_S = 5.0
 # What a restore keeps of each file's status (a whole one is ~0.5 KB; a root holds millions)
 STATUS_KEPT = ("length", "blockSize", "replication", "ecPolicy")
+BACKUP_CREATE_ROLE = "instastore backup create"  # its holder name in the job lock
 
 
 def default_name(now: datetime | None = None) -> str:
@@ -196,7 +197,7 @@ class Backups:
         # one running now refuses the backup, naming itself.
         stores = await open_stores(self.settings)
         try:
-            async with leases.job_lease(stores.leases, "instastore backup create") as lease:
+            async with leases.job_lease(stores.leases, BACKUP_CREATE_ROLE) as lease:
                 progress(f"holding the storage job lock ({lease.holder})")
                 await self._take_snapshots(name, progress)
         finally:
@@ -301,6 +302,7 @@ class Backups:
             await self._restore_cassandra_locked(name, report, progress, marker)
         stores = await open_stores(self.settings)
         try:
+            await _forget_the_backups_own_lock(stores, progress)
             async with leases.job_lease(stores.leases, "instastore backup restore"):
                 await self.restore_blobs(name, report, progress)
                 await _check(stores, report, progress)
@@ -313,8 +315,8 @@ class Backups:
     ) -> None:
         # One storage job at a time (instastore.leases): refused while pack, compact, gc
         # or purge runs anywhere. The lock lives in the keyspace being replaced, so it is
-        # taken before the nodes stop and again the moment they are back (the backup's
-        # tables hold no live lease: their TTLs have run out), and held to the end.
+        # taken before the nodes stop and again the moment they are back (the lock the
+        # backup itself was taken under is released first), and held to the end.
         stores = await open_stores(self.settings)
         try:
             before = await leases.Lease.take(
@@ -622,3 +624,14 @@ def _empty(folder: Path) -> None:
                 shutil.rmtree(path)
             else:
                 path.unlink()
+
+
+async def _forget_the_backups_own_lock(stores: Stores, progress: Progress) -> None:
+    """``backup create`` holds the storage job lock while it takes its snapshots, so a
+    backup's leases table holds that lock, live until its TTL runs out: restored within
+    that time, it would refuse the restore its own lock. It was the backup's, whose
+    process no longer holds anything here: released, as its holder would have."""
+    state = await stores.leases.read_lease(leases.JOB)
+    if state is not None and state.holder and BACKUP_CREATE_ROLE in state.holder:
+        progress(f"releasing the storage job lock the backup was taken under ({state.holder})")
+        await stores.leases.release_lease(leases.JOB, state.holder, state.high_ms)

@@ -65,9 +65,9 @@ class Settings:
         "level name.",
     )
     cassandra_request_timeout: float = setting(
-        2.0,
-        "Seconds a Cassandra request may take before it fails (migrations and batch jobs' scans "
-        "have 60).",
+        5.0,
+        "Seconds a Cassandra read may take before it fails (writes have 12, or this if longer; "
+        "migrations and batch jobs' scans 60).",
     )
     cassandra_speculative_delay: float = setting(
         0.25,

@@ -25,6 +25,8 @@ def balancer(tmp_path):
         **{f"INSTASTORE_{k.upper()}": str(v) for k, v in TEST_COSTS.items()},
         "INSTASTORE_UPLOADS_PER_MINUTE": str(LIMIT),
         "INSTASTORE_SIGNUPS_PER_ADDRESS": str(LIMIT),
+        # Sign-ups at once, all let in to reach the limit under test (not shed as load).
+        "INSTASTORE_SIGNUP_HASH_QUEUE": "100",
         "INSTASTORE_LOGIN_FAILURES_PER_ADDRESS": "1000",
         "INSTASTORE_LOGIN_FAILURES_PER_ACCOUNT": str(LIMIT),
     }

@@ -23,7 +23,7 @@ from cassandra.query import SimpleStatement
 from instastore.errors import Unavailable
 from instastore.storage.cassandra.metadata import CassandraMetadataStore
 from instastore.storage.cassandra.migrate import migrate
-from instastore.storage.cassandra.session import BATCH, FailFastRetryPolicy, build_cluster
+from instastore.storage.cassandra.session import BATCH, WRITES, FailFastRetryPolicy, build_cluster
 
 from .factories import make_photo, new_id
 
@@ -102,7 +102,8 @@ def test_the_profiles_bound_requests_and_speculate_only_in_the_default_one(clust
     driver = build_cluster(cluster_settings)
     default = driver.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
     batch = driver.profile_manager.profiles[BATCH]
-    assert default.request_timeout == cluster_settings.cassandra_request_timeout == 2.0
+    assert default.request_timeout == cluster_settings.cassandra_request_timeout == 5.0
+    assert driver.profile_manager.profiles[WRITES].request_timeout == 12.0
     assert isinstance(default.speculative_execution_policy, ConstantSpeculativeExecutionPolicy)
     assert default.speculative_execution_policy.delay == 0.25
     assert batch.request_timeout == 60.0

@@ -5,7 +5,8 @@ The driver runs its own I/O thread (libev where available); ``execute`` hands it
 statement and awaits an asyncio future that the driver's callbacks complete through
 ``loop.call_soon_threadsafe``: no thread per query, nothing blocks the event loop.
 
-A request is bounded by ``cassandra_request_timeout``. An idempotent statement (see
+A read is bounded by ``cassandra_request_timeout``, a write by ``WRITE_REQUEST_TIMEOUT_S``
+unless that is longer. An idempotent statement (see
 ``idempotent``) is sent to a second and a third coordinator if the first has not answered
 within ``cassandra_speculative_delay``, and goes to the next one at once when its
 coordinator's connection breaks: a node that dies costs a request a fraction of a second,
@@ -69,6 +70,12 @@ CONNECT_TIMEOUT_S = 10.0
 # statement waiting for schema agreement): long, and never sent twice at once.
 BATCH = "batch"  # the execution profile's name
 BATCH_REQUEST_TIMEOUT_S = 60.0
+# Writes: a logged batch writes the batch log on two replicas first, and a lightweight
+# transaction takes four round trips of Paxos; while a node is replaced, both took longer
+# than a read's bound (uploads failed as "may or may not have been written" at 2 s). They
+# keep the driver's default bound; reads keep theirs short, and speculate.
+WRITES = "writes"  # the execution profile's name
+WRITE_REQUEST_TIMEOUT_S = 12.0
 SPECULATIVE_EXECUTIONS = 2  # at most: the other two replicas of replication factor 3
 # A connection that sent nothing for this long is probed, and one whose probe is not
 # answered within it again is closed (the driver's defaults: 30 s), so that a node that
@@ -167,13 +174,20 @@ def build_cluster(settings: Settings) -> Cluster:
         ),
     )
     batch = ExecutionProfile(**common, request_timeout=BATCH_REQUEST_TIMEOUT_S)
+    writes = ExecutionProfile(
+        **common,
+        request_timeout=max(settings.cassandra_request_timeout, WRITE_REQUEST_TIMEOUT_S),
+        speculative_execution_policy=ConstantSpeculativeExecutionPolicy(
+            settings.cassandra_speculative_delay, SPECULATIVE_EXECUTIONS
+        ),
+    )
     auth = None
     if settings.cassandra_username:
         auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
     return Cluster(
         contact_points=settings.cassandra_contact_points,
         port=settings.cassandra_port,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile, BATCH: batch},
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile, BATCH: batch, WRITES: writes},
         auth_provider=auth,
         connect_timeout=CONNECT_TIMEOUT_S,
         # The control connection's own queries (topology, the whole schema) at connect: the
@@ -285,7 +299,10 @@ async def execute(
     Callers bound their queries with LIMIT, so one page is the whole answer. ``profile``
     is ``BATCH`` for a batch job's read or a schema change."""
     loop = asyncio.get_running_loop()
-    with translate_errors(what, write=is_write(statement)):
+    write = is_write(statement)
+    if write and profile == EXEC_PROFILE_DEFAULT:
+        profile = WRITES
+    with translate_errors(what, write=write):
         response = session.execute_async(statement, params, execution_profile=profile)
         rows = await _bridge(response, loop)
     return list(rows) if rows is not None else []
