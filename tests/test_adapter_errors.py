@@ -171,8 +171,6 @@ async def test_a_real_write_that_times_out_is_outcome_unknown(cluster_settings):
     well have been applied, so it is OutcomeUnknown; the same timeout on a read is not."""
     import asyncio
 
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT
-
     from instastore.errors import OutcomeUnknown
     from instastore.storage.cassandra.session import build_cluster, execute
 
@@ -186,7 +184,8 @@ async def test_a_real_write_that_times_out_is_outcome_unknown(cluster_settings):
             session.prepare, "SELECT user_id FROM sessions WHERE token_hash = ?"
         )
         token = uuid.uuid4().hex
-        driver.profile_manager.profiles[EXEC_PROFILE_DEFAULT].request_timeout = 1e-6
+        for profile in driver.profile_manager.profiles.values():  # reads' and writes'
+            profile.request_timeout = 1e-6
         with pytest.raises(OutcomeUnknown):
             await execute(session, insert, (token, 1), what="a write")
         with pytest.raises(Unavailable) as read:
@@ -204,12 +203,12 @@ async def test_writes_that_time_out_are_tried_again_and_counted_once(cluster_set
     import asyncio
     from datetime import UTC, datetime
 
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT
+    from instastore.storage.cassandra.session import WRITES
 
     from .factories import make_photo, make_user
 
     store = await CassandraMetadataStore.connect(cluster_settings)
-    profile = store.cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
+    profile = store.cluster.profile_manager.profiles[WRITES]  # the writes' bound
     normal = profile.request_timeout
 
     def time_out_for_a_moment() -> None:

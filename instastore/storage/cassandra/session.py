@@ -174,12 +174,11 @@ def build_cluster(settings: Settings) -> Cluster:
         ),
     )
     batch = ExecutionProfile(**common, request_timeout=BATCH_REQUEST_TIMEOUT_S)
+    # Writes as before reads were bounded: the driver's own retry decisions, no
+    # speculation (a fresh-clone run failed uploads while a node was replaced with both).
     writes = ExecutionProfile(
-        **common,
+        **{**common, "retry_policy": RetryPolicy()},
         request_timeout=max(settings.cassandra_request_timeout, WRITE_REQUEST_TIMEOUT_S),
-        speculative_execution_policy=ConstantSpeculativeExecutionPolicy(
-            settings.cassandra_speculative_delay, SPECULATIVE_EXECUTIONS
-        ),
     )
     auth = None
     if settings.cassandra_username:
