@@ -5,15 +5,13 @@ The driver runs its own I/O thread (libev where available); ``execute`` hands it
 statement and awaits an asyncio future that the driver's callbacks complete through
 ``loop.call_soon_threadsafe``: no thread per query, nothing blocks the event loop.
 
-A read is bounded by ``cassandra_request_timeout``, a write by ``WRITE_REQUEST_TIMEOUT_S``
-unless that is longer. An idempotent statement (see
-``idempotent``) is sent to a second and a third coordinator if the first has not answered
-within ``cassandra_speculative_delay``, and goes to the next one at once when its
-coordinator's connection breaks: a node that dies costs a request a fraction of a second,
-not a timeout. A lightweight transaction or a counter update is never sent twice by the
-driver (its outcome is unknown after a broken connection: ``translate_errors``). Schema
-changes, migrations and batch jobs' scans run in the ``BATCH`` profile: one long bound,
-no speculation.
+A read is bounded by ``cassandra_request_timeout``; it is sent to a second and a third
+coordinator if the first has not answered within ``cassandra_speculative_delay``, and goes
+to the next one at once when its coordinator's connection breaks: a node that dies costs
+a read a fraction of a second, not a timeout. Writes (the ``WRITES`` profile) keep the
+driver's own retry decisions, no speculation and ``WRITE_REQUEST_TIMEOUT_S``; an unknown
+outcome is ``settle``'s to decide (``translate_errors``). Schema changes, migrations and
+batch jobs' scans run in the ``BATCH`` profile: one long bound, no speculation.
 """
 
 from __future__ import annotations
