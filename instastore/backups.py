@@ -86,6 +86,7 @@ NOT_SSTABLES = {"manifest.json", "schema.cql"}  # what a snapshot folder holds b
 CLEARED_ON_RESTORE = ("commitlog", "hints", "saved_caches")
 COPY_CONCURRENCY = 8  # blobs copied back (or checked) at a time
 RESTORING = ".restoring"  # a copy's suffix until it is whole and renamed to its path
+COPY_TRIES = 4  # tries of one copy whose temporary file a cut-off run left (1 s apart, more)
 # A restore going on from one cut off while the nodes were starting again waits this long
 # for nodetool to reach them (a node's JMX answers some seconds into its start).
 DRAIN_PATIENCE_S = 180.0
@@ -463,7 +464,7 @@ class Backups:
         source, status = backup.files[path]
         target = f"{self.root}/{path}"
         coded = bool(status.get("ecPolicy"))  # its folder's policy gives the copy its layout
-        for attempt in range(2):
+        for attempt in range(COPY_TRIES):
             try:
                 size = await hdfs.create(
                     target + RESTORING,
@@ -472,12 +473,15 @@ class Backups:
                     block_size=None if coded else status.get("blockSize") or None,
                 )
                 break
-            except Conflict:
-                if attempt:
-                    raise
+            except (Conflict, StorageError) as exc:
                 # Left by a run cut off a moment ago: a DataNode may create the file of a
-                # request whose client is gone after this run listed the root.
-                await hdfs.delete(target + RESTORING)
+                # request whose client is gone after this run listed the root, or still
+                # hold it open under the killed client's lease (AlreadyBeingCreated).
+                held = "AlreadyBeingCreatedException" in str(exc)
+                if not (isinstance(exc, Conflict) or held) or attempt == COPY_TRIES - 1:
+                    raise
+                await hdfs.delete(target + RESTORING)  # deleting it ends its lease
+                await asyncio.sleep(attempt)
         if size != status["length"]:
             raise StorageError(f"{source} gave {size} bytes, not its {status['length']}")
         if not await hdfs.rename(target + RESTORING, target):
