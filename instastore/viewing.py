@@ -140,10 +140,11 @@ class Viewing:
         except NotFound:
             photo = None
         audience = self.audience(viewer)
-        # SECURITY: invisible is missing, never "forbidden" (issue 10), and a missing id
-        # costs the reads a hidden one does (its owner, the follow), so the time of the
-        # answer does not tell them apart: a missing id stands in the last owner looked
-        # up, whose record is as warm in the owner cache as a hidden photo's owner.
+        # SECURITY: invisible is missing, never "forbidden" (no stranger learns that it
+        # exists), and a missing id costs the reads a hidden one does (its owner, the
+        # follow), so the time of the answer does not tell them apart: a missing id
+        # stands in the last owner looked up, whose record is as warm in the owner cache
+        # as a hidden photo's owner.
         if photo is not None:
             self._stand_in = photo
         seen = await audience.can_see_evenly(photo or self._stand_in)
