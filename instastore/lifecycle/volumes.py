@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 from instastore import ids
 from instastore.errors import CorruptNeedle, CorruptRecord, InvalidInput
+from instastore.storage.keys import volume_key
 from instastore.storage.ports import BlobStore
 
 MAGIC = b"INDL"  # "instastore needle"
@@ -65,8 +66,6 @@ MAX_HEADER_BYTES = FIXED_HEADER_BYTES + MAX_NAME_BYTES + _CRC.size  # 315: read 
 # checked, so nothing unchecked is handed on; a larger one is checked as it streams.
 HELD_PAYLOAD_BYTES = 2**20
 MAX_PAYLOAD_BYTES = 2**62  # far above any upload; a bigger length read back is corruption
-VOLUME_PREFIX = "volumes/"
-VOLUME_SUFFIX = ".vol"
 LOCATOR_PREFIX = "n:"
 _LOCATOR = re.compile(r"n:([0-9]{1,19}):([0-9]{1,20}):([0-9]{1,20})")
 # Bytes a small payload may be held in memory while it is hashed before its needle is
@@ -94,13 +93,6 @@ class NeedleLocator:
     @property
     def volume_key(self) -> str:
         return volume_key(self.volume_id)
-
-
-def volume_key(volume_id: int) -> str:
-    """The blob key of a volume: grouped by id time bucket (about 6 days), so that no
-    HDFS folder comes near its item limit (``dfs.namenode.fs-limits.max-directory-items``,
-    about a million)."""
-    return f"{VOLUME_PREFIX}{ids.bucket_of(volume_id)}/{volume_id}{VOLUME_SUFFIX}"
 
 
 def is_needle(locator: str) -> bool:
