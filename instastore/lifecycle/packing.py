@@ -377,7 +377,7 @@ def _sources(
 class Mover:
     """The steps that move records' bytes into a new volume, crash-safe (the module's
     steps 1 to 5, resumed from the manifests): the packer's, and compaction's
-    (``instastore.compaction``), whose "landed" blobs are the old volumes."""
+    (``instastore.lifecycle.compaction``), whose "landed" blobs are the old volumes."""
 
     def __init__(
         self,
