@@ -3,7 +3,9 @@ volume), so that a photo costs the NameNode a few bytes of a file instead of a f
 
 This module owns the needle format, the needle locator and its string form, writing a
 volume whole (one ``BlobStore.put``), scanning one back, and the one function that opens
-the bytes behind any locator a photo record holds. It never touches metadata.
+the bytes behind any locator a photo record holds. It never touches metadata. A volume's
+blob key (``volumes/<bucket>/<id>.vol``) is the storage port's (``instastore.storage.keys``),
+which the blob adapters read too.
 
 A volume is a sequence of needles; needle ``i + 1`` starts where needle ``i`` ends.
 Every integer is big-endian. One needle, starting at a multiple of 8 bytes:
