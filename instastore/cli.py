@@ -339,7 +339,7 @@ def _with_stores(
 
 
 def _purge(args: argparse.Namespace) -> None:
-    from instastore.jobs import purge
+    from instastore.lifecycle.purge import purge
 
     report = _with_stores(
         args,
@@ -356,7 +356,7 @@ def _purge(args: argparse.Namespace) -> None:
 
 
 def _gc(args: argparse.Namespace) -> None:
-    from instastore.jobs import gc
+    from instastore.lifecycle.gc import gc
     from instastore.limits import ORPHAN_GRACE
 
     report = _with_stores(
@@ -386,7 +386,7 @@ def _seconds(text: str) -> float:
 def _pack(args: argparse.Namespace) -> None:
     from datetime import timedelta
 
-    from instastore.packing import pack
+    from instastore.lifecycle.packing import pack
 
     min_age = timedelta(seconds=args.min_age)
     report = _with_stores(
@@ -415,8 +415,8 @@ def _pack(args: argparse.Namespace) -> None:
 def _storage_stats(args: argparse.Namespace) -> None:
     import json
 
+    from instastore.lifecycle.stats import StorageStats, collect
     from instastore.storage.hdfs import HdfsBlobStore
-    from instastore.storage_stats import StorageStats, collect
 
     async def job(stores: Stores, settings: Settings, _: IdGenerator) -> StorageStats:
         stats = await collect(stores.photos, stores.blobs)
@@ -439,7 +439,7 @@ def _share(text: str) -> float:
 
 
 def _compact(args: argparse.Namespace) -> None:
-    from instastore.compaction import compact
+    from instastore.lifecycle.compaction import compact
 
     report = _with_stores(
         args,
@@ -468,7 +468,7 @@ def _backups(args: argparse.Namespace) -> Any:
     name (by default those of that cluster, as `instastore cluster env` prints them)."""
     import os
 
-    from instastore.backups import Backups
+    from instastore.cluster.backups import Backups
 
     _configure_logging("WARNING")
     cluster = _cluster(args)

@@ -35,7 +35,7 @@ MAX_TERMS_PER_TITLE = 32  # index rows written with one photo; titles are short
 MAX_TERM_LENGTH = 64  # characters; longer "words" are noise, not search terms
 MAX_QUERY_CHARS = 200  # characters of a search query: more words than any title indexes
 
-# Uploads (instastore.uploads) and the batch jobs (instastore.jobs)
+# Uploads (instastore.uploads) and the batch jobs (instastore.lifecycle)
 IDEMPOTENCY_TTL = timedelta(days=1)  # a key answers with its photo this long after its last write
 MAX_IDEMPOTENCY_KEY = 128  # characters
 # A retried upload may adopt the blobs its first attempt saved for as long as its

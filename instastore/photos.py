@@ -2,7 +2,7 @@
 
 The rules live here, not in the stores: a deleted photo vanishes from every read at once;
 its owner can restore it within ``retention_days``; after that the purge job
-(``instastore.jobs``) removes its rows, index entries and blobs for good. This module
+(``instastore.lifecycle.purge``) removes its rows, index entries and blobs for good. This module
 never speaks HTTP.
 """
 

@@ -30,8 +30,8 @@ from instastore.accounts import Accounts
 from instastore.config import Settings
 from instastore.errors import InstastoreError
 from instastore.ids import IdGenerator
-from instastore.jobs import remove_scratch
 from instastore.leases import WorkerIds
+from instastore.lifecycle.gc import remove_scratch
 from instastore.model import Photo
 from instastore.photos import Photos
 from instastore.ratelimit import SharedLimit

@@ -3,7 +3,7 @@ process the media off the event loop, write the blobs, then the metadata.
 
 Write path: blobs first (original, then renditions), then the photo record and its index
 rows in one batch, then the caller answers 201. A crash in between leaves only blobs no
-record points at, which ``instastore gc`` (``instastore.jobs``) removes after its grace.
+record points at, which ``instastore gc`` (``instastore.lifecycle.gc``) removes after its grace.
 A write whose outcome is unknown (``OutcomeUnknown``: a timeout) is read back, never
 undone: its blobs stay, and so does its Idempotency-Key.
 
@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from instastore import ids as idlib
-from instastore import media, metrics, volumes
+from instastore import media, metrics
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import (
@@ -44,12 +44,14 @@ from instastore.errors import (
     TooLarge,
 )
 from instastore.ids import IdGenerator
+from instastore.lifecycle import volumes
 from instastore.limits import IDEMPOTENCY_TTL, MAX_IDEMPOTENCY_KEY
 from instastore.model import Photo, Rendition, User, Visibility
 from instastore.photos import Photos
 from instastore.pools import ShedPool
 from instastore.storage import scratch
-from instastore.storage.ports import BlobStore, IdempotencyStore, KeyClaim, PhotoStore, settle
+from instastore.storage.keys import blob_key
+from instastore.storage.ports import BlobStore, IdempotencyStore, KeyClaim, PhotoPorts, settle
 from instastore.text import check_text
 
 log = logging.getLogger(__name__)
@@ -154,12 +156,6 @@ def check_idempotency_key(key: object) -> str | None:
     return key
 
 
-def blob_key(photo_id: int, name: str, extension: str) -> str:
-    """Where a rendition's bytes live: grouped by id time bucket, with no folder per
-    photo (on HDFS a folder is one more NameNode object, and one more left behind)."""
-    return f"{idlib.bucket_of(photo_id)}/{photo_id}.{name}.{extension}"
-
-
 def remove_abandoned_uploads(tmp_dir: Path, now: datetime) -> int:
     """Remove the temporary files of uploads whose process is gone (a crash); return how
     many. Blocking: run it in a worker thread. Uploads in flight are left alone."""
@@ -170,7 +166,7 @@ class Uploads:
     def __init__(
         self,
         claims: IdempotencyStore,
-        photo_store: PhotoStore,
+        photo_store: PhotoPorts,
         blobs: BlobStore,
         settings: Settings,
         ids: IdGenerator,
@@ -414,7 +410,7 @@ class Uploads:
         (``own``: written already). Failing, they stay for gc: the switch may have landed."""
         new = _locators(own)
         # Queued again around the switch to landed blobs (the queue holds every record
-        # with landed blobs: instastore/packing.py): before, so a crash after the
+        # with landed blobs: instastore/lifecycle/packing.py): before, so a crash after the
         # switch leaves it queued; after, so a packer that read the record before the
         # switch and dropped its entry meanwhile cannot leave it out.
         await self.photo_store.queue_for_packing([photo.id])

@@ -32,7 +32,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from instastore import paging, volumes
+from instastore import paging
 from instastore.accounts import Accounts, Profile
 from instastore.clock import utcnow
 from instastore.errors import (
@@ -43,6 +43,7 @@ from instastore.errors import (
     StorageError,
     Unavailable,
 )
+from instastore.lifecycle import volumes
 from instastore.model import Kind, Photo, Rendition, User, Visibility
 from instastore.paging import Page, decode_cursor
 from instastore.photos import Photos, user_photos_scope
