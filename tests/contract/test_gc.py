@@ -21,10 +21,11 @@ from bench import seed as bench_seed
 from instastore import ids
 from instastore.errors import NotFound
 from instastore.jobs import ORPHAN_GRACE, gc, purge
+from instastore.limits import IDEMPOTENCY_TTL
 from instastore.model import Rendition
 from instastore.storage import scratch
 from instastore.storage.hdfs.webhdfs import WebHdfs
-from instastore.uploads import IDEMPOTENCY_TTL, blob_key
+from instastore.uploads import blob_key
 
 from ..factories import exists, make_photo, new_id, one
 
