@@ -45,7 +45,7 @@ from instastore.errors import (
 )
 from instastore.lifecycle import volumes
 from instastore.model import Kind, Photo, Rendition, User, Visibility
-from instastore.paging import Page, decode_cursor
+from instastore.paging import Page
 from instastore.photos import Photos, user_photos_scope
 from instastore.ratelimit import SharedLimit
 from instastore.social import Audience, Relation, Social
@@ -205,7 +205,9 @@ class Viewing:
         # SECURITY: a private account's list, to anyone but its owner and followers, is
         # one empty page: no cursor sits on (and so dates) one of its hidden photos.
         if not await audience.may_see_account(owner):
-            decode_cursor(cursor, user_photos_scope(owner.id, viewer_id))  # still checked
+            self.photos.cursors.decode_cursor(
+                cursor, user_photos_scope(owner.id, viewer_id)
+            )  # still checked
             return Page([], None)
         page = await self.photos.by_user(owner.id, cursor, limit, audience.filter, viewer_id)
         return await self._page(audience, page)

@@ -22,12 +22,11 @@ from instastore import ids
 from instastore.errors import NotFound
 from instastore.lifecycle.gc import gc
 from instastore.lifecycle.purge import purge
-from instastore.limits import ORPHAN_GRACE
+from instastore.limits import IDEMPOTENCY_TTL, ORPHAN_GRACE
 from instastore.model import Rendition
 from instastore.storage import scratch
 from instastore.storage.hdfs.webhdfs import WebHdfs
 from instastore.storage.keys import blob_key
-from instastore.uploads import IDEMPOTENCY_TTL
 
 from ..factories import exists, make_photo, new_id, one
 
