@@ -351,7 +351,13 @@ def _refs(node: Any) -> set[str]:
 def spec(settings: Settings, routes: list[tuple[str, str, Handler]]) -> dict[str, Any]:
     """The document for these routes, with the bounds of ``settings``."""
     described = in_force(paths(routes), settings)
-    used = _refs(described) | _refs(SCHEMAS) | _refs(HEADERS)
+    used = _refs(described) | _refs(SCHEMAS)
+    responses = {
+        name: response
+        for name, response in RESPONSES.items()
+        if f"#/components/responses/{name}" in used
+    }
+    used |= _refs(responses)
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -372,12 +378,12 @@ def spec(settings: Settings, routes: list[tuple[str, str, Handler]]) -> dict[str
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS,
-            "headers": HEADERS,
-            "responses": {
-                name: response
-                for name, response in RESPONSES.items()
-                if f"#/components/responses/{name}" in used
+            "headers": {
+                name: header
+                for name, header in HEADERS.items()
+                if f"#/components/headers/{name}" in used
             },
+            "responses": responses,
         },
         "paths": described,
     }

@@ -87,8 +87,9 @@ GET_MEDIA = Operation(
         Param(
             "Range",
             "header",
-            {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*(,[0-9]*-[0-9]*)*$"},
-            "one byte range; several, or another unit, are served whole",
+            {"type": "string"},
+            "one byte range, bytes=first-last or bytes=-suffix; several, another unit or "
+            "anything else is served whole",
         ),
         Param("If-None-Match", "header", {"type": "string"}, "ETags the client holds"),
     ),

@@ -62,14 +62,17 @@ def decimal_at_most(most: int) -> str:
 
 
 def _ranges(codes: list[int]) -> str:
-    """A character class body for these code points (BMP escaped, astral literal)."""
+    """A character class body for these code points: BMP ones escaped, in ranges; astral
+    ones literal and one by one (a regex without Unicode mode, as linters compile
+    patterns, reads an astral character as two UTF-16 units, and a range of them as out
+    of order)."""
 
     def one(code: int) -> str:
         return f"\\u{code:04x}" if code < 0x10000 else chr(code)
 
     spans: list[list[int]] = []
     for code in codes:
-        if spans and spans[-1][1] == code - 1:
+        if spans and spans[-1][1] == code - 1 and code < 0x10000:
             spans[-1][1] = code
         else:
             spans.append([code, code])
