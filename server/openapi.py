@@ -31,10 +31,12 @@ from instastore.server.handlers.operation import (
     Handler,
     Operation,
     Setting,
+    TextPattern,
     declared,
     obj,
     ref,
     schema,
+    text_pattern,
 )
 
 from instastore import __version__
@@ -45,6 +47,8 @@ MEDIA_NAMES = ("thumb", "large", "poster", "video", "original")
 VISIBILITIES = ("public", "followers", "private")
 # The routes the served document describes (set by routes.setup_routes).
 DESCRIBED = web.AppKey("described", list)
+# The served document, made at its first request (off the event loop) and kept.
+DOCUMENT = web.AppKey("openapi_document", dict)
 TAGS = {
     "accounts": "sign up, profiles, my account",
     "sessions": "log in and out, my sessions",
@@ -312,9 +316,12 @@ def head_of(get: dict[str, Any], names: Operation | None = None) -> dict[str, An
 
 
 def in_force(node: Any, settings: Settings) -> Any:
-    """``node`` with each ``Setting`` replaced by its value in ``settings``."""
+    """``node`` with each ``Setting`` replaced by its value in ``settings`` and each
+    ``TextPattern`` by its pattern."""
     if isinstance(node, Setting):
         return getattr(settings, node.name)
+    if isinstance(node, TextPattern):
+        return text_pattern(node.required)
     if isinstance(node, dict):
         return {k: in_force(v, settings) for k, v in node.items()}
     if isinstance(node, (list, tuple)):

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from instastore.server.handlers import accounts, feed, media, ops, photos, social
-from instastore.server.openapi import DESCRIBED
+from instastore.server.openapi import DESCRIBED, DOCUMENT
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -68,5 +68,6 @@ async def expect(request: web.Request) -> None:
 
 def setup_routes(app: web.Application) -> None:
     app[DESCRIBED] = ROUTES
+    app[DOCUMENT] = {}
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler, expect_handler=expect)

@@ -18,11 +18,11 @@ from instastore.server.handlers.operation import (
     USERNAME_SCHEMA,
     Field,
     Operation,
+    TextPattern,
     declare,
     json_fields,
     ok,
     parse_id,
-    text_pattern,
 )
 from instastore.server.handlers.operation import (
     json_body as body_of,
@@ -44,7 +44,7 @@ DISPLAY_NAME = Field(
     {
         "type": "string",
         "maxLength": MAX_DISPLAY_NAME_CHARS,
-        "pattern": text_pattern(required=False),
+        "pattern": TextPattern(required=False),
         "description": "trimmed; no control or invisible formatting characters",
     },
     (str,),

@@ -38,6 +38,14 @@ class Setting:
     name: str
 
 
+@dataclass(frozen=True)
+class TextPattern:
+    """The pattern of a checked text field (``text_pattern``), made when the spec is
+    built: it takes a scan of all of Unicode, which no import should pay for."""
+
+    required: bool
+
+
 def ref(kind: str, name: str) -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}
 
@@ -80,11 +88,8 @@ def _ranges(codes: list[int]) -> str:
 
 
 @functools.cache
-def text_pattern(required: bool) -> str:
-    """The pattern of a text field the core checks with ``instastore.text.check_text``
-    after trimming whitespace: refused characters only at its ends when they are
-    whitespace, a tag character only in an emoji flag; ``required``: not blank.
-    (Lone surrogates are not JSON Schema strings; they are refused all the same.)"""
+def _text_classes() -> tuple[str, str, str]:
+    """The character classes of refused characters, of whitespace, and of either."""
     refusing, spaces = [], []
     for code in range(sys.maxunicode + 1):
         if not 0xD800 <= code < 0xE000:
@@ -94,6 +99,16 @@ def text_pattern(required: bool) -> str:
     refused = _ranges([c for c, no in zip(codes, refusing, strict=True) if no])
     space = _ranges([c for c, sp in zip(codes, spaces, strict=True) if sp])
     either = _ranges([c for c, no, sp in zip(codes, refusing, spaces, strict=True) if no or sp])
+    return refused, space, either
+
+
+@functools.cache
+def text_pattern(required: bool) -> str:
+    """The pattern of a text field the core checks with ``instastore.text.check_text``
+    after trimming whitespace: refused characters only at its ends when they are
+    whitespace, a tag character only in an emoji flag; ``required``: not blank.
+    (Lone surrogates are not JSON Schema strings; they are refused all the same.)"""
+    refused, space, either = _text_classes()
     tags = _ranges(list(range(0xE0020, 0xE0080)))
     flag = f"{text.BLACK_FLAG}[{tags}]+"
     allowed, solid = f"(?:[^{refused}]|{flag})", f"(?:[^{either}]|{flag})"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 
 from aiohttp import web
 from instastore.server.handlers.common import services
 from instastore.server.handlers.operation import JSON, PROBLEM_JSON, Operation, declare, ok, schema
 from instastore.server.keys import DRAINING, SETTINGS
-from instastore.server.openapi import DESCRIBED, HEADERS, spec
+from instastore.server.openapi import DESCRIBED, DOCUMENT, HEADERS, spec
 
 from instastore import __version__
 from instastore import metrics as metric_families
@@ -81,7 +82,12 @@ async def readyz(request: web.Request) -> web.Response:
     )
 )
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(spec(request.app[SETTINGS], request.app[DESCRIBED]))
+    made = request.app[DOCUMENT]
+    if "body" not in made:
+        # Once per process, off the loop: its text patterns take a scan of all of Unicode.
+        document = await asyncio.to_thread(spec, request.app[SETTINGS], request.app[DESCRIBED])
+        made.setdefault("body", json.dumps(document).encode())
+    return web.Response(body=made["body"], content_type="application/json")
 
 
 @declare(

@@ -22,11 +22,11 @@ from instastore.server.handlers.operation import (
     USERNAME_PARAM,
     Operation,
     Setting,
+    TextPattern,
     declare,
     obj,
     ok,
     parse_header,
-    text_pattern,
 )
 from instastore.server.keys import SETTINGS
 from instastore.server.openapi import VISIBILITIES, problem_response
@@ -51,7 +51,7 @@ UPLOAD_FORM = obj(
             "type": "string",
             "minLength": 1,
             "maxLength": Setting("max_title_chars"),
-            "pattern": text_pattern(required=True),
+            "pattern": TextPattern(required=True),
             "description": "trimmed, not blank; no control or invisible formatting characters",
         },
         "visibility": {"enum": list(VISIBILITIES), "description": "public unless given"},
