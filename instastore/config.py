@@ -118,6 +118,11 @@ class Settings:
     max_title_chars: int = setting(200, "Longest accepted photo title, in characters.")
     max_json_bytes: int = setting(64 * 1024, "Largest accepted JSON request body in bytes.")
     max_page_size: int = setting(100, "Most items one page of any list returns.")
+    max_following: int = setting(
+        7500,
+        "Most accounts one user may follow (Instagram's cap); following or being approved past "
+        "it is a 409. Every home timeline reads its reader's whole followee list: this bounds it.",
+    )
     uploads_per_minute: int = setting(
         30, "Uploads one user may start per minute, on all hosts together (429 past it)."
     )
@@ -261,6 +266,7 @@ class Settings:
             "max_title_chars",
             "max_json_bytes",
             "max_page_size",
+            "max_following",
             "uploads_per_minute",
             "session_days",
             "upload_claim_stale_seconds",

@@ -20,7 +20,8 @@ escapes ``instastore.storage``. The server maps these classes to HTTP statuses i
     ├── NotFound               no such user, photo or blob (404)
     │   └── Gone               it existed, and is past its undelete window (410)
     ├── Conflict               the thing already exists (409)
-    │   └── InProgress         another request is making it; retry_after seconds (409)
+    │   ├── InProgress         another request is making it; retry_after seconds (409)
+    │   └── LimitReached       the caller is at a cap of its own, e.g. max_following (409)
     ├── StorageError           a store failed in a way the caller cannot fix
     │   ├── Unavailable        a store cannot be reached right now (503); retry later
     │   │   └── OutcomeUnknown a write timed out: it may or may not have happened (503)
@@ -105,6 +106,12 @@ class InProgress(Conflict):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class LimitReached(Conflict):
+    """The caller is at a cap on what it may hold (the accounts it follows:
+    ``max_following``): the same call succeeds once it holds fewer. The message names
+    the cap."""
 
 
 class StorageError(InstastoreError):

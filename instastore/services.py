@@ -97,7 +97,13 @@ def build_services(
     accounts = Accounts(
         stores.accounts, stores.photos, stores.graph, settings, ids, limits=stores.leases
     )
-    social = Social(stores.accounts, stores.graph, settings.max_page_size, cursors=cursors)
+    social = Social(
+        stores.accounts,
+        stores.graph,
+        settings.max_page_size,
+        cursors=cursors,
+        max_following=settings.max_following,
+    )
     timeline = Timeline(
         stores.graph,
         stores.photos,

@@ -8,6 +8,13 @@ request that its owner approves. Visibility of a photo to a viewer:
 - ``followers`` photos, and every photo of a private account: followers only;
 - ``public`` photos of public accounts: everyone, signed in or not.
 
+One user follows at most ``max_following`` accounts (a setting, 7,500 by default):
+following, asking to follow, or being approved past it is ``LimitReached`` (409), and an
+approval refused so keeps its request. The cap bounds what a home timeline reads (it
+reads the whole followee list), but nothing is hidden by it: several hosts may overshoot
+it a little (see ``Social._check_room``), and an operator may lower it below what users
+already follow.
+
 Who follows a private account and whom it follows is for its owner and approved
 followers only; anyone else (signed in or not) gets ``NotAllowed`` "this account is
 private", the same answer whether the lists are empty or not. (A list of photos is
@@ -23,7 +30,8 @@ from datetime import datetime
 from typing import Literal
 
 from instastore.clock import utcnow
-from instastore.errors import InvalidInput, NotAllowed, NotFound
+from instastore.config import Settings
+from instastore.errors import InvalidInput, LimitReached, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User, Visibility
 from instastore.paging import Cursors, Page, Scope, clamp_limit
@@ -48,10 +56,12 @@ class Social:
         max_page: int = 100,
         clock: Callable[[], datetime] = utcnow,
         cursors: Cursors | None = None,
+        max_following: int = Settings.max_following,
     ) -> None:
         self.accounts = accounts
         self.graph = graph
         self.max_page = max_page
+        self.max_following = max_following  # followees per user (the setting)
         self.clock = clock
         # Seals the cursors of its lists (by default under a random key of its own).
         self.cursors = cursors or Cursors()
@@ -82,6 +92,7 @@ class Social:
             raise InvalidInput("you cannot follow yourself")
         if await self.graph.is_following(me.id, other.id):
             return "following"
+        await self._check_room(me, "you follow")
         if other.private:
             await self.graph.add_follow_request(other.id, me.id, self.clock())
             return "requested"
@@ -98,11 +109,31 @@ class Social:
     async def approve(self, me: User, username: str) -> User:
         """Approve a pending request; the requester (who now follows ``me``)."""
         requester = await self._user(username)
+        if not await self.graph.has_follow_request(me.id, requester.id):
+            raise NotFound(f"no pending follow request from {username!r}")
+        if not await self.graph.is_following(requester.id, me.id):  # else it adds none
+            await self._check_room(requester, f"{username} follows", "; the request stays")
         if not await self.graph.remove_follow_request(me.id, requester.id):
             raise NotFound(f"no pending follow request from {username!r}")
         await self.graph.follow(requester.id, me.id, self.clock())
         self._follows_changed(requester.id)
         return requester
+
+    async def _check_room(self, follower: User, who: str, then: str = "") -> None:
+        """Refuse a follow (or a request, or its approval) that would put ``follower``
+        past ``max_following``; ``who`` starts the message ("you follow").
+
+        The count is one read: a counter row on Cassandra, an indexed COUNT on SQLite.
+        Counting and following are two steps, and several service hosts run at once, so
+        requests racing for one user may each see room for one more and overshoot the cap
+        by as many as race (a few). Nothing relies on the cap holding exactly: the timeline
+        reads every followee however many there are."""
+        _followers, following = await self.graph.count_follows(follower.id)
+        if following >= self.max_following:
+            raise LimitReached(
+                f"{who} {following} accounts: the most one may follow is "
+                f"{self.max_following} (max_following){then}"
+            )
 
     async def _users_page(
         self,

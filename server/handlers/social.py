@@ -12,6 +12,7 @@ from instastore.server.handlers.operation import (
     declare,
     ok,
 )
+from instastore.server.openapi import problem_response
 
 
 @declare(
@@ -20,11 +21,13 @@ from instastore.server.handlers.operation import (
         "social",
         "Follow",
         "A private account gets a request to approve; a public one is followed at once. "
-        "Following oneself is a 400.",
+        "Following oneself is a 400; following (or asking to) while following "
+        "max_following accounts already is a 409.",
         {"200": ok("the state", "FollowState")},
-        ("404",),
+        ("404", "409"),
         auth=True,
         params=(USERNAME_PARAM,),
+        special={"409": problem_response("409", "following max_following accounts already")},
     )
 )
 async def follow(request: web.Request) -> web.Response:
@@ -114,11 +117,17 @@ async def requests(request: web.Request) -> web.Response:
         "approveFollowRequest",
         "social",
         "Approve a follow request",
-        "The requester becomes a follower; 404 when they did not ask.",
+        "The requester becomes a follower; 404 when they did not ask; 409 when they follow "
+        "max_following accounts already (the request stays).",
         {"200": ok("approved", "Approved")},
-        ("404",),
+        ("404", "409"),
         auth=True,
         params=(USERNAME_PARAM,),
+        special={
+            "409": problem_response(
+                "409", "the requester follows max_following accounts already; the request stays"
+            )
+        },
     )
 )
 async def approve(request: web.Request) -> web.Response:
