@@ -67,13 +67,18 @@ MAX_ITEM_BYTES = 2 * 2**20  # larger renditions (originals, videos) always strea
 TIMELINE_FRESH_S = 5.0  # seconds followee lists and newest ids are served without a refresh...
 TIMELINE_STALE_MAX_S = 60.0  # ...then refreshed in the background, served meanwhile up to this age
 TIMELINE_CACHE_ITEMS = 200_000  # entries per timeline cache before it is emptied (ints, lists)
-FOLLOWEES_PAGE = 1000  # rows per read of the followee list
-MAX_FOLLOWEES = 10_000  # followees considered; beyond this the oldest follows are ignored
+# Rows per read of a followee list. The timeline reads the whole list, cut nowhere: what
+# bounds it is the max_following setting (7,500 by default: 8 reads), which follows racing
+# on several hosts may pass by a few, and which an operator may lower below what users
+# follow already; neither hides a followee.
+FOLLOWEES_PAGE = 1000
 PREFETCH = 12  # followees' rows read concurrently with the one at the top of the merge heap
 FIRST_READ = 4  # ids asked of a followee at first: most give a page one or two photos
 # Followees' rows one timeline page may read, whatever its cursor (one query each, at most
 # a page of ids): a first page reads ~26 at 2,000 followees, a deep one would read them all.
 PAGE_READS = 128
 SCAN_IDS = 101  # ids a deep scan keeps in its cursor (a page of 100 and one): ~1.2 KB sealed
-TOP_WINDOW = 100  # newest candidate photos ranked for "top" (about 5 pages of 20)
+# Newest candidate photos ranked for "top" (about 5 pages of 20); the pages after the
+# window go on newest first from below its oldest candidate, as "recent" pages do.
+TOP_WINDOW = 100
 RANKED_TTL_S = 10.0  # seconds a ranked "top" window is reused (new likes re-rank after it)

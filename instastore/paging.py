@@ -1,8 +1,9 @@
 """Opaque page cursors, sealed with the deployment's key and bound to their list.
 
 A cursor carries where the next page starts: the last id of a page, for the ranked
-timeline the rest of its window (at most ``TOP_WINDOW`` ids), for a deep timeline page
-the state of its scan (``instastore.merge.Position``). Those ids may be of photos the reader may
+timeline the rest of its window (at most ``TOP_WINDOW`` ids) and where the older photos
+after it start, for a deep timeline page the state of its scan
+(``instastore.merge.Position``). Those ids may be of photos the reader may
 not see (a page whose photos were all hidden ends on one), so a cursor is encrypted and
 authenticated, encrypt-then-MAC with HMAC-SHA256 only (the standard library): a
 keystream HMAC(k_enc, nonce + block number) under a random 96-bit nonce, then a 128-bit
@@ -46,7 +47,7 @@ NONCE_BYTES = 12  # random per cursor: 2**48 cursors before a nonce repeats by c
 TAG_BYTES = 16  # 128-bit authentication tag
 MAX_CURSOR_CHARS = 2048  # longer is not a cursor of ours: refused before any decoding
 _ID = b"i"  # a plain id cursor: the page's last id
-_TOP = b"t"  # the ranked timeline's window: the ids still to show
+_TOP = b"t"  # the ranked timeline: the window's ids still to show, where the older ones start
 _SCAN = b"s"  # a deep timeline scan: before, next followee, size, ids found so far
 
 
@@ -139,9 +140,10 @@ class Cursors:
         (value,) = self._of_kind(cursor, scope, _ID, 1, "an id cursor")
         return _in_range(cursor, value)
 
-    def encode_top_cursor(self, ranked: Sequence[int], scope: Scope) -> str:
-        """A cursor into a ranked window: the ids of the window still to show, best first."""
-        return self._seal(scope, _TOP, ranked)
+    def encode_top_cursor(self, values: Sequence[int], scope: Scope) -> str:
+        """A cursor into the ranked timeline: its numbers, as ``instastore.timeline`` lays
+        them out (the window's ids still to show, then where the older photos start)."""
+        return self._seal(scope, _TOP, values)
 
     def decode_top_cursor(self, cursor: str | None, scope: Scope) -> tuple[int, ...] | None:
         if cursor is None or cursor == "":

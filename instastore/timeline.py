@@ -15,8 +15,15 @@ followers' timelines TIMELINE_FRESH_S later while they keep reading, and up to
 TIMELINE_STALE_MAX_S later on the first page after a pause (at once through the same
 process). "recent" is newest first with an id cursor; "top" ranks a window of the newest
 ``TOP_WINDOW`` photos, and its cursor carries the rest of the window, so pages stay stable
-while new photos arrive. Cache keys are small frozen dataclasses, one class per kind of key, so two
-kinds never collide.
+while new photos arrive. When the window is used up "top" falls through to the older
+photos, newest first, from strictly below the oldest candidate the window read, through
+the same bounded "recent" machinery (``page_reads``, scan cursors), down to the reader's
+oldest visible photo: a reader scrolling "top" sees every photo "recent" shows, once.
+
+The followee list is read whole (``FOLLOWEES_PAGE`` rows a read), never cut short: the
+``max_following`` setting (``instastore.social``) bounds it, and nothing here trusts the
+cap to hold exactly. Cache keys are small frozen dataclasses, one class per kind of key,
+so two kinds never collide.
 """
 
 from __future__ import annotations
@@ -31,10 +38,10 @@ from typing import Any, Literal
 from instastore import merge, ranking
 from instastore.clock import utcnow
 from instastore.config import Settings
+from instastore.errors import BadCursor
 from instastore.hotcache import TtlCache
 from instastore.limits import (
     FOLLOWEES_PAGE,
-    MAX_FOLLOWEES,
     OVERFETCH_ROUNDS,
     PAGE_READS,
     RANKED_TTL_S,
@@ -82,6 +89,17 @@ class RankedWindow:
     reader_id: int
 
 
+@dataclass(frozen=True)
+class Window:
+    """A ranked "top" window: its visible candidates, best first; where the pages after
+    it go on, newest first (strictly below the oldest candidate it read; None: it read
+    every photo of the reader's followees); and the followees' rows ranking it read."""
+
+    ranked: tuple[int, ...]
+    tail: merge.Position | None
+    reads: int = 0
+
+
 class Timeline:
     def __init__(
         self,
@@ -94,6 +112,8 @@ class Timeline:
         clock: Callable[[], datetime] = utcnow,
         page_reads: int = PAGE_READS,
         cursors: Cursors | None = None,
+        top_window: int = TOP_WINDOW,
+        followees_page: int = FOLLOWEES_PAGE,
     ) -> None:
         self.graph = graph  # the followee lists
         self.photo_store = photo_store  # newest ids, photo rows, records
@@ -103,12 +123,14 @@ class Timeline:
         self.photos = photos
         self.clock = clock
         self.page_reads = page_reads  # followees' rows a "recent" page may read
+        self.top_window = top_window  # newest candidates a "top" window ranks
+        self.followees_page = followees_page  # rows per read of a followee list
         # Seals its cursors: by default those of ``photos``, the same deployment's.
         self.cursors = cursors or photos.cursors
         self._followees: TtlCache[FolloweesOf, list[int]] = _stale_while_revalidate("followees")
         self._latest: TtlCache[NewestOf, int] = _stale_while_revalidate("newest_ids")
-        self._ranked: TtlCache[RankedWindow, list[int]] = TtlCache("ranked_timelines", RANKED_TTL_S)
-        self._flights: dict[RankedWindow, asyncio.Future[list[int]]] = {}
+        self._ranked: TtlCache[RankedWindow, Window] = TtlCache("ranked_timelines", RANKED_TTL_S)
+        self._flights: dict[RankedWindow, asyncio.Future[Window]] = {}
         self._refreshing: set[FolloweesOf | NewestFor] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -156,12 +178,15 @@ class Timeline:
         return await self._load_followees(user_id), True
 
     async def _load_followees(self, user_id: int) -> list[int]:
+        """The whole followee list, however long: the ``max_following`` setting bounds
+        it, but a few follows racing on several hosts pass the cap, and an operator may
+        lower it below what users follow already; neither hides anyone here."""
         found: list[int] = []
         after = None
-        while len(found) < MAX_FOLLOWEES:
-            page = await self.graph.following(user_id, after, FOLLOWEES_PAGE)
+        while True:
+            page = await self.graph.following(user_id, after, self.followees_page)
             found += page
-            if len(page) < FOLLOWEES_PAGE:
+            if len(page) < self.followees_page:
                 break
             after = page[-1]
         self._followees.put(FolloweesOf(user_id), found)
@@ -222,38 +247,67 @@ class Timeline:
         limit = clamp_limit(limit, self.settings.max_page_size)
         scope = Scope("timeline recent", (user.id,))
         at = _position(self.cursors.decode_recent_cursor(cursor, scope))
+        found, after = await self._chronological(user, audience, at, limit, self.page_reads)
+        return Page(found, None if after is None else _recent_cursor(self.cursors, after, scope))
+
+    async def _chronological(
+        self, user: User, audience: Audience, at: merge.Position, limit: int, budget: int
+    ) -> tuple[list[Photo], merge.Position | None]:
+        """Up to ``limit`` visible photos from ``at``, newest first, in at most ``budget``
+        reads of followees' rows; and where the next page starts (None: no more)."""
         found: list[Photo] = []
-        left = self.page_reads
+        left = budget
         for _ in range(OVERFETCH_ROUNDS):
+            if left <= 0:
+                break
             got = await self.merged(user.id, at, limit + 1 - len(found), left)
             left -= got.reads
             found += await audience.filter(await self.photos.live(got.ids))
             if len(found) > limit:
-                return Page(found[:limit], self.cursors.encode_cursor(found[limit - 1].id, scope))
+                return found[:limit], merge.Position(found[limit - 1].id)
             if got.after is None:
-                return Page(found, None)
+                return found, None
             at = got.after
-            if left <= 0:
-                break
-        return Page(found, _recent_cursor(self.cursors, at, scope))
+        return found, at
 
     async def _top(
         self, user: User, audience: Audience, cursor: str | None, limit: int
     ) -> Page[Photo]:
-        """The reader's ranked window, a page at a time: the first page ranks it (or takes
-        it from the cache), and its cursor carries the rest of the window's ids, so later
-        pages read no followee's rows and stay stable while new photos and likes arrive."""
+        """The reader's ranked window, a page at a time, then the older photos newest
+        first. The first page ranks the window (or takes it from the cache); its cursor
+        carries the rest of the window's ids and where the older photos start, so later
+        window pages read no followee's rows and stay stable while new photos and likes
+        arrive. Once the window is used up, each page is a "recent" page from below the
+        window's oldest candidate, its cursor still sealed for "timeline top"."""
         limit = clamp_limit(limit, self.settings.max_page_size)
         scope = Scope("timeline top", (user.id,))
-        carried = self.cursors.decode_top_cursor(cursor, scope)
-        ranked = list(carried) if carried is not None else await self._ranked_window(user, audience)
-        # Deleted since ranking, or no longer visible to this reader (an account turned
-        # private, a follow ended: a window outlives such a change), are left out.
-        page = await audience.filter(await self.photos.live(ranked[:limit]))
-        rest = ranked[limit:]
-        return Page(page, self.cursors.encode_top_cursor(rest, scope) if rest else None)
+        carried = _top_parts(self.cursors.decode_top_cursor(cursor, scope), cursor)
+        if carried is None:
+            window = await self._ranked_window(user, audience)
+            budget = self.page_reads - window.reads  # what ranking it left this page
+        else:
+            ranked, tail = carried
+            window = Window(ranked, _position(tail) if tail else None)
+            budget = self.page_reads
+        if window.ranked:
+            # Deleted since ranking, or no longer visible to this reader (an account turned
+            # private, a follow ended: a window outlives such a change), are left out.
+            page = await audience.filter(await self.photos.live(window.ranked[:limit]))
+            return Page(page, self._top_cursor(window.ranked[limit:], window.tail, scope))
+        if window.tail is None:
+            return Page([], None)
+        older, after = await self._chronological(user, audience, window.tail, limit, budget)
+        return Page(older, self._top_cursor((), after, scope))
 
-    async def _ranked_window(self, user: User, audience: Audience) -> list[int]:
+    def _top_cursor(
+        self, ranked: tuple[int, ...], tail: merge.Position | None, scope: Scope
+    ) -> str | None:
+        if not ranked and tail is None:
+            return None
+        tail_numbers = _numbers(tail) if tail else ()
+        return self.cursors.encode_top_cursor([len(ranked), *ranked, *tail_numbers], scope)
+
+    async def _ranked_window(self, user: User, audience: Audience) -> Window:
         """The reader's current window, from the cache or ranked now; concurrent first
         pages of one reader rank it once (single flight)."""
         key = RankedWindow(user.id)
@@ -265,17 +319,18 @@ class Timeline:
             flight = asyncio.ensure_future(self._rank_window(user, audience))
             self._flights[key] = flight
             flight.add_done_callback(lambda _: self._flights.pop(key, None))
-        ranked = await asyncio.shield(flight)
-        self._ranked.put(key, ranked)
-        return ranked
+        window = await asyncio.shield(flight)
+        self._ranked.put(key, window)
+        return window
 
-    async def _rank_window(self, user: User, audience: Audience) -> list[int]:
-        """The ids of the newest TOP_WINDOW visible photos, best first (as many as the
-        merge reaches in ``page_reads`` reads). Ranked once and kept for RANKED_TTL_S."""
-        merged = await self.merged(user.id, merge.Position(None), TOP_WINDOW, self.page_reads)
+    async def _rank_window(self, user: User, audience: Audience) -> Window:
+        """The ids of the visible ones among the newest ``top_window`` photos, best first
+        (as many as the merge reaches in ``page_reads`` reads), and where the older ones
+        start. Ranked once and kept for RANKED_TTL_S."""
+        merged = await self.merged(user.id, merge.Position(None), self.top_window, self.page_reads)
         live = await audience.filter(await self.photos.live(merged.ids))
         likes = await self.likes.like_counts([p.id for p in live])
-        return ranking.rank(live, likes, self.clock())
+        return Window(tuple(ranking.rank(live, likes, self.clock())), merged.after, merged.reads)
 
 
 def _position(values: tuple[int, ...] | None) -> merge.Position:
@@ -288,11 +343,35 @@ def _position(values: tuple[int, ...] | None) -> merge.Position:
     return merge.Position(before or None, scanned, size, tuple(found))
 
 
-def _recent_cursor(cursors: Cursors, at: merge.Position, scope: Scope) -> str:
+def _numbers(at: merge.Position) -> tuple[int, ...]:
+    """A merge position as a cursor carries it: (before,) for a plain position, else
+    a deep scan's numbers (``_position`` reads both back)."""
     if at.scanned is None:
         assert at.before is not None  # a plain position past the first page names its id
-        return cursors.encode_cursor(at.before, scope)
-    return cursors.encode_scan_cursor([at.before or 0, at.scanned, at.size, *at.found], scope)
+        return (at.before,)
+    return (at.before or 0, at.scanned, at.size, *at.found)
+
+
+def _top_parts(
+    values: tuple[int, ...] | None, cursor: str | None
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """A "top" cursor's numbers as ``Timeline._top_cursor`` laid them out: (the window's
+    ids still to show, best first; where the older photos start, as ``_numbers`` gives a
+    position, empty when there are none). At most 99 ids and a plain position or an
+    empty scan's three numbers, or no ids and any position: well under a cursor's size."""
+    if values is None:
+        return None
+    count = values[0] if values else -1
+    tail = values[1 + count :]
+    if not 0 <= count < len(values) or len(tail) == 2 or (len(tail) == 1 and not tail[0]):
+        raise BadCursor(f"cursor {(cursor or '')[:40]!r} is not a top-timeline cursor")
+    return values[1 : 1 + count], tail
+
+
+def _recent_cursor(cursors: Cursors, at: merge.Position, scope: Scope) -> str:
+    if at.scanned is None:
+        return cursors.encode_cursor(_numbers(at)[0], scope)
+    return cursors.encode_scan_cursor(_numbers(at), scope)
 
 
 def _stale_while_revalidate(name: str) -> TtlCache[Any, Any]:
