@@ -6,6 +6,7 @@ import dataclasses
 import uuid
 
 from instastore.server.app import create_app
+from instastore.server.keys import SERVICES
 
 from .. import samples
 from ..factories import Api, problem
@@ -141,6 +142,94 @@ async def test_timeline_recent_and_top(api):
     await problem(await api.get("/v1/timeline?order=top&cursor=nonsense", headers=me_h), 400)
     await problem(
         await api.get(f"/v1/timeline?order=top&cursor={first['next_cursor']}", headers=me_h), 400
+    )
+
+
+async def test_following_past_max_following_is_a_409_naming_the_cap(
+    aiohttp_client, adapter_settings
+):
+    settings = dataclasses.replace(adapter_settings, max_following=3, uploads_per_minute=1000)
+    api = Api(await aiohttp_client(create_app(settings)), settings)
+    me, me_h = await api.user()
+    others = [(await api.user())[0] for _ in range(4)]
+    locked, locked_h = await api.user(private=True)
+    resp = await api.put(f"/v1/users/{locked}/follow", headers=me_h)
+    assert await resp.json() == {"state": "requested"}
+    for name in others[:3]:
+        assert (await api.put(f"/v1/users/{name}/follow", headers=me_h)).status == 200
+    refused = await problem(await api.put(f"/v1/users/{others[3]}/follow", headers=me_h), 409)
+    assert refused["type"].endswith("/limit-reached")
+    assert "3 (max_following)" in refused["detail"]
+    # Approving the request would put the requester past the cap: refused, request kept.
+    approve = f"/v1/me/requests/{me}/approve"
+    refused = await problem(await api.post(approve, headers=locked_h), 409)
+    assert "3 (max_following)" in refused["detail"] and me in refused["detail"]
+    requests = await (await api.get("/v1/me/requests", headers=locked_h)).json()
+    assert [u["username"] for u in requests["items"]] == [me]
+    # Unfollowing makes room: follow again, then the approval.
+    assert (await api.delete(f"/v1/users/{others[0]}/follow", headers=me_h)).status == 204
+    assert (await api.put(f"/v1/users/{others[3]}/follow", headers=me_h)).status == 200
+    await problem(await api.put(f"/v1/users/{others[0]}/follow", headers=me_h), 409)
+    assert (await api.delete(f"/v1/users/{others[3]}/follow", headers=me_h)).status == 204
+    assert (await api.put(f"/v1/users/{others[0]}/follow", headers=me_h)).status == 200
+    assert (await api.delete(f"/v1/users/{others[1]}/follow", headers=me_h)).status == 204
+    assert (await api.post(approve, headers=locked_h)).status == 200
+    following = await (await api.get(f"/v1/users/{me}/following", headers=me_h)).json()
+    assert sorted(u["username"] for u in following["items"]) == sorted(
+        [locked, others[0], others[2]]
+    )
+
+
+async def test_top_goes_on_newest_first_past_its_ranked_window(api):
+    """With a ranked window of 5 candidates, "top" shows the visible ones among them (likes
+    first), then every older photo newest first, each once; private and deleted photos
+    never; then no cursor."""
+    api.client.app[SERVICES].timeline.top_window = 5
+    _me, me_h = await api.user()
+    a, a_h = await api.user()
+    b, b_h = await api.user()
+    for name in (a, b):
+        await api.put(f"/v1/users/{name}/follow", headers=me_h)
+    made, hidden = [], []
+    for i in range(4):
+        for owner_h in (a_h, b_h):
+            made.append((await api.photo(owner_h, samples.image(size=(32, 32)), f"p{i}"))["id"])
+        private = await api.photo(a_h, samples.image(size=(32, 32)), "mine", visibility="private")
+        deleted = await api.photo(b_h, samples.image(size=(32, 32)), "gone")
+        await api.delete(f"/v1/photos/{deleted['id']}", headers=b_h)
+        hidden += [private["id"], deleted["id"]]
+    newest_first = made[::-1]
+    _, fan_h = await api.user()
+    await api.put(f"/v1/photos/{made[-2]}/like", headers=fan_h)  # 2nd newest goes first
+    shown, cursor, half = [], None, None
+    for _ in range(20):
+        query = "/v1/timeline?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        resp = await api.get(query, headers=me_h)
+        assert resp.status == 200, await resp.text()
+        page = await resp.json()
+        shown += [p["id"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if len(shown) == 4:
+            half = cursor  # past the window (2 photos) and one page of the older ones
+        if cursor is None:
+            break
+    assert cursor is None
+    assert not set(shown) & set(hidden)
+    assert sorted(shown) == sorted(made) and len(shown) == len(made)
+    assert shown[0] == made[-2]
+    # The window is the 5 newest candidates (hidden ones too): its visible ones first.
+    window = [i for i in sorted(made + hidden, key=int, reverse=True)[:5] if i in made]
+    assert window == [made[-1], made[-2]]
+    assert sorted(shown[: len(window)]) == sorted(window)
+    assert shown[len(window) :] == [i for i in newest_first if i not in window]
+    # A cursor past the window is sealed for "top": "recent" refuses it, and back.
+    page = await (await api.get(f"/v1/timeline?limit=1&cursor={half}", headers=me_h)).json()
+    assert page["items"][0]["id"] == shown[4]
+    await problem(await api.get(f"/v1/timeline?order=recent&cursor={half}", headers=me_h), 400)
+    recent = await (await api.get("/v1/timeline?order=recent&limit=2", headers=me_h)).json()
+    await problem(
+        await api.get(f"/v1/timeline?order=top&cursor={recent['next_cursor']}", headers=me_h),
+        400,
     )
 
 
