@@ -24,7 +24,7 @@ from instastore.server.handlers.operation import (
 
 from instastore import search as words
 from instastore.errors import InvalidInput
-from instastore.limits import MAX_QUERY_CHARS, MAX_TERM_LENGTH
+from instastore.limits import MAX_QUERY_CHARS, MAX_TERM_LENGTH, TOP_WINDOW
 from instastore.paging import Page
 
 ORDERS = ("top", "recent")
@@ -36,7 +36,8 @@ ORDER = Param("order", "query", {"enum": list(ORDERS)}, "top (the default) or re
         "timeline",
         "feed",
         "Photos of everyone I follow",
-        "top (the default): the newest photos ranked by likes; recent: newest first.",
+        f"top (the default): the newest {TOP_WINDOW} photos ranked by likes, then the older "
+        "ones newest first; recent: newest first. Either walks to the oldest photo.",
         {"200": ok("a page", "PhotoPage")},
         params=(*PAGE_PARAMS, ORDER),
     )
