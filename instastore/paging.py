@@ -47,7 +47,11 @@ NONCE_BYTES = 12  # random per cursor: 2**48 cursors before a nonce repeats by c
 TAG_BYTES = 16  # 128-bit authentication tag
 MAX_CURSOR_CHARS = 2048  # longer is not a cursor of ours: refused before any decoding
 _ID = b"i"  # a plain id cursor: the page's last id
-_TOP = b"t"  # the ranked timeline: the window's ids still to show, where the older ones start
+_TOP = b"T"  # the ranked timeline: the window's ids still to show, where the older ones start
+# The ranked timeline's cursors as made before "top" went on past its window: the window's
+# ids still to show and nothing else. Still read (a page in a client's hand when the
+# service is upgraded goes on, and ends with the window as it did), never made.
+_RANKED_ONLY = b"t"
 _SCAN = b"s"  # a deep timeline scan: before, next followee, size, ids found so far
 
 
@@ -148,7 +152,12 @@ class Cursors:
     def decode_top_cursor(self, cursor: str | None, scope: Scope) -> tuple[int, ...] | None:
         if cursor is None or cursor == "":
             return None
-        return self._of_kind(cursor, scope, _TOP, None, "a top-timeline cursor")
+        letter, values = self._open(cursor, scope)
+        if letter == _TOP:
+            return values
+        if letter == _RANKED_ONLY:  # as the new layout: all of them ids, nothing older
+            return (len(values), *values)
+        raise BadCursor(f"cursor {cursor[:40]!r} is not a top-timeline cursor")
 
     def encode_scan_cursor(self, values: Sequence[int], scope: Scope) -> str:
         """A cursor into a deep timeline scan (``instastore.merge.Position``'s numbers)."""

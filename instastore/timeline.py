@@ -283,8 +283,10 @@ class Timeline:
         scope = Scope("timeline top", (user.id,))
         carried = _top_parts(self.cursors.decode_top_cursor(cursor, scope), cursor)
         if carried is None:
-            window = await self._ranked_window(user, audience)
-            budget = self.page_reads - window.reads  # what ranking it left this page
+            window, ranked_here = await self._ranked_window(user, audience)
+            # What ranking left this page, when this request ranked (a cached window or
+            # another request's ranking cost this page nothing).
+            budget = self.page_reads - (window.reads if ranked_here else 0)
         else:
             ranked, tail = carried
             window = Window(ranked, _position(tail) if tail else None)
@@ -307,21 +309,23 @@ class Timeline:
         tail_numbers = _numbers(tail) if tail else ()
         return self.cursors.encode_top_cursor([len(ranked), *ranked, *tail_numbers], scope)
 
-    async def _ranked_window(self, user: User, audience: Audience) -> Window:
-        """The reader's current window, from the cache or ranked now; concurrent first
-        pages of one reader rank it once (single flight)."""
+    async def _ranked_window(self, user: User, audience: Audience) -> tuple[Window, bool]:
+        """The reader's current window, from the cache or ranked now, and whether this
+        call ranked it; concurrent first pages of one reader rank it once (single
+        flight)."""
         key = RankedWindow(user.id)
         cached = self._ranked.get(key)
         if cached is not None:
-            return cached
+            return cached, False
         flight = self._flights.get(key)
+        ranks = flight is None
         if flight is None:
             flight = asyncio.ensure_future(self._rank_window(user, audience))
             self._flights[key] = flight
             flight.add_done_callback(lambda _: self._flights.pop(key, None))
         window = await asyncio.shield(flight)
         self._ranked.put(key, window)
-        return window
+        return window, ranks
 
     async def _rank_window(self, user: User, audience: Audience) -> Window:
         """The ids of the visible ones among the newest ``top_window`` photos, best first

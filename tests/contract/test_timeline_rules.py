@@ -22,6 +22,7 @@ from instastore.errors import LimitReached
 from instastore.limits import PREFETCH
 from instastore.merge import Position
 from instastore.model import User, Visibility
+from instastore.paging import Scope
 from instastore.photos import Photos
 from instastore.social import Social
 from instastore.timeline import Timeline
@@ -194,6 +195,63 @@ async def test_top_goes_on_newest_first_past_its_window(stores, adapter_settings
         assert sorted(shown[: len(window)]) == sorted(window), limit
         assert shown[len(window) :] == live[len(window) :], limit
     assert await walk(timeline, reader, "recent", 4) == live
+
+
+async def test_a_top_cursor_made_before_the_fall_through_still_pages(stores, adapter_settings):
+    """A "top" cursor of the layout made before "top" went on past its window (kind
+    ``t``: the window's ids still to show, nothing else) is still read after an upgrade:
+    it shows those ids and ends, as it did; it is not a 400."""
+    reader = User(new_id(), f"reader_{uuid.uuid4().hex[:8]}", "x")
+    await stores.accounts.create_user(reader)
+    expected, deleted = await followed_photos(stores, reader)
+    photos = Photos(stores.photos, stores.search, adapter_settings)
+    timeline = Timeline(
+        stores.graph, stores.photos, stores.likes, stores.accounts, adapter_settings, photos
+    )
+    scope = Scope("timeline top", (reader.id,))
+    rest = [i for i in expected[:6] if i not in deleted]
+    legacy = timeline.cursors._seal(scope, b"t", rest)
+    page = await timeline.page(reader, "top", legacy, len(rest) - 1)
+    assert [p.id for p in page.items] == rest[:-1]
+    assert page.next_cursor is not None
+    last = await timeline.page(reader, "top", page.next_cursor, 10)
+    assert ([p.id for p in last.items], last.next_cursor) == (rest[-1:], None)
+
+
+async def test_a_cached_window_leaves_the_first_page_its_whole_budget(stores, adapter_settings):
+    """Ranking reads followees' rows, and a first page that ranked has only what ranking
+    left it; a first page that took the window from the cache read nothing for it and
+    keeps its whole ``page_reads`` for the older photos. One followee, whose two newest
+    photos (the whole window) are deleted; one read a page."""
+    tag = uuid.uuid4().hex[:8]
+    reader = User(new_id(), f"reader_{tag}", "x")
+    followee = User(new_id(), f"f_{tag}", "x")
+    for user in (reader, followee):
+        await stores.accounts.create_user(user)
+    now = datetime.now(UTC)
+    await stores.graph.follow(reader.id, followee.id, now)
+    posted = []
+    for n in range(4):
+        photo = make_photo(followee.id, "p", photo_id=new_id(ids.now_ms() - 1000 + n))
+        await stores.photos.save_photo(photo, [])
+        posted.append(photo)
+    for photo in posted[2:]:
+        await stores.photos.set_deleted(photo, now)
+    photos = Photos(stores.photos, stores.search, adapter_settings)
+    timeline = Timeline(
+        stores.graph,
+        stores.photos,
+        stores.likes,
+        stores.accounts,
+        adapter_settings,
+        photos,
+        page_reads=1,
+        top_window=2,
+    )
+    ranked_now = await timeline.page(reader, "top", None, 10)
+    assert ranked_now.items == [] and ranked_now.next_cursor is not None  # ranking took it
+    from_cache = await timeline.page(reader, "top", None, 10)
+    assert [p.id for p in from_cache.items] == [p.id for p in reversed(posted[:2])]
 
 
 async def test_top_pages_past_the_window_read_within_the_budget(stores, adapter_settings):
