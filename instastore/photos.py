@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from instastore import search
 from instastore.clock import utcnow
 from instastore.config import Settings
-from instastore.errors import Gone, InvalidInput, NotAllowed, NotFound
+from instastore.errors import Gone, NotAllowed, NotFound
 from instastore.hotcache import ByteCache, TtlCache
 from instastore.limits import OVERFETCH_ROUNDS
 from instastore.model import Photo, User
@@ -186,8 +186,10 @@ class Photos:
         than ``limit``, even none, and still have a cursor: one request reads at most
         about ``search_postings`` postings of the title index."""
         terms = search.terms(query)
-        if not terms:
-            raise InvalidInput("q must contain at least one word")
+        if not terms:  # no word the title index holds (a sign, or words over its length)
+            # It finds nothing, and no cursor was ever made for it: any is refused.
+            self.cursors.decode_cursor(cursor, Scope("search", (viewer_id,)))
+            return Page([], None)
 
         async def matching(photos: list[Photo]) -> list[Photo]:
             # A title-index row left by a save that found its id taken (Conflict) points

@@ -256,6 +256,12 @@ async def test_search_every_word_case_and_accents(api):
     await problem(await api.get("/v1/search/photos"), 400)
     await problem(await api.get("/v1/search/photos?q=%20%2C"), 400)
     await problem(await api.get("/v1/search/photos?q=" + "x" * 201), 400)
+    # A q with no word the title index holds (a sign, or only words longer than a
+    # term) finds nothing; no cursor was ever made for it, so any cursor is refused.
+    for q in ("%E2%82%AC", "x" * 65):
+        assert await ids_of(await api.get(f"/v1/search/photos?q={q}")) == []
+        forged = first["next_cursor"]  # a real cursor, of another search
+        await problem(await api.get(f"/v1/search/photos?q={q}&cursor={forged}"), 400)
 
 
 async def test_searches_without_a_token_are_limited_per_address(aiohttp_client, adapter_settings):
