@@ -62,3 +62,25 @@ async def test_a_page_of_hidden_photos_ends_on_a_cursor_that_tells_nothing(
     assert photos.cursors.decode_cursor(page.next_cursor, scope) in {
         p.id for p in hidden
     }  # still a working cursor
+
+
+async def test_two_processes_services_open_each_others_cursors(stores, adapter_settings):
+    """Each process (a worker, another host) opens its services with ``open_services``:
+    they seal cursors under the deployment's one key, so a page asked of one host goes on
+    at another. A process that sealed under a key of its own would make every cursor a
+    400 at every other host."""
+    from instastore.services import open_services
+
+    one = await open_services(adapter_settings)
+    try:
+        other = await open_services(adapter_settings)
+        try:
+            scope = paging.Scope("search", (0, "sunset"))
+            made = one.photos.cursors.encode_cursor(12345, scope)
+            assert other.photos.cursors.decode_cursor(made, scope) == 12345
+            assert other.timeline.cursors is other.photos.cursors
+            assert other.social.cursors is other.photos.cursors
+        finally:
+            await other.close()
+    finally:
+        await one.close()
