@@ -1,4 +1,4 @@
-"""Compaction reclaims the bytes of purged photos (issue 12's measurement): land N photos
+"""Compaction reclaims the bytes of purged photos (the storage measurement): land N photos
 with distinct bytes as uploads land them, pack them into volumes, purge every other
 photo, compact, then report the share of the purged photos' bytes reclaimed (goal:
 >= 95%) and check every live photo's renditions byte-identical (sha256).

@@ -1,5 +1,5 @@
 """``python -m bench.dedupe``: the same image uploaded ``--uploads`` times (default 1,000)
-through the HTTP API; the bytes stored vs one copy's (issue 12: stored once, + < 1%).
+through the HTTP API; the bytes stored vs one copy's (the target: stored once, + < 1%).
 
 Starts the service in this process on a free port (the settings' adapter: embedded by
 default, the cluster with ``eval "$(instastore cluster env)"`` and a migrated keyspace),
@@ -30,7 +30,7 @@ from instastore.config import Settings
 from instastore.storage import open_stores
 
 RESULTS = Path(__file__).parent / "results"
-TARGET_OVERHEAD = 0.01  # issue 12: the image's bytes stored once, plus under 1%
+TARGET_OVERHEAD = 0.01  # the image's bytes stored once, plus under 1%
 
 
 def parse() -> argparse.Namespace:

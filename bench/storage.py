@@ -1,5 +1,5 @@
 """``python -m bench.storage``: NameNode objects per stored photo before and after
-``instastore pack``, and the packer's throughput (issue 12, "Measured, in bench/").
+``instastore pack``, and the packer's throughput (the storage targets in bench/results/README.md).
 
 On a store of its own (name a keyspace and an HDFS root no one else uses; the keyspace
 migrated, the root empty), it:
@@ -66,14 +66,14 @@ from instastore.storage.ports import BlobEntry, BlobStore, Stores
 from instastore.uploads import receive
 
 RESULTS = Path(__file__).parent / "results"
-PROJECTED_PHOTOS = 7_300_000_000  # issue 12: ten years at 2 million photos a day
+PROJECTED_PHOTOS = 7_300_000_000  # ten years at 2 million photos a day
 # Bytes of NameNode heap per file, directory or block: the rule of thumb of Cloudera's
 # "The Small Files Problem" (2009) and of "Hadoop: The Definitive Guide" (ch. 3), which
-# issue 12's "7 objects, about 1 KB of heap" also uses.
+# the "7 objects, about 1 KB of heap" estimate also uses.
 HEAP_BYTES_PER_OBJECT = 150
 HDFS_BLOCK_BYTES = 128 * 2**20  # Hadoop's default dfs.blocksize (the shared cluster's too)
-TARGET_OBJECTS_PER_PHOTO = 0.01  # issue 12, after packing
-TARGET_RAW_PER_LOGICAL = 1.6  # issue 12: raw bytes on 3 DataNodes per byte, packed data
+TARGET_OBJECTS_PER_PHOTO = 0.01  # after packing
+TARGET_RAW_PER_LOGICAL = 1.6  # raw bytes on 3 DataNodes per byte, packed data
 IMAGE_SIDE = 64  # pixels: small JPEGs (~3-5 KB with renditions), so 100,000 fit the disks
 BLOCK_LINE = re.compile(r"Total block(?:s| groups) \(validated\):\s+(\d+)")
 

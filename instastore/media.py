@@ -334,7 +334,7 @@ def _check_declared(
             f"{max_pixels:,} pixels"
         )
     # SECURITY: the decoder refuses any frame past the limit too, whatever the container
-    # declared (a small stsd in front of huge JPEG frames, issue 10 item 18).
+    # declared (a small stsd in front of huge JPEG frames).
     stream.codec_context.options = {"max_pixels": str(max_pixels)}
 
 

@@ -157,7 +157,7 @@ class Social:
     async def _listed(self, username: str, viewer: User | None) -> User:
         """The user whose follow lists ``viewer`` asks for, if ``viewer`` may read them."""
         user = await self._user(username)
-        # SECURITY: a private account's graph is for its owner and approved followers (issue 10).
+        # SECURITY: a private account's graph is for its owner and approved followers.
         if user.private and not (
             viewer is not None
             and (viewer.id == user.id or await self.graph.is_following(viewer.id, user.id))

@@ -58,7 +58,8 @@ HOLDER_TAG_BYTES = 12  # 96 bits: a media URL's holder cannot be changed without
 
 # What everyone who may see a photo may fetch; the rest (the "original" upload) is the
 # owner's.
-# SECURITY: a viewer never gets the uploaded bytes of a video (issue 10, item 10).
+# SECURITY: a viewer never gets the uploaded bytes of a video, only its
+# metadata-free copy.
 PUBLIC_RENDITIONS: dict[Kind, frozenset[str]] = {
     Kind.PHOTO: frozenset({"thumb", "large"}),
     Kind.VIDEO: frozenset({"thumb", "large", "poster", "video"}),
@@ -320,7 +321,7 @@ class Viewing:
         except NotFound:
             photo = None
         # SECURITY: constant-time comparison of the URL's secret; a missing photo and a
-        # wrong secret get the same answer, so a guessed id tells nothing (issue 10, item 13).
+        # wrong secret get the same answer, so a guessed id tells nothing.
         if (
             photo is None
             or holder is None
@@ -347,7 +348,7 @@ class Viewing:
         if photo.visibility is not Visibility.PUBLIC:
             return False
         owner = await self.audience(None).owner(photo.owner_id)
-        # SECURITY: the owner's current state, not the photo's alone (issue 10, item 12).
+        # SECURITY: the owner's current state, not the photo's alone.
         return owner is not None and not owner.private
 
     def in_memory(self, grant: MediaGrant) -> bool:

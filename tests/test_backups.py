@@ -1,4 +1,4 @@
-"""Backups and the restore drill (issue 13 item 3), on the real local cluster, through the
+"""Backups and the restore drill, on the real local cluster, through the
 `instastore backup` command: back up, store more, delete and purge some, pack, restore;
 exactly the backed-up photos read back byte-identical, and no record names a missing blob."""
 

@@ -1,4 +1,4 @@
-"""Operators' work under live load (issue 13 item 1): a real `instastore serve` on the
+"""Operators' work under live load: a real `instastore serve` on the
 shared 3 + 3 cluster (replication factor 3 in Cassandra and HDFS) serves a steady mix of
 uploads with distinct images, media reads, timelines and searches while
 

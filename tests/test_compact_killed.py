@@ -1,6 +1,6 @@
 """`instastore compact` killed with SIGKILL at several moments, then run to the end:
 every live photo's renditions read back byte-identical, no manifest, no volume that no
-record points at and no needle copied twice is left (issue 12's crash test, on local
+record points at and no needle copied twice is left (compaction's crash test, on local
 files; tests/contract/test_compaction.py puts each step's state on both adapters)."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from instastore.storage.hdfs.datatransfer import Striping
 pytestmark = pytest.mark.hdfs
 
 VOLUME_BYTES = 6 * 2**20 + 12_345  # several 1 MiB cells per stripe, and a partial stripe
-MAX_RAW_PER_BYTE = 1.6  # issue 12: on 3 DataNodes, at most this many raw bytes per byte
+MAX_RAW_PER_BYTE = 1.6  # the storage target: on 3 DataNodes, at most this many raw bytes per byte
 
 
 async def _one(data: bytes):

@@ -1,5 +1,5 @@
 """`instastore gc` killed with SIGKILL in the middle of removing orphans, then run to the
-end (issue 12's crash test for gc, on local files): every packed photo reads back
+end (the crash test for gc, on local files): every packed photo reads back
 byte-identical, every orphan (old landed blobs nobody points at, a volume nobody points
 into) is gone, and a last run finds nothing more to remove."""
 

@@ -1,4 +1,4 @@
-"""Issue 10, items 10 and 18, at the media module: the viewers' copy of a video carries
+"""At the media module: the viewers' copy of a video carries
 no metadata and is streamed from a file, and a video's declared frame size is checked
 before anything is decoded."""
 

@@ -1,6 +1,6 @@
 """`instastore pack` killed with SIGKILL at several moments, then run to the end: every
 photo's renditions read back byte-identical from needles, no landed blob, no manifest
-and no volume that no record points at is left (issue 12's crash test, on local files;
+and no volume that no record points at is left (the packer's crash test, on local files;
 tests/contract/test_packing.py puts each step's state on both adapters)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 10, item 13: cursors are sealed (encrypted and authenticated) with the
+"""Cursors are sealed (encrypted and authenticated) with the
 deployment's key; a cursor made or changed by hand, or sealed with another key, is a
 BadCursor (400). The round-trip and bad-cursor tests of ``test_paging.py`` still hold."""
 

@@ -38,7 +38,7 @@ from .factories import make_photo, new_id
 
 pytestmark = pytest.mark.hdfs
 
-MAX_RAW_PER_BYTE = 1.6  # issue 12: on 3 DataNodes, packed data takes at most this
+MAX_RAW_PER_BYTE = 1.6  # the storage target: on 3 DataNodes, packed data takes at most this
 PHOTOS = 8
 # bytes per rendition: 8 photos make a volume of ~6.2 MiB, three full XOR-2-1 stripes of
 # 1 MiB cells and a partial one, so the parity overhead is near its 1.5 and not a small
@@ -178,7 +178,7 @@ async def _check_sealed(cluster3, stores, settings: Settings) -> None:
 @pytest.mark.cassandra
 @pytest.mark.timeout(900)
 async def test_a_datanode_killed_while_packing_loses_nothing(cluster3):
-    """Issue 12: a DataNode SIGKILLed while the packer writes volumes. Landed blobs are
+    """A DataNode SIGKILLed while the packer writes volumes. Landed blobs are
     kept at replication 3 as in production; the volumes written after the kill get a block
     group with one member missing (XOR-2-1 writes on with 2 of 3), which HDFS rebuilds once
     the DataNode is back. If the run fails, a second run (DataNode still down) finishes it."""

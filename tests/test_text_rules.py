@@ -1,4 +1,4 @@
-"""Issue 10, item 14: which characters titles and display names refuse, for every code
+"""Which characters titles and display names refuse, for every code
 point of each refused range, and that ordinary text of any script passes unchanged."""
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ async def get_photo(request: web.Request) -> web.Response:
 )
 async def delete_photo(request: web.Request) -> web.Response:
     user = require_user(request)
-    # SECURITY: a photo the caller cannot see is 404 like a missing one, never 403 (issue 10).
+    # SECURITY: a photo the caller cannot see is 404 like a missing one, never 403.
     await services(request).viewing.delete(user, photo_id(request))
     return web.Response(status=204)
 

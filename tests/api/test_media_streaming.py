@@ -1,4 +1,4 @@
-"""Issue 10, item 6: a streamed media body (past the in-memory cache) whose blob read
+"""A streamed media body (past the in-memory cache) whose blob read
 fails. Before the head is sent: a clean 503 problem. After: the connection is cut, so
 the client sees a body shorter than its Content-Length, and never a second response
 written inside the first. Checked on the raw bytes of the wire, on both adapters."""

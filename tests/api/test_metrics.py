@@ -1,4 +1,4 @@
-"""/metrics (issue 13 item 2): every family, parsed with prometheus-client's own parser,
+"""/metrics: every family, parsed with prometheus-client's own parser,
 moving as requests are made, on both adapters; the public port serves it for the metrics
 token only (upload outcomes are no stranger's business); the listener of its own that
 keeps it off the public port; the sums over the workers of ``serve --workers 2``; a

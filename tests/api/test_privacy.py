@@ -1,4 +1,4 @@
-"""Issue 10's privacy items over HTTP, on both adapters: what a viewer may not see, it
+"""The privacy rules over HTTP, on both adapters: what a viewer may not see, it
 cannot infer either.
 
 - videos: viewers get a copy without metadata, never the uploaded bytes (item 10);

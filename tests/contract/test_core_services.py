@@ -1,4 +1,4 @@
-"""The core services without the server (issue 11, item 1), on both adapters:
+"""The core services without the server, on both adapters:
 
 - they keep their own caches coherent: a change made through the services that
   ``build_services`` makes is seen at once by the timeline's caches and by the owner

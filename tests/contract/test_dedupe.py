@@ -1,4 +1,4 @@
-"""Content dedupe on both adapters (issue 12 item 3; docs/DESIGN.md, "Dedupe"): an upload
+"""Content dedupe on both adapters (docs/DESIGN.md, "Dedupe"): an upload
 of bytes already stored reuses the donor's renditions, so the bytes are stored once; a
 purge of one photo never removes bytes another still points at, whether the donor is
 landed or packed; the donor deleted or packed while an upload reuses it is noticed before

@@ -1,4 +1,4 @@
-"""Issue 10, item 13, on both adapters: the deployment's cursor key is made once and
+"""On both adapters: the deployment's cursor key is made once and
 shared, and a page whose photos are all hidden ends on a cursor that tells nothing."""
 
 from __future__ import annotations

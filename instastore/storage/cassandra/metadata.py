@@ -761,7 +761,7 @@ class CassandraMetadataStore:
         rows = await asyncio.gather(*(self._q(cql.LIKE_COUNT, i) for i in photo_ids))
         return {i: (r[0].likes or 0) if r else 0 for i, r in zip(photo_ids, rows, strict=True)}
 
-    # ---- volumes (issue 12; the packer) ------------------------------------------------
+    # ---- volumes (the packer) -----------------------------------------------------------
 
     async def switch_locators(
         self, photo_id: int, old: dict[str, str], new: dict[str, str]
@@ -835,7 +835,7 @@ class CassandraMetadataStore:
         for start in range(0, len(photo_ids), PACK_QUEUE_PAGE):
             await asyncio.gather(*(one(i) for i in photo_ids[start : start + PACK_QUEUE_PAGE]))
 
-    # ---- content dedupe (issue 12) -------------------------------------------------------
+    # ---- content dedupe ------------------------------------------------------------------
 
     async def content_donor(self, sha256: str) -> int | None:
         rows = await self._q(cql.CONTENT_DONOR, sha256)

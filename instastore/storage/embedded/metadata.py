@@ -776,7 +776,7 @@ class SqliteMetadataStore:
             counts.update({r[0]: r[1] for r in rows})
         return counts
 
-    # ---- volumes (issue 12; the packer) ------------------------------------------------
+    # ---- volumes (the packer) -----------------------------------------------------------
 
     async def switch_locators(
         self, photo_id: int, old: dict[str, str], new: dict[str, str]
@@ -826,7 +826,7 @@ class SqliteMetadataStore:
                 *[("DELETE FROM pack_queue WHERE photo_id = ?", (i,)) for i in photo_ids]
             )
 
-    # ---- content dedupe (issue 12) -------------------------------------------------------
+    # ---- content dedupe ------------------------------------------------------------------
 
     async def content_donor(self, sha256: str) -> int | None:
         row = await self._one("SELECT photo_id FROM content_index WHERE sha256 = ?", (sha256,))
