@@ -12,8 +12,8 @@ import pytest
 
 from bench.hosts import Balancer
 
-from . import samples
-from .serving import TEST_COSTS
+from .. import samples
+from ..serving import TEST_COSTS
 
 LIMIT = 6
 

@@ -20,8 +20,8 @@ from instastore.server.keys import SETTINGS
 from instastore.config import Settings
 from instastore.errors import ConfigError
 
-from . import samples
-from .serving import spawn
+from .. import samples
+from ..serving import spawn
 
 
 async def test_sigterm_drains_then_exits(tmp_path):

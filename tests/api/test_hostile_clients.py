@@ -22,9 +22,9 @@ import pytest
 import yarl
 from instastore.server import guard
 
-from . import samples
-from .factories import PASSWORD, sign_up, upload_form
-from .serving import serve
+from .. import samples
+from ..factories import PASSWORD, sign_up, upload_form
+from ..serving import serve
 
 HEADER_TIMEOUT_S = 2.0
 IDLE_TIMEOUT_S = 1.0

@@ -11,9 +11,9 @@ from instastore.server.app import create_app
 from instastore.server.routes import ROUTES
 from jsonschema import Draft202012Validator
 
-from . import samples
-from .factories import PASSWORD
-from .openapi_check import Session, Spec
+from .. import samples
+from ..factories import PASSWORD
+from ..openapi_check import Session, Spec
 
 
 async def test_openapi_lists_every_route_and_nothing_else(aiohttp_client, embedded_settings):

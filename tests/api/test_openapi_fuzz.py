@@ -26,9 +26,9 @@ from instastore.server.app import create_app, make_runner
 
 from instastore.config import Settings
 
-from . import samples
-from .factories import PASSWORD
-from .openapi_check import Spec, send_blocking, violations
+from .. import samples
+from ..factories import PASSWORD
+from ..openapi_check import Spec, send_blocking, violations
 
 EXAMPLES_PER_RUN = 15  # per operation and kind of credential: 27 x 3 runs, ~25 s on 2 cores
 # Destructive operations go last, so the others meet the photos and the token alive.

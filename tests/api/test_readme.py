@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from . import samples
-from .serving import serve
+from .. import samples
+from ..serving import serve
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def session_script() -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from . import samples
-from .required import missing
-from .serving import serve
+from .. import samples
+from ..required import missing
+from ..serving import serve
 
 try:
     playwright_api = importlib.import_module("playwright.sync_api")
@@ -24,7 +24,7 @@ except ImportError:  # under CI a missing browser driver fails the module, never
     missing("pip install playwright (the test extra)", allow_module_level=True)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-README_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 pytestmark = pytest.mark.timeout(300)

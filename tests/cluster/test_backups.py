@@ -22,8 +22,8 @@ from instastore.errors import NotFound, StorageError
 from instastore.packing import pack
 from instastore.storage import open_stores
 
-from .factories import land_photos, one, read, read_back, remove_hdfs_root
-from .runbook import run_block
+from ..factories import land_photos, one, read, read_back, remove_hdfs_root
+from ..runbook import run_block
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.hdfs]
 

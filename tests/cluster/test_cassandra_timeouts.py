@@ -25,7 +25,7 @@ from instastore.storage.cassandra.metadata import CassandraMetadataStore
 from instastore.storage.cassandra.migrate import migrate
 from instastore.storage.cassandra.session import BATCH, WRITES, FailFastRetryPolicy, build_cluster
 
-from .factories import make_photo, new_id
+from ..factories import make_photo, new_id
 
 pytestmark = pytest.mark.cassandra
 

@@ -36,10 +36,10 @@ import pytest
 
 from instastore.cluster.cassandra import states
 
-from . import samples
-from .factories import sign_up, upload_form
-from .runbook import run_block
-from .serving import serve_replicated
+from .. import samples
+from ..factories import sign_up, upload_form
+from ..runbook import run_block
+from ..serving import serve_replicated
 
 pytestmark = [
     pytest.mark.slow,

@@ -29,7 +29,7 @@ from instastore.storage.hdfs import datatransfer, webhdfs
 from instastore.storage.hdfs.datatransfer import Block, BlockMap, BlockReadError, Read, Striping
 from instastore.storage.hdfs.webhdfs import WebHdfs
 
-from .serving import free_port
+from ..serving import free_port
 
 BLOCK = 2**20  # the smallest block size HDFS accepts (dfs.namenode.fs-limits.min-block-size)
 SIZE = 3 * BLOCK + 123_457  # four blocks, the last one partial

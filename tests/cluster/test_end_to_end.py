@@ -18,8 +18,8 @@ from cassandra.cluster import Cluster
 from instastore import ids, search
 from instastore.codec import decode_photo
 
-from . import samples
-from .serving import serve
+from .. import samples
+from ..serving import serve
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.hdfs]
 

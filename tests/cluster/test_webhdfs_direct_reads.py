@@ -15,7 +15,7 @@ import pytest
 from instastore.errors import NotFound
 from instastore.storage.hdfs.webhdfs import DataNodeLocations, WebHdfs
 
-from .serving import free_port
+from ..serving import free_port
 
 pytestmark = pytest.mark.hdfs
 

@@ -14,7 +14,7 @@ from instastore import volumes
 from instastore.config import Settings
 from instastore.storage import open_stores
 
-from .factories import remove_hdfs_root
+from ..factories import remove_hdfs_root
 
 PHOTOS = 6
 

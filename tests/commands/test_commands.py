@@ -16,9 +16,9 @@ import pytest
 from instastore.config import Settings
 from instastore.storage.cassandra.session import build_cluster
 
-from .serving import serve
+from ..serving import serve
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def instastore(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -101,7 +101,7 @@ async def test_two_packs_started_at_once_one_runs_one_refuses(tmp_path):
     other exits 2 at once naming it; afterwards every photo reads back the same."""
     from instastore.storage import open_stores
 
-    from .factories import land_photos, read_back
+    from ..factories import land_photos, read_back
 
     stores = await open_stores(Settings(data_dir=tmp_path))
     try:

@@ -9,22 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from .runbook import blocks, run_block
-from .serving import serve
+from ..runbook import blocks, run_block
+from ..serving import serve
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 RUN_BY = {
-    "add-cassandra": "test_cluster_operations.py",
-    "remove-cassandra": "test_cluster_operations.py",
-    "add-datanode": "test_cluster_operations.py",
-    "remove-datanode": "test_cluster_operations.py",
-    "replace-cassandra": "test_cluster_operations.py",
-    "backup": "test_backups.py",
-    "restore": "test_backups.py",
-    "repair": "test_runbook.py",
-    "status": "test_runbook.py",
-    "metrics": "test_runbook.py",
-    "migrate": "test_runbook.py",
+    "add-cassandra": "cluster/test_cluster_operations.py",
+    "remove-cassandra": "cluster/test_cluster_operations.py",
+    "add-datanode": "cluster/test_cluster_operations.py",
+    "remove-datanode": "cluster/test_cluster_operations.py",
+    "replace-cassandra": "cluster/test_cluster_operations.py",
+    "backup": "cluster/test_backups.py",
+    "restore": "cluster/test_backups.py",
+    "repair": "commands/test_runbook.py",
+    "status": "commands/test_runbook.py",
+    "metrics": "commands/test_runbook.py",
+    "migrate": "commands/test_runbook.py",
 }
 
 

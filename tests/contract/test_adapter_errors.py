@@ -13,7 +13,7 @@ from instastore.storage.cassandra import CassandraMetadataStore
 from instastore.storage.hdfs import HdfsBlobStore
 from instastore.storage.hdfs.webhdfs import WebHdfs
 
-from .serving import free_port
+from ..serving import free_port
 
 
 async def chunks(data: bytes):
@@ -205,7 +205,7 @@ async def test_writes_that_time_out_are_tried_again_and_counted_once(cluster_set
 
     from instastore.storage.cassandra.session import WRITES
 
-    from .factories import make_photo, make_user
+    from ..factories import make_photo, make_user
 
     store = await CassandraMetadataStore.connect(cluster_settings)
     profile = store.cluster.profile_manager.profiles[WRITES]  # the writes' bound

@@ -18,7 +18,7 @@ from instastore.model import PhotoCounts, Visibility
 from instastore.storage import open_stores
 from instastore.storage.embedded.metadata import DB_FILE
 
-from .factories import make_photo, new_id
+from ..factories import make_photo, new_id
 
 EXPECTED = PhotoCounts(5, followers=1, private=2)
 

@@ -18,7 +18,7 @@ from instastore.config import Settings
 from instastore.storage import open_stores
 from instastore.storage.embedded.metadata import DB_FILE
 
-from .factories import land_photos
+from ..factories import land_photos
 
 SIZES = {"original": 900, "thumb": 100}
 

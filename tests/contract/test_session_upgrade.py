@@ -15,8 +15,8 @@ from instastore.schema import migrations
 from instastore.config import Settings
 from instastore.storage.embedded.metadata import DB_FILE, SqliteMetadataStore
 
-from .factories import new_id
-from .serving import TEST_COSTS
+from ..factories import new_id
+from ..serving import TEST_COSTS
 
 SESSIONS_VERSION = 9  # schema/*/009_sessions.*
 

@@ -24,7 +24,7 @@ from instastore.model import Rendition
 from instastore.storage import open_stores
 from instastore.storage.hdfs import HdfsBlobStore
 
-from .factories import make_photo, new_id
+from ..factories import make_photo, new_id
 
 PHOTOS = 4
 SIZES = {"original": 5000, "large": 1200, "thumb": 300}  # bytes

@@ -17,8 +17,8 @@ import pytest
 
 from bench.hosts import FAIL_TIMEOUT_S, NGINX, Balancer
 
-from . import samples
-from .serving import TEST_COSTS
+from .. import samples
+from ..serving import TEST_COSTS
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.hdfs]
 

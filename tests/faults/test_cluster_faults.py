@@ -34,9 +34,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from . import samples
-from .factories import sign_up, upload_form
-from .serving import serve_replicated
+from .. import samples
+from ..factories import sign_up, upload_form
+from ..serving import serve_replicated
 
 pytestmark = [pytest.mark.slow, pytest.mark.cassandra, pytest.mark.hdfs, pytest.mark.timeout(900)]
 

@@ -19,7 +19,7 @@ from instastore.config import Settings
 from instastore.jobs import ORPHAN_GRACE
 from instastore.storage import open_stores
 
-from .factories import land_photos, one, read_back
+from ..factories import land_photos, one, read_back
 
 PHOTOS = 6
 ORPHANS = 400

@@ -21,8 +21,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from . import samples
-from .serving import free_port, serve, spawn
+from .. import samples
+from ..serving import free_port, serve, spawn
 
 UPLOADS = 48  # per run: half to each host, the killed host's retried on the other
 

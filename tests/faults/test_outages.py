@@ -22,8 +22,8 @@ from instastore.storage import open_stores
 from instastore.storage.cassandra.migrate import migrate
 from instastore.storage.cassandra.session import build_cluster
 
-from . import samples
-from .factories import make_photo, new_id, sign_up, upload_form
+from .. import samples
+from ..factories import make_photo, new_id, sign_up, upload_form
 
 pytestmark = [
     pytest.mark.slow,

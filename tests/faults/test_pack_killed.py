@@ -15,7 +15,7 @@ import time
 from instastore.config import Settings
 from instastore.storage import open_stores
 
-from .factories import land_photos, read_back
+from ..factories import land_photos, read_back
 
 # After 0.5 s: starting or reading; 1.5 s: writing volumes and switching; 3 and 8 s: in
 # the run's one 10 s wait for record caches (every run that switched or finished a volume

@@ -31,7 +31,7 @@ from instastore.model import Rendition
 from instastore.storage import open_stores, scratch
 from instastore.storage.hdfs import HdfsBlobStore
 
-from .factories import make_photo, new_id
+from ..factories import make_photo, new_id
 
 pytestmark = pytest.mark.hdfs
 

@@ -15,9 +15,9 @@ import uuid
 import aiohttp
 import pytest
 
-from . import samples
-from .factories import sign_up, upload_form
-from .serving import spawn
+from .. import samples
+from ..factories import sign_up, upload_form
+from ..serving import spawn
 
 STALE_S = 3  # the server's claim window (upload_claim_stale_seconds), short for the test
 

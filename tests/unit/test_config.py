@@ -11,7 +11,7 @@ from instastore import config
 from instastore.config import Settings
 from instastore.errors import ConfigError
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_defaults_are_the_embedded_store():

@@ -18,7 +18,7 @@ from PIL import Image
 
 from instastore import media
 
-from . import samples
+from .. import samples
 
 MAX_PIXELS = 50_000_000  # the default max_image_pixels
 

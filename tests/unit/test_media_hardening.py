@@ -14,7 +14,7 @@ from instastore import media
 from instastore.errors import InvalidMedia
 from instastore.uploads import Received
 
-from . import samples
+from .. import samples
 
 MAX_PIXELS = 50_000_000  # the default max_image_pixels
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SKIPPING = {
     "test_in_the_test.py": "import pytest\n\ndef test_it():\n    pytest.skip('no tool')\n",

@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 
-from .watchdog import SLOW_CALLBACK_S, Watchdog
+from ..watchdog import SLOW_CALLBACK_S, Watchdog
 
 
 def _run(callback) -> list[str]:
