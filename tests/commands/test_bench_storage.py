@@ -19,7 +19,7 @@ from ..factories import remove_hdfs_root
 PHOTOS = 6
 
 
-@pytest.fixture(params=["embedded", "cluster"])
+@pytest.fixture(params=["embedded", pytest.param("cluster", marks=pytest.mark.cluster)])
 def own_store(request, tmp_path):
     """An empty store of this test: embedded, or the session's keyspace with an HDFS
     root of its own (removed after)."""

@@ -35,7 +35,7 @@ async def one(data: bytes):
     yield data
 
 
-@pytest.fixture(params=["embedded", "cluster"])
+@pytest.fixture(params=["embedded", pytest.param("cluster", marks=pytest.mark.cluster)])
 def own_settings(request, tmp_path):
     """Settings of stores of this test alone: a data folder, or on the cluster a fresh
     keyspace (migrated here, dropped after) and HDFS folder (removed after)."""

@@ -27,7 +27,7 @@ from ..serving import free_port, serve, spawn
 UPLOADS = 48  # per run: half to each host, the killed host's retried on the other
 
 
-@pytest.fixture(params=["embedded", "cluster"])
+@pytest.fixture(params=["embedded", pytest.param("cluster", marks=pytest.mark.cluster)])
 def store_env(request, tmp_path) -> dict[str, str]:
     """The settings of one store for every host: a data folder, or the cluster's keyspace
     and an HDFS folder of this test."""
