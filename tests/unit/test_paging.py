@@ -26,7 +26,15 @@ def test_no_cursor_is_the_first_page():
 
 @pytest.mark.parametrize(
     "cursor",
-    ["nope", "!!!!", "aTEAAAAAAAAAAA", encode_cursor(5, LIST)[:-2], "A" * 3000, "aTIAAAAAAAAAAQ"],
+    [
+        "nope",
+        "!!!!",
+        "aTEAAAAAAAAAAA",
+        # Sealed anew in each process: a fixed id, so every xdist worker collects the same.
+        pytest.param(encode_cursor(5, LIST)[:-2], id="cut-short"),
+        "A" * 3000,
+        "aTIAAAAAAAAAAQ",
+    ],
 )
 def test_bad_cursors(cursor):
     with pytest.raises(BadCursor):
