@@ -5,7 +5,7 @@ A request of the service is bounded by ``cassandra_request_timeout``; migrations
 batch jobs' scans are not. Only statements that may run twice are marked idempotent:
 the driver sends those to another coordinator when the first is slow (speculative
 execution) or its connection breaks. What this buys when a node dies under load is
-measured on the 3 + 3 cluster in tests/test_cluster_faults.py.
+measured on the 3 + 3 cluster in tests/faults/test_cluster_faults.py.
 """
 
 from __future__ import annotations

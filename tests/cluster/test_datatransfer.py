@@ -7,7 +7,7 @@ goes on through WebHDFS, or fails; a block none served goes to WebHDFS at once u
 map is old enough to ask again), reads at once ask for a map once, a file still open
 is read through WebHDFS, and reads one after another use one connection to the DataNode
 (kept only after a read that went to the end; one the DataNode closed is replaced). (An
-erasure-coded volume read with one of 3 DataNodes down: tests/test_erasure_coding.py.)"""
+erasure-coded volume read with one of 3 DataNodes down: tests/cluster/test_erasure_coding.py.)"""
 
 from __future__ import annotations
 

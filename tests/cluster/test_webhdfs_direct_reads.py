@@ -3,7 +3,7 @@ ranged read goes straight to the DataNode its OPEN was redirected to (the client
 request counts show no NameNode request), with the right bytes; a cached DataNode that
 is gone, or a file deleted or replaced behind the client's back, falls back to the
 NameNode and still reads right. (A real DataNode killed under a cached URL: the
-erasure-coding test on the 3 + 3 cluster, tests/test_erasure_coding.py.)"""
+erasure-coding test on the 3 + 3 cluster, tests/cluster/test_erasure_coding.py.)"""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """A 3 + 3 cluster: every node UN, 3 live DataNodes, and a replication-factor-3 keyspace
 that answers QUORUM reads and writes, and keeps answering them while a Cassandra node is
 SIGKILLed. Runs on the session's shared 3 + 3 cluster (``cluster3`` in conftest.py),
-beside the 1 + 1 test cluster. The node comes back in tests/test_cluster_faults.py,
-which kills and restarts it under the service's load (and tests/test_cluster_operations.py
+beside the 1 + 1 test cluster. The node comes back in tests/faults/test_cluster_faults.py,
+which kills and restarts it under the service's load (and tests/cluster/test_cluster_operations.py
 replaces it); starting it here again as well cost ~45 s of the suite's 30 minutes."""
 
 from __future__ import annotations
