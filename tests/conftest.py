@@ -188,10 +188,14 @@ def pytest_collection_modifyitems(config, items):
             tier = item.path.relative_to(TESTS).parts[0]
             if tier in TIER_TIMEOUTS:
                 item.add_marker(pytest.mark.timeout(TIER_TIMEOUTS[tier]))
+    spread = "PYTEST_XDIST_WORKER" in os.environ
     items.sort(
         key=lambda item: (
             "cluster3" in getattr(item, "fixturenames", ()),
             item.get_closest_marker("reshapes_cluster") is not None,  # after all the others
+            # On several processes (make test-fast) the kill tests first: they mostly wait
+            # (kills at set moments), and the others fill the wait instead of trailing it.
+            spread and item.path.parent != TESTS / "faults",
         )
     )
 
