@@ -30,8 +30,9 @@ import aiohttp
 
 from bench import abba, load, report
 from bench.procs import cpu_seconds, pids_on_port
-from instastore import config, volumes
+from instastore import config
 from instastore.config import Settings
+from instastore.lifecycle import volumes
 from instastore.storage import open_stores
 from instastore.storage.hdfs.blobs import HdfsBlobStore
 from instastore.storage.hdfs.webhdfs import WebHdfs

@@ -23,13 +23,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import report
-from instastore import config, ids, jobs, packing, volumes
-from instastore.compaction import compact
+from instastore import config, ids
 from instastore.config import Settings
 from instastore.errors import NotFound
+from instastore.lifecycle import packing, purge, volumes
+from instastore.lifecycle.compaction import compact
 from instastore.model import Kind, Photo, Rendition
 from instastore.storage import open_stores
-from instastore.uploads import blob_key
+from instastore.storage.keys import blob_key
 
 RESULTS = Path(__file__).parent / "results"
 # Rendition sizes in bytes: a small JPEG's original, large and thumb (random bytes, so
@@ -96,7 +97,7 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict:
             await stores.photos.set_deleted(
                 records[photo_id], datetime.now(UTC) - timedelta(days=60)
             )
-        purged = await jobs.purge(stores.photos, stores.blobs, settings)
+        purged = await purge.purge(stores.photos, stores.blobs, settings)
         dead = sum(
             volumes.needle_size(r.name, r.size) for p in doomed for r in records[p].renditions
         )

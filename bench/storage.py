@@ -13,7 +13,7 @@ migrated, the root empty), it:
    WebHDFS ``GETCONTENTSUMMARY`` of the root, blocks from the NameNode's ``/fsck`` of the
    root (its "Total blocks (validated)", plus "Total block groups" for erasure-coded
    volumes). ``/jmx`` ``BlocksTotal`` is not used: it counts the whole shared cluster;
-3. runs the packer (``instastore.packing.pack`` with ``--min-age 0``, the default
+3. runs the packer (``instastore.lifecycle.packing.pack`` with ``--min-age 0``, the default
    ``volume_target_bytes`` and the default landed-blob grace) and times it;
 4. counts again, and projects both counts to ``PROJECTED_PHOTOS`` photos.
 
@@ -53,16 +53,17 @@ import aiohttp
 from PIL import Image
 
 from bench import report
-from instastore import config, packing
+from instastore import config
 from instastore.config import Settings
 from instastore.ids import IdGenerator
+from instastore.lifecycle import packing
 from instastore.model import User, Visibility
 from instastore.services import build_services
 from instastore.storage import open_stores, scratch
 from instastore.storage.embedded import LocalBlobStore
+from instastore.storage.keys import VOLUME_PREFIX
 from instastore.storage.ports import BlobEntry, BlobStore, Stores
 from instastore.uploads import receive
-from instastore.volumes import VOLUME_PREFIX
 
 RESULTS = Path(__file__).parent / "results"
 PROJECTED_PHOTOS = 7_300_000_000  # issue 12: ten years at 2 million photos a day

@@ -25,7 +25,7 @@ escapes ``instastore.storage``. The server maps these classes to HTTP statuses i
     │   ├── Unavailable        a store cannot be reached right now (503); retry later
     │   │   └── OutcomeUnknown a write timed out: it may or may not have happened (503)
     │   └── CorruptRecord      a stored record does not decode
-    │       └── CorruptNeedle  a needle in a volume fails its checks (instastore.volumes)
+    │       └── CorruptNeedle  a needle in a volume fails its checks (instastore.lifecycle.volumes)
     └── ClusterError           the local cluster tool failed (not used by the service)
 """
 

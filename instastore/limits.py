@@ -26,6 +26,10 @@ TOKEN_BYTES = 32  # random bytes of a session token (256 bits: not guessable)
 SESSION_TOUCH_EVERY = timedelta(minutes=1)
 MAX_SESSIONS_LISTED = 100  # the newest sessions GET /v1/me/sessions shows (all are revocable)
 
+# Paged lists: a limit of more digits is refused before int() reads it; any larger
+# than the max_page_size setting is clamped to it.
+MAX_LIMIT_DIGITS = 9
+
 # The log-in throttle (instastore.ratelimit): its memory of good addresses, per process
 KNOWN_ACCOUNTS = 100_000  # accounts whose good addresses the log-in throttle remembers
 KNOWN_ADDRESSES = 8  # addresses remembered per account (the latest ones)
@@ -35,7 +39,7 @@ MAX_TERMS_PER_TITLE = 32  # index rows written with one photo; titles are short
 MAX_TERM_LENGTH = 64  # characters; longer "words" are noise, not search terms
 MAX_QUERY_CHARS = 200  # characters of a search query: more words than any title indexes
 
-# Uploads (instastore.uploads) and the batch jobs (instastore.jobs)
+# Uploads (instastore.uploads) and the batch jobs (instastore.lifecycle)
 IDEMPOTENCY_TTL = timedelta(days=1)  # a key answers with its photo this long after its last write
 MAX_IDEMPOTENCY_KEY = 128  # characters
 # A retried upload may adopt the blobs its first attempt saved for as long as its

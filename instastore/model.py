@@ -123,6 +123,23 @@ class Photo:
         )
 
 
+def switch_outcome(
+    photo: Photo | None, old: Mapping[str, str], new: Mapping[str, str]
+) -> Photo | bool:
+    """What a conditional switch of locators (``PhotoStore.switch_locators``) does to the
+    record as read, one rule for both adapters: True when it has ``new`` already (an
+    earlier try switched it), False when it is gone, deleted, or no longer on ``old``;
+    else the record to write in its place (``new`` instead of ``old``). A deleted photo
+    never moves: purge counts references before it removes bytes."""
+    if photo is None:
+        return False
+    if photo.has_locators(new):
+        return True
+    if photo.deleted or not photo.has_locators(old):
+        return False
+    return photo.with_locators(new)
+
+
 @dataclass(frozen=True)
 class Follow:
     follower_id: int

@@ -18,8 +18,10 @@ photo in one list can never be probed through another.
 
 The key must be the same in every worker process and every server of a deployment,
 which read each other's cursors: the service keeps it in the key store
-(``KeyStore.server_key``) and installs it with ``use_key`` at start. Until then a
-process seals with a random key of its own (cursors then last as long as the process).
+(``KeyStore.server_key``), and ``services.open_services`` hands it to the one ``Cursors``
+that the services of a process share. A ``Cursors`` made without a key seals with a
+random key of its own (its cursors then last as long as it does). This module holds no
+key itself: whoever seals and opens cursors holds the ``Cursors`` they go through.
 """
 
 from __future__ import annotations
@@ -73,111 +75,97 @@ def clamp_limit(limit: int, most: int) -> int:
     return max(1, min(limit, most))
 
 
-class _Keys:
-    def __init__(self, key: bytes) -> None:
-        self.enc = hmac.digest(key, b"instastore cursor encryption", hashlib.sha256)
-        self.mac = hmac.digest(key, b"instastore cursor authentication", hashlib.sha256)
+class Cursors:
+    """Seals and opens cursors under one deployment's key (``key``; a random key of its
+    own when None)."""
 
+    def __init__(self, key: bytes | None = None) -> None:
+        if key is None:
+            key = secrets.token_bytes(KEY_BYTES)
+        if len(key) < KEY_BYTES:
+            raise ValueError(f"a cursor key has at least {KEY_BYTES} bytes")
+        self._enc = hmac.digest(key, b"instastore cursor encryption", hashlib.sha256)
+        self._mac = hmac.digest(key, b"instastore cursor authentication", hashlib.sha256)
 
-_keys = _Keys(secrets.token_bytes(KEY_BYTES))
+    def _xor(self, data: bytes, nonce: bytes) -> bytes:
+        blocks = (len(data) + 31) // 32  # 32 bytes of keystream per block
+        stream = b"".join(
+            hmac.digest(self._enc, nonce + struct.pack(">I", n), hashlib.sha256)
+            for n in range(blocks)
+        )
+        return bytes(a ^ b for a, b in zip(data, stream, strict=False))
 
+    def _tag(self, scope: Scope, body: bytes) -> bytes:
+        return hmac.digest(self._mac, scope.sealed() + body, hashlib.sha256)[:TAG_BYTES]
 
-def use_key(key: bytes) -> None:
-    """Seal and open cursors with the deployment's key from now on."""
-    global _keys
-    if len(key) < KEY_BYTES:
-        raise ValueError(f"a cursor key has at least {KEY_BYTES} bytes")
-    _keys = _Keys(key)
+    def _seal(self, scope: Scope, kind: bytes, values: Sequence[int]) -> str:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        body = nonce + self._xor(kind + struct.pack(f">{len(values)}Q", *values), nonce)
+        return base64.urlsafe_b64encode(body + self._tag(scope, body)).rstrip(b"=").decode()
 
+    def _open(self, cursor: str, scope: Scope) -> tuple[bytes, tuple[int, ...]]:
+        """The kind letter and the values of a cursor sealed for ``scope``."""
+        refused = BadCursor(f"cursor {cursor[:40]!r} is not one this service made for this list")
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise refused
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise refused from exc
+        body, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
+        size = len(body) - NONCE_BYTES - 1
+        # SECURITY: constant-time check of the tag, which covers the list the cursor is
+        # for, before anything is decrypted.
+        if size < 0 or size % 8 or not hmac.compare_digest(tag, self._tag(scope, body)):
+            raise refused
+        plain = self._xor(body[NONCE_BYTES:], body[:NONCE_BYTES])
+        return plain[:1], struct.unpack(f">{size // 8}Q", plain[1:])
 
-def _xor(data: bytes, nonce: bytes) -> bytes:
-    blocks = (len(data) + 31) // 32  # 32 bytes of keystream per block
-    stream = b"".join(
-        hmac.digest(_keys.enc, nonce + struct.pack(">I", n), hashlib.sha256) for n in range(blocks)
-    )
-    return bytes(a ^ b for a, b in zip(data, stream, strict=False))
+    def _of_kind(
+        self, cursor: str, scope: Scope, kind: bytes, count: int | None, what: str
+    ) -> tuple[int, ...]:
+        letter, values = self._open(cursor, scope)
+        if letter != kind or (count is not None and len(values) != count):
+            raise BadCursor(f"cursor {cursor[:40]!r} is not {what}")
+        return values
 
+    def encode_cursor(self, last_id: int, scope: Scope) -> str:
+        return self._seal(scope, _ID, [last_id])
 
-def _tag(scope: Scope, body: bytes) -> bytes:
-    return hmac.digest(_keys.mac, scope.sealed() + body, hashlib.sha256)[:TAG_BYTES]
+    def decode_cursor(self, cursor: str | None, scope: Scope) -> int | None:
+        """The id a cursor of ``scope`` carries; None for no cursor (the first page)."""
+        if cursor is None or cursor == "":
+            return None
+        (value,) = self._of_kind(cursor, scope, _ID, 1, "an id cursor")
+        return _in_range(cursor, value)
 
+    def encode_top_cursor(self, ranked: Sequence[int], scope: Scope) -> str:
+        """A cursor into a ranked window: the ids of the window still to show, best first."""
+        return self._seal(scope, _TOP, ranked)
 
-def _seal(scope: Scope, kind: bytes, values: Sequence[int]) -> str:
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    body = nonce + _xor(kind + struct.pack(f">{len(values)}Q", *values), nonce)
-    return base64.urlsafe_b64encode(body + _tag(scope, body)).rstrip(b"=").decode()
+    def decode_top_cursor(self, cursor: str | None, scope: Scope) -> tuple[int, ...] | None:
+        if cursor is None or cursor == "":
+            return None
+        return self._of_kind(cursor, scope, _TOP, None, "a top-timeline cursor")
 
+    def encode_scan_cursor(self, values: Sequence[int], scope: Scope) -> str:
+        """A cursor into a deep timeline scan (``instastore.merge.Position``'s numbers)."""
+        return self._seal(scope, _SCAN, values)
 
-def _open(cursor: str, scope: Scope) -> tuple[bytes, tuple[int, ...]]:
-    """The kind letter and the values of a cursor sealed for ``scope``."""
-    refused = BadCursor(f"cursor {cursor[:40]!r} is not one this service made for this list")
-    if len(cursor) > MAX_CURSOR_CHARS:
-        raise refused
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise refused from exc
-    body, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
-    size = len(body) - NONCE_BYTES - 1
-    # SECURITY: constant-time check of the tag, which covers the list the cursor is
-    # for, before anything is decrypted.
-    if size < 0 or size % 8 or not hmac.compare_digest(tag, _tag(scope, body)):
-        raise refused
-    plain = _xor(body[NONCE_BYTES:], body[:NONCE_BYTES])
-    return plain[:1], struct.unpack(f">{size // 8}Q", plain[1:])
-
-
-def _of_kind(
-    cursor: str, scope: Scope, kind: bytes, count: int | None, what: str
-) -> tuple[int, ...]:
-    letter, values = _open(cursor, scope)
-    if letter != kind or (count is not None and len(values) != count):
-        raise BadCursor(f"cursor {cursor[:40]!r} is not {what}")
-    return values
+    def decode_recent_cursor(self, cursor: str | None, scope: Scope) -> tuple[int, ...] | None:
+        """A "recent" timeline cursor: (before,) of a plain id cursor, or a deep scan's
+        numbers as ``encode_scan_cursor`` took them; None for no cursor (the first page)."""
+        if cursor is None or cursor == "":
+            return None
+        letter, values = self._open(cursor, scope)
+        if letter == _ID and len(values) == 1:
+            return (_in_range(cursor, values[0]),)
+        if letter == _SCAN and len(values) >= 3:
+            return values
+        raise BadCursor(f"cursor {cursor[:40]!r} is not a recent-timeline cursor")
 
 
 def _in_range(cursor: str, value: int) -> int:
     if not 0 < value <= MAX_ID:
         raise BadCursor(f"cursor {cursor[:40]!r} is out of range")
     return value
-
-
-def encode_cursor(last_id: int, scope: Scope) -> str:
-    return _seal(scope, _ID, [last_id])
-
-
-def decode_cursor(cursor: str | None, scope: Scope) -> int | None:
-    """The id a cursor of ``scope`` carries; None for no cursor (the first page)."""
-    if cursor is None or cursor == "":
-        return None
-    (value,) = _of_kind(cursor, scope, _ID, 1, "an id cursor")
-    return _in_range(cursor, value)
-
-
-def encode_top_cursor(ranked: Sequence[int], scope: Scope) -> str:
-    """A cursor into a ranked window: the ids of the window still to show, best first."""
-    return _seal(scope, _TOP, ranked)
-
-
-def decode_top_cursor(cursor: str | None, scope: Scope) -> tuple[int, ...] | None:
-    if cursor is None or cursor == "":
-        return None
-    return _of_kind(cursor, scope, _TOP, None, "a top-timeline cursor")
-
-
-def encode_scan_cursor(values: Sequence[int], scope: Scope) -> str:
-    """A cursor into a deep timeline scan (``instastore.merge.Position``'s numbers)."""
-    return _seal(scope, _SCAN, values)
-
-
-def decode_recent_cursor(cursor: str | None, scope: Scope) -> tuple[int, ...] | None:
-    """A "recent" timeline cursor: (before,) of a plain id cursor, or a deep scan's
-    numbers as ``encode_scan_cursor`` took them; None for no cursor (the first page)."""
-    if cursor is None or cursor == "":
-        return None
-    letter, values = _open(cursor, scope)
-    if letter == _ID and len(values) == 1:
-        return (_in_range(cursor, values[0]),)
-    if letter == _SCAN and len(values) >= 3:
-        return values
-    raise BadCursor(f"cursor {cursor[:40]!r} is not a recent-timeline cursor")

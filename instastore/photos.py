@@ -2,7 +2,7 @@
 
 The rules live here, not in the stores: a deleted photo vanishes from every read at once;
 its owner can restore it within ``retention_days``; after that the purge job
-(``instastore.jobs``) removes its rows, index entries and blobs for good. This module
+(``instastore.lifecycle.purge``) removes its rows, index entries and blobs for good. This module
 never speaks HTTP.
 """
 
@@ -19,7 +19,7 @@ from instastore.errors import Gone, InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import ByteCache, TtlCache
 from instastore.limits import OVERFETCH_ROUNDS
 from instastore.model import Photo, User
-from instastore.paging import Page, Scope, clamp_limit, decode_cursor, encode_cursor
+from instastore.paging import Cursors, Page, Scope, clamp_limit
 from instastore.storage.ports import PhotoStore, SearchIndex
 
 # fetch(before, n): up to n photo ids, newest first, strictly before ``before`` (None: newest).
@@ -62,11 +62,14 @@ class Photos:
         index: SearchIndex,
         settings: Settings,
         clock: Callable[[], datetime] = utcnow,
+        cursors: Cursors | None = None,
     ) -> None:
         self.photos = photos
         self.index = index  # the title search
         self.settings = settings
         self.clock = clock
+        # Seals the cursors of its lists (by default under a random key of its own).
+        self.cursors = cursors or Cursors()
         # Photo records of the media path.
         self.records: TtlCache[int, Photo] = TtlCache("photo_records")
         self.media = ByteCache(settings.media_cache_bytes)
@@ -127,14 +130,14 @@ class Photos:
         """``live_page`` over a fetch that says itself where it got to, and may end the
         page early (a bounded search): what was found, and a cursor to go on from there."""
         limit = clamp_limit(limit, self.settings.max_page_size)
-        before = decode_cursor(cursor, scope)
+        before = self.cursors.decode_cursor(cursor, scope)
         found: list[Photo] = []
         for _ in range(OVERFETCH_ROUNDS):
             got = await fetch(before, limit + 1 - len(found))
             live = await self.live(got.ids) if got.ids else []
             found += await allowed(live) if allowed else live
             if len(found) > limit:
-                return Page(found[:limit], encode_cursor(found[limit - 1].id, scope))
+                return Page(found[:limit], self.cursors.encode_cursor(found[limit - 1].id, scope))
             if got.resume is None:
                 return Page(found, None)
             before = got.resume
@@ -143,7 +146,7 @@ class Photos:
         # Many deleted photos in a row, or the fetch's reading budget spent: hand back
         # what we have and a cursor past what was read.
         assert before is not None  # OVERFETCH_ROUNDS > 0: the loop ran and moved it
-        return Page(found, encode_cursor(before, scope))
+        return Page(found, self.cursors.encode_cursor(before, scope))
 
     async def by_user(
         self,

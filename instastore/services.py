@@ -30,8 +30,8 @@ from instastore.accounts import Accounts
 from instastore.config import Settings
 from instastore.errors import InstastoreError
 from instastore.ids import IdGenerator
-from instastore.jobs import remove_scratch
 from instastore.leases import WorkerIds
+from instastore.lifecycle.gc import remove_scratch
 from instastore.model import Photo
 from instastore.photos import Photos
 from instastore.ratelimit import SharedLimit
@@ -85,18 +85,27 @@ def build_services(
     settings: Settings,
     worker: WorkerIds | None = None,
     media_key: bytes | None = None,
+    cursor_key: bytes | None = None,
 ) -> Services:
     """The services over ``stores``, with the caches wired to the changes they depend on
     (see the module's docstring). Ids come from ``worker``'s leased number; without one
-    (a single process, as in tests) from the fixed ``worker_id``, or 0."""
+    (a single process, as in tests) from the fixed ``worker_id``, or 0. Every list's
+    cursors are sealed under ``cursor_key`` (without one, a random key of this call's)."""
     ids = worker.generator if worker else IdGenerator(settings.fixed_worker_id or 0)
-    photos = Photos(stores.photos, stores.search, settings)
+    cursors = paging.Cursors(cursor_key)
+    photos = Photos(stores.photos, stores.search, settings, cursors=cursors)
     accounts = Accounts(
         stores.accounts, stores.photos, stores.graph, settings, ids, limits=stores.leases
     )
-    social = Social(stores.accounts, stores.graph, settings.max_page_size)
+    social = Social(stores.accounts, stores.graph, settings.max_page_size, cursors=cursors)
     timeline = Timeline(
-        stores.graph, stores.photos, stores.likes, stores.accounts, settings, photos
+        stores.graph,
+        stores.photos,
+        stores.likes,
+        stores.accounts,
+        settings,
+        photos,
+        cursors=cursors,
     )
     uploads = Uploads(stores.claims, stores.photos, stores.blobs, settings, ids, photos)
 
@@ -131,18 +140,16 @@ def build_services(
 
 async def open_services(settings: Settings) -> Services:
     """Open the stores the settings name, lease a worker number, clean up after crashed
-    processes, install the deployment's cursor key, read its media key, and build the
-    services. ``close()`` them when done."""
+    processes, read the deployment's cursor and media keys, and build the services.
+    ``close()`` them when done."""
     stores = await open_stores(settings, meter=True)
     log.info("stores open: metadata=%s blobs=%s", stores.metadata.name, stores.blobs.name)
     worker = None
     try:
         worker = await WorkerIds.start(stores.leases, settings.fixed_worker_id, "instastore serve")
         await _remove_scratch(stores.blobs, settings)
-        # SECURITY: one cursor key for every worker and server of the deployment (issue 10).
-        paging.use_key(
-            await stores.keys.server_key("cursor", secrets.token_bytes(paging.KEY_BYTES))
-        )
+        # SECURITY: one cursor key for every worker and server of the deployment.
+        cursor_key = await stores.keys.server_key("cursor", secrets.token_bytes(paging.KEY_BYTES))
         # SECURITY: one key binding media URLs to their holders, for every host.
         media_key = await stores.keys.server_key("media", secrets.token_bytes(paging.KEY_BYTES))
     except BaseException:
@@ -150,7 +157,7 @@ async def open_services(settings: Settings) -> Services:
             await worker.close()
         await stores.close()
         raise
-    return build_services(stores, settings, worker, media_key)
+    return build_services(stores, settings, worker, media_key, cursor_key)
 
 
 async def _remove_scratch(blobs: BlobStore, settings: Settings) -> None:

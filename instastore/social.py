@@ -26,7 +26,7 @@ from instastore.clock import utcnow
 from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
 from instastore.model import Photo, User, Visibility
-from instastore.paging import Page, Scope, clamp_limit, decode_cursor, encode_cursor
+from instastore.paging import Cursors, Page, Scope, clamp_limit
 from instastore.storage.ports import AccountStore, FollowGraph
 
 FollowState = Literal["following", "requested"]
@@ -47,11 +47,14 @@ class Social:
         graph: FollowGraph,
         max_page: int = 100,
         clock: Callable[[], datetime] = utcnow,
+        cursors: Cursors | None = None,
     ) -> None:
         self.accounts = accounts
         self.graph = graph
         self.max_page = max_page
         self.clock = clock
+        # Seals the cursors of its lists (by default under a random key of its own).
+        self.cursors = cursors or Cursors()
         # Told of a user whose followees changed (caches of their timeline drop it).
         self.on_follows_change: Callable[[int], None] | None = None
 
@@ -111,12 +114,13 @@ class Social:
         """A page of users; its cursors are ``scope``'s. Who reads a follow list does
         not change what it holds (it is all or nothing), so the scope names no viewer."""
         limit = clamp_limit(limit, self.max_page)
-        ids = await fetch(decode_cursor(cursor, scope), limit + 1)
+        ids = await fetch(self.cursors.decode_cursor(cursor, scope), limit + 1)
         more = len(ids) > limit
         ids = ids[:limit]
         users = await asyncio.gather(*(self.accounts.get_user(i) for i in ids))
         return Page(
-            [u for u in users if u is not None], encode_cursor(ids[-1], scope) if more else None
+            [u for u in users if u is not None],
+            self.cursors.encode_cursor(ids[-1], scope) if more else None,
         )
 
     async def _listed(self, username: str, viewer: User | None) -> User:

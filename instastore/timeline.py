@@ -44,16 +44,7 @@ from instastore.limits import (
     TOP_WINDOW,
 )
 from instastore.model import Photo, User
-from instastore.paging import (
-    Page,
-    Scope,
-    clamp_limit,
-    decode_recent_cursor,
-    decode_top_cursor,
-    encode_cursor,
-    encode_scan_cursor,
-    encode_top_cursor,
-)
+from instastore.paging import Cursors, Page, Scope, clamp_limit
 from instastore.photos import Photos
 from instastore.social import Audience
 from instastore.storage.ports import AccountStore, FollowGraph, LikeStore, PhotoStore
@@ -102,6 +93,7 @@ class Timeline:
         photos: Photos,
         clock: Callable[[], datetime] = utcnow,
         page_reads: int = PAGE_READS,
+        cursors: Cursors | None = None,
     ) -> None:
         self.graph = graph  # the followee lists
         self.photo_store = photo_store  # newest ids, photo rows, records
@@ -111,6 +103,8 @@ class Timeline:
         self.photos = photos
         self.clock = clock
         self.page_reads = page_reads  # followees' rows a "recent" page may read
+        # Seals its cursors: by default those of ``photos``, the same deployment's.
+        self.cursors = cursors or photos.cursors
         self._followees: TtlCache[FolloweesOf, list[int]] = _stale_while_revalidate("followees")
         self._latest: TtlCache[NewestOf, int] = _stale_while_revalidate("newest_ids")
         self._ranked: TtlCache[RankedWindow, list[int]] = TtlCache("ranked_timelines", RANKED_TTL_S)
@@ -227,7 +221,7 @@ class Timeline:
         or empty while a deep scan is under way, with a cursor that goes on from there."""
         limit = clamp_limit(limit, self.settings.max_page_size)
         scope = Scope("timeline recent", (user.id,))
-        at = _position(decode_recent_cursor(cursor, scope))
+        at = _position(self.cursors.decode_recent_cursor(cursor, scope))
         found: list[Photo] = []
         left = self.page_reads
         for _ in range(OVERFETCH_ROUNDS):
@@ -235,13 +229,13 @@ class Timeline:
             left -= got.reads
             found += await audience.filter(await self.photos.live(got.ids))
             if len(found) > limit:
-                return Page(found[:limit], encode_cursor(found[limit - 1].id, scope))
+                return Page(found[:limit], self.cursors.encode_cursor(found[limit - 1].id, scope))
             if got.after is None:
                 return Page(found, None)
             at = got.after
             if left <= 0:
                 break
-        return Page(found, _recent_cursor(at, scope))
+        return Page(found, _recent_cursor(self.cursors, at, scope))
 
     async def _top(
         self, user: User, audience: Audience, cursor: str | None, limit: int
@@ -251,13 +245,13 @@ class Timeline:
         pages read no followee's rows and stay stable while new photos and likes arrive."""
         limit = clamp_limit(limit, self.settings.max_page_size)
         scope = Scope("timeline top", (user.id,))
-        carried = decode_top_cursor(cursor, scope)
+        carried = self.cursors.decode_top_cursor(cursor, scope)
         ranked = list(carried) if carried is not None else await self._ranked_window(user, audience)
         # Deleted since ranking, or no longer visible to this reader (an account turned
         # private, a follow ended: a window outlives such a change), are left out.
         page = await audience.filter(await self.photos.live(ranked[:limit]))
         rest = ranked[limit:]
-        return Page(page, encode_top_cursor(rest, scope) if rest else None)
+        return Page(page, self.cursors.encode_top_cursor(rest, scope) if rest else None)
 
     async def _ranked_window(self, user: User, audience: Audience) -> list[int]:
         """The reader's current window, from the cache or ranked now; concurrent first
@@ -294,11 +288,11 @@ def _position(values: tuple[int, ...] | None) -> merge.Position:
     return merge.Position(before or None, scanned, size, tuple(found))
 
 
-def _recent_cursor(at: merge.Position, scope: Scope) -> str:
+def _recent_cursor(cursors: Cursors, at: merge.Position, scope: Scope) -> str:
     if at.scanned is None:
         assert at.before is not None  # a plain position past the first page names its id
-        return encode_cursor(at.before, scope)
-    return encode_scan_cursor([at.before or 0, at.scanned, at.size, *at.found], scope)
+        return cursors.encode_cursor(at.before, scope)
+    return cursors.encode_scan_cursor([at.before or 0, at.scanned, at.size, *at.found], scope)
 
 
 def _stale_while_revalidate(name: str) -> TtlCache[Any, Any]:

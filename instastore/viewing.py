@@ -32,7 +32,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from instastore import paging, volumes
+from instastore import paging
 from instastore.accounts import Accounts, Profile
 from instastore.clock import utcnow
 from instastore.errors import (
@@ -43,8 +43,9 @@ from instastore.errors import (
     StorageError,
     Unavailable,
 )
+from instastore.lifecycle import volumes
 from instastore.model import Kind, Photo, Rendition, User, Visibility
-from instastore.paging import Page, decode_cursor
+from instastore.paging import Page
 from instastore.photos import Photos, user_photos_scope
 from instastore.ratelimit import SharedLimit
 from instastore.social import Audience, Relation, Social
@@ -204,7 +205,9 @@ class Viewing:
         # SECURITY: a private account's list, to anyone but its owner and followers, is
         # one empty page: no cursor sits on (and so dates) one of its hidden photos.
         if not await audience.may_see_account(owner):
-            decode_cursor(cursor, user_photos_scope(owner.id, viewer_id))  # still checked
+            self.photos.cursors.decode_cursor(
+                cursor, user_photos_scope(owner.id, viewer_id)
+            )  # still checked
             return Page([], None)
         page = await self.photos.by_user(owner.id, cursor, limit, audience.filter, viewer_id)
         return await self._page(audience, page)

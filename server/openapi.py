@@ -1,10 +1,15 @@
 """The OpenAPI 3.1 description of the service, served at /openapi.json.
 
-Written by hand to say what the routes mean: every operation has an operationId, every
-status it can answer and a JSON Schema (2020-12) for every body it sends. It must never
-promise less than the service does: ``tests/test_openapi.py`` keeps its operations equal
-to ``routes.ROUTES`` and validates live responses against it, and
-``tests/test_openapi_fuzz.py`` fuzzes every operation from it.
+Assembled, not written beside the routes: each handler declares its operation
+(``server/handlers/operation.py``: summary, description, tag, parameters, body, answers),
+``routes.ROUTES`` lists which handler serves which method and path, and this module adds
+what every operation shares (the components, the security scheme, the servers, the
+statuses every operation can answer) and fills in the settings in force (``Setting``),
+so the document served states the bounds of the running service. A GET route's HEAD is
+derived from its GET. It must never promise less than the service does:
+``tests/test_openapi.py`` keeps its operations equal to ``routes.ROUTES`` and validates
+live responses against it, and ``tests/test_openapi_fuzz.py`` fuzzes every operation
+from it, schema-valid requests and invalid ones.
 
 Statuses every operation can answer are declared on each: 400 (a request the service
 cannot read, such as a header that is not UTF-8), 401 (a malformed or unknown bearer
@@ -16,44 +21,43 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+from instastore.server.handlers.operation import (
+    COUNT,
+    ID,
+    PROBLEM_JSON,
+    TIME,
+    USERNAME_SCHEMA,
+    Handler,
+    Operation,
+    Setting,
+    TextPattern,
+    declared,
+    obj,
+    ref,
+    schema,
+    text_pattern,
+)
+
 from instastore import __version__
-from instastore.limits import MAX_QUERY_CHARS, MAX_SESSIONS_LISTED
+from instastore.config import Settings
+from instastore.limits import MAX_SESSIONS_LISTED
 
-JSON = "application/json"
-PROBLEM_JSON = "application/problem+json"
-
-
-def ref(kind: str, name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def schema(name: str) -> dict[str, str]:
-    return ref("schemas", name)
-
-
-ID = {
-    "type": "string",
-    "pattern": "^[0-9]{1,20}$",
-    "description": "a 64-bit id as a decimal string",
-}
-TIME = {"type": "string", "format": "date-time"}
-COUNT = {"type": "integer", "minimum": 0}
 MEDIA_NAMES = ("thumb", "large", "poster", "video", "original")
-
-
-def obj(
-    properties: dict[str, Any], required: tuple[str, ...] | None = None, *, closed: bool = True
-) -> dict[str, Any]:
-    """An object schema; ``required`` defaults to every property. A closed object
-    (the default for what the service sends) has no properties but these."""
-    body: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties if required is None else required),
-    }
-    if closed:
-        body["additionalProperties"] = False
-    return body
+VISIBILITIES = ("public", "followers", "private")
+# The routes the served document describes (set by routes.setup_routes).
+DESCRIBED = web.AppKey("described", list)
+# The served document, made at its first request (off the event loop) and kept.
+DOCUMENT = web.AppKey("openapi_document", dict)
+TAGS = {
+    "accounts": "sign up, profiles, my account",
+    "sessions": "log in and out, my sessions",
+    "social": "follow, unfollow, follower lists, follow requests",
+    "photos": "upload, read, delete, restore, like",
+    "media": "the bytes of photos and videos",
+    "feed": "the home timeline and title search",
+    "ops": "health, readiness, metrics, this document",
+}
 
 
 def page(item: str) -> dict[str, Any]:
@@ -88,7 +92,7 @@ SCHEMAS: dict[str, Any] = {
     "User": obj(
         {
             "id": ID,
-            "username": {"type": "string"},
+            "username": USERNAME_SCHEMA,
             "display_name": {"type": "string"},
             "private": {"type": "boolean"},
         }
@@ -96,7 +100,7 @@ SCHEMAS: dict[str, Any] = {
     "Profile": obj(
         {
             "id": ID,
-            "username": {"type": "string"},
+            "username": USERNAME_SCHEMA,
             "display_name": {"type": "string"},
             "private": {"type": "boolean"},
             "created_at": TIME,
@@ -128,7 +132,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "title": {"type": "string"},
             "kind": {"enum": ["photo", "video"]},
-            "visibility": {"enum": ["public", "followers", "private"]},
+            "visibility": {"enum": list(VISIBILITIES)},
             "created_at": TIME,
             "width": {"type": "integer", "minimum": 1},
             "height": {"type": "integer", "minimum": 1},
@@ -262,512 +266,105 @@ COMMON_ERRORS = ("400", "401", "500", "503")
 BODY_ERRORS = ("408", "413")  # any operation that reads a request body
 
 
-def ok(description: str, body: str | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description}
-    if body:
-        response["content"] = {JSON: {"schema": schema(body)}}
-    return response
-
-
-def op(
-    operation_id: str,
-    summary: str,
-    success: dict[str, dict],
-    errors: tuple[str, ...] = (),
-    *,
-    auth: bool = True,
-    params: list | None = None,
-    body: dict | None = None,
-    special: dict[str, dict] | None = None,
-) -> dict[str, Any]:
+def op(declared_op: Operation) -> dict[str, Any]:
     """One operation: its successes, its errors (each a shared problem response unless
     ``special`` says otherwise) and the errors every operation can answer."""
-    codes = set(COMMON_ERRORS) | set(errors) | (set(BODY_ERRORS) if body else set())
+    o = declared_op
+    codes = set(COMMON_ERRORS) | set(o.errors) | (set(BODY_ERRORS) if o.body else set())
     responses = {
-        **success,
+        **o.success,
         **{code: ref("responses", f"Problem{code}") for code in sorted(codes)},
-        **(special or {}),
+        **o.special,
     }
     operation: dict[str, Any] = {
-        "operationId": operation_id,
-        "summary": summary,
-        "security": [{"bearer": []}] if auth else [{}, {"bearer": []}],
+        "operationId": o.operation_id,
+        "tags": [o.tag],
+        "summary": o.summary,
+        "description": o.description,
+        "security": [{"bearer": []}] if o.auth else [{}, {"bearer": []}],
         "responses": dict(sorted(responses.items())),
     }
-    if params:
-        operation["parameters"] = params
-    if body:
-        operation["requestBody"] = {"required": True, "content": body}
+    if o.params:
+        operation["parameters"] = [p.described() for p in o.params]
+    if o.body:
+        operation["requestBody"] = {"required": True, "content": o.body}
     return operation
 
 
-def json_body(properties: dict[str, Any], required: tuple[str, ...]) -> dict:
-    return {JSON: {"schema": obj(properties, required)}}
-
-
-def path_param(name: str, value: dict[str, Any] | None = None) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": value or {"type": "string"}}
-
-
-def query_param(name: str, value: dict[str, Any], description: str, required: bool = False) -> dict:
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "schema": value,
-        "description": description,
-    }
-
-
-def header_param(name: str, value: dict[str, Any], description: str) -> dict:
-    return {
-        "name": name,
-        "in": "header",
-        "required": False,
-        "schema": value,
-        "description": description,
-    }
-
-
-USERNAME = path_param("username", {"type": "string", "pattern": "^[a-z0-9_.]{3,30}$"})
-PHOTO_ID = path_param("photo_id", ID)
-PAGE_PARAMS = [
-    query_param(
-        "limit",
-        {"type": "integer", "minimum": 1},
-        "items per page; more than the page size is clamped",
-    ),
-    query_param(
-        "cursor",
-        {"type": "string"},
-        "next_cursor of the previous page of this list; any other cursor is a 400",
-    ),
-]
-CREDENTIALS = {
-    "username": {"type": "string"},
-    "password": {"type": "string", "minLength": 8, "maxLength": 1024},
-}
-
-
-def media_operation(operation_id: str, summary: str, *, head: bool) -> dict[str, Any]:
-    """GET and HEAD of a media URL: the same statuses and headers; HEAD sends no body."""
-    cached = ("ETag", "Cache-Control")
-    full = ("ETag", "Cache-Control", "Accept-Ranges")
-    bytes_ = {
-        kind: {"schema": {"type": "string", "format": "binary", "contentMediaType": kind}}
-        for kind in ("image/*", "video/*")
-    }
-
-    def media(description: str, headers: tuple[str, ...]) -> dict[str, Any]:
-        response: dict[str, Any] = {
-            "description": description,
-            "headers": {h: ref("headers", h) for h in headers},
-        }
-        if not head:
-            response["content"] = bytes_
-        return response
-
-    special = {"416": problem_response("416")}
-    if head:
-        special = {
-            code: {k: v for k, v in problem_response(code).items() if k != "content"}
-            for code in ("400", "401", "403", "404", "416", "500", "503")
-        }
-    return op(
-        operation_id,
-        summary,
-        {
-            "200": media("the bytes", full),
-            "206": media("one byte range of them", (*full, "Content-Range")),
-            "304": {
-                "description": "not modified (If-None-Match matched); no body",
-                "headers": {h: ref("headers", h) for h in cached},
-            },
-        },
-        ("403", "404", "416"),
-        auth=False,
-        special=special,
-        params=[
-            PHOTO_ID,
-            {
-                **path_param("secret"),
-                "description": "the photo's media secret, alone (a public photo of a public "
-                "account) or bound to the viewer the URL was handed to: secret.viewer.tag",
-            },
-            path_param("name", {"enum": list(MEDIA_NAMES)}),
-            header_param(
-                "Range",
-                {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*(,[0-9]*-[0-9]*)*$"},
-                "one byte range; several, or another unit, are served whole",
-            ),
-            header_param("If-None-Match", {"type": "string"}, "ETags the client holds"),
-        ],
-    )
-
-
-def paths() -> dict[str, Any]:
-    username, photo = [USERNAME], [PHOTO_ID]
-    return {
-        "/healthz": {
-            "get": op("healthz", "The process is up", {"200": ok("up", "Health")}, auth=False)
-        },
-        "/readyz": {
-            "get": op(
-                "readyz",
-                "Metadata and blob storage answer",
-                {"200": ok("ready", "Readiness")},
-                auth=False,
-                special={
-                    "503": {
-                        "description": (
-                            "a store does not answer (a Readiness body), or the server "
-                            "sheds load (a problem)"
-                        ),
-                        "headers": {"Retry-After": {**HEADERS["Retry-After"], "required": False}},
-                        "content": {
-                            JSON: {"schema": schema("Readiness")},
-                            PROBLEM_JSON: {"schema": schema("Problem")},
-                        },
-                    },
-                },
-            )
-        },
-        "/metrics": {
-            "get": op(
-                "metrics",
-                "Every metric in the Prometheus text format, for the metrics token "
-                "(Authorization: Bearer <metrics_token>; 401 without it; 404 here when "
-                "metrics_port gives /metrics a listener of its own)",
-                {
-                    "200": {
-                        "description": "the metrics (docs/OPERATIONS.md, Metrics)",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-                ("404",),
-                auth=False,
-            )
-        },
-        "/openapi.json": {
-            "get": op(
-                "openapi",
-                "This document",
-                {"200": ok("the OpenAPI document", "OpenAPI")},
-                auth=False,
-            )
-        },
-        "/v1/users": {
-            "post": op(
-                "signUp",
-                "Sign up",
-                {"201": ok("the new user", "User")},
-                ("409", "429"),
-                auth=False,
-                body=json_body(
-                    {
-                        **CREDENTIALS,
-                        "username": USERNAME["schema"],
-                        "display_name": {"type": "string", "maxLength": 100},
-                    },
-                    ("username", "password"),
-                ),
-                special={"409": problem_response("409", "the username is taken")},
-            )
-        },
-        "/v1/sessions": {
-            "post": op(
-                "logIn",
-                "Log in: a bearer token",
-                {"201": ok("a session", "Session")},
-                ("429",),
-                auth=False,
-                body=json_body(CREDENTIALS, ("username", "password")),
-            )
-        },
-        "/v1/sessions/current": {
-            "delete": op("logOut", "Log out", {"204": ok("the token is revoked")})
-        },
-        "/v1/me": {
-            "get": op("getMe", "My profile with counts", {"200": ok("my profile", "Profile")}),
-            "patch": op(
-                "updateMe",
-                "Change display_name or private",
-                {"200": ok("my profile", "Profile")},
-                body=json_body(
-                    {
-                        "display_name": {"type": "string", "maxLength": 100},
-                        "private": {"type": "boolean"},
-                    },
-                    (),
-                ),
-            ),
-        },
-        "/v1/me/password": {
-            "put": op(
-                "changePassword",
-                "Change my password; every other session of mine ends",
-                {"204": ok("changed; this token still works, no other does")},
-                ("403", "429"),
-                body=json_body(
-                    {
-                        "password": {"type": "string", "maxLength": 1024},
-                        "new_password": CREDENTIALS["password"],
-                    },
-                    ("password", "new_password"),
-                ),
-                special={"403": problem_response("403", "the password is wrong")},
-            )
-        },
-        "/v1/me/sessions": {
-            "get": op(
-                "listMySessions",
-                "My sessions: when each was made and last used, and from where",
-                {"200": ok("my unexpired sessions", "UserSessions")},
-            ),
-            "delete": op(
-                "logOutEverywhere",
-                "Log out everywhere: every session of mine ends, this one too",
-                {"204": ok("every token of mine is revoked")},
-            ),
-        },
-        "/v1/me/sessions/{session_id}": {
-            "delete": op(
-                "revokeSession",
-                "End one of my sessions",
-                {"204": ok("its token is revoked")},
-                ("404",),
-                params=[path_param("session_id", ID)],
-                special={"404": problem_response("404", "no session of mine has this id")},
-            )
-        },
-        "/v1/me/requests": {
-            "get": op(
-                "listFollowRequests",
-                "Pending follow requests to me",
-                {"200": ok("requesters, newest first", "UserPage")},
-                params=PAGE_PARAMS,
-            )
-        },
-        "/v1/me/requests/{username}/approve": {
-            "post": op(
-                "approveFollowRequest",
-                "Approve a follow request",
-                {"200": ok("approved", "Approved")},
-                ("404",),
-                params=username,
-            )
-        },
-        "/v1/users/{username}": {
-            "get": op(
-                "getProfile",
-                "A profile with counts",
-                {"200": ok("the profile", "Profile")},
-                ("404",),
-                auth=False,
-                params=username,
-            )
-        },
-        "/v1/users/{username}/photos": {
-            "get": op(
-                "listUserPhotos",
-                "A user's photos this viewer may see, newest first",
-                {"200": ok("a page of photos", "PhotoPage")},
-                ("404",),
-                auth=False,
-                params=username + PAGE_PARAMS,
-            )
-        },
-        "/v1/users/{username}/follow": {
-            "put": op(
-                "follow",
-                "Follow (a request, for a private account)",
-                {"200": ok("the state", "FollowState")},
-                ("404",),
-                params=username,
-            ),
-            "delete": op(
-                "unfollow",
-                "Unfollow or cancel a request",
-                {"204": ok("not following")},
-                ("404",),
-                params=username,
-            ),
-        },
-        "/v1/users/{username}/followers": {
-            "get": op(
-                "listFollowers",
-                "Who follows the user (a private account's: its followers and itself only)",
-                {"200": ok("a page of users", "UserPage")},
-                ("403", "404"),
-                auth=False,
-                params=username + PAGE_PARAMS,
-            )
-        },
-        "/v1/users/{username}/following": {
-            "get": op(
-                "listFollowing",
-                "Whom the user follows (a private account's: its followers and itself only)",
-                {"200": ok("a page of users", "UserPage")},
-                ("403", "404"),
-                auth=False,
-                params=username + PAGE_PARAMS,
-            )
-        },
-        "/v1/photos": {
-            "post": op(
-                "uploadPhoto",
-                "Upload a photo or video",
-                {
-                    "201": ok("the new photo", "Photo"),
-                    "200": ok("the photo of the first upload with this Idempotency-Key", "Photo"),
-                },
-                ("409", "413", "415", "422", "429"),
-                special={
-                    "409": problem_response(
-                        "409",
-                        "an upload with this Idempotency-Key is still in progress",
-                        ("Retry-After",),
-                    ),
-                    "503": problem_response(
-                        "503",
-                        "a store cannot be reached, or the server sheds load: connections, or "
-                        "uploads past the decoding queue (decode_threads + decode_queue); retry "
-                        "after Retry-After seconds",
-                    ),
-                },
-                params=[
-                    header_param(
-                        "Idempotency-Key",
-                        {"type": "string", "minLength": 1, "maxLength": 128},
-                        "printable; a retry with the same key returns the first upload's photo",
-                    )
-                ],
-                body={
-                    "multipart/form-data": {
-                        "schema": obj(
-                            {
-                                "file": {
-                                    "type": "string",
-                                    "contentMediaType": "application/octet-stream",
-                                },
-                                "title": {"type": "string", "minLength": 1, "maxLength": 200},
-                                "visibility": {"enum": ["public", "followers", "private"]},
-                            },
-                            ("file", "title"),
-                        )
-                    }
-                },
-            )
-        },
-        "/v1/photos/{photo_id}": {
-            "get": op(
-                "getPhoto",
-                "A photo's metadata and media URLs",
-                {"200": ok("the photo", "Photo")},
-                ("404",),
-                auth=False,
-                params=photo,
-            ),
-            "delete": op(
-                "deletePhoto",
-                "Soft delete (owner only)",
-                {"204": ok("deleted; restorable for a while")},
-                ("403", "404"),
-                params=photo,
-            ),
-        },
-        "/v1/photos/{photo_id}/restore": {
-            "post": op(
-                "restorePhoto",
-                "Undo a delete within the retention window",
-                {"200": ok("the photo", "Photo")},
-                ("404", "410"),
-                params=photo,
-            )
-        },
-        "/v1/photos/{photo_id}/like": {
-            "put": op(
-                "likePhoto", "Like", {"200": ok("liked", "LikeState")}, ("404",), params=photo
-            ),
-            "delete": op(
-                "unlikePhoto",
-                "Unlike",
-                {"200": ok("not liked", "LikeState")},
-                ("404",),
-                params=photo,
-            ),
-        },
-        "/v1/media/{photo_id}/{secret}/{name}": {
-            "get": media_operation(
-                "getMedia",
-                "Media bytes: thumb, large, poster, video; original (the owner's "
-                "token). ETag, 304, single byte ranges (206, 416)",
-                head=False,
-            ),
-            "head": media_operation("headMedia", "The headers of GET of the same media", head=True),
-        },
-        "/v1/timeline": {
-            "get": op(
-                "timeline",
-                "Photos of everyone I follow",
-                {"200": ok("a page", "PhotoPage")},
-                params=[
-                    *PAGE_PARAMS,
-                    query_param(
-                        "order", {"enum": ["top", "recent"]}, "top (the default) or recent"
-                    ),
-                ],
-            )
-        },
-        "/v1/search/photos": {
-            "get": op(
-                "searchPhotos",
-                "Photos whose titles have every word of q, newest first. One request reads a "
-                "bounded share of the title index: a page may hold fewer items than limit, "
-                "even none, and still carry a next_cursor. Without a token, searches are "
-                "limited per client address (429)",
-                {"200": ok("a page", "PhotoPage")},
-                ("429",),
-                auth=False,
-                params=[
-                    *PAGE_PARAMS,
-                    query_param(
-                        "q",
-                        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
-                        "the words to find",
-                        required=True,
-                    ),
-                ],
-            )
-        },
-    }
-
-
-def head_of(get: dict[str, Any]) -> dict[str, Any]:
+def head_of(get: dict[str, Any], names: Operation | None = None) -> dict[str, Any]:
     """The HEAD of a GET operation (routes.heads serves one beside every GET): the same
-    parameters, statuses and headers, and no body in any answer."""
+    parameters, statuses and headers, and no body in any answer; its names are derived
+    from GET's unless ``names`` declares them."""
     responses = {}
     for status, response in get["responses"].items():
         if "$ref" in response:
             response = RESPONSES[response["$ref"].rsplit("/", 1)[1]]
         responses[status] = {k: v for k, v in response.items() if k != "content"}
     name = get["operationId"]
-    return {
-        **get,
+    own = {
         "operationId": "head" + name[0].upper() + name[1:],
         "summary": f"The headers of GET: {get['summary'][0].lower()}{get['summary'][1:]}",
-        "responses": responses,
+        "description": f"GET without its body. {get['description']}",
     }
+    if names is not None:
+        own = {
+            "operationId": names.operation_id,
+            "summary": names.summary,
+            "description": names.description,
+        }
+    return {**get, **own, "responses": responses}
 
 
-def with_heads(paths: dict[str, Any]) -> dict[str, Any]:
-    return {
-        path: {**ops, "head": ops.get("head") or head_of(ops["get"])} if "get" in ops else ops
-        for path, ops in paths.items()
+def in_force(node: Any, settings: Settings) -> Any:
+    """``node`` with each ``Setting`` replaced by its value in ``settings`` and each
+    ``TextPattern`` by its pattern."""
+    if isinstance(node, Setting):
+        return getattr(settings, node.name)
+    if isinstance(node, TextPattern):
+        return text_pattern(node.required)
+    if isinstance(node, dict):
+        return {k: in_force(v, settings) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [in_force(v, settings) for v in node]
+    return node
+
+
+def paths(routes: list[tuple[str, str, Handler]]) -> dict[str, Any]:
+    described: dict[str, dict[str, Any]] = {}
+    for method, path, handler in routes:
+        if method == "HEAD":
+            continue
+        found = declared(handler, method)
+        if found is None:
+            raise LookupError(f"{method} {path}: its handler declares no operation")
+        described.setdefault(path, {})[method.lower()] = op(found)
+    for method, path, handler in routes:
+        if method == "HEAD":
+            described[path]["head"] = head_of(
+                described[path]["get"], declared(handler, "HEAD", only=True)
+            )
+    return described
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+def spec(settings: Settings, routes: list[tuple[str, str, Handler]]) -> dict[str, Any]:
+    """The document for these routes, with the bounds of ``settings``."""
+    described = in_force(paths(routes), settings)
+    used = _refs(described) | _refs(SCHEMAS)
+    responses = {
+        name: response
+        for name, response in RESPONSES.items()
+        if f"#/components/responses/{name}" in used
     }
-
-
-def spec() -> dict[str, Any]:
+    used |= _refs(responses)
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -780,12 +377,20 @@ def spec() -> dict[str, Any]:
                 "with X-Content-Type-Options: nosniff and "
                 "Cache-Control: no-store (they depend on the viewer's token, or carry one)."
             ),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+            "contact": {"name": "instastore maintainers"},
         },
+        "servers": [{"url": "/", "description": "the host that served this document"}],
+        "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS,
-            "headers": HEADERS,
-            "responses": RESPONSES,
+            "headers": {
+                name: header
+                for name, header in HEADERS.items()
+                if f"#/components/headers/{name}" in used
+            },
+            "responses": responses,
         },
-        "paths": with_heads(paths()),
+        "paths": described,
     }

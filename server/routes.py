@@ -1,5 +1,6 @@
-"""The whole URL surface of the service, in one place. ``openapi.py`` describes the
-same list; a test keeps the two equal."""
+"""The whole URL surface of the service, in one place. Each handler declares its
+operation (``handlers/operation.py``); ``openapi.py`` assembles the description of this
+list from them, and a test keeps the two equal."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from instastore.server.handlers import accounts, feed, media, ops, photos, social
+from instastore.server.openapi import DESCRIBED, DOCUMENT
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -65,5 +67,7 @@ async def expect(request: web.Request) -> None:
 
 
 def setup_routes(app: web.Application) -> None:
+    app[DESCRIBED] = ROUTES
+    app[DOCUMENT] = {}
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler, expect_handler=expect)

@@ -20,8 +20,9 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from instastore import ids, volumes
+from instastore import ids
 from instastore.errors import NotFound
+from instastore.lifecycle import volumes
 from instastore.model import Kind, Photo, Rendition, User, Visibility
 
 PASSWORD = "correct horse battery"

@@ -1,6 +1,9 @@
 """The storage ports: what the core asks of the metadata, one port per aggregate
 (accounts, photos, the follow graph, the title index, likes, upload key claims, server
-keys), and of a blob store. ``Stores`` holds them under those names.
+keys), and of a blob store. ``Stores`` holds them under those names. The photo aggregate
+has a port per concern (records, purge queue, scan, pack queue, locator switch, content
+index), held together as ``PhotoPorts``. The shapes of blob keys are in
+``instastore.storage.keys``.
 
 Both adapters (embedded, cluster) implement these and are held to them by one contract
 suite (``tests/contract``). Every method is a coroutine and never blocks the event loop.
@@ -117,8 +120,8 @@ class AccountStore(Protocol):
 
 
 class PhotoStore(Protocol):
-    """Photo records and their lifecycle: a user's photo rows, soft delete, the purge
-    queue, the full scan, each user's newest photo and live photo count."""
+    """Photo records and the lists of them: a user's photo rows, soft delete and restore,
+    each user's newest photo and live photo count."""
 
     async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
         """Store the photo record, its user-photos row, one title-index row per term and
@@ -141,6 +144,18 @@ class PhotoStore(Protocol):
         """Soft delete (``deleted_at`` set: the photo is queued for purge on that day)
         or restore (None: the queue entry goes). Only the deleted_at cell changes."""
 
+    async def latest_photo_ids(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """Each user's newest photo id (deleted ones included) for those who have any.
+        A hint for the timeline: it may name a photo deleted or purged since."""
+
+    async def count_photos(self, user_id: int) -> PhotoCounts:
+        """The user's live (not deleted) photos, and of them those whose visibility is
+        followers or private."""
+
+
+class PurgeQueue(Protocol):
+    """The photos soft-deleted, by day, and their removal for good (``instastore purge``)."""
+
     async def due_purges(self, through: date, limit: int) -> list[PurgeEntry]:
         """Queue entries of photos deleted on days up to and including ``through``."""
 
@@ -151,26 +166,17 @@ class PhotoStore(Protocol):
         """Remove the record, its user-photos and title-index rows, its likes, its
         purge-queue and pack-queue entries for good. Purging what is already gone is a no-op."""
 
+
+class PhotoScan(Protocol):
+    """Every photo record, for the batch jobs that must read them all."""
+
     def scan_photos(self) -> AsyncIterator[Photo]:
         """Every photo record (deleted ones included), in no order, a page at a time
         (batch jobs only: gc gathers the blobs the records point at)."""
 
-    async def latest_photo_ids(self, user_ids: Sequence[int]) -> dict[int, int]:
-        """Each user's newest photo id (deleted ones included) for those who have any.
-        A hint for the timeline: it may name a photo deleted or purged since."""
 
-    async def count_photos(self, user_id: int) -> PhotoCounts:
-        """The user's live (not deleted) photos, and of them those whose visibility is
-        followers or private."""
-
-    async def switch_locators(
-        self, photo_id: int, old: dict[str, str], new: dict[str, str]
-    ) -> bool:
-        """Point renditions of a photo at new locators (rendition name -> locator), only
-        if the record exists, is not deleted, and its renditions named in ``old`` still
-        have exactly those locators; atomically (a lightweight transaction on Cassandra,
-        a transaction on SQLite). True if the record now has ``new`` (also when an
-        earlier try already switched it: safe to settle), False if it was left alone."""
+class PackQueue(Protocol):
+    """The photos that may still have landed blobs: the packer's work list."""
 
     def pack_queue(self) -> AsyncIterator[int]:
         """Every photo id in the pack queue, oldest first, a page at a time. ``save_photo``
@@ -184,12 +190,38 @@ class PhotoStore(Protocol):
     async def unqueue_packed(self, photo_ids: Sequence[int]) -> None:
         """Drop photos from the pack queue (idempotent)."""
 
+
+class LocatorSwitch(Protocol):
+    """The one change a record's renditions take once saved: where their bytes are (the
+    packer, compaction, an upload following its donor's bytes)."""
+
+    async def switch_locators(
+        self, photo_id: int, old: dict[str, str], new: dict[str, str]
+    ) -> bool:
+        """Point renditions of a photo at new locators (rendition name -> locator), only
+        if the record exists, is not deleted, and its renditions named in ``old`` still
+        have exactly those locators; atomically (a lightweight transaction on Cassandra,
+        a transaction on SQLite). True if the record now has ``new`` (also when an
+        earlier try already switched it: safe to settle), False if it was left alone.
+        Both adapters decide with ``instastore.model.switch_outcome``."""
+
+
+class ContentIndex(Protocol):
+    """Dedupe's hint: which photo last stored the bytes of a content hash."""
+
     async def content_donor(self, sha256: str) -> int | None:
         """The photo id last set as the donor of these bytes (see ``instastore.uploads``),
         or None. Only a hint: the caller checks the photo's record."""
 
     async def set_content_donor(self, sha256: str, photo_id: int) -> None:
         """Make ``photo_id`` the donor of these bytes (the last write wins). Idempotent."""
+
+
+class PhotoPorts(
+    PhotoStore, PurgeQueue, PhotoScan, PackQueue, LocatorSwitch, ContentIndex, Protocol
+):
+    """Every port of the photo aggregate, as ``Stores.photos`` holds them (one adapter
+    serves them all); a service or job takes the ones it uses."""
 
 
 class FollowGraph(Protocol):
@@ -344,6 +376,11 @@ class LeaseStore(Protocol):
 class MetadataStore(
     AccountStore,
     PhotoStore,
+    PurgeQueue,
+    PhotoScan,
+    PackQueue,
+    LocatorSwitch,
+    ContentIndex,
     FollowGraph,
     SearchIndex,
     LikeStore,
@@ -451,11 +488,11 @@ class PurgeEntry:
 @dataclass
 class Stores:
     """The ports, each under its aggregate's name, and the two adapters behind them:
-    ``metadata`` (behind the seven metadata ports) and ``blobs``. The core takes the
+    ``metadata`` (behind every metadata port) and ``blobs``. The core takes the
     ports it uses; only ``ping`` and ``close`` speak to the adapters as a whole."""
 
     accounts: AccountStore
-    photos: PhotoStore
+    photos: PhotoPorts
     graph: FollowGraph
     search: SearchIndex
     likes: LikeStore

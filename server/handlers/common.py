@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from typing import Any
 
 from aiohttp import web
 from instastore.server.guard import is_trusted
+from instastore.server.handlers.operation import PHOTO_ID, parse_cursor, parse_id, parse_limit
 from instastore.server.keys import SERVICES, SETTINGS, USER, Services
 
-from instastore import ids
 from instastore.errors import InvalidInput, NotAuthenticated
 from instastore.model import User
-from instastore.paging import clamp_limit
 
 
 def services(request: web.Request) -> Services:
@@ -57,25 +55,15 @@ def require_user(request: web.Request) -> User:
 
 
 def photo_id(request: web.Request) -> int:
-    return ids.parse_id(request.match_info["photo_id"], "photo id")
-
-
-# str.isdigit() takes "²" and "①" (int() refuses them) and int() refuses past 4,300
-# digits: ASCII digits, few enough that any page size fits.
-_LIMIT = re.compile(r"[0-9]{1,9}")
+    return parse_id(request, PHOTO_ID, "photo id")
 
 
 def limit(request: web.Request, default: int = 20) -> int:
-    raw = request.query.get("limit")
-    if raw is None:
-        return default
-    if not _LIMIT.fullmatch(raw) or int(raw) < 1:
-        raise InvalidInput("limit must be a positive integer of ASCII digits")
-    return clamp_limit(int(raw), request.app[SETTINGS].max_page_size)
+    return parse_limit(request, request.app[SETTINGS].max_page_size, default)
 
 
 def cursor(request: web.Request) -> str | None:
-    return request.query.get("cursor") or None
+    return parse_cursor(request)
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

@@ -12,15 +12,39 @@ from instastore.server.handlers.common import (
     services,
     viewer,
 )
+from instastore.server.handlers.operation import (
+    PAGE_PARAMS,
+    QUERY,
+    Operation,
+    Param,
+    declare,
+    ok,
+    query_has_a_word,
+)
 
+from instastore import search as words
 from instastore.errors import InvalidInput
-from instastore.limits import MAX_QUERY_CHARS
+from instastore.limits import MAX_QUERY_CHARS, MAX_TERM_LENGTH
+from instastore.paging import Page
+
+ORDERS = ("top", "recent")
+ORDER = Param("order", "query", {"enum": list(ORDERS)}, "top (the default) or recent")
 
 
+@declare(
+    Operation(
+        "timeline",
+        "feed",
+        "Photos of everyone I follow",
+        "top (the default): the newest photos ranked by likes; recent: newest first.",
+        {"200": ok("a page", "PhotoPage")},
+        params=(*PAGE_PARAMS, ORDER),
+    )
+)
 async def timeline(request: web.Request) -> web.Response:
     user = require_user(request)
     order = request.query.get("order", "top")
-    if order not in ("top", "recent"):
+    if order not in ORDERS:
         raise InvalidInput("order must be top or recent")
     page = await services(request).viewing.timeline_page(
         user, order, cursor(request), limit(request)
@@ -28,12 +52,31 @@ async def timeline(request: web.Request) -> web.Response:
     return views.json(views.photos_page_json(page))
 
 
+@declare(
+    Operation(
+        "searchPhotos",
+        "feed",
+        "Photos whose titles have every word of q",
+        "Newest first. One request reads a bounded share of the title index: a page may "
+        "hold fewer items than limit, even none, and still carry a next_cursor. A word is "
+        f"letters and digits, at most {MAX_TERM_LENGTH} of them: a q with none finds nothing. "
+        "Without a token, searches are limited per client address (429).",
+        {"200": ok("a page", "PhotoPage")},
+        ("429",),
+        auth=False,
+        params=(*PAGE_PARAMS, QUERY),
+    )
+)
 async def search(request: web.Request) -> web.Response:
     query = request.query.get("q", "")
-    if not query.strip():
+    if not query_has_a_word(query):
         raise InvalidInput("q is required: the words to find in titles")
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"q is over {MAX_QUERY_CHARS} characters")
+    if not words.terms(query):  # no word the title index holds (all longer than any term)
+        limit(request)  # checked all the same: the spec bounds both
+        cursor(request)
+        return views.json(views.photos_page_json(Page([], None)))
     page = await services(request).viewing.search(
         viewer(request),
         query,

@@ -21,10 +21,12 @@ import logging
 import re
 
 from aiohttp import web
-from instastore.server.handlers.common import services, viewer
+from instastore.server.handlers.common import photo_id, services, viewer
+from instastore.server.handlers.operation import PHOTO_ID, Operation, Param, declare, ref
+from instastore.server.openapi import MEDIA_NAMES, problem_response
 from instastore.server.problems import problem
 
-from instastore import ids, metrics
+from instastore import metrics
 from instastore.errors import InstastoreError
 from instastore.model import Rendition
 from instastore.viewing import MediaGrant, unreadable
@@ -38,6 +40,64 @@ IMMUTABLE = f"max-age={MAX_AGE_S}, immutable"  # the bytes of a URL never change
 MAX_RANGE_DIGITS = 19  # a byte offset past 2**63 is no offset of ours; also bounds int() work
 # SECURITY: ASCII digits only (\d also matches other scripts' digits) and a whole-string match.
 _RANGE = re.compile(rf"bytes=([0-9]{{0,{MAX_RANGE_DIGITS}}})-([0-9]{{0,{MAX_RANGE_DIGITS}}})")
+
+
+FULL_HEADERS = ("ETag", "Cache-Control", "Accept-Ranges")
+
+
+def _media(description: str, headers: tuple[str, ...]) -> dict:
+    return {
+        "description": description,
+        "headers": {h: ref("headers", h) for h in headers},
+        "content": {
+            kind: {"schema": {"type": "string", "format": "binary", "contentMediaType": kind}}
+            for kind in ("image/*", "video/*")
+        },
+    }
+
+
+GET_MEDIA = Operation(
+    "getMedia",
+    "media",
+    "Media bytes",
+    "thumb, large, poster, video; original (the owner's token as well). ETag, 304, single "
+    "byte ranges (206, 416). The URL is a capability the API hands to viewers allowed to "
+    "see the photo; it stops working once they may not.",
+    {
+        "200": _media("the bytes", FULL_HEADERS),
+        "206": _media("one byte range of them", (*FULL_HEADERS, "Content-Range")),
+        "304": {
+            "description": "not modified (If-None-Match matched); no body",
+            "headers": {h: ref("headers", h) for h in ("ETag", "Cache-Control")},
+        },
+    },
+    ("403", "404", "416"),
+    auth=False,
+    special={"416": problem_response("416")},
+    params=(
+        PHOTO_ID,
+        Param(
+            "secret",
+            "path",
+            {"type": "string"},
+            "the photo's media secret, alone (a public photo of a public account) or bound "
+            "to the viewer the URL was handed to: secret.viewer.tag",
+        ),
+        Param("name", "path", {"enum": list(MEDIA_NAMES)}, "the rendition"),
+        Param(
+            "Range",
+            "header",
+            {"type": "string"},
+            "one byte range, bytes=first-last or bytes=-suffix; several, another unit or "
+            "anything else is served whole",
+        ),
+        Param("If-None-Match", "header", {"type": "string"}, "ETags the client holds"),
+    ),
+)
+# HEAD is derived from GET (server/openapi.py, head_of); only its names are its own.
+HEAD_MEDIA = Operation(
+    "headMedia", "media", "The headers of GET of the same media", "No body is sent.", {}
+)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
@@ -63,10 +123,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
+@declare(HEAD_MEDIA, method="HEAD")
+@declare(GET_MEDIA, method="GET")
 async def media(request: web.Request) -> web.StreamResponse:
     grant = await services(request).viewing.media(
         viewer(request),
-        ids.parse_id(request.match_info["photo_id"], "photo id"),
+        photo_id(request),
         request.match_info["secret"],
         request.match_info["name"],
     )

@@ -4,22 +4,58 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 
 from aiohttp import web
 from instastore.server.handlers.common import services
+from instastore.server.handlers.operation import JSON, PROBLEM_JSON, Operation, declare, ok, schema
 from instastore.server.keys import DRAINING, SETTINGS
-from instastore.server.openapi import spec
+from instastore.server.openapi import DESCRIBED, DOCUMENT, HEADERS, spec
 
 from instastore import __version__
 from instastore import metrics as metric_families
 from instastore.errors import NotAuthenticated
 
 
+@declare(
+    Operation(
+        "healthz",
+        "ops",
+        "The process is up",
+        "Answers as long as the process serves; no store is touched (a liveness probe).",
+        {"200": ok("up", "Health")},
+        auth=False,
+    )
+)
 async def healthz(request: web.Request) -> web.Response:
     """The process is up and serving (no store is touched)."""
     return web.json_response({"status": "ok", "version": __version__})
 
 
+@declare(
+    Operation(
+        "readyz",
+        "ops",
+        "Metadata and blob storage answer",
+        "A readiness probe: 200 while every store answers; 503 with the reason of each "
+        "that does not, and once the process was told to stop (draining).",
+        {"200": ok("ready", "Readiness")},
+        auth=False,
+        special={
+            "503": {
+                "description": (
+                    "a store does not answer (a Readiness body), or the server "
+                    "sheds load (a problem)"
+                ),
+                "headers": {"Retry-After": {**HEADERS["Retry-After"], "required": False}},
+                "content": {
+                    JSON: {"schema": schema("Readiness")},
+                    PROBLEM_JSON: {"schema": schema("Problem")},
+                },
+            },
+        },
+    )
+)
 async def readyz(request: web.Request) -> web.Response:
     """Metadata and blob storage answer: 200, or 503 with the reason of each that does not
     (and "server": "draining" once the process was told to stop)."""
@@ -34,10 +70,43 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+@declare(
+    Operation(
+        "openapi",
+        "ops",
+        "This document",
+        "The OpenAPI 3.1 description of this service, with the limits of its settings in "
+        "force (the longest title, the page size).",
+        {"200": ok("the OpenAPI document", "OpenAPI")},
+        auth=False,
+    )
+)
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(spec())
+    made = request.app[DOCUMENT]
+    if "body" not in made:
+        # Once per process, off the loop: its text patterns take a scan of all of Unicode.
+        document = await asyncio.to_thread(spec, request.app[SETTINGS], request.app[DESCRIBED])
+        made.setdefault("body", json.dumps(document).encode())
+    return web.Response(body=made["body"], content_type="application/json")
 
 
+@declare(
+    Operation(
+        "metrics",
+        "ops",
+        "Every metric in the Prometheus text format",
+        "For the metrics token (Authorization: Bearer <metrics_token>; 401 without it); "
+        "404 here when metrics_port gives /metrics a listener of its own.",
+        {
+            "200": {
+                "description": "the metrics (docs/OPERATIONS.md, Metrics)",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+        ("404",),
+        auth=False,
+    )
+)
 async def metrics(request: web.Request) -> web.Response:
     """Every metric in the Prometheus text format: on the listener of its own that
     ``metrics_port`` gives it (and then not on the public port), else on the public port

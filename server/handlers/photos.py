@@ -15,14 +15,49 @@ from instastore.server.handlers.common import (
     services,
     viewer,
 )
+from instastore.server.handlers.operation import (
+    IDEMPOTENCY_KEY,
+    PAGE_PARAMS,
+    PHOTO_ID,
+    USERNAME_PARAM,
+    Operation,
+    Setting,
+    TextPattern,
+    declare,
+    obj,
+    ok,
+    parse_header,
+)
 from instastore.server.keys import SETTINGS
+from instastore.server.openapi import VISIBILITIES, problem_response
 
 from instastore.errors import InvalidInput, TooLarge
+from instastore.limits import MAX_IDEMPOTENCY_KEY
 from instastore.uploads import check_idempotency_key, check_title, check_visibility, receive
 
 MAX_FIELD_BYTES = 4096  # title and visibility form fields
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file, in bytes
 UPLOAD_CHUNK = 256 * 1024
+UPLOAD_FORM = obj(
+    {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "contentMediaType": "application/octet-stream",
+            "minLength": 1,
+            "description": "the image or video; not empty",
+        },
+        "title": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": Setting("max_title_chars"),
+            "pattern": TextPattern(required=True),
+            "description": "trimmed, not blank; no control or invisible formatting characters",
+        },
+        "visibility": {"enum": list(VISIBILITIES), "description": "public unless given"},
+    },
+    ("file", "title"),
+)
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
@@ -42,6 +77,45 @@ async def _small_field(part: BodyPartReader) -> str:
         raise InvalidInput(f"form field {part.name!r} is not UTF-8") from exc
 
 
+def _at_most(fields: dict[str, str], name: str, most: int) -> str | None:
+    """The field as sent, refused past ``most`` characters before any trimming (the bound
+    the spec states)."""
+    value = fields.get(name)
+    if value is not None and len(value) > most:
+        raise InvalidInput(f"{name} is {len(value)} characters; the limit is {most}")
+    return value
+
+
+@declare(
+    Operation(
+        "uploadPhoto",
+        "photos",
+        "Upload a photo or video",
+        "A multipart form with the file, its title and its visibility. JPEG, PNG, GIF, WebP "
+        "and the video types the service decodes; renditions are made before it answers. "
+        "With an Idempotency-Key a retry answers the first upload's photo (200).",
+        {
+            "201": ok("the new photo", "Photo"),
+            "200": ok("the photo of the first upload with this Idempotency-Key", "Photo"),
+        },
+        ("409", "413", "415", "422", "429"),
+        params=(IDEMPOTENCY_KEY,),
+        body={"multipart/form-data": {"schema": UPLOAD_FORM}},
+        special={
+            "409": problem_response(
+                "409",
+                "an upload with this Idempotency-Key is still in progress",
+                ("Retry-After",),
+            ),
+            "503": problem_response(
+                "503",
+                "a store cannot be reached, or the server sheds load: connections, or "
+                "uploads past the decoding queue (decode_threads + decode_queue); retry "
+                "after Retry-After seconds",
+            ),
+        },
+    )
+)
 async def upload(request: web.Request) -> web.Response:
     user = require_user(request)
     settings = request.app[SETTINGS]
@@ -53,7 +127,11 @@ async def upload(request: web.Request) -> web.Response:
         and request.content_length > settings.max_upload_bytes + MULTIPART_OVERHEAD
     ):
         raise TooLarge(f"upload is over the limit of {settings.max_upload_bytes:,} bytes")
-    key = check_idempotency_key(request.headers.get("Idempotency-Key"))
+    key = check_idempotency_key(
+        parse_header(
+            request, IDEMPOTENCY_KEY, f"1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+        )
+    )
     await svc.upload_limiter.take(user.id, "uploads")  # shared by every host
     fields: dict[str, str] = {}
     received = None
@@ -81,7 +159,11 @@ async def upload(request: web.Request) -> web.Response:
             raise InvalidInput("the 'file' part is missing")
         if received.size == 0:
             raise InvalidInput("the file is empty")
-        title = check_title(fields.get("title"), settings.max_title_chars)
+        title = check_title(
+            _at_most(fields, "title", settings.max_title_chars), settings.max_title_chars
+        )
+        if fields.get("visibility", "public") not in VISIBILITIES:
+            raise InvalidInput(f"visibility must be one of {', '.join(VISIBILITIES)}")
         visibility = check_visibility(fields.get("visibility"))
         photo, created = await svc.uploads.create(user, received, title, visibility, key)
     finally:
@@ -91,11 +173,35 @@ async def upload(request: web.Request) -> web.Response:
     return views.json(views.photo_json(card), status=201 if created else 200)
 
 
+@declare(
+    Operation(
+        "getPhoto",
+        "photos",
+        "A photo's metadata and media URLs",
+        "The photo as this viewer may see it; a photo hidden from the viewer is a 404 like "
+        "a missing one.",
+        {"200": ok("the photo", "Photo")},
+        ("404",),
+        auth=False,
+        params=(PHOTO_ID,),
+    )
+)
 async def get_photo(request: web.Request) -> web.Response:
     card = await services(request).viewing.card(viewer(request), photo_id(request))
     return views.json(views.photo_json(card))
 
 
+@declare(
+    Operation(
+        "deletePhoto",
+        "photos",
+        "Soft delete (owner only)",
+        "The photo disappears at once and can be restored within the retention window.",
+        {"204": ok("deleted; restorable for a while")},
+        ("403", "404"),
+        params=(PHOTO_ID,),
+    )
+)
 async def delete_photo(request: web.Request) -> web.Response:
     user = require_user(request)
     # SECURITY: a photo the caller cannot see is 404 like a missing one, never 403 (issue 10).
@@ -103,12 +209,35 @@ async def delete_photo(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@declare(
+    Operation(
+        "restorePhoto",
+        "photos",
+        "Undo a delete",
+        "Within the retention window (retention_days); after it, 410.",
+        {"200": ok("the photo", "Photo")},
+        ("404", "410"),
+        params=(PHOTO_ID,),
+    )
+)
 async def restore_photo(request: web.Request) -> web.Response:
     user = require_user(request)
     card = await services(request).viewing.restore(user, photo_id(request))
     return views.json(views.photo_json(card))
 
 
+@declare(
+    Operation(
+        "listUserPhotos",
+        "photos",
+        "A user's photos",
+        "The photos this viewer may see, newest first.",
+        {"200": ok("a page of photos", "PhotoPage")},
+        ("404",),
+        auth=False,
+        params=(USERNAME_PARAM, *PAGE_PARAMS),
+    )
+)
 async def user_photos(request: web.Request) -> web.Response:
     page = await services(request).viewing.user_photos(
         viewer(request), request.match_info["username"], cursor(request), limit(request)
@@ -122,9 +251,31 @@ async def _set_like(request: web.Request, liked: bool) -> web.Response:
     return views.json({"liked": liked, "likes": likes})
 
 
+@declare(
+    Operation(
+        "likePhoto",
+        "photos",
+        "Like",
+        "Idempotent: liking twice counts once.",
+        {"200": ok("liked", "LikeState")},
+        ("404",),
+        params=(PHOTO_ID,),
+    )
+)
 async def like(request: web.Request) -> web.Response:
     return await _set_like(request, True)
 
 
+@declare(
+    Operation(
+        "unlikePhoto",
+        "photos",
+        "Unlike",
+        "Idempotent: unliking a photo not liked changes nothing.",
+        {"200": ok("not liked", "LikeState")},
+        ("404",),
+        params=(PHOTO_ID,),
+    )
+)
 async def unlike(request: web.Request) -> web.Response:
     return await _set_like(request, False)

@@ -117,6 +117,35 @@ async def test_patch_me_refuses_unknown_fields_and_bad_types(api):
     await problem(await api.patch("/v1/me", json={"private": "yes"}, headers=headers), 400)
 
 
+async def test_a_field_given_as_null_is_refused_not_ignored(api):
+    """The spec says private is a boolean and display_name a string: null is neither."""
+    _, headers = await api.user()
+    for body in ({"private": None}, {"display_name": None}, {"display_name": "x", "private": None}):
+        await problem(await api.patch("/v1/me", json=body, headers=headers), 400)
+    me = await (await api.get("/v1/me", headers=headers)).json()
+    assert me["private"] is False and me["display_name"] == ""
+    name = f"u{uuid.uuid4().hex[:10]}"
+    signup = {"username": name, "password": PASSWORD, "display_name": None}
+    await problem(await api.post("/v1/users", json=signup), 400)
+
+
+async def test_ids_limits_and_cursors_out_of_the_spec_bounds_are_refused(api):
+    """What the spec's patterns and bounds refuse, the handlers refuse (400)."""
+    _, headers = await api.user()
+    for target in (
+        "/v1/photos/0",
+        "/v1/photos/007",
+        "/v1/photos/9223372036854775808",
+        "/v1/me/requests?limit=1000000000",
+        "/v1/me/requests?cursor=short",
+        "/v1/me/requests?cursor=" + "a" * 2049,
+    ):
+        await problem(await api.get(target, headers=headers), 400)
+    await problem(await api.delete("/v1/me/sessions/0", headers=headers), 400)
+    resp = await api.get("/v1/me/requests?limit=999999999", headers=headers)
+    assert resp.status == 200  # the largest limit the spec allows, clamped to the page size
+
+
 async def test_unknown_profile_is_404(api):
     await problem(await api.get("/v1/users/nobody-here"), 404)
 

@@ -13,8 +13,8 @@ import pytest
 from instastore.server.app import create_app
 from instastore.server.keys import SERVICES
 
-from instastore import jobs
 from instastore.clock import utcnow
+from instastore.lifecycle import gc, purge
 from instastore.storage import open_stores
 
 from .. import samples
@@ -110,10 +110,10 @@ async def test_one_of_two_users_deletes_and_is_purged_the_other_still_reads(unca
     stores = await open_stores(api.settings)  # the purge job's own, as in its process
     try:
         later = utcnow() + timedelta(days=api.settings.retention_days, seconds=1)
-        report = await jobs.purge(stores.photos, stores.blobs, api.settings, now=later)
+        report = await purge.purge(stores.photos, stores.blobs, api.settings, now=later)
         assert report.purged >= 1
         assert await stores.photos.get_photo(int(a["id"])) is None
-        assert (await jobs.gc(stores.photos, stores.blobs, api.settings)).removed == 0
+        assert (await gc.gc(stores.photos, stores.blobs, api.settings)).removed == 0
     finally:
         await stores.close()
     assert (await api.get(a["media"]["large"])).status == 404

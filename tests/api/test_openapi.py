@@ -8,8 +8,11 @@ import dataclasses
 
 import pytest
 from instastore.server.app import create_app
+from instastore.server.openapi import spec as build
 from instastore.server.routes import ROUTES
 from jsonschema import Draft202012Validator
+
+from instastore.config import Settings
 
 from .. import samples
 from ..factories import PASSWORD
@@ -38,9 +41,7 @@ async def test_openapi_lists_every_route_and_nothing_else(aiohttp_client, embedd
 
 
 def test_every_operation_declares_ids_schemas_and_common_errors():
-    from instastore.server.openapi import spec as build
-
-    spec = Spec(build())
+    spec = Spec(build(Settings(), ROUTES))
     operation_ids = [op["operationId"] for _, _, op in spec.operations()]
     assert len(operation_ids) == len(set(operation_ids)), "operationIds must be unique"
     for schema in spec.document["components"]["schemas"].values():

@@ -23,6 +23,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from instastore.server.app import create_app, make_runner
+from jsonschema import Draft202012Validator
 
 from instastore.config import Settings
 
@@ -119,11 +120,12 @@ def from_schema(spec: Spec, schema: dict[str, Any]) -> st.SearchStrategy:
         return st.just(schema["const"])
     kind = schema.get("type")
     if kind == "string":
+        least, most = schema.get("minLength", 0), schema.get("maxLength", 40)
         if "pattern" in schema:
-            return st.from_regex(schema["pattern"], fullmatch=True)
-        return st.text(
-            min_size=schema.get("minLength", 0), max_size=min(schema.get("maxLength", 40), 40) or 1
-        )
+            pattern = schema["pattern"]  # anchored: the whole value; else: found within it
+            whole = pattern.startswith("^") and pattern.endswith("$")
+            return st.from_regex(pattern, fullmatch=whole).filter(lambda v: least <= len(v) <= most)
+        return st.text(min_size=least, max_size=min(most, 40) or 1)
     if kind == "integer":
         return st.integers(schema.get("minimum"), schema.get("maximum", 2**31))
     if kind == "boolean":
@@ -334,6 +336,143 @@ def requests(
     return one()
 
 
+# A cursor is the service's own sealed token: a schema-valid one it did not issue for
+# the list is refused (400) as a forgery, so the schema-valid requests carry none.
+ISSUED_ONLY = ("cursor",)
+# Operations whose schema-valid requests would end the token the others use.
+TOKEN_ENDERS = ("logOut", "logOutEverywhere")
+
+
+def as_sent(schema: dict[str, Any], raw: str) -> Any:
+    """A query value as the schema reads it: an integer schema reads decimal text."""
+    digits = raw.lstrip("-")
+    # past 100 digits int() may refuse it; as text it is as invalid
+    if schema.get("type") == "integer" and digits.isascii() and digits.isdigit() and len(raw) < 100:
+        return int(raw)
+    return raw
+
+
+def constrained(schema: dict[str, Any]) -> bool:
+    """Whether some value of its kind breaks ``schema`` (a plain string takes any text)."""
+    return bool({"enum", "const", "pattern", "minLength", "maxLength", "minimum"} & set(schema))
+
+
+class Valid:
+    """Requests the spec calls valid, and those with exactly one part that breaks it."""
+
+    def __init__(self, spec: Spec, world: World) -> None:
+        self.spec = spec
+        self.world = world
+
+    def param(self, param: dict[str, Any]) -> st.SearchStrategy:
+        real = {
+            # not the token's own user: following oneself is a 400 the schema cannot state
+            "username": self.world.usernames[1:],
+            "photo_id": self.world.photo_ids,
+            "secret": self.world.secrets,
+        }.get(param["name"])
+        schema = from_schema(self.spec, param["schema"])
+        return (st.sampled_from(real) | schema) if real else schema
+
+    def invalid_param(self, param: dict[str, Any]) -> st.SearchStrategy:
+        schema = self.spec.resolve(param["schema"])
+        check = Draft202012Validator(schema)
+        values = GARBAGE_TEXT
+        if param["in"] == "header":  # what a header line can carry
+            values = values.filter(lambda raw: raw.isascii() and raw.isprintable())
+        return values.filter(lambda raw: not check.is_valid(as_sent(schema, raw)))
+
+    def body(self, operation: dict) -> st.SearchStrategy:
+        """(Content-Type, fields) of a valid body; fields is None with no body."""
+        content = operation.get("requestBody", {}).get("content", {})
+        if "application/json" in content:
+            schema = self.spec.resolve(content["application/json"]["schema"])
+            return st.tuples(st.just("application/json"), from_schema(self.spec, schema))
+        if "multipart/form-data" in content:
+            schema = self.spec.resolve(content["multipart/form-data"]["schema"])
+            title = from_schema(self.spec, schema["properties"]["title"])
+            fields = st.fixed_dictionaries(
+                {
+                    "file": st.sampled_from(
+                        [samples.image("PNG", (32, 32)), samples.image("JPEG", (40, 30))]
+                    ),
+                    "title": title,
+                },
+                optional={
+                    "visibility": st.sampled_from(schema["properties"]["visibility"]["enum"])
+                },
+            )
+            return st.tuples(st.just("multipart/form-data"), fields)
+        return st.just((None, None))
+
+    def invalid_field(self, operation: dict, fields: dict) -> st.SearchStrategy:
+        """A name and a value for one field that breaks its schema (or is not declared)."""
+        media = next(iter(operation["requestBody"]["content"]))
+        schema = self.spec.resolve(operation["requestBody"]["content"][media]["schema"])
+        properties = schema["properties"]
+        names = [n for n in properties if n != "file"] + ["undeclared"]
+
+        def bad(name: str) -> st.SearchStrategy:
+            if name == "undeclared":
+                return JSON_VALUES.map(lambda v: (name, v))
+            check = Draft202012Validator(properties[name])
+            values = GARBAGE_TEXT if media != "application/json" else JSON_VALUES | GARBAGE_TEXT
+            return values.filter(lambda v: not check.is_valid(v)).map(lambda v: (name, v))
+
+        return st.sampled_from(names).flatmap(bad)
+
+    def requests(self, method: str, template: str, operation: dict, broken: bool):
+        params = [p for p in operation.get("parameters", []) if p["name"] not in ISSUED_ONLY]
+        corruptible = [p for p in params if constrained(self.spec.resolve(p["schema"]))]
+
+        # Built once: hypothesis expands a character class of a pattern when it builds
+        # its strategy, seconds for the wide ones.
+        required = st.fixed_dictionaries(
+            {p["name"]: self.param(p) for p in params if p["required"]},
+            optional={p["name"]: self.param(p) for p in params if not p["required"]},
+        )
+        bodies = self.body(operation)
+        invalid = {p["name"]: self.invalid_param(p) for p in corruptible}
+        has_body = "requestBody" in operation
+        targets = [p["name"] for p in corruptible] + (["body"] if has_body else [])
+
+        @st.composite
+        def one(draw) -> tuple[str, str, dict, bytes | None]:
+            values = draw(required)
+            content_type, fields = draw(bodies)
+            if broken:
+                target = draw(st.sampled_from(targets))
+                if target == "body":
+                    name, value = draw(self.invalid_field(operation, fields))
+                    fields = {**fields, name: value}
+                else:
+                    values[target] = draw(invalid[target])
+            return self.assemble(method, template, params, values, content_type, fields)
+
+        return one()
+
+    def assemble(self, method, template, params, values, content_type, fields):
+        path, query, headers = template, [], {"Authorization": f"Bearer {self.world.token}"}
+        for p in params:
+            if p["name"] not in values:
+                continue
+            value = text_or_bytes(values[p["name"]])
+            if p["in"] == "path":
+                path = path.replace("{" + p["name"] + "}", encoded(value))
+            elif p["in"] == "query":
+                query.append(f"{p['name']}={encoded(value)}")
+            elif isinstance(value, str) and value.isascii() and value.isprintable():
+                headers[p["name"]] = value
+        body = None
+        if content_type == "application/json":
+            headers["Content-Type"] = content_type
+            body = json.dumps(fields).encode()
+        elif content_type:
+            headers["Content-Type"] = f"multipart/form-data; boundary={BOUNDARY}"
+            body = multipart(fields)
+        return method, path + ("?" + "&".join(query) if query else ""), headers, body
+
+
 class Fuzzer:
     """Runs hypothesis over each operation of the spec against one server."""
 
@@ -359,14 +498,67 @@ class Fuzzer:
         )(given(strategy)(self.check))
         run()
 
-    def all(self) -> list[str]:
-        """A failure (shrunk by hypothesis) per operation and kind of credential that has one."""
+    def check_valid(self, request: tuple[str, str, dict, bytes | None]) -> None:
+        """A schema-valid request is accepted: never a 400 or 422 (a 404, 403 or 409
+        the spec declares is an answer about the data, not the request)."""
+        exchange = send_blocking(self.address, *request)
+        problems = violations(self.spec, exchange)
+        if exchange.status in (400, 422) or exchange.status >= 500:
+            problems.append(f"a schema-valid request answered {exchange.status}")
+        assert not problems, "\n".join(problems) + "\n    " + exchange.describe()
+
+    def check_invalid(self, request: tuple[str, str, dict, bytes | None]) -> None:
+        """A request with one part that breaks the spec is refused with a 4xx problem."""
+        exchange = send_blocking(self.address, *request)
+        problems = violations(self.spec, exchange)
+        if not 400 <= exchange.status < 500:
+            problems.append(f"a schema-invalid request answered {exchange.status}")
+        elif request[0] != "HEAD" and exchange.content_type != "application/problem+json":
+            problems.append(f"a {exchange.status} that is not problem+json")
+        assert not problems, "\n".join(problems) + "\n    " + exchange.describe()
+
+    def against_schema(self, broken: bool) -> list[str]:
+        """Schema-valid requests (``broken``: each with one invalid part) to every operation
+        that keeps the token alive, the destructive ones last."""
         failures = []
-        operations = sorted(
+        valid = Valid(self.spec, self.world)
+        for method, template, operation in self.ordered():
+            if operation["operationId"] in TOKEN_ENDERS:
+                continue
+            if (
+                broken
+                and not any(
+                    constrained(self.spec.resolve(p["schema"]))
+                    for p in operation.get("parameters", [])
+                    if p["name"] not in ISSUED_ONLY
+                )
+                and "requestBody" not in operation
+            ):
+                continue
+            strategy = valid.requests(method, template, operation, broken)
+            check = self.check_invalid if broken else self.check_valid
+            run = settings(
+                max_examples=EXAMPLES_PER_RUN,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )(given(strategy)(check))
+            try:
+                run()
+            except AssertionError as exc:
+                kind = "invalid" if broken else "valid"
+                failures.append(f"{operation['operationId']} [schema-{kind}]: {exc}")
+        return failures
+
+    def ordered(self) -> list[tuple[str, str, dict]]:
+        return sorted(
             self.spec.operations(),
             key=lambda o: o[2]["operationId"] in LAST and LAST.index(o[2]["operationId"]) + 1,
         )
-        for method, template, operation in operations:
+
+    def all(self) -> list[str]:
+        """A failure (shrunk by hypothesis) per operation and kind of credential that has one."""
+        failures = []
+        for method, template, operation in self.ordered():
             for credentials in ("none", "bad", "valid"):
                 try:
                     self.operation(method, template, operation, credentials)
@@ -469,4 +661,17 @@ def test_fuzz_every_operation_from_the_spec(embedded_settings):
         spec = Spec(call(address, "GET", "/openapi.json", {}))
         fuzzer = Fuzzer(spec, address, populate(address))
         failures = fuzzer.all()
+    assert not failures, "\n\n".join(failures)
+
+
+def test_the_service_takes_what_the_spec_calls_valid_and_refuses_the_rest(embedded_settings):
+    """What schemathesis's positive and negative checks cover, on the embedded store: for
+    every operation, requests drawn from its declared parameters and bodies are accepted
+    (no 400 or 422), each of them with one parameter or field that breaks its schema is
+    refused with a 4xx problem, and every answer is declared, with its schema, status,
+    headers and content type."""
+    with serving(embedded_settings) as address:
+        spec = Spec(call(address, "GET", "/openapi.json", {}))
+        fuzzer = Fuzzer(spec, address, populate(address))
+        failures = fuzzer.against_schema(broken=False) + fuzzer.against_schema(broken=True)
     assert not failures, "\n\n".join(failures)

@@ -12,7 +12,7 @@ import pytest
 from instastore.server.app import create_app
 from instastore.server.keys import SERVICES
 
-from instastore import packing, volumes
+from instastore.lifecycle import packing, volumes
 from instastore.storage import open_stores
 
 from .. import samples

@@ -14,13 +14,15 @@ from datetime import timedelta
 
 import pytest
 
-from instastore import ids, jobs, volumes
-from instastore.backups import RestoreReport
+from instastore import ids
 from instastore.clock import utcnow
+from instastore.cluster.backups import RestoreReport
 from instastore.config import Settings
 from instastore.errors import NotFound, StorageError
-from instastore.packing import pack
+from instastore.lifecycle import gc, purge, volumes
+from instastore.lifecycle.packing import pack
 from instastore.storage import open_stores
+from instastore.storage.keys import VOLUME_PREFIX
 
 from ..factories import land_photos, one, read, read_back, remove_hdfs_root
 from ..runbook import run_block
@@ -118,7 +120,7 @@ async def test_the_restore_drill(local_cluster, drill_settings):
             photo = await stores.photos.get_photo(photo_id)
             await stores.photos.set_deleted(photo, utcnow())
         later = utcnow() + timedelta(days=settings.retention_days, seconds=1)
-        report = await jobs.purge(stores.photos, stores.blobs, settings, now=later)
+        report = await purge.purge(stores.photos, stores.blobs, settings, now=later)
         assert report.purged == 3  # the two, and the one deleted before the backup
         await pack(stores.photos, stores.blobs, settings, timedelta(0), landed_grace_s=0)
         for photo_id in purged:
@@ -153,7 +155,7 @@ async def test_the_restore_drill(local_cluster, drill_settings):
         live = [p.id async for p in stores.photos.scan_photos()]
         assert sorted(live) == sorted(backed_up)
         blobs = {e.key async for e in stores.blobs.entries()}
-        assert (await jobs.gc(stores.photos, stores.blobs, settings)).removed == 0
+        assert (await gc.gc(stores.photos, stores.blobs, settings)).removed == 0
     finally:
         await stores.close()
     assert blobs, "the restored blob root is empty"
@@ -240,7 +242,7 @@ async def backed_up_photos(
     """``count`` photos, half packed into a volume and half landed, and ``blobs`` (key:
     bytes), in the backup nightly-1; then the blob root lost. Returns the photos (as
     ``land_photos``) and the backups."""
-    from instastore.backups import Backups
+    from instastore.cluster.backups import Backups
 
     stores = await open_stores(settings)
     try:
@@ -259,8 +261,8 @@ async def backed_up_photos(
 
 def path_of(settings: Settings, key: str) -> str:
     """Where the HDFS blob store keeps ``key``, under its root."""
-    if key.startswith(volumes.VOLUME_PREFIX):
-        return f"{settings.hdfs_volume_dir}/{key.removeprefix(volumes.VOLUME_PREFIX)}"
+    if key.startswith(VOLUME_PREFIX):
+        return f"{settings.hdfs_volume_dir}/{key.removeprefix(VOLUME_PREFIX)}"
     return f"blobs/{key}"
 
 
@@ -368,7 +370,7 @@ async def lose_one(settings: Settings, path: str) -> None:
 
 RESTORE_BLOBS = """
 import asyncio, sys
-from instastore.backups import Backups, RestoreReport
+from instastore.cluster.backups import Backups, RestoreReport
 from instastore.cluster import LocalCluster
 from instastore.config import Settings
 
@@ -474,7 +476,7 @@ async def test_a_backup_is_refused_while_a_storage_job_runs(local_cluster, drill
 
 async def test_no_storage_job_runs_while_a_backup_is_taken(local_cluster, drill_settings):
     from instastore import leases
-    from instastore.backups import Backups
+    from instastore.cluster.backups import Backups
 
     settings = drill_settings
     started = asyncio.Event()

@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from bench import storage
-from instastore import volumes
 from instastore.config import Settings
+from instastore.lifecycle import volumes
 from instastore.storage import open_stores
 
 from ..factories import remove_hdfs_root

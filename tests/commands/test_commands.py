@@ -155,7 +155,7 @@ async def test_pack_on_a_bench_seeded_store_then_gc_removes_nothing(tmp_path, mo
     """Seeded photos share a pool of blobs: each becomes one needle every record points
     at; afterwards the store holds one volume, and every rendition reads back the same."""
     from bench import seed
-    from instastore import volumes
+    from instastore.lifecycle import volumes
     from instastore.storage import open_stores
 
     monkeypatch.setattr(seed, "STATE_DIR", tmp_path / "state")

@@ -13,8 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from instastore import compaction, ids, jobs, packing, volumes
+from instastore import ids
+from instastore.lifecycle import compaction, gc, volumes
+from instastore.lifecycle import purge as purging
+from instastore.lifecycle.references import scan_references
+from instastore.limits import ORPHAN_GRACE
 from instastore.model import Rendition
+from instastore.storage.keys import MANIFEST_PREFIX, VOLUME_PREFIX, volume_key
 
 from ..factories import exists, make_photo, new_id, one, read
 
@@ -46,13 +51,13 @@ async def packed_volume(stores, count: int = 6):
         )
         await stores.photos.save_photo(photo, [])
         photos.append(photo)
-    return volumes.volume_key(volume_id), photos, data
+    return volume_key(volume_id), photos, data
 
 
 async def purge(stores, settings, photos) -> None:
     for photo in photos:
         await stores.photos.set_deleted(photo, datetime.now(UTC) - timedelta(days=60))
-    report = await jobs.purge(stores.photos, stores.blobs, settings)
+    report = await purging.purge(stores.photos, stores.blobs, settings)
     assert report.failed == 0
 
 
@@ -81,7 +86,7 @@ async def assert_compacted(stores, old_volume, live, data) -> str:
 
 
 async def manifests(stores) -> list[str]:
-    return [e.key async for e in stores.blobs.entries(packing.MANIFEST_PREFIX)]
+    return [e.key async for e in stores.blobs.entries(MANIFEST_PREFIX)]
 
 
 async def run_compact(stores, settings, **kw):
@@ -140,8 +145,8 @@ async def test_a_volume_nobody_points_into_goes(stores, adapter_settings):
 
 async def planned(stores, settings, old):
     """What a run would write for this volume (nothing written yet)."""
-    references = await jobs.scan_references(stores.photos, lambda _: None)
-    (entry,) = [e async for e in stores.blobs.entries(volumes.VOLUME_PREFIX) if e.key == old]
+    references = await scan_references(stores.photos, lambda _: None)
+    (entry,) = [e async for e in stores.blobs.entries(VOLUME_PREFIX) if e.key == old]
     generator = ids.IdGenerator(settings.fixed_worker_id or 0)
     report = compaction.CompactReport()
     (draft,) = compaction._plans(stores.blobs, [entry], references, generator, settings, report)
@@ -169,10 +174,10 @@ async def test_a_run_killed_at_any_step_is_finished_by_the_next(
         await stores.blobs.delete(old)
 
     # gc meanwhile: the unfinished manifest and its volume are not its to judge
-    far = datetime.now(UTC) + 2 * jobs.ORPHAN_GRACE
-    await jobs.gc(stores.photos, stores.blobs, adapter_settings, now=far)
+    far = datetime.now(UTC) + 2 * ORPHAN_GRACE
+    await gc.gc(stores.photos, stores.blobs, adapter_settings, now=far)
     assert plan.key in await manifests(stores)
-    new = volumes.volume_key(plan.volume_id)
+    new = volume_key(plan.volume_id)
     assert await exists(stores, new) is (killed_after != "manifest")
 
     report = await run_compact(stores, adapter_settings)
@@ -189,11 +194,11 @@ async def test_gc_reports_the_dead_bytes_inside_a_volume_in_use(stores, adapter_
     old, photos, _ = await packed_volume(stores)
     size = await stores.blobs.size(old)
     await purge(stores, adapter_settings, photos[:3])
-    far = datetime.now(UTC) + 2 * jobs.ORPHAN_GRACE
-    report = await jobs.gc(stores.photos, stores.blobs, adapter_settings, now=far)
+    far = datetime.now(UTC) + 2 * ORPHAN_GRACE
+    report = await gc.gc(stores.photos, stores.blobs, adapter_settings, now=far)
     assert await exists(stores, old)  # records point into it: never removed by gc
     dead = 3 * sum(volumes.needle_size(n, s) for n, s in SIZES.items())
     assert report.dead_bytes >= dead and report.volume_bytes >= size and report.sparse >= 1
     await run_compact(stores, adapter_settings)
-    after = await jobs.gc(stores.photos, stores.blobs, adapter_settings, now=far)
+    after = await gc.gc(stores.photos, stores.blobs, adapter_settings, now=far)
     assert after.dead_bytes <= report.dead_bytes - dead

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from instastore import ids, jobs, packing, volumes
+from instastore import ids
 from instastore.ids import IdGenerator
+from instastore.lifecycle import gc, packing, purge, volumes
 from instastore.model import Photo, Visibility
 from instastore.photos import Photos
 from instastore.uploads import Uploads, receive
@@ -66,12 +67,12 @@ class Rig:
     async def blob_bytes(self) -> dict[str, int]:
         return {e.key: e.size async for e in self.stores.blobs.entries()}
 
-    async def purge(self, photo: Photo) -> jobs.PurgeReport:
+    async def purge(self, photo: Photo) -> purge.PurgeReport:
         await self.stores.photos.set_deleted(photo, datetime.now(UTC) - timedelta(days=60))
-        return await jobs.purge(self.stores.photos, self.stores.blobs, self.settings)
+        return await purge.purge(self.stores.photos, self.stores.blobs, self.settings)
 
-    async def gc(self) -> jobs.GcReport:
-        return await jobs.gc(self.stores.photos, self.stores.blobs, self.settings)
+    async def gc(self) -> gc.GcReport:
+        return await gc.gc(self.stores.photos, self.stores.blobs, self.settings)
 
 
 @pytest.fixture

@@ -20,11 +20,13 @@ from instastore.server.app import create_app
 from bench import seed as bench_seed
 from instastore import ids
 from instastore.errors import NotFound
-from instastore.jobs import ORPHAN_GRACE, gc, purge
+from instastore.lifecycle.gc import gc
+from instastore.lifecycle.purge import purge
+from instastore.limits import IDEMPOTENCY_TTL, ORPHAN_GRACE
 from instastore.model import Rendition
 from instastore.storage import scratch
 from instastore.storage.hdfs.webhdfs import WebHdfs
-from instastore.uploads import IDEMPOTENCY_TTL, blob_key
+from instastore.storage.keys import blob_key
 
 from ..factories import exists, make_photo, new_id, one
 

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import pytest
 
-from instastore import packing, volumes
 from instastore.config import Settings
+from instastore.lifecycle import packing, volumes
 from instastore.storage import open_stores
 from instastore.storage.embedded.metadata import DB_FILE
 

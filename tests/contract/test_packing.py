@@ -15,8 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from instastore import ids, jobs, packing, volumes
+from instastore import ids
+from instastore.lifecycle import gc, packing, purge, volumes
+from instastore.limits import ORPHAN_GRACE
 from instastore.model import Rendition
+from instastore.storage.keys import MANIFEST_PREFIX, volume_key
 
 from ..factories import exists, make_photo, new_id, one, read
 
@@ -51,7 +54,7 @@ async def assert_packed(stores, photo, data):
 
 
 async def manifests(stores) -> list[str]:
-    return [e.key async for e in stores.blobs.entries(packing.MANIFEST_PREFIX)]
+    return [e.key async for e in stores.blobs.entries(MANIFEST_PREFIX)]
 
 
 def small_volumes(settings, target=8000):
@@ -155,15 +158,15 @@ async def test_a_volume_stays_while_any_record_points_into_it_and_gc_takes_it_af
     packed = [await stores.photos.get_photo(p.id) for p, _ in made]
     volume = volumes.blob_of(packed[0].renditions[0].locator)
     assert {volumes.blob_of(r.locator) for p in packed for r in p.renditions} == {volume}
-    far = datetime.now(UTC) + 2 * jobs.ORPHAN_GRACE
-    await jobs.gc(stores.photos, stores.blobs, adapter_settings, now=far)
+    far = datetime.now(UTC) + 2 * ORPHAN_GRACE
+    await gc.gc(stores.photos, stores.blobs, adapter_settings, now=far)
     assert await exists(stores, volume)
     for photo in packed:  # purge one, then the other: purge never removes a volume
         await stores.photos.set_deleted(photo, datetime.now(UTC) - timedelta(days=60))
-        await jobs.purge(stores.photos, stores.blobs, adapter_settings)
+        await purge.purge(stores.photos, stores.blobs, adapter_settings)
         assert await stores.photos.get_photo(photo.id) is None
         assert await exists(stores, volume)
-    await jobs.gc(stores.photos, stores.blobs, adapter_settings, now=far)
+    await gc.gc(stores.photos, stores.blobs, adapter_settings, now=far)
     assert not await exists(stores, volume)  # gc: nobody points into it, past the grace
 
 
@@ -217,10 +220,10 @@ async def test_a_run_killed_at_any_step_is_finished_by_the_next(
         for r in (await stores.photos.get_photo(p.id)).renditions
     }
     if killed_after == "manifest":  # the volume was never written: packed anew
-        assert not await exists(stores, volumes.volume_key(plan.volume_id))
-        assert volumes.volume_key(plan.volume_id) not in in_use
+        assert not await exists(stores, volume_key(plan.volume_id))
+        assert volume_key(plan.volume_id) not in in_use
     else:  # finished where it stopped: no second volume
-        assert in_use == {volumes.volume_key(plan.volume_id)}
+        assert in_use == {volume_key(plan.volume_id)}
 
 
 async def test_a_volume_nobody_moved_to_goes_once_its_manifest_is_old(stores, adapter_settings):
@@ -229,7 +232,7 @@ async def test_a_volume_nobody_moved_to_goes_once_its_manifest_is_old(stores, ad
     await packer(stores).write(draft.plan, draft.sources)
     for photo, _ in made:  # deleted before the switch: never moved
         await stores.photos.set_deleted(photo, datetime.now(UTC))
-    volume = volumes.volume_key(draft.plan.volume_id)
+    volume = volume_key(draft.plan.volume_id)
     await packer(stores).finish(draft.plan, may_drop_volume=False)
     assert await exists(stores, volume) and draft.plan.key in await manifests(stores)
     await run_pack(stores, adapter_settings)  # too early to call it dead
@@ -300,7 +303,7 @@ async def test_a_queued_id_without_a_record_goes_only_after_the_orphan_grace(
     await stores.photos.queue_for_packing([saving])
     await run_pack(stores, adapter_settings)
     assert saving in await queued(stores)
-    later = datetime.now(UTC) + jobs.ORPHAN_GRACE
+    later = datetime.now(UTC) + ORPHAN_GRACE
     await run_pack(stores, adapter_settings, now=later)
     assert saving not in await queued(stores)
 
@@ -365,9 +368,9 @@ async def test_purge_keeps_a_landed_blob_a_queued_record_shares_even_if_the_purg
     gone, _ = await landed_photo(stores, keys=keys)
     await stores.photos.unqueue_packed([gone.id])  # out of the queue (it should not be)
     await stores.photos.set_deleted(gone, datetime.now(UTC) - timedelta(days=60))
-    report = await jobs.purge(stores.photos, stores.blobs, adapter_settings)
+    report = await purge.purge(stores.photos, stores.blobs, adapter_settings)
     assert report.purged >= 1 and await stores.photos.get_photo(gone.id) is None
     assert [await read(stores, k) for k in keys] == list(data.values())
     await stores.photos.set_deleted(kept, datetime.now(UTC) - timedelta(days=60))
-    await jobs.purge(stores.photos, stores.blobs, adapter_settings)
+    await purge.purge(stores.photos, stores.blobs, adapter_settings)
     assert not any([await exists(stores, k) for k in keys])  # the last one takes them

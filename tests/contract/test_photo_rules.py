@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from instastore.errors import Gone, NotAllowed, NotFound, StorageError
-from instastore.jobs import purge
+from instastore.lifecycle.purge import purge
 from instastore.model import Rendition
 from instastore.photos import Photos
 

@@ -59,6 +59,6 @@ async def test_a_page_of_hidden_photos_ends_on_a_cursor_that_tells_nothing(
         ):  # the id, its time bits
             assert fragment not in raw
     scope = paging.Scope("user photos", (owner, stranger.id))
-    assert paging.decode_cursor(page.next_cursor, scope) in {
+    assert photos.cursors.decode_cursor(page.next_cursor, scope) in {
         p.id for p in hidden
     }  # still a working cursor

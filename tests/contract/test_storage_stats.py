@@ -18,11 +18,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from instastore import ids, jobs, packing, storage_stats, volumes
+from instastore import ids
 from instastore.config import Settings
+from instastore.lifecycle import packing, purge, volumes
+from instastore.lifecycle.stats import collect
 from instastore.model import Rendition
 from instastore.storage import open_stores
 from instastore.storage.hdfs import HdfsBlobStore
+from instastore.storage.keys import VOLUME_PREFIX
 
 from ..factories import make_photo, new_id
 
@@ -107,7 +110,7 @@ async def test_stats_of_a_known_dataset(own_settings):
 async def _check_known_dataset(stores, settings: Settings) -> None:
     per_photo = sum(SIZES.values())
     made = [await landed_photo(stores) for _ in range(PHOTOS)]
-    before = await storage_stats.collect(stores.photos, stores.blobs)
+    before = await collect(stores.photos, stores.blobs)
     assert (before.photos_live, before.photos_deleted, before.volumes) == (PHOTOS, 0, [])
     assert (before.landed_blobs, before.landed_bytes) == (3 * PHOTOS, per_photo * PHOTOS)
     assert before.logical_bytes == per_photo * PHOTOS and before.dedupe_saved_bytes == 0
@@ -115,7 +118,7 @@ async def _check_known_dataset(stores, settings: Settings) -> None:
     await packing.pack(
         stores.photos, stores.blobs, settings, min_age=timedelta(minutes=30), landed_grace_s=0
     )
-    packed = await storage_stats.collect(stores.photos, stores.blobs)
+    packed = await collect(stores.photos, stores.blobs)
     assert (packed.photos_live, len(packed.volumes), packed.landed_blobs) == (PHOTOS, 1, 0)
     volume = packed.volumes[0]
     needles = sum(volumes.needle_size(n, s) for n, s in SIZES.items())
@@ -125,17 +128,17 @@ async def _check_known_dataset(stores, settings: Settings) -> None:
     # a second record sharing the first one's needles: saved once per rendition
     first = await stores.photos.get_photo(made[0].id)
     await landed_photo(stores, keys=[r.locator for r in first.renditions])
-    shared = await storage_stats.collect(stores.photos, stores.blobs)
+    shared = await collect(stores.photos, stores.blobs)
     assert shared.dedupe_saved_bytes == per_photo and shared.photos_live == PHOTOS + 1
     assert shared.landed_blobs == 0 and shared.volumes == packed.volumes
 
     # delete and purge another: its needles, and only they, are dead
     gone = await stores.photos.get_photo(made[1].id)
     await stores.photos.set_deleted(gone, datetime.now(UTC) - timedelta(days=60))
-    deleted = await storage_stats.collect(stores.photos, stores.blobs)
+    deleted = await collect(stores.photos, stores.blobs)
     assert (deleted.photos_live, deleted.photos_deleted, deleted.dead_bytes) == (PHOTOS, 1, 0)
-    await jobs.purge(stores.photos, stores.blobs, settings)
-    purged = await storage_stats.collect(stores.photos, stores.blobs)
+    await purge.purge(stores.photos, stores.blobs, settings)
+    purged = await collect(stores.photos, stores.blobs)
     assert (purged.photos_live, purged.photos_deleted) == (PHOTOS, 0)
     assert purged.volumes[0].dead_bytes == needles
     assert purged.volumes[0].dead_share == pytest.approx(1 / PHOTOS)
@@ -158,7 +161,7 @@ async def _check_cluster_part(stores, shown: dict, key: str) -> None:
     the NameNode's numbers are its own: our root holds the volume, the folders above it
     and the two .tmp folders, and nothing else."""
     store: HdfsBlobStore = stores.blobs
-    path = f"{store.volumes}/{key.removeprefix(volumes.VOLUME_PREFIX)}"
+    path = f"{store.volumes}/{key.removeprefix(VOLUME_PREFIX)}"
     status = await store.client.get_file_status(path)
     assert status["length"] == shown["volumes"][0]["bytes"]
     assert [s["pathSuffix"] async for s in store.client.iter_status(f"{store.volumes}/.tmp")] == []

@@ -12,9 +12,10 @@ import zlib
 
 import pytest
 
-from instastore import volumes
 from instastore.errors import CorruptNeedle, CorruptRecord, StorageError
-from instastore.volumes import NeedleLocator
+from instastore.lifecycle import volumes
+from instastore.lifecycle.volumes import NeedleLocator
+from instastore.storage.keys import volume_key
 
 from ..factories import new_id
 
@@ -81,7 +82,7 @@ async def test_a_needle_is_read_with_its_header_never_past_its_payload(stores):
     payload = os.urandom(200_000)
     second = needle(new_id(), "thumb", payload)
     await stores.blobs.put(
-        volumes.volume_key(volume_id), chunks_of(first + second + needle(7, "x", b"after"))
+        volume_key(volume_id), chunks_of(first + second + needle(7, "x", b"after"))
     )
     at = len(first) + volumes.header_size("thumb")
     locator = str(NeedleLocator(volume_id, at, len(payload)))
@@ -97,7 +98,7 @@ async def test_a_needle_is_read_with_its_header_never_past_its_payload(stores):
             opened.append((key, offset, length))
             return stores.blobs.open(key, offset, length)
 
-    key = volumes.volume_key(volume_id)
+    key = volume_key(volume_id)
     assert await read(Recording(), locator) == payload
     assert await read(Recording(), locator, 5, 100) == payload[5:105]
     assert opened == [
@@ -111,7 +112,7 @@ async def test_a_locator_that_points_at_no_needle_header_reads_nothing(stores):
     volume_id = new_id()
     payload = os.urandom(5000)
     bytes_ = needle(new_id(), "large", payload)
-    await stores.blobs.put(volumes.volume_key(volume_id), chunks_of(bytes_))
+    await stores.blobs.put(volume_key(volume_id), chunks_of(bytes_))
     at = volumes.header_size("large")
     for offset, length in [
         (at + 8, len(payload) - 8),  # inside the payload: no header ends there
@@ -134,7 +135,7 @@ async def test_a_needle_whose_header_fails_its_checks_reads_nothing(stores, garb
     bytes_ = bytearray(needle(new_id(), "large", payload))
     at = {"magic": 0, "name": 57, "crc": volumes.header_size("large") - 1}[garbled]
     bytes_[at] ^= 0x10
-    await stores.blobs.put(volumes.volume_key(volume_id), chunks_of(bytes(bytes_)))
+    await stores.blobs.put(volume_key(volume_id), chunks_of(bytes(bytes_)))
     locator = str(NeedleLocator(volume_id, volumes.header_size("large"), len(payload)))
     for start, size in [(0, None), (100, 10)]:
         with pytest.raises(CorruptNeedle, match="no needle header"):
@@ -151,7 +152,7 @@ async def test_a_whole_payload_that_fails_its_sha256_is_refused(stores, size):
     bytes_ = bytearray(needle(new_id(), "original", payload))
     at = volumes.header_size("original")
     bytes_[at + size - 1] ^= 0x01  # the payload's last byte
-    await stores.blobs.put(volumes.volume_key(volume_id), chunks_of(bytes(bytes_)))
+    await stores.blobs.put(volume_key(volume_id), chunks_of(bytes(bytes_)))
     locator = str(NeedleLocator(volume_id, at, size))
     handed = []
     with pytest.raises(CorruptNeedle, match="does not match its header's sha256"):
@@ -174,7 +175,7 @@ def some_sources() -> list[tuple[volumes.NeedleSource, bytes]]:
 
 
 async def whole(blobs, volume_id: int) -> bytes:
-    return b"".join([c async for c in blobs.open(volumes.volume_key(volume_id))])
+    return b"".join([c async for c in blobs.open(volume_key(volume_id))])
 
 
 async def scan(blobs, volume_id: int) -> tuple[list[volumes.ScannedNeedle], volumes.VolumeScan]:
@@ -190,7 +191,7 @@ async def test_a_volume_is_written_whole_and_every_needle_reads_back(stores, mon
     locators = await volumes.write_volume(stores.blobs, volume_id, [s for s, _ in made])
     assert locators == volumes.layout(volume_id, [s for s, _ in made])
     expected_size = sum(volumes.needle_size(s.rendition, s.length) for s, _ in made)
-    assert await stores.blobs.size(volumes.volume_key(volume_id)) == expected_size
+    assert await stores.blobs.size(volume_key(volume_id)) == expected_size
     assert expected_size % volumes.ALIGNMENT == 0
     for locator, (source_, data) in zip(locators, made, strict=True):
         header = volumes.header_size(source_.rendition)
@@ -209,15 +210,13 @@ async def test_a_scan_rebuilds_the_index_the_writer_returned(stores):
         (s.photo_id, s.rendition) for s, _ in made
     ]
     assert [n.needle.sha256 for n in found] == [hashlib.sha256(d).digest() for _, d in made]
-    assert scanner.torn_at is None and scanner.end == await stores.blobs.size(
-        volumes.volume_key(volume_id)
-    )
+    assert scanner.torn_at is None and scanner.end == await stores.blobs.size(volume_key(volume_id))
 
 
 async def copy_volume(blobs, volume_id: int, change) -> int:
     """A new volume holding ``change(bytes of volume_id)``: volumes are never rewritten."""
     copy_id = new_id()
-    await blobs.put(volumes.volume_key(copy_id), chunks_of(change(await whole(blobs, volume_id))))
+    await blobs.put(volume_key(copy_id), chunks_of(change(await whole(blobs, volume_id))))
     return copy_id
 
 
@@ -282,7 +281,7 @@ async def test_a_source_of_the_wrong_length_leaves_no_volume(stores):
     liar = volumes.NeedleSource(new_id(), "original", 10, lambda: chunks_of(b"eleven byte"))
     with pytest.raises(CorruptNeedle, match="11 bytes, not 10"):
         await volumes.write_volume(stores.blobs, volume_id, [source(new_id(), "thumb", b"x"), liar])
-    assert [e async for e in stores.blobs.entries(volumes.volume_key(volume_id))] == []
+    assert [e async for e in stores.blobs.entries(volume_key(volume_id))] == []
 
 
 def test_volumes_are_planned_up_to_the_target_size():
@@ -333,7 +332,7 @@ async def test_a_failed_read_ahead_leaves_no_volume_and_no_read_running(stores):
     volume_id = new_id()
     with pytest.raises(CorruptNeedle):
         await volumes.write_volume(stores.blobs, volume_id, [source(i) for i in range(30)])
-    assert [e async for e in stores.blobs.entries(volumes.volume_key(volume_id))] == []
+    assert [e async for e in stores.blobs.entries(volume_key(volume_id))] == []
     await asyncio.sleep(0.4)
     assert len(started) > 2  # reads had begun ahead of the failed one
     assert [i for i in finished if i >= 2] == []  # and were cancelled, not left running

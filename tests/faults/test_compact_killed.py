@@ -16,9 +16,10 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from instastore import jobs, volumes
 from instastore.config import Settings
+from instastore.lifecycle import purge, volumes
 from instastore.storage import open_stores
+from instastore.storage.keys import VOLUME_SUFFIX
 
 from .test_pack_killed import make_photos, pack_command
 
@@ -44,7 +45,7 @@ async def purge_half(settings: Settings, made: dict[int, dict[str, str]]) -> set
         for photo_id in doomed:
             photo = await stores.photos.get_photo(photo_id)
             await stores.photos.set_deleted(photo, datetime.now(UTC) - timedelta(days=60))
-        report = await jobs.purge(stores.photos, stores.blobs, settings)
+        report = await purge.purge(stores.photos, stores.blobs, settings)
         assert report.purged == len(doomed) and report.failed == 0
     finally:
         await stores.close()
@@ -65,7 +66,7 @@ async def check(settings: Settings, made: dict[int, dict[str, str]], live: set[i
         assert left == set(used)  # no manifest, no dead volume, nothing landed
         needles = 0
         for key in used:
-            volume_id = int(key.rsplit("/", 1)[1].removesuffix(volumes.VOLUME_SUFFIX))
+            volume_id = int(key.rsplit("/", 1)[1].removesuffix(VOLUME_SUFFIX))
             needles += len([n async for n in volumes.VolumeScan(stores.blobs, volume_id)])
         assert needles == sum(used.values())  # each live rendition's needle, once
     finally:

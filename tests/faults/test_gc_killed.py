@@ -14,10 +14,11 @@ import sys
 import time
 from datetime import timedelta
 
-from instastore import packing, volumes
 from instastore.config import Settings
-from instastore.jobs import ORPHAN_GRACE
+from instastore.lifecycle import packing
+from instastore.limits import ORPHAN_GRACE
 from instastore.storage import open_stores
+from instastore.storage.keys import volume_key
 
 from ..factories import land_photos, one, read_back
 
@@ -36,7 +37,7 @@ async def make_store(settings: Settings) -> tuple[dict[int, dict[str, str]], set
             stores.photos, stores.blobs, settings, min_age=timedelta(0), landed_grace_s=0
         )
         orphans = {f"0/orphan-{i}.jpg" for i in range(ORPHANS)}
-        orphans.add(volumes.volume_key(12345))
+        orphans.add(volume_key(12345))
         for key in orphans:
             await stores.blobs.put(key, one(os.urandom(64)))
     finally:

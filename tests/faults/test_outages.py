@@ -14,13 +14,13 @@ import uuid
 import pytest
 from instastore.server.app import create_app
 
-from instastore import volumes
 from instastore.cluster import ClusterSpec, LocalCluster
 from instastore.config import Settings
 from instastore.errors import Unavailable
 from instastore.storage import open_stores
 from instastore.storage.cassandra.migrate import migrate
 from instastore.storage.cassandra.session import build_cluster
+from instastore.storage.keys import volume_key
 
 from .. import samples
 from ..factories import make_photo, new_id, sign_up, upload_form
@@ -99,7 +99,7 @@ async def test_hdfs_down_then_back(outage_cluster, outage_settings):
     try:
         key = f"outage/{uuid.uuid4().hex}"
         await stores.blobs.put(key, one(b"kept"))
-        volume, packed = volumes.volume_key(new_id()), os.urandom(50_000)
+        volume, packed = volume_key(new_id()), os.urandom(50_000)
         await stores.blobs.put(volume, one(packed))
         assert await _read(stores.blobs, volume, 0, 10) == packed[:10]  # its block map is kept
         outage_cluster.kill_node("namenode")

@@ -24,12 +24,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from instastore import ids, packing, storage_stats, volumes
+from instastore import ids
 from instastore.config import Settings
 from instastore.errors import NotFound, StorageError
+from instastore.lifecycle import packing, volumes
+from instastore.lifecycle.stats import collect
 from instastore.model import Rendition
 from instastore.storage import open_stores, scratch
 from instastore.storage.hdfs import HdfsBlobStore
+from instastore.storage.keys import VOLUME_PREFIX, volume_key
 
 from ..factories import make_photo, new_id
 
@@ -61,8 +64,8 @@ async def test_a_volume_key_lives_in_the_volume_folder(cluster_settings):
 
 
 async def _check_layout(store: HdfsBlobStore) -> None:
-    key = volumes.volume_key(new_id())
-    path = f"{store.volumes}/{key.removeprefix(volumes.VOLUME_PREFIX)}"
+    key = volume_key(new_id())
+    path = f"{store.volumes}/{key.removeprefix(VOLUME_PREFIX)}"
     assert await store.put(key, one(b"v" * 1000)) == 1000
     assert (await store.client.get_file_status(path))["length"] == 1000
     assert (await store.client.get_file_status(f"{store.volumes}/.tmp"))["type"] == "DIRECTORY"
@@ -73,7 +76,7 @@ async def _check_layout(store: HdfsBlobStore) -> None:
         (key, 1000),
         ("a/landed.jpg", 10),
     }
-    assert [e.key async for e in store.entries(volumes.VOLUME_PREFIX)] == [key]
+    assert [e.key async for e in store.entries(VOLUME_PREFIX)] == [key]
     assert [e.key async for e in store.entries("a/")] == ["a/landed.jpg"]
     assert b"".join([c async for c in store.open(key, 990, 20)]) == b"v" * 10
 
@@ -146,10 +149,10 @@ async def _check_sealed(cluster3, stores, settings: Settings) -> None:
     )
     assert (report.photos, report.volumes) == (PHOTOS, 1)
 
-    stats = await storage_stats.collect(stores.photos, stores.blobs)
+    stats = await collect(stores.photos, stores.blobs)
     stats.attach_cluster(await stores.blobs.cluster_stats())
     assert (len(stats.volumes), stats.volumes_erasure_coded, stats.landed_blobs) == (1, 1, 0)
-    path = f"{stores.blobs.volumes}/{stats.volumes[0].key.removeprefix(volumes.VOLUME_PREFIX)}"
+    path = f"{stores.blobs.volumes}/{stats.volumes[0].key.removeprefix(VOLUME_PREFIX)}"
     assert (await stores.blobs.client.get_file_status(path))["ecPolicy"] == "XOR-2-1-1024k"
     logical, raw = map(int, (await _tool(cluster3, "dfs", "-du", "-s", path)).split()[:2])
     assert logical == stats.volumes[0].bytes

@@ -7,21 +7,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from instastore.errors import BadCursor
-from instastore.paging import Scope, clamp_limit, decode_cursor, encode_cursor
+from instastore.paging import Cursors, Scope, clamp_limit
 
 LIST = Scope("user photos", (1, 0))
+CURSORS = Cursors()  # sealed under a random key of its own
 
 
 @given(st.integers(min_value=1, max_value=2**63 - 1))
 def test_round_trip(i):
-    cursor = encode_cursor(i, LIST)
+    cursor = CURSORS.encode_cursor(i, LIST)
     assert cursor.isascii() and "=" not in cursor
-    assert decode_cursor(cursor, LIST) == i
+    assert CURSORS.decode_cursor(cursor, LIST) == i
 
 
 def test_no_cursor_is_the_first_page():
-    assert decode_cursor(None, LIST) is None
-    assert decode_cursor("", LIST) is None
+    assert CURSORS.decode_cursor(None, LIST) is None
+    assert CURSORS.decode_cursor("", LIST) is None
 
 
 @pytest.mark.parametrize(
@@ -31,14 +32,14 @@ def test_no_cursor_is_the_first_page():
         "!!!!",
         "aTEAAAAAAAAAAA",
         # Sealed anew in each process: a fixed id, so every xdist worker collects the same.
-        pytest.param(encode_cursor(5, LIST)[:-2], id="cut-short"),
+        pytest.param(CURSORS.encode_cursor(5, LIST)[:-2], id="cut-short"),
         "A" * 3000,
         "aTIAAAAAAAAAAQ",
     ],
 )
 def test_bad_cursors(cursor):
     with pytest.raises(BadCursor):
-        decode_cursor(cursor, LIST)
+        CURSORS.decode_cursor(cursor, LIST)
 
 
 @given(st.integers(min_value=-(2**31), max_value=2**31), st.integers(min_value=1, max_value=500))

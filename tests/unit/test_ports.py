@@ -12,8 +12,10 @@ import instastore
 from instastore.storage import ports
 
 # The modules that compose the core from the stores (entry points), the only ones that
-# may hold a whole Stores.
-COMPOSERS = {"cli.py", "__main__.py", "services.py", "backups.py"}  # backups: restore checks
+# may hold a whole Stores. Outside the core: storage/ (the adapters) and cluster/ (tooling:
+# cluster/backups.py holds a whole Stores for its restore checks).
+COMPOSERS = {"cli", "__main__.py", "services.py"}
+OUTSIDE_THE_CORE = {"storage", "cluster"}
 
 
 def test_stores_holds_each_port_under_its_aggregate_name():
@@ -21,7 +23,7 @@ def test_stores_holds_each_port_under_its_aggregate_name():
     fields = {f.name: hints[f.name] for f in dataclasses.fields(ports.Stores)}
     assert fields == {
         "accounts": ports.AccountStore,
-        "photos": ports.PhotoStore,
+        "photos": ports.PhotoPorts,
         "graph": ports.FollowGraph,
         "search": ports.SearchIndex,
         "likes": ports.LikeStore,
@@ -37,6 +39,11 @@ def test_no_method_is_in_two_metadata_ports():
     every = [
         ports.AccountStore,
         ports.PhotoStore,
+        ports.PurgeQueue,
+        ports.PhotoScan,
+        ports.PackQueue,
+        ports.LocatorSwitch,
+        ports.ContentIndex,
         ports.FollowGraph,
         ports.SearchIndex,
         ports.LikeStore,
@@ -51,8 +58,9 @@ def test_no_method_is_in_two_metadata_ports():
 
 def test_core_modules_take_ports_not_the_whole_stores():
     core = Path(instastore.__file__).parent
-    for path in sorted(core.glob("*.py")):
-        if path.name in COMPOSERS:
+    for path in sorted(core.rglob("*.py")):
+        top = path.relative_to(core).parts[0]
+        if top in COMPOSERS or top in OUTSIDE_THE_CORE:
             continue
         names = {
             alias.name
@@ -60,4 +68,18 @@ def test_core_modules_take_ports_not_the_whole_stores():
             if isinstance(node, ast.ImportFrom) and node.module == "instastore.storage.ports"
             for alias in node.names
         }
-        assert not names & {"Stores", "MetadataStore"}, path.name
+        assert not names & {"Stores", "MetadataStore"}, path
+
+
+def test_photo_ports_are_every_metadata_photo_port_and_nothing_else():
+    parts = (
+        ports.PhotoStore,
+        ports.PurgeQueue,
+        ports.PhotoScan,
+        ports.PackQueue,
+        ports.LocatorSwitch,
+        ports.ContentIndex,
+    )
+    assert ports.PhotoPorts.__bases__[: len(parts)] == parts
+    assert set(parts) < set(ports.MetadataStore.__mro__)
+    assert not [name for name in vars(ports.PhotoPorts) if not name.startswith("_")]

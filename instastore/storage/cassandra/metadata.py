@@ -27,7 +27,7 @@ from instastore import codec, ids, limits
 from instastore.config import Settings
 from instastore.errors import Conflict, OutcomeUnknown, StorageError, Unavailable
 from instastore.ids import MAX_ID, bucket_of
-from instastore.model import Photo, PhotoCounts, User, UserSession, Visibility
+from instastore.model import Photo, PhotoCounts, User, UserSession, Visibility, switch_outcome
 from instastore.storage.cassandra import migrate
 from instastore.storage.cassandra import statements as cql
 from instastore.storage.cassandra.session import (
@@ -771,14 +771,13 @@ class CassandraMetadataStore:
         # record changed since the read, so read it again and decide again.
         for _ in range(SWITCH_ROUNDS):
             rows = await self._q(cql.GET_PHOTO, photo_id)
-            if not rows or rows[0].record is None:
-                return False
-            photo = codec.decode_photo(rows[0].record, _utc(rows[0].deleted_at))
-            if photo.has_locators(new):
-                return True  # switched already (an earlier try)
-            if photo.deleted or not photo.has_locators(old):
-                return False
-            record = codec.encode_photo(photo.with_locators(new))
+            photo = None
+            if rows and rows[0].record is not None:
+                photo = codec.decode_photo(rows[0].record, _utc(rows[0].deleted_at))
+            outcome = switch_outcome(photo, old, new)
+            if isinstance(outcome, bool):
+                return outcome
+            record = codec.encode_photo(outcome)
             (row,) = await self._q(cql.SWITCH_LOCATORS, record, photo_id, rows[0].record)
             if row[0]:
                 return True

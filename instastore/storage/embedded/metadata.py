@@ -22,7 +22,7 @@ from instastore import codec
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID
-from instastore.model import Photo, PhotoCounts, User, UserSession, Visibility
+from instastore.model import Photo, PhotoCounts, User, UserSession, Visibility, switch_outcome
 from instastore.schema import migrations
 from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry, TermHits
 
@@ -786,16 +786,17 @@ class SqliteMetadataStore:
                 row = self.conn.execute(
                     "SELECT record, deleted_ms FROM photos WHERE photo_id = ?", (photo_id,)
                 ).fetchone()
-                if row is None:
-                    return False
-                photo = codec.decode_photo(row["record"], _at(row["deleted_ms"]))
-                if photo.has_locators(new):
-                    return True  # switched already (an earlier try)
-                if photo.deleted or not photo.has_locators(old):
-                    return False
+                photo = (
+                    None
+                    if row is None
+                    else codec.decode_photo(row["record"], _at(row["deleted_ms"]))
+                )
+                outcome = switch_outcome(photo, old, new)
+                if isinstance(outcome, bool):
+                    return outcome
                 self.conn.execute(
                     "UPDATE photos SET record = ? WHERE photo_id = ?",
-                    (codec.encode_photo(photo.with_locators(new)), photo_id),
+                    (codec.encode_photo(outcome), photo_id),
                 )
                 return True
 

@@ -15,7 +15,7 @@ volume files later would not change a caller.
 Sealed volumes go to ``<hdfs_root>/<hdfs_volume_dir>``, a folder with an erasure-coding
 policy (``instastore.storage.hdfs.erasure``): ``connect`` makes it if missing, sets the
 wanted policy on it if it has none, and logs what it has (``volume_folder``). Keys under
-``volumes/`` (``instastore.volumes.VOLUME_PREFIX``) live there: ``volumes/<bucket>/<id>.vol``
+``volumes/`` (``instastore.storage.keys.VOLUME_PREFIX``) live there: ``volumes/<bucket>/<id>.vol``
 is ``<hdfs_root>/<hdfs_volume_dir>/<bucket>/<id>.vol``, written through that folder's own
 ``.tmp`` (a policy applies when a file is created, by the folder it is created in, and a
 RENAME keeps it: so a volume is erasure-coded from its first byte). Every other key lives
@@ -36,8 +36,8 @@ from instastore.errors import Conflict, InstastoreError, NotFound, StorageError,
 from instastore.storage import scratch
 from instastore.storage.hdfs import erasure
 from instastore.storage.hdfs.webhdfs import Json, WebHdfs
+from instastore.storage.keys import VOLUME_PREFIX
 from instastore.storage.ports import BlobEntry, check_key
-from instastore.volumes import VOLUME_PREFIX
 
 log = logging.getLogger(__name__)
 

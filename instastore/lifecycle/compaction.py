@@ -1,8 +1,8 @@
 """Compaction (``instastore compact``): volumes whose dead bytes (no record points at
 them: purged photos, dedupe leftovers, crash leftovers) reach a share of the volume are
-rewritten into new volumes holding their live needles only (issue 12 item 4).
+rewritten into new volumes holding their live needles only.
 
-It moves bytes with the packer's machinery (``instastore.packing.Mover``), so it is
+It moves bytes with the packer's machinery (``instastore.lifecycle.packing.Mover``), so it is
 crash-safe the same way: a manifest per new volume (each record's old and new needle
 locators, and every record that pointed into each old volume), the new volume written
 whole, each record switched with a conditional write; then, once for the run, a wait for
@@ -27,14 +27,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from instastore import ids, jobs, packing, volumes
+from instastore import ids
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import NotFound
-from instastore.jobs import References, User
-from instastore.storage.ports import BlobEntry, BlobStore, PhotoStore
+from instastore.lifecycle import packing, volumes
+from instastore.lifecycle.references import NeedleUse, References, scan_references
+from instastore.storage.keys import VOLUME_PREFIX
+from instastore.storage.ports import BlobEntry, BlobStore
 
 log = logging.getLogger(__name__)
+
+# Share of a volume's bytes dead (no record points at them) from which `instastore
+# compact` rewrites it by default (gc reports the volumes past it): half, so a volume is
+# rewritten at most once per halving and copying it costs at most as many bytes as it frees.
+COMPACT_THRESHOLD = 0.5
 
 
 @dataclass
@@ -48,10 +55,10 @@ class CompactReport:
 
 
 async def compact(
-    photos: PhotoStore,
+    photos: packing.MoverPorts,
     blobs: BlobStore,
     settings: Settings,
-    threshold: float = jobs.COMPACT_THRESHOLD,
+    threshold: float = COMPACT_THRESHOLD,
     now: datetime | None = None,
     progress: Callable[[str], None] = lambda line: None,
     landed_grace_s: float = packing.LANDED_GRACE_S,
@@ -65,15 +72,15 @@ async def compact(
     report = CompactReport()
     mover = packing.Mover(photos, blobs, report.moved, progress, landed_grace_s)
     finished = await mover.resume(now)
-    listed = [e async for e in blobs.entries(volumes.VOLUME_PREFIX)]
+    listed = [e async for e in blobs.entries(VOLUME_PREFIX)]
     pending = await packing.pending_volumes(blobs)
-    references = await jobs.scan_references(photos, progress)
+    references = await scan_references(photos, progress)
     sparse: list[BlobEntry] = []
     for entry in listed:
         report.volumes += 1
         if entry.key in pending:
             continue
-        if not references.users(entry.key):
+        if not references.records_in(entry.key):
             if await blobs.delete(entry.key):
                 report.dead_volumes_removed += 1
                 report.bytes_before += entry.size
@@ -117,16 +124,16 @@ def _plans(
     drafts: list[_Draft] = []
     for entry in sorted(sparse, key=lambda e: e.key):
         needles = references.needles[entry.key]
-        live = {loc: [u for u in users if not u.deleted] for loc, users in needles.items()}
-        live = {loc: users for loc, users in live.items() if users}
+        live = {loc: [u for u in uses if not u.deleted] for loc, uses in needles.items()}
+        live = {loc: uses for loc, uses in live.items() if uses}
         if not live:
             continue  # only deleted photos use it: it goes once purge has taken them all
         report.compacted += 1
         report.bytes_before += entry.size
-        sharers = sorted(references.users(entry.key))
+        sharers = sorted(references.records_in(entry.key))
         for locator in sorted(live, key=lambda loc: volumes.parse_locator(loc).offset):
-            users = live[locator]
-            first = min(users, key=lambda u: u.photo_id)  # named in the needle's header
+            uses = live[locator]
+            first = min(uses, key=lambda u: u.photo_id)  # named in the needle's header
             length = volumes.parse_locator(locator).length
             grow = volumes.needle_size(first.rendition, length)
             if not drafts or drafts[-1].size + grow > settings.volume_target_bytes:
@@ -141,15 +148,15 @@ def _plans(
                 volumes.blob_source(blobs, first.photo_id, first.rendition, locator, length)
             )
             draft.size += grow
-            _add(draft.plan, users, locator, str(new))
+            _add(draft.plan, uses, locator, str(new))
             draft.plan.sharers[entry.key] = sharers
     return drafts
 
 
-def _add(plan: packing.Plan, users: list[User], old: str, new: str) -> None:
-    for user in users:
-        plan.old.setdefault(user.photo_id, {})[user.rendition] = old
-        plan.new.setdefault(user.photo_id, {})[user.rendition] = new
+def _add(plan: packing.Plan, uses: list[NeedleUse], old: str, new: str) -> None:
+    for use in uses:
+        plan.old.setdefault(use.photo_id, {})[use.rendition] = old
+        plan.new.setdefault(use.photo_id, {})[use.rendition] = new
 
 
 async def _exists(blobs: BlobStore, key: str) -> bool:

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from instastore import leases, volumes
+from instastore import leases
 from instastore.cluster import LocalCluster
 from instastore.cluster.cassandra import CassandraNode
 from instastore.config import Settings
@@ -74,6 +74,7 @@ from instastore.errors import (
     StorageError,
     Unavailable,
 )
+from instastore.lifecycle import volumes
 from instastore.storage import open_stores
 from instastore.storage.hdfs.webhdfs import Json, WebHdfs
 from instastore.storage.ports import Stores

@@ -20,8 +20,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from instastore import volumes
-from instastore.storage.ports import BlobStore, PhotoStore
+from instastore.lifecycle import volumes
+from instastore.storage.keys import VOLUME_PREFIX
+from instastore.storage.ports import BlobStore, PhotoScan
 
 
 @dataclass
@@ -88,7 +89,7 @@ class StorageStats:
         return lines
 
 
-async def collect(photos: PhotoStore, blobs: BlobStore) -> StorageStats:
+async def collect(photos: PhotoScan, blobs: BlobStore) -> StorageStats:
     """Count, from one scan of the records and one listing of the blobs."""
     stats = StorageStats()
     references: Counter[str] = Counter()  # locator -> renditions pointing at it
@@ -112,7 +113,7 @@ async def collect(photos: PhotoStore, blobs: BlobStore) -> StorageStats:
     stats.dedupe_saved_bytes = sum(
         (count - 1) * _length(locator, sizes) for locator, count in references.items() if count > 1
     )
-    for key in sorted(k for k in sizes if k.startswith(volumes.VOLUME_PREFIX)):
+    for key in sorted(k for k in sizes if k.startswith(VOLUME_PREFIX)):
         used = sum(end - start for start, end in live.get(key, {}).values())
         stats.volumes.append(VolumeStats(key, sizes[key], max(sizes[key] - used, 0)))
     return stats

@@ -3,7 +3,9 @@ volume), so that a photo costs the NameNode a few bytes of a file instead of a f
 
 This module owns the needle format, the needle locator and its string form, writing a
 volume whole (one ``BlobStore.put``), scanning one back, and the one function that opens
-the bytes behind any locator a photo record holds. It never touches metadata.
+the bytes behind any locator a photo record holds. It never touches metadata. A volume's
+blob key (``volumes/<bucket>/<id>.vol``) is the storage port's (``instastore.storage.keys``),
+which the blob adapters read too.
 
 A volume is a sequence of needles; needle ``i + 1`` starts where needle ``i`` ends.
 Every integer is big-endian. One needle, starting at a multiple of 8 bytes:
@@ -51,6 +53,7 @@ from dataclasses import dataclass
 
 from instastore import ids
 from instastore.errors import CorruptNeedle, CorruptRecord, InvalidInput
+from instastore.storage.keys import volume_key
 from instastore.storage.ports import BlobStore
 
 MAGIC = b"INDL"  # "instastore needle"
@@ -65,8 +68,6 @@ MAX_HEADER_BYTES = FIXED_HEADER_BYTES + MAX_NAME_BYTES + _CRC.size  # 315: read 
 # checked, so nothing unchecked is handed on; a larger one is checked as it streams.
 HELD_PAYLOAD_BYTES = 2**20
 MAX_PAYLOAD_BYTES = 2**62  # far above any upload; a bigger length read back is corruption
-VOLUME_PREFIX = "volumes/"
-VOLUME_SUFFIX = ".vol"
 LOCATOR_PREFIX = "n:"
 _LOCATOR = re.compile(r"n:([0-9]{1,19}):([0-9]{1,20}):([0-9]{1,20})")
 # Bytes a small payload may be held in memory while it is hashed before its needle is
@@ -94,13 +95,6 @@ class NeedleLocator:
     @property
     def volume_key(self) -> str:
         return volume_key(self.volume_id)
-
-
-def volume_key(volume_id: int) -> str:
-    """The blob key of a volume: grouped by id time bucket (about 6 days), so that no
-    HDFS folder comes near its item limit (``dfs.namenode.fs-limits.max-directory-items``,
-    about a million)."""
-    return f"{VOLUME_PREFIX}{ids.bucket_of(volume_id)}/{volume_id}{VOLUME_SUFFIX}"
 
 
 def is_needle(locator: str) -> bool:

@@ -1,7 +1,7 @@
-"""The packer (``instastore pack``): landed blobs into volumes, issue 12's design (a).
+"""The packer (``instastore pack``): landed blobs into volumes.
 
 An upload lands as its own blobs (one per rendition) and its record joins the pack queue
-(``PhotoStore.pack_queue``: ``save_photo`` queues every photo it saves, before its record).
+(``PackQueue.pack_queue``: ``save_photo`` queues every photo it saves, before its record).
 A run reads the queue, never every record: its work grows with what is left to pack, not
 with every photo ever stored. It takes the landed blobs of queued photos older than
 ``min_age``, and for each new volume:
@@ -9,7 +9,7 @@ with every photo ever stored. It takes the landed blobs of queued photos older t
 1. writes a manifest, ``packing/<volume id>.json``: for each photo the locators it has
    (old) and will have (new: needles, whose offsets are known before writing), and for
    each landed blob every record that pointed at it when the queue was read;
-2. writes the volume whole (``instastore.volumes.write_volume``: one put, closed);
+2. writes the volume whole (``instastore.lifecycle.volumes.write_volume``: one put, closed);
 3. switches each photo's locators with a conditional write (``switch_locators``: only
    if the record still has the old ones and is not deleted);
 
@@ -48,7 +48,8 @@ Run one packer at a time: two packers finishing the same manifest at once are sa
 for one race (a photo restored between one's "nobody points at this volume" and its
 removal of the volume while the other switches the photo into it).
 
-This module never infers a photo from a key's shape: it reads the records.
+This module never infers a photo from a key's shape: it reads the records (through
+``instastore.lifecycle.references``, like every job).
 """
 
 from __future__ import annotations
@@ -59,28 +60,41 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar, cast
+from typing import Protocol, TypeVar, cast
 
-from instastore import ids, jobs, limits, volumes
+from instastore import ids, limits
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import NotFound
+from instastore.lifecycle import volumes
+from instastore.lifecycle.references import (
+    QueuedRecords,
+    count_references,
+    landed_of,
+    read_queue,
+    read_records,
+)
 from instastore.model import Photo
-from instastore.storage.ports import BlobStore, PhotoStore, settle
+from instastore.storage.keys import MANIFEST_PREFIX, VOLUME_PREFIX, manifest_key, volume_key
+from instastore.storage.ports import BlobStore, LocatorSwitch, PackQueue, PhotoScan, settle
 
 log = logging.getLogger(__name__)
 
-MANIFEST_PREFIX = "packing/"
 LANDED_GRACE_S = limits.LANDED_GRACE_S
 # A manifest younger than this may belong to a packer still running: its volume is not
 # judged dead yet (a packer writes and switches a volume in minutes).
 DEAD_VOLUME_GRACE = timedelta(hours=1)
 DEFAULT_MIN_AGE_S = 300  # seconds; far past an upload's own retries of its save
-RECORDS_PER_READ = 500  # queued records fetched at a time
+QUEUE_WRITES = 500  # photos queued at a time by a full scan
 CONCURRENCY = 16  # blob sizes, conditional switches and deletes in flight at once
 SWITCH_PROGRESS_EVERY = 10_000  # records: a progress line while a big volume is switched
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
+
+
+class MoverPorts(QueuedRecords, LocatorSwitch, PhotoScan, Protocol):
+    """What moving records' bytes takes: records by id, the pack queue, the switch, and
+    (for compaction's old volumes) the full scan."""
 
 
 @dataclass
@@ -108,7 +122,7 @@ class Plan:
 
     @property
     def key(self) -> str:
-        return f"{MANIFEST_PREFIX}{self.volume_id}.json"
+        return manifest_key(self.volume_id)
 
     def encode(self) -> bytes:
         return json.dumps(
@@ -141,7 +155,7 @@ class _Landed:
 
 
 async def pack(
-    photos: PhotoStore,
+    photos: MoverPorts,
     blobs: BlobStore,
     settings: Settings,
     min_age: timedelta = timedelta(seconds=DEFAULT_MIN_AGE_S),
@@ -179,7 +193,11 @@ async def pack(
     return report
 
 
-async def queue_landed(photos: PhotoStore, progress: Callable[[str], None]) -> int:
+class ScanAndQueue(PhotoScan, PackQueue, Protocol):
+    """What queueing every record with landed blobs takes."""
+
+
+async def queue_landed(photos: ScanAndQueue, progress: Callable[[str], None]) -> int:
     """Queue every record (deleted ones included) that has a landed blob: records saved
     before the pack queue existed, or stored the old way. A full scan."""
     batch: list[int] = []
@@ -187,7 +205,7 @@ async def queue_landed(photos: PhotoStore, progress: Callable[[str], None]) -> i
     async for photo in photos.scan_photos():
         if any(not volumes.is_needle(r.locator) for r in photo.renditions):
             batch.append(photo.id)
-        if len(batch) >= RECORDS_PER_READ:
+        if len(batch) >= QUEUE_WRITES:
             await photos.queue_for_packing(batch)
             queued, batch = queued + len(batch), []
     await photos.queue_for_packing(batch)
@@ -196,19 +214,8 @@ async def queue_landed(photos: PhotoStore, progress: Callable[[str], None]) -> i
     return queued
 
 
-async def read_queue(photos: PhotoStore) -> tuple[list[int], dict[int, Photo]]:
-    """The queued ids, and the records of those that exist."""
-    queued = [photo_id async for photo_id in photos.pack_queue()]
-    return queued, await _records(photos, queued)
-
-
-def _landed_of(photo: Photo) -> dict[str, str]:
-    """The photo's renditions that are landed blobs (not needles): name -> key."""
-    return {r.name: r.locator for r in photo.renditions if not volumes.is_needle(r.locator)}
-
-
 async def _unqueue(
-    photos: PhotoStore,
+    photos: QueuedRecords,
     queued: tuple[list[int], dict[int, Photo]],
     born_before: datetime,
     now: datetime,
@@ -225,26 +232,26 @@ async def _unqueue(
         if photo is None:
             if born <= now - limits.ORPHAN_GRACE:
                 done.append(photo_id)
-        elif born <= born_before and not _landed_of(photo):
+        elif born <= born_before and not landed_of(photo):
             done.append(photo_id)
     await photos.unqueue_packed(done)
     # Read again after dropping: a record pointed at landed blobs of its own meanwhile
     # (an upload whose donor went, docs/DESIGN.md "Dedupe") goes back in the queue.
-    again = await _records(photos, done)
-    back = [photo.id for photo in again.values() if _landed_of(photo)]
+    again = await read_records(photos, done)
+    back = [photo.id for photo in again.values() if landed_of(photo)]
     await photos.queue_for_packing(back)
     report.unqueued += len(done) - len(back)
 
 
 async def _scan(
-    metadata: PhotoStore, born_before: datetime, progress: Callable[[str], None]
+    metadata: QueuedRecords, born_before: datetime, progress: Callable[[str], None]
 ) -> _Landed:
     landed = _Landed([], {})
     young: set[int] = set()  # live records with landed blobs, too young to switch
     queued, records = await read_queue(metadata)
     for photo_id in queued:
         photo = records.get(photo_id)
-        mine = {} if photo is None else _landed_of(photo)
+        mine = {} if photo is None else landed_of(photo)
         if photo is None or not mine:
             continue
         for key in set(mine.values()):
@@ -370,11 +377,11 @@ def _sources(
 class Mover:
     """The steps that move records' bytes into a new volume, crash-safe (the module's
     steps 1 to 5, resumed from the manifests): the packer's, and compaction's
-    (``instastore.compaction``), whose "landed" blobs are the old volumes."""
+    (``instastore.lifecycle.compaction``), whose "landed" blobs are the old volumes."""
 
     def __init__(
         self,
-        metadata: PhotoStore,
+        metadata: MoverPorts,
         blobs: BlobStore,
         report: PackReport,
         progress: Callable[[str], None],
@@ -409,7 +416,7 @@ class Mover:
             self.report.resumed += 1
             self.progress(f"finishing volume {plan.volume_id} of an earlier run")
             try:
-                await self.blobs.size(volumes.volume_key(plan.volume_id))
+                await self.blobs.size(volume_key(plan.volume_id))
             except NotFound:  # never written, so nothing points at it
                 await self.blobs.delete(plan.key)
                 continue
@@ -454,10 +461,10 @@ class Mover:
         # with its entry) or among the sharers the manifest names (docs/DESIGN.md, "Dedupe").
         queued = await read_queue(self.metadata)
         now_used = {volumes.blob_of(r.locator) for p in queued[1].values() for r in p.renditions}
-        if any(k.startswith(volumes.VOLUME_PREFIX) for plan, _ in plans for k in plan.sharers):
+        if any(k.startswith(VOLUME_PREFIX) for plan, _ in plans for k in plan.sharers):
             # Compaction's old volumes: any record may point into one (the queue holds only
             # those with landed blobs), so every record's references, as compaction read them.
-            now_used |= set(await jobs.count_references(self.metadata, self.progress))
+            now_used |= set(await count_references(self.metadata, self.progress))
         # Every record a manifest names (sharers of its old blobs, photos moved into its
         # volume), read now: what any of them points at is in use.
         named = sorted(
@@ -466,17 +473,17 @@ class Mover:
         )
         now_used |= {
             volumes.blob_of(r.locator)
-            for photo in (await _records(self.metadata, named)).values()
+            for photo in (await read_records(self.metadata, named)).values()
             for r in photo.renditions
         }
         old = sorted({k for plan, _ in plans for k in plan.sharers} - now_used)
         removed = await _delete_each(self.blobs, old)
         self.report.landed_removed += removed
         for plan, may_drop_volume in plans:
-            if volumes.volume_key(plan.volume_id) not in now_used:  # nobody was switched to it
+            if volume_key(plan.volume_id) not in now_used:  # nobody was switched to it
                 if not may_drop_volume:
                     continue  # a later run decides, once no packer can be switching into it
-                await self.blobs.delete(volumes.volume_key(plan.volume_id))
+                await self.blobs.delete(volume_key(plan.volume_id))
                 self.report.dead_volumes_removed += 1
             await self.blobs.delete(plan.key)
         return queued
@@ -486,14 +493,6 @@ class Mover:
             return self.metadata.switch_locators(photo_id, plan.old[photo_id], plan.new[photo_id])
 
         return await settle(f"switching the locators of photo {photo_id}", attempt)
-
-
-async def _records(photos: PhotoStore, photo_ids: Sequence[int]) -> dict[int, Photo]:
-    """The records that exist among ``photo_ids``, ``RECORDS_PER_READ`` at a time."""
-    records: dict[int, Photo] = {}
-    for start in range(0, len(photo_ids), RECORDS_PER_READ):
-        records.update(await photos.get_photos(photo_ids[start : start + RECORDS_PER_READ]))
-    return records
 
 
 async def _delete_each(blobs: BlobStore, keys: Sequence[str]) -> int:
@@ -512,7 +511,7 @@ async def pending_volumes(blobs: BlobStore) -> set[str]:
             data = b"".join([c async for c in blobs.open(entry.key)])
         except NotFound:
             continue  # finished meanwhile
-        pending.add(volumes.volume_key(Plan.decode(data).volume_id))
+        pending.add(volume_key(Plan.decode(data).volume_id))
     return pending
 
 
