@@ -1,7 +1,7 @@
 """The timeline merge: the newest photo ids of many followees, as one list, newest first.
 
 A pure function over an injected reader: it holds no cache and no store, so it is
-tested against a plain sorted merge (``tests/test_timeline_merge.py``). Its cost does
+tested against a plain sorted merge (``tests/unit/test_timeline_merge.py``). Its cost does
 not grow with the followees' whole history:
 
 1. it starts from each followee's newest photo id (a hint the caller knows, e.g. from

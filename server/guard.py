@@ -21,7 +21,7 @@ aiohttp (3.14) has no supported hook for any of this: ``GuardedRunner`` (an
 connection_made/lost, data_received, pause/resume_writing, resume_reading,
 handle_error and finish_response. It reads a few of the base class's attributes (``_loop``,
 ``_request_count``, ``_reading_paused``, ``_force_close``, ``_manager``);
-tests/test_hostile_clients.py pins each behaviour, so an aiohttp upgrade that moves them
+tests/api/test_hostile_clients.py pins each behaviour, so an aiohttp upgrade that moves them
 fails there. This module never touches storage.
 """
 

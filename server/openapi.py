@@ -7,8 +7,8 @@ what every operation shares (the components, the security scheme, the servers, t
 statuses every operation can answer) and fills in the settings in force (``Setting``),
 so the document served states the bounds of the running service. A GET route's HEAD is
 derived from its GET. It must never promise less than the service does:
-``tests/test_openapi.py`` keeps its operations equal to ``routes.ROUTES`` and validates
-live responses against it, and ``tests/test_openapi_fuzz.py`` fuzzes every operation
+``tests/api/test_openapi.py`` keeps its operations equal to ``routes.ROUTES`` and validates
+live responses against it, and ``tests/api/test_openapi_fuzz.py`` fuzzes every operation
 from it, schema-valid requests and invalid ones.
 
 Statuses every operation can answer are declared on each: 400 (a request the service

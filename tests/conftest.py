@@ -1,10 +1,22 @@
-"""Fixtures shared by every test.
+"""Fixtures and hooks shared by every test.
+
+The tests sit in tiers by what they need (tests/README.md: the layout, and the command
+of each tier). Every test that needs a running cluster is marked ``cluster``: the hook
+below marks each test that uses the ``local_cluster`` fixture, directly or through
+another (``cluster_settings``, ``cluster3``, ...), and the "cluster" case of each
+parametrized adapter fixture is a ``pytest.param`` marked so. ``-m "not cluster"`` (``make
+test-fast``) therefore selects every test that needs no cluster, and skips none.
 
 Tests that need Cassandra or HDFS use the local cluster that ``make test`` (and so CI)
 brings up with ``instastore cluster up``. When it is not running they fail under CI
 (``CI=true``) or ``INSTASTORE_REQUIRE_CLUSTER=1``, and skip with a reason otherwise, so
 a newcomer can run the embedded tests alone with a plain ``pytest`` (tests/required.py).
 What the tests make (ids, photo records, users, uploads) is in tests/factories.py.
+
+Each tier has a timeout of its own (``TIER_TIMEOUTS``) for its tests that need no cluster:
+a test's own ``timeout`` marker wins over it, ``--timeout`` (or ``PYTEST_TIMEOUT``) sets
+one for every test without a marker instead, and the tests that need a cluster keep
+pyproject.toml's 300 s.
 """
 
 from __future__ import annotations
@@ -120,7 +132,7 @@ def contract_cluster_settings(cluster_settings: Settings):
     remove_hdfs_root(settings)
 
 
-@pytest.fixture(params=["embedded", "cluster"])
+@pytest.fixture(params=["embedded", pytest.param("cluster", marks=pytest.mark.cluster)])
 def adapter_settings(request, tmp_path) -> Settings:
     """Settings of each adapter in turn: embedded (SQLite + local files), cluster."""
     if request.param == "embedded":
@@ -139,21 +151,51 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, _interrupted)
 
 
-def pytest_collection_modifyitems(items):
-    """Put the event-loop watchdog on every async test (sync tests, such as the browser
-    tests whose driver runs a loop of its own, do without), mark the tests that share the
-    3 + 3 cluster ``three_plus_three`` (scripts/test runs them, with the ``own_cluster``
-    ones, in a pytest of their own beside the others), and run them last (the ones that
-    add, remove or replace its nodes after every other)."""
+TESTS = Path(__file__).resolve().parent
+
+# Seconds a test of each tier (its folder under tests/) may take, setup and teardown
+# included, unless it carries a timeout of its own or needs a cluster (those, and the
+# kill tests of tests/faults, keep pyproject.toml's 300 s: a session keyspace's
+# migration, nodes killed and restarted). Three times the slowest one's time or more on
+# these 2 cores at a load average of 9 to 12 (unit: 14 s, a 49-megapixel decode; the
+# others: 44 s, the OpenAPI fuzzer): a test that hangs fails in this time, not in 300 s.
+TIER_TIMEOUTS = {"unit": 60, "contract": 120, "api": 120, "commands": 120, "cluster": 120}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses the running cluster ``cluster`` and give each test its
+    tier's timeout (the module docstring); put the event-loop watchdog on every async
+    test (sync tests, such as the browser tests whose driver runs a loop of its own, do
+    without), mark the tests that share the 3 + 3 cluster ``three_plus_three``
+    (scripts/test runs them, with the ``own_cluster`` ones, in a pytest of their own
+    beside the others), and run them last (the ones that add, remove or replace its nodes
+    after every other)."""
+    timeouts_given = config.getoption("timeout") is not None or "PYTEST_TIMEOUT" in os.environ
     for item in items:
+        fixtures = getattr(item, "fixturenames", ())
         if inspect.iscoroutinefunction(getattr(item, "function", None)):
             item.fixturenames.append("event_loop_watchdog")
-        if "cluster3" in getattr(item, "fixturenames", ()):
+        if "local_cluster" in fixtures:
+            item.add_marker(pytest.mark.cluster)
+        if "cluster3" in fixtures:
             item.add_marker(pytest.mark.three_plus_three)
+        if (
+            not timeouts_given
+            and item.get_closest_marker("timeout") is None
+            and item.get_closest_marker("cluster") is None
+            and item.path.is_relative_to(TESTS)
+        ):
+            tier = item.path.relative_to(TESTS).parts[0]
+            if tier in TIER_TIMEOUTS:
+                item.add_marker(pytest.mark.timeout(TIER_TIMEOUTS[tier]))
+    spread = "PYTEST_XDIST_WORKER" in os.environ
     items.sort(
         key=lambda item: (
             "cluster3" in getattr(item, "fixturenames", ()),
             item.get_closest_marker("reshapes_cluster") is not None,  # after all the others
+            # On several processes (make test-fast) the kill tests first: they mostly wait
+            # (kills at set moments), and the others fill the wait instead of trailing it.
+            spread and item.path.parent != TESTS / "faults",
         )
     )
 

@@ -1,5 +1,5 @@
 """The command blocks of docs/OPERATIONS.md, each marked ``<!-- runbook:NAME -->``, run
-as written (tests/test_runbook.py checks that every block is run by some test)."""
+as written (tests/commands/test_runbook.py checks that every block is run by some test)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Malformed encodings on both adapters: each a 400 problem saying what was wrong, and
 nothing stored (a lone surrogate used to reach SQLite and the Cassandra driver, which
-cannot encode it, as a 500). The raw-socket cases are in tests/test_hostile_clients.py."""
+cannot encode it, as a 500). The raw-socket cases are in tests/api/test_hostile_clients.py."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Each module-level upper-case name is one statement, prepared once at connect
 (``statements()``). The tables and columns they name are those of ``schema/cql``;
-``tests/test_cql_statements.py`` parses every statement here and checks each against the
+``tests/unit/test_cql_statements.py`` parses every statement here and checks each against the
 migrations, without a cluster. Grouped by the port whose methods run them. Only text
 lives here: the adapter (``metadata.py``) binds the values and runs them.
 """
