@@ -2,6 +2,7 @@
 #   make run    the service on the embedded default (SQLite + local files), port 8080
 #   make test   lint, then the whole test suite against a real local Cassandra + HDFS
 #   make lint   ruff (rules and formatting) and mypy, as make test runs them first
+#   make hooks  check each commit message as it is made (scripts/hooks/commit-msg)
 # and one for each tier of tests (tests/README.md), each a pytest you may also type:
 #   make test-fast     every test that needs no cluster, on 3 processes (about 2 minutes)
 #   make test-unit     tests/unit: the pure rules
@@ -10,7 +11,7 @@
 VENV ?= .venv
 export PIP_RETRIES ?= 0
 
-.PHONY: venv run test test-fast test-unit test-cluster test-faults lint cluster-up cluster-status cluster-down clean
+.PHONY: hooks venv run test test-fast test-unit test-cluster test-faults lint cluster-up cluster-status cluster-down clean
 
 venv:
 	@scripts/bootstrap $(VENV)
@@ -23,6 +24,9 @@ test:
 
 lint: venv
 	VENV=$(VENV) scripts/lint
+
+hooks:
+	git config core.hooksPath scripts/hooks
 
 # Every test that needs no cluster (marked so by tests/conftest.py): none skips. Three
 # processes on 2 cores, the kill tests first (tests/conftest.py), each process taking

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
 from aiohttp import web
 from instastore.server import views
 from instastore.server.handlers.common import (
@@ -67,6 +69,10 @@ async def timeline(request: web.Request) -> web.Response:
     )
 )
 async def search(request: web.Request) -> web.Response:
+    try:  # aiohttp decodes bytes that are not UTF-8 to U+FFFD: q would be words never sent
+        unquote_to_bytes(request.rel_url.raw_query_string).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("the query string is not percent-encoded UTF-8") from exc
     query = request.query.get("q", "")
     if not query_has_a_word(query):
         raise InvalidInput("q is required: the words to find in titles")
