@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,9 @@ from instastore.config import Settings
 from .. import samples
 from ..factories import PASSWORD
 from ..openapi_check import Spec, send_blocking, violations
+
+# A minute of CPU in all: the fast tier leaves these out (make test-fuzz runs them).
+pytestmark = pytest.mark.spec_fuzz
 
 EXAMPLES_PER_RUN = 15  # per operation and kind of credential: 27 x 3 runs, ~25 s on 2 cores
 # Destructive operations go last, so the others meet the photos and the token alive.

@@ -9,6 +9,7 @@ Schema files (``schema/sqlite``) are applied on connect, each once.
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -104,10 +105,23 @@ class SqliteMetadataStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
         self._conn = conn
-        self._migrate(conn)
+        # Processes opening one fresh database at once (``serve --workers N``) can meet
+        # "database is locked" without SQLite's busy wait: turning the file to WAL and
+        # recovering its index answer SQLITE_BUSY at once. Every step here may be taken
+        # again (each migration checks, under the write lock, whether it is applied), so
+        # it is, until the busy timeout's worth of time has gone.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                self._migrate(conn)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.02, 0.2))
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute(
