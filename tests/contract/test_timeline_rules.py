@@ -33,6 +33,20 @@ BUCKET_MS = 1 << (ids.BUCKET_SHIFT - ids.TIME_SHIFT)
 FOLLOWEES = PREFETCH * 2 + 3  # more than two batches of first reads
 
 
+def timeline_over(stores, settings, photos: Photos, rows=None, **options) -> Timeline:
+    """A Timeline over the stores and ``photos`` (their cursors with it); ``rows``: what it
+    reads followees' rows from, the photo store unless given (``CountedRows``)."""
+    return Timeline(
+        stores.graph,
+        rows or stores.photos,
+        stores.likes,
+        stores.accounts,
+        settings,
+        photos,
+        **options,
+    )
+
+
 async def followed_photos(stores, reader: User) -> tuple[list[int], set[int]]:
     """Photos of the reader's followees over four buckets; (their ids newest first,
     the ids of the deleted ones). Three followees never posted."""
@@ -62,9 +76,7 @@ async def test_merged_ids_page_through_the_sorted_merge_across_buckets(stores, a
     expected, deleted = await followed_photos(stores, reader)
     assert len({ids.bucket_of(i) for i in expected}) >= 3
     photos = Photos(stores.photos, stores.search, adapter_settings)
-    timeline = Timeline(
-        stores.graph, stores.photos, stores.likes, stores.accounts, adapter_settings, photos
-    )
+    timeline = timeline_over(stores, adapter_settings, photos)
     for size in (1, 4, 9, 100):
         pages: list[list[int]] = []
         at: Position | None = Position(None)
@@ -109,15 +121,7 @@ async def test_a_recent_page_reads_at_most_its_budget_and_paging_goes_on(stores,
     expected, deleted = await followed_photos(stores, reader)
     photos = Photos(stores.photos, stores.search, adapter_settings)
     counted = CountedRows(stores.photos)
-    timeline = Timeline(
-        stores.graph,
-        counted,
-        stores.likes,
-        stores.accounts,
-        adapter_settings,
-        photos,
-        page_reads=3,
-    )
+    timeline = timeline_over(stores, adapter_settings, photos, rows=counted, page_reads=3)
     live, cursor, sizes = [], None, []
     while True:
         counted.reads = 0
@@ -141,17 +145,14 @@ async def test_top_pages_after_the_first_read_no_followee_rows(stores, adapter_s
     expected, deleted = await followed_photos(stores, reader)
     photos = Photos(stores.photos, stores.search, adapter_settings)
     counted = CountedRows(stores.photos)
-    timeline = Timeline(
-        stores.graph, counted, stores.likes, stores.accounts, adapter_settings, photos
-    )
+    timeline = timeline_over(stores, adapter_settings, photos, rows=counted)
     page = await timeline.page(reader, "top", None, 3)
     assert 0 < counted.reads <= timeline.page_reads
     shown = [p.id for p in page.items]
     while page.next_cursor is not None:
         counted.reads = 0
-        other_process = Timeline(  # no cached window there: the cursor alone carries it
-            stores.graph, counted, stores.likes, stores.accounts, adapter_settings, photos
-        )
+        # Another process: no cached window there, the cursor alone carries it.
+        other_process = timeline_over(stores, adapter_settings, photos, rows=counted)
         page = await other_process.page(reader, "top", page.next_cursor, 3)
         assert counted.reads == 0
         shown += [p.id for p in page.items]
@@ -179,15 +180,7 @@ async def test_top_goes_on_newest_first_past_its_window(stores, adapter_settings
     await stores.accounts.create_user(reader)
     expected, deleted = await followed_photos(stores, reader)
     photos = Photos(stores.photos, stores.search, adapter_settings)
-    timeline = Timeline(
-        stores.graph,
-        stores.photos,
-        stores.likes,
-        stores.accounts,
-        adapter_settings,
-        photos,
-        top_window=5,
-    )
+    timeline = timeline_over(stores, adapter_settings, photos, top_window=5)
     live = [i for i in expected if i not in deleted]
     window = [i for i in expected[:5] if i not in deleted]
     for limit in (2, 3, 100):
@@ -205,9 +198,7 @@ async def test_a_top_cursor_made_before_the_fall_through_still_pages(stores, ada
     await stores.accounts.create_user(reader)
     expected, deleted = await followed_photos(stores, reader)
     photos = Photos(stores.photos, stores.search, adapter_settings)
-    timeline = Timeline(
-        stores.graph, stores.photos, stores.likes, stores.accounts, adapter_settings, photos
-    )
+    timeline = timeline_over(stores, adapter_settings, photos)
     scope = Scope("timeline top", (reader.id,))
     rest = [i for i in expected[:6] if i not in deleted]
     legacy = timeline.cursors._seal(scope, b"t", rest)
@@ -238,16 +229,7 @@ async def test_a_cached_window_leaves_the_first_page_its_whole_budget(stores, ad
     for photo in posted[2:]:
         await stores.photos.set_deleted(photo, now)
     photos = Photos(stores.photos, stores.search, adapter_settings)
-    timeline = Timeline(
-        stores.graph,
-        stores.photos,
-        stores.likes,
-        stores.accounts,
-        adapter_settings,
-        photos,
-        page_reads=1,
-        top_window=2,
-    )
+    timeline = timeline_over(stores, adapter_settings, photos, page_reads=1, top_window=2)
     ranked_now = await timeline.page(reader, "top", None, 10)
     assert ranked_now.items == [] and ranked_now.next_cursor is not None  # ranking took it
     from_cache = await timeline.page(reader, "top", None, 10)
@@ -263,15 +245,8 @@ async def test_top_pages_past_the_window_read_within_the_budget(stores, adapter_
     expected, deleted = await followed_photos(stores, reader)
     photos = Photos(stores.photos, stores.search, adapter_settings)
     counted = CountedRows(stores.photos)
-    timeline = Timeline(
-        stores.graph,
-        counted,
-        stores.likes,
-        stores.accounts,
-        adapter_settings,
-        photos,
-        page_reads=3,
-        top_window=2,
+    timeline = timeline_over(
+        stores, adapter_settings, photos, rows=counted, page_reads=3, top_window=2
     )
     shown, cursor = [], None
     while True:
@@ -307,15 +282,7 @@ async def test_every_followee_counts_however_long_the_list(stores, adapter_setti
         posted[followee.id] = photo.id
     settings_ = dataclasses.replace(adapter_settings, max_following=3)
     photos = Photos(stores.photos, stores.search, settings_)
-    timeline = Timeline(
-        stores.graph,
-        stores.photos,
-        stores.likes,
-        stores.accounts,
-        settings_,
-        photos,
-        followees_page=4,
-    )
+    timeline = timeline_over(stores, settings_, photos, followees_page=4)
     assert sorted(await timeline.followees(reader.id)) == sorted(posted)
     newest_account = max(posted)
     for order in ("recent", "top"):
@@ -411,15 +378,8 @@ async def test_whole_walks_of_top_and_recent_are_the_sorted_merge(
                 visible.add(photo.id)
     oracle = sorted(visible, reverse=True)
     photos = Photos(stores.photos, stores.search, adapter_settings)
-    timeline = Timeline(
-        stores.graph,
-        stores.photos,
-        stores.likes,
-        stores.accounts,
-        adapter_settings,
-        photos,
-        page_reads=page_reads,
-        top_window=window,
+    timeline = timeline_over(
+        stores, adapter_settings, photos, page_reads=page_reads, top_window=window
     )
     assert await walk(timeline, reader, "recent", limit) == oracle
     top = await walk(timeline, reader, "top", limit)
