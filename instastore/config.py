@@ -123,6 +123,16 @@ class Settings:
         "Most accounts one user may follow (Instagram's cap); following or being approved past "
         "it is a 409. Every home timeline reads its reader's whole followee list: this bounds it.",
     )
+    inbox_days: int = setting(
+        30,
+        "Days a photo stays in its followers' timeline inboxes (fan-out on write); older pages "
+        "of a timeline merge the followees' own rows instead.",
+    )
+    fanout_max_followers: int = setting(
+        10_000,
+        "Accounts with more followers than this are not fanned out on upload: their photos are "
+        "merged into each follower's timeline at read time instead (0: no fan-out at all).",
+    )
     uploads_per_minute: int = setting(
         30, "Uploads one user may start per minute, on all hosts together (429 past it)."
     )
@@ -267,6 +277,7 @@ class Settings:
             "max_json_bytes",
             "max_page_size",
             "max_following",
+            "inbox_days",
             "uploads_per_minute",
             "session_days",
             "upload_claim_stale_seconds",

@@ -82,3 +82,13 @@ SCAN_IDS = 101  # ids a deep scan keeps in its cursor (a page of 100 and one): ~
 # window go on newest first from below its oldest candidate, as "recent" pages do.
 TOP_WINDOW = 100
 RANKED_TTL_S = 10.0  # seconds a ranked "top" window is reused (new likes re-rank after it)
+
+# Fan-out on write (instastore.fanout): the inboxes hold the last inbox_days of photos.
+FANOUT_IDS = 100  # photo ids a fan-out writes to all followers before raising the mark
+FOLLOWERS_PAGE = 1000  # followers read at a time by a fan-out (rows written: this x ids)
+FANOUT_SWEEP_S = 30.0  # how often each serving process runs fan-outs left queued...
+FANOUT_SWEEP_AFTER_S = 60.0  # ...those queued longer than this (younger: still under way)
+FANOUT_SWEEP_OWNERS = 50  # owners one sweep fans out
+# Inbox rows live inbox_days by their photo's time; readers count on them for one day
+# less, so a replica's clock ahead of the reader's never expires a row counted on.
+INBOX_SLACK = timedelta(days=1)

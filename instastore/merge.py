@@ -23,6 +23,10 @@ budget, the page reads ``budget`` of them in followee order and ends empty, at a
 page); the page that reads the last of them returns those ids. A page that runs out of
 budget after some ids ends short, at its last id. Either way paging goes on exactly
 where it stopped. This module never does I/O of its own.
+
+A source need not be one followee: the timeline also merges the reader's inbox (a copy
+of many followees' ids) with the rows of the followees it may lack. Two sources may
+then hold the same id; it is output once.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ class _Merge:
         self.exhausted: set[int] = set()
         self.out: list[int] = []
 
-    async def read(self, followee: int, before: int, count: int) -> None:
+    async def read(self, followee: int, before: int | None, count: int) -> None:
         self.reads += 1
         got = await self.read_rows(followee, before, count)
         self.rows[followee] = deque(got)
@@ -97,24 +101,31 @@ class _Merge:
         while self.heap and len(batch) < room and not self.heap[0][2]:
             negative_bound, other, _ = heapq.heappop(self.heap)
             batch.append((other, -negative_bound))
-        await asyncio.gather(*(self.read(f, b + 1, count) for f, b in batch))
+        await asyncio.gather(*(self.read(f, _above(b), count) for f, b in batch))
 
     async def take(self, followee: int) -> None:
         """Move the followee's newest unread id to the output; read on if it ran out
         (or stop the page there, when the budget is spent)."""
         queue = self.rows[followee]
-        self.out.append(queue.popleft())
+        photo_id = queue.popleft()
+        if not self.out or self.out[-1] != photo_id:  # two sources may hold one id: once
+            self.out.append(photo_id)
         if queue:
             heapq.heappush(self.heap, (-queue[0], followee, True))
         elif followee not in self.exhausted:
             if self.reads >= self.budget:
                 self.stopped = True
             else:
-                await self.read(followee, self.out[-1], self.n)
+                await self.read(followee, photo_id, self.n)
 
 
 def _ceiling(before: int | None) -> int:
     return (before - 1) if before is not None else MAX_ID
+
+
+def _above(bound: int) -> int | None:
+    """The ``before`` of a read from ``bound`` down (None: from the newest)."""
+    return None if bound >= MAX_ID else bound + 1
 
 
 async def merge_timeline(
@@ -175,7 +186,7 @@ async def _scan(
     step = todo[:budget]
     for start in range(0, len(step), prefetch + 1):  # prefetch + 1 reads at a time
         group = step[start : start + prefetch + 1]
-        for got in await asyncio.gather(*(read_rows(f, ceiling + 1, size) for f in group)):
+        for got in await asyncio.gather(*(read_rows(f, _above(ceiling), size) for f in group)):
             found += got
     found = sorted(set(found), reverse=True)[:size]
     if len(todo) > len(step):

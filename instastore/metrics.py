@@ -97,6 +97,18 @@ UPLOAD_SECONDS = Histogram(
     "Time from a received upload to its stored photo (renditions, blobs, records).",
     buckets=LATENCY_BUCKETS,
 )
+FANOUT_ROWS = Counter(
+    "instastore_fanout_rows",
+    "Timeline inbox rows written, by kind (fanout: a new photo to its followers; backfill: a "
+    "new followee's recent photos to its follower).",
+    ["kind"],
+)
+FANOUTS = Counter(
+    "instastore_fanouts",
+    "Fan-outs of a poster's new photos, by outcome (done; skipped: more followers than "
+    "fanout_max_followers, merged at read instead; failed: left queued for the sweep).",
+    ["outcome"],
+)
 MEDIA_BYTES = Counter(
     "instastore_media_bytes_served",
     "Media body bytes sent, by rendition and path (buffered: small renditions, kept in the "

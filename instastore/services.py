@@ -6,7 +6,8 @@ Who tells whom (each within this process; other processes see it within the cach
 few seconds):
 
 - ``Uploads`` -> ``Timeline.note_photo``: a new photo is in its owner's followers'
-  timelines at once;
+  timelines at once; and -> ``Fanout.schedule``: its id goes into their inboxes, in the
+  background (``instastore.fanout``);
 - ``Social`` -> ``Timeline.forget``: a follow, unfollow or approval drops the reader's
   followee list and ranked first page;
 - ``Accounts`` -> the owner cache (``Photos.users``): a change of privacy or display name
@@ -29,6 +30,7 @@ from instastore import paging
 from instastore.accounts import Accounts
 from instastore.config import Settings
 from instastore.errors import InstastoreError
+from instastore.fanout import Fanout
 from instastore.ids import IdGenerator
 from instastore.leases import WorkerIds
 from instastore.lifecycle.gc import remove_scratch
@@ -45,6 +47,7 @@ from instastore.viewing import Viewing
 log = logging.getLogger(__name__)
 
 START_CLEANUP_TIMEOUT_S = 10.0  # a slow store delays no start for long; gc finishes the job
+FANOUT_DRAIN_S = 10.0  # fan-outs under way a closing process waits for
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Services:
     photos: Photos
     social: Social
     timeline: Timeline
+    fanout: Fanout
     uploads: Uploads
     viewing: Viewing
     upload_limiter: SharedLimit
@@ -74,6 +78,10 @@ class Services:
         self.uploads.close()
         try:
             await self.uploads.removals_done()
+            try:  # what is cut short stays queued: another process's sweep finishes it
+                await asyncio.wait_for(self.fanout.drain(), FANOUT_DRAIN_S)
+            except TimeoutError:
+                log.warning("fan-outs still running at close are left to the sweep")
             if self._worker is not None:
                 await self._worker.close()
         finally:
@@ -104,6 +112,7 @@ def build_services(
         cursors=cursors,
         max_following=settings.max_following,
     )
+    fanout = Fanout(stores.inbox, stores.graph, stores.photos, settings)
     timeline = Timeline(
         stores.graph,
         stores.photos,
@@ -112,13 +121,17 @@ def build_services(
         settings,
         photos,
         cursors=cursors,
+        inbox=stores.inbox,
+        fanout=fanout,
     )
     uploads = Uploads(stores.claims, stores.photos, stores.blobs, settings, ids, photos)
 
     def note(photo: Photo) -> None:
         timeline.note_photo(photo.owner_id, photo.id)
+        fanout.schedule(photo.owner_id)
 
     uploads.on_photo = note
+    fanout.on_backfilled = timeline.forget
     social.on_follows_change = timeline.forget
     accounts.on_change = photos.users.drop
     viewing = Viewing(
@@ -136,6 +149,7 @@ def build_services(
         photos=photos,
         social=social,
         timeline=timeline,
+        fanout=fanout,
         uploads=uploads,
         viewing=viewing,
         upload_limiter=SharedLimit(stores.leases, "uploads", settings.uploads_per_minute),

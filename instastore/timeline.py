@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -39,7 +39,9 @@ from instastore import merge, ranking
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import BadCursor
+from instastore.fanout import Fanout
 from instastore.hotcache import TtlCache
+from instastore.ids import MAX_ID
 from instastore.limits import (
     FOLLOWEES_PAGE,
     OVERFETCH_ROUNDS,
@@ -54,11 +56,13 @@ from instastore.model import Photo, User
 from instastore.paging import Cursors, Page, Scope, clamp_limit
 from instastore.photos import Photos
 from instastore.social import Audience
-from instastore.storage.ports import AccountStore, FollowGraph, LikeStore, PhotoStore
+from instastore.storage.ports import AccountStore, FollowGraph, InboxStore, LikeStore, PhotoStore
 
 log = logging.getLogger(__name__)
 
 Order = Literal["top", "recent"]
+
+INBOX = 0  # the reader's inbox, as a source of the merge beside its followees (ids > 0)
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,15 @@ class FolloweesOf:
 
 
 @dataclass(frozen=True)
+class OwedTo:
+    """Key: the follows whose followee's recent photos a reader's inbox still lacks."""
+
+    reader_id: int
+
+
+@dataclass(frozen=True)
 class NewestOf:
-    """Key: a user's newest photo id (0: none)."""
+    """Key: a user's newest photo id and fan-out mark ((0, 0): no photo)."""
 
     user_id: int
 
@@ -114,6 +125,8 @@ class Timeline:
         cursors: Cursors | None = None,
         top_window: int = TOP_WINDOW,
         followees_page: int = FOLLOWEES_PAGE,
+        inbox: InboxStore | None = None,
+        fanout: Fanout | None = None,
     ) -> None:
         self.graph = graph  # the followee lists
         self.photo_store = photo_store  # newest ids, photo rows, records
@@ -125,16 +138,26 @@ class Timeline:
         self.page_reads = page_reads  # followees' rows a "recent" page may read
         self.top_window = top_window  # newest candidates a "top" window ranks
         self.followees_page = followees_page  # rows per read of a followee list
+        # Without both, every page merges the followees' rows (the inboxes are not read).
+        self.inbox = inbox
+        self.fanout = (
+            fanout if inbox is not None and fanout is not None and fanout.enabled else None
+        )
         # Seals its cursors: by default those of ``photos``, the same deployment's.
         self.cursors = cursors or photos.cursors
         self._followees: TtlCache[FolloweesOf, list[int]] = _stale_while_revalidate("followees")
-        self._latest: TtlCache[NewestOf, int] = _stale_while_revalidate("newest_ids")
+        self._owed: TtlCache[OwedTo, list[tuple[int, datetime]]] = _stale_while_revalidate(
+            "inbox_backfills"
+        )
+        self._latest: TtlCache[NewestOf, tuple[int, int]] = _stale_while_revalidate("newest_ids")
         self._ranked: TtlCache[RankedWindow, Window] = TtlCache("ranked_timelines", RANKED_TTL_S)
         self._flights: dict[RankedWindow, asyncio.Future[Window]] = {}
-        self._refreshing: set[FolloweesOf | NewestFor] = set()
+        self._refreshing: set[FolloweesOf | NewestFor | OwedTo] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def _in_background(self, key: FolloweesOf | NewestFor, coro: Coroutine[Any, Any, Any]) -> None:
+    def _in_background(
+        self, key: FolloweesOf | NewestFor | OwedTo, coro: Coroutine[Any, Any, Any]
+    ) -> None:
         if key in self._refreshing:
             coro.close()
             return
@@ -154,13 +177,14 @@ class Timeline:
         """A photo was just posted through this process: followers' timelines here see
         it at once (other processes within TIMELINE_FRESH_S)."""
         cached, _ = self._latest.lookup(NewestOf(owner_id))
-        if cached is not None and cached < photo_id:
-            self._latest.put(NewestOf(owner_id), photo_id)
+        if cached is not None and cached[0] < photo_id:
+            self._latest.put(NewestOf(owner_id), (photo_id, cached[1]))
 
     def forget(self, user_id: int) -> None:
         """Drop what is cached for a reader who just followed or unfollowed someone: the
-        followee list and the ranked "top" first page."""
+        followee list, the backfills its inbox is owed and the ranked "top" first page."""
         self._followees.drop(FolloweesOf(user_id))
+        self._owed.drop(OwedTo(user_id))
         self._ranked.drop(RankedWindow(user_id))
 
     async def followees(self, user_id: int) -> list[int]:
@@ -192,10 +216,11 @@ class Timeline:
         self._followees.put(FolloweesOf(user_id), found)
         return found
 
-    async def latest(self, user_ids: list[int], reader: int = 0) -> dict[int, int]:
-        """Each user's newest photo id (users without photos left out), from the cache;
-        stale entries are refreshed in the background, missing ones read now."""
-        known: dict[int, int] = {}
+    async def latest(self, user_ids: list[int], reader: int = 0) -> dict[int, tuple[int, int]]:
+        """Each user's newest photo id and fan-out mark (users without photos left out),
+        from the cache; stale entries are refreshed in the background, missing ones read
+        now."""
+        known: dict[int, tuple[int, int]] = {}
         missing, stale = [], []
         for uid in user_ids:
             value, fresh = self._latest.lookup(NewestOf(uid))
@@ -204,7 +229,7 @@ class Timeline:
                 continue
             if not fresh:
                 stale.append(uid)
-            if value:
+            if value[0]:
                 known[uid] = value
         if stale:
             self._in_background(NewestFor(reader), self._load_latest(stale))
@@ -212,22 +237,109 @@ class Timeline:
             known.update(await self._load_latest(missing))
         return known
 
-    async def _load_latest(self, user_ids: list[int]) -> dict[int, int]:
-        fresh = await self.photo_store.latest_photo_ids(user_ids)
+    async def _load_latest(self, user_ids: list[int]) -> dict[int, tuple[int, int]]:
+        if self.inbox is not None:
+            fresh = await self.inbox.latest_marks(user_ids)
+        else:
+            fresh = {
+                u: (p, 0) for u, p in (await self.photo_store.latest_photo_ids(user_ids)).items()
+            }
         for uid in user_ids:
             current, _ = self._latest.lookup(NewestOf(uid))
-            self._latest.put(NewestOf(uid), max(fresh.get(uid, 0), current or 0))
-        return {uid: value for uid, value in fresh.items() if value}
+            newest, mark = fresh.get(uid, (0, 0))
+            if current is not None:  # a photo noted here since the read is kept
+                newest = max(newest, current[0])
+            self._latest.put(NewestOf(uid), (newest, mark))
+        return {uid: value for uid, value in fresh.items() if value[0]}
+
+    async def _owed_to(self, user_id: int) -> list[tuple[int, datetime]]:
+        """The follows whose followee's recent photos the reader's inbox lacks (cached as
+        the followee list is); each one's backfill is started here, in the background."""
+        assert self.inbox is not None and self.fanout is not None
+        key = OwedTo(user_id)
+        owed, fresh = self._owed.lookup(key)
+        if owed is None:
+            owed = await self._load_owed(user_id)
+        elif not fresh:
+            self._in_background(key, self._load_owed(user_id))
+        for followee, since in owed:
+            self.fanout.schedule_backfill(user_id, followee, since)
+        return owed
+
+    async def _load_owed(self, user_id: int) -> list[tuple[int, datetime]]:
+        assert self.inbox is not None
+        owed = await self.inbox.inbox_backfills(user_id)
+        self._owed.put(OwedTo(user_id), owed)
+        return owed
 
     async def merged(
         self, user_id: int, at: merge.Position, n: int, budget: int = PAGE_READS
     ) -> merge.Merged:
         """The next ``n`` photo ids from ``at`` of the user's followees, in at most
-        ``budget`` reads of their rows (fewer ids when it runs out)."""
-        newest = await self.latest(await self.followees(user_id), reader=user_id)
+        ``budget`` reads of rows (fewer ids when it runs out).
+
+        Inside the inbox window the sources are the reader's inbox and, from their own
+        rows, the followees the inbox may lack photos of: those whose newest id is past
+        their fan-out mark (only what is above the mark), and new follows not yet
+        backfilled (all of the window). Below the window, and for a deep scan, every
+        followee's rows, as without inboxes. The two give the same ids: the inbox only
+        saves reads. A page that ends the window goes on below it in the same call."""
+        marks = await self.latest(await self.followees(user_id), reader=user_id)
+        if self.fanout is not None and at.scanned is None:
+            floor = self.fanout.window_floor()
+            if at.before is None or at.before - 1 > floor:
+                owed = {f for f, _ in await self._owed_to(user_id)}
+                got = await self._from_inbox(user_id, marks, owed, floor, at, n, budget)
+                if got is not None:
+                    if got.after is not None:
+                        return got
+                    below = merge.Position(floor + 1)
+                    if len(got.ids) >= n or got.reads >= budget:
+                        return merge.Merged(got.ids, below, got.reads)
+                    rest = await self._from_rows(marks, below, n - len(got.ids), budget - got.reads)
+                    return merge.Merged(got.ids + rest.ids, rest.after, got.reads + rest.reads)
+        return await self._from_rows(marks, at, n, budget)
+
+    async def _from_rows(
+        self, marks: dict[int, tuple[int, int]], at: merge.Position, n: int, budget: int
+    ) -> merge.Merged:
+        newest = {f: top for f, (top, _) in marks.items()}
         return await merge.merge_timeline(
             newest, self.photo_store.user_photo_ids, at, n, budget=budget
         )
+
+    async def _from_inbox(
+        self,
+        user_id: int,
+        marks: dict[int, tuple[int, int]],
+        owed: set[int],
+        floor: int,
+        at: merge.Position,
+        n: int,
+        budget: int,
+    ) -> merge.Merged | None:
+        """The merge of the inbox and the followees it may lack, above ``floor``; None
+        when more of them are tied at the cursor than the budget reads (a deep scan's
+        work: the caller merges every followee's rows instead)."""
+        assert self.inbox is not None
+        inbox = self.inbox
+        floors = {INBOX: floor}
+        for followee, (top, mark) in marks.items():
+            lowest = floor if followee in owed else max(mark, floor)
+            if top > lowest:
+                floors[followee] = lowest
+        ceiling = MAX_ID if at.before is None else at.before - 1
+        if sum(1 for f in floors if f != INBOX and marks[f][0] >= ceiling) >= budget:
+            return None
+
+        async def rows(source: int, before: int | None, count: int) -> list[int]:
+            if source == INBOX:  # a page's worth at once: one read serves most pages
+                return await inbox.inbox_ids(user_id, before, floor, max(count, n + 1))
+            got = await self.photo_store.user_photo_ids(source, before, count)
+            return [i for i in got if i > floors[source]]
+
+        sources = {f: (MAX_ID if f == INBOX else marks[f][0]) for f in floors}
+        return await merge.merge_timeline(sources, rows, at, n, budget=budget)
 
     async def page(self, user: User, order: Order, cursor: str | None, limit: int) -> Page[Photo]:
         followees, fresh = await self._followees_of(user.id)
@@ -262,7 +374,7 @@ class Timeline:
                 break
             got = await self.merged(user.id, at, limit + 1 - len(found), left)
             left -= got.reads
-            found += await audience.filter(await self.photos.live(got.ids))
+            found += await self._visible(user, audience, got.ids)
             if len(found) > limit:
                 return found[:limit], merge.Position(found[limit - 1].id)
             if got.after is None:
@@ -294,12 +406,22 @@ class Timeline:
         if window.ranked:
             # Deleted since ranking, or no longer visible to this reader (an account turned
             # private, a follow ended: a window outlives such a change), are left out.
-            page = await audience.filter(await self.photos.live(window.ranked[:limit]))
+            page = await self._visible(user, audience, window.ranked[:limit])
             return Page(page, self._top_cursor(window.ranked[limit:], window.tail, scope))
         if window.tail is None:
             return Page([], None)
         older, after = await self._chronological(user, audience, window.tail, limit, budget)
         return Page(older, self._top_cursor((), after, scope))
+
+    async def _visible(
+        self, user: User, audience: Audience, photo_ids: Sequence[int]
+    ) -> list[Photo]:
+        """The photos of ``photo_ids`` the reader may see in its timeline: live, visible
+        to it, and of an account it follows (an inbox keeps the rows of a followee it
+        has since unfollowed until they expire)."""
+        following = set(await self.followees(user.id))
+        live = [p for p in await self.photos.live(photo_ids) if p.owner_id in following]
+        return await audience.filter(live)
 
     def _top_cursor(
         self, ranked: tuple[int, ...], tail: merge.Position | None, scope: Scope
@@ -332,7 +454,7 @@ class Timeline:
         (as many as the merge reaches in ``page_reads`` reads), and where the older ones
         start. Ranked once and kept for RANKED_TTL_S."""
         merged = await self.merged(user.id, merge.Position(None), self.top_window, self.page_reads)
-        live = await audience.filter(await self.photos.live(merged.ids))
+        live = await self._visible(user, audience, merged.ids)
         likes = await self.likes.like_counts([p.id for p in live])
         return Window(tuple(ranking.rank(live, likes, self.clock())), merged.after, merged.reads)
 

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import random
 import shutil
 import signal
 import tempfile
@@ -27,6 +28,8 @@ from instastore.server.web import security_headers, setup_web
 
 from instastore import metrics
 from instastore.config import Settings
+from instastore.errors import InstastoreError
+from instastore.limits import FANOUT_SWEEP_S
 from instastore.services import open_services
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(_close_when_draining)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_watch_loop_lag)
+    app.cleanup_ctx.append(_sweep_fanouts)
     setup_routes(app)
     setup_web(app)
     return app
@@ -67,6 +71,24 @@ def metrics_app(settings: Settings) -> web.Application:
 async def _watch_loop_lag(app: web.Application) -> AsyncIterator[None]:
     async for _ in metrics.watch_loop_lag():
         yield
+
+
+async def _sweep_fanouts(app: web.Application) -> AsyncIterator[None]:
+    """Finish, every FANOUT_SWEEP_S or so, the fan-outs crashed processes left queued."""
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(FANOUT_SWEEP_S * random.uniform(0.5, 1.5))
+            try:
+                await app[SERVICES].fanout.sweep()
+            except InstastoreError as exc:
+                log.warning("fan-out sweep failed (tried again later): %s", exc)
+
+    task = asyncio.get_running_loop().create_task(sweep())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

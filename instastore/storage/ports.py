@@ -373,6 +373,47 @@ class LeaseStore(Protocol):
         """Take back one hit (nothing if it is gone)."""
 
 
+class InboxStore(Protocol):
+    """The home timeline's inboxes (fan-out on write): each reader's row of followees'
+    photo ids, each poster's fan-out mark, the queue of fan-outs not known to be done,
+    and the backfills new follows owe. The save batch queues a photo's fan-out and the
+    follow batch its backfill (``PhotoStore.save_photo``, ``FollowGraph.follow``)."""
+
+    async def inbox_ids(
+        self, reader_id: int, before: int | None, floor: int, limit: int
+    ) -> list[int]:
+        """At most ``limit`` photo ids of the reader's inbox strictly between ``floor`` and
+        ``before`` (None: from the newest), newest first; expired rows never."""
+
+    async def add_to_inboxes(self, entries: Sequence[InboxEntry]) -> None:
+        """Write the rows (the same row twice is one row); each kept until its ``until``,
+        those already past it not written."""
+
+    async def latest_marks(self, user_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Each user's (newest photo id, fanned-to mark; 0: none), users without photos
+        left out (``PhotoStore.latest_photo_ids`` and the mark in one read)."""
+
+    async def mark_fanned(self, user_id: int, photo_id: int) -> None:
+        """Every photo of the user up to ``photo_id`` is fanned out: the mark only ever
+        goes up (a lower one written late changes nothing)."""
+
+    async def pending_fanouts(self, owner_id: int) -> list[int]:
+        """The owner's photo ids whose fan-out is queued, ascending."""
+
+    async def queued_fanouts(self, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` queued fan-outs of any owner, as (owner id, photo id)."""
+
+    async def forget_fanout(self, owner_id: int, photo_id: int) -> None:
+        """Take a done fan-out off the queue (nothing if it is gone)."""
+
+    async def inbox_backfills(self, reader_id: int) -> list[tuple[int, datetime]]:
+        """The follows whose followee's recent photos the reader's inbox still lacks, as
+        (followee id, the follow's time); unfollowing removes a pair's."""
+
+    async def forget_backfill(self, reader_id: int, followee_id: int, since: datetime) -> None:
+        """The backfill of the follow made at ``since`` is done (a later follow's stays)."""
+
+
 class MetadataStore(
     AccountStore,
     PhotoStore,
@@ -384,6 +425,7 @@ class MetadataStore(
     FollowGraph,
     SearchIndex,
     LikeStore,
+    InboxStore,
     IdempotencyStore,
     KeyStore,
     LeaseStore,
@@ -452,6 +494,16 @@ class TermHits:
 
 
 @dataclass(frozen=True)
+class InboxEntry:
+    """One row of a reader's inbox: a followee's photo, kept until ``until``."""
+
+    reader_id: int
+    owner_id: int
+    photo_id: int
+    until: datetime
+
+
+@dataclass(frozen=True)
 class BlobEntry:
     key: str
     size: int  # bytes
@@ -496,6 +548,7 @@ class Stores:
     graph: FollowGraph
     search: SearchIndex
     likes: LikeStore
+    inbox: InboxStore
     claims: IdempotencyStore
     keys: KeyStore
     leases: LeaseStore
@@ -511,6 +564,7 @@ class Stores:
             graph=metadata,
             search=metadata,
             likes=metadata,
+            inbox=metadata,
             claims=metadata,
             keys=metadata,
             leases=metadata,

@@ -456,6 +456,7 @@ async def test_a_hidden_photo_costs_the_store_reads_of_a_missing_one(api, signed
     # A copy of bytes stored already (by another test) removes its own blobs after its
     # answer: done before the 404s are counted.
     await api.client.app[SERVICES].uploads.removals_done()
+    await api.client.app[SERVICES].fanout.drain()  # the uploads' fan-outs, in the background
     for photo_id in [p["id"] for p in hidden]:
         paths = [f"/v1/photos/{photo_id}", f"/v1/photos/{missing}"]
         for path in paths:  # warm the owner cache, as for requests in a row

@@ -38,7 +38,14 @@ from instastore.storage.cassandra.session import (
     idempotent,
     translate_errors,
 )
-from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry, TermHits, settle
+from instastore.storage.ports import (
+    InboxEntry,
+    KeyClaim,
+    LeaseState,
+    PurgeEntry,
+    TermHits,
+    settle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,8 @@ SEARCH_PAGE = 500  # postings of the first term read per step of a search
 SCAN_PAGE = 500  # photo rows per token-range page of scan_photos
 SWITCH_ROUNDS = 3  # reads + conditional writes of one locator switch before giving up
 LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
+FANOUT_SHARDS = 16  # fanout_queue partitions, by owner; see schema/cql/010_timeline_inbox.cql
+INBOX_WRITES = 64  # inbox rows written concurrently by one add_to_inboxes
 PACK_QUEUE_PAGE = 1000  # queued ids read per query
 SESSIONS_PAGE = 100  # a user's sessions read, then ended concurrently, at a time
 # Hits of one limit key read per minute: limits are tens a minute, and a hit past its limit
@@ -280,6 +289,8 @@ class CassandraMetadataStore:
             # Last write wins by the photo's own time: an older photo saved late never
             # hides a newer one.
             (cql.SET_LATEST, (photo.owner_id, photo.id, _cell_timestamp(photo.id))),
+            # Its fan-out into followers' inboxes is owed until it is done.
+            (cql.QUEUE_FANOUT, (photo.owner_id % FANOUT_SHARDS, photo.owner_id, photo.id)),
             *_hidden(cql.HIDE_PHOTO, photo),
         ]
         for term in terms:
@@ -423,6 +434,68 @@ class CassandraMetadataStore:
         # Counters cannot join a logged batch; deleting one is idempotent.
         await settle("purge like count", lambda: self._q(cql.DELETE_LIKE_COUNT, photo.id))
 
+    # ---- timeline inboxes ------------------------------------------------------------
+
+    async def inbox_ids(
+        self, reader_id: int, before: int | None, floor: int, limit: int
+    ) -> list[int]:
+        rows = await self._q(cql.INBOX, reader_id, before or MAX_ID, floor, limit)
+        return [r.photo_id for r in rows]
+
+    async def add_to_inboxes(self, entries: Sequence[InboxEntry]) -> None:
+        now = datetime.now(UTC)
+        live = [(e, int((e.until - now).total_seconds())) for e in entries]
+        live = [(e, ttl) for e, ttl in live if ttl > 0]  # past its window: never written
+
+        async def one(entry: InboxEntry, ttl: int) -> None:
+            await settle(
+                "inbox row",
+                lambda: self._q(
+                    cql.ADD_TO_INBOX, entry.reader_id, entry.photo_id, entry.owner_id, ttl
+                ),
+            )
+
+        for start in range(0, len(live), INBOX_WRITES):
+            await asyncio.gather(*(one(e, ttl) for e, ttl in live[start : start + INBOX_WRITES]))
+
+    async def latest_marks(self, user_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        chunks = [
+            list(user_ids[i : i + LATEST_CHUNK]) for i in range(0, len(user_ids), LATEST_CHUNK)
+        ]
+        results = await asyncio.gather(*(self._q(cql.LATEST_MARKS, chunk) for chunk in chunks))
+        return {
+            r.user_id: (r.photo_id, r.fanned_to or 0)
+            for rows in results
+            for r in rows
+            if r.photo_id is not None
+        }
+
+    async def mark_fanned(self, user_id: int, photo_id: int) -> None:
+        await settle(
+            "fan-out mark",
+            lambda: self._q(cql.MARK_FANNED, _cell_timestamp(photo_id), photo_id, user_id),
+        )
+
+    async def pending_fanouts(self, owner_id: int) -> list[int]:
+        rows = await self._q(cql.PENDING_FANOUTS, owner_id % FANOUT_SHARDS, owner_id)
+        return [r.photo_id for r in rows]
+
+    async def queued_fanouts(self, limit: int) -> list[tuple[int, int]]:
+        shards = await asyncio.gather(
+            *(self._q(cql.QUEUED_FANOUTS, s, limit, profile=BATCH) for s in range(FANOUT_SHARDS))
+        )
+        return sorted((r.owner_id, r.photo_id) for rows in shards for r in rows)[:limit]
+
+    async def forget_fanout(self, owner_id: int, photo_id: int) -> None:
+        await self._q(cql.FORGET_FANOUT, owner_id % FANOUT_SHARDS, owner_id, photo_id)
+
+    async def inbox_backfills(self, reader_id: int) -> list[tuple[int, datetime]]:
+        rows = await self._q(cql.BACKFILLS, reader_id)
+        return [(r.followee_id, r.since.replace(tzinfo=UTC)) for r in rows]
+
+    async def forget_backfill(self, reader_id: int, followee_id: int, since: datetime) -> None:
+        await self._q(cql.FORGET_BACKFILL, reader_id, followee_id, since)
+
     # ---- follows ------------------------------------------------------------------
 
     async def follow(self, follower_id: int, followee_id: int, at: datetime) -> bool:
@@ -432,6 +505,8 @@ class CassandraMetadataStore:
             "follow",
             (cql.INSERT_FOLLOW, (follower_id, followee_id, at)),
             (cql.INSERT_FOLLOWER, (followee_id, follower_id, at)),
+            # The followee's recent photos are owed to the follower's inbox.
+            (cql.ADD_BACKFILL, (follower_id, followee_id, at)),
         )
         await self._count(
             "follow counts",
@@ -447,6 +522,7 @@ class CassandraMetadataStore:
             "unfollow",
             (cql.DELETE_FOLLOW, (follower_id, followee_id)),
             (cql.DELETE_FOLLOWER, (followee_id, follower_id)),
+            (cql.FORGET_BACKFILLS, (follower_id, followee_id)),
         )
         await self._count(
             "follow counts",

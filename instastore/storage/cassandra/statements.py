@@ -127,6 +127,29 @@ LIKE_COUNT = "SELECT likes FROM like_counts WHERE photo_id = ?"
 DELETE_LIKES = "DELETE FROM likes WHERE photo_id = ?"
 DELETE_LIKE_COUNT = "DELETE FROM like_counts WHERE photo_id = ?"
 
+# InboxStore: timeline_inbox, user_latest.fanned_to, fanout_queue, inbox_backfills
+
+INBOX = (
+    "SELECT photo_id FROM timeline_inbox WHERE reader_id = ? AND photo_id < ? AND photo_id > ? "
+    "LIMIT ?"
+)
+ADD_TO_INBOX = (
+    "INSERT INTO timeline_inbox (reader_id, photo_id, owner_id) VALUES (?, ?, ?) USING TTL ?"
+)
+LATEST_MARKS = "SELECT user_id, photo_id, fanned_to FROM user_latest WHERE user_id IN ?"
+# Cell timestamp = the marked photo's time: a mark written late never lowers a higher one.
+MARK_FANNED = "UPDATE user_latest USING TIMESTAMP ? SET fanned_to = ? WHERE user_id = ?"
+QUEUE_FANOUT = "INSERT INTO fanout_queue (shard, owner_id, photo_id) VALUES (?, ?, ?)"
+PENDING_FANOUTS = "SELECT photo_id FROM fanout_queue WHERE shard = ? AND owner_id = ?"
+QUEUED_FANOUTS = "SELECT owner_id, photo_id FROM fanout_queue WHERE shard = ? LIMIT ?"
+FORGET_FANOUT = "DELETE FROM fanout_queue WHERE shard = ? AND owner_id = ? AND photo_id = ?"
+ADD_BACKFILL = "INSERT INTO inbox_backfills (reader_id, followee_id, since) VALUES (?, ?, ?)"
+BACKFILLS = "SELECT followee_id, since FROM inbox_backfills WHERE reader_id = ?"
+FORGET_BACKFILL = (
+    "DELETE FROM inbox_backfills WHERE reader_id = ? AND followee_id = ? AND since = ?"
+)
+FORGET_BACKFILLS = "DELETE FROM inbox_backfills WHERE reader_id = ? AND followee_id = ?"
+
 # IdempotencyStore: idempotency_keys
 
 CLAIM_KEY = (

@@ -25,7 +25,7 @@ from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID
 from instastore.model import Photo, PhotoCounts, User, UserSession, Visibility, switch_outcome
 from instastore.schema import migrations
-from instastore.storage.ports import KeyClaim, LeaseState, PurgeEntry, TermHits
+from instastore.storage.ports import InboxEntry, KeyClaim, LeaseState, PurgeEntry, TermHits
 
 T = TypeVar("T")
 DB_FILE = "metadata.sqlite3"
@@ -272,6 +272,11 @@ class SqliteMetadataStore:
                         for t in terms
                     ],
                     ("INSERT OR IGNORE INTO pack_queue (photo_id) VALUES (?)", (photo.id,)),
+                    # Its fan-out into followers' inboxes is owed until it is done.
+                    (
+                        "INSERT OR IGNORE INTO fanout_queue (owner_id, photo_id) VALUES (?, ?)",
+                        (photo.owner_id, photo.id),
+                    ),
                     *_hide(photo),
                 ):
                     self.conn.execute(sql, params)
@@ -366,24 +371,129 @@ class SqliteMetadataStore:
             ),
         )
 
+    # ---- timeline inboxes ------------------------------------------------------------
+
+    async def inbox_ids(
+        self, reader_id: int, before: int | None, floor: int, limit: int
+    ) -> list[int]:
+        rows = await self._all(
+            "SELECT photo_id FROM timeline_inbox WHERE reader_id = ? AND photo_id < ? "
+            "AND photo_id > ? AND expires_ms > ? ORDER BY photo_id DESC LIMIT ?",
+            (reader_id, before or MAX_ID, floor, _ms(datetime.now(UTC)), limit),
+        )
+        return [r[0] for r in rows]
+
+    async def add_to_inboxes(self, entries: Sequence[InboxEntry]) -> None:
+        now = _ms(datetime.now(UTC)) or 0
+        rows = [
+            (e.reader_id, e.photo_id, e.owner_id, until)
+            for e in entries
+            if (until := _ms(e.until) or 0) > now
+        ]
+
+        def write() -> None:
+            with _transaction(self.conn):
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO timeline_inbox "
+                    "(reader_id, photo_id, owner_id, expires_ms) VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+                # Expired rows of these inboxes go as new ones come (a TTL on the cluster).
+                self.conn.executemany(
+                    "DELETE FROM timeline_inbox WHERE reader_id = ? AND expires_ms <= ?",
+                    [(reader, now) for reader in {r[0] for r in rows}],
+                )
+
+        if rows:
+            await self._run(write)
+
+    async def latest_marks(self, user_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        if not user_ids:
+            return {}
+        marks = ",".join("?" * len(user_ids))
+        rows = await self._all(
+            f"SELECT u.user_id, MAX(u.photo_id), COALESCE(m.fanned_to, 0) FROM user_photos u "
+            f"LEFT JOIN fanout_marks m USING (user_id) WHERE u.user_id IN ({marks}) "
+            "GROUP BY u.user_id",
+            list(user_ids),
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def mark_fanned(self, user_id: int, photo_id: int) -> None:
+        await self._write(
+            (
+                "INSERT INTO fanout_marks (user_id, fanned_to) VALUES (?, ?) ON CONFLICT "
+                "(user_id) DO UPDATE SET fanned_to = MAX(fanned_to, excluded.fanned_to)",
+                (user_id, photo_id),
+            )
+        )
+
+    async def pending_fanouts(self, owner_id: int) -> list[int]:
+        rows = await self._all(
+            "SELECT photo_id FROM fanout_queue WHERE owner_id = ? ORDER BY photo_id", (owner_id,)
+        )
+        return [r[0] for r in rows]
+
+    async def queued_fanouts(self, limit: int) -> list[tuple[int, int]]:
+        rows = await self._all(
+            "SELECT owner_id, photo_id FROM fanout_queue ORDER BY owner_id, photo_id LIMIT ?",
+            (limit,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def forget_fanout(self, owner_id: int, photo_id: int) -> None:
+        await self._write(
+            (
+                "DELETE FROM fanout_queue WHERE owner_id = ? AND photo_id = ?",
+                (owner_id, photo_id),
+            )
+        )
+
+    async def inbox_backfills(self, reader_id: int) -> list[tuple[int, datetime]]:
+        rows = await self._all(
+            "SELECT followee_id, since_ms FROM inbox_backfills WHERE reader_id = ? "
+            "ORDER BY followee_id",
+            (reader_id,),
+        )
+        return [(r[0], datetime.fromtimestamp(r[1] / 1000, UTC)) for r in rows]
+
+    async def forget_backfill(self, reader_id: int, followee_id: int, since: datetime) -> None:
+        await self._write(
+            (
+                "DELETE FROM inbox_backfills WHERE reader_id = ? AND followee_id = ? "
+                "AND since_ms = ?",
+                (reader_id, followee_id, _ms(since)),
+            )
+        )
+
     # ---- follows ------------------------------------------------------------------
 
     async def follow(self, follower_id: int, followee_id: int, at: datetime) -> bool:
-        (count,) = await self._write(
+        (count, _) = await self._write(
             (
                 "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_ms) "
                 "VALUES (?, ?, ?)",
                 (follower_id, followee_id, _ms(at)),
-            )
+            ),
+            # The followee's recent photos are owed to the follower's inbox.
+            (
+                "INSERT OR IGNORE INTO inbox_backfills (reader_id, followee_id, since_ms) "
+                "VALUES (?, ?, ?)",
+                (follower_id, followee_id, _ms(at)),
+            ),
         )
         return count == 1
 
     async def unfollow(self, follower_id: int, followee_id: int) -> bool:
-        (count,) = await self._write(
+        (count, _) = await self._write(
             (
                 "DELETE FROM follows WHERE follower_id = ? AND followee_id = ?",
                 (follower_id, followee_id),
-            )
+            ),
+            (
+                "DELETE FROM inbox_backfills WHERE reader_id = ? AND followee_id = ?",
+                (follower_id, followee_id),
+            ),
         )
         return count == 1
 
