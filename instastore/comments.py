@@ -22,11 +22,9 @@ It never speaks HTTP, and reaches the stores only through the ``CommentStore`` p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
-from instastore.clock import utcnow
+from instastore import ids
 from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.ids import IdGenerator
 from instastore.model import Comment, Photo, User
@@ -65,21 +63,19 @@ class Comments:
         self,
         store: CommentStore,
         viewing: Viewing,
-        ids: IdGenerator,
+        id_generator: IdGenerator,
         limit: SharedLimit,
         max_chars: int,
         cursors: Cursors,
         max_page: int = 100,
-        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.viewing = viewing
-        self.ids = ids
+        self.ids = id_generator
         self.limit = limit  # comments per user per minute, on every host
         self.max_chars = max_chars
         self.cursors = cursors
         self.max_page = max_page
-        self.clock = clock
 
     # ---- the rules: who may comment, which comments are shown ----------------------
 
@@ -100,7 +96,9 @@ class Comments:
             raise NotAllowed("you may not comment on this photo")
         # SECURITY: counted on every host, after the checks, so a refused comment spends nothing.
         await self.limit.take(viewer.id, "comments")
-        comment = Comment(self.ids.next_id(), photo.id, viewer.id, text, self.clock())
+        comment_id = self.ids.next_id()
+        # Its time is its id's (whole milliseconds, as both stores keep a time).
+        comment = Comment(comment_id, photo.id, viewer.id, text, ids.created_at(comment_id))
         await self.store.add_comment(comment)
         return CommentCard(comment, viewer)
 
