@@ -585,7 +585,7 @@ async def test_comments_and_likers_follow_the_photos_visibility(api):
     follower, follower_h = await api.user()
     _pending, pending_h = await api.user()
     _, stranger_h = await api.user()
-    for owner, owner_h in ((private_owner, private_h), (public_owner, public_h)):
+    for owner in (private_owner, public_owner):
         await api.put(f"/v1/users/{owner}/follow", headers=follower_h)
         await api.put(f"/v1/users/{owner}/follow", headers=pending_h)
     await api.post(f"/v1/me/requests/{follower}/approve", headers=private_h)
