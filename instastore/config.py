@@ -116,6 +116,7 @@ class Settings:
         32, "Uploads per process that may wait for a decoding thread; past it 503 with Retry-After."
     )
     max_title_chars: int = setting(200, "Longest accepted photo title, in characters.")
+    max_comment_chars: int = setting(2200, "Longest accepted comment, in characters.")
     max_json_bytes: int = setting(64 * 1024, "Largest accepted JSON request body in bytes.")
     max_page_size: int = setting(100, "Most items one page of any list returns.")
     max_following: int = setting(
@@ -135,6 +136,9 @@ class Settings:
     )
     uploads_per_minute: int = setting(
         30, "Uploads one user may start per minute, on all hosts together (429 past it)."
+    )
+    comments_per_minute: int = setting(
+        30, "Comments one user may post per minute, on all hosts together (429 past it)."
     )
     upload_claim_stale_seconds: int = setting(
         30,
@@ -274,11 +278,13 @@ class Settings:
             "max_image_pixels",
             "decode_threads",
             "max_title_chars",
+            "max_comment_chars",
             "max_json_bytes",
             "max_page_size",
             "max_following",
             "inbox_days",
             "uploads_per_minute",
+            "comments_per_minute",
             "session_days",
             "upload_claim_stale_seconds",
             "max_connections",

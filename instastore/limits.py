@@ -26,6 +26,11 @@ TOKEN_BYTES = 32  # random bytes of a session token (256 bits: not guessable)
 SESSION_TOUCH_EVERY = timedelta(minutes=1)
 MAX_SESSIONS_LISTED = 100  # the newest sessions GET /v1/me/sessions shows (all are revocable)
 
+# Account search (instastore.social): a prefix names one partition of usernames_by_prefix
+# on Cassandra, the usernames that share their first this many characters (every
+# username has at least 3), so a shorter prefix is refused rather than read from 39.
+USERNAME_PREFIX_CHARS = 2
+
 # Paged lists: a limit of more digits is refused before int() reads it; any larger
 # than the max_page_size setting is clamped to it.
 MAX_LIMIT_DIGITS = 9

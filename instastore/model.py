@@ -1,4 +1,4 @@
-"""The records: User, Photo (with its renditions), Follow. Plain immutable data; rules
+"""The records: User, Photo (with its renditions), Follow, Comment. Plain immutable data; rules
 about them live in the services that use them."""
 
 from __future__ import annotations
@@ -144,4 +144,16 @@ def switch_outcome(
 class Follow:
     follower_id: int
     followee_id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment on a photo: its id (time-sortable, so comments sort oldest first by id),
+    the photo, its author and its text, checked as titles are (``instastore.text``)."""
+
+    id: int
+    photo_id: int
+    author_id: int
+    text: str
     created_at: datetime

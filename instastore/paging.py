@@ -1,6 +1,7 @@
 """Opaque page cursors, sealed with the deployment's key and bound to their list.
 
-A cursor carries where the next page starts: the last id of a page, for the ranked
+A cursor carries where the next page starts: the last id of a page (or, for a list in
+name order, its last name), for the ranked
 timeline the rest of its window (at most ``TOP_WINDOW`` ids) and where the older photos
 after it start, for a deep timeline page the state of its scan
 (``instastore.merge.Position``). Those ids may be of photos the reader may
@@ -53,6 +54,8 @@ _TOP = b"T"  # the ranked timeline: the window's ids still to show, where the ol
 # service is upgraded goes on, and ends with the window as it did), never made.
 _RANKED_ONLY = b"t"
 _SCAN = b"s"  # a deep timeline scan: before, next followee, size, ids found so far
+_NAME = b"n"  # a list in name order (accounts by username prefix): the page's last name
+NAME_CURSOR_BYTES = 32  # a name cursor's ASCII name, zero-padded (usernames have at most 30)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,22 @@ class Cursors:
             return None
         (value,) = self._of_kind(cursor, scope, _ID, 1, "an id cursor")
         return _in_range(cursor, value)
+
+    def encode_name_cursor(self, last_name: str, scope: Scope) -> str:
+        """A cursor after ``last_name`` (ASCII, at most ``NAME_CURSOR_BYTES`` bytes) in a
+        list in name order."""
+        raw = last_name.encode("ascii")
+        if len(raw) > NAME_CURSOR_BYTES or b"\0" in raw:
+            raise ValueError(f"a name cursor holds at most {NAME_CURSOR_BYTES} ASCII bytes")
+        words = struct.unpack(f">{NAME_CURSOR_BYTES // 8}Q", raw.ljust(NAME_CURSOR_BYTES, b"\0"))
+        return self._seal(scope, _NAME, words)
+
+    def decode_name_cursor(self, cursor: str | None, scope: Scope) -> str | None:
+        """The name a name cursor of ``scope`` carries; None for no cursor (the first page)."""
+        if cursor is None or cursor == "":
+            return None
+        words = self._of_kind(cursor, scope, _NAME, NAME_CURSOR_BYTES // 8, "a name cursor")
+        return struct.pack(f">{len(words)}Q", *words).rstrip(b"\0").decode("ascii")
 
     def encode_top_cursor(self, values: Sequence[int], scope: Scope) -> str:
         """A cursor into the ranked timeline: its numbers, as ``instastore.timeline`` lays

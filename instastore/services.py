@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from instastore import paging
 from instastore.accounts import Accounts
+from instastore.comments import Comments
 from instastore.config import Settings
 from instastore.errors import InstastoreError
 from instastore.fanout import Fanout
@@ -61,6 +62,7 @@ class Services:
     fanout: Fanout
     uploads: Uploads
     viewing: Viewing
+    comments: Comments
     upload_limiter: SharedLimit
     _stores: Stores = field(repr=False)
     _worker: WorkerIds | None = field(default=None, repr=False)
@@ -143,6 +145,16 @@ def build_services(
         blobs=stores.blobs,
         media_key=media_key,
         searches=SharedLimit(stores.leases, "searches", settings.searches_per_address),
+        comments=stores.comments,
+    )
+    comments = Comments(
+        stores.comments,
+        viewing,
+        ids,
+        SharedLimit(stores.leases, "comments", settings.comments_per_minute),
+        settings.max_comment_chars,
+        cursors,
+        settings.max_page_size,
     )
     return Services(
         accounts=accounts,
@@ -152,6 +164,7 @@ def build_services(
         fanout=fanout,
         uploads=uploads,
         viewing=viewing,
+        comments=comments,
         upload_limiter=SharedLimit(stores.leases, "uploads", settings.uploads_per_minute),
         _stores=stores,
         _worker=worker,

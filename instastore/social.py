@@ -15,6 +15,11 @@ reads the whole followee list), but nothing is hidden by it: several hosts may o
 it a little (see ``Social._check_room``), and an operator may lower it below what users
 already follow.
 
+A private account declines a request (it goes, and the requester may ask again) and
+removes a follower (the follow ends; their timeline drops the account's photos as an
+unfollow does). Accounts are found by a prefix of their username, in username order,
+private ones too: a profile names them to anyone.
+
 Who follows a private account and whom it follows is for its owner and approved
 followers only; anyone else (signed in or not) gets ``NotAllowed`` "this account is
 private", the same answer whether the lists are empty or not. (A list of photos is
@@ -29,10 +34,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from instastore.accounts import USERNAME
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import InvalidInput, LimitReached, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
+from instastore.limits import USERNAME_PREFIX_CHARS
 from instastore.model import Photo, User, Visibility
 from instastore.paging import Cursors, Page, Scope, clamp_limit
 from instastore.storage.ports import AccountStore, FollowGraph
@@ -118,6 +125,43 @@ class Social:
         await self.graph.follow(requester.id, me.id, self.clock())
         self._follows_changed(requester.id)
         return requester
+
+    async def decline(self, me: User, username: str) -> None:
+        """Decline a pending request; ``NotFound`` when there is none."""
+        requester = await self._user(username)
+        if not await self.graph.remove_follow_request(me.id, requester.id):
+            raise NotFound(f"no pending follow request from {username!r}")
+
+    async def remove_follower(self, me: User, username: str) -> None:
+        """End ``username``'s follow of ``me`` (idempotent: one who does not follow is
+        no error). Their timeline caches drop ``me`` here at once, and other hosts'
+        within the follow check's few seconds, as for an unfollow."""
+        follower = await self._user(username)
+        await self.graph.unfollow(follower.id, me.id)
+        self._follows_changed(follower.id)
+
+    async def search_users(self, prefix: str, cursor: str | None, limit: int) -> Page[User]:
+        """Accounts whose username starts with ``prefix`` (folded to lower case), in
+        username order. Anyone may list them: a profile names any account, private or not.
+        Its cursors are the prefix's, whoever reads."""
+        prefix = prefix.lower()
+        if len(prefix) < USERNAME_PREFIX_CHARS or not USERNAME.fullmatch(prefix.ljust(3, "_")):
+            raise InvalidInput(
+                f"q must be the first {USERNAME_PREFIX_CHARS} to 30 characters of a username "
+                "(a-z, 0-9, '_' and '.')"
+            )
+        scope = Scope("user search", (prefix,))
+        limit = clamp_limit(limit, self.max_page)
+        after = self.cursors.decode_name_cursor(cursor, scope)
+        rows = await self.accounts.usernames_from(prefix, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        found = await asyncio.gather(*(self.accounts.get_user(i) for _, i in rows))
+        # A row of an account whose creation never finished names no user, or a user of
+        # another name: skipped (the cursor still goes on after it).
+        named = zip((name for name, _ in rows), found, strict=True)
+        users = [u for name, u in named if u is not None and u.username == name]
+        return Page(users, self.cursors.encode_name_cursor(rows[-1][0], scope) if more else None)
 
     async def _check_room(self, follower: User, who: str, then: str = "") -> None:
         """Refuse a follow (or a request, or its approval) that would put ``follower``

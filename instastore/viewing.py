@@ -15,7 +15,9 @@
   process knows the owner: its own changes at once, other processes' within the owner
   cache's few seconds), and its bytes: whole from the in-memory cache when small, else
   ranged from the blob store.
-- Likes: like, unlike and counts, on visible photos only.
+- Likes: like, unlike, counts, whether the viewer likes each photo of a card (one
+  read per page) and who likes a photo, on visible photos only; the comment count of
+  each card (the comments themselves: ``instastore.comments``).
 
 It never speaks HTTP: status lines, headers and byte-range syntax are the server's.
 """
@@ -49,7 +51,7 @@ from instastore.paging import Page
 from instastore.photos import Photos, user_photos_scope
 from instastore.ratelimit import SharedLimit
 from instastore.social import Audience, Relation, Social
-from instastore.storage.ports import BlobStore, LikeStore
+from instastore.storage.ports import BlobStore, CommentStore, LikeStore
 from instastore.timeline import Order, Timeline
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,8 @@ class PhotoCard:
     likes: int
     renditions: tuple[Rendition, ...]  # the ones this viewer may fetch
     access: str  # what this viewer's media URLs carry in place of the secret (``access``)
+    comments: int = 0
+    liked: bool = False  # whether this viewer likes it (never, for nobody signed in)
 
 
 @dataclass(frozen=True)
@@ -116,12 +120,14 @@ class Viewing:
         blobs: BlobStore,
         searches: SharedLimit,
         media_key: bytes | None = None,
+        comments: CommentStore | None = None,
     ) -> None:
         self.photos = photos
         self.accounts = accounts
         self.social = social
         self.timeline = timeline
         self.likes = likes
+        self.comments = comments  # for the counts on cards (none: every count 0)
         self.blobs = blobs
         # Binds media URLs to their holders; the same on every host of a deployment
         # (``services.open_services`` reads it from the key store).
@@ -136,7 +142,10 @@ class Viewing:
 
     # ---- visibility and cards ------------------------------------------------------
 
-    async def _visible(self, viewer: User | None, photo_id: int) -> tuple[Photo, Audience]:
+    async def visible(self, viewer: User | None, photo_id: int) -> tuple[Photo, Audience]:
+        """The live photo if ``viewer`` may see it, and the audience that decided;
+        ``NotFound`` otherwise, as for a missing id (also for what hangs off a photo:
+        its comments, its likers)."""
         try:
             photo: Photo | None = await self.photos.get(photo_id)
         except NotFound:
@@ -156,23 +165,26 @@ class Viewing:
 
     async def photo(self, viewer: User | None, photo_id: int) -> Photo:
         """The live photo if ``viewer`` may see it; ``NotFound`` otherwise."""
-        photo, _ = await self._visible(viewer, photo_id)
+        photo, _ = await self.visible(viewer, photo_id)
         return photo
 
     async def card(self, viewer: User | None, photo_id: int) -> PhotoCard:
-        photo, audience = await self._visible(viewer, photo_id)
+        photo, audience = await self.visible(viewer, photo_id)
         (card,) = await self._cards(audience, [photo])
         return card
 
     async def _cards(self, audience: Audience, photos: list[Photo]) -> list[PhotoCard]:
         """Cards of photos ``audience`` may see (each distinct owner read once)."""
         owner_ids = list({p.owner_id for p in photos})
-        likes, owners = await asyncio.gather(
-            self.likes.like_counts([p.id for p in photos]),
+        photo_ids = [p.id for p in photos]
+        viewer = audience.viewer
+        likes, comments, liked, owners = await asyncio.gather(
+            self.likes.like_counts(photo_ids),
+            self._comment_counts(photo_ids),
+            self._liked(viewer, photo_ids),
             asyncio.gather(*(audience.owner(o) for o in owner_ids)),
         )
         by_id = dict(zip(owner_ids, owners, strict=True))
-        viewer = audience.viewer
         return [
             PhotoCard(
                 p,
@@ -180,19 +192,34 @@ class Viewing:
                 likes[p.id],
                 allowed_renditions(p, viewer),
                 self.access(p, by_id[p.owner_id], viewer),
+                comments[p.id],
+                p.id in liked,
             )
             for p in photos
         ]
+
+    async def _comment_counts(self, photo_ids: list[int]) -> dict[int, int]:
+        if self.comments is None:
+            return dict.fromkeys(photo_ids, 0)
+        return await self.comments.comment_counts(photo_ids)
+
+    async def _liked(self, viewer: User | None, photo_ids: list[int]) -> set[int]:
+        """Which of a page's photos the viewer likes: one read for the page."""
+        if viewer is None or not photo_ids:
+            return set()
+        return await self.likes.liked_by(viewer.id, photo_ids)
 
     async def _page(self, audience: Audience, page: Page[Photo]) -> Page[PhotoCard]:
         return Page(await self._cards(audience, page.items), page.next_cursor)
 
     async def uploaded(self, user: User, photo: Photo, created: bool) -> PhotoCard:
-        """The card of an upload: a new photo has no likes; a replayed Idempotency-Key's
-        photo as it is now."""
-        likes = 0 if created else (await self.likes.like_counts([photo.id]))[photo.id]
+        """The card of an upload: a new photo has no likes or comments; a replayed
+        Idempotency-Key's photo as it is now."""
+        if not created:
+            (card,) = await self._cards(self.audience(user), [photo])
+            return card
         return PhotoCard(
-            photo, user, likes, allowed_renditions(photo, user), self.access(photo, user, user)
+            photo, user, 0, allowed_renditions(photo, user), self.access(photo, user, user)
         )
 
     # ---- lists -----------------------------------------------------------------------
@@ -268,6 +295,35 @@ class Viewing:
         else:
             await self.likes.unlike(photo.id, viewer.id)
         return (await self.likes.like_counts([photo.id]))[photo.id]
+
+    async def likers(
+        self, viewer: User | None, photo_id: int, cursor: str | None, limit: int
+    ) -> Page[User]:
+        """Who likes a photo the viewer may see, in id order; ``NotFound`` as for the
+        photo. Its cursors are the photo's and this viewer's."""
+        photo, audience = await self.visible(viewer, photo_id)
+        scope = paging.Scope("likers", (photo.id, viewer.id if viewer else 0))
+        limit = paging.clamp_limit(limit, self.social.max_page)
+        cursors = self.photos.cursors
+        ids = await self.likes.likers(photo.id, cursors.decode_cursor(cursor, scope), limit + 1)
+        more = len(ids) > limit
+        ids = ids[:limit]
+        users = await asyncio.gather(*(audience.owner(i) for i in ids))
+        return Page(
+            [u for u in users if u is not None],
+            cursors.encode_cursor(ids[-1], scope) if more else None,
+        )
+
+    async def search_users(
+        self, viewer: User | None, prefix: str, cursor: str | None, limit: int, address: str = ""
+    ) -> Page[User]:
+        """Accounts whose username starts with ``prefix``, in username order (private
+        ones too: their profiles name them to anyone); limited per client address, as a
+        title search is, when ``viewer`` is None."""
+        if viewer is None:
+            # SECURITY: no account needed; counted per address on every host.
+            await self.searches.take(address, "searches without a token from this address")
+        return await self.social.search_users(prefix, cursor, limit)
 
     # ---- media -----------------------------------------------------------------------
 

@@ -52,8 +52,9 @@ DOCUMENT = web.AppKey("openapi_document", dict)
 TAGS = {
     "accounts": "sign up, profiles, my account",
     "sessions": "log in and out, my sessions",
-    "social": "follow, unfollow, follower lists, follow requests",
-    "photos": "upload, read, delete, restore, like",
+    "social": "follow, unfollow, follower lists, follow requests, account search",
+    "photos": "upload, read, delete, restore, like, likers",
+    "comments": "comments on photos",
     "media": "the bytes of photos and videos",
     "feed": "the home timeline and title search",
     "ops": "health, readiness, metrics, this document",
@@ -144,11 +145,26 @@ SCHEMAS: dict[str, Any] = {
             },
             "duration_s": {"type": "number", "minimum": 0, "description": "videos only"},
             "likes": COUNT,
+            "liked": {"type": "boolean", "description": "whether the viewer likes it"},
+            "comments": COUNT,
             "deleted_at": {**TIME, "description": "set while the photo is deleted and restorable"},
         },
         ("id", "owner", "title", "kind", "visibility", "created_at", "width", "height", "media"),
     ),
     "PhotoPage": page("Photo"),
+    "Comment": obj(
+        {
+            "id": ID,
+            "photo_id": ID,
+            "author": {
+                "anyOf": [schema("User"), obj({"id": ID})],
+                "description": "the author; only the id if unknown",
+            },
+            "text": {"type": "string"},
+            "created_at": TIME,
+        }
+    ),
+    "CommentPage": page("Comment"),
     "UserPage": page("User"),
     "Session": obj({"token": {"type": "string", "minLength": 1}, "user": schema("User")}),
     "UserSession": obj(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from instastore.server.handlers import accounts, feed, media, ops, photos, social
+from instastore.server.handlers import accounts, comments, feed, media, ops, photos, social
 from instastore.server.openapi import DESCRIBED, DOCUMENT
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,6 +37,8 @@ ROUTES = [
     ("DELETE", "/v1/me/sessions/{session_id}", accounts.revoke_session),
     ("GET", "/v1/me/requests", social.requests),
     ("POST", "/v1/me/requests/{username}/approve", social.approve),
+    ("DELETE", "/v1/me/requests/{username}", social.decline),
+    ("DELETE", "/v1/me/followers/{username}", social.remove_follower),
     ("GET", "/v1/users/{username}", accounts.profile),
     ("GET", "/v1/users/{username}/photos", photos.user_photos),
     ("PUT", "/v1/users/{username}/follow", social.follow),
@@ -49,10 +51,15 @@ ROUTES = [
     ("POST", "/v1/photos/{photo_id}/restore", photos.restore_photo),
     ("PUT", "/v1/photos/{photo_id}/like", photos.like),
     ("DELETE", "/v1/photos/{photo_id}/like", photos.unlike),
+    ("GET", "/v1/photos/{photo_id}/likers", photos.likers),
+    ("POST", "/v1/photos/{photo_id}/comments", comments.add_comment),
+    ("GET", "/v1/photos/{photo_id}/comments", comments.list_comments),
+    ("DELETE", "/v1/photos/{photo_id}/comments/{comment_id}", comments.delete_comment),
     ("GET", "/v1/media/{photo_id}/{secret}/{name}", media.media),
     ("HEAD", "/v1/media/{photo_id}/{secret}/{name}", media.media),
     ("GET", "/v1/timeline", feed.timeline),
     ("GET", "/v1/search/photos", feed.search),
+    ("GET", "/v1/search/users", social.search_users),
 ]
 ROUTES += heads(ROUTES)
 

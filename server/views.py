@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from instastore.accounts import Profile
+from instastore.comments import CommentCard
 from instastore.model import User, UserSession
 from instastore.paging import Page
 from instastore.social import Relation
@@ -82,9 +83,22 @@ def photo_json(card: PhotoCard) -> dict[str, Any]:
     if photo.duration_s is not None:
         body["duration_s"] = photo.duration_s
     body["likes"] = card.likes
+    body["liked"] = card.liked
+    body["comments"] = card.comments
     if photo.deleted_at is not None:
         body["deleted_at"] = iso(photo.deleted_at)
     return body
+
+
+def comment_json(card: CommentCard) -> dict[str, Any]:
+    comment, author = card.comment, card.author
+    return {
+        "id": str(comment.id),
+        "photo_id": str(comment.photo_id),
+        "author": user_json(author) if author else {"id": str(comment.author_id)},
+        "text": comment.text,
+        "created_at": iso(comment.created_at),
+    }
 
 
 def photos_page_json(page: Page[PhotoCard]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The storage ports: what the core asks of the metadata, one port per aggregate
-(accounts, photos, the follow graph, the title index, likes, upload key claims, server
-keys), and of a blob store. ``Stores`` holds them under those names. The photo aggregate
+(accounts, photos, the follow graph, the title index, likes, comments, upload key claims,
+server keys), and of a blob store. ``Stores`` holds them under those names. The photo aggregate
 has a port per concern (records, purge queue, scan, pack queue, locator switch, content
 index), held together as ``PhotoPorts``. The shapes of blob keys are in
 ``instastore.storage.keys``.
@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from instastore.errors import InvalidInput, OutcomeUnknown, Unavailable
-from instastore.model import Photo, PhotoCounts, User, UserSession
+from instastore.model import Comment, Photo, PhotoCounts, User, UserSession
 from instastore.storage.scratch import SCRATCH_GRACE
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,14 @@ class AccountStore(Protocol):
 
     async def get_user_by_name(self, username: str) -> User | None: ...
 
+    async def usernames_from(
+        self, prefix: str, after: str | None, limit: int
+    ) -> list[tuple[str, int]]:
+        """(username, user id) of the users whose username starts with ``prefix`` (at
+        least ``limits.USERNAME_PREFIX_CHARS`` characters), in username order, strictly
+        after the username ``after`` when given. A row may be stale (a user whose creation
+        did not finish): the caller reads each user and checks its name."""
+
     async def create_session(self, token_hash: str, session: UserSession) -> None:
         """Store a session under the hash of its token, until its ``expires_at``."""
 
@@ -164,7 +172,8 @@ class PurgeQueue(Protocol):
 
     async def purge_photo(self, photo: Photo, terms: Sequence[str]) -> None:
         """Remove the record, its user-photos and title-index rows, its likes, its
-        purge-queue and pack-queue entries for good. Purging what is already gone is a no-op."""
+        comments, its purge-queue and pack-queue entries for good. Purging what is already
+        gone is a no-op."""
 
 
 class PhotoScan(Protocol):
@@ -280,6 +289,33 @@ class LikeStore(Protocol):
 
     async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
         """Likes per photo; photos never liked count 0."""
+
+    async def liked_by(self, user_id: int, photo_ids: Sequence[int]) -> set[int]:
+        """Which of ``photo_ids`` the user likes: one read for them all (a page's worth)."""
+
+    async def likers(self, photo_id: int, after: int | None, limit: int) -> list[int]:
+        """Ids of the users who like the photo, ascending, strictly after ``after``."""
+
+
+class CommentStore(Protocol):
+    """Comments on photos, oldest first, and their count per photo. A photo's comments
+    go with it when it is purged (``PurgeQueue.purge_photo``)."""
+
+    async def add_comment(self, comment: Comment) -> bool:
+        """Store a new comment (its id is new); False if that id holds it already (a
+        retry after an unknown outcome: the count is not raised twice). ``Conflict`` if the
+        id holds another comment."""
+
+    async def get_comment(self, photo_id: int, comment_id: int) -> Comment | None: ...
+
+    async def comments(self, photo_id: int, after: int | None, limit: int) -> list[Comment]:
+        """The photo's comments, oldest first, strictly after the comment id ``after``."""
+
+    async def delete_comment(self, comment: Comment) -> bool:
+        """Remove the comment for good; False if it was gone already (count unchanged)."""
+
+    async def comment_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
+        """Comments per photo; photos never commented count 0."""
 
 
 class IdempotencyStore(Protocol):
@@ -426,6 +462,7 @@ class MetadataStore(
     SearchIndex,
     LikeStore,
     InboxStore,
+    CommentStore,
     IdempotencyStore,
     KeyStore,
     LeaseStore,
@@ -549,6 +586,7 @@ class Stores:
     search: SearchIndex
     likes: LikeStore
     inbox: InboxStore
+    comments: CommentStore
     claims: IdempotencyStore
     keys: KeyStore
     leases: LeaseStore
@@ -565,6 +603,7 @@ class Stores:
             search=metadata,
             likes=metadata,
             inbox=metadata,
+            comments=metadata,
             claims=metadata,
             keys=metadata,
             leases=metadata,

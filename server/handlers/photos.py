@@ -1,4 +1,5 @@
-"""Upload, read, delete and restore photos and videos; a user's photos; likes."""
+"""Upload, read, delete and restore photos and videos; a user's photos; likes and
+likers."""
 
 from __future__ import annotations
 
@@ -279,3 +280,22 @@ async def like(request: web.Request) -> web.Response:
 )
 async def unlike(request: web.Request) -> web.Response:
     return await _set_like(request, False)
+
+
+@declare(
+    Operation(
+        "listLikers",
+        "photos",
+        "Who likes a photo",
+        "In id order, paged; 404 when the photo is missing or hidden from the viewer.",
+        {"200": ok("a page of users", "UserPage")},
+        ("404",),
+        auth=False,
+        params=(PHOTO_ID, *PAGE_PARAMS),
+    )
+)
+async def likers(request: web.Request) -> web.Response:
+    page = await services(request).viewing.likers(
+        viewer(request), photo_id(request), cursor(request), limit(request)
+    )
+    return views.json(views.page_json([views.user_json(u) for u in page.items], page))

@@ -187,6 +187,24 @@ async def test_live_session_matches_the_spec(session: Session):
     await s.expect(401, "PUT", f"/v1/photos/{pid}/like")
     await s.expect(404, "PUT", "/v1/photos/12345/like", b)
     await s.expect(400, "DELETE", "/v1/photos/x/like", b)
+    await s.expect(200, "PUT", f"/v1/photos/{pid}/like", a)
+    await s.expect(200, "GET", f"/v1/photos/{pid}/likers?limit=1")
+    await s.expect(404, "GET", f"/v1/photos/{vid}/likers", c)
+    comment = s.json(
+        await s.expect(201, "POST", f"/v1/photos/{pid}/comments", b, json_body={"text": "hi"})
+    )
+    await s.expect(400, "POST", f"/v1/photos/{pid}/comments", b, json_body={"text": " "})
+    await s.expect(404, "POST", f"/v1/photos/{vid}/comments", c, json_body={"text": "hi"})
+    await s.expect(200, "GET", f"/v1/photos/{pid}/comments?limit=1")
+    await s.expect(404, "GET", f"/v1/photos/{vid}/comments", c)
+    await s.expect(403, "DELETE", f"/v1/photos/{pid}/comments/{comment['id']}", c)
+    await s.expect(204, "DELETE", f"/v1/photos/{pid}/comments/{comment['id']}", a)
+    await s.expect(404, "DELETE", f"/v1/photos/{pid}/comments/{comment['id']}", b)
+    await s.expect(200, "GET", f"/v1/search/users?q={alice[:2]}")
+    await s.expect(400, "GET", "/v1/search/users?q=a")
+    await s.expect(404, "DELETE", f"/v1/me/requests/{alice}", b)
+    await s.expect(204, "DELETE", f"/v1/me/followers/{alice}", b)
+    await s.expect(404, "DELETE", "/v1/me/followers/nobody_here", b)
     await s.expect(403, "DELETE", f"/v1/photos/{pid}", b)
     await s.expect(400, "DELETE", "/v1/photos/x", a)
     await s.expect(404, "DELETE", "/v1/photos/12345", a)
@@ -202,7 +220,12 @@ async def test_live_session_matches_the_spec(session: Session):
     for bad in BAD_TOKENS:
         for method, path, _ in ROUTES:
             target = path.format(
-                username=alice, photo_id=pid, secret="s", name="thumb", session_id="12345"
+                username=alice,
+                photo_id=pid,
+                secret="s",
+                name="thumb",
+                session_id="12345",
+                comment_id="12345",
             )
             await s.expect(401, method, target, bad)
     await s.expect(405, "PUT", "/v1/me", a)
@@ -338,7 +361,7 @@ async def test_every_get_answers_head_with_its_status_and_headers(session: Sessi
         path = template.format(username=alice, photo_id=photo["id"], secret="s", name="thumb")
         if "{secret}" in template:
             path = thumb
-        query = "?q=x" if template == "/v1/search/photos" else ""
+        query = {"/v1/search/photos": "?q=x", "/v1/search/users": "?q=xx"}.get(template, "")
         status = 401 if template == "/metrics" else 200  # its own token, not a user's
         get = await s.expect(status, "GET", path + query, a)
         head = await s.expect(status, "HEAD", path + query, a)

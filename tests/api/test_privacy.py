@@ -571,3 +571,93 @@ async def test_a_cursor_is_refused_by_every_other_list(api):
         for headers in (other_h, {}):
             resp = await api.get(f"{lists[name]}&cursor={cursors[name]}", headers=headers)
             await problem(resp, 400)
+
+
+# ---- comments and likers follow the photo ---------------------------------------------
+
+
+async def test_comments_and_likers_follow_the_photos_visibility(api):
+    """The sweep over every operation on what hangs off a photo (its comments, adding and
+    deleting one, its likers, its counts), for each kind of viewer: nobody signed in, a
+    stranger, a pending follower, an approved follower and the owner. A photo hidden from
+    a viewer answers each exactly as a missing id does."""
+    private_owner, private_h = await api.user(private=True)
+    public_owner, public_h = await api.user()
+    follower, follower_h = await api.user()
+    _pending, pending_h = await api.user()
+    _, stranger_h = await api.user()
+    for owner in (private_owner, public_owner):
+        await api.put(f"/v1/users/{owner}/follow", headers=follower_h)
+        await api.put(f"/v1/users/{owner}/follow", headers=pending_h)
+    await api.post(f"/v1/me/requests/{follower}/approve", headers=private_h)
+    # The pending viewer follows the public account at once: a request only to the private.
+    await api.delete(f"/v1/users/{public_owner}/follow", headers=pending_h)
+
+    image = samples.image(size=(32, 32))
+    photos = {
+        "private account": (await api.photo(private_h, image, "p"), private_h),
+        "followers only": (await api.photo(public_h, image, "f", visibility="followers"), public_h),
+        "owner only": (await api.photo(public_h, image, "o", visibility="private"), public_h),
+        "public": (await api.photo(public_h, image, "pub"), public_h),
+    }
+    viewers = {
+        "nobody": {},
+        "stranger": stranger_h,
+        "pending": pending_h,
+        "follower": follower_h,
+    }
+    sees = {
+        "private account": {"follower"},
+        "followers only": {"follower"},
+        "owner only": set(),
+        "public": set(viewers),
+    }
+    missing = ids.IdGenerator(worker_id=99).next_id()
+
+    async def answers(pid, headers, comment_id) -> list[tuple[int, dict | None]]:
+        calls = [
+            api.get(f"/v1/photos/{pid}/comments", headers=headers),
+            api.post(f"/v1/photos/{pid}/comments", json={"text": "hi"}, headers=headers),
+            api.delete(f"/v1/photos/{pid}/comments/{comment_id}", headers=headers),
+            api.get(f"/v1/photos/{pid}/likers", headers=headers),
+            api.get(f"/v1/photos/{pid}", headers=headers),
+        ]
+        out = []
+        for call in calls:
+            resp = await call
+            body = await resp.json() if resp.content_type.endswith("json") else None
+            out.append((resp.status, body))
+        return out
+
+    for what, (photo, owner_h) in photos.items():
+        pid = photo["id"]
+        theirs = await api.post(f"/v1/photos/{pid}/comments", json={"text": "own"}, headers=owner_h)
+        assert theirs.status == 201
+        comment_id = (await theirs.json())["id"]
+        assert (await api.put(f"/v1/photos/{pid}/like", headers=owner_h)).status == 200
+        for who, headers in viewers.items():
+            got = await answers(pid, headers, comment_id)
+            if who in sees[what]:
+                statuses = [s for s, _ in got]
+                signed = 401 if not headers else None
+                assert statuses == [200, signed or 201, signed or 403, 200, 200], (what, who)
+                assert got[4][1]["comments"] >= 1 and got[4][1]["liked"] is False
+                assert [u["id"] for u in got[3][1]["items"]] == [photo["owner"]["id"]]
+                continue
+            absent = await answers(missing, headers, comment_id)
+            for (status, body), (gone_status, gone) in zip(got, absent, strict=True):
+                assert status == gone_status, (what, who)
+                if gone_status == 404:
+                    assert body["detail"] == gone["detail"].replace(str(missing), pid), (what, who)
+            assert [s for s, _ in got] == ([404, 401, 401, 404, 404] if not headers else [404] * 5)
+        # The owner: everything, its own comment deleted last.
+        got = await answers(pid, owner_h, comment_id)
+        assert [s for s, _ in got] == [200, 201, 204, 200, 200], what
+        assert got[4][1]["liked"] is True
+        # Nothing a refused viewer tried was stored: the owner's two, and one per viewer
+        # who sees it and is signed in, less the owner's deleted one.
+        listed = (await (await api.get(f"/v1/photos/{pid}/comments", headers=owner_h)).json())[
+            "items"
+        ]
+        signed_seeing = len([w for w in sees[what] if viewers[w]])
+        assert len(listed) == 1 + signed_seeing, what

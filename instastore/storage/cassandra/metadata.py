@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -27,7 +28,15 @@ from instastore import codec, ids, limits
 from instastore.config import Settings
 from instastore.errors import Conflict, OutcomeUnknown, StorageError, Unavailable
 from instastore.ids import MAX_ID, bucket_of
-from instastore.model import Photo, PhotoCounts, User, UserSession, Visibility, switch_outcome
+from instastore.model import (
+    Comment,
+    Photo,
+    PhotoCounts,
+    User,
+    UserSession,
+    Visibility,
+    switch_outcome,
+)
 from instastore.storage.cassandra import migrate
 from instastore.storage.cassandra import statements as cql
 from instastore.storage.cassandra.session import (
@@ -121,6 +130,16 @@ def _session(session_id: int, user_id: int, row: Any, now: datetime) -> UserSess
         expires_at=now + timedelta(seconds=row[-1] or 0),
         address=row.address or "",
     )
+
+
+def _name_prefix(username: str) -> str:
+    """The usernames_by_prefix partition of a name (or of a prefix of one)."""
+    return username[: limits.USERNAME_PREFIX_CHARS]
+
+
+def _comment(photo_id: int, row: Any) -> Comment:
+    at = _utc(row.created_at) or ids.created_at(row.comment_id)
+    return Comment(row.comment_id, photo_id, row.author_id, row.text, at)
 
 
 def _shard(photo_id: int) -> int:
@@ -239,6 +258,10 @@ class CassandraMetadataStore:
         )
         if not row[0] and (row.username, row.password_hash) != (user.username, user.password_hash):
             raise Conflict(f"user id {user.id} holds another account already; nothing was stored")
+        # Findable by prefix before the name is ours, so no crash leaves an account that
+        # search misses; a row of an attempt that loses the name is skipped by readers.
+        indexed = (_name_prefix(user.username), user.username, user.id)
+        await settle("index username", lambda: self._q(cql.INDEX_USERNAME, *indexed))
         (row,) = await settle(
             "claim username", lambda: self._q(cql.CLAIM_NAME, user.username, user.id)
         )
@@ -247,9 +270,10 @@ class CassandraMetadataStore:
                 return
             try:
                 await self._q(cql.DELETE_USER, user.id)
+                await self._q(cql.UNINDEX_USERNAME, *indexed)
             except StorageError as exc:
                 log.warning(
-                    "could not remove the users row of %d (unreachable, harmless): %s", user.id, exc
+                    "could not remove the rows of user %d (unreachable, harmless): %s", user.id, exc
                 )
             raise Conflict(f"username {user.username!r} is taken")
 
@@ -266,6 +290,25 @@ class CassandraMetadataStore:
     async def get_user_by_name(self, username: str) -> User | None:
         rows = await self._q(cql.USER_ID_BY_NAME, username)
         return await self.get_user(rows[0].user_id) if rows else None
+
+    async def usernames_from(
+        self, prefix: str, after: str | None, limit: int
+    ) -> list[tuple[str, int]]:
+        # "\x00" and "\x7f" bound the names that start with the prefix: neither is in any.
+        start = prefix if after is None else after + "\x00"
+        rows = await self._q(
+            cql.USERNAMES_FROM, _name_prefix(prefix), start, prefix + "\x7f", limit
+        )
+        names: dict[str, list[int]] = {}
+        for row in rows:
+            names.setdefault(row.username, []).append(row.user_id)
+        # Two ids under one name: an attempt that lost its claim left its row; the claim
+        # decides.
+        for name, owners in names.items():
+            if len(owners) > 1:
+                claimed = await self._q(cql.USER_ID_BY_NAME, name)
+                names[name] = [o for o in owners if claimed and claimed[0].user_id == o]
+        return [(name, user_id) for name, owners in names.items() for user_id in owners]
 
     # ---- photos -------------------------------------------------------------------
 
@@ -433,6 +476,21 @@ class CassandraMetadataStore:
         await self._batch("purge", *items)
         # Counters cannot join a logged batch; deleting one is idempotent.
         await settle("purge like count", lambda: self._q(cql.DELETE_LIKE_COUNT, photo.id))
+        await self._purge_comments(photo.id)
+
+    async def _purge_comments(self, photo_id: int) -> None:
+        """Every comment partition of the photo, then the rows naming them, then the count:
+        each step idempotent, the buckets row last, so a purge cut off is finished by the
+        next (the photo's queue entry stays until the record goes; readers of a purged
+        photo's comments are stopped by its missing record)."""
+        buckets = [b async for b in self._buckets_up(photo_id, 0)]
+        for bucket in buckets:
+            await settle(
+                "purge comments",
+                functools.partial(self._q, cql.DELETE_COMMENT_PARTITION, photo_id, bucket),
+            )
+        await settle("purge comment buckets", lambda: self._q(cql.DELETE_COMMENT_BUCKETS, photo_id))
+        await settle("purge comment count", lambda: self._q(cql.DELETE_COMMENT_COUNT, photo_id))
 
     # ---- timeline inboxes ------------------------------------------------------------
 
@@ -836,6 +894,87 @@ class CassandraMetadataStore:
     async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
         rows = await asyncio.gather(*(self._q(cql.LIKE_COUNT, i) for i in photo_ids))
         return {i: (r[0].likes or 0) if r else 0 for i, r in zip(photo_ids, rows, strict=True)}
+
+    async def liked_by(self, user_id: int, photo_ids: Sequence[int]) -> set[int]:
+        chunks = [
+            list(photo_ids[i : i + LATEST_CHUNK]) for i in range(0, len(photo_ids), LATEST_CHUNK)
+        ]
+        results = await asyncio.gather(*(self._q(cql.LIKED_BY, c, user_id) for c in chunks))
+        return {r.photo_id for rows in results for r in rows}
+
+    async def likers(self, photo_id: int, after: int | None, limit: int) -> list[int]:
+        return [r.user_id for r in await self._q(cql.LIKERS, photo_id, after or 0, limit)]
+
+    # ---- comments -----------------------------------------------------------------
+
+    async def add_comment(self, comment: Comment) -> bool:
+        bucket = bucket_of(comment.id)
+        # The bucket first: a reader never misses a comment stored in it.
+        await settle(
+            "comment bucket", lambda: self._q(cql.ADD_COMMENT_BUCKET, comment.photo_id, bucket)
+        )
+        at = _to_ms(comment.created_at)
+        # Tried again while its outcome is unknown; one that landed then answers "there
+        # already", and the count stays one low (never counted twice), as likes do.
+        (row,) = await settle(
+            "comment",
+            lambda: self._q(
+                cql.ADD_COMMENT,
+                comment.photo_id,
+                bucket,
+                comment.id,
+                comment.author_id,
+                comment.text,
+                at,
+            ),
+        )
+        if not row[0]:
+            if (row.author_id, row.text) != (comment.author_id, comment.text):
+                raise Conflict(f"comment id {comment.id} holds another comment; nothing was stored")
+            return False
+        await self._count("comment count", (cql.ADD_COMMENTS, (1, comment.photo_id)))
+        return True
+
+    async def get_comment(self, photo_id: int, comment_id: int) -> Comment | None:
+        rows = await self._q(cql.GET_COMMENT, photo_id, bucket_of(comment_id), comment_id)
+        return _comment(photo_id, rows[0]) if rows else None
+
+    async def _buckets_up(self, photo_id: int, bottom: int) -> AsyncIterator[int]:
+        """Buckets holding comments of the photo, oldest first, from ``bottom`` up."""
+        while True:
+            rows = await self._q(cql.COMMENT_BUCKETS, photo_id, bottom, BUCKETS_PER_READ)
+            for row in rows:
+                yield row.bucket
+            if len(rows) < BUCKETS_PER_READ:
+                return
+            bottom = rows[-1].bucket + 1
+
+    async def comments(self, photo_id: int, after: int | None, limit: int) -> list[Comment]:
+        found: list[Comment] = []
+        after = after or 0
+        async for bucket in self._buckets_up(photo_id, bucket_of(after)):
+            rows = await self._q(cql.COMMENTS, photo_id, bucket, after, limit - len(found))
+            found += [_comment(photo_id, r) for r in rows]
+            if len(found) >= limit:
+                break
+        return found
+
+    async def delete_comment(self, comment: Comment) -> bool:
+        # Not tried again on an unknown outcome (as unlike): a retry of a deletion that
+        # landed finds nothing, and the count stays one high.
+        (row,) = await self._q(
+            cql.DELETE_COMMENT, comment.photo_id, bucket_of(comment.id), comment.id
+        )
+        if not row[0]:
+            return False
+        await self._count("comment count", (cql.ADD_COMMENTS, (-1, comment.photo_id)))
+        return True
+
+    async def comment_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
+        rows = await asyncio.gather(*(self._q(cql.COMMENT_COUNT, i) for i in photo_ids))
+        return {
+            i: max(0, r[0].comments or 0) if r else 0 for i, r in zip(photo_ids, rows, strict=True)
+        }
 
     # ---- volumes (the packer) -----------------------------------------------------------
 

@@ -21,6 +21,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from instastore import codec
 from instastore.config import Settings
 from instastore.errors import ConfigError, StorageError
+from instastore.limits import USERNAME_PREFIX_CHARS
 from instastore.model import Visibility
 from instastore.schema import migrations
 from instastore.storage.cassandra import statements as cql
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 SCHEMA_AGREEMENT_WAIT_S = 30
 PACK_QUEUE_VERSION = 6  # 006_pack_queue.cql: applying it queues every photo stored so far
 HIDDEN_PHOTOS_VERSION = 8  # 008_hidden_photos.cql: applying it fills the table
+USERNAME_PREFIXES_VERSION = 11  # 011_comments.cql: applying it fills usernames_by_prefix
 BACKFILL_PAGE = 500  # photo ids read per query of that backfill
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,47}")  # used with fullmatch: "$" allows a final "\n"
 
@@ -101,6 +103,8 @@ def migrate(
             _on_own_session(session, keyspace, progress, _backfill)
         if migration.version == HIDDEN_PHOTOS_VERSION:
             _on_own_session(session, keyspace, progress, _fill_hidden_photos)
+        if migration.version == USERNAME_PREFIXES_VERSION:
+            _on_own_session(session, keyspace, progress, _fill_username_prefixes)
         with translate_errors("recording a migration"):
             session.execute(
                 f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
@@ -159,6 +163,37 @@ def _fill_hidden_photos(session: Session, keyspace: str, progress: Callable[[str
         read, hidden = read + len(rows), hidden + len(rows_to_write)
         if read and (len(rows) < BACKFILL_PAGE or read % 100_000 < BACKFILL_PAGE):
             progress(f"hidden photos: {read:,} record(s) read, {hidden:,} hidden")
+        if len(rows) < BACKFILL_PAGE:
+            return
+        after = rows[-1].t
+
+
+def _fill_username_prefixes(
+    session: Session, keyspace: str, progress: Callable[[str], object]
+) -> None:
+    """Schema 011's backfill: a usernames_by_prefix row for every name claimed so far
+    (rows: writing one twice is harmless, and a sign-up meanwhile writes its own)."""
+    scan = session.prepare(cql.qualified(cql.SCAN_USERNAMES, keyspace))
+    index = session.prepare(cql.qualified(cql.INDEX_USERNAME, keyspace))
+    index.is_idempotent = True
+    after, read = MIN_TOKEN, 0
+    while True:
+        with translate_errors("reading usernames for usernames_by_prefix"):
+            rows = list(session.execute(scan, (after, BACKFILL_PAGE), execution_profile=BATCH))
+        rows_to_write = [
+            (r.username[:USERNAME_PREFIX_CHARS], r.username, r.user_id)
+            for r in rows
+            if r.user_id is not None
+        ]
+        with translate_errors("writing usernames_by_prefix rows"):
+            for ok, result in execute_concurrent_with_args(
+                session, index, rows_to_write, concurrency=32
+            ):
+                if not ok:
+                    raise result
+        read += len(rows)
+        if read and (len(rows) < BACKFILL_PAGE or read % 100_000 < BACKFILL_PAGE):
+            progress(f"usernames by prefix: {read:,} name(s) indexed")
         if len(rows) < BACKFILL_PAGE:
             return
         after = rows[-1].t

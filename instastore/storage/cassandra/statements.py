@@ -30,6 +30,22 @@ GET_USER = (
 )
 USER_ID_BY_NAME = "SELECT user_id FROM users_by_name WHERE username = ?"
 
+# AccountStore: usernames_by_prefix (its rows name a user id beside the name, so an
+# attempt that loses the name's claim never overwrites the winner's row)
+INDEX_USERNAME = "INSERT INTO usernames_by_prefix (prefix, username, user_id) VALUES (?, ?, ?)"
+UNINDEX_USERNAME = (
+    "DELETE FROM usernames_by_prefix WHERE prefix = ? AND username = ? AND user_id = ?"
+)
+USERNAMES_FROM = (
+    "SELECT username, user_id FROM usernames_by_prefix "
+    "WHERE prefix = ? AND username >= ? AND username < ? LIMIT ?"
+)
+# schema 011's backfill (migrate.py): every claimed name, in token order
+SCAN_USERNAMES = (
+    "SELECT token(username) AS t, username, user_id FROM users_by_name "
+    "WHERE token(username) > ? LIMIT ?"
+)
+
 # AccountStore: sessions, user_sessions (written together, with one TTL). A session read
 # ends with its TTL, in seconds (read by position: the driver names it after the call).
 
@@ -149,6 +165,36 @@ FORGET_BACKFILL = (
     "DELETE FROM inbox_backfills WHERE reader_id = ? AND followee_id = ? AND since = ?"
 )
 FORGET_BACKFILLS = "DELETE FROM inbox_backfills WHERE reader_id = ? AND followee_id = ?"
+# LikeStore: who likes a photo, and which of a page's photos one user likes (a
+# multi-partition IN with the clustering key fixed: one statement for a page)
+
+LIKERS = "SELECT user_id FROM likes WHERE photo_id = ? AND user_id > ? LIMIT ?"
+LIKED_BY = "SELECT photo_id FROM likes WHERE photo_id IN ? AND user_id = ?"
+
+# CommentStore (purged by PhotoStore): comments_by_photo, comment_buckets, comment_counts
+
+ADD_COMMENT = (
+    "INSERT INTO comments_by_photo (photo_id, bucket, comment_id, author_id, text, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+)
+ADD_COMMENT_BUCKET = "INSERT INTO comment_buckets (photo_id, bucket) VALUES (?, ?)"
+GET_COMMENT = (
+    "SELECT comment_id, author_id, text, created_at FROM comments_by_photo "
+    "WHERE photo_id = ? AND bucket = ? AND comment_id = ?"
+)
+COMMENT_BUCKETS = "SELECT bucket FROM comment_buckets WHERE photo_id = ? AND bucket >= ? LIMIT ?"
+COMMENTS = (
+    "SELECT comment_id, author_id, text, created_at FROM comments_by_photo "
+    "WHERE photo_id = ? AND bucket = ? AND comment_id > ? LIMIT ?"
+)
+DELETE_COMMENT = (
+    "DELETE FROM comments_by_photo WHERE photo_id = ? AND bucket = ? AND comment_id = ? IF EXISTS"
+)
+ADD_COMMENTS = "UPDATE comment_counts SET comments = comments + ? WHERE photo_id = ?"
+COMMENT_COUNT = "SELECT comments FROM comment_counts WHERE photo_id = ?"
+DELETE_COMMENT_PARTITION = "DELETE FROM comments_by_photo WHERE photo_id = ? AND bucket = ?"
+DELETE_COMMENT_BUCKETS = "DELETE FROM comment_buckets WHERE photo_id = ?"
+DELETE_COMMENT_COUNT = "DELETE FROM comment_counts WHERE photo_id = ?"
 
 # IdempotencyStore: idempotency_keys
 

@@ -23,7 +23,15 @@ from instastore import codec
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID
-from instastore.model import Photo, PhotoCounts, User, UserSession, Visibility, switch_outcome
+from instastore.model import (
+    Comment,
+    Photo,
+    PhotoCounts,
+    User,
+    UserSession,
+    Visibility,
+    switch_outcome,
+)
 from instastore.schema import migrations
 from instastore.storage.ports import InboxEntry, KeyClaim, LeaseState, PurgeEntry, TermHits
 
@@ -78,6 +86,12 @@ def _session(row: sqlite3.Row | None) -> UserSession | None:
         last_used_at=_utc(row["last_used_ms"]),
         expires_at=_utc(row["expires_ms"]),
         address=row["address"],
+    )
+
+
+def _comment(row: sqlite3.Row) -> Comment:
+    return Comment(
+        row["comment_id"], row["photo_id"], row["author_id"], row["text"], _utc(row["created_ms"])
     )
 
 
@@ -240,6 +254,18 @@ class SqliteMetadataStore:
     async def get_user_by_name(self, username: str) -> User | None:
         return _user(await self._one("SELECT * FROM users WHERE username = ?", (username,)))
 
+    async def usernames_from(
+        self, prefix: str, after: str | None, limit: int
+    ) -> list[tuple[str, int]]:
+        # The UNIQUE index on username serves the range; "\x7f" follows every character
+        # a username may hold.
+        rows = await self._all(
+            "SELECT username, user_id FROM users WHERE username > ? AND username >= ? "
+            "AND username < ? ORDER BY username LIMIT ?",
+            (after or "", prefix, prefix + "\x7f", limit),
+        )
+        return [(r[0], r[1]) for r in rows]
+
     # ---- photos -------------------------------------------------------------------
 
     async def save_photo(self, photo: Photo, terms: Sequence[str]) -> None:
@@ -363,6 +389,7 @@ class SqliteMetadataStore:
             ),
             ("DELETE FROM title_terms WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM likes WHERE photo_id = ?", (photo.id,)),
+            ("DELETE FROM comments WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM purge_queue WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM pack_queue WHERE photo_id = ?", (photo.id,)),
             (
@@ -894,6 +921,88 @@ class SqliteMetadataStore:
             marks = ",".join("?" * len(photo_ids))
             rows = await self._all(
                 f"SELECT photo_id, COUNT(*) FROM likes WHERE photo_id IN ({marks}) "
+                "GROUP BY photo_id",
+                list(photo_ids),
+            )
+            counts.update({r[0]: r[1] for r in rows})
+        return counts
+
+    async def liked_by(self, user_id: int, photo_ids: Sequence[int]) -> set[int]:
+        if not photo_ids:
+            return set()
+        marks = ",".join("?" * len(photo_ids))
+        rows = await self._all(
+            f"SELECT photo_id FROM likes WHERE user_id = ? AND photo_id IN ({marks})",
+            [user_id, *photo_ids],
+        )
+        return {r[0] for r in rows}
+
+    async def likers(self, photo_id: int, after: int | None, limit: int) -> list[int]:
+        rows = await self._all(
+            "SELECT user_id FROM likes WHERE photo_id = ? AND user_id > ? ORDER BY user_id LIMIT ?",
+            (photo_id, after or 0, limit),
+        )
+        return [r[0] for r in rows]
+
+    # ---- comments -----------------------------------------------------------------
+
+    async def add_comment(self, comment: Comment) -> bool:
+        def add() -> bool:
+            with _transaction(self.conn):
+                held = self.conn.execute(
+                    "SELECT author_id, text FROM comments WHERE photo_id = ? AND comment_id = ?",
+                    (comment.photo_id, comment.id),
+                ).fetchone()
+                if held is not None:
+                    if (held[0], held[1]) != (comment.author_id, comment.text):
+                        raise Conflict(
+                            f"comment id {comment.id} holds another comment; nothing was stored"
+                        )
+                    return False
+                self.conn.execute(
+                    "INSERT INTO comments (photo_id, comment_id, author_id, text, created_ms) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        comment.photo_id,
+                        comment.id,
+                        comment.author_id,
+                        comment.text,
+                        _ms(comment.created_at),
+                    ),
+                )
+                return True
+
+        return await self._run(add)
+
+    async def get_comment(self, photo_id: int, comment_id: int) -> Comment | None:
+        row = await self._one(
+            "SELECT * FROM comments WHERE photo_id = ? AND comment_id = ?", (photo_id, comment_id)
+        )
+        return None if row is None else _comment(row)
+
+    async def comments(self, photo_id: int, after: int | None, limit: int) -> list[Comment]:
+        rows = await self._all(
+            "SELECT * FROM comments WHERE photo_id = ? AND comment_id > ? "
+            "ORDER BY comment_id LIMIT ?",
+            (photo_id, after or 0, limit),
+        )
+        return [_comment(r) for r in rows]
+
+    async def delete_comment(self, comment: Comment) -> bool:
+        (count,) = await self._write(
+            (
+                "DELETE FROM comments WHERE photo_id = ? AND comment_id = ?",
+                (comment.photo_id, comment.id),
+            )
+        )
+        return count == 1
+
+    async def comment_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
+        counts = dict.fromkeys(photo_ids, 0)
+        if photo_ids:
+            marks = ",".join("?" * len(photo_ids))
+            rows = await self._all(
+                f"SELECT photo_id, COUNT(*) FROM comments WHERE photo_id IN ({marks}) "
                 "GROUP BY photo_id",
                 list(photo_ids),
             )
