@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from instastore.server.handlers import accounts, feed, media, ops, photos, social
+from instastore.server.handlers import accounts, feed, media, ops, photos, share, social
 from instastore.server.openapi import DESCRIBED, DOCUMENT
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,6 +53,8 @@ ROUTES = [
     ("HEAD", "/v1/media/{photo_id}/{secret}/{name}", media.media),
     ("GET", "/v1/timeline", feed.timeline),
     ("GET", "/v1/search/photos", feed.search),
+    ("GET", "/p/{photo_id}", share.permalink),
+    ("GET", "/oembed", share.oembed_document),
 ]
 ROUTES += heads(ROUTES)
 
