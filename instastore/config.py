@@ -26,10 +26,9 @@ from instastore.limits import (
 )
 
 ENV_PREFIX = "INSTASTORE_"
-# An http(s) origin (a host name, IPv4 or [IPv6] address, a port) and a plain path.
-PUBLIC_URL = re.compile(
-    r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[\w.~\-/]*)?", re.ASCII
-)
+# An http(s) origin: a host name, IPv4 or [IPv6] address, and a port (the service is served
+# at the root of its origin, as the web page's own URLs are).
+PUBLIC_URL = re.compile(r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?", re.ASCII)
 CONSISTENCY_LEVELS = {"AUTO", "ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL"}
 
 
@@ -184,7 +183,7 @@ class Settings:
     )
     public_url: str = setting(
         "",
-        "The service's public base URL, e.g. https://photos.example (no query): permalinks, "
+        "The service's public origin, e.g. https://photos.example (no path): permalinks, "
         "Open Graph tags and oEmbed name it; empty: the request's own scheme and Host, and "
         "pages are then private to caches (a Host header is the client's to choose).",
     )
@@ -374,12 +373,12 @@ class Settings:
         url = self.public_url.strip()
         if not url:
             return None
-        # SECURITY: the base is written into pages crawlers keep: a plain http(s) origin and
-        # path, nothing that could close an attribute or carry a second URL.
+        # SECURITY: the base is written into pages crawlers keep: a plain http(s) origin,
+        # nothing that could close an attribute or carry a second URL.
         if not PUBLIC_URL.fullmatch(url):
             raise ConfigError(
-                f"public_url must be an http or https URL (scheme, host, optional port and "
-                f"path; no user, query or fragment), not {url!r}"
+                f"public_url must be an http or https origin (scheme, host and optional port; "
+                f"no path, user, query or fragment), not {url!r}"
             )
         return url.rstrip("/")
 
