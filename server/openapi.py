@@ -399,7 +399,9 @@ def spec(settings: Settings, routes: list[tuple[str, str, Handler]]) -> dict[str
                 "Photo and video sharing over HTTP. Every error is application/problem+json; "
                 "a 405 (a method a URL does not take) carries Allow. Every JSON response is sent "
                 "with X-Content-Type-Options: nosniff and "
-                "Cache-Control: no-store (they depend on the viewer's token, or carry one)."
+                "Cache-Control: no-store (they depend on the viewer's token, or carry one), "
+                "but those that declare a Cache-Control of their own (oEmbed: the same for "
+                "every caller)."
             ),
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
             "contact": {"name": "instastore maintainers"},
