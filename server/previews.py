@@ -320,8 +320,9 @@ def oembed(preview: Preview, max_width: int | None, max_height: int | None) -> d
         document |= {
             "type": "rich",
             "html": (
-                f'<video controls playsinline preload="metadata" src="{esc(preview.absolute(video))}"'
-                f'{poster} width="{width}" height="{height}" title="{esc(preview.title)}">'
+                '<video controls playsinline preload="metadata" '
+                f'src="{esc(preview.absolute(video))}"{poster} width="{width}" '
+                f'height="{height}" title="{esc(preview.title)}">'
                 f'<a href="{esc(preview.url)}">{esc(preview.title)}</a></video>'
             ),
             "width": width,
