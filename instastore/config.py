@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ from instastore.limits import (
 )
 
 ENV_PREFIX = "INSTASTORE_"
+# An http(s) origin: a host name, IPv4 or [IPv6] address, and a port (the service is served
+# at the root of its origin, as the web page's own URLs are).
+PUBLIC_URL = re.compile(r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?", re.ASCII)
 CONSISTENCY_LEVELS = {"AUTO", "ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL"}
 
 
@@ -191,6 +195,12 @@ class Settings:
         "from them is X-Forwarded-For believed (the client address of per-address limits), and "
         "they are exempt from max_connections_per_address.",
     )
+    public_url: str = setting(
+        "",
+        "The service's public origin, e.g. https://photos.example (no path): permalinks, "
+        "Open Graph tags and oEmbed name it; empty: the request's own scheme and Host, and "
+        "pages are then private to caches (a Host header is the client's to choose).",
+    )
     signups_per_address: int = setting(
         20, "Sign-ups per minute from one client address, on all hosts together (429 past it)."
     )
@@ -269,6 +279,7 @@ class Settings:
         fixed = self.fixed_worker_id  # raises unless "auto" or a number in range
         self.trusted_networks  # noqa: B018 (raises unless every entry parses)
         self.datanode_addresses  # noqa: B018 (raises unless every entry is host:port)
+        self.public_base  # noqa: B018 (raises unless empty or an http(s) base URL)
         if self.media_cache_bytes < 0:
             raise ConfigError("media_cache_bytes must be 0 or more")
         if not 1 <= self.workers <= 64 or (fixed or 0) + self.workers - 1 > 8191:
@@ -371,6 +382,22 @@ class Settings:
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ConfigError(f"hdfs_datanodes entries are host:port, not {entry!r}")
         return frozenset(entries) or None
+
+    @property
+    def public_base(self) -> str | None:
+        """``public_url`` without its trailing slash, or None when it is empty (then each
+        request's own scheme and Host stand in)."""
+        url = self.public_url.strip()
+        if not url:
+            return None
+        # SECURITY: the base is written into pages crawlers keep: a plain http(s) origin,
+        # nothing that could close an attribute or carry a second URL.
+        if not PUBLIC_URL.fullmatch(url):
+            raise ConfigError(
+                f"public_url must be an http or https origin (scheme, host and optional port; "
+                f"no path, user, query or fragment), not {url!r}"
+            )
+        return url.rstrip("/")
 
     @property
     def fixed_worker_id(self) -> int | None:

@@ -57,6 +57,7 @@ TAGS = {
     "comments": "comments on photos",
     "media": "the bytes of photos and videos",
     "feed": "the home timeline and title search",
+    "share": "a public photo's page (Open Graph, Twitter Card) and its oEmbed document",
     "ops": "health, readiness, metrics, this document",
 }
 
@@ -203,6 +204,29 @@ SCHEMAS: dict[str, Any] = {
                 "description": "each backend (sqlite, files, cassandra, hdfs): ok, or why not",
             },
         }
+    ),
+    "OEmbed": obj(
+        {
+            "version": {"const": "1.0"},
+            "type": {"enum": ["photo", "rich", "link"]},
+            "title": {"type": "string"},
+            "author_name": {"type": "string"},
+            "author_url": {"type": "string", "format": "uri"},
+            "provider_name": {"type": "string"},
+            "provider_url": {"type": "string", "format": "uri"},
+            "cache_age": {"type": "integer", "minimum": 0},
+            "url": {"type": "string", "format": "uri", "description": "photo: the image"},
+            "html": {
+                "type": "string",
+                "description": "rich: an HTML5 <video> of the viewer-safe copy",
+            },
+            "width": {"type": "integer", "minimum": 1},
+            "height": {"type": "integer", "minimum": 1},
+            "thumbnail_url": {"type": "string", "format": "uri"},
+            "thumbnail_width": {"type": "integer", "minimum": 1},
+            "thumbnail_height": {"type": "integer", "minimum": 1},
+        },
+        ("version", "type", "title", "provider_name", "provider_url", "cache_age"),
     ),
     "OpenAPI": obj(
         {"openapi": {"type": "string"}, "info": {"type": "object"}, "paths": {"type": "object"}},
@@ -391,7 +415,9 @@ def spec(settings: Settings, routes: list[tuple[str, str, Handler]]) -> dict[str
                 "Photo and video sharing over HTTP. Every error is application/problem+json; "
                 "a 405 (a method a URL does not take) carries Allow. Every JSON response is sent "
                 "with X-Content-Type-Options: nosniff and "
-                "Cache-Control: no-store (they depend on the viewer's token, or carry one)."
+                "Cache-Control: no-store (they depend on the viewer's token, or carry one), "
+                "but those that declare a Cache-Control of their own (oEmbed: the same for "
+                "every caller)."
             ),
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
             "contact": {"name": "instastore maintainers"},

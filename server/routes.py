@@ -7,7 +7,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from instastore.server.handlers import accounts, comments, feed, media, ops, photos, social
+from instastore.server.handlers import (
+    accounts,
+    comments,
+    feed,
+    media,
+    ops,
+    photos,
+    share,
+    social,
+)
 from instastore.server.openapi import DESCRIBED, DOCUMENT
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -60,6 +69,8 @@ ROUTES = [
     ("GET", "/v1/timeline", feed.timeline),
     ("GET", "/v1/search/photos", feed.search),
     ("GET", "/v1/search/users", social.search_users),
+    ("GET", "/p/{photo_id}", share.permalink),
+    ("GET", "/oembed", share.oembed_document),
 ]
 ROUTES += heads(ROUTES)
 

@@ -1,5 +1,5 @@
 """The web page: static files shipped in the package, served at / and /static/; and the
-security headers of every response.
+security headers of every response (the page's own also on the photo pages, /p/).
 
 The page is a client of the public /v1 API like any other (no private back door). Served
 with a Content-Security-Policy that allows only this origin's scripts, styles, images,
@@ -46,7 +46,7 @@ async def security_headers(request: web.Request, handler) -> web.StreamResponse:
     response = await handler(request)
     if response.prepared:  # streamed media: sent with their own headers
         return response
-    if request.path == "/" or request.path.startswith("/static/"):
+    if request.path == "/" or request.path.startswith(("/static/", "/p/")):
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
     # SECURITY: no content sniffing of anything we send (a title is never HTML).

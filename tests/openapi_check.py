@@ -1,6 +1,7 @@
 """Checks one HTTP exchange against /openapi.json: the status is declared for the
 operation, the body matches the schema declared for its content type, the declared
-headers are there, and every JSON answer is sent nosniff and no-store.
+headers are there, and every JSON answer is sent nosniff and no-store (unless its operation
+declares a Cache-Control of its own).
 
 Shared by the live-session test (``test_openapi.py``) and the fuzzer
 (``test_openapi_fuzz.py``).
@@ -131,11 +132,11 @@ def violations(spec: Spec, exchange: Exchange) -> list[str]:
     if exchange.method == "HEAD" or exchange.status in (204, 304):
         if exchange.response_body and not _unparsed(exchange):
             problems.append(f"{where} {exchange.status}: a body where none may be")
-        return problems + check_headers(exchange)
+        return problems + check_headers(exchange, declared)
     if not content:
         if exchange.response_body:
             problems.append(f"{where} {exchange.status}: a body where none is declared")
-        return problems + check_headers(exchange)
+        return problems + check_headers(exchange, declared)
     media = next((m for m in content if _media_type_matches(m, exchange.content_type)), None)
     if media is None:
         return [
@@ -145,7 +146,7 @@ def violations(spec: Spec, exchange: Exchange) -> list[str]:
         ]
     if exchange.content_type in JSON_TYPES:
         problems += check_json(spec, where, exchange, content[media]["schema"])
-    return problems + check_headers(exchange)
+    return problems + check_headers(exchange, declared)
 
 
 def check_json(spec: Spec, where: str, exchange: Exchange, schema: dict[str, Any]) -> list[str]:
@@ -165,8 +166,9 @@ def check_json(spec: Spec, where: str, exchange: Exchange, schema: dict[str, Any
     return errors
 
 
-def check_headers(exchange: Exchange) -> list[str]:
-    """nosniff on everything; no-store on every JSON answer."""
+def check_headers(exchange: Exchange, declared: dict[str, Any] | None = None) -> list[str]:
+    """nosniff on everything; no-store on every JSON answer but one whose ``declared``
+    response states a Cache-Control of its own (oEmbed: the same for every caller)."""
     headers = exchange.response_headers
     problems = []
     if headers.get("x-content-type-options") != "nosniff":
@@ -174,7 +176,12 @@ def check_headers(exchange: Exchange) -> list[str]:
             f"{exchange.method} {exchange.path} {exchange.status}: "
             "no X-Content-Type-Options: nosniff"
         )
-    if exchange.content_type in JSON_TYPES and headers.get("cache-control") != "no-store":
+    own = "Cache-Control" in (declared or {}).get("headers", {})
+    if (
+        exchange.content_type in JSON_TYPES
+        and not own
+        and headers.get("cache-control") != "no-store"
+    ):
         problems.append(
             f"{exchange.method} {exchange.path} {exchange.status}: "
             "JSON without Cache-Control: no-store"

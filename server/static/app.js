@@ -113,6 +113,41 @@ function openViewer(photo) {
   document.body.append(overlay);
 }
 
+// ---- sharing --------------------------------------------------------------------------
+
+// The share intents of the platforms that take a URL: the same as the photo page's
+// (server/previews.py, INTENTS; tests/api/test_web_page.py checks they agree).
+const SHARE_INTENTS = [
+  ["x", "X (Twitter)", "https://twitter.com/intent/tweet?url={url}&text={title}"],
+  ["facebook", "Facebook", "https://www.facebook.com/sharer/sharer.php?u={url}"],
+  ["tumblr", "Tumblr", "https://www.tumblr.com/widgets/share/tool?canonicalUrl={url}&title={title}&posttype=link"],
+  ["pinterest", "Pinterest", "https://www.pinterest.com/pin/create/button/?url={url}&media={image}&description={title}"],
+  ["reddit", "Reddit", "https://www.reddit.com/submit?url={url}&title={title}"],
+  ["linkedin", "LinkedIn", "https://www.linkedin.com/sharing/share-offsite/?url={url}"],
+  ["email", "Email", "mailto:?subject={title}&body={url}"],
+];
+
+// Only a public photo of a public account has a page: anyone else's answers 404 to the
+// crawlers a link is pasted for.
+const shareable = (photo) => photo.visibility === "public" && photo.owner && photo.owner.username && !photo.owner.private;
+
+function shareMenu(photo) {
+  const url = location.origin + "/p/" + photo.id;
+  const values = { url, title: photo.title, image: photo.media.large ? location.origin + photo.media.large : "" };
+  const field = h("input", { class: "share-url", readonly: true, value: url, "aria-label": "Link to this photo" });
+  const copy = h("button", { class: "button primary", type: "button", "data-copy": url, onclick: async () => {
+    try { await navigator.clipboard.writeText(url); toast("Link copied"); }
+    catch (_) { field.focus(); field.select(); toast("Press Ctrl+C (⌘C) to copy the link"); }
+  } }, "Copy link");
+  const intents = SHARE_INTENTS.map(([key, label, template]) => h("a", {
+    class: "button", "data-share": key, target: "_blank", rel: "noopener noreferrer",
+    href: template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(values[name])),
+  }, label));
+  return h("div", { class: "share-menu", role: "group", "aria-label": "Share" },
+    h("div", { class: "share" }, field, copy),
+    h("div", { class: "intents" }, intents, h("a", { class: "button", href: "/p/" + photo.id }, "Photo page")));
+}
+
 // ---- photo cards ---------------------------------------------------------------------
 
 function deletedIds() { return JSON.parse(localStorage.getItem("deleted") || "[]"); }
@@ -146,6 +181,15 @@ function photoCard(photo, { own = false } = {}) {
         ? h("a", { class: "owner", href: "#/u/" + encodeURIComponent(photo.owner.username) }, "@" + photo.owner.username)
         : null,
       actions));
+  if (shareable(photo)) {
+    let menu = null;
+    const share = h("button", { class: "button", type: "button", "aria-expanded": "false", "data-action": "share" }, "Share");
+    share.addEventListener("click", () => {
+      if (menu) { menu.remove(); menu = null; } else { menu = shareMenu(photo); card.append(menu); }
+      share.setAttribute("aria-expanded", String(Boolean(menu)));
+    });
+    actions.append(share);
+  }
   if (own) {
     const del = h("button", { class: "button", onclick: async () => {
       try {

@@ -146,6 +146,7 @@ async def test_live_session_matches_the_spec(session: Session):
     await s.expect(404, "GET", "/v1/photos/12345")
 
     await media_exchanges(s, photo, video, a, b)
+    await share_exchanges(s, pid, vid, a)
 
     await s.expect(200, "GET", f"/v1/users/{alice}")
     await s.expect(200, "GET", f"/v1/users/{alice}", b)
@@ -273,6 +274,23 @@ async def session_exchanges(s: Session, alice: str, a: dict, other: dict) -> dic
     return {"Authorization": f"Bearer {token}"}
 
 
+async def share_exchanges(s: Session, pid: str, vid: str, owner: dict) -> None:
+    """The photo page and oEmbed: answered, refused, and 404 for a hidden photo."""
+    base = f"http://{s.client.host}:{s.client.port}"
+    await s.expect(200, "GET", f"/p/{pid}")
+    await s.expect(200, "HEAD", f"/p/{pid}")
+    await s.expect(404, "GET", f"/p/{vid}", owner)  # followers only: no page, even for its owner
+    await s.expect(404, "GET", "/p/12345")
+    await s.expect(400, "GET", "/p/abc")
+    await s.expect(200, "GET", f"/oembed?url={base}/p/{pid}&maxwidth=200&format=json")
+    await s.expect(200, "HEAD", f"/oembed?url={base}/p/{pid}")
+    await s.expect(404, "GET", f"/oembed?url={base}/p/{vid}")
+    await s.expect(404, "GET", "/oembed?url=https://elsewhere.example/p/1")
+    await s.expect(400, "GET", "/oembed")
+    await s.expect(400, "GET", f"/oembed?url={base}/p/{pid}&maxheight=0")
+    await s.expect(501, "GET", f"/oembed?url={base}/p/{pid}&format=xml")
+
+
 async def media_exchanges(s: Session, photo: dict, video: dict, owner: dict, other: dict) -> None:
     thumb, original = photo["media"]["thumb"], photo["media"]["original"]
     full = await s.expect(200, "GET", thumb)
@@ -361,7 +379,11 @@ async def test_every_get_answers_head_with_its_status_and_headers(session: Sessi
         path = template.format(username=alice, photo_id=photo["id"], secret="s", name="thumb")
         if "{secret}" in template:
             path = thumb
-        query = {"/v1/search/photos": "?q=x", "/v1/search/users": "?q=xx"}.get(template, "")
+        query = {
+            "/v1/search/photos": "?q=x",
+            "/v1/search/users": "?q=xx",
+            "/oembed": f"?url=http://{s.client.host}:{s.client.port}/p/{photo['id']}",
+        }.get(template, "")
         status = 401 if template == "/metrics" else 200  # its own token, not a user's
         get = await s.expect(status, "GET", path + query, a)
         head = await s.expect(status, "HEAD", path + query, a)

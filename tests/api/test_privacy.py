@@ -661,3 +661,115 @@ async def test_comments_and_likers_follow_the_photos_visibility(api):
         ]
         signed_seeing = len([w for w in sees[what] if viewers[w]])
         assert len(listed) == 1 + signed_seeing, what
+
+
+# ---- permalinks and oEmbed: a stranger's view, whoever asks ------------------------------
+
+
+async def _previews(api, photo_id: str, headers: dict) -> list:
+    """The photo's page and its oEmbed document, as ``headers`` asks for them."""
+    url = f"http://{api.client.host}:{api.client.port}/p/{photo_id}"
+    return [
+        await api.get(f"/p/{photo_id}", headers=headers),
+        await api.get("/oembed", params={"url": url}, headers=headers),
+    ]
+
+
+def _same_headers(resp) -> dict[str, str]:
+    return {k: v for k, v in resp.headers.items() if k not in ("Date", "Content-Length")}
+
+
+async def test_a_photo_a_stranger_may_not_see_has_no_preview_for_anyone(api):
+    """Private, followers-only, a private account's, and deleted photos: the page and
+    oEmbed answer exactly as for a missing id (body, headers, store reads), with no
+    credentials, a stranger's, a pending follower's, an approved follower's and even the
+    owner's: the page is what a crawler would see, never its caller's view."""
+    owner, owner_h = await api.user()
+    locked, locked_h = await api.user(private=True)
+    fan, fan_h = await api.user()
+    _, pending_h = await api.user()
+    _, stranger_h = await api.user()
+    await api.put(f"/v1/users/{owner}/follow", headers=fan_h)
+    await api.put(f"/v1/users/{locked}/follow", headers=fan_h)
+    await api.post(f"/v1/me/requests/{fan}/approve", headers=locked_h)
+    asked = await api.put(f"/v1/users/{locked}/follow", headers=pending_h)
+    assert (await asked.json())["state"] == "requested"  # not approved
+    hidden = {
+        "private": await api.photo(
+            owner_h, samples.image(color=(11, 1, 1)), "mine", visibility="private"
+        ),
+        "followers": await api.photo(
+            owner_h, samples.image(color=(12, 1, 1)), "ours", visibility="followers"
+        ),
+        "private account": await api.photo(locked_h, samples.image(color=(13, 1, 1)), "locked"),
+        "deleted": await api.photo(owner_h, samples.image(color=(14, 1, 1)), "gone"),
+    }
+    assert (
+        await api.delete(f"/v1/photos/{hidden['deleted']['id']}", headers=owner_h)
+    ).status == 204
+    missing = str(ids.IdGenerator(worker_id=99).next_id())
+    viewers = {
+        "nobody": {},
+        "stranger": stranger_h,
+        "pending follower": pending_h,
+        "follower": fan_h,
+        "owner": owner_h,
+        "private owner": locked_h,
+    }
+    for who, headers in viewers.items():
+        absent = await _previews(api, missing, headers)
+        for what, photo in hidden.items():
+            for got, gone in zip(await _previews(api, photo["id"], headers), absent, strict=True):
+                body = await problem(got, 404)
+                expected = await problem(gone, 404)
+                assert body == {
+                    **expected,
+                    "detail": expected["detail"].replace(missing, photo["id"]),
+                }, (who, what)
+                assert _same_headers(got) == _same_headers(gone), (who, what)
+    # What each of them does see of the same photos through the API, to show the 404s
+    # above are the previews' own rule and not the viewers' lack of access.
+    ours = hidden["followers"]["id"]
+    assert (await api.get(f"/v1/photos/{ours}", headers=fan_h)).status == 200
+    assert (
+        await api.get(f"/v1/photos/{hidden['private account']['id']}", headers=fan_h)
+    ).status == 200
+    await api.client.app[SERVICES].uploads.removals_done()
+    for photo_id in [hidden[k]["id"] for k in ("private", "followers", "private account")]:
+        for path in (f"/p/{photo_id}", f"/p/{missing}"):  # warm the owner cache
+            await problem(await api.get(path), 404)
+        reads = [
+            await calls_made(lambda p=p: api.get(p)) for p in (f"/p/{photo_id}", f"/p/{missing}")
+        ]
+        assert reads[0] == reads[1] and reads[0]
+
+
+async def test_a_public_photos_preview_is_the_same_for_every_viewer(api):
+    """One page and one oEmbed document per photo, byte for byte, whoever asks: nothing
+    of the caller's view (the owner's original, a follower's bound URLs) reaches them;
+    a bad token is refused as on every route."""
+    owner, owner_h = await api.user()
+    _, fan_h = await api.user()
+    _, stranger_h = await api.user()
+    await api.put(f"/v1/users/{owner}/follow", headers=fan_h)
+    photo = await api.photo(owner_h, samples.image(color=(15, 1, 1)), "for everyone")
+    answers = []
+    for headers in ({}, stranger_h, fan_h, owner_h):
+        page, oembed = await _previews(api, photo["id"], headers)
+        assert page.status == oembed.status == 200
+        answers.append((await page.read(), await oembed.read()))
+    assert all(a == answers[0] for a in answers)
+    assert b"/original" not in answers[0][0] and b"/original" not in answers[0][1]
+    for got in await _previews(api, photo["id"], {"Authorization": "Bearer not-a-token"}):
+        await problem(got, 401)
+
+
+async def test_a_photo_that_stops_being_public_loses_its_preview(api):
+    _, owner_h = await api.user()
+    photo = await api.photo(owner_h, samples.image(color=(16, 1, 1)), "public for now")
+    assert [r.status for r in await _previews(api, photo["id"], {})] == [200, 200]
+    assert (await api.patch("/v1/me", json={"private": True}, headers=owner_h)).status == 200
+    for got in await _previews(api, photo["id"], owner_h):
+        await problem(got, 404)
+    assert (await api.patch("/v1/me", json={"private": False}, headers=owner_h)).status == 200
+    assert [r.status for r in await _previews(api, photo["id"], {})] == [200, 200]

@@ -46,6 +46,9 @@ def test_the_curl_session(served, tmp_path):
     out = done.stdout
     assert '"username": "ada"' in out and '"username": "bob"' in out
     assert '{"state": "following"}' in out
-    assert out.count('"title":"Sunset over the bay"') == 3  # timeline, search, restore
+    # timeline, search, restore, oEmbed
+    assert out.count('"title":"Sunset over the bay"') == 4
+    assert '<meta property="og:image:width" content="1080">' in out
+    assert '{"type":"photo","title":"Sunset over the bay","width":1080,"height":720}' in out
     assert "thumb.jpg: JPEG image data" in out and "150x150" in out
     assert "\n204\n" in out

@@ -196,3 +196,101 @@ def test_the_page_is_served_with_a_content_security_policy(base_url):
     assert '<script src="/static/app.js" defer></script>' in html
     with urllib.request.urlopen(base_url + "/static/app.js") as resp:
         assert "innerHTML" not in resp.read().decode().replace("never through innerHTML", "")
+
+
+def test_a_photo_page_reads_without_script_shares_and_embeds(
+    browser, base_url, tmp_path, screenshots
+):
+    """The permalink page in Chromium: with script off, the title, the author, the picture
+    at the size its Open Graph tags state, and the share links; with script, a copy-link
+    button that puts the link on the clipboard. The web page's share menu offers the same
+    links. An oEmbed consumer's embed (the photo's <img>, a video's rich <video>) renders."""
+    import json
+    import urllib.request
+
+    carol = f"carol{uuid.uuid4().hex[:6]}"
+    (tmp_path / "lake.jpg").write_bytes(samples.picture((1600, 1000), seed=7))
+    (tmp_path / "clip.mp4").write_bytes(samples.video("mp4", "libx264", size=(320, 240), frames=24))
+    title = 'Lake "Ørn" <b>at</b> noon'
+    a = new_page(browser, base_url)
+    sign_up(a, carol)
+    upload(a, tmp_path / "lake.jpg", title)
+    photo_id = a.locator(".card", has_text=title).get_attribute("data-photo-id")
+    upload(a, tmp_path / "clip.mp4", "A lake clip")
+    video_id = a.locator(".card", has_text="A lake clip").get_attribute("data-photo-id")
+
+    # The web page's share menu: the permalink and the intents of the page.
+    card = a.locator(".card", has_text=title)
+    card.locator("[data-action=share]").click()
+    menu = card.locator(".share-menu")
+    menu.wait_for()
+    assert menu.locator(".share-url").input_value() == f"{base_url}/p/{photo_id}"
+    offered = {
+        link.get_attribute("data-share"): link.get_attribute("href")
+        for link in menu.locator("a[data-share]").all()
+    }
+
+    context = browser.new_context(viewport=DESKTOP, base_url=base_url, java_script_enabled=False)
+    plain = context.new_page()
+    plain.goto(f"/p/{photo_id}")
+    assert plain.locator("h1").inner_text() == title
+    assert plain.locator(".byline .handle").inner_text() == f"@{carol}"
+    plain.wait_for_function("document.querySelector('figure img').complete")
+    size = plain.evaluate(
+        "(i => [i.naturalWidth, i.naturalHeight])(document.querySelector('figure img'))"
+    )
+    og = {
+        key: plain.locator(f"meta[property='{key}']").get_attribute("content")
+        for key in ("og:title", "og:image:width", "og:image:height", "og:url")
+    }
+    assert og["og:title"] == title and og["og:url"] == f"{base_url}/p/{photo_id}"
+    assert size == [int(og["og:image:width"]), int(og["og:image:height"])] == [1080, 675]
+    assert plain.locator("button[data-copy]").is_hidden()  # it needs the script
+    on_page = {
+        link.get_attribute("data-share"): link.get_attribute("href")
+        for link in plain.locator("a[data-share]").all()
+    }
+    assert on_page == offered and set(on_page) >= {"x", "facebook", "tumblr", "pinterest"}
+    context.close()
+
+    context = browser.new_context(viewport=DESKTOP, base_url=base_url)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message!r}"))
+    page.goto(f"/p/{photo_id}")
+    page.click("button[data-copy]")
+    page.wait_for_selector("#toast >> text=Link copied")
+    assert page.evaluate("navigator.clipboard.readText()") == f"{base_url}/p/{photo_id}"
+    assert page.locator("b").count() == 0  # the title's markup stayed text
+    page.wait_for_function("[...document.images].every(i => i.complete)")
+    screenshots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshots / "permalink-desktop.png"))
+    phone = browser.new_context(viewport=PHONE, base_url=base_url).new_page()
+    phone.goto(f"/p/{video_id}")
+    phone.wait_for_function("document.querySelector('video').readyState >= 1", timeout=20_000)
+    phone.screenshot(path=str(screenshots / "permalink-phone.png"))
+
+    # An oEmbed consumer: the document found from the page's link, its embed rendered on
+    # a page of the consumer's own.
+    def oembed(photo: str, **params: str) -> dict:
+        found = browser.new_page()
+        found.goto(f"{base_url}/p/{photo}")
+        href = found.locator("link[type='application/json+oembed']").get_attribute("href")
+        found.close()
+        query = "".join(f"&{k}={v}" for k, v in params.items())
+        with urllib.request.urlopen(href + query) as resp:
+            return json.load(resp)
+
+    consumer = context.new_page()
+    embed = oembed(photo_id, maxwidth="800")
+    assert embed["type"] == "photo" and embed["width"] <= 800
+    consumer.set_content(f'<img id="e" src="{embed["url"]}">')
+    consumer.wait_for_function("document.getElementById('e').complete")
+    assert consumer.evaluate("document.getElementById('e').naturalWidth") == embed["width"]
+    rich = oembed(video_id, maxwidth="200")
+    assert rich["type"] == "rich" and rich["width"] == 200
+    consumer.set_content(rich["html"])
+    consumer.wait_for_function("document.querySelector('video').readyState >= 1", timeout=20_000)
+    assert consumer.evaluate("document.querySelector('video').videoWidth") == 320
+    assert consumer.evaluate("document.querySelector('video').clientWidth") == 200
+    context.close()

@@ -129,3 +129,36 @@ def test_a_keyspace_name_that_is_not_a_cql_identifier_is_refused(keyspace):
 def test_a_yes_or_no_setting_reads_the_usual_words(raw, value):
     settings = Settings.from_sources(environ={"INSTASTORE_HDFS_BLOCK_READS": raw})
     assert settings.hdfs_block_reads is value
+
+
+@pytest.mark.parametrize(
+    ("raw", "base"),
+    [
+        ("", None),
+        ("https://photos.example", "https://photos.example"),
+        ("https://photos.example/", "https://photos.example"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://[::1]:8080/", "http://[::1]:8080"),
+    ],
+)
+def test_public_url_is_an_origin(raw, base):
+    assert Settings(public_url=raw).public_base == base
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "photos.example",
+        "ftp://photos.example",
+        "https://photos.example/app",
+        "https://photos.example/?a=1",
+        "https://photos.example#top",
+        "https://user@photos.example",
+        'https://photos.example"><script>',
+        "https://photos.example:port",
+        "javascript:alert(1)",
+    ],
+)
+def test_public_url_refuses_anything_but_an_origin(raw):
+    with pytest.raises(ConfigError, match="public_url must be an http or https origin"):
+        Settings(public_url=raw)
