@@ -70,6 +70,7 @@ class Fanout:
         self._running: dict[object, asyncio.Task[Any]] = {}
         self._again: set[object] = set()
         self.on_backfilled: Callable[[int], None] | None = None  # the reader's caches
+        self.progress: Callable[[str], None] | None = None  # a line per page of followers
 
     @property
     def enabled(self) -> bool:
@@ -182,6 +183,11 @@ class Fanout:
             await self.inbox.add_to_inboxes(entries)
             written += len(entries)
             metrics.FANOUT_ROWS.labels("fanout").inc(len(entries))
+            if self.progress is not None:
+                self.progress(
+                    f"owner {owner_id}: {len(photo_ids)} photo(s) to {len(followers)} more "
+                    f"follower(s) ({written} rows)"
+                )
             if len(followers) < FOLLOWERS_PAGE:
                 return written
             after = followers[-1]
@@ -201,18 +207,20 @@ class Fanout:
             self.on_backfilled(reader_id)
         return len(entries)
 
-    async def sweep(self) -> int:
+    async def sweep(
+        self, after_s: float = FANOUT_SWEEP_AFTER_S, owners: int = FANOUT_SWEEP_OWNERS
+    ) -> int:
         """Run the fan-outs a crash or a failure left queued (those queued more than
-        FANOUT_SWEEP_AFTER_S ago: younger ones are their uploads' own, under way);
-        the owners fanned out."""
+        ``after_s`` ago: younger ones are their uploads' own, under way), of at most
+        ``owners`` owners; the owners fanned out."""
         if not self.enabled:
             return 0
         cutoff = ids.id_for_time(
-            int((self.clock() - timedelta(seconds=FANOUT_SWEEP_AFTER_S)).timestamp() * 1000)
+            int((self.clock() - timedelta(seconds=after_s)).timestamp() * 1000)
         )
-        queued = await self.inbox.queued_fanouts(FANOUT_SWEEP_OWNERS * 4)
-        owners = sorted({owner for owner, photo_id in queued if photo_id < cutoff})
-        random.shuffle(owners)  # hosts sweeping at once mostly take different owners
-        for owner in owners[:FANOUT_SWEEP_OWNERS]:
+        queued = await self.inbox.queued_fanouts(owners * 4)
+        due = sorted({owner for owner, photo_id in queued if photo_id < cutoff})
+        random.shuffle(due)  # hosts sweeping at once mostly take different owners
+        for owner in due[:owners]:
             await self.fan_out(owner)
-        return len(owners[:FANOUT_SWEEP_OWNERS])
+        return len(due[:owners])

@@ -1,5 +1,5 @@
-"""The jobs over the service's stores: ``instastore purge``, ``gc``, ``pack``, ``compact``
-and ``storage stats``. Each opens the stores the settings name, runs, prints one summary
+"""The jobs over the service's stores: ``instastore purge``, ``gc``, ``pack``, ``compact``,
+``fanout`` and ``storage stats``. Each opens the stores the settings name, runs, prints one summary
 and closes them; a storage job (``JOB_ITEMS``) also holds the cluster-wide job lock."""
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "rewrite volumes whose dead share passes --threshold, live needles only",
             _compact,
         ),
+        (
+            "fanout",
+            "finish the timeline fan-outs left queued (serving processes do it every "
+            "30 s or so); with --owner, fan out that account's photos now",
+            _fanout,
+        ),
     ):
         command = commands.add_parser(name, help=help_text)
         config.add_arguments(command)
@@ -78,6 +84,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
                 metavar="PATH",
                 help="write this job's metrics there in the Prometheus text format, every "
                 "10 s while it runs and at the end (for node_exporter's textfile collector)",
+            )
+        if name == "fanout":
+            command.add_argument(
+                "--owner",
+                type=int,
+                default=None,
+                metavar="USER_ID",
+                help="fan out this account's queued photos and any above its mark",
             )
         if name == "compact":
             command.add_argument(
@@ -175,6 +189,23 @@ def _gc(args: argparse.Namespace) -> None:
         f"({report.sparse} at least half dead: `instastore compact` reclaims them); "
         f"left {report.pending} blob(s) of unfinished packing or compaction"
     )
+
+
+def _fanout(args: argparse.Namespace) -> None:
+    from instastore.fanout import Fanout
+
+    async def run(stores: Stores, settings: Settings, _: IdGenerator) -> str:
+        fanout = Fanout(stores.inbox, stores.graph, stores.photos, settings)
+        fanout.progress = print
+        if args.owner is not None:
+            rows = await fanout.fan_out(args.owner)
+            return f"fanned out owner {args.owner}: {rows} inbox row(s) written"
+        owners = 0
+        while done := await fanout.sweep(after_s=0):
+            owners += done
+        return f"fanned out {owners} owner(s); the queue is empty"
+
+    print(_with_stores(args, run))
 
 
 def _seconds(text: str) -> float:
