@@ -112,6 +112,7 @@ class Fanout:
                     try:
                         await start()
                     except InstastoreError as exc:  # left queued: the sweep runs it again
+                        metrics.FANOUTS.labels("failed").inc()
                         log.warning("timeline %s not finished (run again later): %s", key, exc)
                         return
                     if key not in self._again:

@@ -106,7 +106,8 @@ FANOUT_ROWS = Counter(
 FANOUTS = Counter(
     "instastore_fanouts",
     "Fan-outs of a poster's new photos, by outcome (done; skipped: more followers than "
-    "fanout_max_followers, merged at read instead; failed: left queued for the sweep).",
+    "fanout_max_followers, merged at read instead; failed: a fan-out or backfill left for the "
+    "sweep or the reader's next page).",
     ["outcome"],
 )
 MEDIA_BYTES = Counter(
