@@ -131,6 +131,7 @@ async def measure(stores: Any, settings: Any, store: str, count: int, searches: 
             break
         cursor = page.next_cursor
     both_s = time.perf_counter() - started
+    both_read = index.read
     rare = await rare_beside_common(photos, index, count, searches)
     done.set()
     await watcher
@@ -148,7 +149,7 @@ async def measure(stores: Any, settings: Any, store: str, count: int, searches: 
         "until_both_matches": {
             "pages": pages,
             "found": len(found),
-            "postings_read": index.read,
+            "postings_read": both_read,
             "ms": round(both_s * 1000, 1),
         },
         "rare_beside_common": rare,
