@@ -11,6 +11,10 @@ follows its cursors until both matches are found. Meanwhile a task reads one pho
 in a loop: its latency is how long a search holds the store from every other call (the
 SQLite thread, on the embedded store).
 
+It then times "sunset <k>" for one photo's own number k in the middle: a common word
+beside a rare, shorter one (the rarest term walked, or the longest), with the postings
+read until the search has said all it has (its cursors followed to the end).
+
 ``--commit C`` runs the same against an export of that commit (the figures before a
 change). Postings read are counted by the index (``TermHits.read``); where the index does
 not count them (before the bound), they are what its plan reads for the query: every
@@ -50,10 +54,12 @@ class CountedIndex:
         self.index = index
         self.plan_postings = plan_postings  # what an index that does not count reads
         self.read = 0
+        self.counted = 0  # index entries counted to choose the term walked
 
     async def search_terms(self, *args: Any) -> Any:
         hits = await self.index.search_terms(*args)
         self.read += getattr(hits, "read", self.plan_postings)
+        self.counted += getattr(hits, "counted", 0)
         return hits
 
 
@@ -125,6 +131,8 @@ async def measure(stores: Any, settings: Any, store: str, count: int, searches: 
             break
         cursor = page.next_cursor
     both_s = time.perf_counter() - started
+    both_read = index.read
+    rare = await rare_beside_common(photos, index, count, searches)
     done.set()
     await watcher
     times.sort()
@@ -141,15 +149,44 @@ async def measure(stores: Any, settings: Any, store: str, count: int, searches: 
         "until_both_matches": {
             "pages": pages,
             "found": len(found),
-            "postings_read": index.read,
+            "postings_read": both_read,
             "ms": round(both_s * 1000, 1),
         },
+        "rare_beside_common": rare,
         "other_metadata_call_during_searches": {
             "calls": len(waits),
             "ms_p50": round(waits[len(waits) // 2] * 1000, 2),
             "ms_p99": round(waits[int(len(waits) * 0.99)] * 1000, 2),
             "ms_max": round(waits[-1] * 1000, 2),
         },
+    }
+
+
+async def rare_beside_common(photos: Any, index: CountedIndex, count: int, searches: int) -> dict:
+    """ "sunset <k>" (one photo's own number, shorter than "sunset"): time per search to
+    its end (every cursor followed), postings walked and entries counted per search."""
+    k = count // 2 - (count // 2) % 2  # an even k: a "sunset" photo
+    query = f"{WORDS[0]} {k}"
+    index.read = index.counted = 0
+    times, found = [], 0
+    for _ in range(searches):
+        started = time.perf_counter()
+        cursor = None
+        while True:
+            page = await photos.search(query, cursor=cursor, limit=20)
+            found += len(page.items)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        times.append(time.perf_counter() - started)
+    times.sort()
+    return {
+        "query": query,
+        "found_per_search": found / searches,
+        "postings_read_per_search": round(index.read / searches),
+        "entries_counted_per_search": round(index.counted / searches),
+        "ms_p50": round(times[len(times) // 2] * 1000, 1),
+        "ms_max": round(times[-1] * 1000, 1),
     }
 
 

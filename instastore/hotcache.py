@@ -11,10 +11,11 @@ followee lists, newest ids and ranked windows.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 from instastore import metrics
 from instastore.limits import MAX_ITEM_BYTES, MAX_RECORDS, RECORD_TTL_S
@@ -31,6 +32,7 @@ class ByteCache:
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self._counted = _Lookups(name)
 
     def fits(self, size: int) -> bool:
         return 0 < size <= min(MAX_ITEM_BYTES, self.budget)
@@ -39,11 +41,11 @@ class ByteCache:
         data = self._items.get(key)
         if data is None:
             self.misses += 1
-            metrics.CACHE_LOOKUPS.labels(self.name, "miss").inc()
+            self._counted.miss.inc()
             return None
         self._items.move_to_end(key)
         self.hits += 1
-        metrics.CACHE_LOOKUPS.labels(self.name, "hit").inc()
+        self._counted.hit.inc()
         return data
 
     def put(self, key: str, data: bytes) -> None:
@@ -83,16 +85,18 @@ class TtlCache(Generic[K, V]):
         self.max_age_s = ttl_s if stale_until_s is None else max(ttl_s, stale_until_s)
         self.max_items = max_items
         self._items: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Task[V]] = {}  # see ``through``
+        self._counted = _Lookups(name)
 
     def lookup(self, key: K) -> tuple[V | None, bool]:
         """(value, fresh); (None, False) when absent or too old to serve."""
         hit = self._items.get(key)
         age = 0.0 if hit is None else self.clock() - hit[0]
         if hit is None or age > self.max_age_s:
-            metrics.CACHE_LOOKUPS.labels(self.name, "miss").inc()
+            self._counted.miss.inc()
             return None, False
         fresh = age <= self.ttl_s
-        metrics.CACHE_LOOKUPS.labels(self.name, "hit" if fresh else "stale").inc()
+        (self._counted.hit if fresh else self._counted.stale).inc()
         return hit[1], fresh
 
     def get(self, key: K) -> V | None:
@@ -105,5 +109,49 @@ class TtlCache(Generic[K, V]):
             self._items.clear()
         self._items[key] = (self.clock(), value)
 
+    async def through(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """The fresh value, else what ``load()`` gives, kept. Callers missing the same key
+        while a load of it is in flight share that load: when an entry expires under
+        many concurrent readers, one store read refills it, not one per reader."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(key, load))
+            loading.add_done_callback(_retrieved)
+            self._loading[key] = loading
+        # One caller cancelled (its client gone) does not cancel the others' load.
+        return await asyncio.shield(loading)
+
+    async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        me = asyncio.current_task()
+        try:
+            value = await load()
+            if self._loading.get(key) is me:  # not dropped meanwhile: still current
+                self.put(key, value)
+            return value
+        finally:
+            if self._loading.get(key) is me:
+                del self._loading[key]
+
     def drop(self, key: K) -> None:
+        """Forget ``key``, and a load of it in flight: callers after this read anew."""
+        self._loading.pop(key, None)
         self._items.pop(key, None)
+
+
+class _Lookups:
+    """A cache's lookup counters, bound to their labels once: ``labels()`` on every
+    lookup was a few per cent of a hot media request."""
+
+    def __init__(self, name: str) -> None:
+        self.hit = metrics.CACHE_LOOKUPS.labels(name, "hit")
+        self.stale = metrics.CACHE_LOOKUPS.labels(name, "stale")
+        self.miss = metrics.CACHE_LOOKUPS.labels(name, "miss")
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Marks a shared load's failure as seen when every caller had gone already."""
+    if not task.cancelled():
+        task.exception()

@@ -259,6 +259,14 @@ def _within(size: tuple[int, int], edge: int) -> tuple[int, int] | None:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def _thumb_source(image: Image.Image, large: Image.Image) -> Image.Image:
+    """What the thumbnail is cut from: the large rendition when its shortest edge (the
+    square crop's) still has REDUCING_GAP times the thumbnail's pixels, as for every
+    picture but the thinnest panoramas: resampling its pixels, not the decode's (two to
+    four times as many on each edge), was most of a thumbnail's cost. Else the decode."""
+    return large if min(large.size) >= REDUCING_GAP * THUMB_PX else image
+
+
 def renditions_of(
     image: Image.Image,
     shown: tuple[int, int] | None = None,
@@ -272,11 +280,13 @@ def renditions_of(
     image = _rgb(image)
     shown = shown or image.size
     swaps = turn in SWAPPING_TURNS
-    thumb = ImageOps.fit(image, (THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
     large = image
     if (size := _within(shown, LARGE_PX)) is not None:
         unturned = (size[1], size[0]) if swaps else size
         large = image.resize(unturned, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    thumb = ImageOps.fit(
+        _thumb_source(image, large), (THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS
+    )
     if turn is not None:
         thumb, large = thumb.transpose(turn), large.transpose(turn)
     return [

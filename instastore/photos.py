@@ -78,12 +78,9 @@ class Photos:
         self.users: TtlCache[int, User] = TtlCache("owners")
 
     async def get_for_media(self, photo_id: int) -> Photo:
-        """Like ``get``, through a few-second record cache (the media hot path)."""
-        photo = self.records.get(photo_id)
-        if photo is None:
-            photo = await self.get(photo_id)
-            self.records.put(photo_id, photo)
-        return photo
+        """Like ``get``, through a few-second record cache (the media hot path), which
+        concurrent misses of one photo fill with one read."""
+        return await self.records.through(photo_id, lambda: self.get(photo_id))
 
     @property
     def retention(self) -> timedelta:

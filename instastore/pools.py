@@ -30,16 +30,24 @@ class ShedPool:
         self._retry_after = retry_after
         self.in_flight = 0  # running and waiting calls
 
-    async def run(self, fn: Callable[..., _T], *args: Any, shed: bool = True) -> _T:
-        """``fn(*args)`` on a thread of the pool. ``shed=False``: wait whatever the
-        queue, for work that must finish (it still counts against the others)."""
+    def start(self, fn: Callable[..., _T], *args: Any, shed: bool = True) -> asyncio.Future[_T]:
+        """``fn(*args)`` handed to a thread of the pool; its future. ``Overloaded`` at once,
+        before anything starts, when ``shed`` and the pool is full; ``shed=False``: queued
+        whatever the queue, for work that must finish (it still counts against the
+        others)."""
         if shed and self.in_flight >= self._capacity:
             raise Overloaded(self._busy, retry_after=self._retry_after)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         self.in_flight += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-        finally:
-            self.in_flight -= 1
+        future.add_done_callback(self._ended)
+        return future
+
+    async def run(self, fn: Callable[..., _T], *args: Any, shed: bool = True) -> _T:
+        """``fn(*args)`` on a thread of the pool (see ``start``)."""
+        return await self.start(fn, *args, shed=shed)
+
+    def _ended(self, _: asyncio.Future[Any]) -> None:
+        self.in_flight -= 1  # running and waiting calls
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

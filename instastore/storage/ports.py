@@ -275,7 +275,8 @@ class SearchIndex(Protocol):
     ) -> TermHits:
         """Up to ``limit`` ids of photos whose indexed title has every one of ``terms``
         (already normalised), newest first, strictly before ``before`` when given, reading
-        at most about ``budget`` postings (see ``TermHits``)."""
+        at most about ``budget`` postings (see ``TermHits``). The rarest term, as the
+        index can tell cheaply, is walked (``instastore.search.walk_order``)."""
 
 
 class LikeStore(Protocol):
@@ -523,11 +524,15 @@ class TermHits:
     these). ``stopped_at``: None when the read ended because it had ``limit`` matches or
     the postings ran out (fewer than ``limit`` ids: there are no more); else the last
     posting it walked when its budget ran out: ``ids`` are then every match from there
-    up to ``before``, and the next read goes on strictly before ``stopped_at``."""
+    up to ``before``, and the next read goes on strictly before ``stopped_at``.
+    ``counted``: index entries counted, besides, to tell which term is the rarest (at
+    most ``instastore.search.RARITY_PROBE`` a term; none where the index tells it from
+    rows it reads anyway)."""
 
     ids: list[int]
     read: int
     stopped_at: int | None = None
+    counted: int = 0
 
 
 @dataclass(frozen=True)

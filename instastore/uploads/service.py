@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -236,11 +236,18 @@ class Uploads:
     ) -> Photo:
         """Process the media and write its blobs (their keys appended to ``written``);
         the photo record to save. A fence is renewed meanwhile. ``shed``: ``Overloaded``
-        when the decoding queue is full, rather than waiting."""
+        when the decoding queue is full, rather than waiting.
+
+        The writes overlap: the original's while the media are decoded (CPU on the
+        decoding pool against I/O to the blob store), then every rendition's at once.
+        Nothing refers to a blob before the record is saved, after the last write, so a
+        crash in between leaves only blobs for gc, whatever was in flight."""
         heartbeat = asyncio.create_task(fence.keep_alive()) if fence else None
+        writes = _Writes(self.blobs, written)
+        decoded: asyncio.Future[media.Processed] | None = None
         try:
             media_type = media.sniff(received.head)
-            processed = await self.decoding.run(
+            decoded = self.decoding.start(
                 media.process,
                 received.path,
                 media_type,
@@ -248,8 +255,8 @@ class Uploads:
                 shed=shed,
             )
             original_key = blob_key(photo_id, "original", media_type.extension)
-            await self.blobs.put(original_key, file_chunks(received.path))
-            written.append(original_key)
+            writes.start(original_key, file_chunks(received.path))
+            processed = await decoded
             renditions = [
                 Rendition(
                     "original",
@@ -262,9 +269,14 @@ class Uploads:
             ]
             for r in processed.renditions:
                 key = blob_key(photo_id, r.name, r.extension)
-                await self.blobs.put(key, file_chunks(r.path) if r.path else _one(r.data))
-                written.append(key)
+                writes.start(key, file_chunks(r.path) if r.path else _one(r.data))
                 renditions.append(Rendition(r.name, key, r.content_type, r.size, r.width, r.height))
+            await writes.done()
+        except BaseException:
+            if decoded is not None:
+                decoded.cancel()  # queued: never runs; running: its result is dropped
+            await writes.abandon()
+            raise
         finally:
             if heartbeat:
                 heartbeat.cancel()
@@ -306,6 +318,33 @@ class Uploads:
                 await self.blobs.delete(key)
             except InstastoreError:
                 log.warning("could not remove blob %s of a failed upload; gc will", key)
+
+
+class _Writes:
+    """Blob writes in flight at once; each key joins ``written`` once its blob is durable
+    (a ``put`` that fails leaves no blob)."""
+
+    def __init__(self, blobs: BlobStore, written: list[str]) -> None:
+        self._blobs = blobs
+        self._written = written
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, key: str, chunks: AsyncIterable[bytes]) -> None:
+        self._tasks.append(asyncio.create_task(self._put(key, chunks)))
+
+    async def _put(self, key: str, chunks: AsyncIterable[bytes]) -> None:
+        await self._blobs.put(key, chunks)
+        self._written.append(key)
+
+    async def done(self) -> None:
+        """Wait for every write; the first failure raises (then ``abandon``)."""
+        await asyncio.gather(*self._tasks)
+
+    async def abandon(self) -> None:
+        """Wait until every write has ended, so that ``written`` names each blob they
+        left. Not cancelled: a write cut short in the middle of a step of its own could
+        leave its temporary file open until gc's grace."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

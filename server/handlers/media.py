@@ -17,6 +17,7 @@ the connection (the client sees a short body), never a second response inside th
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 
@@ -25,6 +26,7 @@ from instastore.server.handlers.common import photo_id, services, viewer
 from instastore.server.handlers.operation import PHOTO_ID, Operation, Param, declare, ref
 from instastore.server.openapi import MEDIA_NAMES, problem_response
 from instastore.server.problems import problem
+from prometheus_client import Counter
 
 from instastore import metrics
 from instastore.errors import InstastoreError
@@ -163,7 +165,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     if services(request).viewing.in_memory(grant):
         data = await services(request).viewing.whole(grant)
         if request.method != "HEAD":
-            metrics.MEDIA_BYTES.labels(rendition.name, "buffered").inc(length)
+            _media_bytes(rendition.name, "buffered").inc(length)
         # For HEAD aiohttp sends the Content-Length of this body, and not the body.
         return web.Response(status=status, headers=headers, body=data[offset : offset + length])
     return await _streamed(request, grant, status, headers, offset, length)
@@ -195,11 +197,18 @@ async def _streamed(
         except InstastoreError as exc:
             _abort(request, rendition, f"{exc} after {sent:,} of {length:,} bytes")
         finally:
-            metrics.MEDIA_BYTES.labels(rendition.name, "streamed").inc(sent)
+            _media_bytes(rendition.name, "streamed").inc(sent)
         if sent != length:
             _abort(request, rendition, f"the store gave {sent:,} of {length:,} bytes")
     await response.write_eof()
     return response
+
+
+@functools.cache
+def _media_bytes(rendition: str, path: str) -> Counter:
+    """The bytes counter of a rendition name (from the stored record, bounded by the
+    upload code) and path, bound once rather than by ``labels()`` per request."""
+    return metrics.MEDIA_BYTES.labels(rendition, path)
 
 
 def _abort(request: web.Request, rendition: Rendition, why: str) -> None:

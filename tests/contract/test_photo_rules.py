@@ -97,12 +97,15 @@ async def test_a_search_reads_a_bounded_share_and_its_cursor_finds_the_rest(
     stores, adapter_settings
 ):
     # Two words on many titles that meet on few: each page reads at most search_postings
-    # of the walked (longest) word's postings, and answers what it found with a cursor.
+    # of the walked word's postings, and answers what it found with a cursor. The walked
+    # word is the rarer, of equals the longer: the other has older titles of its own.
     settings = dataclasses.replace(adapter_settings, search_postings=4)
     photos = Photos(stores.photos, stores.search, settings)
     tag = uuid.uuid4().hex[:8]
     walked, other = f"walked{tag}", f"o{tag}"
     owner = new_id()
+    for i in range(16):  # as many postings as the walked word has, all older
+        await photos.save(make_photo(owner, f"{other} z{i}"))
     titles = [f"{walked} {other} 1", *(f"{walked} x{i}" for i in range(10))]
     titles += [f"{walked} {other} 2", f"{walked} {other} deleted"]
     titles += [f"{walked} y{i}" for i in range(3)]

@@ -3,6 +3,8 @@ its stale window, and the timeline's named cache keys."""
 
 from __future__ import annotations
 
+import asyncio
+
 from instastore.hotcache import TtlCache
 from instastore.timeline import FolloweesOf, NewestFor, NewestOf, RankedWindow
 
@@ -63,3 +65,75 @@ def test_timeline_keys_of_different_kinds_never_collide() -> None:
         cache.put(key, repr(key))
     assert [cache.get(key) for key in keys] == [repr(key) for key in keys]
     assert FolloweesOf(5) == FolloweesOf(5)
+
+
+async def test_concurrent_misses_of_one_key_share_one_load() -> None:
+    cache: TtlCache[int, str] = TtlCache("t", ttl_s=5)
+    loads = 0
+    release = asyncio.Event()
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        return f"record {loads}"
+
+    readers = [asyncio.ensure_future(cache.through(7, load)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*readers) == ["record 1"] * 20
+    assert loads == 1
+    assert await cache.through(7, load) == "record 1"  # kept: no second load
+
+
+async def test_a_failed_shared_load_fails_every_caller_and_keeps_nothing() -> None:
+    cache: TtlCache[int, str] = TtlCache("t", ttl_s=5)
+
+    async def missing() -> str:
+        await asyncio.sleep(0)
+        raise LookupError("no such record")
+
+    readers = [asyncio.ensure_future(cache.through(1, missing)) for _ in range(3)]
+    results = await asyncio.gather(*readers, return_exceptions=True)
+    assert all(isinstance(r, LookupError) for r in results)
+    assert cache.get(1) is None
+
+
+async def test_a_drop_during_a_load_is_not_undone_by_it() -> None:
+    """A photo deleted while its record is being read: the read in flight neither puts
+    the old record back nor is joined by callers that come after the drop."""
+    cache: TtlCache[int, str] = TtlCache("t", ttl_s=5)
+    release = asyncio.Event()
+    versions = iter(["before the delete", "after the delete"])
+
+    async def load() -> str:
+        value = next(versions)
+        await release.wait()
+        return value
+
+    early = asyncio.ensure_future(cache.through(3, load))
+    await asyncio.sleep(0)
+    cache.drop(3)
+    late = asyncio.ensure_future(cache.through(3, load))
+    await asyncio.sleep(0)
+    release.set()
+    assert await early == "before the delete"
+    assert await late == "after the delete"
+    assert cache.get(3) == "after the delete"
+
+
+async def test_a_caller_that_goes_away_leaves_the_shared_load_to_the_others() -> None:
+    cache: TtlCache[int, str] = TtlCache("t", ttl_s=5)
+    release = asyncio.Event()
+
+    async def load() -> str:
+        await release.wait()
+        return "record"
+
+    first = asyncio.ensure_future(cache.through(5, load))
+    second = asyncio.ensure_future(cache.through(5, load))
+    await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    assert await second == "record"
+    assert first.cancelled()

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat
 
 from instastore import media
 
@@ -165,3 +165,42 @@ def test_transparency_of_a_reduced_image_is_white(tmp_path):
     large = Image.open(io.BytesIO(processed.renditions[1].data))
     assert near(colour_at(large, 0.25, 0.5), (255, 255, 255))
     assert near(colour_at(large, 0.75, 0.5), BLUE)
+
+
+def levels_apart(a: Image.Image, b: Image.Image) -> float:
+    """The mean difference of two pictures of one size, in levels (of 255) a channel."""
+    difference = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
+    return sum(ImageStat.Stat(difference).mean) / 3
+
+
+def thumbnails(tmp_path: Path, picture: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """(the thumbnail an upload of ``picture`` gets, one cut from all its pixels)."""
+    path = tmp_path / "upload"
+    picture.save(path, "PNG")
+    processed = media.process_image(path, media.TYPES["png"], MAX_PIXELS)
+    thumb = next(r for r in processed.renditions if r.name == "thumb")
+    fair = ImageOps.fit(picture, (media.THUMB_PX, media.THUMB_PX), Image.Resampling.LANCZOS)
+    return Image.open(io.BytesIO(thumb.data)), fair
+
+
+def test_a_thumbnail_cut_from_the_large_rendition_looks_like_one_cut_from_every_pixel(
+    tmp_path,
+):
+    """The thumbnail is resampled from the large rendition (1080 pixels), not from the
+    decode (here 3600 x 2700): no more apart from a thumbnail of the whole picture than
+    JPEG's own encoding puts it (1.3 levels either way)."""
+    picture = Image.open(io.BytesIO(samples.picture((3600, 2700)))).convert("RGB")
+    thumb, fair = thumbnails(tmp_path, picture)
+    assert levels_apart(thumb, fair) < 2
+
+
+def test_the_thumbnail_of_a_thin_panorama_is_cut_from_the_decode(tmp_path):
+    """6000 x 500: the large rendition is 1080 x 90, too thin for a 150-pixel square, so
+    the thumbnail comes from the decode. Its 10-pixel stripes cut from the large one
+    would be 25 levels apart from the fair thumbnail's."""
+    picture = Image.new("RGB", (6000, 500), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    for top in range(0, 500, 20):
+        draw.rectangle((0, top, 6000, top + 9), fill=(0, 0, 0))
+    thumb, fair = thumbnails(tmp_path, picture)
+    assert levels_apart(thumb, fair) < 6

@@ -24,7 +24,7 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from instastore import codec, ids, limits
+from instastore import codec, ids, limits, search
 from instastore.config import Settings
 from instastore.errors import Conflict, OutcomeUnknown, StorageError, Unavailable
 from instastore.ids import MAX_ID, bucket_of
@@ -835,18 +835,19 @@ class CassandraMetadataStore:
     ) -> TermHits:
         if not terms:
             return TermHits([], 0)
-        # The longest word is usually the rarest: walk its postings, probe the others.
-        ordered = sorted(set(terms), key=len, reverse=True)
-        first, others = ordered[0], ordered[1:]
+        # Walk the rarest word's postings, probe the others. The rarest: the word in the
+        # fewest time buckets (below the cursor), from the bucket lists read anyway to
+        # find the buckets every word is in; of equals the longest.
         before = MAX_ID if before is None else before
         top = bucket_of(before)
-        common = None
-        for term in ordered:
-            buckets = {b async for b in self._buckets(cql.TERM_BUCKETS, term, top)}
-            common = buckets if common is None else common & buckets
+        spread: dict[str, set[int]] = {}
+        for term in set(terms):
+            spread[term] = {b async for b in self._buckets(cql.TERM_BUCKETS, term, top)}
+        first, *others = search.walk_order(terms, {t: len(b) for t, b in spread.items()})
+        common = set.intersection(*spread.values())
         found: list[int] = []
         read = 0
-        for bucket in sorted(common or (), reverse=True):
+        for bucket in sorted(common, reverse=True):
             cursor = before
             while True:
                 size = min(SEARCH_PAGE, max(1, budget - read))

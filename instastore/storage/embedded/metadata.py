@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from instastore import codec
+from instastore import codec, search
 from instastore.config import Settings
 from instastore.errors import Conflict, StorageError, Unavailable
 from instastore.ids import MAX_ID
@@ -870,10 +870,14 @@ class SqliteMetadataStore:
     ) -> TermHits:
         if not terms:
             return TermHits([], 0)
-        # Walk the longest word's postings (usually the rarest), newest first, and probe
-        # the others per posting by primary key: a chunk at a time, each its own call on
-        # the SQLite thread, so a search of common words never holds it for long.
-        first, *others = sorted(set(terms), key=len, reverse=True)
+        cursor = MAX_ID if before is None else before
+        # Walk the rarest word's postings, newest first, and probe the others per posting
+        # by primary key: a chunk at a time, each its own call on the SQLite thread, so a
+        # search of common words never holds it for long. The rarest: each word's
+        # postings below the cursor counted up to RARITY_PROBE, in one call.
+        rarity = await self._rarity(set(terms), cursor)
+        first, *others = search.walk_order(terms, rarity)
+        counted = sum(rarity.values())
         probes = "".join(
             " AND EXISTS (SELECT 1 FROM title_terms o WHERE o.term = ? AND o.photo_id = t.photo_id)"
             for _ in others
@@ -882,7 +886,6 @@ class SqliteMetadataStore:
             f"SELECT t.photo_id, 1{probes} FROM title_terms t WHERE t.term = ? "
             "AND t.photo_id < ? ORDER BY t.photo_id DESC LIMIT ?"
         )
-        cursor = MAX_ID if before is None else before
         found: list[int] = []
         read = 0
         while True:
@@ -891,12 +894,29 @@ class SqliteMetadataStore:
             read += len(rows)
             found += [r[0] for r in rows if r[1]]
             if len(found) >= limit:
-                return TermHits(found[:limit], read)
+                return TermHits(found[:limit], read, counted=counted)
             if len(rows) < size:
-                return TermHits(found, read)
+                return TermHits(found, read, counted=counted)
             cursor = rows[-1][0]
             if read >= budget:
-                return TermHits(found, read, stopped_at=cursor)
+                return TermHits(found, read, stopped_at=cursor, counted=counted)
+
+    async def _rarity(self, terms: set[str], before: int) -> dict[str, int]:
+        """Each term's postings below ``before``, counted up to ``RARITY_PROBE``: a range
+        of the primary key each."""
+        if len(terms) == 1:
+            return dict.fromkeys(terms, 0)  # nothing to choose between
+        ordered = sorted(terms)
+        count = (
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM title_terms WHERE term = ? "
+            "AND photo_id < ? LIMIT ?))"
+        )
+        row = await self._one(
+            "SELECT " + ", ".join([count] * len(ordered)),
+            [v for term in ordered for v in (term, before, search.RARITY_PROBE)],
+        )
+        counts = row or [0] * len(ordered)  # a SELECT of scalars has one row
+        return {term: int(n) for term, n in zip(ordered, counts, strict=True)}
 
     # ---- likes --------------------------------------------------------------------
 
