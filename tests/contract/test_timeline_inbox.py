@@ -18,7 +18,6 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from instastore import ids
@@ -29,7 +28,7 @@ from instastore.photos import Photos
 from instastore.storage.ports import InboxEntry
 
 from ..factories import make_photo, new_id
-from .test_timeline_rules import timeline_over, walk
+from .test_timeline_rules import timeline_over, walk, whole_walks
 
 DAY_MS = 86_400_000
 
@@ -188,17 +187,7 @@ def inbox_world(draw: st.DrawFn):
     return draw(st.lists(followee, min_size=1, max_size=6))
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    world=inbox_world(),
-    window=st.integers(1, 6),
-    limit=st.integers(1, 5),
-    page_reads=st.integers(1, 4),
-)
+@whole_walks(inbox_world())
 async def test_whole_walks_across_the_fan_out_boundary_are_the_sorted_merge(
     stores, adapter_settings, world, window, limit, page_reads
 ):

@@ -341,17 +341,28 @@ def followed_world(draw: st.DrawFn) -> list[tuple[bool, list[tuple[int, Visibili
     )
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    world=followed_world(),
-    window=st.integers(1, 6),
-    limit=st.integers(1, 5),
-    page_reads=st.integers(1, 4),
-)
+def whole_walks(world: st.SearchStrategy):
+    """A property test of whole timeline walks: over ``world`` (what the reader follows),
+    with a "top" window, a page size and a read budget each drawn small."""
+
+    def given_walks(test):
+        return settings(
+            max_examples=12,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )(
+            given(
+                world=world,
+                window=st.integers(1, 6),
+                limit=st.integers(1, 5),
+                page_reads=st.integers(1, 4),
+            )(test)
+        )
+
+    return given_walks
+
+
+@whole_walks(followed_world())
 async def test_whole_walks_of_top_and_recent_are_the_sorted_merge(
     stores, adapter_settings, world, window, limit, page_reads
 ):
