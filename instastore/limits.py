@@ -50,6 +50,11 @@ PURGE_BATCH = 100  # queue entries handled per round of the purge job
 # packet here, and a 256 MB upload of tiny packets holds ~20 million (90 s of CPU);
 # 500,000 is over two hours of 60 fps video with its audio, and about 2 s of remux.
 MAX_VIDEO_PACKETS = 500_000
+# Frame rate a video may declare (instastore.video.probe): phones' slow motion is 240.
+MAX_VIDEO_FPS = 240
+# Tries of one transcode job: a job whose worker died this many times (killed while it
+# ran, e.g. for memory) marks its video failed rather than kill the next worker.
+MAX_TRANSCODE_ATTEMPTS = 5
 
 # Reading photos
 OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted or invisible photos

@@ -44,7 +44,7 @@ from instastore.errors import (
     Unavailable,
 )
 from instastore.lifecycle import volumes
-from instastore.model import Kind, Photo, Rendition, User, Visibility
+from instastore.model import Kind, Photo, Rendition, User, VideoState, Visibility
 from instastore.paging import Page
 from instastore.photos import Photos, user_photos_scope
 from instastore.ratelimit import SharedLimit
@@ -70,6 +70,14 @@ def owns(viewer: User | None, photo: Photo) -> bool:
     return viewer is not None and viewer.id == photo.owner_id
 
 
+def video_failure(photo: Photo, viewer: User | None) -> str | None:
+    """Why a video's rendition could not be made, for its owner; None for anyone else (a
+    viewer sees only that it failed)."""
+    if photo.transcode is None or photo.transcode.state is not VideoState.FAILED:
+        return None
+    return photo.transcode.reason if owns(viewer, photo) else None
+
+
 def allowed_renditions(photo: Photo, viewer: User | None) -> tuple[Rendition, ...]:
     """The renditions of a photo ``viewer`` (who may see it) may fetch. A video stored
     before the "video" copy existed has none playable for viewers: its only playable
@@ -88,6 +96,7 @@ class PhotoCard:
     likes: int
     renditions: tuple[Rendition, ...]  # the ones this viewer may fetch
     access: str  # what this viewer's media URLs carry in place of the secret (``access``)
+    video_failure: str | None = None  # why a video has no rendition: its owner's view only
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,7 @@ class Viewing:
                 likes[p.id],
                 allowed_renditions(p, viewer),
                 self.access(p, by_id[p.owner_id], viewer),
+                video_failure(p, viewer),
             )
             for p in photos
         ]
@@ -192,7 +202,12 @@ class Viewing:
         photo as it is now."""
         likes = 0 if created else (await self.likes.like_counts([photo.id]))[photo.id]
         return PhotoCard(
-            photo, user, likes, allowed_renditions(photo, user), self.access(photo, user, user)
+            photo,
+            user,
+            likes,
+            allowed_renditions(photo, user),
+            self.access(photo, user, user),
+            video_failure(photo, user),
         )
 
     # ---- lists -----------------------------------------------------------------------

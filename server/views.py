@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from instastore.accounts import Profile
-from instastore.model import User, UserSession
+from instastore.model import Kind, User, UserSession
 from instastore.paging import Page
 from instastore.social import Relation
 from instastore.viewing import PhotoCard
@@ -81,6 +81,10 @@ def photo_json(card: PhotoCard) -> dict[str, Any]:
     }
     if photo.duration_s is not None:
         body["duration_s"] = photo.duration_s
+    if photo.kind is Kind.VIDEO:
+        body["video_status"] = photo.transcode.state.value if photo.transcode else "ready"
+        if card.video_failure is not None:
+            body["video_failure"] = card.video_failure
     body["likes"] = card.likes
     if photo.deleted_at is not None:
         body["deleted_at"] = iso(photo.deleted_at)

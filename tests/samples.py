@@ -165,3 +165,69 @@ def mjpeg_mov(frame_size=(9000, 9000), declared=None) -> bytes:
         packet.is_keyframe = True
         c.mux(packet)
     return out.getvalue()
+
+
+def clip(
+    container: str = "mp4",
+    codec: str = "h264",
+    size=(64, 48),
+    frames: int = 12,
+    *,
+    rate: int = 12,
+    pix_fmt: str = "yuv420p",
+    rotation: int | None = None,
+    audio: str | None = None,
+    vfr: bool = False,
+    metadata: dict[str, str] | None = None,
+    codec_options: dict[str, str] | None = None,
+) -> bytes:
+    """A short video whose frames show a red top-left quadrant on blue (so a turn shows),
+    with ``audio`` (an encoder name) beside it, ``vfr``: frames at irregular times."""
+    from fractions import Fraction
+
+    out = io.BytesIO()
+    fmt = {"mp4": "mp4", "mov": "mov", "webm": "webm", "mkv": "matroska"}[container]
+    width, height = size
+    picture = Image.new("RGB", size, (20, 40, 220))
+    picture.paste((230, 20, 20), (0, 0, width // 2, height // 2))
+    with av.open(out, mode="w", format=fmt) as c:
+        c.metadata.update(metadata or {})
+        stream = c.add_stream(codec, rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = pix_fmt
+        stream.codec_context.options = codec_options or {}
+        if vfr:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        sound = None
+        if audio is not None:
+            sound = c.add_stream(audio, rate=48000)
+            sound.layout = "stereo"
+        at = 0
+        for i in range(frames):
+            frame = av.VideoFrame.from_image(picture).reformat(format=pix_fmt)
+            if vfr:  # 40 ms, 120 ms, 40 ms, ...: 12.5 and 8.3 frames a second in turn
+                frame.pts, frame.time_base = at, Fraction(1, 1000)
+                at += 40 if i % 2 == 0 else 120
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+        if sound is not None:
+            seconds = frames / rate
+            samples_left = int(48000 * seconds)
+            pts = 0
+            while samples_left > 0:
+                n = min(1024, samples_left)
+                tone = av.AudioFrame(format="fltp", layout="stereo", samples=n)
+                for plane in tone.planes:
+                    plane.update(bytes(plane.buffer_size))
+                tone.sample_rate, tone.pts = 48000, pts
+                pts += n
+                samples_left -= n
+                for packet in sound.encode(tone):
+                    c.mux(packet)
+            for packet in sound.encode():
+                c.mux(packet)
+    return out.getvalue()
