@@ -859,11 +859,17 @@ class CassandraMetadataStore:
                 job.photo_id,
                 job.attempts,
                 job.lease_until,
+                job.holder,
             )
-            # A try after an unknown outcome finds its own claim: the job as claimed.
+            # A try after an unknown outcome finds its own claim: the refusal shows the
+            # holder and attempts it wrote (holders are unique).
             if row[0]:
                 return True
-            return bool(row.holder == holder and row.attempts == job.attempts + 1)
+            # (A refusal for a row that is gone carries no columns.)
+            return bool(
+                getattr(row, "holder", None) == holder
+                and getattr(row, "attempts", None) == job.attempts + 1
+            )
 
         return claimed if await settle("claim transcode", claim) else None
 

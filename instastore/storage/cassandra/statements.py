@@ -217,7 +217,8 @@ SCAN_PHOTO_IDS = (
 # PhotoStore.finish_video runs SWITCH_LOCATORS (the record read, only while live).
 
 # TranscodeQueue: transcode_jobs (one partition, shard 0). A claim is conditional on the
-# attempts and lease read; a job deleted meanwhile has null attempts and is not claimed.
+# attempts, lease and holder read (the holder so that a try after an unknown outcome
+# recognises its own claim); a job deleted meanwhile has null attempts: not claimed.
 QUEUE_TRANSCODE = (
     "INSERT INTO transcode_jobs (shard, photo_id, replaces, queued_at, attempts) "
     "VALUES (0, ?, ?, ?, 0) IF NOT EXISTS"
@@ -232,7 +233,7 @@ TRANSCODE_JOB = (
 )
 CLAIM_TRANSCODE = (
     "UPDATE transcode_jobs SET holder = ?, lease_until = ?, attempts = ? "
-    "WHERE shard = 0 AND photo_id = ? IF attempts = ? AND lease_until = ?"
+    "WHERE shard = 0 AND photo_id = ? IF attempts = ? AND lease_until = ? AND holder = ?"
 )
 RENEW_TRANSCODE = (
     "UPDATE transcode_jobs SET lease_until = ? WHERE shard = 0 AND photo_id = ? IF holder = ?"

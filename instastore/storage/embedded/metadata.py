@@ -881,7 +881,7 @@ class SqliteMetadataStore:
         (count,) = await self._write(
             (
                 "UPDATE transcode_jobs SET holder = ?, lease_until_ms = ?, attempts = ? "
-                "WHERE photo_id = ? AND attempts = ? AND lease_until_ms IS ?",
+                "WHERE photo_id = ? AND attempts = ? AND lease_until_ms IS ? AND holder IS ?",
                 (
                     holder,
                     _ms(until),
@@ -889,6 +889,7 @@ class SqliteMetadataStore:
                     job.photo_id,
                     job.attempts,
                     _ms(job.lease_until),
+                    job.holder,
                 ),
             )
         )
