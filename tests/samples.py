@@ -44,7 +44,7 @@ def image(
 
 def video(
     container: str = "mp4",
-    codec: str = "mpeg4",
+    codec: str = "h264",
     size=(96, 64),
     frames: int = 12,
     metadata: dict[str, str] | None = None,
@@ -53,8 +53,9 @@ def video(
     options: dict[str, str] | None = None,
     rotation: int | None = None,
 ) -> bytes:
-    """A short video; ``options`` go to the muxer (e.g. a fragmented MP4), ``rotation``
-    is a display matrix in degrees (a phone's portrait video)."""
+    """A short video (H.264 by default: what the service stream-copies, so its "video"
+    rendition exists on upload); ``options`` go to the muxer (e.g. a fragmented MP4),
+    ``rotation`` is a display matrix in degrees (a phone's portrait video)."""
     out = io.BytesIO()
     fmt = {"mp4": "mp4", "mov": "mov", "webm": "webm"}[container]
     with av.open(out, mode="w", format=fmt, options=options or {}) as c:
@@ -136,7 +137,7 @@ VIDEO_METADATA = {
 
 
 def video_with_metadata(
-    container: str = "mov", codec: str = "mpeg4", size=(96, 64), frames: int = 12
+    container: str = "mov", codec: str = "h264", size=(96, 64), frames: int = 12
 ) -> bytes:
     """A video carrying the uploader's location and device in global and stream metadata."""
     return video(

@@ -7,6 +7,8 @@ back: the rendition's size, or why the video cannot have one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -19,6 +21,7 @@ from instastore.errors import InvalidMedia
 from instastore.video.probe import VideoLimits, transcode_reason
 from instastore.video.rendition import Made, inspect, remux, transcode
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 REFUSED_EXIT = 3  # the video is refused: the reason is on stdout
 
 
@@ -44,6 +47,8 @@ async def run(
 
     def limit_cpu() -> None:  # in the child, before it runs Python
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+        with contextlib.suppress(OSError, AttributeError):  # Linux: dies with its worker
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     args = [str(source), str(target), json.dumps(asdict(limits))]
     child = await asyncio.create_subprocess_exec(
@@ -70,8 +75,10 @@ async def run(
         return Made(**json.loads(out))
     if code == REFUSED_EXIT:
         return Failed(json.loads(out)["reason"])
-    if code in (-signal.SIGXCPU, -signal.SIGKILL):
+    if code == -signal.SIGXCPU:
         return Failed(f"the transcode used more than {cpu_s} s of CPU")
+    if code == -signal.SIGKILL:  # the kernel's out-of-memory killer picks the largest
+        return Failed("the transcode was killed (out of memory?)")
     if code is not None and code < 0:
         return Failed(f"the video's decoder crashed ({signal.Signals(-code).name})")
     return Failed(f"the transcode failed (exit status {code})")

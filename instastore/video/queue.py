@@ -5,9 +5,10 @@ A job (``TranscodeJob``) is queued before its video's record is saved; a worker 
 under a lease (a conditional write: of two workers one wins), renews the lease while it
 works, and ends it by writing the record (``finish_video``: the "video" rendition, or the
 failure and its reason) and then forgetting the job. Every step may be cut by kill -9:
-- before the record is written, the lease lapses and the next worker takes the job (one
-  more attempt; past MAX_TRANSCODE_ATTEMPTS the video is marked failed, so a file that
-  kills its worker every time does not kill every worker);
+- before the record is written, the lease lapses (at once when the dead worker was a
+  process of the same host) and the next worker takes the job (one more attempt; past
+  MAX_TRANSCODE_ATTEMPTS the video is marked failed, so a file that kills its worker
+  every time does not kill every worker);
 - the rendition's blob key is fixed by the photo id (``blob_key(id, "web", "mp4")``) and a
   blob store never writes a key twice, so a job done twice leaves one blob: a worker that
   finds it written already uses it and transcodes nothing;
@@ -21,18 +22,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from instastore import media
+from instastore import leases, media
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import Conflict, InstastoreError, NotFound
 from instastore.lifecycle import volumes
 from instastore.limits import MAX_TRANSCODE_ATTEMPTS, ORPHAN_GRACE
 from instastore.model import Kind, Photo, Rendition, Transcode, VideoState
+from instastore.storage import scratch
 from instastore.storage.keys import blob_key
 from instastore.storage.ports import BlobStore, PhotoPorts, TranscodeJob, TranscodeQueue
 from instastore.uploads.receive import file_chunks
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 LEASE_S = 30.0  # a job's lease; renewed every third of it while its worker lives
 POLL_S = 1.0  # how often an idle worker looks for jobs
 JOBS_READ = 100  # jobs read at a time
+WORK_PREFIX = "transcode-"  # a job's folder in data_dir/tmp: the original and the rendition
 BLOB_NAME = "web"  # a transcoded rendition's key: <bucket>/<id>.web.mp4 (one per photo)
 
 
@@ -85,6 +89,7 @@ class Transcoder:
 
     async def run(self, *, until_empty: bool = False) -> None:
         """Work until cancelled; with ``until_empty``, until the queue is empty."""
+        await asyncio.to_thread(remove_abandoned_work, self.tmp_dir, self.clock())
         slots = asyncio.Semaphore(max(1, self.settings.transcode_workers))
         running: set[asyncio.Task[None]] = set()
         try:
@@ -126,11 +131,18 @@ class Transcoder:
             await asyncio.gather(*running, return_exceptions=True)
 
     async def _open_jobs(self) -> list[TranscodeJob]:
-        """Queued jobs no live worker holds, oldest first."""
+        """Queued jobs no live worker holds, oldest first: never held, lease lapsed, or
+        held by a process of this host that provably ended (killed: taken at once)."""
         now, after, found = self.clock(), -1, []
         while True:
             page = await self.queue.transcode_jobs(after, JOBS_READ)
-            found += [j for j in page if j.lease_until is None or j.lease_until <= now]
+            found += [
+                j
+                for j in page
+                if j.lease_until is None
+                or j.lease_until <= now
+                or (j.holder is not None and leases.gone(j.holder))
+            ]
             if len(page) < JOBS_READ:
                 return found
             after = page[-1].photo_id
@@ -191,7 +203,8 @@ class Transcoder:
         if original is None:
             return "the original upload is missing"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.tmp_dir, prefix="transcode-") as work:
+        prefix = WORK_PREFIX + scratch.owner_tag()  # a cleaner tells when its worker is gone
+        with tempfile.TemporaryDirectory(dir=self.tmp_dir, prefix=prefix) as work:
             source, target = Path(work) / "source", Path(work) / "rendition.mp4"
             try:  # made by an earlier attempt that died before writing the record
                 await self._fetch(key, source)
@@ -226,6 +239,17 @@ class Transcoder:
         with path.open("wb") as out:
             async for chunk in chunks:
                 await asyncio.to_thread(out.write, chunk)
+
+
+def remove_abandoned_work(tmp_dir: Path, now: datetime) -> int:
+    """Remove the work folders of killed workers of this host; how many. Blocking."""
+    removed = 0
+    for path in tmp_dir.glob(f"{WORK_PREFIX}*"):
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        if scratch.abandoned(path.name, WORK_PREFIX, modified, now, ORPHAN_GRACE):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _done(photo: Photo, job: TranscodeJob) -> bool:

@@ -234,7 +234,7 @@ async def test_a_job_whose_worker_died_after_storing_uses_that_blob(rig, monkeyp
     await rig.run_job(photo.id)  # the record shows it done: the job goes
     assert await rig.stores.transcodes.transcode_job(photo.id) is None
     keys = [e.key async for e in rig.stores.blobs.entries() if str(photo.id) in e.key]
-    assert sorted(keys) == sorted(r.locator for r in photo.renditions) + [made.locator]
+    assert sorted(keys) == sorted([*(r.locator for r in photo.renditions), made.locator])
 
 
 async def test_a_video_past_the_bounds_when_transcoded_is_marked_failed(rig):
