@@ -31,7 +31,7 @@ from instastore.config import Settings
 from instastore.errors import Conflict, InstastoreError, NotFound, OutcomeUnknown, Overloaded
 from instastore.ids import IdGenerator
 from instastore.lifecycle import volumes
-from instastore.model import Photo, Rendition, User, Visibility
+from instastore.model import Photo, Rendition, Transcode, User, VideoState, Visibility
 from instastore.photos import Photos
 from instastore.pools import ShedPool
 from instastore.storage.keys import blob_key
@@ -40,12 +40,12 @@ from instastore.storage.ports import (
     IdempotencyStore,
     KeyClaim,
     PhotoPorts,
+    TranscodeJob,
     TranscodeQueue,
 )
 from instastore.uploads.dedupe import Dedupe, reuse
 from instastore.uploads.idempotency import Fence
 from instastore.uploads.receive import Received, file_chunks
-from instastore.video.queue import PROCESSING, processing_job
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ class Uploads:
             if processed.transcode is not None:
                 # Queued before the record is saved, so no saved record lacks its job; a
                 # job whose record never comes is dropped after the upload's retries.
-                await self.transcodes.queue_transcode(processing_job(photo_id, self.clock()))
+                await self.transcodes.queue_transcode(TranscodeJob(photo_id, None, self.clock()))
         finally:
             if heartbeat:
                 heartbeat.cancel()
@@ -299,7 +299,7 @@ class Uploads:
             width=processed.width,
             height=processed.height,
             duration_s=processed.duration_s,
-            transcode=PROCESSING if processed.transcode is not None else None,
+            transcode=None if processed.transcode is None else Transcode(VideoState.PROCESSING),
         )
 
     async def _save(self, photo: Photo) -> None:

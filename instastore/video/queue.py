@@ -34,7 +34,7 @@ from instastore.config import Settings
 from instastore.errors import Conflict, InstastoreError, NotFound
 from instastore.lifecycle import volumes
 from instastore.limits import MAX_TRANSCODE_ATTEMPTS, ORPHAN_GRACE
-from instastore.model import Kind, Photo, Rendition, Transcode, VideoState
+from instastore.model import Kind, Photo, Rendition, VideoState
 from instastore.storage import scratch
 from instastore.storage.keys import blob_key
 from instastore.storage.ports import BlobStore, PhotoPorts, TranscodeJob, TranscodeQueue
@@ -53,14 +53,6 @@ BLOB_NAME = "web"  # a transcoded rendition's key: <bucket>/<id>.web.mp4 (one pe
 
 def rendition_key(photo_id: int) -> str:
     return blob_key(photo_id, BLOB_NAME, rendition.EXTENSION)
-
-
-def processing_job(photo_id: int, at: datetime) -> TranscodeJob:
-    """The job of a new upload whose rendition the queue makes."""
-    return TranscodeJob(photo_id, None, at)
-
-
-PROCESSING = Transcode(VideoState.PROCESSING)
 
 
 class Transcoder:
