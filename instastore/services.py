@@ -5,6 +5,8 @@ server, tests and any other caller of the core get one coherent core.
 Who tells whom (each within this process; other processes see it within the cache's
 few seconds):
 
+- ``Transcoder`` -> ``Photos`` record and media caches: a video made ready (or failed)
+  by this process's transcode worker is read again at once here.
 - ``Uploads`` -> ``Timeline.note_photo``: a new photo is in its owner's followers'
   timelines at once;
 - ``Social`` -> ``Timeline.forget``: a follow, unfollow or approval drops the reader's
@@ -75,6 +77,12 @@ class Services:
             settings,
             holder_name("transcode"),
         )
+
+        def finished(photo_id: int) -> None:  # other processes see it within RECORD_TTL_S
+            self.photos.records.drop(photo_id)
+            self.photos.media.drop_prefix(f"{photo_id}/")
+
+        worker.on_finished = finished
         self._transcoding = asyncio.get_running_loop().create_task(worker.run())
 
     async def health(self) -> dict[str, str]:

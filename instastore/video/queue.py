@@ -78,6 +78,8 @@ class Transcoder:
         self.lease = timedelta(seconds=LEASE_S)
         self.tmp_dir = Path(settings.data_dir) / "tmp"
         self.done = 0  # jobs this worker ended (made, failed or moot)
+        # Told of each photo whose record it changed (its process drops its caches of it).
+        self.on_finished: Callable[[int], None] | None = None
 
     async def run(self, *, until_empty: bool = False) -> None:
         """Work until cancelled; with ``until_empty``, until the queue is empty."""
@@ -182,6 +184,8 @@ class Transcoder:
         if isinstance(result, str):
             log.warning("video %d failed: %s", job.photo_id, result)
         await self.photos.finish_video(job.photo_id, job.replaces, result)
+        if self.on_finished is not None:
+            self.on_finished(job.photo_id)
         await self._end(job)
 
     async def _end(self, job: TranscodeJob) -> None:
