@@ -374,7 +374,10 @@ class Viewing:
         """All of a small rendition's bytes, from memory or read once into it;
         ``Unavailable`` (and nothing cached) when the store fails or falls short."""
         rendition = grant.rendition
-        key = f"{grant.photo.id}/{rendition.name}"  # Photos.delete drops "<id>/..."
+        # By locator too: a rendition replaced by another (a video's backfilled transcode)
+        # is never served from another process's memory of the old bytes. Photos.delete
+        # drops "<id>/...".
+        key = f"{grant.photo.id}/{rendition.name}/{rendition.locator}"
         data = self.photos.media.get(key)
         if data is None:
             try:

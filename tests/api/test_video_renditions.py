@@ -146,3 +146,27 @@ async def test_a_video_declaring_a_frame_rate_past_the_limit_is_refused(strict_a
     _, headers = await strict_api.user()
     resp = await strict_api.upload(headers, samples.clip(rate=1000, frames=4), "fast")
     assert "frames a second, over 240" in (await problem(resp, 422))["detail"]
+
+
+async def test_a_replaced_rendition_is_never_served_from_memory_of_the_old_one(api):
+    """A backfill replaces a stream copy by a transcode; a process that kept the old
+    copy's bytes in memory serves the new ones once its record cache has the new record
+    (here: the record dropped, the media bytes left, as on another host)."""
+    _, owner = await api.user()
+    body = await api.photo(owner, samples.clip("mp4", "h264", frames=6), "old copy")
+    old = await (await api.get(body["media"]["video"])).read()  # now in memory
+    services = api.client.app[SERVICES]
+    stores, photo_id = services._stores, int(body["id"])
+    photo = await stores.photos.get_photo(photo_id)
+    new = samples.clip("mp4", "h264", frames=12)
+    key = f"replaced/{photo_id}.web.mp4"
+
+    async def chunks():
+        yield new
+
+    await stores.blobs.put(key, chunks())
+    made = dataclasses.replace(photo.rendition("video"), locator=key, size=len(new))
+    assert await stores.photos.finish_video(photo_id, photo.rendition("video").locator, made)
+    services.photos.records.drop(photo_id)
+    served = await (await api.get(body["media"]["video"])).read()
+    assert served == new != old
