@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 LEASE_S = 30.0  # a job's lease; renewed every third of it while its worker lives
 POLL_S = 1.0  # how often an idle worker looks for jobs
+ORPHAN_RECHECK = timedelta(minutes=10)  # a job whose record is not saved (yet) waits this
 JOBS_READ = 100  # jobs read at a time
 WORK_PREFIX = "transcode-"  # a job's folder in data_dir/tmp: the original and the rendition
 BLOB_NAME = "web"  # a transcoded rendition's key: <bucket>/<id>.web.mp4 (one per photo)
@@ -166,9 +167,13 @@ class Transcoder:
         photo = await self.photos.get_photo(job.photo_id)
         if photo is None:
             # Queued before its record is saved: the save may still come, until the
-            # upload could no longer be retried.
+            # upload could no longer be retried; looked at again now and then till then.
             if self.clock() - job.queued_at > ORPHAN_GRACE:
                 await self._end(job)
+            else:
+                await self.queue.renew_transcode(
+                    job.photo_id, self.holder, self.clock() + ORPHAN_RECHECK
+                )
             return
         if photo.deleted or _done(photo, job):
             await self._end(job)

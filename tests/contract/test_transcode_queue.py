@@ -279,3 +279,20 @@ async def test_a_job_that_stopped_its_worker_too_often_is_given_up(rig):
     await rig.run_job(photo.id)
     failed = await rig.stores.photos.get_photo(photo.id)
     assert failed.transcode.state is VideoState.FAILED and "given up" in failed.transcode.reason
+
+
+async def test_a_job_whose_record_is_not_saved_waits_then_goes(rig):
+    """Queued before its record: the save may still come (a retried upload) until the
+    upload's key could no longer be retried; the job is looked at again now and then."""
+    from instastore.limits import ORPHAN_GRACE
+
+    young, old = new_id(), new_id()
+    await rig.stores.transcodes.queue_transcode(TranscodeJob(young, None, utcnow()))
+    await rig.stores.transcodes.queue_transcode(
+        TranscodeJob(old, None, utcnow() - ORPHAN_GRACE - timedelta(minutes=1))
+    )
+    await rig.run_job(young)
+    await rig.run_job(old)
+    waiting = await rig.stores.transcodes.transcode_job(young)
+    assert waiting.lease_until > utcnow() + timedelta(minutes=9)  # not before 10 minutes
+    assert await rig.stores.transcodes.transcode_job(old) is None
