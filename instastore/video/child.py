@@ -65,7 +65,7 @@ async def run(
     except TimeoutError:
         child.kill()
         await child.wait()
-        return Failed(f"the transcode took longer than {wall_s:.0f} s")
+        return Failed(f"the transcode took longer than {wall_s:g} s")
     except BaseException:  # cancelled: the child goes with its parent's job
         child.kill()
         await child.wait()
