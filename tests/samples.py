@@ -232,3 +232,19 @@ def clip(
             for packet in sound.encode():
                 c.mux(packet)
     return out.getvalue()
+
+
+def audio_only(container: str = "mp4") -> bytes:
+    """A second of AAC in a video container, and no picture at all."""
+    out = io.BytesIO()
+    with av.open(out, mode="w", format=container) as c:
+        sound = c.add_stream("aac", rate=48000)
+        sound.layout = "stereo"
+        for n in range(48):
+            tone = av.AudioFrame(format="fltp", layout="stereo", samples=1000)
+            for plane in tone.planes:
+                plane.update(bytes(plane.buffer_size))
+            tone.sample_rate, tone.pts = 48000, n * 1000
+            c.mux(sound.encode(tone))
+        c.mux(sound.encode(None))
+    return out.getvalue()

@@ -170,3 +170,10 @@ async def test_a_replaced_rendition_is_never_served_from_memory_of_the_old_one(a
     services.photos.records.drop(photo_id)
     served = await (await api.get(body["media"]["video"])).read()
     assert served == new != old
+
+
+@pytest.mark.parametrize("container", ["mp4", "mov"])
+async def test_sound_without_a_picture_is_refused(api, container):
+    _, headers = await api.user()
+    resp = await api.upload(headers, samples.audio_only(container), "just sound")
+    assert "no video stream" in (await problem(resp, 422))["detail"]
