@@ -273,9 +273,10 @@ async def test_a_video_whose_bytes_do_not_decode_fails_without_harm(rig):
 
 async def test_a_job_that_stopped_its_worker_too_often_is_given_up(rig):
     photo = await rig.upload(samples.clip("mp4", "mpeg4"))
-    for _ in range(queue.MAX_TRANSCODE_ATTEMPTS):
+    for k in range(queue.MAX_TRANSCODE_ATTEMPTS):
         job = await rig.stores.transcodes.transcode_job(photo.id)
-        assert await rig.stores.transcodes.claim_transcode(job, "dies", utcnow()) is not None
+        assert job.attempts == k
+        assert await rig.stores.transcodes.claim_transcode(job, f"dies {k}", utcnow()) is not None
     await rig.run_job(photo.id)
     failed = await rig.stores.photos.get_photo(photo.id)
     assert failed.transcode.state is VideoState.FAILED and "given up" in failed.transcode.reason
