@@ -117,8 +117,8 @@ class Settings:
     )
     transcode_workers: int = setting(
         1,
-        "Videos transcoded at once by each process that runs the transcode queue (serve, "
-        "`instastore transcode`), each in a child process on one core; 0: this process runs none.",
+        "Videos transcoded at once per host by `serve` (its first process, with --workers) or by "
+        "`instastore transcode`, each in a child process on one core; 0: serve runs none.",
     )
     video_max_bitrate: int = setting(
         4_000_000, "Peak bitrate of a video's browser-safe rendition, in bits per second."
