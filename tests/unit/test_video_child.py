@@ -25,3 +25,12 @@ async def test_a_refused_video_fails_with_the_reason_a_client_may_read(tmp_path)
     made = await child.run(source, tmp_path / "out.mp4", limits, 60, 60)
     assert isinstance(made, child.Failed) and "over the limit of 3,071 pixels" in made.reason
     assert str(tmp_path) not in made.reason
+
+
+async def test_a_transcode_past_its_cpu_time_fails_the_video(tmp_path):
+    """RLIMIT_CPU stops the child (SIGXCPU) once it has used its budget: here 1 s, of a
+    transcode that takes about 1.6 s of CPU (6 s of 720p: one of the heavier tests)."""
+    source = tmp_path / "clip"
+    source.write_bytes(samples.clip("mp4", "mpeg4", (1280, 720), 180, rate=30))
+    made = await child.run(source, tmp_path / "out.mp4", media.video_limits(50_000_000), 1, 120)
+    assert made == child.Failed("the transcode used more than 1 s of CPU")
