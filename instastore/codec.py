@@ -1,6 +1,8 @@
 """The Photo record's bytes: msgpack with a format version.
 
     [FORMAT_VERSION, {field: value, ...}]
+A field added since version 1 is optional and absent when empty ("tc": a video's
+transcode state), so a reader of version 1 that does not know it still reads the record.
 
 Times are integer milliseconds since the Unix epoch. ``deleted_at`` is not part of the
 record: it is its own cell, so deleting never rewrites the record. Decoding a record of
@@ -15,7 +17,7 @@ from datetime import UTC, datetime
 import msgpack
 
 from instastore.errors import CorruptRecord
-from instastore.model import Kind, Photo, Rendition, Visibility
+from instastore.model import Kind, Photo, Rendition, Transcode, VideoState, Visibility
 
 FORMAT_VERSION = 1
 
@@ -29,7 +31,7 @@ def _at(ms: int) -> datetime:
 
 
 def encode_photo(photo: Photo) -> bytes:
-    body = {
+    body: dict[str, object] = {
         "id": photo.id,
         "owner": photo.owner_id,
         "title": photo.title,
@@ -45,6 +47,8 @@ def encode_photo(photo: Photo) -> bytes:
         "h": photo.height,
         "dur": photo.duration_s,
     }
+    if photo.transcode is not None:  # absent when ready: older readers ignore the key
+        body["tc"] = [photo.transcode.state.value, photo.transcode.reason]
     packed: bytes = msgpack.packb([FORMAT_VERSION, body], use_bin_type=True)  # msgpack is untyped
     return packed
 
@@ -74,6 +78,7 @@ def decode_photo(data: bytes, deleted_at: datetime | None = None) -> Photo:
             height=body["h"],
             duration_s=body["dur"],
             deleted_at=deleted_at,
+            transcode=Transcode(VideoState(body["tc"][0]), body["tc"][1]) if "tc" in body else None,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise CorruptRecord(

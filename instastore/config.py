@@ -119,6 +119,26 @@ class Settings:
     decode_queue: int = setting(
         32, "Uploads per process that may wait for a decoding thread; past it 503 with Retry-After."
     )
+    transcode_workers: int = setting(
+        1,
+        "Videos transcoded at once per host by `serve` (its first process, with --workers) or by "
+        "`instastore transcode`, each in a child process on one core; 0: serve runs none.",
+    )
+    video_max_bitrate: int = setting(
+        4_000_000, "Peak bitrate of a video's browser-safe rendition, in bits per second."
+    )
+    video_max_fps: int = setting(
+        30, "Frame rate of a video's browser-safe rendition at most (faster video drops frames)."
+    )
+    max_video_seconds: int = setting(
+        900, "Longest accepted video in seconds, checked from its container before decoding."
+    )
+    transcode_cpu_seconds: int = setting(
+        600, "CPU seconds one transcode may use before the video is marked failed."
+    )
+    transcode_wall_seconds: int = setting(
+        1800, "Seconds one transcode may take before the video is marked failed."
+    )
     max_title_chars: int = setting(200, "Longest accepted photo title, in characters.")
     max_comment_chars: int = setting(2200, "Longest accepted comment, in characters.")
     max_json_bytes: int = setting(64 * 1024, "Largest accepted JSON request body in bytes.")
@@ -309,6 +329,11 @@ class Settings:
             "signup_hash_threads",
             "password_hash_time_cost",
             "volume_target_bytes",
+            "video_max_bitrate",
+            "video_max_fps",
+            "max_video_seconds",
+            "transcode_cpu_seconds",
+            "transcode_wall_seconds",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
@@ -341,6 +366,8 @@ class Settings:
                 f"password_hash_memory_kib must be at least {8 * PASSWORD_HASH_LANES} (8 KiB per "
                 f"lane), not {self.password_hash_memory_kib}"
             )
+        if self.transcode_workers < 0:
+            raise ConfigError(f"transcode_workers must be 0 or more, not {self.transcode_workers}")
         if self.decode_queue < 0:
             raise ConfigError(f"decode_queue must be 0 or more, not {self.decode_queue}")
         for name in ("password_hash_queue", "signup_hash_queue"):

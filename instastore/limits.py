@@ -55,6 +55,13 @@ PURGE_BATCH = 100  # queue entries handled per round of the purge job
 # packet here, and a 256 MB upload of tiny packets holds ~20 million (90 s of CPU);
 # 500,000 is over two hours of 60 fps video with its audio, and about 2 s of remux.
 MAX_VIDEO_PACKETS = 500_000
+# Frame rate a video may declare (instastore.video.probe): phones' slow motion is 240.
+MAX_VIDEO_FPS = 240
+# Tries of one transcode job: a job whose worker died this many times while holding it
+# marks its video failed rather than stop the next worker too. A decoder that crashes or
+# runs out of memory fails the video at once (it runs in a child process); this bounds
+# what is left, e.g. a host that keeps rebooting mid-job, so it is generous.
+MAX_TRANSCODE_ATTEMPTS = 20
 
 # Reading photos
 OVERFETCH_ROUNDS = 8  # store reads per page while skipping deleted or invisible photos

@@ -5,12 +5,15 @@ error, EXIF orientation applied, and every metadata block (EXIF with GPS, XMP, I
 comments) absent from the renditions, which are re-encoded from pixels. An image is
 decoded only as large as its renditions need, and no full-size copy of its pixels is made
 besides the decode (see ``_decoded``): memory, not CPU, is what many large uploads at once
-run out of. Videos (MP4, WebM, QuickTime): PyAV probes them, checks the frame size the
-container declares before decoding anything (and makes the decoder refuse bigger frames
-whatever the container says), takes a poster frame, and remuxes the video and audio
-streams (a stream copy, no re-encoding) into a "video" copy with no global or stream
-metadata: the QuickTime location atom, device make and model, titles and creation times
-stay in the original, which is for its owner only. The copy is a file beside the upload
+run out of. Videos (MP4, WebM, QuickTime): PyAV probes them, checks the frame size, duration, frame
+count and frame rate the container declares before decoding anything (and makes the
+decoder refuse bigger frames whatever the container says), takes a poster frame turned
+upright, and, when the upload already is H.264 and AAC that every browser plays, copies
+those streams (no re-encoding) into an MP4 "video" rendition with no global or stream
+metadata (``instastore.video``): the QuickTime location atom, device make and model,
+titles and creation times stay in the original, which is for its owner only. Any other
+video gets its rendition from the transcode queue, after the upload is answered
+(``Processed.transcode``). The copy is a file beside the upload
 (videos go up to the upload limit: never held in memory); ``derived_path`` names it and
 whoever discards the upload removes it too. The declared content type of an upload is
 never trusted. Everything here is CPU-bound and blocking: callers run it on a pool of
@@ -28,13 +31,11 @@ from typing import TYPE_CHECKING
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from instastore.errors import InvalidMedia, UnsupportedMedia
-from instastore.limits import MAX_VIDEO_PACKETS
 from instastore.model import Kind
+from instastore.video.probe import VideoLimits
 
-if TYPE_CHECKING:  # PyAV is imported where a video is processed, not at start-up
-    from av.container import InputContainer
-    from av.stream import Stream
-    from av.video.stream import VideoStream
+if TYPE_CHECKING:
+    from instastore.config import Settings
 
 # SECURITY: a decompression bomb is an error, never a warning that lets decoding go on.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -136,16 +137,6 @@ def sniff(head: bytes) -> MediaType:
     )
 
 
-# Containers a video copy is written in, by upload format: the same family, so a stream
-# copy of any codec the upload's container held is valid in the copy.
-REMUX_FORMATS = {"mp4": "mp4", "quicktime": "mov", "webm": "webm"}
-# SECURITY: the copy's container writes no metadata: no "encoder" tag (bitexact), and
-# faststart puts the index first so playback starts before the whole file arrives.
-REMUX_OPTIONS = {
-    "mp4": {"movflags": "faststart", "fflags": "+bitexact"},
-    "mov": {"movflags": "faststart", "fflags": "+bitexact"},
-    "webm": {"fflags": "+bitexact"},
-}
 DERIVED = ("video",)  # names of the files made beside an upload (see derived_path)
 
 
@@ -176,6 +167,7 @@ class Processed:
     height: int
     duration_s: float | None = None
     renditions: list[RenditionBytes] = field(default_factory=list)
+    transcode: str | None = None  # why a video's "video" rendition is left to the queue
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -321,129 +313,58 @@ def process_image(path: Path, media_type: MediaType, max_pixels: int) -> Process
         ) from exc
 
 
-def _kept_streams(container: InputContainer) -> list[Stream]:
-    """The streams a video copy keeps: video and audio (data tracks carry GPS too)."""
-    return [s for s in container.streams if s.type in ("video", "audio")]
+def video_limits(max_pixels: int, settings: Settings | None = None) -> VideoLimits:
+    """The bounds of a video from the settings (their defaults without any)."""
+    from instastore.config import Settings
+
+    settings = settings or Settings()
+    return VideoLimits(
+        max_pixels, settings.max_video_seconds, settings.video_max_fps, settings.video_max_bitrate
+    )
 
 
-def _check_declared(
-    container: InputContainer, stream: VideoStream, media_type: MediaType, max_pixels: int
-) -> None:
-    """Refuse frames over the limit, or too many packets to copy, from what the container
-    declares, before decoding anything."""
-    declared = sum(s.frames for s in _kept_streams(container))
-    if declared > MAX_VIDEO_PACKETS:
-        raise InvalidMedia(
-            f"the {media_type.format} video declares {declared:,} frames, over "
-            f"{MAX_VIDEO_PACKETS:,}"
-        )
-    width, height = stream.codec_context.width, stream.codec_context.height
-    if width * height > max_pixels:
-        raise InvalidMedia(
-            f"the {media_type.format} video declares {width}x{height} frames, over the limit of "
-            f"{max_pixels:,} pixels"
-        )
-    # SECURITY: the decoder refuses any frame past the limit too, whatever the container
-    # declared (a small stsd in front of huge JPEG frames).
-    stream.codec_context.options = {"max_pixels": str(max_pixels)}
+def process_video(path: Path, media_type: MediaType, limits: VideoLimits) -> Processed:
+    """Bounds checked, the first frame decoded for the poster (upright), and the
+    browser-safe "video" rendition made now when a stream copy is all it takes; else
+    ``Processed.transcode`` says why the transcode queue must make it."""
+    from instastore.video import rendition
+    from instastore.video.probe import transcode_reason
 
-
-def _poster(
-    container: InputContainer, stream: VideoStream, media_type: MediaType, max_pixels: int
-) -> Image.Image:
-    import av
-
-    try:
-        frame = next(container.decode(stream), None)
-    except av.FFmpegError as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise InvalidMedia(
-            f"the {media_type.format} video does not decode within {max_pixels:,} pixels a frame: "
-            f"{reason}"
-        ) from exc
-    if frame is None:
-        raise InvalidMedia("the video has no decodable frame")
-    if frame.width * frame.height > max_pixels:
-        raise InvalidMedia(f"video frames of {frame.width}x{frame.height} are over the pixel limit")
-    # PyAV's stub leaves to_image unannotated; it returns a PIL image.
-    poster: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
-    return poster
-
-
-def remux(source: Path, target: Path, media_type: MediaType) -> int:
-    """Copy the video and audio streams of ``source`` into ``target`` without any other
-    stream (data tracks carry GPS too), global or stream metadata; its size in bytes."""
-    import av
-
-    fmt = REMUX_FORMATS[media_type.format]
-    try:
-        with (
-            av.open(str(source)) as inp,
-            av.open(str(target), "w", format=fmt, options=REMUX_OPTIONS[fmt]) as out,
-        ):
-            kept = _kept_streams(inp)
-            copies = {s.index: out.add_stream_from_template(s) for s in kept}
-            for copy in copies.values():
-                copy.metadata.clear()  # language, handler names, creation times
-            for count, packet in enumerate(inp.demux(kept)):
-                if count >= MAX_VIDEO_PACKETS:  # the container declared fewer, or nothing
-                    raise InvalidMedia(f"the video has over {MAX_VIDEO_PACKETS:,} packets")
-                if packet.dts is None:  # the demuxer's end-of-stream marker
-                    continue
-                packet.stream = copies[packet.stream.index]
-                out.mux(packet)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
-    return target.stat().st_size
-
-
-def process_video(path: Path, media_type: MediaType, max_pixels: int) -> Processed:
-    import av
-
-    try:
-        with av.open(str(path), mode="r") as container:
-            if not container.streams.video:
-                raise InvalidMedia("the video has no video stream")
-            stream = container.streams.video[0]
-            _check_declared(container, stream, media_type, max_pixels)
-            duration = None
-            if container.duration:
-                duration = container.duration / av.time_base
-            elif stream.duration and stream.time_base:
-                duration = float(stream.duration * stream.time_base)
-            poster = _poster(container, stream, media_type, max_pixels)
-        target = derived_path(path, "video")
-        size = remux(path, target, media_type)
-    except InvalidMedia:
-        raise
-    except (av.FFmpegError, StopIteration, ValueError, OSError) as exc:
-        # strerror, not str(exc): FFmpeg's message names the temporary file.
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise InvalidMedia(f"the {media_type.format} video does not decode: {reason}") from exc
+    found, poster = rendition.inspect(path, media_type.format, limits)
     renditions = renditions_of(poster)
     large = next(r for r in renditions if r.name == "large")
     renditions.append(
         RenditionBytes("poster", large.data, large.content_type, large.width, large.height)
     )
-    renditions.append(
-        RenditionBytes(
-            "video",
-            b"",
-            media_type.content_type,
-            poster.width,
-            poster.height,
-            media_type.extension,
-            target,
-            size,
+    reason = transcode_reason(found, limits)
+    if reason is None:
+        import av
+
+        target = derived_path(path, "video")
+        try:
+            made = rendition.remux(path, target, found)
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            why = getattr(exc, "strerror", None) or type(exc).__name__
+            raise InvalidMedia(f"the {media_type.format} video does not decode: {why}") from exc
+        renditions.append(
+            RenditionBytes(
+                "video",
+                b"",
+                rendition.CONTENT_TYPE,
+                made.width,
+                made.height,
+                rendition.EXTENSION,
+                target,
+                made.size,
+            )
         )
-    )
-    return Processed(
-        poster.width, poster.height, round(duration, 3) if duration else None, renditions
-    )
+    duration = round(found.duration_s, 3) if found.duration_s else None
+    return Processed(*found.shown, duration, renditions, transcode=reason)
 
 
-def process(path: Path, media_type: MediaType, max_pixels: int) -> Processed:
+def process(
+    path: Path, media_type: MediaType, max_pixels: int, settings: Settings | None = None
+) -> Processed:
     if media_type.kind is Kind.PHOTO:
         return process_image(path, media_type, max_pixels)
-    return process_video(path, media_type, max_pixels)
+    return process_video(path, media_type, video_limits(max_pixels, settings))

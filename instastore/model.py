@@ -74,6 +74,20 @@ class Rendition:
     height: int | None = None
 
 
+class VideoState(enum.StrEnum):
+    """Where a video's browser-safe "video" rendition is: being made by the transcode
+    queue, or given up on (with a reason its owner sees). A record without one is ready."""
+
+    PROCESSING = "processing"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Transcode:
+    state: VideoState
+    reason: str = ""  # why it failed, for the owner
+
+
 @dataclass(frozen=True)
 class Photo:
     id: int
@@ -91,6 +105,7 @@ class Photo:
     deleted_at: datetime | None = (
         None  # its own cell in storage: a delete never rewrites the record
     )
+    transcode: Transcode | None = None  # a video's rendition not made (yet); None: ready
 
     def rendition(self, name: str) -> Rendition | None:
         return next((r for r in self.renditions if r.name == name), None)
@@ -138,6 +153,32 @@ def switch_outcome(
     if photo.deleted or not photo.has_locators(old):
         return False
     return photo.with_locators(new)
+
+
+def video_outcome(
+    photo: Photo | None, replaces: str | None, result: Rendition | str
+) -> Photo | bool:
+    """What finishing a transcode does to the record as read
+    (``PhotoStore.finish_video``), one rule for both adapters. ``result`` is the new
+    "video" rendition, or why the transcode failed. True when the record shows ``result``
+    already (an earlier try); False when it is gone, deleted, or its "video" rendition is
+    no longer the one the job replaces (``replaces``: its locator, None for none);
+    else the record to write: the rendition in place and the video ready, or the old
+    rendition (if any) kept and the video marked failed with the reason."""
+    if photo is None or photo.deleted:
+        return False
+    current = photo.rendition("video")
+    if isinstance(result, Rendition):
+        if current is not None and current.locator == result.locator:
+            return True
+    elif photo.transcode == Transcode(VideoState.FAILED, result):
+        return True
+    if (current.locator if current else None) != replaces:
+        return False
+    if isinstance(result, str):
+        return replace(photo, transcode=Transcode(VideoState.FAILED, result))
+    kept = tuple(r for r in photo.renditions if r.name != "video")
+    return replace(photo, renditions=(*kept, result), transcode=None)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ server, tests and any other caller of the core get one coherent core.
 Who tells whom (each within this process; other processes see it within the cache's
 few seconds):
 
+- ``Transcoder`` -> ``Photos`` record and media caches: a video made ready (or failed)
+  by this process's transcode worker is read again at once here.
 - ``Uploads`` -> ``Timeline.note_photo``: a new photo is in its owner's followers'
   timelines at once; and -> ``Fanout.schedule``: its id goes into their inboxes, in the
   background (``instastore.fanout``);
@@ -33,7 +35,7 @@ from instastore.config import Settings
 from instastore.errors import InstastoreError
 from instastore.fanout import Fanout
 from instastore.ids import IdGenerator
-from instastore.leases import WorkerIds
+from instastore.leases import WorkerIds, holder_name
 from instastore.lifecycle.gc import remove_scratch
 from instastore.model import Photo
 from instastore.photos import Photos
@@ -43,6 +45,7 @@ from instastore.storage import open_stores
 from instastore.storage.ports import BlobStore, Stores
 from instastore.timeline import Timeline
 from instastore.uploads import Uploads
+from instastore.video.queue import Transcoder
 from instastore.viewing import Viewing
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,27 @@ class Services:
     upload_limiter: SharedLimit
     _stores: Stores = field(repr=False)
     _worker: WorkerIds | None = field(default=None, repr=False)
+    _transcoding: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def start_transcoding(self, settings: Settings) -> None:
+        """Run the transcode queue in this process (``transcode_workers`` at once, in
+        child processes) until ``close``; with 0 workers, nothing."""
+        if settings.transcode_workers < 1 or self._transcoding is not None:
+            return
+        worker = Transcoder(
+            self._stores.transcodes,
+            self._stores.photos,
+            self._stores.blobs,
+            settings,
+            holder_name("transcode"),
+        )
+
+        def finished(photo_id: int) -> None:  # other processes see it within RECORD_TTL_S
+            self.photos.records.drop(photo_id)
+            self.photos.media.drop_prefix(f"{photo_id}/")
+
+        worker.on_finished = finished
+        self._transcoding = asyncio.get_running_loop().create_task(worker.run())
 
     async def health(self) -> dict[str, str]:
         """Each store's name mapped to "ok" or the reason it does not answer, and "ids"
@@ -76,6 +100,9 @@ class Services:
         return report
 
     async def close(self) -> None:
+        if self._transcoding is not None:  # its job's lease lapses: another worker takes it
+            self._transcoding.cancel()
+            await asyncio.gather(self._transcoding, return_exceptions=True)
         self.accounts.close()
         self.uploads.close()
         try:
@@ -126,7 +153,9 @@ def build_services(
         inbox=stores.inbox,
         fanout=fanout,
     )
-    uploads = Uploads(stores.claims, stores.photos, stores.blobs, settings, ids, photos)
+    uploads = Uploads(
+        stores.claims, stores.photos, stores.blobs, settings, ids, photos, stores.transcodes
+    )
 
     def note(photo: Photo) -> None:
         timeline.note_photo(photo.owner_id, photo.id)
@@ -190,7 +219,9 @@ async def open_services(settings: Settings) -> Services:
             await worker.close()
         await stores.close()
         raise
-    return build_services(stores, settings, worker, media_key, cursor_key)
+    services = build_services(stores, settings, worker, media_key, cursor_key)
+    services.start_transcoding(settings)
+    return services
 
 
 async def _remove_scratch(blobs: BlobStore, settings: Settings) -> None:

@@ -46,7 +46,7 @@ from instastore.errors import (
     Unavailable,
 )
 from instastore.lifecycle import volumes
-from instastore.model import Kind, Photo, Rendition, User, Visibility
+from instastore.model import Kind, Photo, Rendition, User, VideoState, Visibility
 from instastore.paging import Page
 from instastore.photos import Photos, user_photos_scope
 from instastore.ratelimit import SharedLimit
@@ -72,6 +72,14 @@ def owns(viewer: User | None, photo: Photo) -> bool:
     return viewer is not None and viewer.id == photo.owner_id
 
 
+def video_failure(photo: Photo, viewer: User | None) -> str | None:
+    """Why a video's rendition could not be made, for its owner; None for anyone else (a
+    viewer sees only that it failed)."""
+    if photo.transcode is None or photo.transcode.state is not VideoState.FAILED:
+        return None
+    return photo.transcode.reason if owns(viewer, photo) else None
+
+
 def allowed_renditions(photo: Photo, viewer: User | None) -> tuple[Rendition, ...]:
     """The renditions of a photo ``viewer`` (who may see it) may fetch. A video stored
     before the "video" copy existed has none playable for viewers: its only playable
@@ -92,6 +100,7 @@ class PhotoCard:
     access: str  # what this viewer's media URLs carry in place of the secret (``access``)
     comments: int = 0
     liked: bool = False  # whether this viewer likes it (never, for nobody signed in)
+    video_failure: str | None = None  # why a video has no rendition: its owner's view only
 
 
 @dataclass(frozen=True)
@@ -194,6 +203,7 @@ class Viewing:
                 self.access(p, by_id[p.owner_id], viewer),
                 comments[p.id],
                 p.id in liked,
+                video_failure(p, viewer),
             )
             for p in photos
         ]
@@ -219,7 +229,12 @@ class Viewing:
             (card,) = await self._cards(self.audience(user), [photo])
             return card
         return PhotoCard(
-            photo, user, 0, allowed_renditions(photo, user), self.access(photo, user, user)
+            photo,
+            user,
+            0,
+            allowed_renditions(photo, user),
+            self.access(photo, user, user),
+            video_failure=video_failure(photo, user),
         )
 
     # ---- lists -----------------------------------------------------------------------
@@ -415,7 +430,10 @@ class Viewing:
         """All of a small rendition's bytes, from memory or read once into it;
         ``Unavailable`` (and nothing cached) when the store fails or falls short."""
         rendition = grant.rendition
-        key = f"{grant.photo.id}/{rendition.name}"  # Photos.delete drops "<id>/..."
+        # By locator too: a rendition replaced by another (a video's backfilled transcode)
+        # is never served from another process's memory of the old bytes. Photos.delete
+        # drops "<id>/...".
+        key = f"{grant.photo.id}/{rendition.name}/{rendition.locator}"
         data = self.photos.media.get(key)
         if data is None:
             try:

@@ -191,7 +191,11 @@ def run(settings: Settings) -> None:
 
     def worker(i: int) -> Settings:
         number = settings.worker_id if fixed is None else str(fixed + i)
-        return dataclasses.replace(settings, worker_id=number, workers=1)
+        # transcode_workers is per host: the first process runs the transcode queue.
+        transcodes = settings.transcode_workers if i == 0 else 0
+        return dataclasses.replace(
+            settings, worker_id=number, workers=1, transcode_workers=transcodes
+        )
 
     children = [
         context.Process(

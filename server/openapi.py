@@ -145,6 +145,15 @@ SCHEMAS: dict[str, Any] = {
                 ),
             },
             "duration_s": {"type": "number", "minimum": 0, "description": "videos only"},
+            "video_status": {
+                "enum": ["ready", "processing", "failed"],
+                "description": "videos only: whether media.video (the browser-safe rendition) "
+                "exists, is being made, or could not be made",
+            },
+            "video_failure": {
+                "type": "string",
+                "description": "why the rendition could not be made; its owner's view only",
+            },
             "likes": COUNT,
             "liked": {"type": "boolean", "description": "whether the viewer likes it"},
             "comments": COUNT,

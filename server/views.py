@@ -10,7 +10,7 @@ from aiohttp import web
 
 from instastore.accounts import Profile
 from instastore.comments import CommentCard
-from instastore.model import User, UserSession
+from instastore.model import Kind, User, UserSession
 from instastore.paging import Page
 from instastore.social import Relation
 from instastore.viewing import PhotoCard
@@ -82,6 +82,10 @@ def photo_json(card: PhotoCard) -> dict[str, Any]:
     }
     if photo.duration_s is not None:
         body["duration_s"] = photo.duration_s
+    if photo.kind is Kind.VIDEO:
+        body["video_status"] = photo.transcode.state.value if photo.transcode else "ready"
+        if card.video_failure is not None:
+            body["video_failure"] = card.video_failure
     body["likes"] = card.likes
     body["liked"] = card.liked
     body["comments"] = card.comments

@@ -44,7 +44,7 @@ def image(
 
 def video(
     container: str = "mp4",
-    codec: str = "mpeg4",
+    codec: str = "h264",
     size=(96, 64),
     frames: int = 12,
     metadata: dict[str, str] | None = None,
@@ -53,8 +53,9 @@ def video(
     options: dict[str, str] | None = None,
     rotation: int | None = None,
 ) -> bytes:
-    """A short video; ``options`` go to the muxer (e.g. a fragmented MP4), ``rotation``
-    is a display matrix in degrees (a phone's portrait video)."""
+    """A short video (H.264 by default: what the service stream-copies, so its "video"
+    rendition exists on upload); ``options`` go to the muxer (e.g. a fragmented MP4),
+    ``rotation`` is a display matrix in degrees (a phone's portrait video)."""
     out = io.BytesIO()
     fmt = {"mp4": "mp4", "mov": "mov", "webm": "webm"}[container]
     with av.open(out, mode="w", format=fmt, options=options or {}) as c:
@@ -136,7 +137,7 @@ VIDEO_METADATA = {
 
 
 def video_with_metadata(
-    container: str = "mov", codec: str = "mpeg4", size=(96, 64), frames: int = 12
+    container: str = "mov", codec: str = "h264", size=(96, 64), frames: int = 12
 ) -> bytes:
     """A video carrying the uploader's location and device in global and stream metadata."""
     return video(
@@ -164,4 +165,86 @@ def mjpeg_mov(frame_size=(9000, 9000), declared=None) -> bytes:
         packet.pts = packet.dts = 0
         packet.is_keyframe = True
         c.mux(packet)
+    return out.getvalue()
+
+
+def clip(
+    container: str = "mp4",
+    codec: str = "h264",
+    size=(64, 48),
+    frames: int = 12,
+    *,
+    rate: int = 12,
+    pix_fmt: str = "yuv420p",
+    rotation: int | None = None,
+    audio: str | None = None,
+    vfr: bool = False,
+    metadata: dict[str, str] | None = None,
+    codec_options: dict[str, str] | None = None,
+) -> bytes:
+    """A short video whose frames show a red top-left quadrant on blue (so a turn shows),
+    with ``audio`` (an encoder name) beside it, ``vfr``: frames at irregular times."""
+    from fractions import Fraction
+
+    out = io.BytesIO()
+    fmt = {"mp4": "mp4", "mov": "mov", "webm": "webm", "mkv": "matroska"}[container]
+    width, height = size
+    picture = Image.new("RGB", size, (20, 40, 220))
+    picture.paste((230, 20, 20), (0, 0, width // 2, height // 2))
+    with av.open(out, mode="w", format=fmt) as c:
+        c.metadata.update(metadata or {})
+        stream = c.add_stream(codec, rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = pix_fmt
+        stream.codec_context.options = codec_options or {}
+        if vfr:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        sound = None
+        if audio is not None:
+            sound = c.add_stream(audio, rate=48000)
+            sound.layout = "stereo"
+        at = 0
+        for i in range(frames):
+            frame = av.VideoFrame.from_image(picture).reformat(format=pix_fmt)
+            if vfr:  # 40 ms, 120 ms, 40 ms, ...: 12.5 and 8.3 frames a second in turn
+                frame.pts, frame.time_base = at, Fraction(1, 1000)
+                at += 40 if i % 2 == 0 else 120
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+        if sound is not None:
+            seconds = frames / rate
+            samples_left = int(48000 * seconds)
+            pts = 0
+            while samples_left > 0:
+                n = min(1024, samples_left)
+                tone = av.AudioFrame(format="fltp", layout="stereo", samples=n)
+                for plane in tone.planes:
+                    plane.update(bytes(plane.buffer_size))
+                tone.sample_rate, tone.pts = 48000, pts
+                pts += n
+                samples_left -= n
+                for packet in sound.encode(tone):
+                    c.mux(packet)
+            for packet in sound.encode():
+                c.mux(packet)
+    return out.getvalue()
+
+
+def audio_only(container: str = "mp4") -> bytes:
+    """A second of AAC in a video container, and no picture at all."""
+    out = io.BytesIO()
+    with av.open(out, mode="w", format=container) as c:
+        sound = c.add_stream("aac", rate=48000)
+        sound.layout = "stereo"
+        for n in range(48):
+            tone = av.AudioFrame(format="fltp", layout="stereo", samples=1000)
+            for plane in tone.planes:
+                plane.update(bytes(plane.buffer_size))
+            tone.sample_rate, tone.pts = 48000, n * 1000
+            c.mux(sound.encode(tone))
+        c.mux(sound.encode(None))
     return out.getvalue()

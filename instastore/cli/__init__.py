@@ -6,6 +6,7 @@ Each module adds its own commands to the one parser, in the order ``--help`` lis
 - ``serve``: ``serve`` and ``migrate``, the service itself;
 - ``jobs``: ``purge``, ``gc``, ``pack``, ``compact`` and ``storage stats``, the jobs over
   the service's stores;
+- ``transcode``: ``transcode``, the video transcode queue's worker and backfill;
 - ``backup``: ``backup create|list|delete|restore``;
 - ``cluster``: ``cluster ...``, the local Cassandra + HDFS cluster.
 """
@@ -16,7 +17,7 @@ import argparse
 import sys
 
 from instastore import __version__
-from instastore.cli import backup, cluster, jobs, serve
+from instastore.cli import backup, cluster, jobs, serve, transcode
 from instastore.errors import ClusterError, ConfigError, InstastoreError
 
 
@@ -41,6 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instastore", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"instastore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, jobs, backup, cluster):
+    for module in (serve, jobs, transcode, backup, cluster):
         module.add_commands(commands)
     return parser

@@ -1,8 +1,9 @@
 """The storage ports: what the core asks of the metadata, one port per aggregate
-(accounts, photos, the follow graph, the title index, likes, comments, upload key claims,
-server keys), and of a blob store. ``Stores`` holds them under those names. The photo aggregate
-has a port per concern (records, purge queue, scan, pack queue, locator switch, content
-index), held together as ``PhotoPorts``. The shapes of blob keys are in
+(accounts, photos, the follow graph, the title index, likes, comments, timeline inboxes,
+upload key claims, server keys, leases, the transcode queue), and of a blob store.
+``Stores`` holds them under those names. The photo aggregate has a port per concern
+(records, purge queue, scan, pack queue, locator switch, video finish, content index),
+held together as ``PhotoPorts``. The shapes of blob keys are in
 ``instastore.storage.keys``.
 
 Both adapters (embedded, cluster) implement these and are held to them by one contract
@@ -25,7 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from instastore.errors import InvalidInput, OutcomeUnknown, Unavailable
-from instastore.model import Comment, Photo, PhotoCounts, User, UserSession
+from instastore.model import Comment, Photo, PhotoCounts, Rendition, User, UserSession
 from instastore.storage.scratch import SCRATCH_GRACE
 
 log = logging.getLogger(__name__)
@@ -215,6 +216,22 @@ class LocatorSwitch(Protocol):
         Both adapters decide with ``instastore.model.switch_outcome``."""
 
 
+class VideoFinish(Protocol):
+    """The change a transcode makes to a video's record: its "video" rendition, or why
+    none could be made."""
+
+    async def finish_video(
+        self, photo_id: int, replaces: str | None, result: Rendition | str
+    ) -> bool:
+        """Set the photo's "video" rendition to ``result`` and its video ready, or, for a
+        reason (a string), mark it failed; only if the record exists, is not deleted and
+        its "video" rendition still has the locator ``replaces`` (None: it has none);
+        atomically, as ``switch_locators``. A new rendition's photo is in the pack queue
+        when this returns (its bytes are landed). True if the record now shows
+        ``result`` (also after an earlier try), False if it was left alone. Both
+        adapters decide with ``instastore.model.video_outcome``."""
+
+
 class ContentIndex(Protocol):
     """Dedupe's hint: which photo last stored the bytes of a content hash."""
 
@@ -227,7 +244,14 @@ class ContentIndex(Protocol):
 
 
 class PhotoPorts(
-    PhotoStore, PurgeQueue, PhotoScan, PackQueue, LocatorSwitch, ContentIndex, Protocol
+    PhotoStore,
+    PurgeQueue,
+    PhotoScan,
+    PackQueue,
+    LocatorSwitch,
+    VideoFinish,
+    ContentIndex,
+    Protocol,
 ):
     """Every port of the photo aggregate, as ``Stores.photos`` holds them (one adapter
     serves them all); a service or job takes the ones it uses."""
@@ -358,6 +382,33 @@ class IdempotencyStore(Protocol):
         """Free a key this photo claimed (the upload failed), so a retry can proceed."""
 
 
+class TranscodeQueue(Protocol):
+    """Videos waiting for their browser-safe rendition (``instastore.video.queue``). A job
+    is held by one worker at a time under a lease it renews; a lease that lapses (its
+    worker died) lets the next worker take the job, counting the attempt."""
+
+    async def queue_transcode(self, job: TranscodeJob) -> None:
+        """Add a job unless one for its photo is queued already (idempotent)."""
+
+    async def transcode_jobs(self, after: int, limit: int) -> list[TranscodeJob]:
+        """Queued jobs with photo ids past ``after``, lowest (oldest) first."""
+
+    async def transcode_job(self, photo_id: int) -> TranscodeJob | None: ...
+
+    async def claim_transcode(
+        self, job: TranscodeJob, holder: str, until: datetime
+    ) -> TranscodeJob | None:
+        """Hold ``job`` for ``holder`` until ``until``, one more attempt, only if its
+        attempts and lease are still as read in ``job`` (so of two workers one wins);
+        the job as held, or None."""
+
+    async def renew_transcode(self, photo_id: int, holder: str, until: datetime) -> bool:
+        """Extend the lease while ``holder`` still holds the job; False if it does not."""
+
+    async def forget_transcode(self, photo_id: int) -> None:
+        """Remove the job (done, failed or moot). Idempotent."""
+
+
 class KeyStore(Protocol):
     """Secrets shared by every process and server of a deployment."""
 
@@ -458,6 +509,7 @@ class MetadataStore(
     PhotoScan,
     PackQueue,
     LocatorSwitch,
+    VideoFinish,
     ContentIndex,
     FollowGraph,
     SearchIndex,
@@ -467,6 +519,7 @@ class MetadataStore(
     IdempotencyStore,
     KeyStore,
     LeaseStore,
+    TranscodeQueue,
     Backend,
     Protocol,
 ):
@@ -574,6 +627,21 @@ class LeaseState:
 
 
 @dataclass(frozen=True)
+class TranscodeJob:
+    """A video waiting for its browser-safe rendition. ``replaces``: the locator of the
+    "video" rendition the new one takes the place of (a stream copy stored before the
+    transcode queue existed), None when the record has none. ``holder`` holds it while
+    ``lease_until`` is ahead of the clock."""
+
+    photo_id: int
+    replaces: str | None
+    queued_at: datetime
+    attempts: int = 0
+    holder: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True)
 class PurgeEntry:
     day: date  # the day the photo was deleted
     photo_id: int
@@ -595,6 +663,7 @@ class Stores:
     claims: IdempotencyStore
     keys: KeyStore
     leases: LeaseStore
+    transcodes: TranscodeQueue
     blobs: BlobStore
     metadata: Backend
 
@@ -612,6 +681,7 @@ class Stores:
             claims=metadata,
             keys=metadata,
             leases=metadata,
+            transcodes=metadata,
             blobs=blobs,
             metadata=metadata,
         )

@@ -132,6 +132,7 @@ def reuse(donor: Photo, own: Photo, user: User, received: Received) -> Photo:
         width=donor.width,
         height=donor.height,
         duration_s=donor.duration_s,
+        transcode=donor.transcode,  # its "video" rendition, made or still coming
     )
 
 

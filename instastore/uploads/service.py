@@ -6,6 +6,10 @@ record points at, which ``instastore gc`` (``instastore.lifecycle.gc``) removes 
 A write whose outcome is unknown (``OutcomeUnknown``: a timeout) is read back, never
 undone: its blobs stay, and so does its Idempotency-Key.
 
+A video that is not already what every browser plays is answered with its original
+stored and its "video" rendition "processing": the transcode queue (``instastore.video``)
+makes it after the answer, from a job queued before the record is saved.
+
 An upload with an Idempotency-Key is fenced by its claim (``idempotency``); one of bytes
 stored already reuses them (``dedupe``). Media are processed on the decoding pool, never
 on the event loop.
@@ -27,11 +31,18 @@ from instastore.config import Settings
 from instastore.errors import Conflict, InstastoreError, NotFound, OutcomeUnknown, Overloaded
 from instastore.ids import IdGenerator
 from instastore.lifecycle import volumes
-from instastore.model import Photo, Rendition, User, Visibility
+from instastore.model import Photo, Rendition, Transcode, User, VideoState, Visibility
 from instastore.photos import Photos
 from instastore.pools import ShedPool
 from instastore.storage.keys import blob_key
-from instastore.storage.ports import BlobStore, IdempotencyStore, KeyClaim, PhotoPorts
+from instastore.storage.ports import (
+    BlobStore,
+    IdempotencyStore,
+    KeyClaim,
+    PhotoPorts,
+    TranscodeJob,
+    TranscodeQueue,
+)
 from instastore.uploads.dedupe import Dedupe, reuse
 from instastore.uploads.idempotency import Fence
 from instastore.uploads.receive import Received, file_chunks
@@ -52,9 +63,11 @@ class Uploads:
         settings: Settings,
         ids: IdGenerator,
         photos: Photos,
+        transcodes: TranscodeQueue,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.claims = claims
+        self.transcodes = transcodes  # videos whose rendition is made after the answer
         self.photo_store = photo_store  # reads back what a key's earlier attempt saved
         self.blobs = blobs
         self.settings = settings
@@ -252,6 +265,7 @@ class Uploads:
                 received.path,
                 media_type,
                 self.settings.max_image_pixels,
+                self.settings,
                 shed=shed,
             )
             original_key = blob_key(photo_id, "original", media_type.extension)
@@ -271,6 +285,10 @@ class Uploads:
                 key = blob_key(photo_id, r.name, r.extension)
                 writes.start(key, file_chunks(r.path) if r.path else _one(r.data))
                 renditions.append(Rendition(r.name, key, r.content_type, r.size, r.width, r.height))
+            if processed.transcode is not None:
+                # Queued before the record is saved, so no saved record lacks its job; a
+                # job whose record never comes is dropped after the upload's retries.
+                await self.transcodes.queue_transcode(TranscodeJob(photo_id, None, self.clock()))
             await writes.done()
         except BaseException:
             if decoded is not None:
@@ -293,6 +311,7 @@ class Uploads:
             width=processed.width,
             height=processed.height,
             duration_s=processed.duration_s,
+            transcode=None if processed.transcode is None else Transcode(VideoState.PROCESSING),
         )
 
     async def _save(self, photo: Photo) -> None:

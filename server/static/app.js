@@ -101,7 +101,13 @@ function renderNav() {
 
 function openViewer(photo) {
   const close = () => overlay.remove();
-  const content = photo.kind === "video"
+  // A video without its browser-safe rendition yet (or ever) shows its poster and why.
+  const waiting = photo.kind === "video" && !photo.media.video;
+  const content = waiting
+    ? h("figure", {}, h("img", { src: photo.media.poster, alt: photo.title }),
+        h("figcaption", { class: "video-status" },
+          photo.video_status === "failed" ? `This video could not be prepared${photo.video_failure ? ": " + photo.video_failure : "."}` : "This video is being prepared; try again in a minute."))
+    : photo.kind === "video"
     ? h("video", { src: photo.media.video, poster: photo.media.poster, controls: true, autoplay: true, playsinline: true })
     : h("img", { src: photo.media.large, alt: photo.title });
   const overlay = h("div", { class: "viewer", role: "dialog", "aria-label": photo.title,

@@ -121,7 +121,7 @@ async def test_live_session_matches_the_spec(session: Session):
 
     photo = s.json(await s.upload(201, a, samples.image("JPEG", (320, 240)), "a cat on a mat"))
     video = s.json(
-        await s.upload(201, a, samples.video("mp4", "mpeg4"), "a cat video", visibility="followers")
+        await s.upload(201, a, samples.video("mp4", "h264"), "a cat video", visibility="followers")
     )
     key = {"Idempotency-Key": "k1"}
     first = s.json(await s.upload(201, {**a, **key}, samples.image("PNG", (64, 64)), "keyed"))

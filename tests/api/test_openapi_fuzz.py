@@ -654,7 +654,7 @@ def populate(address) -> World:
                 {
                     "title": "a clip",
                     "visibility": "followers",
-                    "file": samples.video("mp4", "mpeg4"),
+                    "file": samples.video("mp4", "h264"),
                 }
             ),
         ),

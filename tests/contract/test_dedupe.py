@@ -40,6 +40,7 @@ class Rig:
             settings,
             IdGenerator(worker_id=12),
             Photos(photos, stores.search, settings),
+            stores.transcodes,
         )
 
     async def upload(self, data: bytes, title: str = "same bytes") -> Photo:

@@ -142,6 +142,7 @@ async def rig(stores, adapter_settings, tmp_path):
         settings,
         IdGenerator(worker_id=11),
         Photos(photos, stores.search, settings),
+        stores.transcodes,
         clock,
     )
     user = make_user(created_at=clock())

@@ -13,6 +13,7 @@ import pytest
 from instastore import media
 from instastore.errors import InvalidMedia
 from instastore.uploads import Received
+from instastore.video import probe, rendition
 
 from .. import samples
 
@@ -25,40 +26,69 @@ def upload(tmp_path: Path, data: bytes) -> tuple[Path, media.MediaType]:
     return path, media.sniff(data[: media.SNIFF_BYTES])
 
 
-@pytest.mark.parametrize("container", ["mov", "mp4", "webm"])
-def test_the_video_copy_drops_every_metadata_atom_and_keeps_the_frames(tmp_path, container):
-    data = samples.video_with_metadata(container, "libvpx" if container == "webm" else "mpeg4")
-    assert b"iPhone" in data
-    path, media_type = upload(tmp_path, data)
-    processed = media.process(path, media_type, MAX_PIXELS)
-    (video,) = [r for r in processed.renditions if r.name == "video"]
-    assert video.path == media.derived_path(path, "video") and video.data == b""
-    assert video.extension == media_type.extension and video.content_type == media_type.content_type
-    copy = video.path.read_bytes()
-    assert video.size == len(copy)
-    for needle in (
-        b"\xa9xyz",
-        b"37.7858",
-        b"com.apple.quicktime",
-        b"iPhone",
-        b"Secret Title Atom",
-        b"Lavf6",
-    ):
-        assert needle not in copy  # (a bare "Lavf", the muxer's name without its version, may stay)
-    with av.open(str(video.path)) as played:
+LOCATION_NEEDLES = (
+    b"\xa9xyz",
+    b"37.7858",
+    b"com.apple.quicktime",
+    b"iPhone",
+    b"Secret Title Atom",
+    b"Lavf6",
+)
+
+
+def assert_no_metadata(copy: Path, frames: int = 12) -> None:
+    data = copy.read_bytes()
+    for needle in LOCATION_NEEDLES:
+        assert needle not in data  # (a bare "Lavf", the muxer's name without its version, may stay)
+    with av.open(str(copy)) as played:
         left = {
             k: v
             for k, v in played.metadata.items()
             if k not in ("major_brand", "minor_version", "compatible_brands")
         }
-        assert left in ({}, {"encoder": "Lavf"})  # Matroska requires a muxing-app element
+        assert left == {}
+        assert [s.type for s in played.streams] == ["video"]  # no data track
         for stream in played.streams:
             assert "creation_time" not in stream.metadata
-        assert sum(1 for _ in played.decode(video=0)) == 12
+            assert "handler_name" not in stream.metadata or "iPhone" not in str(stream.metadata)
+        assert sum(1 for _ in played.decode(video=0)) == frames
+
+
+@pytest.mark.parametrize("container", ["mov", "mp4"])
+def test_an_h264_upload_is_stream_copied_into_mp4_without_metadata(tmp_path, container):
+    data = samples.video_with_metadata(container, "h264")
+    assert b"iPhone" in data
+    path, media_type = upload(tmp_path, data)
+    processed = media.process(path, media_type, MAX_PIXELS)
+    assert processed.transcode is None
+    (video,) = [r for r in processed.renditions if r.name == "video"]
+    assert video.path == media.derived_path(path, "video") and video.data == b""
+    assert (video.extension, video.content_type) == ("mp4", "video/mp4")
+    assert video.size == video.path.stat().st_size
+    assert_no_metadata(video.path)
+
+
+@pytest.mark.parametrize(
+    "container, codec", [("mov", "mpeg4"), ("webm", "libvpx"), ("mov", "libx265")]
+)
+def test_other_codecs_are_left_to_the_queue_whose_rendition_drops_metadata(
+    tmp_path, container, codec
+):
+    from instastore.video import child
+
+    path, media_type = upload(tmp_path, samples.video_with_metadata(container, codec))
+    processed = media.process(path, media_type, MAX_PIXELS)
+    assert processed.transcode is not None
+    assert "video" not in {r.name for r in processed.renditions}
+    assert not media.derived_path(path, "video").exists()
+    target = tmp_path / "rendition.mp4"
+    made = child.make(path, target, media.video_limits(MAX_PIXELS))
+    assert (made.width, made.height, made.size) == (96, 64, target.stat().st_size)
+    assert_no_metadata(target)
 
 
 def test_discarding_an_upload_removes_the_video_copy_too(tmp_path):
-    path, media_type = upload(tmp_path, samples.video("mp4"))
+    path, media_type = upload(tmp_path, samples.video("mp4", "h264"))
     media.process(path, media_type, MAX_PIXELS)
     assert media.derived_path(path, "video").exists()
     Received(path, 0, "", b"").discard()
@@ -104,7 +134,7 @@ def test_frames_under_the_limit_still_pass(tmp_path):
 
 
 def test_a_video_declaring_too_many_frames_is_refused_before_decoding(tmp_path, monkeypatch):
-    monkeypatch.setattr(media, "MAX_VIDEO_PACKETS", 100)  # 120 frames stand in for millions
+    monkeypatch.setattr(probe, "MAX_VIDEO_PACKETS", 100)  # 120 frames stand in for millions
     path, media_type = upload(tmp_path, samples.video("mp4", frames=120))
     with pytest.raises(InvalidMedia, match="declares 120 frames"):
         media.process(path, media_type, MAX_PIXELS)
@@ -113,9 +143,9 @@ def test_a_video_declaring_too_many_frames_is_refused_before_decoding(tmp_path, 
 
 def test_a_video_hiding_its_frame_count_is_stopped_while_copying(tmp_path, monkeypatch):
     """A fragmented MP4 declares no frame count: the copy counts packets as it goes."""
-    monkeypatch.setattr(media, "MAX_VIDEO_PACKETS", 100)
+    monkeypatch.setattr(rendition, "MAX_VIDEO_PACKETS", 100)
     fragmented = samples.video(
-        "mp4", size=(32, 32), frames=120, options={"movflags": "frag_keyframe+empty_moov"}
+        "mp4", "h264", (32, 32), 120, options={"movflags": "frag_keyframe+empty_moov"}
     )
     path, media_type = upload(tmp_path, fragmented)
     with av.open(str(path)) as probe:
@@ -128,7 +158,7 @@ def test_a_video_hiding_its_frame_count_is_stopped_while_copying(tmp_path, monke
 def test_the_video_copy_keeps_the_display_rotation(tmp_path):
     """A phone's portrait video is stored landscape with a display matrix: not metadata
     about the uploader, and the copy must keep it to play upright."""
-    path, media_type = upload(tmp_path, samples.video("mp4", frames=6, rotation=90))
+    path, media_type = upload(tmp_path, samples.video("mp4", "h264", frames=6, rotation=90))
     media.process(path, media_type, MAX_PIXELS)
     with av.open(str(media.derived_path(path, "video"))) as played:
         assert next(played.decode(video=0)).rotation == 90

@@ -32,6 +32,7 @@ def test_stores_holds_each_port_under_its_aggregate_name():
         "claims": ports.IdempotencyStore,
         "keys": ports.KeyStore,
         "leases": ports.LeaseStore,
+        "transcodes": ports.TranscodeQueue,
         "blobs": ports.BlobStore,
         "metadata": ports.Backend,
     }
@@ -45,6 +46,7 @@ def test_no_method_is_in_two_metadata_ports():
         ports.PhotoScan,
         ports.PackQueue,
         ports.LocatorSwitch,
+        ports.VideoFinish,
         ports.ContentIndex,
         ports.FollowGraph,
         ports.SearchIndex,
@@ -54,6 +56,7 @@ def test_no_method_is_in_two_metadata_ports():
         ports.IdempotencyStore,
         ports.KeyStore,
         ports.LeaseStore,
+        ports.TranscodeQueue,
         ports.Backend,
     ]
     methods = [name for port in every for name in vars(port) if not name.startswith("_")]
@@ -82,6 +85,7 @@ def test_photo_ports_are_every_metadata_photo_port_and_nothing_else():
         ports.PhotoScan,
         ports.PackQueue,
         ports.LocatorSwitch,
+        ports.VideoFinish,
         ports.ContentIndex,
     )
     assert ports.PhotoPorts.__bases__[: len(parts)] == parts

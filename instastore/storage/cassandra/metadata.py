@@ -32,10 +32,12 @@ from instastore.model import (
     Comment,
     Photo,
     PhotoCounts,
+    Rendition,
     User,
     UserSession,
     Visibility,
     switch_outcome,
+    video_outcome,
 )
 from instastore.storage.cassandra import migrate
 from instastore.storage.cassandra import statements as cql
@@ -53,6 +55,7 @@ from instastore.storage.ports import (
     LeaseState,
     PurgeEntry,
     TermHits,
+    TranscodeJob,
     settle,
 )
 
@@ -999,6 +1002,90 @@ class CassandraMetadataStore:
                 return True
         return False
 
+    async def finish_video(
+        self, photo_id: int, replaces: str | None, result: Rendition | str
+    ) -> bool:
+        # As switch_locators: a lightweight transaction on the exact record bytes read. A
+        # new rendition's bytes are landed, so the photo is queued for packing before
+        # (the packer may not drop it meanwhile: it is queued again after) and after.
+        landed = isinstance(result, Rendition)
+        if landed:
+            await self.queue_for_packing([photo_id])
+        for _ in range(SWITCH_ROUNDS):
+            rows = await self._q(cql.GET_PHOTO, photo_id)
+            photo = None
+            if rows and rows[0].record is not None:
+                photo = codec.decode_photo(rows[0].record, _utc(rows[0].deleted_at))
+            outcome = video_outcome(photo, replaces, result)
+            if isinstance(outcome, bool):
+                if outcome and landed:
+                    await self.queue_for_packing([photo_id])
+                return outcome
+            record = codec.encode_photo(outcome)
+            (row,) = await self._q(cql.SWITCH_LOCATORS, record, photo_id, rows[0].record)
+            if row[0]:
+                if landed:
+                    await self.queue_for_packing([photo_id])
+                return True
+        return False
+
+    # ---- the transcode queue -------------------------------------------------------------
+
+    async def queue_transcode(self, job: TranscodeJob) -> None:
+        await settle(
+            "queue transcode",
+            lambda: self._q(cql.QUEUE_TRANSCODE, job.photo_id, job.replaces, job.queued_at),
+        )
+
+    async def transcode_jobs(self, after: int, limit: int) -> list[TranscodeJob]:
+        rows = await self._q(cql.TRANSCODE_JOBS, after, limit)
+        return [_job(r) for r in rows if r.attempts is not None]
+
+    async def transcode_job(self, photo_id: int) -> TranscodeJob | None:
+        rows = await self._q(cql.TRANSCODE_JOB, photo_id)
+        return _job(rows[0]) if rows and rows[0].attempts is not None else None
+
+    async def claim_transcode(
+        self, job: TranscodeJob, holder: str, until: datetime
+    ) -> TranscodeJob | None:
+        until = _to_ms(until)  # as stored, so the next claim's condition matches it
+        claimed = TranscodeJob(
+            job.photo_id, job.replaces, job.queued_at, job.attempts + 1, holder, until
+        )
+
+        async def claim() -> bool:
+            (row,) = await self._q(
+                cql.CLAIM_TRANSCODE,
+                holder,
+                until,
+                job.attempts + 1,
+                job.photo_id,
+                job.attempts,
+                job.lease_until,
+                job.holder,
+            )
+            # A try after an unknown outcome finds its own claim: the refusal shows the
+            # holder and attempts it wrote (holders are unique).
+            if row[0]:
+                return True
+            # (A refusal for a row that is gone carries no columns.)
+            return bool(
+                getattr(row, "holder", None) == holder
+                and getattr(row, "attempts", None) == job.attempts + 1
+            )
+
+        return claimed if await settle("claim transcode", claim) else None
+
+    async def renew_transcode(self, photo_id: int, holder: str, until: datetime) -> bool:
+        at = _to_ms(until)
+        (row,) = await settle(
+            "renew transcode", lambda: self._q(cql.RENEW_TRANSCODE, at, photo_id, holder)
+        )
+        return bool(row[0])
+
+    async def forget_transcode(self, photo_id: int) -> None:
+        await settle("forget transcode", lambda: self._q(cql.FORGET_TRANSCODE, photo_id))
+
     async def pack_queue(self) -> AsyncIterator[int]:
         """Bucket by bucket, oldest first; a bucket read empty that no save can reach any
         more leaves the bucket list, so drained buckets are never read again."""
@@ -1068,3 +1155,14 @@ def _require_schema(session: Session, settings: Settings) -> None:
             f"keyspace {settings.cassandra_keyspace!r} lacks schema {', '.join(missing)}; "
             "run `instastore migrate`"
         )
+
+
+def _job(row: Any) -> TranscodeJob:
+    return TranscodeJob(
+        photo_id=row.photo_id,
+        replaces=row.replaces,
+        queued_at=_utc(row.queued_at) or datetime.fromtimestamp(0, UTC),
+        attempts=row.attempts,
+        holder=row.holder,
+        lease_until=_utc(row.lease_until),
+    )

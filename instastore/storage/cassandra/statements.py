@@ -282,3 +282,29 @@ UNQUEUE_PACK_BUCKET = "DELETE FROM pack_queue_buckets WHERE shard = 0 AND bucket
 SCAN_PHOTO_IDS = (
     "SELECT token(photo_id) AS t, photo_id FROM photos WHERE token(photo_id) > ? LIMIT ?"
 )
+
+# PhotoStore.finish_video runs SWITCH_LOCATORS (the record read, only while live).
+
+# TranscodeQueue: transcode_jobs (one partition, shard 0). A claim is conditional on the
+# attempts, lease and holder read (the holder so that a try after an unknown outcome
+# recognises its own claim); a job deleted meanwhile has null attempts: not claimed.
+QUEUE_TRANSCODE = (
+    "INSERT INTO transcode_jobs (shard, photo_id, replaces, queued_at, attempts) "
+    "VALUES (0, ?, ?, ?, 0) IF NOT EXISTS"
+)
+TRANSCODE_JOBS = (
+    "SELECT photo_id, replaces, queued_at, attempts, holder, lease_until FROM transcode_jobs "
+    "WHERE shard = 0 AND photo_id > ? LIMIT ?"
+)
+TRANSCODE_JOB = (
+    "SELECT photo_id, replaces, queued_at, attempts, holder, lease_until FROM transcode_jobs "
+    "WHERE shard = 0 AND photo_id = ?"
+)
+CLAIM_TRANSCODE = (
+    "UPDATE transcode_jobs SET holder = ?, lease_until = ?, attempts = ? "
+    "WHERE shard = 0 AND photo_id = ? IF attempts = ? AND lease_until = ? AND holder = ?"
+)
+RENEW_TRANSCODE = (
+    "UPDATE transcode_jobs SET lease_until = ? WHERE shard = 0 AND photo_id = ? IF holder = ?"
+)
+FORGET_TRANSCODE = "DELETE FROM transcode_jobs WHERE shard = 0 AND photo_id = ?"

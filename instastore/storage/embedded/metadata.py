@@ -27,13 +27,22 @@ from instastore.model import (
     Comment,
     Photo,
     PhotoCounts,
+    Rendition,
     User,
     UserSession,
     Visibility,
     switch_outcome,
+    video_outcome,
 )
 from instastore.schema import migrations
-from instastore.storage.ports import InboxEntry, KeyClaim, LeaseState, PurgeEntry, TermHits
+from instastore.storage.ports import (
+    InboxEntry,
+    KeyClaim,
+    LeaseState,
+    PurgeEntry,
+    TermHits,
+    TranscodeJob,
+)
 
 T = TypeVar("T")
 DB_FILE = "metadata.sqlite3"
@@ -1055,6 +1064,92 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
+    async def finish_video(
+        self, photo_id: int, replaces: str | None, result: Rendition | str
+    ) -> bool:
+        def run() -> bool:
+            with _transaction(self.conn):
+                row = self.conn.execute(
+                    "SELECT record, deleted_ms FROM photos WHERE photo_id = ?", (photo_id,)
+                ).fetchone()
+                photo = (
+                    None
+                    if row is None
+                    else codec.decode_photo(row["record"], _at(row["deleted_ms"]))
+                )
+                outcome = video_outcome(photo, replaces, result)
+                if isinstance(outcome, bool):
+                    return outcome
+                self.conn.execute(
+                    "UPDATE photos SET record = ? WHERE photo_id = ?",
+                    (codec.encode_photo(outcome), photo_id),
+                )
+                if isinstance(result, Rendition):  # its bytes are landed: the packer's
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO pack_queue (photo_id) VALUES (?)", (photo_id,)
+                    )
+                return True
+
+        return await self._run(run)
+
+    # ---- the transcode queue -------------------------------------------------------------
+
+    async def queue_transcode(self, job: TranscodeJob) -> None:
+        await self._write(
+            (
+                "INSERT OR IGNORE INTO transcode_jobs (photo_id, replaces, queued_ms, attempts) "
+                "VALUES (?, ?, ?, 0)",
+                (job.photo_id, job.replaces, _ms(job.queued_at)),
+            )
+        )
+
+    async def transcode_jobs(self, after: int, limit: int) -> list[TranscodeJob]:
+        rows = await self._all(
+            "SELECT * FROM transcode_jobs WHERE photo_id > ? ORDER BY photo_id LIMIT ?",
+            (after, limit),
+        )
+        return [_job(r) for r in rows]
+
+    async def transcode_job(self, photo_id: int) -> TranscodeJob | None:
+        row = await self._one("SELECT * FROM transcode_jobs WHERE photo_id = ?", (photo_id,))
+        return None if row is None else _job(row)
+
+    async def claim_transcode(
+        self, job: TranscodeJob, holder: str, until: datetime
+    ) -> TranscodeJob | None:
+        (count,) = await self._write(
+            (
+                "UPDATE transcode_jobs SET holder = ?, lease_until_ms = ?, attempts = ? "
+                "WHERE photo_id = ? AND attempts = ? AND lease_until_ms IS ? AND holder IS ?",
+                (
+                    holder,
+                    _ms(until),
+                    job.attempts + 1,
+                    job.photo_id,
+                    job.attempts,
+                    _ms(job.lease_until),
+                    job.holder,
+                ),
+            )
+        )
+        if not count:
+            return None
+        return TranscodeJob(
+            job.photo_id, job.replaces, job.queued_at, job.attempts + 1, holder, _at(_ms(until))
+        )
+
+    async def renew_transcode(self, photo_id: int, holder: str, until: datetime) -> bool:
+        (count,) = await self._write(
+            (
+                "UPDATE transcode_jobs SET lease_until_ms = ? WHERE photo_id = ? AND holder = ?",
+                (_ms(until), photo_id, holder),
+            )
+        )
+        return count == 1
+
+    async def forget_transcode(self, photo_id: int) -> None:
+        await self._write(("DELETE FROM transcode_jobs WHERE photo_id = ?", (photo_id,)))
+
     async def pack_queue(self) -> AsyncIterator[int]:
         after = -1
         while True:
@@ -1092,6 +1187,17 @@ class SqliteMetadataStore:
                 (sha256, photo_id),
             )
         )
+
+
+def _job(row: sqlite3.Row) -> TranscodeJob:
+    return TranscodeJob(
+        photo_id=row["photo_id"],
+        replaces=row["replaces"],
+        queued_at=_utc(row["queued_ms"]),
+        attempts=row["attempts"],
+        holder=row["holder"],
+        lease_until=_at(row["lease_until_ms"]),
+    )
 
 
 def _fill_hidden_photos(conn: sqlite3.Connection) -> None:
