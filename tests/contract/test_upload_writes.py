@@ -91,6 +91,7 @@ async def rig(stores, adapter_settings, tmp_path):
         settings,
         IdGenerator(worker_id=12),
         Photos(stores.photos, stores.search, settings),
+        stores.transcodes,
     )
     yield Rig(uploads, blobs)
     uploads.close()
