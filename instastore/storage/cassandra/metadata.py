@@ -67,6 +67,7 @@ SEARCH_PAGE = 500  # postings of the first term read per step of a search
 SCAN_PAGE = 500  # photo rows per token-range page of scan_photos
 SWITCH_ROUNDS = 3  # reads + conditional writes of one locator switch before giving up
 LATEST_CHUNK = 100  # partition keys per IN query for user_latest, chunks run concurrently
+IN_CHUNK = 50  # photo ids per IN query of a page's records and counts (a page is 21-101)
 FANOUT_SHARDS = 16  # fanout_queue partitions, by owner; see schema/cql/010_timeline_inbox.cql
 INBOX_WRITES = 64  # inbox rows written concurrently by one add_to_inboxes
 PACK_QUEUE_PAGE = 1000  # queued ids read per query
@@ -393,8 +394,19 @@ class CassandraMetadataStore:
             after = rows[-1].t
 
     async def get_photos(self, photo_ids: Sequence[int]) -> dict[int, Photo]:
-        photos = await asyncio.gather(*(self.get_photo(i) for i in photo_ids))
-        return {p.id: p for p in photos if p is not None}
+        return {
+            r.photo_id: codec.decode_photo(r.record, _utc(r.deleted_at))
+            for r in await self._keyed(cql.GET_PHOTOS, photo_ids)
+            if r.record is not None  # a deleted_at cell left without its record
+        }
+
+    async def _keyed(self, statement: str, keys: Sequence[int]) -> list[Any]:
+        """The rows of ``statement`` (``... WHERE key IN ?``) for ``keys``, read IN_CHUNK
+        keys a query, the queries at once."""
+        unique = list(dict.fromkeys(keys))
+        chunks = [unique[i : i + IN_CHUNK] for i in range(0, len(unique), IN_CHUNK)]
+        results = await asyncio.gather(*(self._q(statement, chunk) for chunk in chunks))
+        return [row for rows in results for row in rows]
 
     async def _buckets(self, statement: str, key: object, top: int) -> AsyncIterator[int]:
         """Non-empty buckets of a user or term, newest first, from ``top`` down."""
@@ -896,8 +908,8 @@ class CassandraMetadataStore:
         return True
 
     async def like_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
-        rows = await asyncio.gather(*(self._q(cql.LIKE_COUNT, i) for i in photo_ids))
-        return {i: (r[0].likes or 0) if r else 0 for i, r in zip(photo_ids, rows, strict=True)}
+        counted = {r.photo_id: r.likes or 0 for r in await self._keyed(cql.LIKE_COUNTS, photo_ids)}
+        return {i: counted.get(i, 0) for i in photo_ids}
 
     async def liked_by(self, user_id: int, photo_ids: Sequence[int]) -> set[int]:
         chunks = [
@@ -975,10 +987,9 @@ class CassandraMetadataStore:
         return True
 
     async def comment_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
-        rows = await asyncio.gather(*(self._q(cql.COMMENT_COUNT, i) for i in photo_ids))
-        return {
-            i: max(0, r[0].comments or 0) if r else 0 for i, r in zip(photo_ids, rows, strict=True)
-        }
+        rows = await self._keyed(cql.COMMENT_COUNTS, photo_ids)
+        counted = {r.photo_id: max(0, r.comments or 0) for r in rows}
+        return {i: counted.get(i, 0) for i in photo_ids}
 
     # ---- volumes (the packer) -----------------------------------------------------------
 

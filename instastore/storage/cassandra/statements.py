@@ -82,6 +82,9 @@ INSERT_USER_PHOTO = "INSERT INTO user_photos (user_id, bucket, photo_id) VALUES 
 INSERT_USER_BUCKET = "INSERT INTO user_photo_buckets (user_id, bucket) VALUES (?, ?)"
 SET_LATEST = "INSERT INTO user_latest (user_id, photo_id) VALUES (?, ?) USING TIMESTAMP ?"
 GET_PHOTO = "SELECT record, deleted_at FROM photos WHERE photo_id = ?"
+# A page's records (or counts) in one read of up to 100 keys: the coordinator asks each
+# replica set, the client decodes one answer instead of making a request per photo.
+GET_PHOTOS = "SELECT photo_id, record, deleted_at FROM photos WHERE photo_id IN ?"
 SCAN_PHOTOS = (
     "SELECT token(photo_id) AS t, record, deleted_at FROM photos WHERE token(photo_id) > ? LIMIT ?"
 )
@@ -139,7 +142,7 @@ TERM_HAS = "SELECT photo_id FROM title_terms WHERE term = ? AND bucket = ? AND p
 LIKE = "INSERT INTO likes (photo_id, user_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS"
 UNLIKE = "DELETE FROM likes WHERE photo_id = ? AND user_id = ? IF EXISTS"
 ADD_LIKES = "UPDATE like_counts SET likes = likes + ? WHERE photo_id = ?"
-LIKE_COUNT = "SELECT likes FROM like_counts WHERE photo_id = ?"
+LIKE_COUNTS = "SELECT photo_id, likes FROM like_counts WHERE photo_id IN ?"
 DELETE_LIKES = "DELETE FROM likes WHERE photo_id = ?"
 DELETE_LIKE_COUNT = "DELETE FROM like_counts WHERE photo_id = ?"
 
@@ -191,7 +194,7 @@ DELETE_COMMENT = (
     "DELETE FROM comments_by_photo WHERE photo_id = ? AND bucket = ? AND comment_id = ? IF EXISTS"
 )
 ADD_COMMENTS = "UPDATE comment_counts SET comments = comments + ? WHERE photo_id = ?"
-COMMENT_COUNT = "SELECT comments FROM comment_counts WHERE photo_id = ?"
+COMMENT_COUNTS = "SELECT photo_id, comments FROM comment_counts WHERE photo_id IN ?"
 DELETE_COMMENT_PARTITION = "DELETE FROM comments_by_photo WHERE photo_id = ? AND bucket = ?"
 DELETE_COMMENT_BUCKETS = "DELETE FROM comment_buckets WHERE photo_id = ?"
 DELETE_COMMENT_COUNT = "DELETE FROM comment_counts WHERE photo_id = ?"
