@@ -119,3 +119,21 @@ async def test_the_wide_reader_fan_posters_and_inboxes(tmp_path, monkeypatch):
         assert result["inbox_rows_written"] == rows
     finally:
         await stores.close()
+
+
+async def test_bulk_followers_are_resumable_on_both_adapters(adapter_settings):
+    """The fan posters' followers (straight rows on Cassandra, the API's follow on the
+    embedded store): all of them listed and counted once, however often it runs."""
+    from instastore import ids
+
+    followee = ids.IdGenerator(8190).next_id()  # of this test only, in a shared keyspace
+    stores = await open_stores(adapter_settings)
+    try:
+        await seed.bulk_followers(stores, followee, 40)
+        await seed.bulk_followers(stores, followee, 40)  # a resumed seed writes them again
+        followers = await stores.graph.followers(followee, None, 100)
+        assert sorted(followers) == sorted(seed.synthetic_follower(k) for k in range(40))
+        assert (await stores.graph.count_follows(followee))[0] == 40
+        assert await stores.graph.following(followers[0], None, 10) == [followee]
+    finally:
+        await stores.close()
