@@ -43,10 +43,12 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from bench import abba, report
+from bench.procs import cpu_seconds, pids_on_port
 from bench.seed import PASSWORD
 from instastore import config, ids, paging
 from instastore.config import Settings
@@ -317,6 +319,7 @@ async def measure_uploads(args: argparse.Namespace, settings: Settings) -> dict[
     followers, _ = await stores.graph.count_follows(poster.id)
     fanout = Fanout(stores.inbox, stores.graph, stores.photos, settings)
     latencies: dict[str, list[float]] = {"a": [], "b": []}
+    cpu = {"a": 0.0, "b": 0.0}  # the serving processes' CPU seconds in the timed rounds
     done_rate: list[float] = []
     untimed: list[float] = []
     rng = random.Random(5)
@@ -352,14 +355,19 @@ async def measure_uploads(args: argparse.Namespace, settings: Settings) -> dict[
         http = aiohttp.ClientSession(base_url)
         sessions.append(http)
 
+        pids = pids_on_port(urlsplit(base_url).port or 80)
+
         async def run(_: int) -> float:
+            cpu_before = cpu_seconds(pids)
             started = time.perf_counter()
             await post_all(http, headers, label)
             acked = time.perf_counter() - started
             if label == "a":
                 await queue_empty()
                 done_rate.append(args.per_round / (time.perf_counter() - started))
+                cpu[label] += cpu_seconds(pids) - cpu_before
             else:  # fan B's photos out here, untimed, so that A never does it
+                cpu[label] += cpu_seconds(pids) - cpu_before
                 t = time.perf_counter()
                 await fanout.fan_out(poster.id)
                 untimed.append(time.perf_counter() - t)
@@ -399,6 +407,14 @@ async def measure_uploads(args: argparse.Namespace, settings: Settings) -> dict[
                 "per_round": [round(x, 2) for x in done_rate],
             },
             "b_fanout_after_round_s": [round(x, 2) for x in untimed],
+            "server_cpu_ms_per_upload": {
+                side: round(1000 * cpu[side] / (args.per_round * args.rounds), 1) for side in cpu
+            },
+            "a_extra_cpu_us_per_inbox_row": round(
+                1e6 * (cpu["a"] - cpu["b"]) / (args.per_round * args.rounds * followers), 1
+            )
+            if followers <= settings.fanout_max_followers and followers
+            else None,
             "rounds": rounds.summary(),
         },
     }
