@@ -74,6 +74,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--pages", type=int, default=300, help="pages per side, all rounds")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--samples", type=int, default=30, help="rows: warm pages counted")
+    parser.add_argument(
+        "--walk", action="store_true", help="rows: then follow the cursors to 20 photos"
+    )
     parser.add_argument("--poster", default="fan1000")
     parser.add_argument("--per-round", type=int, default=24, help="uploads per side a round")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -270,6 +273,21 @@ async def measure_rows(args: argparse.Namespace, settings: Settings) -> dict[str
                 }
             )
         warm = pages[1:]
+        walk = None
+        if args.walk:  # from the cursor on, page after page, to the first LIMIT photos
+            calls, rows = counting.snapshot()
+            requests, items, at = 0, 0, cursor
+            while items < LIMIT and requests < 1000:
+                page = await services.timeline.page(user, args.order, at, LIMIT)
+                requests, items, at = requests + 1, items + len(page.items), page.next_cursor
+                if at is None:
+                    break
+            walk = {
+                "requests": requests,
+                "items": items,
+                "merge_queries": sum((counting.calls - calls)[m] for m in MERGE_READS),
+                "merge_rows": sum((counting.rows - rows)[m] for m in MERGE_READS),
+            }
 
         def spread(field: str) -> dict[str, float]:
             values = [p[field] for p in warm]
@@ -292,6 +310,7 @@ async def measure_rows(args: argparse.Namespace, settings: Settings) -> dict[str
                 "warm_queries": spread("queries"),
                 "warm_items": spread("items"),
                 "warm_example": warm[-1],
+                "walk_to_first_page_of_photos": walk,
             },
         }
     finally:
