@@ -35,6 +35,20 @@ def parse() -> argparse.Namespace:
     )
     s.add_argument("--days", type=int, default=60)
     s.add_argument("--follows-per-reader", type=int, default=100)
+    s.add_argument(
+        "--wide", type=int, default=0, help="a reader wide0 following this many accounts"
+    )
+    s.add_argument(
+        "--quiet-photos", type=int, default=10, help="photos of each account only wide0 follows"
+    )
+    s.add_argument(
+        "--fan-posters",
+        default="",
+        help="comma-separated follower counts: an account fan<N> with N (synthetic) followers",
+    )
+    s.add_argument(
+        "--no-fanout", action="store_true", help="leave the timeline inboxes empty (queued)"
+    )
 
     for name, help_text in (
         ("run", "drive one mix against a running service"),
@@ -111,6 +125,10 @@ def main() -> None:
                 args.pool,
                 args.days,
                 args.follows_per_reader,
+                wide=args.wide,
+                quiet_photos=args.quiet_photos,
+                fan_posters=tuple(int(n) for n in args.fan_posters.split(",") if n),
+                fanout=not args.no_fanout,
             )
         )
         print(json.dumps(result))
@@ -195,6 +213,7 @@ def run_all(args, prepared: dict, uploads: list[bytes], port: int) -> None:
         print("reference: raw CQL of a timeline page ...", flush=True)
         reader = asyncio.run(_reader_id(settings))
         raw = refs.raw_cql_timeline(settings, reader)
+        raw.pop("timings_ms")
         summary["raw_cql_timeline"] = raw
         print("timeline of reader0 through the service ...", flush=True)
         summary["timeline_reader0"] = asyncio.run(

@@ -163,9 +163,11 @@ def raw_cql_timeline(settings: Settings, reader_id: int, pages: int = 300, limit
             timings.append((time.perf_counter() - started) * 1000)
     finally:
         cluster.shutdown()
+    in_order = [round(t, 3) for t in timings]
     timings.sort()
     return {
         "pages": pages,
+        "timings_ms": in_order,
         "followees": len(followees),
         "p50_ms": round(statistics.median(timings), 2),
         "p99_ms": round(timings[min(len(timings) - 1, int(0.99 * len(timings)))], 2),

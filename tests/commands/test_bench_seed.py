@@ -71,3 +71,69 @@ def test_cluster_stores_differ_by_keyspace_hdfs_url_and_root():
     ]
     identities = {seed.store_identity(s) for s in [base, *others]}
     assert len(identities) == 5
+
+
+async def test_the_wide_reader_fan_posters_and_inboxes(tmp_path, monkeypatch):
+    """``--wide``, ``--fan-posters`` and the fan-out: wide0 follows posters and quiet
+    accounts, each fan<N> has N followers, and every seeded photo inside the inbox window
+    is in each of its owner's followers' inboxes, with nothing left queued or owed."""
+    monkeypatch.setattr(seed, "STATE_DIR", tmp_path / "state")
+    settings = Settings(data_dir=tmp_path / "data")
+    result = await seed.seed(
+        settings,
+        posters=2,
+        readers=2,
+        photos=12,
+        pool=1,
+        days=2,
+        follows_per_reader=1,
+        wide=5,
+        quiet_photos=2,
+        fan_posters=(3,),
+    )
+    assert result["quiet_photos"] == 6
+    stores = await open_stores(settings)
+    try:
+        user = {
+            name: (await stores.accounts.get_user_by_name(name)).id
+            for name in ("reader0", "wide0", "fan3", "quiet0", "quiet2")
+        }
+        followees = set(await stores.graph.following(user["wide0"], None, 100))
+        assert len(followees) == 5 and {user["quiet0"], user["quiet2"]} <= followees
+        assert (await stores.graph.count_follows(user["fan3"]))[0] == 3
+        by_owner: dict[int, set[int]] = {}
+        async for photo in stores.photos.scan_photos():
+            by_owner.setdefault(photo.owner_id, set()).add(photo.id)
+        assert len(by_owner) == 5 and sum(map(len, by_owner.values())) == 18
+        for reader in ("reader0", "wide0"):
+            inbox = set(await stores.inbox.inbox_ids(user[reader], None, 0, 1000))
+            follows = set(await stores.graph.following(user[reader], None, 100))
+            assert inbox == set().union(*(by_owner.get(f, set()) for f in follows))
+            assert await stores.inbox.inbox_backfills(user[reader]) == []
+        assert await stores.inbox.queued_fanouts(100) == []
+        marks = await stores.inbox.latest_marks(list(by_owner))
+        assert all(newest == mark for newest, mark in marks.values())
+        rows = 0
+        for owner, photo_ids in by_owner.items():
+            rows += len(photo_ids) * (await stores.graph.count_follows(owner))[0]
+        assert result["inbox_rows_written"] == rows
+    finally:
+        await stores.close()
+
+
+async def test_bulk_followers_are_resumable_on_both_adapters(adapter_settings):
+    """The fan posters' followers (straight rows on Cassandra, the API's follow on the
+    embedded store): all of them listed and counted once, however often it runs."""
+    from instastore import ids
+
+    followee = ids.IdGenerator(8190).next_id()  # of this test only, in a shared keyspace
+    stores = await open_stores(adapter_settings)
+    try:
+        await seed.bulk_followers(stores, followee, 40)
+        await seed.bulk_followers(stores, followee, 40)  # a resumed seed writes them again
+        followers = await stores.graph.followers(followee, None, 100)
+        assert sorted(followers) == sorted(seed.synthetic_follower(k) for k in range(40))
+        assert (await stores.graph.count_follows(followee))[0] == 40
+        assert await stores.graph.following(followers[0], None, 10) == [followee]
+    finally:
+        await stores.close()
