@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
 from instastore import metrics
@@ -98,6 +98,33 @@ class TtlCache(Generic[K, V]):
         fresh = age <= self.ttl_s
         (self._counted.hit if fresh else self._counted.stale).inc()
         return hit[1], fresh
+
+    def lookup_many(self, keys: Iterable[K]) -> list[tuple[V | None, bool]]:
+        """``lookup`` of each key, counted in the metrics once per outcome, not once per
+        key (a timeline page looks up each followee's newest id: 7,500 counter updates a
+        page were most of its time)."""
+        now = self.clock()
+        found: list[tuple[V | None, bool]] = []
+        hits = stale = misses = 0
+        for key in keys:
+            hit = self._items.get(key)
+            age = 0.0 if hit is None else now - hit[0]
+            if hit is None or age > self.max_age_s:
+                misses += 1
+                found.append((None, False))
+                continue
+            fresh = age <= self.ttl_s
+            if fresh:
+                hits += 1
+            else:
+                stale += 1
+            found.append((hit[1], fresh))
+        for counter, n in ((self._counted.hit, hits), (self._counted.stale, stale)):
+            if n:
+                counter.inc(n)
+        if misses:
+            self._counted.miss.inc(misses)
+        return found
 
     def get(self, key: K) -> V | None:
         """The value while it is fresh; None otherwise."""

@@ -222,8 +222,8 @@ class Timeline:
         now."""
         known: dict[int, tuple[int, int]] = {}
         missing, stale = [], []
-        for uid in user_ids:
-            value, fresh = self._latest.lookup(NewestOf(uid))
+        looked_up = self._latest.lookup_many(NewestOf(uid) for uid in user_ids)
+        for uid, (value, fresh) in zip(user_ids, looked_up, strict=True):
             if value is None:
                 missing.append(uid)
                 continue
@@ -244,8 +244,8 @@ class Timeline:
             fresh = {
                 u: (p, 0) for u, p in (await self.photo_store.latest_photo_ids(user_ids)).items()
             }
-        for uid in user_ids:
-            current, _ = self._latest.lookup(NewestOf(uid))
+        cached = self._latest.lookup_many(NewestOf(uid) for uid in user_ids)
+        for uid, (current, _) in zip(user_ids, cached, strict=True):
             newest, mark = fresh.get(uid, (0, 0))
             if current is not None:  # a photo noted here since the read is kept
                 newest = max(newest, current[0])

@@ -137,3 +137,23 @@ async def test_a_caller_that_goes_away_leaves_the_shared_load_to_the_others() ->
     release.set()
     assert await second == "record"
     assert first.cancelled()
+
+
+def test_many_lookups_answer_as_one_each_and_count_once_per_outcome() -> None:
+    from instastore import metrics
+
+    def counted(result: str) -> float:
+        return metrics.CACHE_LOOKUPS.labels("many", result)._value.get()
+
+    clock = Clock()
+    cache: TtlCache[int, int] = TtlCache("many", 5.0, stale_until_s=60.0, clock=clock)
+    cache.put(1, 10)
+    clock.now += 30.0
+    cache.put(2, 20)
+    keys = [1, 2, 3, 2]
+    before = {r: counted(r) for r in ("hit", "stale", "miss")}
+    many = cache.lookup_many(keys)
+    assert many == [(10, False), (20, True), (None, False), (20, True)]
+    after = {r: counted(r) - before[r] for r in before}
+    assert after == {"hit": 2, "stale": 1, "miss": 1}
+    assert many == [cache.lookup(k) for k in keys]  # the same answers as one at a time
