@@ -91,16 +91,51 @@ async def test_upload_video_gives_bytes_and_a_poster(api, container, codec, stat
     assert poster.size == (96, 64)
 
 
-async def ready(api, photo_id: str, headers: dict, timeout_s: float = 60.0) -> dict:
-    """The photo once its video is no longer processing (the server's transcode worker)."""
+WORKER_WAIT_S = 15.0  # how long the server's own transcode worker is given first
+
+
+async def ready(api, photo_id: str, headers: dict, timeout_s: float = 120.0) -> dict:
+    """The photo once its video is no longer processing. The server's transcode worker
+    makes it; but on a store a whole test session shares (the cluster's keyspace) the
+    videos other tests left queued come first (oldest first), so past WORKER_WAIT_S the
+    test claims this one job itself and runs it through the same worker code."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
+    started = loop.time()
+    helped = False
     while True:
         body = await (await api.get(f"/v1/photos/{photo_id}", headers=headers)).json()
-        if body["video_status"] != "processing" or loop.time() > deadline:
+        if body["video_status"] != "processing" or loop.time() > started + timeout_s:
             assert body["video_status"] == "ready", body
             return body
+        if not helped and loop.time() > started + WORKER_WAIT_S:
+            helped = True
+            await run_own_job(api, int(photo_id))
         await asyncio.sleep(0.2)
+
+
+async def run_own_job(api, photo_id: int) -> None:
+    """Claim the video's transcode job (unless a worker holds it) and do it here."""
+    from datetime import timedelta
+
+    from instastore.clock import utcnow
+    from instastore.leases import holder_name
+    from instastore.video.queue import Transcoder
+
+    services = api.client.app[SERVICES]
+    stores = services._stores
+    job = await stores.transcodes.transcode_job(photo_id)
+    if job is None or (job.lease_until is not None and job.lease_until > utcnow()):
+        return  # done, or under way in a worker
+    worker = Transcoder(
+        stores.transcodes, stores.photos, stores.blobs, api.settings, holder_name("test")
+    )
+    held = await stores.transcodes.claim_transcode(
+        job, worker.holder, utcnow() + timedelta(minutes=5)
+    )
+    if held is not None:
+        await worker.work(held)
+        services.photos.records.drop(photo_id)
+        services.photos.media.drop_prefix(f"{photo_id}/")
 
 
 async def test_media_etag_304_ranges_416(api):
