@@ -136,6 +136,12 @@ class Settings:
     transcode_cpu_seconds: int = setting(
         600, "CPU seconds one transcode may use before the video is marked failed."
     )
+    transcode_nice: int = setting(
+        10,
+        "Niceness of each transcoding process (0-19): behind the server's own work on a shared "
+        "core. On a machine busy with other work, a high value can hold transcodes back a long "
+        "time.",
+    )
     transcode_wall_seconds: int = setting(
         1800, "Seconds one transcode may take before the video is marked failed."
     )

@@ -319,7 +319,11 @@ def video_limits(max_pixels: int, settings: Settings | None = None) -> VideoLimi
 
     settings = settings or Settings()
     return VideoLimits(
-        max_pixels, settings.max_video_seconds, settings.video_max_fps, settings.video_max_bitrate
+        max_pixels,
+        settings.max_video_seconds,
+        settings.video_max_fps,
+        settings.video_max_bitrate,
+        settings.transcode_nice,
     )
 
 

@@ -86,7 +86,7 @@ async def run(
 
 def main(argv: list[str]) -> int:
     source, target, limits = Path(argv[0]), Path(argv[1]), VideoLimits(**json.loads(argv[2]))
-    os.nice(10)  # behind the server's own work on a shared core
+    os.nice(limits.nice)  # behind the server's own work on a shared core
     try:
         made = make(source, target, limits)
     except InvalidMedia as exc:

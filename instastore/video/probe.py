@@ -33,6 +33,7 @@ class VideoLimits:
     max_seconds: int
     max_fps: int  # of the rendition
     max_bitrate: int  # bits per second, of the rendition
+    nice: int = 10  # the transcoding child's niceness (behind the server's own work)
 
 
 @dataclass(frozen=True)
