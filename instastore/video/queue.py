@@ -46,7 +46,11 @@ log = logging.getLogger(__name__)
 
 LEASE_S = 30.0  # a job's lease; renewed every third of it while its worker lives
 POLL_S = 1.0  # how often an idle worker looks for jobs
-ORPHAN_RECHECK = timedelta(minutes=10)  # a job whose record is not saved (yet) waits this
+# A job whose record is not saved (yet) is looked at again after as long as it has waited,
+# within these bounds: soon while its upload is likely still writing blobs (a worker may
+# claim a job in the seconds between its queueing and its record's save), rarely after.
+ORPHAN_RECHECK_MIN = timedelta(seconds=2)
+ORPHAN_RECHECK = timedelta(minutes=10)
 JOBS_READ = 100  # jobs read at a time
 WORK_PREFIX = "transcode-"  # a job's folder in data_dir/tmp: the original and the rendition
 BLOB_NAME = "web"  # a transcoded rendition's key: <bucket>/<id>.web.mp4 (one per photo)
@@ -168,11 +172,12 @@ class Transcoder:
         if photo is None:
             # Queued before its record is saved: the save may still come, until the
             # upload could no longer be retried; looked at again now and then till then.
-            if self.clock() - job.queued_at > ORPHAN_GRACE:
+            waited = self.clock() - job.queued_at
+            if waited > ORPHAN_GRACE:
                 await self._end(job)
             else:
                 await self.queue.renew_transcode(
-                    job.photo_id, self.holder, self.clock() + ORPHAN_RECHECK
+                    job.photo_id, self.holder, self.clock() + orphan_recheck(waited)
                 )
             return
         if photo.deleted or _done(photo, job):
@@ -240,6 +245,12 @@ class Transcoder:
         with path.open("wb") as out:
             async for chunk in chunks:
                 await asyncio.to_thread(out.write, chunk)
+
+
+def orphan_recheck(waited: timedelta) -> timedelta:
+    """When a job whose record is not saved yet is looked at again: after as long as it
+    has waited (so a few claims cover its upload's last seconds), within bounds."""
+    return min(ORPHAN_RECHECK, max(ORPHAN_RECHECK_MIN, waited))
 
 
 def remove_abandoned_work(tmp_dir: Path, now: datetime) -> int:

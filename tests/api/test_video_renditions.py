@@ -66,11 +66,7 @@ def assert_upright(image: Image.Image, rotation: int) -> None:
 
 
 @pytest.mark.parametrize("name", list(CLIPS))
-async def test_every_kind_of_video_gets_a_browser_safe_rendition(api, name, request):
-    if name == "hevc-mov-rotated-with-location" and "cluster" in request.node.callspec.id:
-        # KNOWN BUG, open: on the cluster under load this first HEVC video can stay
-        # "processing" past 240 s (its job held, never finished); alone it passes.
-        request.applymarker(pytest.mark.xfail(reason="HEVC job stuck under load", strict=False))
+async def test_every_kind_of_video_gets_a_browser_safe_rendition(api, name):
     make, copied, shown = CLIPS[name]
     data = make()
     _, owner = await api.user()

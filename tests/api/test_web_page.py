@@ -27,6 +27,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+# How long a page waits for anything: what the page does is tested, not how fast; on a
+# 2-core machine running the cluster's tests beside these, 30 s (Playwright's) ran out.
+WAIT_MS = 90_000
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -68,8 +71,14 @@ def browser():
         browser.close()
 
 
+def new_context(browser, base_url, viewport=DESKTOP, **options):
+    context = browser.new_context(viewport=viewport, base_url=base_url, **options)
+    context.set_default_timeout(WAIT_MS)
+    return context
+
+
 def new_page(browser, base_url, viewport=DESKTOP):
-    page = browser.new_context(viewport=viewport, base_url=base_url).new_page()
+    page = new_context(browser, base_url, viewport).new_page()
     page.on(
         "dialog",
         lambda dialog: pytest.fail(f"a dialog opened: {dialog.message!r} (script injection?)"),
@@ -142,13 +151,13 @@ def test_two_people_use_the_web_page(browser, base_url, tmp_path, screenshots):
     b.locator(".card", has_text="A short clip").locator("img.thumb").click()
     video = b.locator(".viewer video")
     video.wait_for()
-    b.wait_for_function("document.querySelector('.viewer video').readyState >= 2", timeout=20_000)
+    b.wait_for_function("document.querySelector('.viewer video').readyState >= 2", timeout=WAIT_MS)
     assert b.evaluate("document.querySelector('.viewer video').duration") == pytest.approx(
         4.0, abs=0.5
     )
     b.evaluate("document.querySelector('.viewer video').currentTime = 3")  # seeking: byte ranges
     b.wait_for_function(
-        "document.querySelector('.viewer video').currentTime >= 2.9", timeout=20_000
+        "document.querySelector('.viewer video').currentTime >= 2.9", timeout=WAIT_MS
     )
     b.keyboard.press("Escape")
 
@@ -230,7 +239,7 @@ def test_a_photo_page_reads_without_script_shares_and_embeds(
         for link in menu.locator("a[data-share]").all()
     }
 
-    context = browser.new_context(viewport=DESKTOP, base_url=base_url, java_script_enabled=False)
+    context = new_context(browser, base_url, java_script_enabled=False)
     plain = context.new_page()
     plain.goto(f"/p/{photo_id}")
     assert plain.locator("h1").inner_text() == title
@@ -253,7 +262,7 @@ def test_a_photo_page_reads_without_script_shares_and_embeds(
     assert on_page == offered and set(on_page) >= {"x", "facebook", "tumblr", "pinterest"}
     context.close()
 
-    context = browser.new_context(viewport=DESKTOP, base_url=base_url)
+    context = new_context(browser, base_url)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
     page = context.new_page()
     page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message!r}"))
@@ -265,15 +274,16 @@ def test_a_photo_page_reads_without_script_shares_and_embeds(
     page.wait_for_function("[...document.images].every(i => i.complete)")
     screenshots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(screenshots / "permalink-desktop.png"))
-    phone = browser.new_context(viewport=PHONE, base_url=base_url).new_page()
+    phone = new_context(browser, base_url, PHONE).new_page()
     phone.goto(f"/p/{video_id}")
-    phone.wait_for_function("document.querySelector('video').readyState >= 1", timeout=20_000)
+    phone.wait_for_function("document.querySelector('video').readyState >= 1", timeout=WAIT_MS)
     phone.screenshot(path=str(screenshots / "permalink-phone.png"))
 
     # An oEmbed consumer: the document found from the page's link, its embed rendered on
     # a page of the consumer's own.
     def oembed(photo: str, **params: str) -> dict:
         found = browser.new_page()
+        found.set_default_timeout(WAIT_MS)
         found.goto(f"{base_url}/p/{photo}")
         href = found.locator("link[type='application/json+oembed']").get_attribute("href")
         found.close()
@@ -290,7 +300,7 @@ def test_a_photo_page_reads_without_script_shares_and_embeds(
     rich = oembed(video_id, maxwidth="200")
     assert rich["type"] == "rich" and rich["width"] == 200
     consumer.set_content(rich["html"])
-    consumer.wait_for_function("document.querySelector('video').readyState >= 1", timeout=20_000)
+    consumer.wait_for_function("document.querySelector('video').readyState >= 1", timeout=WAIT_MS)
     assert consumer.evaluate("document.querySelector('video').videoWidth") == 320
     assert consumer.evaluate("document.querySelector('video').clientWidth") == 200
     context.close()

@@ -12,6 +12,7 @@ import pytest
 
 from .. import samples
 from .test_web_page import (  # noqa: F401
+    WAIT_MS,
     base_url,
     browser,
     new_page,
@@ -83,7 +84,7 @@ def test_every_kind_of_video_plays_in_chromium_from_the_web_page(browser, base_u
         page.locator(".viewer video").wait_for(state="attached")
         try:
             page.wait_for_function(
-                "() => document.querySelector('.viewer video').readyState >= 2", timeout=20_000
+                "() => document.querySelector('.viewer video').readyState >= 2", timeout=WAIT_MS
             )
         except playwright_api.TimeoutError:
             pytest.fail(f"{name} never had a frame to show: {page.evaluate(STATE)}")
@@ -91,7 +92,7 @@ def test_every_kind_of_video_plays_in_chromium_from_the_web_page(browser, base_u
             "() => { const v = document.querySelector('.viewer video'); v.muted = true; v.play(); }"
         )
         page.wait_for_function(
-            "() => document.querySelector('.viewer video').currentTime > 0.5", timeout=20_000
+            "() => document.querySelector('.viewer video').currentTime > 0.5", timeout=WAIT_MS
         )
         width, height = page.evaluate(
             "() => [document.querySelector('.viewer video').videoWidth, "

@@ -53,6 +53,12 @@ NOT_IDEMPOTENT = {
     "renew_lease",
     "release_lease",
     "switch_locators",
+    "add_comment",
+    "delete_comment",
+    "add_comments",
+    "queue_transcode",
+    "claim_transcode",
+    "renew_transcode",
 }
 
 

@@ -292,13 +292,20 @@ async def test_a_job_whose_record_is_not_saved_waits_then_goes(rig):
     upload's key could no longer be retried; the job is looked at again now and then."""
     from instastore.limits import ORPHAN_GRACE
 
-    young, old = new_id(), new_id()
+    young, waited, old = new_id(), new_id(), new_id()
     await rig.stores.transcodes.queue_transcode(TranscodeJob(young, None, utcnow()))
+    await rig.stores.transcodes.queue_transcode(
+        TranscodeJob(waited, None, utcnow() - timedelta(hours=1))
+    )
     await rig.stores.transcodes.queue_transcode(
         TranscodeJob(old, None, utcnow() - ORPHAN_GRACE - timedelta(minutes=1))
     )
-    await rig.run_job(young)
-    await rig.run_job(old)
-    waiting = await rig.stores.transcodes.transcode_job(young)
-    assert waiting.lease_until > utcnow() + timedelta(minutes=9)  # not before 10 minutes
+    before = utcnow()
+    for photo_id in (young, waited, old):
+        await rig.run_job(photo_id)
+    # Just queued: its upload is likely still writing blobs; looked at again in seconds.
+    soon = await rig.stores.transcodes.transcode_job(young)
+    assert before + timedelta(seconds=1) < soon.lease_until < utcnow() + timedelta(seconds=10)
+    later = await rig.stores.transcodes.transcode_job(waited)  # an hour: every 10 minutes
+    assert later.lease_until > utcnow() + timedelta(minutes=9)
     assert await rig.stores.transcodes.transcode_job(old) is None
