@@ -3,7 +3,10 @@ fails the video with a reason, and leaves the caller's process untouched."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+from pathlib import Path
 
 from instastore import media
 from instastore.video import child
@@ -34,3 +37,37 @@ async def test_a_transcode_past_its_cpu_time_fails_the_video(tmp_path):
     source.write_bytes(samples.clip("mp4", "mpeg4", (1280, 720), 180, rate=30))
     made = await child.run(source, tmp_path / "out.mp4", media.video_limits(50_000_000), 1, 120)
     assert made == child.Failed("the transcode used more than 1 s of CPU")
+
+
+def _children_running(module: str) -> list[int]:
+    """The pids of this process's children running ``python -m <module>``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and module.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_decoder_that_crashes_fails_the_video_not_its_worker(tmp_path):
+    """A decoder crashing on hostile bytes (SIGSEGV) ends the child, never the worker's
+    process: the video fails with a reason the owner reads. The child is stopped while it
+    blocks on its input, then sent the signal a crashing decoder gets from the kernel."""
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    limits = media.video_limits(50_000_000)
+    made = asyncio.create_task(child.run(fifo, tmp_path / "out.mp4", limits, 60, 60))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not (pids := _children_running("instastore.video.child")):
+        assert loop.time() < deadline, "the child never started"
+        await asyncio.sleep(0.05)
+    os.kill(pids[0], signal.SIGSEGV)
+    assert await made == child.Failed("the video's decoder crashed (SIGSEGV)")
