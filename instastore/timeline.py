@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from instastore import merge, ranking
+from instastore.background import SingleFlight
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import BadCursor
@@ -152,26 +153,8 @@ class Timeline:
         self._latest: TtlCache[NewestOf, tuple[int, int]] = _stale_while_revalidate("newest_ids")
         self._ranked: TtlCache[RankedWindow, Window] = TtlCache("ranked_timelines", RANKED_TTL_S)
         self._flights: dict[RankedWindow, asyncio.Future[Window]] = {}
-        self._refreshing: set[FolloweesOf | NewestFor | OwedTo] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def _in_background(
-        self, key: FolloweesOf | NewestFor | OwedTo, coro: Coroutine[Any, Any, Any]
-    ) -> None:
-        if key in self._refreshing:
-            coro.close()
-            return
-        self._refreshing.add(key)
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            self._refreshing.discard(key)
-            if not t.cancelled() and t.exception() is not None:
-                log.warning("timeline cache refresh failed: %s", t.exception())
-
-        task.add_done_callback(done)
+        # Refreshes of stale cache entries, one per key at a time.
+        self._refreshes = SingleFlight(_refresh_failed)
 
     def note_photo(self, owner_id: int, photo_id: int) -> None:
         """A photo was just posted through this process: followers' timelines here see
@@ -197,7 +180,7 @@ class Timeline:
         cached, fresh = self._followees.lookup(FolloweesOf(user_id))
         if cached is not None:
             if not fresh:
-                self._in_background(FolloweesOf(user_id), self._load_followees(user_id))
+                self._refreshes.start(FolloweesOf(user_id), lambda: self._load_followees(user_id))
             return cached, fresh
         return await self._load_followees(user_id), True
 
@@ -232,7 +215,7 @@ class Timeline:
             if value[0]:
                 known[uid] = value
         if stale:
-            self._in_background(NewestFor(reader), self._load_latest(stale))
+            self._refreshes.start(NewestFor(reader), lambda: self._load_latest(stale))
         if missing:
             known.update(await self._load_latest(missing))
         return known
@@ -261,7 +244,7 @@ class Timeline:
         if owed is None:
             owed = await self._load_owed(user_id)
         elif not fresh:
-            self._in_background(key, self._load_owed(user_id))
+            self._refreshes.start(key, lambda: self._load_owed(user_id))
         for followee, since in owed:
             self.fanout.schedule_backfill(user_id, followee, since)
         return owed
@@ -498,6 +481,10 @@ def _recent_cursor(cursors: Cursors, at: merge.Position, scope: Scope) -> str:
     if at.scanned is None:
         return cursors.encode_cursor(_numbers(at)[0], scope)
     return cursors.encode_scan_cursor(_numbers(at), scope)
+
+
+def _refresh_failed(key: object, exc: Exception) -> None:
+    log.warning("timeline cache refresh of %s failed: %s", key, exc)
 
 
 def _stale_while_revalidate(name: str) -> TtlCache[Any, Any]:
