@@ -1,0 +1,2 @@
+-- instastore embedded schema version 13: held for the blocks and reports schema of
+-- another branch, which replaces this file when the branches merge. No statements.
