@@ -31,7 +31,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from instastore import paging
@@ -144,6 +144,9 @@ class Viewing:
         # What a lookup of a missing photo id checks in its place (see ``_visible``).
         self._stand_in = Photo(0, 0, "", Kind.PHOTO, "", "", utcnow(), Visibility.PRIVATE)
         self.searches = searches  # anonymous searches per client address
+        # Told of a like before it is stored (the activity inbox's event, shown once the
+        # like stands).
+        self.on_liked: Callable[[User, Photo], Awaitable[None]] | None = None
 
     def audience(self, viewer: User | None) -> Audience:
         """Who may see what, for ``viewer``, with the shared cache of owners."""
@@ -306,6 +309,8 @@ class Viewing:
         """Like or unlike a photo the viewer may see; its like count after."""
         photo = await self.photo(viewer, photo_id)
         if liked:
+            if self.on_liked is not None:
+                await self.on_liked(viewer, photo)
             await self.likes.like(photo.id, viewer.id, utcnow())
         else:
             await self.likes.unlike(photo.id, viewer.id)
