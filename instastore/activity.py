@@ -4,6 +4,7 @@ they have not read.
 - Events: a like of their photo, a comment on it, a mention of them (``@name`` in a
   photo's title or in a comment), a new follower, a follow request, a request of theirs
   approved. Nobody is told of what they did themselves.
+- A mention is written only for an account that may see what mentions it, then.
 - Written on the action's own path, after the action and before it is answered: an
   action whose answer the client got has its event; one that failed after its change
   (a timeout, a crash) is tried again by the client, and the retry writes the event the
@@ -55,6 +56,7 @@ PHOTO_KINDS = frozenset({"like", "comment", "mention"})
 MAX_UNREAD = 99  # a badge shows "99+": counting further reads rows nobody looks at
 UNREAD_PAGE = 50  # events read per step of the unread count
 UNREAD_SCAN = 200  # events past the mark the count reads at most (then it says "more")
+PAGE_ROUNDS = 3  # reads of up to a page of rows each that one page of the inbox makes at most
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,11 @@ class Activity:
         text names (but its author and the owner, who is told of the comment); the
         accounts it mentions, for the answer."""
         named = await self.mentioned(comment.text)
+        told = await self._seeing(
+            [u for u in named if u.id not in (actor.id, photo.owner_id)], photo
+        )
         events = [
-            ActivityEvent(u.id, comment.id, "mention", actor.id, photo.id, comment.id)
-            for u in named
-            if u.id not in (actor.id, photo.owner_id)
+            ActivityEvent(u.id, comment.id, "mention", actor.id, photo.id, comment.id) for u in told
         ]
         if actor.id != photo.owner_id:
             events.append(
@@ -136,10 +139,9 @@ class Activity:
         """A mention for each account a photo's title names (but its owner); the accounts
         it mentions."""
         named = await self.mentioned(photo.title)
+        told = await self._seeing([u for u in named if u.id != owner.id], photo)
         await self._write(
-            ActivityEvent(u.id, photo.id, "mention", owner.id, photo.id)
-            for u in named
-            if u.id != owner.id
+            ActivityEvent(u.id, photo.id, "mention", owner.id, photo.id) for u in told
         )
         return named
 
@@ -152,9 +154,22 @@ class Activity:
     async def mentioned(self, text: str) -> list[User]:
         """The existing accounts ``text`` mentions (at most ``max_mentions`` names), in
         order of first mention."""
-        names = mentions(text, self.max_mentions)
-        found = await asyncio.gather(*(self.accounts.get_user_by_name(n) for n in names))
-        return [u for u in found if u is not None]
+        (found,) = await self.mentions_of([text])
+        return found
+
+    async def mentions_of(self, texts: list[str]) -> list[list[User]]:
+        """``mentioned`` of each text, each name read once for them all."""
+        names = [mentions(t, self.max_mentions) for t in texts]
+        unique = list({n for found in names for n in found})
+        users = await asyncio.gather(*(self.accounts.get_user_by_name(n) for n in unique))
+        by_name = {n: u for n, u in zip(unique, users, strict=True) if u is not None}
+        return [[by_name[n] for n in found if n in by_name] for found in names]
+
+    async def _seeing(self, users: list[User], photo: Photo) -> list[User]:
+        """Those of ``users`` who may see ``photo`` now: nobody is told of a mention in
+        what they may not read (the inbox checks again when it is read)."""
+        sees = await asyncio.gather(*(self.audience(u).can_see(photo) for u in users))
+        return [u for u, ok in zip(users, sees, strict=True) if ok]
 
     def _until(self, event_id: int) -> datetime:
         return ids.created_at(event_id) + timedelta(days=self.days)
@@ -174,18 +189,28 @@ class Activity:
     # ---- reads ---------------------------------------------------------------------
 
     async def page(self, reader: User, cursor: str | None, limit: int) -> Page[ActivityCard]:
-        """A page of the reader's inbox, newest first (events left out by ``shown``
-        included in the count of rows a page reads: a page may hold fewer)."""
+        """A page of the reader's inbox, newest first. Rows left out (``shown``) are read
+        past, up to ``PAGE_ROUNDS`` reads, so a page is short only at the inbox's end or
+        when that many reads found too few: how much is left out shows in no page's size."""
         scope = activity_scope(reader)
         limit = clamp_limit(limit, self.max_page)
         before = self.cursors.decode_cursor(cursor, scope)
-        rows, seen = await asyncio.gather(
-            self.store.events(reader.id, before, 0, limit + 1), self.store.seen_mark(reader.id)
-        )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cards = await self.shown(reader, rows, seen)
-        return Page(cards, self.cursors.encode_cursor(rows[-1].event_id, scope) if more else None)
+        seen = await self.store.seen_mark(reader.id)
+        cards: list[ActivityCard] = []
+        for _ in range(PAGE_ROUNDS):
+            rows = await self.store.events(reader.id, before, 0, limit + 1)
+            window = rows[:limit]
+            shown = await self.shown(reader, window, seen)
+            room = limit - len(cards)
+            cards += shown[:room]
+            if len(shown) > room:  # full before this read's end: go on after its last card
+                return Page(cards, self.cursors.encode_cursor(cards[-1].event.event_id, scope))
+            if len(rows) <= limit:
+                return Page(cards, None)  # the inbox ends here
+            before = window[-1].event_id
+            if len(cards) == limit:
+                break
+        return Page(cards, self.cursors.encode_cursor(before, scope))  # type: ignore[arg-type]
 
     async def unread(self, reader: User) -> Unread:
         """The events past the reader's read mark that they are shown, up to MAX_UNREAD."""

@@ -81,6 +81,8 @@ class Comments:
         # Told of a comment before it is stored (the activity inbox's events, shown once
         # it stands); answers the accounts its text mentions.
         self.on_comment: Callable[[User, Photo, Comment], Awaitable[list[User]]] | None = None
+        # The accounts each of some texts mentions (a page's comments, read together).
+        self.mentions_of: Callable[[list[str]], Awaitable[list[list[User]]]] | None = None
 
     # ---- the rules: who may comment, which comments are shown ----------------------
 
@@ -137,4 +139,9 @@ class Comments:
         author_ids = list({c.author_id for c in comments})
         authors = await asyncio.gather(*(audience.owner(a) for a in author_ids))
         by_id = dict(zip(author_ids, authors, strict=True))
-        return [CommentCard(c, by_id[c.author_id]) for c in comments]
+        texts = [c.text for c in comments]
+        named = await self.mentions_of(texts) if self.mentions_of else [[] for _ in texts]
+        return [
+            CommentCard(c, by_id[c.author_id], tuple(n))
+            for c, n in zip(comments, named, strict=True)
+        ]

@@ -192,6 +192,8 @@ def build_services(
     )
     activity = _activity(stores, settings, viewing, ids, cursors)
     viewing.on_liked = activity.liked
+    viewing.on_titled = activity.titled
+    viewing.mentions_of = comments.mentions_of = activity.mentions_of
     comments.on_comment = activity.commented
     social.on_activity = activity.tell
     return Services(

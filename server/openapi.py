@@ -79,6 +79,12 @@ def page(item: str) -> dict[str, Any]:
     )
 
 
+MENTIONS = {
+    "type": "array",
+    "items": obj({"id": ID, "username": USERNAME_SCHEMA}),
+    "description": "the existing accounts its text mentions with @name, in order, each once",
+}
+
 SCHEMAS: dict[str, Any] = {
     "Problem": {
         "description": "RFC 9457 problem details; every error of every route is one",
@@ -158,6 +164,7 @@ SCHEMAS: dict[str, Any] = {
             "likes": COUNT,
             "liked": {"type": "boolean", "description": "whether the viewer likes it"},
             "comments": COUNT,
+            "mentions": MENTIONS,
             "deleted_at": {**TIME, "description": "set while the photo is deleted and restorable"},
         },
         ("id", "owner", "title", "kind", "visibility", "created_at", "width", "height", "media"),
@@ -173,6 +180,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "text": {"type": "string"},
             "created_at": TIME,
+            "mentions": MENTIONS,
         }
     ),
     "CommentPage": page("Comment"),

@@ -91,6 +91,7 @@ def photo_json(card: PhotoCard) -> dict[str, Any]:
     body["likes"] = card.likes
     body["liked"] = card.liked
     body["comments"] = card.comments
+    body["mentions"] = [mention_json(u) for u in card.mentions]
     if photo.deleted_at is not None:
         body["deleted_at"] = iso(photo.deleted_at)
     return body
@@ -104,6 +105,7 @@ def comment_json(card: CommentCard) -> dict[str, Any]:
         "author": user_json(author) if author else {"id": str(comment.author_id)},
         "text": comment.text,
         "created_at": iso(comment.created_at),
+        "mentions": [mention_json(u) for u in card.mentions],
     }
 
 

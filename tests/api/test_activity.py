@@ -109,7 +109,7 @@ async def test_a_declined_request_and_an_ended_follow_are_left_out(api):
 
 
 async def test_events_about_deleted_or_hidden_things_are_left_out(api):
-    owner, owner_h = await api.user()
+    _, owner_h = await api.user()
     _, fan_h = await api.user()
     photo = await api.photo(owner_h, _image())
     gone = await api.photo(owner_h, _image())
@@ -238,3 +238,76 @@ async def test_a_missing_photo_id_is_not_an_event(api):
     _, fan_h = await api.user()
     await problem(await api.put(f"/v1/photos/{MISSING}/like", headers=fan_h), 404)
     assert await _inbox(api, fan_h) == []
+
+
+# ---- mentions ------------------------------------------------------------------------
+
+
+async def test_a_comment_mentions_accounts_and_tells_them(api):
+    owner, owner_h = await api.user()
+    fan, fan_h = await api.user()
+    ada, ada_h = await api.user()
+    photo = await api.photo(owner_h, _image())
+    text = f"look @{ada.upper()} and @{owner}, not @nobody_here or @{fan} (me) @{ada}"
+    comment = await _comment(api, fan_h, photo["id"], text)
+    ada_id = (await _ok(await api.get(f"/v1/users/{ada}")))["id"]
+    assert [m["username"] for m in comment["mentions"]] == [ada, owner, fan]
+    assert comment["mentions"][0] == {"id": ada_id, "username": ada}
+    listed = (await _ok(await api.get(f"/v1/photos/{photo['id']}/comments")))["items"]
+    assert listed[0]["mentions"] == comment["mentions"]
+
+    (mention,) = await _inbox(api, ada_h)
+    assert mention["kind"] == "mention" and mention["actor"]["username"] == fan
+    assert mention["comment_id"] == comment["id"] and mention["photo"]["id"] == photo["id"]
+    # The owner is told of the comment once, not of a mention besides; its author nothing.
+    assert [i["kind"] for i in await _inbox(api, owner_h)] == ["comment"]
+    assert await _inbox(api, fan_h) == []
+    # The comment deleted, the mention is gone.
+    url = f"/v1/photos/{photo['id']}/comments/{comment['id']}"
+    assert (await api.delete(url, headers=fan_h)).status == 204
+    assert await _inbox(api, ada_h) == []
+
+
+async def test_a_title_mentions_accounts_and_tells_them(api):
+    owner, owner_h = await api.user()
+    ada, ada_h = await api.user()
+    photo = await api.photo(owner_h, _image(), f"with @{ada} and @{owner}")
+    assert [m["username"] for m in photo["mentions"]] == [ada, owner]
+    got = await _ok(await api.get(f"/v1/photos/{photo['id']}"))
+    assert got["mentions"] == photo["mentions"]
+    (mention,) = await _inbox(api, ada_h)
+    assert mention["kind"] == "mention" and mention["id"] == photo["id"]
+    assert mention["photo"] == {"id": photo["id"], "title": photo["title"]}
+    assert "comment_id" not in mention
+    assert await _inbox(api, owner_h) == []  # mentioning oneself tells nobody
+
+
+async def test_a_replayed_upload_writes_its_mentions_once(api):
+    _, owner_h = await api.user()
+    ada, ada_h = await api.user()
+    headers = {**owner_h, "Idempotency-Key": "mention-once"}
+    first = await api.photo(headers, _image(), f"hi @{ada}")
+    again = await api.upload(headers, _image(), f"hi @{ada}")
+    assert again.status == 200 and (await again.json())["mentions"] == first["mentions"]
+    assert [i["id"] for i in await _inbox(api, ada_h)] == [first["id"]]
+
+
+async def test_mentions_past_the_limit_tell_nobody(api):
+    _, owner_h = await api.user()
+    named = [await api.user() for _ in range(api.settings.max_mentions + 1)]
+    title = " ".join(f"@{name}" for name, _ in named)
+    photo = await api.photo(owner_h, _image(), title)
+    assert len(photo["mentions"]) == api.settings.max_mentions
+    assert len(await _inbox(api, named[0][1])) == 1
+    assert await _inbox(api, named[-1][1]) == []
+
+
+async def test_a_mention_in_what_the_named_may_not_see_tells_them_nothing(api):
+    owner, owner_h = await api.user()
+    ada, ada_h = await api.user()
+    await api.photo(owner_h, _image(), f"secret @{ada}", visibility="followers")
+    assert await _inbox(api, ada_h) == []
+    assert await _unread(api, ada_h) == {"unread": 0, "more": False}
+    # Following later shows nothing written before: there was nothing to tell then.
+    await _ok(await api.put(f"/v1/users/{owner}/follow", headers=ada_h))
+    assert await _inbox(api, ada_h) == []
