@@ -14,6 +14,8 @@ CREATE TABLE activity (
     until_ms INTEGER NOT NULL,
     PRIMARY KEY (user_id, event_id)
 ) WITHOUT ROWID;
+-- Serves: the removal of a user's expired rows (a range, not a scan of the inbox).
+CREATE INDEX activity_expiry ON activity (user_id, until_ms);
 
 -- The event id of each action that has no id of its own, held until until_ms.
 -- Serves: the id of a like's, follow's, request's or approval's event.
@@ -24,6 +26,8 @@ CREATE TABLE activity_keys (
     until_ms INTEGER NOT NULL,
     PRIMARY KEY (user_id, action)
 ) WITHOUT ROWID;
+-- Serves: the removal of a user's expired claims.
+CREATE INDEX activity_keys_expiry ON activity_keys (user_id, until_ms);
 
 -- How far each user has read their inbox (only ever raised).
 -- Serves: the unread count; marking the inbox read.
