@@ -5,10 +5,11 @@ they have not read.
   photo's title or in a comment), a new follower, a follow request, a request of theirs
   approved. Nobody is told of what they did themselves.
 - A mention is written only for an account that may see what mentions it, then.
-- Written on the action's own path, after the action and before it is answered: an
-  action whose answer the client got has its event; one that failed after its change
-  (a timeout, a crash) is tried again by the client, and the retry writes the event the
-  first try may have missed. So every event id is fixed by its action, and a retry, or
+- Written ahead, on the action's own path: the event before the like, comment, follow,
+  request or approval is stored, and the action answered only after both, so an action
+  whose answer the client got has its event (an event whose action never landed is left
+  out, below). The mentions of a title are written as its upload is answered, a replay
+  of its Idempotency-Key included. Every event id is fixed by its action, so a retry, or
   the action done twice, lands on the same row: a comment's event is the comment's id,
   a mention in a title the photo's id, and an action without an id of its own (a like,
   a follow, a request, an approval) claims one once (``ActivityStore.claim_event_id``,
@@ -18,8 +19,8 @@ they have not read.
   inbox is read (``shown``), so a change that a crash cut short can never leave an event
   behind. Left out: an event whose actor is gone; one about a photo that is deleted,
   purged, or hidden from the reader now; a like undone, a comment deleted, a follow
-  ended, a request no longer pending, a mention edited away. A page may therefore hold
-  fewer events than asked, and still have a next one.
+  ended, a request no longer pending, a mention edited away, and an action that never
+  landed. A page reads past what it leaves out (``PAGE_ROUNDS``).
 - Unread: the events past the user's read mark that ``shown`` keeps, counted up to
   ``MAX_UNREAD`` (a count of what is left out would tell what the reader may not see).
   The mark only rises, to at most the newest event (``mark_read``).
@@ -51,7 +52,6 @@ from instastore.storage.ports import (
 )
 from instastore.text import mentions
 
-KINDS = ("like", "comment", "mention", "follow", "request", "approved")
 PHOTO_KINDS = frozenset({"like", "comment", "mention"})
 MAX_UNREAD = 99  # a badge shows "99+": counting further reads rows nobody looks at
 UNREAD_PAGE = 50  # events read per step of the unread count
@@ -109,7 +109,7 @@ class Activity:
         self.max_mentions = max_mentions
         self.max_page = max_page
 
-    # ---- writes: one per kind of action, after the action is stored ------------------
+    # ---- writes: one per kind of action, before the action is stored -----------------
 
     async def liked(self, actor: User, photo: Photo) -> None:
         if actor.id != photo.owner_id:
@@ -247,7 +247,8 @@ class Activity:
     async def shown(
         self, reader: User, events: list[ActivityEvent], seen: int
     ) -> list[ActivityCard]:
-        """The cards of the events the reader may see now, in their order."""
+        """The cards of the events the reader may see now, in their order. The one place
+        that decides it: a rule that hides more (blocks, moderation) goes here."""
         audience = self.audience(reader)
         actor_ids = list({e.actor_id for e in events})
         photo_ids = list({e.photo_id for e in events if e.kind in PHOTO_KINDS})
