@@ -15,7 +15,7 @@ from instastore import errors
 from instastore.model import Photo, User, Visibility
 from instastore.services import Services, build_services
 
-from ..factories import make_photo
+from ..factories import make_photo, make_user
 
 PASSWORD = "correct horse battery"
 
@@ -149,3 +149,50 @@ async def test_an_approval_whose_event_failed_keeps_its_request_and_tells_once(r
     await core.social.approve(owner, fan.username)
     assert await _kinds(core, fan) == [("approved", owner.id)]
     assert await _kinds(core, owner) == []  # the request is no longer pending
+
+
+async def _followers(rig: Rig, reader: User, count: int) -> list[int]:
+    """``count`` accounts that follow ``reader``, each with its follow event written."""
+    made = []
+    for _ in range(count):
+        fan = make_user()
+        await rig.stores.accounts.create_user(fan)  # type: ignore[attr-defined]
+        await rig.core.social.graph.follow(fan.id, reader.id, fan.created_at)
+        await rig.core.activity.tell("follow", fan, reader)
+        made.append(fan.id)
+    return made
+
+
+async def _unfollowed(rig: Rig, reader: User, count: int) -> list[int]:
+    """``count`` follow events of accounts that no longer follow ``reader``."""
+    made = await _followers(rig, reader, count)
+    for fan_id in made:
+        await rig.core.social.graph.unfollow(fan_id, reader.id)
+    return made
+
+
+async def test_the_unread_count_stops_at_99_and_says_there_is_more(rig):
+    reader = await _user(rig.core)
+    await _followers(rig, reader, 101)
+    unread = await rig.core.activity.unread(reader)
+    assert (unread.count, unread.more) == (99, True)
+    # Read up to the third oldest (the mark is a "read up to"): 98 newer, all counted.
+    page = await rig.core.activity.page(reader, None, 100)
+    await rig.core.activity.mark_read(reader, page.items[98].event.event_id)
+    unread = await rig.core.activity.unread(reader)
+    assert (unread.count, unread.more) == (98, False)
+
+
+async def test_a_page_reads_past_what_it_leaves_out_and_goes_on_after(rig):
+    reader = await _user(rig.core)
+    older = await _followers(rig, reader, 2)
+    await _unfollowed(rig, reader, 7)  # more left out than a page reads: 3 reads of 2
+    newer = await _followers(rig, reader, 1)
+    page = await rig.core.activity.page(reader, None, 2)
+    assert [c.actor.id for c in page.items] == newer  # short: three reads found one
+    assert page.next_cursor is not None
+    rest = await rig.core.activity.page(reader, page.next_cursor, 2)
+    assert [c.actor.id for c in rest.items] == older[::-1]
+    assert rest.next_cursor is None
+    unread = await rig.core.activity.unread(reader)
+    assert (unread.count, unread.more) == (3, False)
