@@ -66,13 +66,13 @@ async def test_an_event_lives_until_its_time(stores):
     await stores.activity.add_event(past, _until(-1))  # past its window: never written
     assert await stores.activity.events(user, None, 0, 10) == []
     brief, kept = _event(user), _event(user)
-    await stores.activity.add_event(brief, _until(1.5))
+    await stores.activity.add_event(brief, _until(4))  # a TTL of 3 s on Cassandra
     await stores.activity.add_event(kept, _until())
     assert {e.event_id for e in await stores.activity.events(user, None, 0, 10)} == {
         brief.event_id,
         kept.event_id,
     }
-    await asyncio.sleep(2.2)
+    await asyncio.sleep(4.5)
     assert await stores.activity.events(user, None, 0, 10) == [kept]
 
 
