@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from instastore.server.handlers import (
     accounts,
+    activity,
     comments,
     feed,
     media,
@@ -71,6 +72,9 @@ ROUTES = [
     ("GET", "/v1/search/users", social.search_users),
     ("GET", "/p/{photo_id}", share.permalink),
     ("GET", "/oembed", share.oembed_document),
+    ("GET", "/v1/activity", activity.list_activity),
+    ("GET", "/v1/activity/unread", activity.unread),
+    ("POST", "/v1/activity/read", activity.mark_read),
 ]
 ROUTES += heads(ROUTES)
 

@@ -33,6 +33,7 @@ def test_stores_holds_each_port_under_its_aggregate_name():
         "keys": ports.KeyStore,
         "leases": ports.LeaseStore,
         "transcodes": ports.TranscodeQueue,
+        "activity": ports.ActivityStore,
         "blobs": ports.BlobStore,
         "metadata": ports.Backend,
     }
@@ -57,6 +58,7 @@ def test_no_method_is_in_two_metadata_ports():
         ports.KeyStore,
         ports.LeaseStore,
         ports.TranscodeQueue,
+        ports.ActivityStore,
         ports.Backend,
     ]
     methods = [name for port in every for name in vars(port) if not name.startswith("_")]
