@@ -1,5 +1,5 @@
--- instastore embedded schema version 14: each user's activity inbox
--- (schema/cql/014_activity.cql). Released: never edit; add 015_... instead.
+-- instastore embedded schema version 13: each user's activity inbox
+-- (schema/cql/013_activity.cql). Released: never edit; add 014_... instead.
 
 -- A user's events, newest first, each kept until until_ms (its event id's time plus
 -- activity_days): readers skip rows past it, and each write removes the user's expired
