@@ -4,6 +4,7 @@ past SLOW_CALLBACK_S, and lets a quick one and the tests' own code through."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import resource
 import threading
 import time
@@ -133,3 +134,27 @@ def test_the_run_queue_time_is_read_from_the_kernel():
     before = watchdog._queued_s()
     _compute()  # on a busy machine some of it is spent waiting for a core: never less
     assert watchdog._queued_s() >= before >= 0
+
+
+def test_a_wait_for_a_thread_that_computes_is_not_the_callbacks(monkeypatch):
+    """Waiting for the GIL a computing thread of the process holds (a fork, a decode in
+    C) is that thread's: excused when other threads used CPU meanwhile; the same wait
+    for a thread that only sleeps is caught (as in the collection test above)."""
+    still = resource.getrusage(resource.RUSAGE_SELF)
+    monkeypatch.setattr(resource, "getrusage", lambda who: still)  # never preempted
+    loop = asyncio.new_event_loop()
+    try:
+        watchdog = Watchdog()
+
+        def wait_for(target) -> None:
+            other = threading.Thread(target=target)
+            other.start()
+            other.join()
+
+        watchdog.run(asyncio.Handle(wait_for, (_compute,), loop), asyncio.Handle._run)
+        assert watchdog.seen == []
+        sleep = functools.partial(time.sleep, SLOW_CALLBACK_S * 1.5)
+        watchdog.run(asyncio.Handle(wait_for, (sleep,), loop), asyncio.Handle._run)
+        assert watchdog.seen
+    finally:
+        loop.close()
