@@ -37,3 +37,40 @@ async def test_a_timed_out_datanode_is_not_tried_again_once_the_body_started(hdf
     timeout = ConnectionTimeoutError("Connection timeout")
     with pytest.raises(Unavailable):
         await hdfs._refused(timeout, "CREATE", "/a/b", LOCATION, [], attempt=0, can_retry=False)
+
+
+async def test_a_namenode_request_whose_connection_timed_out_is_sent_again(monkeypatch):
+    """Nothing reached the NameNode when the connection timed out, whatever the
+    operation: it is sent again (here to a small server answering as a NameNode)."""
+    from aiohttp import web
+
+    async def status(request: web.Request) -> web.Response:
+        assert request.query["op"] == "GETFILESTATUS"
+        return web.json_response({"FileStatus": {"type": "FILE", "length": 3}})
+
+    app = web.Application()
+    app.router.add_get("/webhdfs/v1/a/b", status)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(webhdfs, "RETRY_BACKOFF_S", 0.0)
+    client = webhdfs.WebHdfsClient(f"http://127.0.0.1:{port}", "instastore")
+    sent = client._session.request
+    timeouts = iter([True, True])  # the first two connections time out, the third lands
+
+    async def flaky(*args, **kwargs):
+        if next(timeouts, False):
+            raise ConnectionTimeoutError("Connection timeout to host")
+        return await sent(*args, **kwargs)
+
+    monkeypatch.setattr(client._session, "request", flaky)
+    try:
+        assert (await client.get_file_status("/a/b"))["length"] == 3
+        timeouts = iter([True] * webhdfs.DATANODE_ATTEMPTS)  # every attempt: unavailable
+        with pytest.raises(Unavailable, match="GETFILESTATUS"):
+            await client.get_file_status("/a/b")
+    finally:
+        await client.close()
+        await runner.cleanup()

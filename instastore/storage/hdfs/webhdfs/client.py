@@ -276,8 +276,8 @@ class WebHdfsClient:
     async def _json(self, method: str, path: str, op: str, **extra: Any) -> Json:
         self.requests["namenode"] += 1
         try:
-            async with self._session.request(
-                method, self.url(path), params=self.params(op, **extra), allow_redirects=False
+            async with await self._namenode(
+                method, self.url(path), params=self.params(op, **extra)
             ) as resp:
                 if resp.status >= 300:
                     await raise_for(resp, f"{op} {path}")
@@ -285,6 +285,23 @@ class WebHdfsClient:
                 return body
         except aiohttp.ClientError as exc:
             raise Unavailable(f"WebHDFS {op} {path}: {exc}") from exc
+
+    async def _namenode(
+        self, method: str, url: str, params: dict[str, str]
+    ) -> aiohttp.ClientResponse:
+        """A request to the NameNode, sent again when the connection timed out: nothing
+        reached it then, whatever the operation (a JVM paused, a host loaded)."""
+        for attempt in range(DATANODE_ATTEMPTS):
+            try:
+                return await self._session.request(
+                    method, url, params=params, allow_redirects=False
+                )
+            except aiohttp.ConnectionTimeoutError as exc:
+                if attempt == DATANODE_ATTEMPTS - 1:
+                    raise
+                log.warning("the NameNode timed out %s %s; trying again: %s", method, url, exc)
+                await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
+        raise AssertionError("unreachable")
 
     # ---- data operations --------------------------------------------------------------
 
@@ -296,9 +313,7 @@ class WebHdfsClient:
         )
         self.requests["namenode"] += 1
         try:
-            async with self._session.request(
-                method, self.url(path), params=params, allow_redirects=False
-            ) as resp:
+            async with await self._namenode(method, self.url(path), params=params) as resp:
                 if resp.status >= 300:
                     await raise_for(resp, f"{op} {path}")
                 location = str((await resp.json())["Location"])
