@@ -308,6 +308,18 @@ function rememberDeleted(id, add) {
   localStorage.setItem("deleted", JSON.stringify([...ids]));
 }
 
+// A speech bubble drawn as SVG: the emoji may have no font where the page is read.
+function bubbleIcon() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const path = document.createElementNS(ns, "path");
+  for (const [key, value] of Object.entries({ viewBox: "0 0 24 24", width: 15, height: 15, "aria-hidden": "true" })) svg.setAttribute(key, value);
+  for (const [key, value] of Object.entries({ d: "M4 4h16v11H10l-5 4v-4H4z", fill: "none", stroke: "currentColor",
+                                               "stroke-width": 2, "stroke-linejoin": "round" })) path.setAttribute(key, value);
+  svg.append(path);
+  return svg;
+}
+
 function photoCard(photo, { own = false } = {}) {
   let liked = false;
   let likes = photo.likes || 0;
@@ -321,8 +333,10 @@ function photoCard(photo, { own = false } = {}) {
       liked = result.liked; likes = result.likes; paintLike();
     } catch (err) { toast(err.message); }
   });
-  const commentsButton = h("button", { class: "comments-button", type: "button", "aria-label": "Comments" });
-  const paintComments = () => { commentsButton.textContent = "💬 " + (photo.comments || 0); };
+  const commentCount = h("span", { class: "count" });
+  const commentsButton = h("button", { class: "comments-button", type: "button", "aria-label": "Comments" },
+    bubbleIcon(), commentCount);
+  const paintComments = () => { commentCount.textContent = String(photo.comments || 0); };
   paintComments();
   const view = () => openViewer(photo, { onChange: paintComments });
   commentsButton.addEventListener("click", view);

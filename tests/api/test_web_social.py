@@ -59,6 +59,15 @@ def api_get(page, path):
     )
 
 
+def read_to_the_end(page):
+    """Click the activity screen's "More" until it has no more to read."""
+    idle = ".activity-page button.more:not([disabled])"
+    page.wait_for_selector(idle, state="attached")
+    while page.locator(".activity-page button.more").is_visible():
+        page.click(".activity-page button.more")
+        page.wait_for_selector(idle, state="attached")
+
+
 def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots):  # noqa: F811
     ada, bob = f"ada{uuid.uuid4().hex[:6]}", f"bob{uuid.uuid4().hex[:6]}"
     (tmp_path / "harbour.jpg").write_bytes(samples.picture((1600, 1200), seed=11))
@@ -73,6 +82,7 @@ def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots
     sign_up(b, bob)
     upload(b, tmp_path / "dunes.jpg", f"Dunes, for @{ada.upper()} and @nobody_here")
     dunes = b.locator(".card", has_text="Dunes")
+    dunes_id = dunes.get_attribute("data-photo-id")
     # The title's mention links to ada's page; a name nobody holds stays text.
     assert dunes.locator("a.mention").get_attribute("href") == f"#/u/{ada}"
     assert dunes.locator("a.mention").inner_text() == f"@{ada.upper()}"
@@ -81,7 +91,7 @@ def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots
     b.goto(f"/#/u/{ada}")
     card = b.locator(".card", has_text="Harbour at dawn")
     assert card.locator("a.tag").inner_text() == "#sunrise"
-    assert card.locator("button.comments-button").inner_text() == "💬 0"
+    assert card.locator("button.comments-button .count").inner_text() == "0"
     card.locator("button.comments-button").click()
     viewer = b.locator(".viewer")
     viewer.locator(".comment-count >> text=0 comments").wait_for()
@@ -98,7 +108,7 @@ def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots
     assert mine.locator("a.tag").get_attribute("href") == "#/search?q=harbour"
     assert mine.locator("[data-action=delete-comment]").count() == 1  # its author may
     b.keyboard.press("Escape")
-    assert card.locator("button.comments-button").inner_text() == "💬 1"
+    assert card.locator("button.comments-button .count").inner_text() == "1"
 
     # Ada: the badge counts bob's comment and his mention (no event for the title's
     # unknown name, none for her own upload).
@@ -126,6 +136,24 @@ def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots
     a.reload()
     a.locator(".activity .event").nth(1).wait_for()
     assert a.locator(".event.unread").count() == 0
+
+    # Twenty mentions more, in comments on bob's own photo: the badge counts them; the
+    # screen shows a page of twenty, unread, and "More" the two read before.
+    for i in range(20):
+        status, _ = api_post(b, f"/v1/photos/{dunes_id}/comments", {"text": f"@{ada} {i}"})
+        assert status == 201
+    a.goto(f"/#/u/{ada}")
+    a.wait_for_selector("#unread-badge:not([hidden])")
+    assert a.locator("#unread-badge").inner_text() == "20"
+    a.click("#nav a[data-nav=activity]")
+    a.locator(".activity .event").nth(19).wait_for()
+    read_to_the_end(a)
+    kinds = [e.get_attribute("data-kind") for e in a.locator(".activity .event").all()]
+    assert kinds == ["mention"] * 20 + ["comment", "mention"]
+    assert a.locator(".event.unread").count() == 20
+    assert a.locator(".event").nth(0).locator(".what").inner_text() == (
+        f"@{bob} mentioned you in a comment on “Dunes, for @{ada.upper()} and @nobody_here”"
+    )
 
     # Twenty comments of ada's own after bob's: a page holds twenty, "More comments" the rest.
     for i in range(20):
@@ -171,9 +199,9 @@ def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots
     # The comment gone, its event goes from ada's activity; the title's mention stays.
     a.goto("/#/activity")
     a.locator(".activity .event").first.wait_for()
-    assert [e.get_attribute("data-kind") for e in a.locator(".activity .event").all()] == [
-        "mention"
-    ]
+    read_to_the_end(a)
+    kinds = [e.get_attribute("data-kind") for e in a.locator(".activity .event").all()]
+    assert kinds == ["mention"] * 21
     phone.reload()
     phone.locator(".photo-route .comment >> text=note 1").first.wait_for()
     assert phone.locator(".comment", has_text="Lovely light").count() == 0
