@@ -176,14 +176,20 @@ function photoView(photo, options = {}) {
 }
 
 function openViewer(photo, options = {}) {
-  const close = () => overlay.remove();
+  const esc = (e) => { if (e.key === "Escape") close(); };
+  // A link followed from the viewer (an @name, a #tag, even to the page under it) leaves
+  // it, as does a move back or forward.
+  const close = () => {
+    overlay.remove();
+    document.removeEventListener("keydown", esc);
+    window.removeEventListener("hashchange", close);
+  };
   const body = photoView(photo, options);
   const overlay = h("div", { class: "viewer", role: "dialog", "aria-label": photo.title,
-                             onclick: (e) => { if (e.target === overlay) close(); } },
+                             onclick: (e) => { if (e.target === overlay || e.target.closest("a[href]")) close(); } },
     h("button", { class: "close", "aria-label": "Close", onclick: close }, "×"), body);
-  document.addEventListener("keydown", function esc(e) {
-    if (e.key === "Escape") { close(); document.removeEventListener("keydown", esc); }
-  });
+  document.addEventListener("keydown", esc);
+  window.addEventListener("hashchange", close);
   document.body.append(overlay);
 }
 
@@ -233,6 +239,7 @@ function photoPanel(photo, { onChange = () => {}, highlight = null } = {}) {
         if (shown.has(comment.id)) shown.get(comment.id).remove(); // posted here, now in its place
         const item = commentItem(comment);
         shown.set(comment.id, item); list.append(item);
+        if (comment.id === highlight) requestAnimationFrame(() => item.scrollIntoView({ block: "center" }));
       }
       cursor = page.next_cursor; moreButton.hidden = !cursor;
     } catch (err) { toast(err.message); }

@@ -109,6 +109,9 @@ def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots
     assert mine.locator("[data-action=delete-comment]").count() == 1  # its author may
     b.keyboard.press("Escape")
     assert card.locator("button.comments-button .count").inner_text() == "1"
+    card.locator("a.tag").click()  # a tag finds the titles with its word
+    b.wait_for_selector("h1 >> text=Photos matching “sunrise”")
+    b.wait_for_selector(".card .title >> text=Harbour at dawn")
 
     # Ada: the badge counts bob's comment and his mention (no event for the title's
     # unknown name, none for her own upload).
@@ -178,6 +181,9 @@ def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots
     assert b.locator(".viewer [data-action=delete-comment]").count() == 1
     b.wait_for_function("[...document.images].every(i => i.complete)")
     b.screenshot(path=str(screenshots / "viewer-desktop.png"))
+    b.locator(".viewer .comment a.mention").first.click()  # leaves the viewer for the account
+    b.wait_for_selector(".viewer", state="detached")
+    b.wait_for_selector(f".profile-head .owner >> text=@{ada}")
     phone = new_page(browser, base_url, PHONE)
     log_in(phone, bob)
     phone.goto(f"/#/photo/{photo_id}")
