@@ -264,11 +264,20 @@ function photoPanel(photo, { onChange = () => {}, highlight = null } = {}) {
     });
   }
   const owner = photo.owner && photo.owner.username;
+  const head = h("div", { class: "panel-head" },
+    owner ? h("a", { class: "owner", href: "#/u/" + encodeURIComponent(owner) }, "@" + owner) : null,
+    h("p", { class: "title" }, richText(photo.title, photo.mentions)));
+  if (shareable(photo)) {
+    let menu = null;
+    const share = h("button", { class: "button", type: "button", "aria-expanded": "false", "data-action": "share" }, "Share");
+    share.addEventListener("click", () => {
+      if (menu) { menu.remove(); menu = null; } else { menu = shareMenu(photo); head.append(menu); }
+      share.setAttribute("aria-expanded", String(Boolean(menu)));
+    });
+    head.append(share);
+  }
   return h("aside", { class: "photo-panel", "aria-label": "About this photo" },
-    h("div", { class: "panel-head" },
-      owner ? h("a", { class: "owner", href: "#/u/" + encodeURIComponent(owner) }, "@" + owner) : null,
-      h("p", { class: "title" }, richText(photo.title, photo.mentions))),
-    countLabel, list, moreButton, posted, form);
+    head, countLabel, list, moreButton, posted, form);
 }
 
 // ---- sharing --------------------------------------------------------------------------

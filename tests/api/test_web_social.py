@@ -107,6 +107,8 @@ def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots
     assert mine.locator("a.mention").get_attribute("href") == f"#/u/{ada}"
     assert mine.locator("a.tag").get_attribute("href") == "#/search?q=harbour"
     assert mine.locator("[data-action=delete-comment]").count() == 1  # its author may
+    viewer.locator("[data-action=share]").click()  # the photo is public: it has a page
+    assert viewer.locator(".share-url").input_value() == f"{base_url}/p/{photo_id}"
     b.keyboard.press("Escape")
     assert card.locator("button.comments-button .count").inner_text() == "1"
     card.locator("a.tag").click()  # a tag finds the titles with its word
