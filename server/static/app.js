@@ -89,6 +89,8 @@ function renderNav() {
   if (state.me) {
     nav.append(
       h("a", { href: "#/upload", class: "primary" }, "Upload"),
+      h("a", { href: "#/activity", "data-nav": "activity", "aria-label": "Activity" }, "Activity",
+        h("span", { id: "unread-badge", class: "unread", hidden: true })),
       h("a", { href: "#/u/" + encodeURIComponent(state.me.username) }, "@" + state.me.username),
       h("a", { href: "#/logout", onclick: (e) => { e.preventDefault(); logout(); } }, "Log out"),
     );
@@ -97,10 +99,65 @@ function renderNav() {
   }
 }
 
+// ---- the unread badge -----------------------------------------------------------------
+
+const UNREAD_POLL_MS = 60_000; // a minute: the badge is a hint, each look costs the server a read
+
+function paintUnread(count, more) {
+  const badge = document.getElementById("unread-badge");
+  if (!badge) return;
+  badge.textContent = more ? count + "+" : String(count);
+  badge.hidden = count === 0;
+  badge.parentElement.setAttribute("aria-label", count ? `Activity, ${badge.textContent} unread` : "Activity");
+}
+
+async function refreshUnread() {
+  if (!state.token) return;
+  try { const found = await api("GET", "/v1/activity/unread"); paintUnread(found.unread, found.more); }
+  catch (_) { /* the badge stays as it was; the next look tries again */ }
+}
+setInterval(() => { if (!document.hidden) refreshUnread(); }, UNREAD_POLL_MS);
+
+// ---- titles and comments: @mentions and #tags as links --------------------------------
+
+// The server's rule for an @name (instastore/text.py, _MENTION): "@" not inside a word or
+// an e-mail address, then 3-30 of letters, digits, "_" and "."; dots that end it are the
+// sentence's. Only names the API resolved (its "mentions" list) link: others stay text.
+const MENTION = /(?<![A-Za-z0-9_.@])@([A-Za-z0-9_.]{3,30})(?![A-Za-z0-9_.@])/g;
+// A #tag: "#" not inside a word, then letters, digits and "_". It links to the title
+// search of its word (search folds words as tags are folded).
+const TAG = /(?<![\p{L}\p{N}_&#])#([\p{L}\p{N}_]{1,64})/gu;
+
+// The nodes of ``text`` with its mentions and tags as links; the rest as text nodes.
+function richText(text, mentions = []) {
+  const known = new Set(mentions.map((m) => m.username));
+  const found = [];
+  for (const m of text.matchAll(MENTION)) {
+    const name = m[1].replace(/\.+$/, "");
+    if (name.length < 3 || !known.has(name.toLowerCase())) continue;
+    found.push({ at: m.index, end: m.index + 1 + name.length,
+                 node: h("a", { class: "mention", href: "#/u/" + encodeURIComponent(name.toLowerCase()) }, "@" + name) });
+  }
+  for (const m of text.matchAll(TAG)) {
+    found.push({ at: m.index, end: m.index + m[0].length,
+                 node: h("a", { class: "tag", href: "#/search?" + q({ q: m[1] }) }, m[0]) });
+  }
+  found.sort((a, b) => a.at - b.at);
+  const nodes = [];
+  let pos = 0;
+  for (const link of found) {
+    if (link.at < pos) continue;
+    if (link.at > pos) nodes.push(text.slice(pos, link.at));
+    nodes.push(link.node);
+    pos = link.end;
+  }
+  if (pos < text.length) nodes.push(text.slice(pos));
+  return nodes;
+}
+
 // ---- media viewer ---------------------------------------------------------------------
 
-function openViewer(photo) {
-  const close = () => overlay.remove();
+function photoMedia(photo) {
   // A video without its browser-safe rendition yet (or ever) shows its poster and why.
   const waiting = photo.kind === "video" && !photo.media.video;
   const content = waiting
@@ -110,13 +167,117 @@ function openViewer(photo) {
     : photo.kind === "video"
     ? h("video", { src: photo.media.video, poster: photo.media.poster, controls: true, autoplay: true, playsinline: true })
     : h("img", { src: photo.media.large, alt: photo.title });
+  return h("div", { class: "viewer-media" }, content);
+}
+
+// The photo beside its title and comments: in the viewer over a page, or on its own page.
+function photoView(photo, options = {}) {
+  return h("div", { class: "viewer-body" }, photoMedia(photo), photoPanel(photo, options));
+}
+
+function openViewer(photo, options = {}) {
+  const esc = (e) => { if (e.key === "Escape") close(); };
+  // A link followed from the viewer (an @name, a #tag, even to the page under it) leaves
+  // it, as does a move back or forward.
+  const close = () => {
+    overlay.remove();
+    document.removeEventListener("keydown", esc);
+    window.removeEventListener("hashchange", close);
+  };
+  const body = photoView(photo, options);
   const overlay = h("div", { class: "viewer", role: "dialog", "aria-label": photo.title,
-                             onclick: (e) => { if (e.target === overlay) close(); } },
-    h("button", { class: "close", "aria-label": "Close", onclick: close }, "×"), content);
-  document.addEventListener("keydown", function esc(e) {
-    if (e.key === "Escape") { close(); document.removeEventListener("keydown", esc); }
-  });
+                             onclick: (e) => { if (e.target === overlay || e.target.closest("a[href]")) close(); } },
+    h("button", { class: "close", "aria-label": "Close", onclick: close }, "×"), body);
+  document.addEventListener("keydown", esc);
+  window.addEventListener("hashchange", close);
   document.body.append(overlay);
+}
+
+// ---- comments -------------------------------------------------------------------------
+
+const COMMENTS_PAGE = 20;
+
+// The panel beside a photo: who posted it, its title, its comments oldest first (a page at
+// a time, "More comments" for the next), a form to add one, and Delete on each comment the
+// viewer wrote or that is on the viewer's own photo. ``onChange`` hears of a changed count.
+function photoPanel(photo, { onChange = () => {}, highlight = null } = {}) {
+  const me = state.me && state.me.username;
+  const ownPhoto = Boolean(me && photo.owner && photo.owner.username === me);
+  const countLabel = h("p", { class: "comment-count" });
+  const paintCount = () => { countLabel.textContent = plural(photo.comments || 0, "comment"); };
+  const changed = (delta) => { photo.comments = Math.max(0, (photo.comments || 0) + delta); paintCount(); onChange(photo); };
+  paintCount();
+  const list = h("ol", { class: "comments", "aria-label": "Comments" });
+  const posted = h("ol", { class: "comments", "aria-label": "Your new comments" }); // past the pages read so far
+  const moreButton = h("button", { class: "button more", type: "button", hidden: true }, "More comments");
+  const shown = new Map(); // comment id -> its item, wherever it is
+  let cursor = null;
+
+  function commentItem(comment) {
+    const author = comment.author && comment.author.username;
+    const item = h("li", { class: "comment", "data-comment-id": comment.id },
+      author ? h("a", { class: "author", href: "#/u/" + encodeURIComponent(author) }, "@" + author)
+             : h("span", { class: "author" }, "someone"),
+      " ", h("span", { class: "text" }, richText(comment.text, comment.mentions)));
+    if (comment.id === highlight) item.classList.add("highlight");
+    if (me && (author === me || ownPhoto)) {
+      item.append(h("button", { class: "link", type: "button", "data-action": "delete-comment", onclick: async () => {
+        try {
+          await api("DELETE", `/v1/photos/${photo.id}/comments/${comment.id}`);
+          item.remove(); shown.delete(comment.id); changed(-1); toast("Comment deleted");
+        } catch (err) { toast(err.message); }
+      } }, "Delete"));
+    }
+    return item;
+  }
+
+  async function more() {
+    moreButton.disabled = true;
+    try {
+      const page = await api("GET", `/v1/photos/${photo.id}/comments?` + q({ cursor, limit: COMMENTS_PAGE }));
+      for (const comment of page.items) {
+        if (shown.has(comment.id)) shown.get(comment.id).remove(); // posted here, now in its place
+        const item = commentItem(comment);
+        shown.set(comment.id, item); list.append(item);
+        if (comment.id === highlight) requestAnimationFrame(() => item.scrollIntoView({ block: "center" }));
+      }
+      cursor = page.next_cursor; moreButton.hidden = !cursor;
+    } catch (err) { toast(err.message); }
+    finally { moreButton.disabled = false; }
+  }
+  moreButton.addEventListener("click", more);
+  more();
+
+  let form = null;
+  if (me) {
+    const input = h("input", { class: "comment-input", name: "text", placeholder: "Add a comment…",
+                               "aria-label": "Add a comment", autocomplete: "off", required: true });
+    form = h("form", { class: "comment-form" }, input, h("button", { class: "button primary", type: "submit" }, "Post"));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        const comment = await api("POST", `/v1/photos/${photo.id}/comments`, { text: input.value });
+        const item = commentItem(comment);
+        shown.set(comment.id, item); posted.append(item);
+        input.value = ""; changed(+1);
+      } catch (err) { toast(err.message); }
+    });
+  }
+  const owner = photo.owner && photo.owner.username;
+  const head = h("div", { class: "panel-head" },
+    owner ? h("a", { class: "owner", href: "#/u/" + encodeURIComponent(owner) }, "@" + owner) : null,
+    h("p", { class: "title" }, richText(photo.title, photo.mentions)));
+  if (shareable(photo)) {
+    let menu = null;
+    const share = h("button", { class: "button", type: "button", "aria-expanded": "false", "data-action": "share" }, "Share");
+    share.addEventListener("click", () => {
+      if (menu) { menu.remove(); menu = null; } else { menu = shareMenu(photo); head.append(menu); }
+      share.setAttribute("aria-expanded", String(Boolean(menu)));
+    });
+    head.append(share);
+  }
+  return h("aside", { class: "photo-panel", "aria-label": "About this photo" },
+    head, countLabel, list, moreButton, posted, form);
 }
 
 // ---- sharing --------------------------------------------------------------------------
@@ -163,6 +324,18 @@ function rememberDeleted(id, add) {
   localStorage.setItem("deleted", JSON.stringify([...ids]));
 }
 
+// A speech bubble drawn as SVG: the emoji may have no font where the page is read.
+function bubbleIcon() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const path = document.createElementNS(ns, "path");
+  for (const [key, value] of Object.entries({ viewBox: "0 0 24 24", width: 15, height: 15, "aria-hidden": "true" })) svg.setAttribute(key, value);
+  for (const [key, value] of Object.entries({ d: "M4 4h16v11H10l-5 4v-4H4z", fill: "none", stroke: "currentColor",
+                                               "stroke-width": 2, "stroke-linejoin": "round" })) path.setAttribute(key, value);
+  svg.append(path);
+  return svg;
+}
+
 function photoCard(photo, { own = false } = {}) {
   let liked = false;
   let likes = photo.likes || 0;
@@ -176,13 +349,20 @@ function photoCard(photo, { own = false } = {}) {
       liked = result.liked; likes = result.likes; paintLike();
     } catch (err) { toast(err.message); }
   });
-  const actions = h("div", { class: "actions" }, likeButton,
+  const commentCount = h("span", { class: "count" });
+  const commentsButton = h("button", { class: "comments-button", type: "button", "aria-label": "Comments" },
+    bubbleIcon(), commentCount);
+  const paintComments = () => { commentCount.textContent = String(photo.comments || 0); };
+  paintComments();
+  const view = () => openViewer(photo, { onChange: paintComments });
+  commentsButton.addEventListener("click", view);
+  const actions = h("div", { class: "actions" }, likeButton, commentsButton,
     photo.kind === "video" ? h("span", { class: "badge" }, "video") : null,
     photo.visibility !== "public" ? h("span", { class: "badge" }, photo.visibility) : null);
   const card = h("article", { class: "card", "data-photo-id": photo.id },
-    h("img", { class: "thumb", src: photo.media.thumb, alt: photo.title, loading: "lazy", onclick: () => openViewer(photo) }),
+    h("img", { class: "thumb", src: photo.media.thumb, alt: photo.title, loading: "lazy", onclick: view }),
     h("div", { class: "meta" },
-      h("span", { class: "title" }, photo.title),
+      h("span", { class: "title" }, richText(photo.title, photo.mentions)),
       photo.owner && photo.owner.username
         ? h("a", { class: "owner", href: "#/u/" + encodeURIComponent(photo.owner.username) }, "@" + photo.owner.username)
         : null,
@@ -337,7 +517,7 @@ function profilePage(username) {
     const head = h("div", { class: "profile-head" },
       h("h1", {}, profile.display_name || profile.username),
       h("span", { class: "owner" }, "@" + profile.username),
-      profile.private ? h("span", { class: "badge" }, "private") : null,
+      h("span", { class: "badge", "data-private": "", hidden: !profile.private }, "private"),
       h("div", { class: "counts" },
         h("span", {}, plural(profile.counts.photos, "photo")),
         h("span", {}, plural(profile.counts.followers, "follower")),
@@ -357,18 +537,10 @@ function profilePage(username) {
       });
       head.append(button);
     }
+    if (own) head.append(privacyButton(profile, head));
     wrap.append(head);
     if (own) {
-      const list = h("ul", { class: "requests" });
-      const requests = await api("GET", "/v1/me/requests");
-      for (const user of requests.items) {
-        list.append(h("li", {}, "@" + user.username + " asks to follow you ",
-          h("button", { class: "button", onclick: async (e) => {
-            await api("POST", `/v1/me/requests/${encodeURIComponent(user.username)}/approve`);
-            e.target.closest("li").remove(); toast("Approved");
-          } }, "Approve")));
-      }
-      if (requests.items.length) wrap.append(h("h2", {}, "Follow requests"), list);
+      wrap.append(requestsSection());
       const deleted = deletedIds();
       if (deleted.length) {
         const grid = h("div", { class: "grid" }, deleted.map((id) => deletedCard({ id, title: "" })));
@@ -377,6 +549,137 @@ function profilePage(username) {
     }
     wrap.append(pagedGrid((cursor) => api("GET", `/v1/users/${encodeURIComponent(username)}/photos?` + q({ cursor, limit: 24 })),
                           { own, empty: profile.private && !own ? "This account is private." : "No photos yet." }));
+  })();
+  return wrap;
+}
+
+// A private account's photos and lists are for its followers, whom it approves.
+function privacyButton(profile, head) {
+  const button = h("button", { class: "button", type: "button", "data-action": "privacy" });
+  const paint = () => {
+    button.textContent = profile.private ? "Make account public" : "Make account private";
+    head.querySelector("[data-private]").hidden = !profile.private;
+  };
+  button.addEventListener("click", async () => {
+    try {
+      const me = await api("PATCH", "/v1/me", { private: !profile.private });
+      profile.private = me.private; paint();
+      toast(me.private ? "Your account is private: you approve who follows you" : "Your account is public");
+    } catch (err) { toast(err.message); }
+  });
+  queueMicrotask(paint);
+  return button;
+}
+
+// The follow requests to my account, newest first, each to approve or decline.
+function requestsSection() {
+  const list = h("ul", { class: "requests", "aria-label": "Follow requests" });
+  const moreButton = h("button", { class: "button more", type: "button", hidden: true }, "More requests");
+  const section = h("section", { class: "requests-section", hidden: true }, h("h2", {}, "Follow requests"), list, moreButton);
+  let cursor = null;
+  const settle = () => { section.hidden = list.children.length === 0 && moreButton.hidden; };
+  const answer = (user, item, how) => async () => {
+    const name = encodeURIComponent(user.username);
+    try {
+      if (how === "approve") await api("POST", `/v1/me/requests/${name}/approve`);
+      else await api("DELETE", `/v1/me/requests/${name}`);
+      item.remove(); settle();
+      toast(how === "approve" ? `@${user.username} follows you now` : `Declined @${user.username}`);
+    } catch (err) { toast(err.message); }
+  };
+  async function more() {
+    try {
+      const page = await api("GET", "/v1/me/requests?" + q({ cursor, limit: 20 }));
+      for (const user of page.items) {
+        const item = h("li", { "data-username": user.username },
+          h("a", { href: "#/u/" + encodeURIComponent(user.username) }, "@" + user.username), " asks to follow you ");
+        item.append(h("button", { class: "button primary", type: "button", "data-action": "approve", onclick: answer(user, item, "approve") }, "Approve"),
+                    h("button", { class: "button", type: "button", "data-action": "decline", onclick: answer(user, item, "decline") }, "Decline"));
+        list.append(item);
+      }
+      cursor = page.next_cursor; moreButton.hidden = !cursor; settle();
+    } catch (err) { toast(err.message); }
+  }
+  moreButton.addEventListener("click", more);
+  more();
+  return section;
+}
+
+// ---- activity -------------------------------------------------------------------------
+
+const ACTIVITY_PAGE = 20;
+
+function ago(iso) {
+  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (seconds < 60) return "just now";
+  for (const [size, unit] of [[86400 * 7, "w"], [86400, "d"], [3600, "h"], [60, "m"]]) {
+    if (seconds >= size) return Math.floor(seconds / size) + unit;
+  }
+  return "";
+}
+
+// What an event says: who did what, linking the account and the photo it is about.
+function activityItem(event) {
+  const actor = event.actor.username;
+  const who = h("a", { class: "actor", href: "#/u/" + encodeURIComponent(actor) }, "@" + actor);
+  const photoLink = () => h("a", { class: "photo-link",
+    href: "#/photo/" + event.photo.id + (event.comment_id ? "?" + q({ comment: event.comment_id }) : "") },
+    "“", event.photo.title, "”");
+  const me = encodeURIComponent(state.me.username);
+  const says = {
+    like: () => [who, " liked your photo ", photoLink()],
+    comment: () => [who, " commented on your photo ", photoLink()],
+    mention: () => [who, event.comment_id ? " mentioned you in a comment on " : " mentioned you in ", photoLink()],
+    follow: () => [who, " started following you"],
+    request: () => [who, " asked to follow you: ", h("a", { href: "#/u/" + me }, "answer on your profile")],
+    approved: () => [who, " approved your follow request"],
+  }[event.kind] || (() => [who, " ", event.kind]);
+  return h("li", { class: "event" + (event.unread ? " unread" : ""), "data-kind": event.kind, "data-event-id": event.id },
+    h("span", { class: "what" }, says()),
+    h("time", { datetime: event.created_at, title: new Date(event.created_at).toLocaleString() }, ago(event.created_at)));
+}
+
+// The inbox, newest first, a page at a time; seeing its first page marks it read.
+function activityPage() {
+  if (!state.me) { location.hash = "#/login"; return h("div"); }
+  const list = h("ol", { class: "activity", "aria-label": "Activity" });
+  const moreButton = h("button", { class: "button more", type: "button", hidden: true }, "More");
+  const wrap = h("section", { class: "activity-page" }, h("h1", {}, "Activity"), list, moreButton);
+  const token = pageToken;
+  let cursor = null, first = true;
+  async function more() {
+    moreButton.disabled = true;
+    try {
+      const page = await api("GET", "/v1/activity?" + q({ cursor, limit: ACTIVITY_PAGE }));
+      if (token !== pageToken) return;
+      for (const event of page.items) list.append(activityItem(event));
+      cursor = page.next_cursor; moreButton.hidden = !cursor;
+      if (first) {
+        first = false;
+        if (!list.children.length && !cursor) wrap.append(h("p", { class: "empty" }, "Nothing yet: likes, comments, mentions and follows show here."));
+        if (page.items.length) {
+          const mark = await api("POST", "/v1/activity/read", { up_to: page.items[0].id });
+          paintUnread(mark.unread, mark.more);
+        }
+      }
+    } catch (err) { toast(err.message); }
+    finally { moreButton.disabled = false; }
+  }
+  moreButton.addEventListener("click", more);
+  more();
+  return wrap;
+}
+
+// A photo on a page of its own (the activity screen links here), with its comments.
+function photoPage(id, highlight) {
+  const wrap = h("section", { class: "photo-route" });
+  const token = pageToken;
+  (async () => {
+    try {
+      const photo = await api("GET", "/v1/photos/" + encodeURIComponent(id));
+      if (token !== pageToken) return;
+      wrap.append(photoView(photo, { highlight }));
+    } catch (err) { wrap.append(h("p", { class: "empty" }, err.message)); }
   })();
   return wrap;
 }
@@ -400,9 +703,12 @@ function route() {
   else if (parts[0] === "upload") page = uploadPage();
   else if (parts[0] === "u" && parts[1]) page = profilePage(parts[1]);
   else if (parts[0] === "search") page = searchPage(params.get("q") || "");
+  else if (parts[0] === "activity") page = activityPage();
+  else if (parts[0] === "photo" && parts[1]) page = photoPage(parts[1], params.get("comment"));
   else page = homePage(params.get("order"));
   main.replaceChildren(page);
   window.scrollTo(0, 0);
+  if (parts[0] !== "activity") refreshUnread();
 }
 
 document.getElementById("search-form").addEventListener("submit", (e) => {

@@ -1,0 +1,248 @@
+"""The social loop on the web page in Chromium: bob comments on ada's photo naming @ada and
+names her in a title of his own; ada sees the unread badge, opens her activity, finds the
+comment and the mention, follows the event to the photo and deletes the comment as its
+owner; the comments page with "More comments"; a private account declines a follow
+request. Screenshots of the activity screen and of the photo viewer with its comments,
+at desktop and phone sizes, go where test_web_page's do."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from .. import samples
+from .test_web_page import (  # noqa: F401
+    PHONE,
+    WAIT_MS,
+    base_url,
+    browser,
+    new_page,
+    playwright_api,
+    screenshots,
+    sign_up,
+    upload,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def log_in(page, username):
+    page.goto("/#/login")
+    page.fill("#username", username)
+    page.fill("#password", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#nav >> text=Upload")
+
+
+def api_post(page, path, body):
+    """A JSON POST with the page's own session, as its script would send it."""
+    return page.evaluate(
+        """async ([path, body]) => {
+             const r = await fetch(path, {method: "POST", body: JSON.stringify(body),
+               headers: {"Content-Type": "application/json",
+                         "Authorization": "Bearer " + localStorage.getItem("token")}});
+             return [r.status, await r.json()];
+           }""",
+        [path, body],
+    )
+
+
+def api_get(page, path):
+    return page.evaluate(
+        """async (path) => {
+             const token = localStorage.getItem("token");
+             const r = await fetch(path, {headers: {"Authorization": "Bearer " + token}});
+             return [r.status, await r.json()];
+           }""",
+        path,
+    )
+
+
+def read_to_the_end(page):
+    """Click the activity screen's "More" until it has no more to read."""
+    idle = ".activity-page button.more:not([disabled])"
+    page.wait_for_selector(idle, state="attached")
+    while page.locator(".activity-page button.more").is_visible():
+        page.click(".activity-page button.more")
+        page.wait_for_selector(idle, state="attached")
+
+
+def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots):  # noqa: F811
+    ada, bob = f"ada{uuid.uuid4().hex[:6]}", f"bob{uuid.uuid4().hex[:6]}"
+    (tmp_path / "harbour.jpg").write_bytes(samples.picture((1600, 1200), seed=11))
+    (tmp_path / "dunes.jpg").write_bytes(samples.picture((1200, 1500), seed=12))
+    a = new_page(browser, base_url)
+    sign_up(a, ada)
+    upload(a, tmp_path / "harbour.jpg", "Harbour at dawn #sunrise")
+    photo_id = a.locator(".card", has_text="Harbour at dawn").get_attribute("data-photo-id")
+    assert a.locator("#unread-badge").is_hidden()
+
+    b = new_page(browser, base_url)
+    sign_up(b, bob)
+    upload(b, tmp_path / "dunes.jpg", f"Dunes, for @{ada.upper()} and @nobody_here")
+    dunes = b.locator(".card", has_text="Dunes")
+    dunes_id = dunes.get_attribute("data-photo-id")
+    # The title's mention links to ada's page; a name nobody holds stays text.
+    assert dunes.locator("a.mention").get_attribute("href") == f"#/u/{ada}"
+    assert dunes.locator("a.mention").inner_text() == f"@{ada.upper()}"
+    assert dunes.locator("a.mention").count() == 1
+
+    b.goto(f"/#/u/{ada}")
+    card = b.locator(".card", has_text="Harbour at dawn")
+    assert card.locator("a.tag").inner_text() == "#sunrise"
+    assert card.locator("button.comments-button .count").inner_text() == "0"
+    card.locator("button.comments-button").click()
+    viewer = b.locator(".viewer")
+    viewer.locator(".comment-count >> text=0 comments").wait_for()
+    evil = "<img src=x onerror=alert(1)>"
+    text = f"Lovely light @{ada} {evil} #harbour"
+    viewer.locator(".comment-input").fill(text)
+    viewer.locator(".comment-form button[type=submit]").click()
+    mine = viewer.locator(".comment", has_text="Lovely light")
+    mine.wait_for()
+    viewer.locator(".comment-count >> text=1 comment").wait_for()
+    assert mine.locator(".text").inner_text() == text  # the markup shown as text
+    assert mine.locator("img").count() == 0
+    assert mine.locator("a.mention").get_attribute("href") == f"#/u/{ada}"
+    assert mine.locator("a.tag").get_attribute("href") == "#/search?q=harbour"
+    assert mine.locator("[data-action=delete-comment]").count() == 1  # its author may
+    viewer.locator("[data-action=share]").click()  # the photo is public: it has a page
+    assert viewer.locator(".share-url").input_value() == f"{base_url}/p/{photo_id}"
+    b.keyboard.press("Escape")
+    assert card.locator("button.comments-button .count").inner_text() == "1"
+    card.locator("a.tag").click()  # a tag finds the titles with its word
+    b.wait_for_selector("h1 >> text=Photos matching “sunrise”")
+    b.wait_for_selector(".card .title >> text=Harbour at dawn")
+
+    # Ada: the badge counts bob's comment and his mention (no event for the title's
+    # unknown name, none for her own upload).
+    a.goto(f"/#/u/{ada}")
+    a.wait_for_selector("#unread-badge:not([hidden])")
+    assert a.locator("#unread-badge").inner_text() == "2"
+    a.click("#nav a[data-nav=activity]")
+    events = a.locator(".activity .event")
+    events.nth(1).wait_for()
+    assert [e.get_attribute("data-kind") for e in events.all()] == ["comment", "mention"]
+    assert a.locator(".event.unread").count() == 2  # as they were when opened
+    screenshots.mkdir(parents=True, exist_ok=True)
+    a.screenshot(path=str(screenshots / "activity-desktop.png"))
+    comment_event, mention_event = events.nth(0), events.nth(1)
+    assert comment_event.locator(".what").inner_text() == (
+        f"@{bob} commented on your photo “Harbour at dawn #sunrise”"
+    )
+    assert mention_event.locator(".what").inner_text() == (
+        f"@{bob} mentioned you in “Dunes, for @{ada.upper()} and @nobody_here”"
+    )
+    assert mention_event.locator("a.actor").get_attribute("href") == f"#/u/{bob}"
+    a.locator("#unread-badge").wait_for(state="hidden")  # seen: read
+    status, mark = api_post(a, "/v1/activity/read", {})
+    assert status == 200 and mark["unread"] == 0
+    a.reload()
+    a.locator(".activity .event").nth(1).wait_for()
+    assert a.locator(".event.unread").count() == 0
+
+    # Twenty mentions more, in comments on bob's own photo: the badge counts them; the
+    # screen shows a page of twenty, unread, and "More" the two read before.
+    for i in range(20):
+        status, _ = api_post(b, f"/v1/photos/{dunes_id}/comments", {"text": f"@{ada} {i}"})
+        assert status == 201
+    a.goto(f"/#/u/{ada}")
+    a.wait_for_selector("#unread-badge:not([hidden])")
+    assert a.locator("#unread-badge").inner_text() == "20"
+    a.click("#nav a[data-nav=activity]")
+    a.locator(".activity .event").nth(19).wait_for()
+    read_to_the_end(a)
+    kinds = [e.get_attribute("data-kind") for e in a.locator(".activity .event").all()]
+    assert kinds == ["mention"] * 20 + ["comment", "mention"]
+    assert a.locator(".event.unread").count() == 20
+    assert a.locator(".event").nth(0).locator(".what").inner_text() == (
+        f"@{bob} mentioned you in a comment on “Dunes, for @{ada.upper()} and @nobody_here”"
+    )
+
+    # Twenty comments of ada's own after bob's: a page holds twenty, "More comments" the rest.
+    for i in range(20):
+        status, _ = api_post(a, f"/v1/photos/{photo_id}/comments", {"text": f"note {i + 1}"})
+        assert status == 201
+    a.locator(".event[data-kind=comment] a.photo-link").click()
+    a.wait_for_selector(".photo-route .comment.highlight >> text=Lovely light")
+    route = a.locator(".photo-route")
+    assert route.locator(".comment-count").inner_text() == "21 comments"
+    assert route.locator(".comment").count() == 20
+    assert route.locator(".comment .author").first.inner_text() == f"@{bob}"  # oldest first
+    route.locator("button.more >> text=More comments").click()
+    route.locator(".comment >> text=note 20").wait_for()
+    assert route.locator(".comment").count() == 21 and route.locator("button.more").is_hidden()
+    # The photo's owner may delete any comment on it.
+    assert route.locator("[data-action=delete-comment]").count() == 21
+
+    b.goto(f"/#/u/{ada}")
+    b.locator(".card", has_text="Harbour at dawn").locator("button.comments-button").click()
+    b.locator(".viewer .comment >> text=note 1").first.wait_for()
+    # Bob may delete his own comment only.
+    assert b.locator(".viewer [data-action=delete-comment]").count() == 1
+    b.wait_for_function("[...document.images].every(i => i.complete)")
+    b.screenshot(path=str(screenshots / "viewer-desktop.png"))
+    b.locator(".viewer .comment a.mention").first.click()  # leaves the viewer for the account
+    b.wait_for_selector(".viewer", state="detached")
+    b.wait_for_selector(f".profile-head .owner >> text=@{ada}")
+    phone = new_page(browser, base_url, PHONE)
+    log_in(phone, bob)
+    phone.goto(f"/#/photo/{photo_id}")
+    phone.locator(".photo-route .comment >> text=Lovely light").wait_for()
+    phone.wait_for_function("[...document.images].every(i => i.complete)")
+    phone.screenshot(path=str(screenshots / "viewer-phone.png"))
+    phone_ada = new_page(browser, base_url, PHONE)
+    log_in(phone_ada, ada)
+    phone_ada.goto("/#/activity")
+    phone_ada.locator(".activity .event").nth(1).wait_for()
+    phone_ada.screenshot(path=str(screenshots / "activity-phone.png"))
+
+    route.locator(".comment", has_text="Lovely light").locator(
+        "[data-action=delete-comment]"
+    ).click()
+    a.wait_for_selector("#toast >> text=Comment deleted")
+    assert route.locator(".comment-count").inner_text() == "20 comments"
+    assert route.locator(".comment", has_text="Lovely light").count() == 0
+    # The comment gone, its event goes from ada's activity; the title's mention stays.
+    a.goto("/#/activity")
+    a.locator(".activity .event").first.wait_for()
+    read_to_the_end(a)
+    kinds = [e.get_attribute("data-kind") for e in a.locator(".activity .event").all()]
+    assert kinds == ["mention"] * 21
+    phone.reload()
+    phone.locator(".photo-route .comment >> text=note 1").first.wait_for()
+    assert phone.locator(".comment", has_text="Lovely light").count() == 0
+
+
+def test_a_private_account_declines_a_follow_request(browser, base_url):  # noqa: F811
+    cleo, dan = f"cleo{uuid.uuid4().hex[:6]}", f"dan{uuid.uuid4().hex[:6]}"
+    c = new_page(browser, base_url)
+    sign_up(c, cleo)
+    c.goto(f"/#/u/{cleo}")
+    c.click("[data-action=privacy] >> text=Make account private")
+    c.wait_for_selector("[data-action=privacy] >> text=Make account public")
+    assert c.locator(".profile-head [data-private]").is_visible()
+
+    d = new_page(browser, base_url)
+    sign_up(d, dan)
+    d.goto(f"/#/u/{cleo}")
+    d.click("[data-action=follow] >> text=Follow")
+    d.wait_for_selector("[data-action=follow] >> text=Requested")
+
+    c.goto("/#/activity")
+    request = c.locator(".event[data-kind=request]")
+    request.wait_for()
+    assert request.locator(".what").inner_text().startswith(f"@{dan} asked to follow you")
+    request.locator("a", has_text="answer on your profile").click()
+    item = c.locator(f".requests li[data-username={dan}]")
+    item.wait_for()
+    item.locator("[data-action=decline]").click()
+    c.wait_for_selector(f"#toast >> text=Declined @{dan}")
+    assert c.locator(".requests-section").is_hidden()
+    assert api_get(c, "/v1/me/requests") == [200, {"items": [], "next_cursor": None}]
+    c.goto("/#/activity")
+    c.wait_for_selector(".activity-page .empty")  # a declined request is no event
+
+    d.reload()
+    d.wait_for_selector("[data-action=follow]:text-is('Follow')")  # he may ask again
