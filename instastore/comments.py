@@ -84,8 +84,12 @@ class Comments:
         return audience.viewer is not None
 
     async def shown(self, audience: Audience, comments: list[Comment]) -> list[Comment]:
-        """The comments of a photo the viewer sees that they are shown."""
-        return comments
+        """The comments of a photo the viewer sees that they are shown: not those an
+        operator hid (but to their author), nor those of an author hidden from the viewer
+        (a block either way, a takedown)."""
+        await audience.read_items([c.id for c in comments], [c.author_id for c in comments])
+        keep = await asyncio.gather(*(audience.shown_item(c.id, c.author_id) for c in comments))
+        return [c for c, ok in zip(comments, keep, strict=True) if ok]
 
     # ---- operations ----------------------------------------------------------------
 

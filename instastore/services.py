@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from instastore import paging
 from instastore.accounts import Accounts
+from instastore.blocks import Blocks
 from instastore.comments import Comments
 from instastore.config import Settings
 from instastore.errors import InstastoreError
@@ -67,6 +68,7 @@ class Services:
     viewing: Viewing
     comments: Comments
     upload_limiter: SharedLimit
+    blocks: Blocks
     _stores: Stores = field(repr=False)
     _worker: WorkerIds | None = field(default=None, repr=False)
     _transcoding: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -140,6 +142,8 @@ def build_services(
         settings.max_page_size,
         cursors=cursors,
         max_following=settings.max_following,
+        blocks=stores.blocks,
+        moderation=stores.moderation,
     )
     fanout = Fanout(stores.inbox, stores.graph, stores.photos, settings)
     timeline = Timeline(
@@ -164,6 +168,7 @@ def build_services(
     uploads.on_photo = note
     fanout.on_backfilled = timeline.forget
     social.on_follows_change = timeline.forget
+    timeline.audience_of = lambda user: social.audience(user, photos.users)
     accounts.on_change = photos.users.drop
     viewing = Viewing(
         photos,
@@ -195,6 +200,7 @@ def build_services(
         viewing=viewing,
         comments=comments,
         upload_limiter=SharedLimit(stores.leases, "uploads", settings.uploads_per_minute),
+        blocks=Blocks(stores.blocks, social, cursors, settings.max_page_size),
         _stores=stores,
         _worker=worker,
     )

@@ -154,6 +154,11 @@ class Timeline:
         self._flights: dict[RankedWindow, asyncio.Future[Window]] = {}
         self._refreshing: set[FolloweesOf | NewestFor | OwedTo] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Who may see what, for a reader (the services give the one with blocks and
+        # takedowns: ``Social.audience``).
+        self.audience_of: Callable[[User], Audience] = lambda user: Audience(
+            accounts, graph, user, photos.users
+        )
 
     def _in_background(
         self, key: FolloweesOf | NewestFor | OwedTo, coro: Coroutine[Any, Any, Any]
@@ -343,7 +348,7 @@ class Timeline:
 
     async def page(self, user: User, order: Order, cursor: str | None, limit: int) -> Page[Photo]:
         followees, fresh = await self._followees_of(user.id)
-        audience = Audience(self.accounts, self.graph, user, self.photos.users)
+        audience = self.audience_of(user)
         if fresh:  # else each private owner's follow is read (another host may have ended it)
             audience.assume_following(followees)
         if order == "recent":

@@ -245,6 +245,9 @@ class Viewing:
         owner = await self.accounts.by_name(username)
         audience = self.audience(viewer)
         viewer_id = viewer.id if viewer else 0
+        # SECURITY: an account hidden from the viewer (a block, a takedown) is missing.
+        if await audience.hides_user(owner):
+            raise NotFound(f"no user {username!r}")
         # SECURITY: a private account's list, to anyone but its owner and followers, is
         # one empty page: no cursor sits on (and so dates) one of its hidden photos.
         if not await audience.may_see_account(owner):
@@ -283,6 +286,9 @@ class Viewing:
         found = await self.accounts.profile(username)
         if viewer is not None and viewer.id == found.user.id:
             return found, None
+        # SECURITY: an account hidden from the viewer (a block, a takedown) is missing.
+        if await self.audience(viewer).hides_user(found.user):
+            raise NotFound(f"no user {username!r}")
         relation = None if viewer is None else await self.social.relation(viewer, found.user)
         photos = found.photo_counts.seen_by(
             found.user.private, own=False, follows=relation is not None and relation.following
@@ -324,10 +330,8 @@ class Viewing:
         more = len(ids) > limit
         ids = ids[:limit]
         users = await asyncio.gather(*(audience.owner(i) for i in ids))
-        return Page(
-            [u for u in users if u is not None],
-            cursors.encode_cursor(ids[-1], scope) if more else None,
-        )
+        shown = await audience.shown_users([u for u in users if u is not None])
+        return Page(shown, cursors.encode_cursor(ids[-1], scope) if more else None)
 
     async def search_users(
         self, viewer: User | None, prefix: str, cursor: str | None, limit: int, address: str = ""
@@ -338,7 +342,7 @@ class Viewing:
         if viewer is None:
             # SECURITY: no account needed; counted per address on every host.
             await self.searches.take(address, "searches without a token from this address")
-        return await self.social.search_users(prefix, cursor, limit)
+        return await self.social.search_users(prefix, cursor, limit, viewer)
 
     # ---- media -----------------------------------------------------------------------
 

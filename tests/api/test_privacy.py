@@ -590,17 +590,22 @@ async def test_a_cursor_is_refused_by_every_other_list(api):
 async def test_comments_and_likers_follow_the_photos_visibility(api):
     """The sweep over every operation on what hangs off a photo (its comments, adding and
     deleting one, its likers, its counts), for each kind of viewer: nobody signed in, a
-    stranger, a pending follower, an approved follower and the owner. A photo hidden from
-    a viewer answers each exactly as a missing id does."""
+    stranger, a pending follower, an approved follower, a follower the owner then blocked,
+    and the owner. A photo hidden from a viewer answers each exactly as a missing id does."""
     private_owner, private_h = await api.user(private=True)
     public_owner, public_h = await api.user()
     follower, follower_h = await api.user()
     _pending, pending_h = await api.user()
     _, stranger_h = await api.user()
+    blocked, blocked_h = await api.user()
     for owner in (private_owner, public_owner):
         await api.put(f"/v1/users/{owner}/follow", headers=follower_h)
         await api.put(f"/v1/users/{owner}/follow", headers=pending_h)
+        await api.put(f"/v1/users/{owner}/follow", headers=blocked_h)
     await api.post(f"/v1/me/requests/{follower}/approve", headers=private_h)
+    await api.post(f"/v1/me/requests/{blocked}/approve", headers=private_h)
+    for owner_h in (private_h, public_h):  # the blocked viewer followed each until now
+        assert (await api.put(f"/v1/users/{blocked}/block", headers=owner_h)).status == 204
     # The pending viewer follows the public account at once: a request only to the private.
     await api.delete(f"/v1/users/{public_owner}/follow", headers=pending_h)
 
@@ -616,12 +621,13 @@ async def test_comments_and_likers_follow_the_photos_visibility(api):
         "stranger": stranger_h,
         "pending": pending_h,
         "follower": follower_h,
+        "blocked": blocked_h,
     }
     sees = {
         "private account": {"follower"},
         "followers only": {"follower"},
         "owner only": set(),
-        "public": set(viewers),
+        "public": set(viewers) - {"blocked"},
     }
     missing = ids.IdGenerator(worker_id=99).next_id()
 
@@ -784,3 +790,25 @@ async def test_a_photo_that_stops_being_public_loses_its_preview(api):
         await problem(got, 404)
     assert (await api.patch("/v1/me", json={"private": False}, headers=owner_h)).status == 200
     assert [r.status for r in await _previews(api, photo["id"], {})] == [200, 200]
+
+
+# ---- a block: as missing to the blocked, in the reads too ---------------------------------
+
+
+async def test_a_blockers_photo_costs_a_blocked_viewer_the_reads_of_a_missing_one(api):
+    """The time of a 404 must not tell a blocker's photo from a missing id either: the
+    blocked viewer's look-up of each reads the same stores the same number of times."""
+    _, owner_h = await api.user()
+    blocked, blocked_h = await api.user()
+    photo = await api.photo(owner_h, samples.image(color=(11, 12, 13)), "not for you")
+    assert (await api.put(f"/v1/users/{blocked}/block", headers=owner_h)).status == 204
+    missing = str(ids.IdGenerator(worker_id=99).next_id())
+    await api.client.app[SERVICES].uploads.removals_done()
+    await api.client.app[SERVICES].fanout.drain()
+    paths = [f"/v1/photos/{photo['id']}", f"/v1/photos/{missing}"]
+    for path in paths:  # warm the owner cache, as for requests in a row
+        await problem(await api.get(path, headers=blocked_h), 404)
+    tries = await reads_of_both(*[lambda p=path: api.get(p, headers=blocked_h) for path in paths])
+    hidden_reads, missing_reads = tries[-1]
+    assert hidden_reads == missing_reads and hidden_reads, tries
+    assert any(op == "blockers_among" for _, op in hidden_reads), hidden_reads

@@ -35,6 +35,8 @@ def test_stores_holds_each_port_under_its_aggregate_name():
         "transcodes": ports.TranscodeQueue,
         "blobs": ports.BlobStore,
         "metadata": ports.Backend,
+        "blocks": ports.BlockStore,
+        "moderation": ports.ModerationStore,
     }
 
 
@@ -58,6 +60,8 @@ def test_no_method_is_in_two_metadata_ports():
         ports.LeaseStore,
         ports.TranscodeQueue,
         ports.Backend,
+        ports.BlockStore,
+        ports.ModerationStore,
     ]
     methods = [name for port in every for name in vars(port) if not name.startswith("_")]
     assert len(methods) == len(set(methods))
