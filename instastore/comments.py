@@ -136,3 +136,12 @@ class Comments:
         authors = await asyncio.gather(*(audience.owner(a) for a in author_ids))
         by_id = dict(zip(author_ids, authors, strict=True))
         return [CommentCard(c, by_id[c.author_id]) for c in comments]
+
+    async def shown_comment(self, viewer: User, photo_id: int, comment_id: int) -> Comment:
+        """A comment the viewer is shown, on a photo they see; ``NotFound`` otherwise
+        (for a photo, in the words of a missing one)."""
+        _photo, audience = await self.viewing.visible(viewer, photo_id)
+        comment = await self.store.get_comment(photo_id, comment_id)
+        if comment is None or not await self.shown(audience, [comment]):
+            raise NotFound(f"no comment {comment_id} on photo {photo_id}")
+        return comment

@@ -39,6 +39,7 @@ from instastore.ids import IdGenerator
 from instastore.leases import WorkerIds, holder_name
 from instastore.lifecycle.gc import remove_scratch
 from instastore.model import Photo
+from instastore.moderation import Reports
 from instastore.photos import Photos
 from instastore.ratelimit import SharedLimit
 from instastore.social import Social
@@ -69,6 +70,7 @@ class Services:
     comments: Comments
     upload_limiter: SharedLimit
     blocks: Blocks
+    reports: Reports
     _stores: Stores = field(repr=False)
     _worker: WorkerIds | None = field(default=None, repr=False)
     _transcoding: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -166,6 +168,7 @@ def build_services(
         fanout.schedule(photo.owner_id)
 
     uploads.on_photo = note
+    uploads.blocklist = stores.moderation
     fanout.on_backfilled = timeline.forget
     social.on_follows_change = timeline.forget
     timeline.audience_of = lambda user: social.audience(user, photos.users)
@@ -201,6 +204,7 @@ def build_services(
         comments=comments,
         upload_limiter=SharedLimit(stores.leases, "uploads", settings.uploads_per_minute),
         blocks=Blocks(stores.blocks, social, cursors, settings.max_page_size),
+        reports=Reports(stores.moderation, viewing, comments, social),
         _stores=stores,
         _worker=worker,
     )

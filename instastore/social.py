@@ -277,6 +277,10 @@ class Social:
         requests."""
         return Audience(self.accounts, self.graph, viewer, users, self.blocks, self.moderation)
 
+    async def named(self, username: str, viewer: User | None) -> User:
+        """The user of that name unless hidden from ``viewer`` (``NotFound`` as for none)."""
+        return await self._user(username, viewer)
+
 
 class Audience:
     """Decides which photos one viewer may see, remembering owners and follow checks for

@@ -15,6 +15,7 @@ from instastore.server.handlers import (
     media,
     ops,
     photos,
+    reports,
     share,
     social,
 )
@@ -75,6 +76,9 @@ ROUTES = [
     ("GET", "/v1/me/blocks", blocks.my_blocks),
     ("PUT", "/v1/users/{username}/block", blocks.block),
     ("DELETE", "/v1/users/{username}/block", blocks.unblock),
+    ("POST", "/v1/photos/{photo_id}/report", reports.report_photo),
+    ("POST", "/v1/photos/{photo_id}/comments/{comment_id}/report", reports.report_comment),
+    ("POST", "/v1/users/{username}/report", reports.report_user),
 ]
 ROUTES += heads(ROUTES)
 
