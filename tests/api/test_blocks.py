@@ -163,3 +163,35 @@ async def test_block_rejections(api):
     await problem(await api.delete(f"/v1/users/{other}/block", headers=me_h), 404)
     # Nothing was stored by the refusals: the viewer blocks nobody.
     assert await _names(api, "/v1/me/blocks", me_h) == []
+
+
+class _BlockedMidFollow:
+    """The follow graph, with a block landing between a follow's checks and its write
+    (another host's request, as it may)."""
+
+    def __init__(self, graph, blocks) -> None:
+        self.graph = graph
+        self.blocks = blocks
+
+    def __getattr__(self, name: str):
+        return getattr(self.graph, name)
+
+    async def follow(self, follower_id: int, followee_id: int, at) -> bool:
+        await self.blocks.block(followee_id, follower_id, at)
+        return await self.graph.follow(follower_id, followee_id, at)
+
+
+async def test_a_follow_written_while_a_block_is_made_ends_itself(api):
+    svc = api.client.app[SERVICES]
+    blocker, _blocker_h = await api.user()
+    _follower, follower_h = await api.user()
+    graph = svc.social.graph
+    svc.social.graph = _BlockedMidFollow(graph, svc.blocks.store)
+    try:
+        gone = await problem(await api.put(f"/v1/users/{blocker}/follow", headers=follower_h), 404)
+    finally:
+        svc.social.graph = graph
+    assert gone["detail"] == f"no user {blocker!r}"
+    owner = await svc.accounts.by_name(blocker)
+    assert await graph.followers(owner.id, None, 10) == []
+    assert await graph.count_follows(owner.id) == (0, 0)

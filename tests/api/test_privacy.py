@@ -589,9 +589,10 @@ async def test_a_cursor_is_refused_by_every_other_list(api):
 
 async def test_comments_and_likers_follow_the_photos_visibility(api):
     """The sweep over every operation on what hangs off a photo (its comments, adding and
-    deleting one, its likers, its counts), for each kind of viewer: nobody signed in, a
-    stranger, a pending follower, an approved follower, a follower the owner then blocked,
-    and the owner. A photo hidden from a viewer answers each exactly as a missing id does."""
+    deleting one, its likers, its counts, reporting it), for each kind of viewer: nobody
+    signed in, a stranger, a pending follower, an approved follower, a follower the owner
+    then blocked, and the owner. A photo hidden from a viewer answers each exactly as a
+    missing id does."""
     private_owner, private_h = await api.user(private=True)
     public_owner, public_h = await api.user()
     follower, follower_h = await api.user()
@@ -638,6 +639,7 @@ async def test_comments_and_likers_follow_the_photos_visibility(api):
             api.delete(f"/v1/photos/{pid}/comments/{comment_id}", headers=headers),
             api.get(f"/v1/photos/{pid}/likers", headers=headers),
             api.get(f"/v1/photos/{pid}", headers=headers),
+            api.post(f"/v1/photos/{pid}/report", json={"reason": "spam"}, headers=headers),
         ]
         out = []
         for call in calls:
@@ -657,7 +659,10 @@ async def test_comments_and_likers_follow_the_photos_visibility(api):
             if who in sees[what]:
                 statuses = [s for s, _ in got]
                 signed = 401 if not headers else None
-                assert statuses == [200, signed or 201, signed or 403, 200, 200], (what, who)
+                assert statuses == [200, signed or 201, signed or 403, 200, 200, signed or 204], (
+                    what,
+                    who,
+                )
                 assert got[4][1]["comments"] >= 1 and got[4][1]["liked"] is False
                 assert [u["id"] for u in got[3][1]["items"]] == [photo["owner"]["id"]]
                 continue
@@ -666,10 +671,12 @@ async def test_comments_and_likers_follow_the_photos_visibility(api):
                 assert status == gone_status, (what, who)
                 if gone_status == 404:
                     assert body["detail"] == gone["detail"].replace(str(missing), pid), (what, who)
-            assert [s for s, _ in got] == ([404, 401, 401, 404, 404] if not headers else [404] * 5)
+            assert [s for s, _ in got] == (
+                [404, 401, 401, 404, 404, 401] if not headers else [404] * 6
+            )
         # The owner: everything, its own comment deleted last.
         got = await answers(pid, owner_h, comment_id)
-        assert [s for s, _ in got] == [200, 201, 204, 200, 200], what
+        assert [s for s, _ in got] == [200, 201, 204, 200, 200, 400], what
         assert got[4][1]["liked"] is True
         # Nothing a refused viewer tried was stored: the owner's two, and one per viewer
         # who sees it and is signed in, less the owner's deleted one.

@@ -15,6 +15,7 @@ from instastore.storage import open_stores
 from instastore.storage.ports import Report
 
 from ..factories import make_photo, make_user, new_id
+from ..runbook import run_block
 
 AT = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
 
@@ -114,3 +115,16 @@ def test_an_operators_mistakes_are_refused(tmp_path):
     bad_kind = moderation(settings, "hide", "album", "1")
     assert bad_kind.returncode == 2 and "invalid choice" in bad_kind.stderr
     assert asyncio.run(_state(settings, photo_id)) == ({}, False, 4)  # nothing changed
+
+
+def test_the_runbooks_moderation_block(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data")
+    photo_id, owner_id, _ = asyncio.run(_seed(settings))
+    done = run_block("moderation", {"INSTASTORE_DATA_DIR": str(settings.data_dir)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[:2] for line in lines[:4]] == [
+        ["account", str(owner_id)],
+        *[["photo", str(photo_id)]] * 3,
+    ]
+    assert lines[-1] == "moderation: 4 report(s) listed, no more"
