@@ -145,6 +145,11 @@ class Timeline:
         )
         # Seals its cursors: by default those of ``photos``, the same deployment's.
         self.cursors = cursors or photos.cursors
+        # Who may see what, for a reader (the services give the one with blocks and
+        # takedowns: ``Social.audience``).
+        self.audience_of: Callable[[User], Audience] = lambda user: Audience(
+            accounts, graph, user, photos.users
+        )
         self._followees: TtlCache[FolloweesOf, list[int]] = _stale_while_revalidate("followees")
         self._owed: TtlCache[OwedTo, list[tuple[int, datetime]]] = _stale_while_revalidate(
             "inbox_backfills"
@@ -154,11 +159,6 @@ class Timeline:
         self._flights: dict[RankedWindow, asyncio.Future[Window]] = {}
         self._refreshing: set[FolloweesOf | NewestFor | OwedTo] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Who may see what, for a reader (the services give the one with blocks and
-        # takedowns: ``Social.audience``).
-        self.audience_of: Callable[[User], Audience] = lambda user: Audience(
-            accounts, graph, user, photos.users
-        )
 
     def _in_background(
         self, key: FolloweesOf | NewestFor | OwedTo, coro: Coroutine[Any, Any, Any]
