@@ -2,9 +2,9 @@
 through the reports (``instastore moderation``), hiding an item or leaving it up.
 
 - Reporting: a user reports what they may see (anything else is ``NotFound``, as for a
-  missing item), never their own, with one of ``REASONS`` and optional words checked
-  as titles are (``instastore.text``; at most ``MAX_NOTE_CHARS``). One report per
-  reporter and item: reporting again replaces the reason.
+  missing item), never their own (``NotAllowed``), with one of ``REASONS`` and optional
+  words checked as titles are (``instastore.text``; at most ``MAX_NOTE_CHARS``). One
+  report per reporter and item: reporting again replaces the reason.
 - Hiding: a hidden item answers 404 to everyone but its owner, decided where
   visibility is (``social.Audience``: a hidden photo, a hidden account's everything, a
   hidden comment but to its author). It is read per request from the store, so every
@@ -25,7 +25,7 @@ from datetime import datetime
 
 from instastore.clock import utcnow
 from instastore.comments import Comments
-from instastore.errors import InvalidInput, NotFound
+from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.model import User
 from instastore.social import Social
 from instastore.storage.ports import AccountStore, ModerationStore, PhotoStore, Report, ReportKey
@@ -101,7 +101,7 @@ class Reports:
         check_note(note)
         photo = await self.viewing.photo(viewer, photo_id)
         if owns(viewer, photo):
-            raise InvalidInput("you cannot report your own photo")
+            raise NotAllowed("you may not report your own photo")
         await self._file(viewer, "photo", photo.id, reason, note)
 
     async def comment(
@@ -111,7 +111,7 @@ class Reports:
         check_note(note)
         comment = await self.comments.shown_comment(viewer, photo_id, comment_id)
         if comment.author_id == viewer.id:
-            raise InvalidInput("you cannot report your own comment")
+            raise NotAllowed("you may not report your own comment")
         await self._file(viewer, "comment", comment.id, reason, note)
 
     async def account(self, viewer: User, username: str, reason: object, note: object) -> None:
@@ -119,7 +119,7 @@ class Reports:
         check_note(note)
         user = await self.social.named(username, viewer)
         if user.id == viewer.id:
-            raise InvalidInput("you cannot report yourself")
+            raise NotAllowed("you may not report yourself")
         await self._file(viewer, "account", user.id, reason, note)
 
 

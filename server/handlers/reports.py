@@ -56,10 +56,10 @@ async def _report(request: web.Request) -> dict[str, Any]:
         "reportPhoto",
         "moderation",
         "Report a photo",
-        f"A photo the viewer may see and does not own (404 as for a missing photo; 400 for "
+        f"A photo the viewer may see and does not own (404 as for a missing photo; 403 for "
         f"one's own). {RULES}",
         {"204": ok("reported")},
-        ("404",),
+        ("403", "404"),
         params=(PHOTO_ID,),
         body=body_of(REPORT, ("reason",)),
     )
@@ -78,9 +78,9 @@ async def report_photo(request: web.Request) -> web.Response:
         "moderation",
         "Report a comment",
         "A comment the viewer is shown, not their own, on a photo they may see (404 as for "
-        f"a missing photo or comment; 400 for one's own). {RULES}",
+        f"a missing photo or comment; 403 for one's own). {RULES}",
         {"204": ok("reported")},
-        ("404",),
+        ("403", "404"),
         params=(PHOTO_ID, COMMENT_ID),
         body=body_of(REPORT, ("reason",)),
     )
@@ -101,10 +101,10 @@ async def report_comment(request: web.Request) -> web.Response:
         "reportUser",
         "moderation",
         "Report an account",
-        "Any account but one's own (400) and but one missing to the viewer (404: none of "
+        "Any account but one's own (403) and but one missing to the viewer (404: none of "
         f"that name, one hidden from the viewer by a block). {RULES}",
         {"204": ok("reported")},
-        ("404",),
+        ("403", "404"),
         params=(USERNAME_PARAM,),
         body=body_of(REPORT, ("reason",)),
     )

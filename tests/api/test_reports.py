@@ -93,14 +93,14 @@ async def test_report_rejections(api):
     comment = await _comment(api, owner_h, photo["id"])
     hidden = await api.photo(private_h, _image(4), "a private account's")
     good = {"reason": "spam"}
-    # One's own photo, comment and account: 400.
+    # One's own photo, comment and account: 403.
     for url in (
         f"/v1/photos/{photo['id']}/report",
         f"/v1/photos/{photo['id']}/comments/{comment['id']}/report",
         f"/v1/users/{owner}/report",
     ):
-        body = await problem(await api.post(url, json=good, headers=owner_h), 400)
-        assert "your" in body["detail"]
+        body = await problem(await api.post(url, json=good, headers=owner_h), 403)
+        assert "you may not report your" in body["detail"]
         await problem(await api.post(url, json=good), 401)
     # Missing things, and things hidden from the reporter, are 404 alike.
     missing = await problem(
