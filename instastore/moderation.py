@@ -7,10 +7,11 @@ through the reports (``instastore moderation``), hiding an item or leaving it up
   report per reporter and item: reporting again replaces the reason.
 - Hiding: a hidden item answers 404 to everyone but its owner, decided where
   visibility is (``social.Audience``: a hidden photo, a hidden account's everything, a
-  hidden comment but to its author). It is read per request from the store, so every
-  host hides it at once (shared HTTP caches keep what they had of a public photo's
-  media until it expires). ``--blocklist`` also refuses the photo's original bytes at
-  upload from then on (``blocklisted``: 451).
+  hidden comment but to its author). The serving process that hides it (``on_change``)
+  hides it at once, every other within ``RECORD_TTL_S`` (each keeps what it read for
+  that long: the media route reads it for every request); shared HTTP caches keep what
+  they had of a public photo's media until it expires. ``--blocklist`` also refuses the
+  photo's original bytes at upload from then on (``blocklisted``: 451).
 - Restoring shows the item again. Hiding and restoring both close the item's reports.
   Each step is idempotent and the reports close last, so a takedown cut short stays
   listed and running it again finishes it.
@@ -137,6 +138,12 @@ class Moderation:
         self.photos = photos
         self.accounts = accounts
         self.clock = clock
+        # Told of an item hidden or shown again (the serving process's cache drops it).
+        self.on_change: Callable[[int], None] | None = None
+
+    def _changed(self, item_id: int) -> None:
+        if self.on_change is not None:
+            self.on_change(item_id)
 
     async def open_reports(self, after: ReportKey | None, limit: int) -> list[Report]:
         return await self.store.reports(after, limit)
@@ -157,6 +164,7 @@ class Moderation:
             raise InvalidInput("--blocklist takes a photo: only a photo has an original")
         await self._check(kind, item_id)
         await self.store.set_hidden(item_id, kind, self.clock())
+        self._changed(item_id)
         digest = None
         if blocklist:
             photo = await self.photos.get_photo(item_id)
@@ -172,4 +180,5 @@ class Moderation:
         check_kind(kind)
         await self._check(kind, item_id)
         await self.store.set_hidden(item_id, kind, None)
+        self._changed(item_id)
         await self.store.resolve_reports(kind, item_id)

@@ -39,7 +39,7 @@ from instastore.ids import IdGenerator
 from instastore.leases import WorkerIds, holder_name
 from instastore.lifecycle.gc import remove_scratch
 from instastore.model import Photo
-from instastore.moderation import Reports
+from instastore.moderation import Moderation, Reports
 from instastore.photos import Photos
 from instastore.ratelimit import SharedLimit
 from instastore.social import Social
@@ -71,6 +71,7 @@ class Services:
     upload_limiter: SharedLimit
     blocks: Blocks
     reports: Reports
+    moderation: Moderation
     _stores: Stores = field(repr=False)
     _worker: WorkerIds | None = field(default=None, repr=False)
     _transcoding: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -169,6 +170,8 @@ def build_services(
 
     uploads.on_photo = note
     uploads.blocklist = stores.moderation
+    moderation = Moderation(stores.moderation, stores.photos, stores.accounts)
+    moderation.on_change = social.hidden_items.drop
     fanout.on_backfilled = timeline.forget
     social.on_follows_change = timeline.forget
     timeline.audience_of = lambda user: social.audience(user, photos.users)
@@ -205,6 +208,7 @@ def build_services(
         upload_limiter=SharedLimit(stores.leases, "uploads", settings.uploads_per_minute),
         blocks=Blocks(stores.blocks, social, cursors, settings.max_page_size),
         reports=Reports(stores.moderation, viewing, comments, social),
+        moderation=moderation,
         _stores=stores,
         _worker=worker,
     )

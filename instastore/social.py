@@ -71,6 +71,10 @@ class Social:
         self.graph = graph
         self.blocks = blocks  # blocks between accounts (None: none)
         self.moderation = moderation  # accounts, photos and comments operators hid
+        # Whether an item is hidden, by item id, for every request of this process: a
+        # takedown reaches the media route's every read without a read of its own (here
+        # at once through ``Moderation.on_change``, other processes within RECORD_TTL_S).
+        self.hidden_items: TtlCache[int, bool] = TtlCache("hidden_items")
         self.max_page = max_page
         self.max_following = max_following  # followees per user (the setting)
         self.clock = clock
@@ -275,7 +279,15 @@ class Social:
     def audience(self, viewer: User | None, users: TtlCache[int, User] | None = None) -> Audience:
         """Who may see what, for ``viewer``; ``users``: a cache of owners shared across
         requests."""
-        return Audience(self.accounts, self.graph, viewer, users, self.blocks, self.moderation)
+        return Audience(
+            self.accounts,
+            self.graph,
+            viewer,
+            users,
+            self.blocks,
+            self.moderation,
+            self.hidden_items,
+        )
 
     async def named(self, username: str, viewer: User | None) -> User:
         """The user of that name unless hidden from ``viewer`` (``NotFound`` as for none)."""
@@ -294,10 +306,12 @@ class Audience:
         users: TtlCache[int, User] | None = None,
         blocks: BlockStore | None = None,
         moderation: ModerationStore | None = None,
+        hidden_items: TtlCache[int, bool] | None = None,
     ) -> None:
         self.accounts = accounts
         self.graph = graph
         self.viewer = viewer
+        self.hidden_items = hidden_items  # shared across requests (see Social.hidden_items)
         self.users = users  # shared across requests: owners change rarely (see RECORD_TTL_S)
         self.blocks = blocks  # None: no block hides anything (a core without blocks)
         self.moderation = moderation  # None: nothing is hidden by an operator
@@ -400,10 +414,19 @@ class Audience:
         if self.moderation is None:
             return
         ids = [i for i in set(item_ids) if i not in self._hidden]
+        if self.hidden_items is not None:
+            known = self.hidden_items.lookup_many(ids)
+            for i, (value, fresh) in zip(ids, known, strict=True):
+                if fresh and value is not None:
+                    self._hidden[i] = value
+            ids = [i for i in ids if i not in self._hidden]
         if not ids:
             return
         found = await self.moderation.hidden_among(ids)
-        self._hidden.update({i: i in found for i in ids})
+        for i in ids:
+            self._hidden[i] = i in found
+            if self.hidden_items is not None:
+                self.hidden_items.put(i, i in found)
 
     async def _is_hidden(self, item_id: int) -> bool:
         await self._read_hidden([item_id])

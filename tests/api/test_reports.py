@@ -11,7 +11,7 @@ from instastore import ids
 from instastore.moderation import MAX_NOTE_CHARS, Moderation
 
 from .. import samples
-from ..factories import problem
+from ..factories import problem, store_calls
 
 MISSING = ids.IdGenerator(worker_id=99).next_id()
 
@@ -21,8 +21,8 @@ def _image(shade: int) -> bytes:
 
 
 def _moderation(api) -> Moderation:
-    stores = api.client.app[SERVICES]._stores
-    return Moderation(stores.moderation, stores.photos, stores.accounts)
+    """The serving process's own (its takedowns drop its cache of hidden items)."""
+    return api.client.app[SERVICES].moderation
 
 
 async def _reports_of(api, item_id: int) -> list:
@@ -211,3 +211,20 @@ async def test_moderation_refuses_what_it_cannot_do(api):
         await moderation.hide("photo", MISSING)
     with pytest.raises(NotFound):
         await moderation.restore("account", MISSING)
+
+
+async def test_media_requests_read_no_takedown_row_each(api):
+    """The hidden rule is asked on every media request: the process keeps the answer for
+    a few seconds rather than read it from the store each time."""
+    _, owner_h = await api.user()
+    photo = await api.photo(owner_h, _image(9), "served often")
+    url = photo["media"]["thumb"]
+    assert (await api.get(url)).status == 200
+    before = store_calls()
+    for _ in range(3):
+        assert (await api.get(url)).status == 200
+    after = store_calls()
+    assert [k for k in after if k[1] == "hidden_among" and after[k] != before.get(k, 0)] == []
+    # A takedown through this process shows at once all the same.
+    await _moderation(api).hide("photo", int(photo["id"]))
+    await problem(await api.get(url), 404)
