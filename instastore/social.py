@@ -364,16 +364,17 @@ class Audience:
             return await self._follows_owner(photo.owner_id)
         return True
 
-    async def can_see_evenly(self, photo: Photo) -> bool:
+    async def can_see_evenly(self, photo: Photo, asked: int | None = None) -> bool:
         """``can_see`` after the same reads whatever the answer: the owner (through the
-        cache) and, for a signed-in viewer, the follow and the blocks; whether the photo
-        or its owner is hidden. For one photo looked up by id, where the time of a "no"
-        must not tell a hidden photo from a missing one."""
+        cache) and, for a signed-in viewer, the follow and the blocks; whether the id
+        ``asked`` (a missing one's, when ``photo`` stands in for it), the photo and its
+        owner are hidden. For one photo looked up by id, where the time of a "no" must
+        not tell a hidden photo from a missing one."""
         await asyncio.gather(
             self._owner(photo.owner_id),
             self._follows_owner(photo.owner_id),
             self._read_walls([photo.owner_id]),
-            self._read_hidden([photo.id, photo.owner_id]),
+            self._read_hidden([photo.id, photo.owner_id, asked or photo.id]),
         )
         return await self.can_see(photo)  # answered from what was just read
 

@@ -167,7 +167,7 @@ class Viewing:
         # as a hidden photo's owner.
         if photo is not None:
             self._stand_in = photo
-        seen = await audience.can_see_evenly(photo or self._stand_in)
+        seen = await audience.can_see_evenly(photo or self._stand_in, photo_id)
         if photo is None or not seen:
             raise NotFound(f"no photo {photo_id}")
         return photo, audience

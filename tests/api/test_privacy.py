@@ -819,3 +819,27 @@ async def test_a_blockers_photo_costs_a_blocked_viewer_the_reads_of_a_missing_on
     hidden_reads, missing_reads = tries[-1]
     assert hidden_reads == missing_reads and hidden_reads, tries
     assert any(op == "blockers_among" for _, op in hidden_reads), hidden_reads
+
+
+@pytest.mark.parametrize("signed_in", [True, False])
+async def test_a_first_look_at_a_hidden_photo_reads_what_one_at_a_missing_id_does(api, signed_in):
+    """Each process keeps whether an item is hidden for a few seconds: the first look at
+    an id never asked for reads it from the store, whether a photo has that id or not."""
+    _, owner_h = await api.user()
+    _, stranger_h = await api.user()
+    headers = stranger_h if signed_in else {}
+    hidden = await api.photo(owner_h, samples.image(color=(21, 22, 23)), "p", visibility="private")
+    await api.client.app[SERVICES].uploads.removals_done()
+    await api.client.app[SERVICES].fanout.drain()
+    await problem(await api.get(f"/v1/photos/{hidden['id']}", headers=stranger_h), 404)  # warm
+    fresh = [
+        await api.photo(owner_h, samples.image(color=(24, 25, 26)), "q", visibility="private"),
+        {"id": str(ids.IdGenerator(worker_id=99).next_id())},
+    ]
+    await api.client.app[SERVICES].uploads.removals_done()
+    await api.client.app[SERVICES].fanout.drain()
+    takedown_reads = []
+    for photo in fresh:
+        made = await calls_made(lambda p=photo: api.get(f"/v1/photos/{p['id']}", headers=headers))
+        takedown_reads.append({k: v for k, v in made.items() if k[1] == "hidden_among"})
+    assert takedown_reads[0] == takedown_reads[1] and takedown_reads[0], takedown_reads
