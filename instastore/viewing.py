@@ -283,12 +283,14 @@ class Viewing:
         """A profile with its counts, and where ``viewer`` stands with its user (None when
         anonymous or their own). Its photo count is of the photos ``viewer`` may see: a
         count of photos hidden from them would tell what they may not see."""
-        found = await self.accounts.profile(username)
-        if viewer is not None and viewer.id == found.user.id:
-            return found, None
-        # SECURITY: an account hidden from the viewer (a block, a takedown) is missing.
-        if await self.audience(viewer).hides_user(found.user):
+        user = await self.accounts.by_name(username)
+        if viewer is not None and viewer.id == user.id:
+            return await self.accounts.profile_of(user), None
+        # SECURITY: an account hidden from the viewer (a block, a takedown) is missing,
+        # its counts not read.
+        if await self.audience(viewer).hides_user(user):
             raise NotFound(f"no user {username!r}")
+        found = await self.accounts.profile_of(user)
         relation = None if viewer is None else await self.social.relation(viewer, found.user)
         photos = found.photo_counts.seen_by(
             found.user.private, own=False, follows=relation is not None and relation.following
