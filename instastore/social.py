@@ -24,6 +24,11 @@ Who follows a private account and whom it follows is for its owner and approved
 followers only; anyone else (signed in or not) gets ``NotAllowed`` "this account is
 private", the same answer whether the lists are empty or not. (A list of photos is
 filtered photo by photo instead, so an outsider sees an empty page.)
+
+Blocks and takedowns are decided here too, in ``Audience``: an account blocked either
+way, or hidden by an operator, is as missing to the viewer (``hides_user``), and with
+it its photos, its lists and its name in other lists; a photo or comment an operator hid
+is missing to all but its owner (``instastore.blocks``, ``instastore.moderation``).
 """
 
 from __future__ import annotations
