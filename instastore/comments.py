@@ -22,6 +22,7 @@ It never speaks HTTP, and reaches the stores only through the ``CommentStore`` p
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from instastore import ids
@@ -42,6 +43,7 @@ class CommentCard:
 
     comment: Comment
     author: User | None
+    mentions: tuple[User, ...] = ()  # the accounts its text mentions (``@name``)
 
 
 def check_comment_text(text: object, max_chars: int) -> str:
@@ -76,6 +78,11 @@ class Comments:
         self.max_chars = max_chars
         self.cursors = cursors
         self.max_page = max_page
+        # Told of a comment before it is stored (the activity inbox's events, shown once
+        # it stands); answers the accounts its text mentions.
+        self.on_comment: Callable[[User, Photo, Comment], Awaitable[list[User]]] | None = None
+        # The accounts each of some texts mentions (a page's comments, read together).
+        self.mentions_of: Callable[[list[str]], Awaitable[list[list[User]]]] | None = None
 
     # ---- the rules: who may comment, which comments are shown ----------------------
 
@@ -103,8 +110,9 @@ class Comments:
         comment_id = self.ids.next_id()
         # Its time is its id's (whole milliseconds, as both stores keep a time).
         comment = Comment(comment_id, photo.id, viewer.id, text, ids.created_at(comment_id))
+        named = [] if self.on_comment is None else await self.on_comment(viewer, photo, comment)
         await self.store.add_comment(comment)
-        return CommentCard(comment, viewer)
+        return CommentCard(comment, viewer, tuple(named))
 
     async def page(
         self, viewer: User | None, photo_id: int, cursor: str | None, limit: int
@@ -135,7 +143,12 @@ class Comments:
         author_ids = list({c.author_id for c in comments})
         authors = await asyncio.gather(*(audience.owner(a) for a in author_ids))
         by_id = dict(zip(author_ids, authors, strict=True))
-        return [CommentCard(c, by_id[c.author_id]) for c in comments]
+        texts = [c.text for c in comments]
+        named = await self.mentions_of(texts) if self.mentions_of else [[] for _ in texts]
+        return [
+            CommentCard(c, by_id[c.author_id], tuple(n))
+            for c, n in zip(comments, named, strict=True)
+        ]
 
     async def shown_comment(self, viewer: User, photo_id: int, comment_id: int) -> Comment:
         """A comment the viewer is shown, on a photo they see; ``NotFound`` otherwise

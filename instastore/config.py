@@ -296,6 +296,16 @@ class Settings:
         2**30,
         "Size `instastore pack` fills each new volume up to, in bytes (one blob may pass it).",
     )
+    activity_days: int = setting(
+        90,
+        "Days an event (a like, comment, mention, follow, request or approval) stays in its "
+        "user's activity inbox; the same action repeated within them notifies once.",
+    )
+    max_mentions: int = setting(
+        10,
+        "Most @names of one title or comment that notify their accounts (the first ones); "
+        "the rest are plain text.",
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -340,6 +350,8 @@ class Settings:
             "max_video_seconds",
             "transcode_cpu_seconds",
             "transcode_wall_seconds",
+            "activity_days",
+            "max_mentions",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")

@@ -28,14 +28,13 @@ visibility, and nothing is taken back on delete, unfollow or a private switch.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from instastore import ids, metrics
+from instastore.background import SingleFlight
 from instastore.clock import utcnow
 from instastore.config import Settings
 from instastore.errors import InstastoreError
@@ -67,8 +66,9 @@ class Fanout:
         self.photo_store = photo_store
         self.settings = settings
         self.clock = clock
-        self._running: dict[object, asyncio.Task[Any]] = {}
-        self._again: set[object] = set()
+        # One run per poster's fan-out and per backfill at a time; a request during a run
+        # makes one more run after it.
+        self._runs = SingleFlight(_not_finished)
         self.on_backfilled: Callable[[int], None] | None = None  # the reader's caches
         self.progress: Callable[[str], None] | None = None  # a line per page of followers
 
@@ -92,40 +92,18 @@ class Fanout:
         """Fan the owner's queued photos out soon, in this process, once at a time per
         owner (a request during a run makes one more run after it)."""
         if self.enabled:
-            self._once(("fanout", owner_id), lambda: self.fan_out(owner_id))
+            self._runs.start(("fanout", owner_id), lambda: self.fan_out(owner_id), rerun=True)
 
     def schedule_backfill(self, reader_id: int, followee_id: int, since: datetime) -> None:
-        self._once(
+        self._runs.start(
             ("backfill", reader_id, followee_id, since),
             lambda: self.backfill(reader_id, followee_id, since),
+            rerun=True,
         )
-
-    def _once(self, key: object, start: Callable[[], Coroutine[Any, Any, Any]]) -> None:
-        if key in self._running:
-            self._again.add(key)
-            return
-
-        async def run() -> None:
-            try:
-                while True:
-                    self._again.discard(key)
-                    try:
-                        await start()
-                    except InstastoreError as exc:  # left queued: the sweep runs it again
-                        metrics.FANOUTS.labels("failed").inc()
-                        log.warning("timeline %s not finished (run again later): %s", key, exc)
-                        return
-                    if key not in self._again:
-                        return
-            finally:
-                self._running.pop(key, None)
-
-        self._running[key] = asyncio.get_running_loop().create_task(run())
 
     async def drain(self) -> None:
         """Wait for this process's fan-outs and backfills under way (tests, shutdown)."""
-        while self._running:
-            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+        await self._runs.drain()
 
     # ---- the work ------------------------------------------------------------------
 
@@ -225,3 +203,11 @@ class Fanout:
         for owner in due[:owners]:
             await self.fan_out(owner)
         return len(due[:owners])
+
+
+def _not_finished(key: object, exc: Exception) -> None:
+    """A fan-out or backfill cut short: left queued (or owed), the sweep (or the reader's
+    next page) runs it again."""
+    metrics.FANOUTS.labels("failed").inc()
+    expected = isinstance(exc, InstastoreError)  # a store unavailable; else a bug
+    log.warning("timeline %s not finished (run again later): %s", key, exc, exc_info=not expected)

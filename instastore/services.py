@@ -14,6 +14,9 @@ few seconds):
   followee list and ranked first page;
 - ``Accounts`` -> the owner cache (``Photos.users``): a change of privacy or display name
   is seen at once by visibility and by the owners shown beside photos.
+- ``Viewing`` (a like), ``Comments`` (a comment) and ``Social`` (a follow, a request, an
+  approval) -> ``Activity``: the event goes into the inbox of whom it is about, before
+  the change is stored and answered (``instastore.activity``).
 
 Ids are made under a worker number this process leases from the metadata store
 (``instastore.leases.WorkerIds``), so any number of processes and hosts can serve one
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 
 from instastore import paging
 from instastore.accounts import Accounts
+from instastore.activity import Activity
 from instastore.blocks import Blocks
 from instastore.comments import Comments
 from instastore.config import Settings
@@ -69,6 +73,7 @@ class Services:
     viewing: Viewing
     comments: Comments
     upload_limiter: SharedLimit
+    activity: Activity
     blocks: Blocks
     reports: Reports
     moderation: Moderation
@@ -196,6 +201,12 @@ def build_services(
         cursors,
         settings.max_page_size,
     )
+    activity = _activity(stores, settings, viewing, ids, cursors)
+    viewing.on_liked = activity.liked
+    viewing.on_titled = activity.titled
+    viewing.mentions_of = comments.mentions_of = activity.mentions_of
+    comments.on_comment = activity.commented
+    social.on_activity = activity.tell
     return Services(
         accounts=accounts,
         photos=photos,
@@ -206,11 +217,31 @@ def build_services(
         viewing=viewing,
         comments=comments,
         upload_limiter=SharedLimit(stores.leases, "uploads", settings.uploads_per_minute),
+        activity=activity,
         blocks=Blocks(stores.blocks, social, cursors, settings.max_page_size),
         reports=Reports(stores.moderation, viewing, comments, social),
         moderation=moderation,
         _stores=stores,
         _worker=worker,
+    )
+
+
+def _activity(
+    stores: Stores, settings: Settings, viewing: Viewing, ids: IdGenerator, cursors: paging.Cursors
+) -> Activity:
+    return Activity(
+        stores.activity,
+        stores.accounts,
+        stores.photos,
+        stores.likes,
+        stores.comments,
+        stores.graph,
+        viewing.audience,
+        ids,
+        cursors,
+        settings.activity_days,
+        settings.max_mentions,
+        settings.max_page_size,
     )
 
 

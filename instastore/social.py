@@ -87,6 +87,9 @@ class Social:
         self.cursors = cursors or Cursors()
         # Told of a user whose followees changed (caches of their timeline drop it).
         self.on_follows_change: Callable[[int], None] | None = None
+        # Told of a follow, a request or an approval (its kind, who, to whom) before it is
+        # stored: the activity inbox's event, which the inbox shows once the change stands.
+        self.on_activity: Callable[[str, User, User], Awaitable[None]] | None = None
 
     def _follows_changed(self, user_id: int) -> None:
         if self.on_follows_change is not None:
@@ -122,6 +125,7 @@ class Social:
         if await self.graph.is_following(me.id, other.id):
             return "following"
         await self._check_room(me, "you follow")
+        await self._tell("request" if other.private else "follow", me, other)
         if other.private:
             await self.graph.add_follow_request(other.id, me.id, self.clock())
             await self._undo_if_blocked(me, other)
@@ -154,6 +158,7 @@ class Social:
             raise NotFound(f"no pending follow request from {username!r}")
         if not await self.graph.is_following(requester.id, me.id):  # else it adds none
             await self._check_room(requester, f"{username} follows", "; the request stays")
+        await self._tell("approved", me, requester)
         if not await self.graph.remove_follow_request(me.id, requester.id):
             raise NotFound(f"no pending follow request from {username!r}")
         await self.graph.follow(requester.id, me.id, self.clock())
@@ -297,6 +302,10 @@ class Social:
     async def named(self, username: str, viewer: User | None) -> User:
         """The user of that name unless hidden from ``viewer`` (``NotFound`` as for none)."""
         return await self._user(username, viewer)
+
+    async def _tell(self, kind: str, actor: User, other: User) -> None:
+        if self.on_activity is not None:
+            await self.on_activity(kind, actor, other)
 
 
 class Audience:

@@ -18,6 +18,7 @@ whitespace trimmed at both ends), and tells them why.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from instastore.errors import InvalidInput
@@ -71,3 +72,23 @@ def check_text(value: str, field: str) -> str:
                 " invisible formatting characters are not allowed"
             )
     return value
+
+
+# An @name: "@" not inside a word or an e-mail address (bob@example.com), then what a
+# username is made of, folded to lower case as usernames are (``accounts.USERNAME``:
+# 3-30 of a-z, 0-9, "_" and "."), and not followed by more of it (a longer run is no one's
+# name). Dots that end it are the sentence's ("thanks @ada.").
+_MENTION = re.compile(r"(?<![A-Za-z0-9_.@])@([A-Za-z0-9_.]{3,30})(?![A-Za-z0-9_.@])")
+
+
+def mentions(value: str, most: int) -> list[str]:
+    """The usernames ``value`` mentions with ``@name``, folded, each once, in order of
+    first mention, at most ``most`` of them (the rest are plain text)."""
+    found: list[str] = []
+    for match in _MENTION.finditer(value):
+        name = match.group(1).rstrip(".").lower()
+        if len(name) >= 3 and name not in found:
+            found.append(name)
+            if len(found) == most:
+                break
+    return found

@@ -31,7 +31,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from instastore import paging
@@ -101,6 +101,7 @@ class PhotoCard:
     comments: int = 0
     liked: bool = False  # whether this viewer likes it (never, for nobody signed in)
     video_failure: str | None = None  # why a video has no rendition: its owner's view only
+    mentions: tuple[User, ...] = ()  # the accounts its title mentions (``@name``)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,14 @@ class Viewing:
         # What a lookup of a missing photo id checks in its place (see ``_visible``).
         self._stand_in = Photo(0, 0, "", Kind.PHOTO, "", "", utcnow(), Visibility.PRIVATE)
         self.searches = searches  # anonymous searches per client address
+        # Told of a like before it is stored (the activity inbox's event, shown once the
+        # like stands).
+        self.on_liked: Callable[[User, Photo], Awaitable[None]] | None = None
+        # Told of an upload as it is answered (a replayed one too): the mention events of
+        # its title; answers the accounts the title mentions.
+        self.on_titled: Callable[[User, Photo], Awaitable[list[User]]] | None = None
+        # The accounts each of some texts mentions (a page's titles, read together).
+        self.mentions_of: Callable[[list[str]], Awaitable[list[list[User]]]] | None = None
 
     def audience(self, viewer: User | None) -> Audience:
         """Who may see what, for ``viewer``, with the shared cache of owners."""
@@ -194,6 +203,7 @@ class Viewing:
             asyncio.gather(*(audience.owner(o) for o in owner_ids)),
         )
         by_id = dict(zip(owner_ids, owners, strict=True))
+        named = await self._mentions([p.title for p in photos])
         return [
             PhotoCard(
                 p,
@@ -204,9 +214,15 @@ class Viewing:
                 comments[p.id],
                 p.id in liked,
                 video_failure(p, viewer),
+                tuple(mentions),
             )
-            for p in photos
+            for p, mentions in zip(photos, named, strict=True)
         ]
+
+    async def _mentions(self, titles: list[str]) -> list[list[User]]:
+        if self.mentions_of is None:
+            return [[] for _ in titles]
+        return await self.mentions_of(titles)
 
     async def _comment_counts(self, photo_ids: list[int]) -> dict[int, int]:
         if self.comments is None:
@@ -224,7 +240,10 @@ class Viewing:
 
     async def uploaded(self, user: User, photo: Photo, created: bool) -> PhotoCard:
         """The card of an upload: a new photo has no likes or comments; a replayed
-        Idempotency-Key's photo as it is now."""
+        Idempotency-Key's photo as it is now. Either way its title's mention events are
+        written first (again, for a replay: the first answer may have been lost before
+        they were)."""
+        named = [] if self.on_titled is None else await self.on_titled(user, photo)
         if not created:
             (card,) = await self._cards(self.audience(user), [photo])
             return card
@@ -235,6 +254,7 @@ class Viewing:
             allowed_renditions(photo, user),
             self.access(photo, user, user),
             video_failure=video_failure(photo, user),
+            mentions=tuple(named),
         )
 
     # ---- lists -----------------------------------------------------------------------
@@ -314,6 +334,8 @@ class Viewing:
         """Like or unlike a photo the viewer may see; its like count after."""
         photo = await self.photo(viewer, photo_id)
         if liked:
+            if self.on_liked is not None:
+                await self.on_liked(viewer, photo)
             await self.likes.like(photo.id, viewer.id, utcnow())
         else:
             await self.likes.unlike(photo.id, viewer.id)

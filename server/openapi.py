@@ -60,6 +60,7 @@ TAGS = {
     "share": "a public photo's page (Open Graph, Twitter Card) and its oEmbed document",
     "ops": "health, readiness, metrics, this document",
     "moderation": "reporting a photo, a comment or an account to the operators",
+    "activity": "my activity inbox: likes, comments, mentions, follows, requests",
 }
 
 
@@ -78,6 +79,12 @@ def page(item: str) -> dict[str, Any]:
         }
     )
 
+
+MENTIONS = {
+    "type": "array",
+    "items": obj({"id": ID, "username": USERNAME_SCHEMA}),
+    "description": "the existing accounts its text mentions with @name, in order, each once",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Problem": {
@@ -158,6 +165,7 @@ SCHEMAS: dict[str, Any] = {
             "likes": COUNT,
             "liked": {"type": "boolean", "description": "whether the viewer likes it"},
             "comments": COUNT,
+            "mentions": MENTIONS,
             "deleted_at": {**TIME, "description": "set while the photo is deleted and restorable"},
         },
         ("id", "owner", "title", "kind", "visibility", "created_at", "width", "height", "media"),
@@ -173,6 +181,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "text": {"type": "string"},
             "created_at": TIME,
+            "mentions": MENTIONS,
         }
     ),
     "CommentPage": page("Comment"),
@@ -237,6 +246,35 @@ SCHEMAS: dict[str, Any] = {
             "thumbnail_height": {"type": "integer", "minimum": 1},
         },
         ("version", "type", "title", "provider_name", "provider_url", "cache_age"),
+    ),
+    "ActivityEvent": obj(
+        {
+            "id": ID,
+            "kind": {"enum": ["like", "comment", "mention", "follow", "request", "approved"]},
+            "created_at": TIME,
+            "actor": schema("User"),
+            "unread": {"type": "boolean", "description": "past my read mark"},
+            "photo": {
+                "description": "like, comment, mention: the photo it is about",
+                **obj({"id": ID, "title": {"type": "string"}}),
+            },
+            "comment_id": {**ID, "description": "a comment, or a mention in one"},
+        },
+        ("id", "kind", "created_at", "actor", "unread"),
+    ),
+    "ActivityPage": page("ActivityEvent"),
+    "ActivityUnread": obj(
+        {
+            "unread": {**COUNT, "maximum": 99},
+            "more": {"type": "boolean", "description": "there may be more than unread"},
+        }
+    ),
+    "ActivityRead": obj(
+        {
+            "read_up_to": {"anyOf": [ID, {"type": "null"}], "description": "null: none yet"},
+            "unread": {**COUNT, "maximum": 99},
+            "more": {"type": "boolean"},
+        }
     ),
     "OpenAPI": obj(
         {"openapi": {"type": "string"}, "info": {"type": "object"}, "paths": {"type": "object"}},

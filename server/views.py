@@ -8,7 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
+from instastore import ids
 from instastore.accounts import Profile
+from instastore.activity import ActivityCard
 from instastore.comments import CommentCard
 from instastore.model import Kind, User, UserSession
 from instastore.paging import Page
@@ -89,6 +91,7 @@ def photo_json(card: PhotoCard) -> dict[str, Any]:
     body["likes"] = card.likes
     body["liked"] = card.liked
     body["comments"] = card.comments
+    body["mentions"] = [mention_json(u) for u in card.mentions]
     if photo.deleted_at is not None:
         body["deleted_at"] = iso(photo.deleted_at)
     return body
@@ -102,6 +105,7 @@ def comment_json(card: CommentCard) -> dict[str, Any]:
         "author": user_json(author) if author else {"id": str(comment.author_id)},
         "text": comment.text,
         "created_at": iso(comment.created_at),
+        "mentions": [mention_json(u) for u in card.mentions],
     }
 
 
@@ -115,3 +119,23 @@ def page_json(items: list[Any], page: Page) -> dict[str, Any]:
 
 def json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
+
+
+def mention_json(user: User) -> dict[str, str]:
+    return {"id": str(user.id), "username": user.username}
+
+
+def activity_json(card: ActivityCard) -> dict[str, Any]:
+    event = card.event
+    body: dict[str, Any] = {
+        "id": str(event.event_id),
+        "kind": event.kind,
+        "created_at": iso(ids.created_at(event.event_id)),
+        "actor": user_json(card.actor),
+        "unread": card.unread,
+    }
+    if card.photo is not None:
+        body["photo"] = {"id": str(card.photo.id), "title": card.photo.title}
+    if event.comment_id:
+        body["comment_id"] = str(event.comment_id)
+    return body

@@ -113,6 +113,9 @@ def cluster3_keyspace(cluster3) -> str:
     (a migration there takes half a minute) for the tests that serve on it."""
     from .serving import replicated_keyspace
 
+    # A test before may have left a node restarting (started without waiting): the
+    # migration's tables would reach it only by its peers' gossip, after it is up.
+    cluster3.wait_ready()
     return replicated_keyspace(cluster3, "replicated")
 
 

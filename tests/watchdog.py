@@ -9,6 +9,7 @@ import os
 import resource
 import threading
 import time
+import weakref
 from pathlib import Path
 
 # A callback of the service that holds the event loop this long is a blocking call. Not
@@ -34,13 +35,31 @@ class Watchdog:
     the thread holding it (the Cassandra driver's I/O thread, decoding a page of rows) is
     preempted, which the loop's thread sees as a voluntary wait. A blocking call (a sleep,
     a socket or file read, a lock) on a machine not that loaded is still caught; so is a
-    callback that computes for too long, loaded or not."""
+    callback that computes for too long, loaded or not.
+
+    A thread that waited (for the GIL, or a wake-up) and was then left on the run queue
+    because every core was busy is not preempted, but that wait is the scheduler's too:
+    the loop thread's run-queue time (``/proc/<tid>/schedstat``, its second field) is
+    taken off a callback's wall time before it is judged."""
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
         self.seen: list[str] = []
         self.collecting = 0.0  # the garbage collector's time, on any thread: not the code's
         self._gc_started: float | None = None
+        try:  # this (the loop's) thread's scheduler statistics, read at every callback
+            self._schedstat: int | None = os.open(
+                f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY
+            )
+            weakref.finalize(self, os.close, self._schedstat)
+        except OSError:  # not Linux, or no schedstats: the run-queue time is not known
+            self._schedstat = None
+
+    def _queued_s(self) -> float:
+        """Seconds this thread spent runnable but waiting for a core, so far."""
+        if self._schedstat is None:
+            return 0.0
+        return int(os.pread(self._schedstat, 64, 0).split()[1]) / 1e9
 
     def gc_phase(self, phase: str, info: dict) -> None:
         # Any thread's collection: it holds the GIL throughout, so the loop's thread waits
@@ -56,11 +75,14 @@ class Watchdog:
             return run(handle)
         wall, cpu, collecting = time.perf_counter(), time.thread_time(), self.collecting
         switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw  # any thread's
+        queued = self._queued_s()
         try:
             return run(handle)
         finally:
             collected = self.collecting - collecting  # a full collection can take 0.5 s
-            wall, cpu = time.perf_counter() - wall - collected, time.thread_time() - cpu
+            queued = self._queued_s() - queued
+            wall = time.perf_counter() - wall - collected - queued
+            cpu = time.thread_time() - cpu
             if wall >= SLOW_CALLBACK_S:
                 preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw > switches
                 described = asyncio.base_events._format_handle(handle)  # as asyncio's own warning

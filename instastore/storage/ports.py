@@ -1,6 +1,6 @@
 """The storage ports: what the core asks of the metadata, one port per aggregate
 (accounts, photos, the follow graph, the title index, likes, comments, timeline inboxes,
-upload key claims, server keys, leases, the transcode queue), and of a blob store.
+upload key claims, server keys, leases, the transcode queue, activity inboxes), and of a blob store.
 ``Stores`` holds them under those names. The photo aggregate has a port per concern
 (records, purge queue, scan, pack queue, locator switch, video finish, content index),
 held together as ``PhotoPorts``. The shapes of blob keys are in
@@ -550,6 +550,38 @@ class ModerationStore(Protocol):
         """Whether bytes of this hash are refused."""
 
 
+class ActivityStore(Protocol):
+    """Each user's activity inbox: what happened to them (``instastore.activity``), newest
+    first, each row kept until its ``until``; the ids of actions that have none of their
+    own; how far the user has read. Rows are only added: the core filters at read time
+    what the reader may no longer see."""
+
+    async def claim_event_id(
+        self, user_id: int, action: str, candidate: int, until: datetime
+    ) -> int:
+        """The event id of ``action`` (e.g. "like:<photo>:<actor>") in the user's inbox:
+        ``candidate``, claimed until ``until``, if no unexpired claim holds one, else the
+        id held (atomically: two claims at once agree). Claiming again with the same
+        candidate answers it again (a retry after an unknown outcome)."""
+
+    async def add_event(self, event: ActivityEvent, until: datetime) -> None:
+        """Write the event's row (the same event twice is one row), kept until ``until``;
+        one already past it is not written."""
+
+    async def events(
+        self, user_id: int, before: int | None, after: int, limit: int
+    ) -> list[ActivityEvent]:
+        """At most ``limit`` of the user's unexpired events with ids strictly between
+        ``after`` (0: from the oldest) and ``before`` (None: from the newest), newest first."""
+
+    async def seen_mark(self, user_id: int) -> int:
+        """The id up to which the user has read their inbox (0: nothing read)."""
+
+    async def mark_seen(self, user_id: int, event_id: int) -> None:
+        """Raise the user's mark to ``event_id``: it only ever goes up (a lower one, written
+        late, changes nothing)."""
+
+
 class MetadataStore(
     AccountStore,
     PhotoStore,
@@ -568,6 +600,7 @@ class MetadataStore(
     KeyStore,
     LeaseStore,
     TranscodeQueue,
+    ActivityStore,
     BlockStore,
     ModerationStore,
     Backend,
@@ -692,6 +725,21 @@ class TranscodeJob:
 
 
 @dataclass(frozen=True)
+class ActivityEvent:
+    """One row of a user's activity inbox: ``actor_id`` did ``kind`` ("like", "comment",
+    "mention", "follow", "request", "approved") to ``user_id``, about a photo and a
+    comment where it has them (0: none). ``event_id`` is fixed by the action, so an action
+    written twice is one row."""
+
+    user_id: int
+    event_id: int
+    kind: str
+    actor_id: int
+    photo_id: int = 0
+    comment_id: int = 0
+
+
+@dataclass(frozen=True)
 class PurgeEntry:
     day: date  # the day the photo was deleted
     photo_id: int
@@ -714,6 +762,7 @@ class Stores:
     keys: KeyStore
     leases: LeaseStore
     transcodes: TranscodeQueue
+    activity: ActivityStore
     blobs: BlobStore
     metadata: Backend
     blocks: BlockStore
@@ -734,6 +783,7 @@ class Stores:
             keys=metadata,
             leases=metadata,
             transcodes=metadata,
+            activity=metadata,
             blobs=blobs,
             metadata=metadata,
             blocks=metadata,

@@ -843,3 +843,93 @@ async def test_a_first_look_at_a_hidden_photo_reads_what_one_at_a_missing_id_doe
         made = await calls_made(lambda p=photo: api.get(f"/v1/photos/{p['id']}", headers=headers))
         takedown_reads.append({k: v for k, v in made.items() if k[1] == "hidden_among"})
     assert takedown_reads[0] == takedown_reads[1] and takedown_reads[0], takedown_reads
+
+
+# ---- the activity inbox: its reader's alone, and only what they may see ------------------
+
+
+async def _activity(api, headers, query: str = "") -> dict:
+    resp = await api.get(f"/v1/activity{query}", headers=headers)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def _unread(api, headers) -> dict:
+    resp = await api.get("/v1/activity/unread", headers=headers)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def test_the_activity_inbox_is_its_readers_alone(api):
+    """Each kind of viewer (nobody signed in, a stranger, a pending follower, an approved
+    follower, the owner) reads only their own inbox, and is told of a mention only in
+    what they may see: a comment mentioning everyone on a private account's photo tells
+    its follower, and nobody else, that it exists."""
+    owner, owner_h = await api.user(private=True)
+    follower, follower_h = await api.user()
+    pending, pending_h = await api.user()
+    stranger, stranger_h = await api.user()
+    for headers in (follower_h, pending_h):
+        await api.put(f"/v1/users/{owner}/follow", headers=headers)
+    await api.post(f"/v1/me/requests/{follower}/approve", headers=owner_h)
+    photo = await api.photo(owner_h, samples.image(size=(32, 32)), "home")
+    text = f"@{pending} @{stranger} @{follower} @{owner}"
+    resp = await api.post(
+        f"/v1/photos/{photo['id']}/comments", json={"text": text}, headers=follower_h
+    )
+    assert resp.status == 201
+    assert (await api.put(f"/v1/photos/{photo['id']}/like", headers=follower_h)).status == 200
+
+    for path in ("/v1/activity", "/v1/activity/unread"):
+        await problem(await api.get(path), 401)
+    await problem(await api.post("/v1/activity/read", json={}), 401)
+    inboxes = {
+        name: (await _activity(api, headers))["items"]
+        for name, headers in (
+            ("owner", owner_h),
+            ("follower", follower_h),
+            ("pending", pending_h),
+            ("stranger", stranger_h),
+        )
+    }
+    # The follower's request, approved, is no longer an event; the pending one's is.
+    assert [(i["kind"], i["actor"]["username"]) for i in inboxes["owner"]] == [
+        ("like", follower),
+        ("comment", follower),
+        ("request", pending),
+    ]
+    assert [i["kind"] for i in inboxes["follower"]] == ["approved"]
+    # Neither the pending follower nor the stranger may see the photo: no event, no count,
+    # no cursor, whatever they ask.
+    for name, headers in (("pending", pending_h), ("stranger", stranger_h)):
+        assert inboxes[name] == [], name
+        assert await _unread(api, headers) == {"unread": 0, "more": False}, name
+        assert (await _activity(api, headers, "?limit=1"))["next_cursor"] is None, name
+
+
+async def test_events_about_a_photo_its_reader_may_no_longer_see_are_gone(api):
+    _, owner_h = await api.user()
+    reader, reader_h = await api.user()
+    fans = [await api.user() for _ in range(2)]
+    await api.put(f"/v1/users/{reader}/follow", headers=fans[0][1])
+    await api.photo(owner_h, samples.image(size=(32, 32)), f"hello @{reader}")
+    await api.put(f"/v1/users/{reader}/follow", headers=fans[1][1])
+    assert [i["kind"] for i in (await _activity(api, reader_h))["items"]] == [
+        "follow",
+        "mention",
+        "follow",
+    ]
+    # The account turns private: the reader, who does not follow it, may no longer see
+    # the photo, and its event is gone from pages, counts and page sizes alike.
+    assert (await api.patch("/v1/me", json={"private": True}, headers=owner_h)).status == 200
+    first = await _activity(api, reader_h, "?limit=2")
+    assert [i["actor"]["username"] for i in first["items"]] == [fans[1][0], fans[0][0]]
+    assert first["next_cursor"] is None  # read past the hidden event: no shorter page
+    assert await _unread(api, reader_h) == {"unread": 2, "more": False}
+    # Its cursor is the reader's alone.
+    page = await _activity(api, reader_h, "?limit=1")
+    resp = await api.get(f"/v1/activity?cursor={page['next_cursor']}", headers=owner_h)
+    await problem(resp, 400)
+    # Public again: the event is back (it was never removed).
+    assert (await api.patch("/v1/me", json={"private": False}, headers=owner_h)).status == 200
+    assert len((await _activity(api, reader_h))["items"]) == 3

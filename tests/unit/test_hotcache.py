@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from instastore.hotcache import TtlCache
-from instastore.timeline import FolloweesOf, NewestFor, NewestOf, RankedWindow
+from instastore.timeline import FolloweesOf, NewestFor, OwedTo, RankedWindow
 
 
 class Clock:
@@ -58,7 +58,7 @@ def test_falsy_values_are_cached_and_drop_and_the_size_bound_work() -> None:
 def test_timeline_keys_of_different_kinds_never_collide() -> None:
     """The same ids under two kinds of key are two entries (they were packed into one
     integer space before: -user_id - 1 for one kind, user_id for the other)."""
-    keys = [FolloweesOf(5), NewestOf(5), NewestFor(5), RankedWindow(5)]
+    keys = [FolloweesOf(5), NewestFor(5), OwedTo(5), RankedWindow(5)]
     assert len(set(keys)) == len(keys)
     cache: TtlCache[object, str] = TtlCache("test", 5.0, clock=Clock())
     for key in keys:

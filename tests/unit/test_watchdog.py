@@ -100,3 +100,36 @@ def test_a_collection_on_another_thread_is_not_the_callbacks(monkeypatch):
         assert watchdog.seen
     finally:
         loop.close()
+
+
+def test_time_spent_waiting_for_a_core_is_not_the_callbacks(monkeypatch):
+    """A thread left runnable on the run queue (every core busy) is not preempted, but
+    its wait is the scheduler's: taken off the wall time before the callback is judged.
+    The run-queue time is given here, so the decision is what is tested."""
+    still = resource.getrusage(resource.RUSAGE_SELF)
+    monkeypatch.setattr(resource, "getrusage", lambda who: still)  # never preempted
+    loop = asyncio.new_event_loop()
+    try:
+        watchdog = Watchdog()
+        queued = iter([0.0, SLOW_CALLBACK_S * 2])  # before and after the callback
+        monkeypatch.setattr(watchdog, "_queued_s", lambda: next(queued))
+        watchdog.run(
+            asyncio.Handle(time.sleep, (SLOW_CALLBACK_S * 1.5,), loop), asyncio.Handle._run
+        )
+        assert watchdog.seen == []
+
+        queued = iter([0.0, 0.01])  # the same wait, nearly all off the run queue: caught
+        watchdog.run(
+            asyncio.Handle(time.sleep, (SLOW_CALLBACK_S * 1.5,), loop), asyncio.Handle._run
+        )
+        assert watchdog.seen
+    finally:
+        loop.close()
+
+
+def test_the_run_queue_time_is_read_from_the_kernel():
+    watchdog = Watchdog()
+    assert watchdog._schedstat is not None  # Linux: /proc/<pid>/task/<tid>/schedstat
+    before = watchdog._queued_s()
+    _compute()  # on a busy machine some of it is spent waiting for a core: never less
+    assert watchdog._queued_s() >= before >= 0

@@ -50,6 +50,7 @@ from instastore.storage.cassandra.session import (
     translate_errors,
 )
 from instastore.storage.ports import (
+    ActivityEvent,
     InboxEntry,
     KeyClaim,
     LeaseState,
@@ -1250,6 +1251,54 @@ class CassandraMetadataStore:
 
     async def blocklisted(self, sha256: str) -> bool:
         return bool(await self._q(cql.BLOCKLISTED, sha256))
+
+    # ---- activity inboxes ------------------------------------------------------------
+
+    async def claim_event_id(
+        self, user_id: int, action: str, candidate: int, until: datetime
+    ) -> int:
+        ttl = _ttl(datetime.now(UTC), until)
+        # Tried again while unknown: a claim of ours that landed comes back as the held
+        # row, with our candidate in it.
+        (row,) = await settle(
+            "claim event id", lambda: self._q(cql.CLAIM_EVENT, user_id, action, candidate, ttl)
+        )
+        return candidate if row[0] else int(row.event_id)
+
+    async def add_event(self, event: ActivityEvent, until: datetime) -> None:
+        ttl = int((until - datetime.now(UTC)).total_seconds())
+        if ttl <= 0:
+            return  # past its window: never written
+        row = (
+            event.user_id,
+            event.event_id,
+            event.kind,
+            event.actor_id,
+            event.photo_id,
+            event.comment_id,
+            ttl,
+        )
+        await settle("activity event", lambda: self._q(cql.ADD_EVENT, *row))
+
+    async def events(
+        self, user_id: int, before: int | None, after: int, limit: int
+    ) -> list[ActivityEvent]:
+        top = MAX_ID if before is None else before
+        rows = await self._q(cql.EVENTS, user_id, top, after, limit)
+        return [
+            ActivityEvent(user_id, r.event_id, r.kind, r.actor_id, r.photo_id, r.comment_id)
+            for r in rows
+        ]
+
+    async def seen_mark(self, user_id: int) -> int:
+        rows = await self._q(cql.SEEN_MARK, user_id)
+        return int(rows[0].seen_id or 0) if rows else 0
+
+    async def mark_seen(self, user_id: int, event_id: int) -> None:
+        await settle(
+            "activity read mark",
+            lambda: self._q(cql.MARK_SEEN, _cell_timestamp(event_id), event_id, user_id),
+        )
 
 
 def _require_schema(session: Session, settings: Settings) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import PreparedStatement
 
 from instastore import codec
 from instastore.config import Settings
@@ -134,11 +136,30 @@ def _on_own_session(
         session.shutdown()
 
 
+def _prepare(session: Session, text: str, keyspace: str) -> PreparedStatement:
+    """A backfill's statement, prepared on every node. A node that was down or restarting
+    while the migration's tables were made learns of them from its peers moments later
+    (schema agreement counts only the nodes that are up), and until then refuses the
+    statement as naming an unknown table: that is waited out, within the schema wait."""
+    deadline = time.monotonic() + SCHEMA_AGREEMENT_WAIT_S
+    while True:
+        try:
+            return session.prepare(cql.qualified(text, keyspace))
+        except InvalidRequest as exc:
+            if "does not exist" not in str(exc) or time.monotonic() > deadline:
+                raise
+            log.info("a node lacks a new table yet; waiting for schema agreement: %s", exc)
+            session.cluster.control_connection.wait_for_schema_agreement(
+                wait_time=SCHEMA_AGREEMENT_WAIT_S
+            )
+            time.sleep(1.0)
+
+
 def _fill_hidden_photos(session: Session, keyspace: str, progress: Callable[[str], object]) -> None:
     """Schema 008's backfill: a hidden_photos row for every live photo stored so far that
     only followers, or only its owner, may see (rows: writing one twice is harmless)."""
-    scan = session.prepare(cql.qualified(cql.SCAN_PHOTOS, keyspace))
-    hide = session.prepare(cql.qualified(cql.HIDE_PHOTO, keyspace))
+    scan = _prepare(session, cql.SCAN_PHOTOS, keyspace)
+    hide = _prepare(session, cql.HIDE_PHOTO, keyspace)
     hide.is_idempotent = True  # a row: writing it twice is harmless
     after, read, hidden = MIN_TOKEN, 0, 0
     while True:
@@ -173,8 +194,8 @@ def _fill_username_prefixes(
 ) -> None:
     """Schema 011's backfill: a usernames_by_prefix row for every name claimed so far
     (rows: writing one twice is harmless, and a sign-up meanwhile writes its own)."""
-    scan = session.prepare(cql.qualified(cql.SCAN_USERNAMES, keyspace))
-    index = session.prepare(cql.qualified(cql.INDEX_USERNAME, keyspace))
+    scan = _prepare(session, cql.SCAN_USERNAMES, keyspace)
+    index = _prepare(session, cql.INDEX_USERNAME, keyspace)
     index.is_idempotent = True
     after, read = MIN_TOKEN, 0
     while True:
@@ -203,9 +224,9 @@ def _backfill(session: Session, keyspace: str, progress: Callable[[str], object]
     """Schema 006's backfill: every photo stored so far joins the pack queue, so that the
     queue holds every record with landed blobs from the start (the packer drops the packed
     ones on its next run)."""
-    scan = session.prepare(cql.qualified(cql.SCAN_PHOTO_IDS, keyspace))
-    queue = session.prepare(cql.qualified(cql.QUEUE_PACK, keyspace))
-    queue_bucket = session.prepare(cql.qualified(cql.QUEUE_PACK_BUCKET, keyspace))
+    scan = _prepare(session, cql.SCAN_PHOTO_IDS, keyspace)
+    queue = _prepare(session, cql.QUEUE_PACK, keyspace)
+    queue_bucket = _prepare(session, cql.QUEUE_PACK_BUCKET, keyspace)
     queue.is_idempotent = idempotent(cql.QUEUE_PACK)  # single rows: the request timeout will do
     queue_bucket.is_idempotent = idempotent(cql.QUEUE_PACK_BUCKET)
     after, queued = MIN_TOKEN, 0

@@ -337,3 +337,23 @@ SHOW_ITEM = "DELETE FROM hidden_items WHERE shard = 0 AND item_id = ?"
 HIDDEN_AMONG = "SELECT item_id, kind FROM hidden_items WHERE shard = 0 AND item_id IN ?"
 ADD_TO_BLOCKLIST = "INSERT INTO content_blocklist (sha256, photo_id, added_at) VALUES (?, ?, ?)"
 BLOCKLISTED = "SELECT photo_id FROM content_blocklist WHERE sha256 = ?"
+
+
+# ActivityStore: activity_by_user (each row under a TTL ending when its event is
+# activity_days old), activity_keys (the event ids of actions without one, claimed),
+# activity_seen (the read mark, written with the cell timestamp of its id: it only rises)
+
+ADD_EVENT = (
+    "INSERT INTO activity_by_user (user_id, event_id, kind, actor_id, photo_id, comment_id) "
+    "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+)
+EVENTS = (
+    "SELECT event_id, kind, actor_id, photo_id, comment_id FROM activity_by_user "
+    "WHERE user_id = ? AND event_id < ? AND event_id > ? LIMIT ?"
+)
+CLAIM_EVENT = (
+    "INSERT INTO activity_keys (user_id, action, event_id) VALUES (?, ?, ?) "
+    "IF NOT EXISTS USING TTL ?"
+)
+SEEN_MARK = "SELECT seen_id FROM activity_seen WHERE user_id = ?"
+MARK_SEEN = "UPDATE activity_seen USING TIMESTAMP ? SET seen_id = ? WHERE user_id = ?"

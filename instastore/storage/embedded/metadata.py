@@ -36,6 +36,7 @@ from instastore.model import (
 )
 from instastore.schema import migrations
 from instastore.storage.ports import (
+    ActivityEvent,
     InboxEntry,
     KeyClaim,
     LeaseState,
@@ -1309,6 +1310,94 @@ class SqliteMetadataStore:
     async def blocklisted(self, sha256: str) -> bool:
         row = await self._one("SELECT 1 FROM content_blocklist WHERE sha256 = ?", (sha256,))
         return row is not None
+
+    # ---- activity inboxes ------------------------------------------------------------
+
+    async def claim_event_id(
+        self, user_id: int, action: str, candidate: int, until: datetime
+    ) -> int:
+        now_ms = round(time.time() * 1000)
+
+        def claim() -> int:
+            with _transaction(self.conn):
+                held = self.conn.execute(
+                    "SELECT event_id FROM activity_keys WHERE user_id = ? AND action = ? "
+                    "AND until_ms > ?",
+                    (user_id, action, now_ms),
+                ).fetchone()
+                if held is not None:
+                    return int(held[0])
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO activity_keys (user_id, action, event_id, until_ms) "
+                    "VALUES (?, ?, ?, ?)",
+                    (user_id, action, candidate, _ms(until)),
+                )
+                return candidate
+
+        return await self._run(claim)
+
+    async def add_event(self, event: ActivityEvent, until: datetime) -> None:
+        now_ms = round(time.time() * 1000)
+        if until.timestamp() * 1000 <= now_ms:
+            return
+        await self._write(
+            (
+                "INSERT OR REPLACE INTO activity (user_id, event_id, kind, actor_id, photo_id, "
+                "comment_id, until_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.user_id,
+                    event.event_id,
+                    event.kind,
+                    event.actor_id,
+                    event.photo_id,
+                    event.comment_id,
+                    _ms(until),
+                ),
+            ),
+            # Expired rows go with the next write to the same inbox (Cassandra's TTL).
+            (
+                "DELETE FROM activity WHERE user_id = ? AND until_ms <= ?",
+                (event.user_id, now_ms),
+            ),
+            (
+                "DELETE FROM activity_keys WHERE user_id = ? AND until_ms <= ?",
+                (event.user_id, now_ms),
+            ),
+        )
+
+    async def events(
+        self, user_id: int, before: int | None, after: int, limit: int
+    ) -> list[ActivityEvent]:
+        rows = await self._all(
+            "SELECT * FROM activity WHERE user_id = ? AND event_id < ? AND event_id > ? "
+            "AND until_ms > ? ORDER BY event_id DESC LIMIT ?",
+            (
+                user_id,
+                MAX_ID if before is None else before,
+                after,
+                round(time.time() * 1000),
+                limit,
+            ),
+        )
+        return [
+            ActivityEvent(
+                user_id, r["event_id"], r["kind"], r["actor_id"], r["photo_id"], r["comment_id"]
+            )
+            for r in rows
+        ]
+
+    async def seen_mark(self, user_id: int) -> int:
+        row = await self._one("SELECT seen_id FROM activity_seen WHERE user_id = ?", (user_id,))
+        return 0 if row is None else int(row[0])
+
+    async def mark_seen(self, user_id: int, event_id: int) -> None:
+        await self._write(
+            (
+                "INSERT INTO activity_seen (user_id, seen_id) VALUES (?, ?) ON CONFLICT (user_id) "
+                "DO UPDATE SET seen_id = max(seen_id, excluded.seen_id)",
+                (user_id, event_id),
+            )
+        )
 
 
 def _job(row: sqlite3.Row) -> TranscodeJob:

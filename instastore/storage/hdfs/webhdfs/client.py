@@ -340,7 +340,7 @@ class WebHdfsClient:
                     if resp.status >= 300:
                         await raise_for(resp, f"CREATE {path}")
                     return body.size
-            except aiohttp.ClientConnectorError as exc:
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 await self._refused(
                     exc, "CREATE", path, location, excluded, attempt, can_retry=not body.started
                 )
@@ -363,9 +363,15 @@ class WebHdfsClient:
         """A DataNode refused the connection (right after it died the NameNode still
         names it): exclude it (by its transfer address: the NameNode ignores any other)
         and back off before asking the NameNode again, as Hadoop's own WebHDFS client
-        does; raise Unavailable once out of attempts or when a retry is unsafe."""
+        does; raise Unavailable once out of attempts or when a retry is unsafe. A
+        connection that timed out reached no DataNode either (nothing was sent), but the
+        node may be only slow (a JVM paused, a loaded host): asked again, not excluded."""
         if not can_retry or attempt == DATANODE_ATTEMPTS - 1:
             raise Unavailable(f"WebHDFS {op} {path}: DataNode unreachable: {exc}") from exc
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            log.warning("DataNode %s timed out %s %s; asking again", _host_port(location), op, path)
+            await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
+            return
         try:
             excluded.append(await self.transfer_address(_host_port(location)))
         except Unavailable:

@@ -268,7 +268,7 @@ class WebHdfs(WebHdfsClient):
             self.requests["datanode"] += 1
             try:
                 resp = await self._session.get(URL(location, encoded=True), allow_redirects=False)
-            except aiohttp.ClientConnectorError as exc:
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 await self._refused(exc, "OPEN", path, location, excluded, attempt)
                 continue
             except aiohttp.ClientError as exc:

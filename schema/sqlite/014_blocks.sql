@@ -1,5 +1,5 @@
--- instastore embedded schema version 13: blocks, reports, hidden items and the content
--- blocklist (schema/cql/013_blocks.cql). Released: never edit; add the next number instead.
+-- instastore embedded schema version 14: blocks, reports, hidden items and the content
+-- blocklist (schema/cql/014_blocks.cql). Released: never edit; add the next number instead.
 
 -- Whom a user blocks; the index serves "which of these owners block the viewer". A block,
 -- and the follows and requests it ends, are one transaction.
