@@ -145,6 +145,8 @@ class Comments:
         by_id = dict(zip(author_ids, authors, strict=True))
         texts = [c.text for c in comments]
         named = await self.mentions_of(texts) if self.mentions_of else [[] for _ in texts]
+        # SECURITY: an account hidden from the viewer is not named to them in a comment.
+        named = await audience.shown_mentions(named)
         return [
             CommentCard(c, by_id[c.author_id], tuple(n))
             for c, n in zip(comments, named, strict=True)

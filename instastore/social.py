@@ -478,6 +478,13 @@ class Audience:
         hidden = await asyncio.gather(*(self.hides_user(u) for u in users))
         return [u for u, no in zip(users, hidden, strict=True) if not no]
 
+    async def shown_mentions(self, named: list[list[User]]) -> list[list[User]]:
+        """Each list of mentioned accounts less those hidden from the viewer (one look-up
+        for them all): a name the viewer may not see is not linked either."""
+        everyone = list({u.id: u for found in named for u in found}.values())
+        shown = {u.id for u in await self.shown_users(everyone)}
+        return [[u for u in found if u.id in shown] for found in named]
+
     async def shown_item(self, item_id: int, author_id: int) -> bool:
         """Whether an item of ``author_id``'s (a comment) is shown to the viewer: not
         hidden by an operator (its author still sees it) and its author not hidden."""

@@ -203,7 +203,8 @@ class Viewing:
             asyncio.gather(*(audience.owner(o) for o in owner_ids)),
         )
         by_id = dict(zip(owner_ids, owners, strict=True))
-        named = await self._mentions([p.title for p in photos])
+        # SECURITY: an account hidden from the viewer is not named to them in a title.
+        named = await audience.shown_mentions(await self._mentions([p.title for p in photos]))
         return [
             PhotoCard(
                 p,

@@ -195,3 +195,30 @@ async def test_a_follow_written_while_a_block_is_made_ends_itself(api):
     owner = await svc.accounts.by_name(blocker)
     assert await graph.followers(owner.id, None, 10) == []
     assert await graph.count_follows(owner.id) == (0, 0)
+
+
+async def test_a_block_hides_mentions_and_activity_across_it(api):
+    """A blocked account's @name of the blocker links nothing for it, and the blocker's
+    activity inbox shows nothing the blocked did (its follow before the block, its
+    mention after)."""
+    blocker, blocker_h = await api.user()
+    blocked, blocked_h = await api.user()
+    third, third_h = await api.user()
+    photo = await api.photo(third_h, _image(3), "meeting place")
+    assert (await api.put(f"/v1/users/{blocker}/follow", headers=blocked_h)).status == 200
+    assert await _status(api, "PUT", f"/v1/users/{blocked}/block", blocker_h) == 204
+
+    resp = await api.post(
+        f"/v1/photos/{photo['id']}/comments",
+        json={"text": f"hey @{blocker} and @{third}"},
+        headers=blocked_h,
+    )
+    assert resp.status == 201, await resp.text()
+    assert [m["username"] for m in (await resp.json())["mentions"]] == [third]
+    # The third account, who sees both, sees both named.
+    listed = await (await api.get(f"/v1/photos/{photo['id']}/comments", headers=third_h)).json()
+    assert sorted(m["username"] for m in listed["items"][0]["mentions"]) == sorted([blocker, third])
+    mine = await (await api.get(f"/v1/photos/{photo['id']}/comments", headers=blocked_h)).json()
+    assert [m["username"] for m in mine["items"][0]["mentions"]] == [third]
+    inbox = await (await api.get("/v1/activity", headers=blocker_h)).json()
+    assert [e for e in inbox["items"] if e["actor"]["username"] == blocked] == []
