@@ -258,7 +258,10 @@ class Accounts:
 
     async def profile(self, username: str) -> Profile:
         """A profile as its owner sees it (``viewing.Viewing.profile`` makes it anyone's)."""
-        user = await self.by_name(username)
+        return await self.profile_of(await self.by_name(username))
+
+    async def profile_of(self, user: User) -> Profile:
+        """``user``'s profile, as its owner sees it: their counts read."""
         photos, (followers, following) = await asyncio.gather(
             self.photos.count_photos(user.id), self.graph.count_follows(user.id)
         )

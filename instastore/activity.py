@@ -121,7 +121,7 @@ class Activity:
         """The comment's events: its photo's owner's, and a mention for each account the
         text names (but its author and the owner, who is told of the comment); the
         accounts it mentions, for the answer."""
-        named = await self.mentioned(comment.text)
+        named = await self._named_by(actor, comment.text)
         told = await self._seeing(
             [u for u in named if u.id not in (actor.id, photo.owner_id)], photo
         )
@@ -138,7 +138,7 @@ class Activity:
     async def titled(self, owner: User, photo: Photo) -> list[User]:
         """A mention for each account a photo's title names (but its owner); the accounts
         it mentions."""
-        named = await self.mentioned(photo.title)
+        named = await self._named_by(owner, photo.title)
         told = await self._seeing([u for u in named if u.id != owner.id], photo)
         await self._write(
             ActivityEvent(u.id, photo.id, "mention", owner.id, photo.id) for u in told
@@ -156,6 +156,12 @@ class Activity:
         order of first mention."""
         (found,) = await self.mentions_of([text])
         return found
+
+    async def _named_by(self, author: User, text: str) -> list[User]:
+        """The accounts ``text`` mentions that its author may name: one hidden from the
+        author (a block either way, a takedown) is neither told nor linked."""
+        (named,) = await self.audience(author).shown_mentions([await self.mentioned(text)])
+        return named
 
     async def mentions_of(self, texts: list[str]) -> list[list[User]]:
         """``mentioned`` of each text, each name read once for them all."""
@@ -257,12 +263,14 @@ class Activity:
             self.photos.get_photos(photo_ids),
             asyncio.gather(*(self._stands(reader, e) for e in events)),
         )
-        by_id = dict(zip(actor_ids, actors, strict=True))
+        # An actor hidden from the reader (a block either way, a takedown) is as gone.
+        shown = {u.id for u in await audience.shown_users([a for a in actors if a is not None])}
+        by_id = {i: a for i, a in zip(actor_ids, actors, strict=True) if i in shown}
         live = [p for p in photos.values() if p.deleted_at is None]
         visible = {p.id: p for p in await audience.filter(live)}
         cards = []
         for event, stands in zip(events, standing, strict=True):
-            actor = by_id[event.actor_id]
+            actor = by_id.get(event.actor_id)
             photo = visible.get(event.photo_id) if event.kind in PHOTO_KINDS else None
             if not stands or actor is None or (event.kind in PHOTO_KINDS and photo is None):
                 continue

@@ -91,8 +91,12 @@ class Comments:
         return audience.viewer is not None
 
     async def shown(self, audience: Audience, comments: list[Comment]) -> list[Comment]:
-        """The comments of a photo the viewer sees that they are shown."""
-        return comments
+        """The comments of a photo the viewer sees that they are shown: not those an
+        operator hid (but to their author), nor those of an author hidden from the viewer
+        (a block either way, a takedown)."""
+        await audience.read_items([c.id for c in comments], [c.author_id for c in comments])
+        keep = await asyncio.gather(*(audience.shown_item(c.id, c.author_id) for c in comments))
+        return [c for c, ok in zip(comments, keep, strict=True) if ok]
 
     # ---- operations ----------------------------------------------------------------
 
@@ -141,7 +145,18 @@ class Comments:
         by_id = dict(zip(author_ids, authors, strict=True))
         texts = [c.text for c in comments]
         named = await self.mentions_of(texts) if self.mentions_of else [[] for _ in texts]
+        # SECURITY: an account hidden from the viewer is not named to them in a comment.
+        named = await audience.shown_mentions(named)
         return [
             CommentCard(c, by_id[c.author_id], tuple(n))
             for c, n in zip(comments, named, strict=True)
         ]
+
+    async def shown_comment(self, viewer: User, photo_id: int, comment_id: int) -> Comment:
+        """A comment the viewer is shown, on a photo they see; ``NotFound`` otherwise
+        (for a photo, in the words of a missing one)."""
+        _photo, audience = await self.viewing.visible(viewer, photo_id)
+        comment = await self.store.get_comment(photo_id, comment_id)
+        if comment is None or not await self.shown(audience, [comment]):
+            raise NotFound(f"no comment {comment_id} on photo {photo_id}")
+        return comment

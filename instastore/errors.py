@@ -19,6 +19,7 @@ escapes ``instastore.storage``. The server maps these classes to HTTP statuses i
     ├── NotAllowed             the caller may not do this (403)
     ├── NotFound               no such user, photo or blob (404)
     │   └── Gone               it existed, and is past its undelete window (410)
+    ├── Blocklisted            bytes an operator took down, uploaded again (451)
     ├── Conflict               the thing already exists (409)
     │   ├── InProgress         another request is making it; retry_after seconds (409)
     │   └── LimitReached       the caller is at a cap of its own, e.g. max_following (409)
@@ -93,6 +94,10 @@ class NotFound(InstastoreError):
 
 class Gone(NotFound):
     """It existed, and is past its undelete window."""
+
+
+class Blocklisted(InstastoreError):
+    """An upload of bytes an operator took down (``instastore.moderation``)."""
 
 
 class Conflict(InstastoreError):

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from instastore import paging
 from instastore.accounts import Accounts
 from instastore.activity import Activity
+from instastore.blocks import Blocks
 from instastore.comments import Comments
 from instastore.config import Settings
 from instastore.errors import InstastoreError
@@ -42,6 +43,7 @@ from instastore.ids import IdGenerator
 from instastore.leases import WorkerIds, holder_name
 from instastore.lifecycle.gc import remove_scratch
 from instastore.model import Photo
+from instastore.moderation import Moderation, Reports
 from instastore.photos import Photos
 from instastore.ratelimit import SharedLimit
 from instastore.social import Social
@@ -72,6 +74,9 @@ class Services:
     comments: Comments
     upload_limiter: SharedLimit
     activity: Activity
+    blocks: Blocks
+    reports: Reports
+    moderation: Moderation
     _stores: Stores = field(repr=False)
     _worker: WorkerIds | None = field(default=None, repr=False)
     _transcoding: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -145,6 +150,8 @@ def build_services(
         settings.max_page_size,
         cursors=cursors,
         max_following=settings.max_following,
+        blocks=stores.blocks,
+        moderation=stores.moderation,
     )
     fanout = Fanout(stores.inbox, stores.graph, stores.photos, settings)
     timeline = Timeline(
@@ -167,8 +174,12 @@ def build_services(
         fanout.schedule(photo.owner_id)
 
     uploads.on_photo = note
+    uploads.blocklist = stores.moderation
+    moderation = Moderation(stores.moderation, stores.photos, stores.accounts)
+    moderation.on_change = social.hidden_items.drop
     fanout.on_backfilled = timeline.forget
     social.on_follows_change = timeline.forget
+    timeline.audience_of = lambda user: social.audience(user, photos.users)
     accounts.on_change = photos.users.drop
     viewing = Viewing(
         photos,
@@ -207,6 +218,9 @@ def build_services(
         comments=comments,
         upload_limiter=SharedLimit(stores.leases, "uploads", settings.uploads_per_minute),
         activity=activity,
+        blocks=Blocks(stores.blocks, social, cursors, settings.max_page_size),
+        reports=Reports(stores.moderation, viewing, comments, social),
+        moderation=moderation,
         _stores=stores,
         _worker=worker,
     )

@@ -24,6 +24,11 @@ Who follows a private account and whom it follows is for its owner and approved
 followers only; anyone else (signed in or not) gets ``NotAllowed`` "this account is
 private", the same answer whether the lists are empty or not. (A list of photos is
 filtered photo by photo instead, so an outsider sees an empty page.)
+
+Blocks and takedowns are decided here too, in ``Audience``: an account blocked either
+way, or hidden by an operator, is as missing to the viewer (``hides_user``), and with
+it its photos, its lists and its name in other lists; a photo or comment an operator hid
+is missing to all but its owner (``instastore.blocks``, ``instastore.moderation``).
 """
 
 from __future__ import annotations
@@ -37,12 +42,12 @@ from typing import Literal
 from instastore.accounts import USERNAME
 from instastore.clock import utcnow
 from instastore.config import Settings
-from instastore.errors import InvalidInput, LimitReached, NotAllowed, NotFound
+from instastore.errors import Conflict, InvalidInput, LimitReached, NotAllowed, NotFound
 from instastore.hotcache import TtlCache
 from instastore.limits import USERNAME_PREFIX_CHARS
 from instastore.model import Photo, User, Visibility
 from instastore.paging import Cursors, Page, Scope, clamp_limit
-from instastore.storage.ports import AccountStore, FollowGraph
+from instastore.storage.ports import AccountStore, BlockStore, FollowGraph, ModerationStore
 
 FollowState = Literal["following", "requested"]
 
@@ -64,9 +69,17 @@ class Social:
         clock: Callable[[], datetime] = utcnow,
         cursors: Cursors | None = None,
         max_following: int = Settings.max_following,
+        blocks: BlockStore | None = None,
+        moderation: ModerationStore | None = None,
     ) -> None:
         self.accounts = accounts
         self.graph = graph
+        self.blocks = blocks  # blocks between accounts (None: none)
+        self.moderation = moderation  # accounts, photos and comments operators hid
+        # Whether an item is hidden, by item id, for every request of this process: a
+        # takedown reaches the media route's every read without a read of its own (here
+        # at once through ``Moderation.on_change``, other processes within RECORD_TTL_S).
+        self.hidden_items: TtlCache[int, bool] = TtlCache("hidden_items")
         self.max_page = max_page
         self.max_following = max_following  # followees per user (the setting)
         self.clock = clock
@@ -90,9 +103,13 @@ class Social:
         )
         return Relation(following, requested)
 
-    async def _user(self, username: str) -> User:
+    async def _user(self, username: str, viewer: User | None = None) -> User:
+        """The user of that name, as ``viewer`` may name them: one hidden from the viewer
+        (``Audience.hides_user``: a block either way, an operator's hiding) is
+        ``NotFound`` in the words of a missing one."""
         user = await self.accounts.get_user_by_name(username)
-        if user is None:
+        # SECURITY: a block or a takedown is not told from a missing account.
+        if user is None or (viewer is not None and await self.audience(viewer).hides_user(user)):
             raise NotFound(f"no user {username!r}")
         return user
 
@@ -100,26 +117,43 @@ class Social:
         other = await self._user(username)
         if other.id == me.id:
             raise InvalidInput("you cannot follow yourself")
+        audience = self.audience(me)
+        if await audience.shuts_out(other):
+            raise NotFound(f"no user {username!r}")
+        if (await audience.wall(other)).viewer_blocks:
+            raise Conflict(f"you block {username}: unblock them to follow them")
         if await self.graph.is_following(me.id, other.id):
             return "following"
         await self._check_room(me, "you follow")
         await self._tell("request" if other.private else "follow", me, other)
         if other.private:
             await self.graph.add_follow_request(other.id, me.id, self.clock())
+            await self._undo_if_blocked(me, other)
             return "requested"
         await self.graph.follow(me.id, other.id, self.clock())
         self._follows_changed(me.id)
+        await self._undo_if_blocked(me, other)
         return "following"
 
+    async def _undo_if_blocked(self, me: User, other: User) -> None:
+        """A block made while this follow (or request) was written ended the follows it
+        read, not this one: read the blocks again, and end it if one is there now."""
+        if not await self.audience(me).hides_user(other):
+            return
+        await self.graph.unfollow(me.id, other.id)
+        await self.graph.remove_follow_request(other.id, me.id)
+        self._follows_changed(me.id)
+        raise NotFound(f"no user {other.username!r}")
+
     async def unfollow(self, me: User, username: str) -> None:
-        other = await self._user(username)
+        other = await self._user(username, me)
         await self.graph.unfollow(me.id, other.id)
         await self.graph.remove_follow_request(other.id, me.id)
         self._follows_changed(me.id)
 
     async def approve(self, me: User, username: str) -> User:
         """Approve a pending request; the requester (who now follows ``me``)."""
-        requester = await self._user(username)
+        requester = await self._user(username, me)
         if not await self.graph.has_follow_request(me.id, requester.id):
             raise NotFound(f"no pending follow request from {username!r}")
         if not await self.graph.is_following(requester.id, me.id):  # else it adds none
@@ -133,7 +167,7 @@ class Social:
 
     async def decline(self, me: User, username: str) -> None:
         """Decline a pending request; ``NotFound`` when there is none."""
-        requester = await self._user(username)
+        requester = await self._user(username, me)
         if not await self.graph.remove_follow_request(me.id, requester.id):
             raise NotFound(f"no pending follow request from {username!r}")
 
@@ -141,11 +175,13 @@ class Social:
         """End ``username``'s follow of ``me`` (idempotent: one who does not follow is
         no error). Their timeline caches drop ``me`` here at once, and other hosts'
         within the follow check's few seconds, as for an unfollow."""
-        follower = await self._user(username)
+        follower = await self._user(username, me)
         await self.graph.unfollow(follower.id, me.id)
         self._follows_changed(follower.id)
 
-    async def search_users(self, prefix: str, cursor: str | None, limit: int) -> Page[User]:
+    async def search_users(
+        self, prefix: str, cursor: str | None, limit: int, viewer: User | None = None
+    ) -> Page[User]:
         """Accounts whose username starts with ``prefix`` (folded to lower case), in
         username order. Anyone may list them: a profile names any account, private or not.
         Its cursors are the prefix's, whoever reads."""
@@ -166,6 +202,7 @@ class Social:
         # another name: skipped (the cursor still goes on after it).
         named = zip((name for name, _ in rows), found, strict=True)
         users = [u for name, u in named if u is not None and u.username == name]
+        users = await self.audience(viewer).shown_users(users)
         return Page(users, self.cursors.encode_name_cursor(rows[-1][0], scope) if more else None)
 
     async def _check_room(self, follower: User, who: str, then: str = "") -> None:
@@ -190,22 +227,22 @@ class Social:
         cursor: str | None,
         limit: int,
         scope: Scope,
+        viewer: User | None = None,
     ) -> Page[User]:
-        """A page of users; its cursors are ``scope``'s. Who reads a follow list does
-        not change what it holds (it is all or nothing), so the scope names no viewer."""
+        """A page of users, less those hidden from ``viewer`` (``Audience.shown_users``);
+        its cursors are ``scope``'s. They name no viewer: a cursor is a place in the
+        list, and what one viewer is not shown another's cursor does not show either."""
         limit = clamp_limit(limit, self.max_page)
         ids = await fetch(self.cursors.decode_cursor(cursor, scope), limit + 1)
         more = len(ids) > limit
         ids = ids[:limit]
         users = await asyncio.gather(*(self.accounts.get_user(i) for i in ids))
-        return Page(
-            [u for u in users if u is not None],
-            self.cursors.encode_cursor(ids[-1], scope) if more else None,
-        )
+        shown = await self.audience(viewer).shown_users([u for u in users if u is not None])
+        return Page(shown, self.cursors.encode_cursor(ids[-1], scope) if more else None)
 
     async def _listed(self, username: str, viewer: User | None) -> User:
         """The user whose follow lists ``viewer`` asks for, if ``viewer`` may read them."""
-        user = await self._user(username)
+        user = await self._user(username, viewer)
         # SECURITY: a private account's graph is for its owner and approved followers.
         if user.private and not (
             viewer is not None
@@ -225,6 +262,7 @@ class Social:
             cursor,
             limit,
             Scope("followers", (user.id,)),
+            viewer,
         )
 
     async def following(
@@ -236,6 +274,7 @@ class Social:
             cursor,
             limit,
             Scope("following", (user.id,)),
+            viewer,
         )
 
     async def requests(self, me: User, cursor: str | None, limit: int) -> Page[User]:
@@ -244,12 +283,25 @@ class Social:
             cursor,
             limit,
             Scope("follow requests", (me.id,)),
+            me,
         )
 
     def audience(self, viewer: User | None, users: TtlCache[int, User] | None = None) -> Audience:
         """Who may see what, for ``viewer``; ``users``: a cache of owners shared across
         requests."""
-        return Audience(self.accounts, self.graph, viewer, users)
+        return Audience(
+            self.accounts,
+            self.graph,
+            viewer,
+            users,
+            self.blocks,
+            self.moderation,
+            self.hidden_items,
+        )
+
+    async def named(self, username: str, viewer: User | None) -> User:
+        """The user of that name unless hidden from ``viewer`` (``NotFound`` as for none)."""
+        return await self._user(username, viewer)
 
     async def _tell(self, kind: str, actor: User, other: User) -> None:
         if self.on_activity is not None:
@@ -266,13 +318,21 @@ class Audience:
         graph: FollowGraph,
         viewer: User | None,
         users: TtlCache[int, User] | None = None,
+        blocks: BlockStore | None = None,
+        moderation: ModerationStore | None = None,
+        hidden_items: TtlCache[int, bool] | None = None,
     ) -> None:
         self.accounts = accounts
         self.graph = graph
         self.viewer = viewer
+        self.hidden_items = hidden_items  # shared across requests (see Social.hidden_items)
         self.users = users  # shared across requests: owners change rarely (see RECORD_TTL_S)
+        self.blocks = blocks  # None: no block hides anything (a core without blocks)
+        self.moderation = moderation  # None: nothing is hidden by an operator
         self._owners: dict[int, User | None] = {}
         self._follows: dict[int, bool] = {}
+        self._walls: dict[int, Wall] = {}  # user id -> the blocks between them and the viewer
+        self._hidden: dict[int, bool] = {}  # item id -> hidden by an operator
 
     def assume_following(self, owner_ids: Iterable[int]) -> None:
         """The viewer is known to follow these users (the timeline read the list)."""
@@ -310,23 +370,148 @@ class Audience:
         owner = await self._owner(photo.owner_id)
         if owner is None:
             return False
+        # SECURITY: a photo an operator hid, or any photo of an account hidden or walled
+        # off from the viewer by a block, is as missing.
+        if await self._is_hidden(photo.id) or await self.hides_user(owner):
+            return False
         if photo.visibility is Visibility.FOLLOWERS or owner.private:
             return await self._follows_owner(photo.owner_id)
         return True
 
-    async def can_see_evenly(self, photo: Photo) -> bool:
+    async def can_see_evenly(self, photo: Photo, asked: int | None = None) -> bool:
         """``can_see`` after the same reads whatever the answer: the owner (through the
-        cache) and, for a signed-in viewer, the follow. For one photo looked up by id,
-        where the time of a "no" must not tell a hidden photo from a missing one."""
-        await asyncio.gather(self._owner(photo.owner_id), self._follows_owner(photo.owner_id))
+        cache) and, for a signed-in viewer, the follow and the blocks; whether the id
+        ``asked`` (a missing one's, when ``photo`` stands in for it), the photo and its
+        owner are hidden. For one photo looked up by id, where the time of a "no" must
+        not tell a hidden photo from a missing one."""
+        await asyncio.gather(
+            self._owner(photo.owner_id),
+            self._follows_owner(photo.owner_id),
+            self._read_walls([photo.owner_id]),
+            self._read_hidden([photo.id, photo.owner_id, asked or photo.id]),
+        )
         return await self.can_see(photo)  # answered from what was just read
 
     async def filter(self, photos: Iterable[Photo]) -> list[Photo]:
         photos = list(photos)
         owners = {p.owner_id for p in photos}
-        await asyncio.gather(*(self._owner(o) for o in owners))
+        await asyncio.gather(
+            *(self._owner(o) for o in owners),
+            self._read_walls(owners),
+            self._read_hidden([*owners, *(p.id for p in photos)]),
+        )
         allowed = await asyncio.gather(*(self.can_see(p) for p in photos))
         return [p for p, ok in zip(photos, allowed, strict=True) if ok]
 
     async def owner(self, owner_id: int) -> User | None:
         return await self._owner(owner_id)
+
+    # ---- blocks and what operators hid ------------------------------------------------
+
+    async def _read_walls(self, user_ids: Iterable[int]) -> None:
+        """The blocks both ways between the viewer and each of ``user_ids`` not read yet:
+        two reads in all (whom they block, who blocks them)."""
+        viewer = self.viewer
+        if viewer is None or self.blocks is None:
+            return
+        ids = [i for i in set(user_ids) if i not in self._walls and i != viewer.id]
+        if not ids:
+            return
+        blockers, blocked = await asyncio.gather(
+            self.blocks.blockers_among(viewer.id, ids), self.blocks.blocked_among(viewer.id, ids)
+        )
+        for i in ids:
+            self._walls[i] = Wall(blocks_viewer=i in blockers, viewer_blocks=i in blocked)
+
+    async def _read_hidden(self, item_ids: Iterable[int]) -> None:
+        """Which of ``item_ids`` (photos, comments, accounts) not read yet an operator hid:
+        one read."""
+        if self.moderation is None:
+            return
+        ids = [i for i in set(item_ids) if i not in self._hidden]
+        if self.hidden_items is not None:
+            known = self.hidden_items.lookup_many(ids)
+            for i, (value, fresh) in zip(ids, known, strict=True):
+                if fresh and value is not None:
+                    self._hidden[i] = value
+            ids = [i for i in ids if i not in self._hidden]
+        if not ids:
+            return
+        found = await self.moderation.hidden_among(ids)
+        for i in ids:
+            self._hidden[i] = i in found
+            if self.hidden_items is not None:
+                self.hidden_items.put(i, i in found)
+
+    async def _is_hidden(self, item_id: int) -> bool:
+        await self._read_hidden([item_id])
+        return self._hidden.get(item_id, False)
+
+    async def wall(self, user: User) -> Wall:
+        """The blocks between the viewer and ``user`` (none for nobody signed in, or
+        for the viewer themselves)."""
+        await self._read_walls([user.id])
+        return self._walls.get(user.id, NO_WALL)
+
+    async def shuts_out(self, user: User) -> bool:
+        """Whether ``user`` is as missing to the viewer whatever the viewer does: an
+        account an operator hid (from everyone but itself), or one that blocks the viewer.
+        The viewer's own blocks are left out (they may unblock, and list them)."""
+        if self.viewer is not None and self.viewer.id == user.id:
+            return False
+        hidden, wall = await asyncio.gather(self._is_hidden(user.id), self.wall(user))
+        return hidden or wall.blocks_viewer
+
+    async def hides_user(self, user: User) -> bool:
+        """Whether ``user``, and all that is theirs (photos, profile, lists, comments), is
+        as missing to the viewer: ``shuts_out``, or the viewer blocks them (a block hides
+        each of the two from the other)."""
+        if await self.shuts_out(user):
+            return True
+        return (await self.wall(user)).viewer_blocks
+
+    async def shown_users(self, users: list[User]) -> list[User]:
+        """``users`` less those hidden from the viewer (two reads for the blocks, one for
+        the operator's hidden items, for them all)."""
+        ids = [u.id for u in users]
+        await asyncio.gather(self._read_walls(ids), self._read_hidden(ids))
+        hidden = await asyncio.gather(*(self.hides_user(u) for u in users))
+        return [u for u, no in zip(users, hidden, strict=True) if not no]
+
+    async def shown_mentions(self, named: list[list[User]]) -> list[list[User]]:
+        """Each list of mentioned accounts less those hidden from the viewer (one look-up
+        for them all): a name the viewer may not see is not linked either."""
+        everyone = list({u.id: u for found in named for u in found}.values())
+        shown = {u.id for u in await self.shown_users(everyone)}
+        return [[u for u in found if u.id in shown] for found in named]
+
+    async def shown_item(self, item_id: int, author_id: int) -> bool:
+        """Whether an item of ``author_id``'s (a comment) is shown to the viewer: not
+        hidden by an operator (its author still sees it) and its author not hidden."""
+        if self.viewer is not None and self.viewer.id == author_id:
+            return True
+        if await self._is_hidden(item_id):
+            return False
+        author = await self._owner(author_id)
+        return author is None or not await self.hides_user(author)
+
+    async def read_items(self, item_ids: Iterable[int], author_ids: Iterable[int]) -> None:
+        """Read ahead what ``shown_item`` needs for a page of items: one read of the
+        hidden ones (items and authors), two of the blocks."""
+        authors = set(author_ids)
+        await asyncio.gather(
+            *(self._owner(a) for a in authors),
+            self._read_walls(authors),
+            self._read_hidden([*item_ids, *authors]),
+        )
+
+
+@dataclass(frozen=True)
+class Wall:
+    """The blocks between a viewer and another user, each way."""
+
+    blocks_viewer: bool
+    viewer_blocks: bool
+
+
+NO_WALL = Wall(blocks_viewer=False, viewer_blocks=False)

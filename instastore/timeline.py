@@ -139,6 +139,11 @@ class Timeline:
         )
         # Seals its cursors: by default those of ``photos``, the same deployment's.
         self.cursors = cursors or photos.cursors
+        # Who may see what, for a reader (the services give the one with blocks and
+        # takedowns: ``Social.audience``).
+        self.audience_of: Callable[[User], Audience] = lambda user: Audience(
+            accounts, graph, user, photos.users
+        )
         self._followees: TtlCache[FolloweesOf, list[int]] = _stale_while_revalidate("followees")
         self._owed: TtlCache[OwedTo, list[tuple[int, datetime]]] = _stale_while_revalidate(
             "inbox_backfills"
@@ -322,7 +327,7 @@ class Timeline:
 
     async def page(self, user: User, order: Order, cursor: str | None, limit: int) -> Page[Photo]:
         followees, fresh = await self._followees_of(user.id)
-        audience = Audience(self.accounts, self.graph, user, self.photos.users)
+        audience = self.audience_of(user)
         if fresh:  # else each private owner's follow is read (another host may have ended it)
             audience.assume_following(followees)
         if order == "recent":

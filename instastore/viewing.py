@@ -176,7 +176,7 @@ class Viewing:
         # as a hidden photo's owner.
         if photo is not None:
             self._stand_in = photo
-        seen = await audience.can_see_evenly(photo or self._stand_in)
+        seen = await audience.can_see_evenly(photo or self._stand_in, photo_id)
         if photo is None or not seen:
             raise NotFound(f"no photo {photo_id}")
         return photo, audience
@@ -203,7 +203,8 @@ class Viewing:
             asyncio.gather(*(audience.owner(o) for o in owner_ids)),
         )
         by_id = dict(zip(owner_ids, owners, strict=True))
-        named = await self._mentions([p.title for p in photos])
+        # SECURITY: an account hidden from the viewer is not named to them in a title.
+        named = await audience.shown_mentions(await self._mentions([p.title for p in photos]))
         return [
             PhotoCard(
                 p,
@@ -265,6 +266,9 @@ class Viewing:
         owner = await self.accounts.by_name(username)
         audience = self.audience(viewer)
         viewer_id = viewer.id if viewer else 0
+        # SECURITY: an account hidden from the viewer (a block, a takedown) is missing.
+        if await audience.hides_user(owner):
+            raise NotFound(f"no user {username!r}")
         # SECURITY: a private account's list, to anyone but its owner and followers, is
         # one empty page: no cursor sits on (and so dates) one of its hidden photos.
         if not await audience.may_see_account(owner):
@@ -300,9 +304,14 @@ class Viewing:
         """A profile with its counts, and where ``viewer`` stands with its user (None when
         anonymous or their own). Its photo count is of the photos ``viewer`` may see: a
         count of photos hidden from them would tell what they may not see."""
-        found = await self.accounts.profile(username)
-        if viewer is not None and viewer.id == found.user.id:
-            return found, None
+        user = await self.accounts.by_name(username)
+        if viewer is not None and viewer.id == user.id:
+            return await self.accounts.profile_of(user), None
+        # SECURITY: an account hidden from the viewer (a block, a takedown) is missing,
+        # its counts not read.
+        if await self.audience(viewer).hides_user(user):
+            raise NotFound(f"no user {username!r}")
+        found = await self.accounts.profile_of(user)
         relation = None if viewer is None else await self.social.relation(viewer, found.user)
         photos = found.photo_counts.seen_by(
             found.user.private, own=False, follows=relation is not None and relation.following
@@ -346,10 +355,8 @@ class Viewing:
         more = len(ids) > limit
         ids = ids[:limit]
         users = await asyncio.gather(*(audience.owner(i) for i in ids))
-        return Page(
-            [u for u in users if u is not None],
-            cursors.encode_cursor(ids[-1], scope) if more else None,
-        )
+        shown = await audience.shown_users([u for u in users if u is not None])
+        return Page(shown, cursors.encode_cursor(ids[-1], scope) if more else None)
 
     async def search_users(
         self, viewer: User | None, prefix: str, cursor: str | None, limit: int, address: str = ""
@@ -360,7 +367,7 @@ class Viewing:
         if viewer is None:
             # SECURITY: no account needed; counted per address on every host.
             await self.searches.take(address, "searches without a token from this address")
-        return await self.social.search_users(prefix, cursor, limit)
+        return await self.social.search_users(prefix, cursor, limit, viewer)
 
     # ---- media -----------------------------------------------------------------------
 

@@ -52,13 +52,14 @@ DOCUMENT = web.AppKey("openapi_document", dict)
 TAGS = {
     "accounts": "sign up, profiles, my account",
     "sessions": "log in and out, my sessions",
-    "social": "follow, unfollow, follower lists, follow requests, account search",
+    "social": "follow, unfollow, follower lists, follow requests, account search, blocks",
     "photos": "upload, read, delete, restore, like, likers",
     "comments": "comments on photos",
     "media": "the bytes of photos and videos",
     "feed": "the home timeline and title search",
     "share": "a public photo's page (Open Graph, Twitter Card) and its oEmbed document",
     "ops": "health, readiness, metrics, this document",
+    "moderation": "reporting a photo, a comment or an account to the operators",
     "activity": "my activity inbox: likes, comments, mentions, follows, requests",
 }
 
@@ -326,6 +327,7 @@ PROBLEMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "416": ("the Range is not satisfiable", ("Content-Range",)),
     "422": ("an accepted type whose bytes do not decode", ()),
     "429": ("too many requests; retry after Retry-After seconds", ("Retry-After",)),
+    "451": ("bytes an operator took down, uploaded again", ()),
     "500": ("internal error (logged)", ()),
     "503": (
         "a store cannot be reached, or the server sheds load; retry after Retry-After seconds",

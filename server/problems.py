@@ -40,6 +40,7 @@ STATUS: list[tuple[type[errors.InstastoreError], int, str]] = [
     (errors.NotAllowed, 403, "not-allowed"),
     (errors.Gone, 410, "gone"),
     (errors.NotFound, 404, "not-found"),
+    (errors.Blocklisted, 451, "unavailable-for-legal-reasons"),
     (errors.LimitReached, 409, "limit-reached"),
     (errors.Conflict, 409, "conflict"),
     (errors.Unavailable, 503, "unavailable"),

@@ -10,11 +10,13 @@ from aiohttp import web
 from instastore.server.handlers import (
     accounts,
     activity,
+    blocks,
     comments,
     feed,
     media,
     ops,
     photos,
+    reports,
     share,
     social,
 )
@@ -75,6 +77,12 @@ ROUTES = [
     ("GET", "/v1/activity", activity.list_activity),
     ("GET", "/v1/activity/unread", activity.unread),
     ("POST", "/v1/activity/read", activity.mark_read),
+    ("GET", "/v1/me/blocks", blocks.my_blocks),
+    ("PUT", "/v1/users/{username}/block", blocks.block),
+    ("DELETE", "/v1/users/{username}/block", blocks.unblock),
+    ("POST", "/v1/photos/{photo_id}/report", reports.report_photo),
+    ("POST", "/v1/photos/{photo_id}/comments/{comment_id}/report", reports.report_comment),
+    ("POST", "/v1/users/{username}/report", reports.report_user),
 ]
 ROUTES += heads(ROUTES)
 

@@ -8,6 +8,7 @@ Each module adds its own commands to the one parser, in the order ``--help`` lis
   the service's stores;
 - ``transcode``: ``transcode``, the video transcode queue's worker and backfill;
 - ``backup``: ``backup create|list|delete|restore``;
+- ``moderation``: ``moderation list|hide|restore``, working through users' reports;
 - ``cluster``: ``cluster ...``, the local Cassandra + HDFS cluster.
 """
 
@@ -17,7 +18,7 @@ import argparse
 import sys
 
 from instastore import __version__
-from instastore.cli import backup, cluster, jobs, serve, transcode
+from instastore.cli import backup, cluster, jobs, moderation, serve, transcode
 from instastore.errors import ClusterError, ConfigError, InstastoreError
 
 
@@ -42,6 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instastore", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"instastore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, jobs, transcode, backup, cluster):
+    for module in (serve, jobs, transcode, backup, moderation, cluster):
         module.add_commands(commands)
     return parser

@@ -502,6 +502,54 @@ class InboxStore(Protocol):
         """The backfill of the follow made at ``since`` is done (a later follow's stays)."""
 
 
+class BlockStore(Protocol):
+    """Blocks between accounts (``instastore.blocks``). Item ids are unique across users,
+    photos and comments (one id generator makes them all)."""
+
+    async def block(self, blocker_id: int, blocked_id: int, at: datetime) -> None:
+        """Record the block, then end the follows between the two both ways (as
+        ``FollowGraph.unfollow``, counts and backfills included) and their follow requests
+        both ways. Idempotent: blocking again finishes a block cut short."""
+
+    async def unblock(self, blocker_id: int, blocked_id: int) -> bool:
+        """Remove the block (follows it ended stay ended); False if there was none."""
+
+    async def blocked(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        """Ids the user blocks, ascending, strictly after ``after`` when given."""
+
+    async def blockers_among(self, user_id: int, among: Sequence[int]) -> set[int]:
+        """Which of ``among`` block ``user_id``: one read for them all (a page's owners)."""
+
+    async def blocked_among(self, user_id: int, among: Sequence[int]) -> set[int]:
+        """Which of ``among`` ``user_id`` blocks: one read for them all."""
+
+
+class ModerationStore(Protocol):
+    """Reports of photos, comments and accounts; the items operators hid; the content
+    blocklist (``instastore.moderation``)."""
+
+    async def add_report(self, report: Report) -> None:
+        """File a report; the same reporter's report of the same item replaces theirs."""
+
+    async def reports(self, after: ReportKey | None, limit: int) -> list[Report]:
+        """Open reports in (kind, item id, reporter id) order, strictly after ``after``."""
+
+    async def resolve_reports(self, kind: str, item_id: int) -> None:
+        """Remove every open report of the item. Idempotent."""
+
+    async def set_hidden(self, item_id: int, kind: str, at: datetime | None) -> None:
+        """Hide the item (``at``: when), or show it again (None). Idempotent."""
+
+    async def hidden_among(self, item_ids: Sequence[int]) -> dict[int, str]:
+        """The hidden items among ``item_ids``, each with its kind: one read for them all."""
+
+    async def add_to_blocklist(self, sha256: str, photo_id: int, at: datetime) -> None:
+        """Refuse these bytes at upload from now on (``photo_id``: the takedown's photo)."""
+
+    async def blocklisted(self, sha256: str) -> bool:
+        """Whether bytes of this hash are refused."""
+
+
 class ActivityStore(Protocol):
     """Each user's activity inbox: what happened to them (``instastore.activity``), newest
     first, each row kept until its ``until``; the ids of actions that have none of their
@@ -553,6 +601,8 @@ class MetadataStore(
     LeaseStore,
     TranscodeQueue,
     ActivityStore,
+    BlockStore,
+    ModerationStore,
     Backend,
     Protocol,
 ):
@@ -715,6 +765,8 @@ class Stores:
     activity: ActivityStore
     blobs: BlobStore
     metadata: Backend
+    blocks: BlockStore
+    moderation: ModerationStore
 
     @classmethod
     def over(cls, metadata: MetadataStore, blobs: BlobStore) -> Stores:
@@ -734,6 +786,8 @@ class Stores:
             activity=metadata,
             blobs=blobs,
             metadata=metadata,
+            blocks=metadata,
+            moderation=metadata,
         )
 
     async def ping(self) -> dict[str, str]:
@@ -754,3 +808,23 @@ class Stores:
             await self.blobs.close()
         finally:
             await self.metadata.close()
+
+
+ReportKey = tuple[str, int, int]  # (kind, item id, reporter id): a report's place in order
+
+
+@dataclass(frozen=True)
+class Report:
+    """One account's report of a photo, a comment or an account (``kind``), with one of
+    ``instastore.moderation.REASONS`` and optional words of the reporter's (``note``)."""
+
+    kind: str
+    item_id: int
+    reporter_id: int
+    reason: str
+    note: str
+    created_at: datetime
+
+    @property
+    def key(self) -> ReportKey:
+        return (self.kind, self.item_id, self.reporter_id)

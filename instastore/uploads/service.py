@@ -28,7 +28,14 @@ from instastore import ids as idlib
 from instastore import media, metrics
 from instastore.clock import utcnow
 from instastore.config import Settings
-from instastore.errors import Conflict, InstastoreError, NotFound, OutcomeUnknown, Overloaded
+from instastore.errors import (
+    Blocklisted,
+    Conflict,
+    InstastoreError,
+    NotFound,
+    OutcomeUnknown,
+    Overloaded,
+)
 from instastore.ids import IdGenerator
 from instastore.lifecycle import volumes
 from instastore.model import Photo, Rendition, Transcode, User, VideoState, Visibility
@@ -39,6 +46,7 @@ from instastore.storage.ports import (
     BlobStore,
     IdempotencyStore,
     KeyClaim,
+    ModerationStore,
     PhotoPorts,
     TranscodeJob,
     TranscodeQueue,
@@ -87,6 +95,8 @@ class Uploads:
         )
         # Told of the photo an upload made or found again (timelines note it at once).
         self.on_photo: Callable[[Photo], None] | None = None
+        # Bytes operators took down (None: none are refused).
+        self.blocklist: ModerationStore | None = None
         self._background: set[asyncio.Task[None]] = set()  # removals after the answer
 
     def close(self) -> None:
@@ -110,6 +120,9 @@ class Uploads:
         started = time.perf_counter()
         metrics.UPLOAD_BYTES.inc(received.size)
         try:
+            # SECURITY: bytes taken down are refused before anything is stored.
+            if self.blocklist is not None and await self.blocklist.blocklisted(received.sha256):
+                raise Blocklisted("these bytes were taken down and may not be uploaded again")
             photo, created = await self._create(user, received, title, visibility, idempotency_key)
         except Overloaded:
             metrics.UPLOADS.labels("shed").inc()

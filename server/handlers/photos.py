@@ -99,7 +99,7 @@ def _at_most(fields: dict[str, str], name: str, most: int) -> str | None:
             "201": ok("the new photo", "Photo"),
             "200": ok("the photo of the first upload with this Idempotency-Key", "Photo"),
         },
-        ("409", "413", "415", "422", "429"),
+        ("409", "413", "415", "422", "429", "451"),
         params=(IDEMPOTENCY_KEY,),
         body={"multipart/form-data": {"schema": UPLOAD_FORM}},
         special={

@@ -589,18 +589,24 @@ async def test_a_cursor_is_refused_by_every_other_list(api):
 
 async def test_comments_and_likers_follow_the_photos_visibility(api):
     """The sweep over every operation on what hangs off a photo (its comments, adding and
-    deleting one, its likers, its counts), for each kind of viewer: nobody signed in, a
-    stranger, a pending follower, an approved follower and the owner. A photo hidden from
-    a viewer answers each exactly as a missing id does."""
+    deleting one, its likers, its counts, reporting it), for each kind of viewer: nobody
+    signed in, a stranger, a pending follower, an approved follower, a follower the owner
+    then blocked, and the owner. A photo hidden from a viewer answers each exactly as a
+    missing id does."""
     private_owner, private_h = await api.user(private=True)
     public_owner, public_h = await api.user()
     follower, follower_h = await api.user()
     _pending, pending_h = await api.user()
     _, stranger_h = await api.user()
+    blocked, blocked_h = await api.user()
     for owner in (private_owner, public_owner):
         await api.put(f"/v1/users/{owner}/follow", headers=follower_h)
         await api.put(f"/v1/users/{owner}/follow", headers=pending_h)
+        await api.put(f"/v1/users/{owner}/follow", headers=blocked_h)
     await api.post(f"/v1/me/requests/{follower}/approve", headers=private_h)
+    await api.post(f"/v1/me/requests/{blocked}/approve", headers=private_h)
+    for owner_h in (private_h, public_h):  # the blocked viewer followed each until now
+        assert (await api.put(f"/v1/users/{blocked}/block", headers=owner_h)).status == 204
     # The pending viewer follows the public account at once: a request only to the private.
     await api.delete(f"/v1/users/{public_owner}/follow", headers=pending_h)
 
@@ -616,12 +622,13 @@ async def test_comments_and_likers_follow_the_photos_visibility(api):
         "stranger": stranger_h,
         "pending": pending_h,
         "follower": follower_h,
+        "blocked": blocked_h,
     }
     sees = {
         "private account": {"follower"},
         "followers only": {"follower"},
         "owner only": set(),
-        "public": set(viewers),
+        "public": set(viewers) - {"blocked"},
     }
     missing = ids.IdGenerator(worker_id=99).next_id()
 
@@ -632,6 +639,7 @@ async def test_comments_and_likers_follow_the_photos_visibility(api):
             api.delete(f"/v1/photos/{pid}/comments/{comment_id}", headers=headers),
             api.get(f"/v1/photos/{pid}/likers", headers=headers),
             api.get(f"/v1/photos/{pid}", headers=headers),
+            api.post(f"/v1/photos/{pid}/report", json={"reason": "spam"}, headers=headers),
         ]
         out = []
         for call in calls:
@@ -651,7 +659,10 @@ async def test_comments_and_likers_follow_the_photos_visibility(api):
             if who in sees[what]:
                 statuses = [s for s, _ in got]
                 signed = 401 if not headers else None
-                assert statuses == [200, signed or 201, signed or 403, 200, 200], (what, who)
+                assert statuses == [200, signed or 201, signed or 403, 200, 200, signed or 204], (
+                    what,
+                    who,
+                )
                 assert got[4][1]["comments"] >= 1 and got[4][1]["liked"] is False
                 assert [u["id"] for u in got[3][1]["items"]] == [photo["owner"]["id"]]
                 continue
@@ -660,10 +671,12 @@ async def test_comments_and_likers_follow_the_photos_visibility(api):
                 assert status == gone_status, (what, who)
                 if gone_status == 404:
                     assert body["detail"] == gone["detail"].replace(str(missing), pid), (what, who)
-            assert [s for s, _ in got] == ([404, 401, 401, 404, 404] if not headers else [404] * 5)
+            assert [s for s, _ in got] == (
+                [404, 401, 401, 404, 404, 401] if not headers else [404] * 6
+            )
         # The owner: everything, its own comment deleted last.
         got = await answers(pid, owner_h, comment_id)
-        assert [s for s, _ in got] == [200, 201, 204, 200, 200], what
+        assert [s for s, _ in got] == [200, 201, 204, 200, 200, 403], what
         assert got[4][1]["liked"] is True
         # Nothing a refused viewer tried was stored: the owner's two, and one per viewer
         # who sees it and is signed in, less the owner's deleted one.
@@ -784,6 +797,52 @@ async def test_a_photo_that_stops_being_public_loses_its_preview(api):
         await problem(got, 404)
     assert (await api.patch("/v1/me", json={"private": False}, headers=owner_h)).status == 200
     assert [r.status for r in await _previews(api, photo["id"], {})] == [200, 200]
+
+
+# ---- a block: as missing to the blocked, in the reads too ---------------------------------
+
+
+async def test_a_blockers_photo_costs_a_blocked_viewer_the_reads_of_a_missing_one(api):
+    """The time of a 404 must not tell a blocker's photo from a missing id either: the
+    blocked viewer's look-up of each reads the same stores the same number of times."""
+    _, owner_h = await api.user()
+    blocked, blocked_h = await api.user()
+    photo = await api.photo(owner_h, samples.image(color=(11, 12, 13)), "not for you")
+    assert (await api.put(f"/v1/users/{blocked}/block", headers=owner_h)).status == 204
+    missing = str(ids.IdGenerator(worker_id=99).next_id())
+    await api.client.app[SERVICES].uploads.removals_done()
+    await api.client.app[SERVICES].fanout.drain()
+    paths = [f"/v1/photos/{photo['id']}", f"/v1/photos/{missing}"]
+    for path in paths:  # warm the owner cache, as for requests in a row
+        await problem(await api.get(path, headers=blocked_h), 404)
+    tries = await reads_of_both(*[lambda p=path: api.get(p, headers=blocked_h) for path in paths])
+    hidden_reads, missing_reads = tries[-1]
+    assert hidden_reads == missing_reads and hidden_reads, tries
+    assert any(op == "blockers_among" for _, op in hidden_reads), hidden_reads
+
+
+@pytest.mark.parametrize("signed_in", [True, False])
+async def test_a_first_look_at_a_hidden_photo_reads_what_one_at_a_missing_id_does(api, signed_in):
+    """Each process keeps whether an item is hidden for a few seconds: the first look at
+    an id never asked for reads it from the store, whether a photo has that id or not."""
+    _, owner_h = await api.user()
+    _, stranger_h = await api.user()
+    headers = stranger_h if signed_in else {}
+    hidden = await api.photo(owner_h, samples.image(color=(21, 22, 23)), "p", visibility="private")
+    await api.client.app[SERVICES].uploads.removals_done()
+    await api.client.app[SERVICES].fanout.drain()
+    await problem(await api.get(f"/v1/photos/{hidden['id']}", headers=stranger_h), 404)  # warm
+    fresh = [
+        await api.photo(owner_h, samples.image(color=(24, 25, 26)), "q", visibility="private"),
+        {"id": str(ids.IdGenerator(worker_id=99).next_id())},
+    ]
+    await api.client.app[SERVICES].uploads.removals_done()
+    await api.client.app[SERVICES].fanout.drain()
+    takedown_reads = []
+    for photo in fresh:
+        made = await calls_made(lambda p=photo: api.get(f"/v1/photos/{p['id']}", headers=headers))
+        takedown_reads.append({k: v for k, v in made.items() if k[1] == "hidden_among"})
+    assert takedown_reads[0] == takedown_reads[1] and takedown_reads[0], takedown_reads
 
 
 # ---- the activity inbox: its reader's alone, and only what they may see ------------------

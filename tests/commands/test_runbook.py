@@ -25,6 +25,7 @@ RUN_BY = {
     "status": "commands/test_runbook.py",
     "metrics": "commands/test_runbook.py",
     "migrate": "commands/test_runbook.py",
+    "moderation": "commands/test_moderation_command.py",
 }
 
 

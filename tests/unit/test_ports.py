@@ -36,6 +36,8 @@ def test_stores_holds_each_port_under_its_aggregate_name():
         "activity": ports.ActivityStore,
         "blobs": ports.BlobStore,
         "metadata": ports.Backend,
+        "blocks": ports.BlockStore,
+        "moderation": ports.ModerationStore,
     }
 
 
@@ -60,6 +62,8 @@ def test_no_method_is_in_two_metadata_ports():
         ports.TranscodeQueue,
         ports.ActivityStore,
         ports.Backend,
+        ports.BlockStore,
+        ports.ModerationStore,
     ]
     methods = [name for port in every for name in vars(port) if not name.startswith("_")]
     assert len(methods) == len(set(methods))

@@ -55,6 +55,8 @@ from instastore.storage.ports import (
     KeyClaim,
     LeaseState,
     PurgeEntry,
+    Report,
+    ReportKey,
     TermHits,
     TranscodeJob,
     settle,
@@ -1162,6 +1164,93 @@ class CassandraMetadataStore:
 
     async def set_content_donor(self, sha256: str, photo_id: int) -> None:
         await settle("set content donor", lambda: self._q(cql.SET_CONTENT_DONOR, sha256, photo_id))
+
+    # ---- blocks ---------------------------------------------------------------------
+
+    async def block(self, blocker_id: int, blocked_id: int, at: datetime) -> None:
+        # The block first: from here no visibility check lets the blocked see the
+        # blocker, whatever of the rest a crash cuts short (blocking again finishes it).
+        await self._batch(
+            "block",
+            (cql.BLOCK, (blocker_id, blocked_id, at)),
+            (cql.INDEX_BLOCKER, (blocked_id, blocker_id)),
+        )
+        await self.unfollow(blocker_id, blocked_id)
+        await self.unfollow(blocked_id, blocker_id)
+        await self.remove_follow_request(blocker_id, blocked_id)
+        await self.remove_follow_request(blocked_id, blocker_id)
+
+    async def unblock(self, blocker_id: int, blocked_id: int) -> bool:
+        if not await self._q(cql.IS_BLOCKING, blocker_id, blocked_id):
+            return False
+        await self._batch(
+            "unblock",
+            (cql.UNBLOCK, (blocker_id, blocked_id)),
+            (cql.UNINDEX_BLOCKER, (blocked_id, blocker_id)),
+        )
+        return True
+
+    async def blocked(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        return [r.blocked_id for r in await self._q(cql.BLOCKED, user_id, after or 0, limit)]
+
+    async def blockers_among(self, user_id: int, among: Sequence[int]) -> set[int]:
+        among = sorted(set(among))
+        if not among:
+            return set()
+        return {r.blocker_id for r in await self._q(cql.BLOCKERS_AMONG, user_id, among)}
+
+    async def blocked_among(self, user_id: int, among: Sequence[int]) -> set[int]:
+        among = sorted(set(among))
+        if not among:
+            return set()
+        return {r.blocked_id for r in await self._q(cql.BLOCKED_AMONG, user_id, among)}
+
+    # ---- reports, hidden items, the content blocklist ------------------------------
+
+    async def add_report(self, report: Report) -> None:
+        await settle(
+            "add report",
+            lambda: self._q(
+                cql.ADD_REPORT, *report.key, report.reason, report.note, report.created_at
+            ),
+        )
+
+    async def reports(self, after: ReportKey | None, limit: int) -> list[Report]:
+        rows = await self._q(cql.REPORTS, *(after or ("", 0, 0)), limit)
+        return [
+            Report(
+                r.kind,
+                r.item_id,
+                r.reporter_id,
+                r.reason,
+                r.note,
+                _utc(r.created_at) or datetime.fromtimestamp(0, UTC),
+            )
+            for r in rows
+        ]
+
+    async def resolve_reports(self, kind: str, item_id: int) -> None:
+        await settle("resolve reports", lambda: self._q(cql.RESOLVE_REPORTS, kind, item_id))
+
+    async def set_hidden(self, item_id: int, kind: str, at: datetime | None) -> None:
+        if at is None:
+            await settle("show item", lambda: self._q(cql.SHOW_ITEM, item_id))
+        else:
+            await settle("hide item", lambda: self._q(cql.HIDE_ITEM, item_id, kind, at))
+
+    async def hidden_among(self, item_ids: Sequence[int]) -> dict[int, str]:
+        ids = sorted(set(item_ids))
+        if not ids:
+            return {}
+        return {r.item_id: r.kind for r in await self._q(cql.HIDDEN_AMONG, ids)}
+
+    async def add_to_blocklist(self, sha256: str, photo_id: int, at: datetime) -> None:
+        await settle(
+            "add to blocklist", lambda: self._q(cql.ADD_TO_BLOCKLIST, sha256, photo_id, at)
+        )
+
+    async def blocklisted(self, sha256: str) -> bool:
+        return bool(await self._q(cql.BLOCKLISTED, sha256))
 
     # ---- activity inboxes ------------------------------------------------------------
 

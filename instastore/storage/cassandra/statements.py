@@ -312,6 +312,33 @@ RENEW_TRANSCODE = (
 )
 FORGET_TRANSCODE = "DELETE FROM transcode_jobs WHERE shard = 0 AND photo_id = ?"
 
+# BlockStore: user_blocks, user_blockers (written and removed together in logged batches)
+BLOCK = "INSERT INTO user_blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)"
+INDEX_BLOCKER = "INSERT INTO user_blockers (user_id, blocker_id) VALUES (?, ?)"
+UNBLOCK = "DELETE FROM user_blocks WHERE user_id = ? AND blocked_id = ?"
+UNINDEX_BLOCKER = "DELETE FROM user_blockers WHERE user_id = ? AND blocker_id = ?"
+IS_BLOCKING = "SELECT blocked_id FROM user_blocks WHERE user_id = ? AND blocked_id = ?"
+BLOCKED = "SELECT blocked_id FROM user_blocks WHERE user_id = ? AND blocked_id > ? LIMIT ?"
+BLOCKED_AMONG = "SELECT blocked_id FROM user_blocks WHERE user_id = ? AND blocked_id IN ?"
+BLOCKERS_AMONG = "SELECT blocker_id FROM user_blockers WHERE user_id = ? AND blocker_id IN ?"
+
+# ModerationStore: reports and hidden_items (one partition each, shard 0), content_blocklist
+ADD_REPORT = (
+    "INSERT INTO reports (shard, kind, item_id, reporter_id, reason, note, created_at) "
+    "VALUES (0, ?, ?, ?, ?, ?, ?)"
+)
+REPORTS = (
+    "SELECT kind, item_id, reporter_id, reason, note, created_at FROM reports "
+    "WHERE shard = 0 AND (kind, item_id, reporter_id) > (?, ?, ?) LIMIT ?"
+)
+RESOLVE_REPORTS = "DELETE FROM reports WHERE shard = 0 AND kind = ? AND item_id = ?"
+HIDE_ITEM = "INSERT INTO hidden_items (shard, item_id, kind, hidden_at) VALUES (0, ?, ?, ?)"
+SHOW_ITEM = "DELETE FROM hidden_items WHERE shard = 0 AND item_id = ?"
+HIDDEN_AMONG = "SELECT item_id, kind FROM hidden_items WHERE shard = 0 AND item_id IN ?"
+ADD_TO_BLOCKLIST = "INSERT INTO content_blocklist (sha256, photo_id, added_at) VALUES (?, ?, ?)"
+BLOCKLISTED = "SELECT photo_id FROM content_blocklist WHERE sha256 = ?"
+
+
 # ActivityStore: activity_by_user (each row under a TTL ending when its event is
 # activity_days old), activity_keys (the event ids of actions without one, claimed),
 # activity_seen (the read mark, written with the cell timestamp of its id: it only rises)

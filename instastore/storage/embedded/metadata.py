@@ -41,6 +41,8 @@ from instastore.storage.ports import (
     KeyClaim,
     LeaseState,
     PurgeEntry,
+    Report,
+    ReportKey,
     TermHits,
     TranscodeJob,
 )
@@ -1188,6 +1190,126 @@ class SqliteMetadataStore:
                 (sha256, photo_id),
             )
         )
+
+    # ---- blocks ---------------------------------------------------------------------
+
+    async def block(self, blocker_id: int, blocked_id: int, at: datetime) -> None:
+        pairs = ((blocker_id, blocked_id), (blocked_id, blocker_id))
+        await self._write(
+            (
+                "INSERT OR IGNORE INTO blocks (blocker_id, blocked_id, created_ms) "
+                "VALUES (?, ?, ?)",
+                (blocker_id, blocked_id, _ms(at)),
+            ),
+            *(
+                ("DELETE FROM follows WHERE follower_id = ? AND followee_id = ?", pair)
+                for pair in pairs
+            ),
+            *(
+                ("DELETE FROM inbox_backfills WHERE reader_id = ? AND followee_id = ?", pair)
+                for pair in pairs
+            ),
+            *(
+                ("DELETE FROM follow_requests WHERE user_id = ? AND requester_id = ?", pair)
+                for pair in pairs
+            ),
+        )
+
+    async def unblock(self, blocker_id: int, blocked_id: int) -> bool:
+        (count,) = await self._write(
+            (
+                "DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?",
+                (blocker_id, blocked_id),
+            )
+        )
+        return count == 1
+
+    async def blocked(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        rows = await self._all(
+            "SELECT blocked_id FROM blocks WHERE blocker_id = ? AND blocked_id > ? "
+            "ORDER BY blocked_id LIMIT ?",
+            (user_id, after or 0, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def blockers_among(self, user_id: int, among: Sequence[int]) -> set[int]:
+        among = list(set(among))
+        if not among:
+            return set()
+        marks = ",".join("?" * len(among))
+        rows = await self._all(
+            f"SELECT blocker_id FROM blocks WHERE blocked_id = ? AND blocker_id IN ({marks})",
+            [user_id, *among],
+        )
+        return {r[0] for r in rows}
+
+    async def blocked_among(self, user_id: int, among: Sequence[int]) -> set[int]:
+        among = list(set(among))
+        if not among:
+            return set()
+        marks = ",".join("?" * len(among))
+        rows = await self._all(
+            f"SELECT blocked_id FROM blocks WHERE blocker_id = ? AND blocked_id IN ({marks})",
+            [user_id, *among],
+        )
+        return {r[0] for r in rows}
+
+    # ---- reports, hidden items, the content blocklist ------------------------------
+
+    async def add_report(self, report: Report) -> None:
+        await self._write(
+            (
+                "INSERT OR REPLACE INTO reports "
+                "(kind, item_id, reporter_id, reason, note, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                (*report.key, report.reason, report.note, _ms(report.created_at)),
+            )
+        )
+
+    async def reports(self, after: ReportKey | None, limit: int) -> list[Report]:
+        rows = await self._all(
+            "SELECT kind, item_id, reporter_id, reason, note, created_ms FROM reports "
+            "WHERE (kind, item_id, reporter_id) > (?, ?, ?) "
+            "ORDER BY kind, item_id, reporter_id LIMIT ?",
+            (*(after or ("", 0, 0)), limit),
+        )
+        return [Report(r[0], r[1], r[2], r[3], r[4], _utc(r[5])) for r in rows]
+
+    async def resolve_reports(self, kind: str, item_id: int) -> None:
+        await self._write(("DELETE FROM reports WHERE kind = ? AND item_id = ?", (kind, item_id)))
+
+    async def set_hidden(self, item_id: int, kind: str, at: datetime | None) -> None:
+        if at is None:
+            await self._write(("DELETE FROM hidden_items WHERE item_id = ?", (item_id,)))
+            return
+        await self._write(
+            (
+                "INSERT OR IGNORE INTO hidden_items (item_id, kind, hidden_ms) VALUES (?, ?, ?)",
+                (item_id, kind, _ms(at)),
+            )
+        )
+
+    async def hidden_among(self, item_ids: Sequence[int]) -> dict[int, str]:
+        ids = list(set(item_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = await self._all(
+            f"SELECT item_id, kind FROM hidden_items WHERE item_id IN ({marks})", ids
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def add_to_blocklist(self, sha256: str, photo_id: int, at: datetime) -> None:
+        await self._write(
+            (
+                "INSERT OR IGNORE INTO content_blocklist (sha256, photo_id, added_ms) "
+                "VALUES (?, ?, ?)",
+                (sha256, photo_id, _ms(at)),
+            )
+        )
+
+    async def blocklisted(self, sha256: str) -> bool:
+        row = await self._one("SELECT 1 FROM content_blocklist WHERE sha256 = ?", (sha256,))
+        return row is not None
 
     # ---- activity inboxes ------------------------------------------------------------
 
