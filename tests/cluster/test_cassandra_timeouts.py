@@ -59,6 +59,7 @@ NOT_IDEMPOTENT = {
     "queue_transcode",
     "claim_transcode",
     "renew_transcode",
+    "claim_event",
 }
 
 
