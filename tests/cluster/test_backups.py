@@ -479,11 +479,13 @@ async def test_no_storage_job_runs_while_a_backup_is_taken(local_cluster, drill_
     from instastore.cluster.backups import Backups
 
     settings = drill_settings
+    # Connected first: connecting (preparing every statement) takes seconds under load,
+    # and the backup could be over by then.
+    stores = await open_stores(settings)
     started = asyncio.Event()
     backups = Backups(local_cluster, settings)
     taking = asyncio.create_task(backups.create("nightly-1", progress=lambda line: started.set()))
     await started.wait()  # the first HDFS snapshot is taken; Cassandra's takes seconds
-    stores = await open_stores(settings)
     try:
         with pytest.raises(leases.LeaseHeld, match="held by instastore backup create"):
             async with leases.job_lease(stores.leases, "instastore pack"):
