@@ -215,7 +215,9 @@ async def event_loop_watchdog(monkeypatch):
     run = asyncio.Handle._run
     monkeypatch.setattr(asyncio.Handle, "_run", lambda handle: watchdog.run(handle, run))
     gc.callbacks.append(watchdog.gc_phase)
+    watchdog.sample_stacks()
     yield
+    watchdog.stop()
     gc.callbacks.remove(watchdog.gc_phase)
     monkeypatch.undo()
     assert not watchdog.seen, "blocking calls on the event loop:\n" + "\n".join(watchdog.seen)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import sys
 import threading
 import time
+import traceback
 import weakref
 from pathlib import Path
 
@@ -17,6 +19,10 @@ from pathlib import Path
 SLOW_CALLBACK_S = 0.25
 # CPU other threads of the process used during a slow callback that makes its wait theirs.
 OTHER_THREADS_S = 0.05
+# When a callback has held the loop this long, the sampler (``sample_stacks``) takes the
+# loop thread's stack: where it was blocked goes with the report.
+SAMPLE_AFTER_S = 0.15
+SAMPLE_EVERY_S = 0.05
 # Steps of the test's own coroutines (making sample media, hashing expected bytes, a load
 # generator's clients) are the test's business, not the service's.
 _TESTS = f"{Path(__file__).parent}{os.sep}"
@@ -48,6 +54,10 @@ class Watchdog:
     def __init__(self) -> None:
         self.thread = threading.get_ident()
         self.seen: list[str] = []
+        self._running_since: float | None = None  # the current callback's start
+        self._callbacks = 0  # callbacks started so far: which one a stack sample is of
+        self._sample: tuple[int, str] | None = None
+        self._sampling = threading.Event()
         self.collecting = 0.0  # the garbage collector's time, on any thread: not the code's
         self._gc_started: float | None = None
         try:  # this (the loop's) thread's scheduler statistics, read at every callback
@@ -64,6 +74,27 @@ class Watchdog:
             return 0.0
         return int(os.pread(self._schedstat, 64, 0).split()[1]) / 1e9
 
+    def sample_stacks(self) -> None:
+        """Start a thread that takes the loop thread's stack when a callback has held the
+        loop SAMPLE_AFTER_S: a report then says where it was blocked. ``stop`` ends it."""
+        self._sampling.set()
+        threading.Thread(target=self._sampler, name="watchdog-sampler", daemon=True).start()
+
+    def stop(self) -> None:
+        self._sampling.clear()
+
+    def _sampler(self) -> None:
+        while self._sampling.is_set():
+            time.sleep(SAMPLE_EVERY_S)
+            since, callback = self._running_since, self._callbacks
+            if since is None or time.perf_counter() - since < SAMPLE_AFTER_S:
+                continue
+            if self._sample is not None and self._sample[0] == callback:
+                continue  # this callback's stack is taken already
+            frame = sys._current_frames().get(self.thread)
+            if frame is not None and self._callbacks == callback:
+                self._sample = (callback, "".join(traceback.format_stack(frame)[-12:]))
+
     def gc_phase(self, phase: str, info: dict) -> None:
         # Any thread's collection: it holds the GIL throughout, so the loop's thread waits
         # for it (voluntarily, without using CPU) when the driver's I/O thread collects.
@@ -79,9 +110,13 @@ class Watchdog:
         wall, cpu, collecting = time.perf_counter(), time.thread_time(), self.collecting
         switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw  # any thread's
         queued, process = self._queued_s(), time.process_time()
+        self._callbacks += 1
+        callback = self._callbacks
+        self._running_since = wall
         try:
             return run(handle)
         finally:
+            self._running_since = None
             collected = self.collecting - collecting  # a full collection can take 0.5 s
             queued = self._queued_s() - queued
             wall = time.perf_counter() - wall - collected - queued
@@ -98,4 +133,8 @@ class Watchdog:
                 if (cpu >= SLOW_CALLBACK_S or not preempted) and not any(
                     t in described for t in _TEST_CODE
                 ):
-                    self.seen.append(f"{described} took {wall:.3f} s ({cpu:.3f} s of CPU)")
+                    report = f"{described} took {wall:.3f} s ({cpu:.3f} s of CPU)"
+                    sample = self._sample
+                    if sample is not None and sample[0] == callback:
+                        report += f"; the loop's thread was at:\n{sample[1]}"
+                    self.seen.append(report)

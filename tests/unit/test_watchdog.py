@@ -41,6 +41,27 @@ def test_a_sleeping_callback_is_caught():
     assert "took" in caught
 
 
+def _napping() -> None:
+    time.sleep(SLOW_CALLBACK_S * 1.5)  # the line a report must point at
+
+
+def test_a_report_says_where_the_loops_thread_was_blocked():
+    loop = asyncio.new_event_loop()
+    watchdog = Watchdog()
+    watchdog.sample_stacks()
+    try:
+        for _ in range(3):  # as above: a preempted sleep is let through
+            watchdog.run(asyncio.Handle(_napping, (), loop), asyncio.Handle._run)
+            if watchdog.seen:
+                break
+    finally:
+        watchdog.stop()
+        loop.close()
+    (caught,) = watchdog.seen
+    assert "the loop's thread was at:" in caught
+    assert "in _napping" in caught and "time.sleep(SLOW_CALLBACK_S * 1.5)" in caught
+
+
 def test_a_computing_callback_is_caught():
     (seen,) = _run(_compute)
     assert "s of CPU" in seen
