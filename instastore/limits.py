@@ -79,6 +79,11 @@ MAX_ITEM_BYTES = 2 * 2**20  # larger renditions (originals, videos) always strea
 TIMELINE_FRESH_S = 5.0  # seconds followee lists and newest ids are served without a refresh...
 TIMELINE_STALE_MAX_S = 60.0  # ...then refreshed in the background, served meanwhile up to this age
 TIMELINE_CACHE_ITEMS = 200_000  # entries per timeline cache before it is emptied (ints, lists)
+# Stale newest ids one page starts a background refresh of (in reads of 100 keys): at 7,500
+# followees, refreshing every one at once (75 reads, 7,500 cache writes) landed on the
+# pages served meanwhile as a tail of 240 ms; a slice a page spreads the same work over the
+# next pages, and the entries, refreshed at different moments, go stale at different ones.
+NEWEST_REFRESH_KEYS = 500
 # Rows per read of a followee list. The timeline reads the whole list, cut nowhere: what
 # bounds it is the max_following setting (7,500 by default: 8 reads), which follows racing
 # on several hosts may pass by a few, and which an operator may lower below what users

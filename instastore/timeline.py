@@ -45,6 +45,7 @@ from instastore.hotcache import TtlCache
 from instastore.ids import MAX_ID
 from instastore.limits import (
     FOLLOWEES_PAGE,
+    NEWEST_REFRESH_KEYS,
     OVERFETCH_ROUNDS,
     PAGE_READS,
     RANKED_TTL_S,
@@ -202,8 +203,8 @@ class Timeline:
 
     async def latest(self, user_ids: list[int], reader: int = 0) -> dict[int, tuple[int, int]]:
         """Each user's newest photo id and fan-out mark (users without photos left out),
-        from the cache; stale entries are refreshed in the background, missing ones read
-        now."""
+        from the cache; missing ones read now, stale ones refreshed in the background,
+        ``NEWEST_REFRESH_KEYS`` of them at a time (the next page starts the next slice)."""
         known: dict[int, tuple[int, int]] = {}
         missing, stale = [], []
         looked_up = self._latest.lookup_many(user_ids)
@@ -216,6 +217,7 @@ class Timeline:
             if value[0]:
                 known[uid] = value
         if stale:
+            stale = stale[:NEWEST_REFRESH_KEYS]
             self._refreshes.start(NewestFor(reader), lambda: self._load_latest(stale))
         if missing:
             known.update(await self._load_latest(missing))

@@ -402,3 +402,46 @@ async def test_whole_walks_of_top_and_recent_are_the_sorted_merge(
         and min(top[:k], default=ids.MAX_ID) > max(top[k:], default=0)
         for k in range(min(window, len(top)) + 1)
     ), top
+
+
+async def test_stale_newest_ids_are_refreshed_a_slice_a_page(stores, adapter_settings, monkeypatch):
+    """A reader's followees' newest ids go stale together (they were read together); each
+    page refreshes ``NEWEST_REFRESH_KEYS`` of them in the background, the next page the
+    next slice, until every one is fresh: a stale one is served meanwhile, never a wrong
+    one once its slice came round."""
+    monkeypatch.setattr("instastore.timeline.NEWEST_REFRESH_KEYS", 10)
+    reader = User(new_id(), f"reader_{uuid.uuid4().hex[:8]}", "x")
+    await stores.accounts.create_user(reader)
+    tag = uuid.uuid4().hex[:8]
+    now = datetime.now(UTC)
+    followees = []
+    for n in range(25):
+        followee = User(new_id(), f"f{n}_{tag}", "x")
+        await stores.accounts.create_user(followee)
+        await stores.graph.follow(reader.id, followee.id, now)
+        await stores.photos.save_photo(make_photo(followee.id, "p"), [])
+        followees.append(followee.id)
+    photos = Photos(stores.photos, stores.search, adapter_settings)
+    timeline = timeline_over(stores, adapter_settings, photos)
+    seconds = [0.0]
+    timeline._latest.clock = lambda: seconds[0]
+    first = await timeline.latest(followees, reader=reader.id)
+    assert sorted(first) == sorted(followees)  # read now: nothing was cached
+
+    newer = {}  # every followee posts again; the cache still has the first photo
+    for followee in followees:
+        photo = make_photo(followee, "p")
+        await stores.photos.save_photo(photo, [])
+        newer[followee] = photo.id
+    seconds[0] += timeline._latest.ttl_s + 1  # every entry stale, none too old to serve
+
+    def fresh() -> int:
+        return sum(f for _, f in timeline._latest.lookup_many(followees))
+
+    for expected in (10, 20, 25):
+        served = await timeline.latest(followees, reader=reader.id)
+        await timeline._refreshes.drain()
+        assert fresh() == expected
+        refreshed = {u for u in followees if timeline._latest.get(u) == (newer[u], 0)}
+        assert len(refreshed) == expected  # the fresh ones carry the new photo
+        assert all(served[u][0] in (first[u][0], newer[u]) for u in followees)
