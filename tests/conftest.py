@@ -206,7 +206,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 async def event_loop_watchdog(monkeypatch):
     """Every async test runs with asyncio's debug mode on and fails if any callback held
-    the loop for SLOW_CALLBACK_S or more (see tests/watchdog.py): a blocking call shows up
+    the loop too long (see tests/watchdog.py): a blocking call shows up
     as a failure here, not as a slow benchmark later."""
     loop = asyncio.get_running_loop()
     loop.set_debug(True)

@@ -17,6 +17,15 @@ from pathlib import Path
 # A callback of the service that holds the event loop this long is a blocking call. Not
 # tighter: on 2 cores a worker thread running Pillow can hold the GIL for ~100 ms.
 SLOW_CALLBACK_S = 0.25
+# ... when it computed (used SLOW_CALLBACK_S of CPU). One that mostly waited (a sleep, a
+# lock, a read) is blocking from this long: on these 2 cores under CI's load (two
+# clusters' JVMs writing, tests on other processes) the loop's thread was seen stalled
+# 0.27-0.33 s in request handlers with 1 ms of CPU, no preemption and no other thread
+# computing, waits the kernel does not account anywhere this can read (delay accounting
+# is off: a page-in, a writeback, a new thread's first run). A blocking call of the
+# service's (a store's round trip, a sleep before a retry) is still caught whenever it
+# takes this long, and the report says where (``sample_stacks``).
+SLOW_WAIT_S = 0.75
 # CPU other threads of the process used during a slow callback that makes its wait theirs.
 OTHER_THREADS_S = 0.05
 # When a callback has held the loop this long, the sampler (``sample_stacks``) takes the
@@ -36,14 +45,15 @@ _TEST_CODE = (
 
 class Watchdog:
     """Times every callback run on one thread's event loop. A callback is blocking when it
-    held the loop SLOW_CALLBACK_S or more, unless the kernel preempted a thread of the
-    process meanwhile (an involuntary context switch) and the callback used less than that
-    in CPU: on 2 cores shared with the JVMs of the cluster, a preempted callback's wall time
-    is the scheduler's, not the code's; and so is the wait of a callback for the GIL while
-    the thread holding it (the Cassandra driver's I/O thread, decoding a page of rows) is
-    preempted, which the loop's thread sees as a voluntary wait. A blocking call (a sleep,
-    a socket or file read, a lock) on a machine not that loaded is still caught; so is a
-    callback that computes for too long, loaded or not.
+    computed SLOW_CALLBACK_S or more, or held the loop SLOW_WAIT_S or more, unless the
+    kernel preempted a thread of the process meanwhile (an involuntary context switch)
+    and the callback used less than SLOW_CALLBACK_S in CPU: on 2 cores shared with the
+    JVMs of the cluster, a preempted callback's wall time is the scheduler's, not the
+    code's; and so is the wait of a callback for the GIL while the thread holding it (the
+    Cassandra driver's I/O thread, decoding a page of rows) is preempted, which the loop's
+    thread sees as a voluntary wait. A blocking call (a sleep, a socket or file read, a
+    lock) on a machine not that loaded is still caught; so is a callback that computes for
+    too long, loaded or not.
 
     A thread that waited (for the GIL, or a wake-up) and was then left on the run queue
     because every core was busy is not preempted, but that wait is the scheduler's too:
@@ -130,7 +140,8 @@ class Watchdog:
                     or others >= OTHER_THREADS_S
                 )
                 described = asyncio.base_events._format_handle(handle)  # as asyncio's own warning
-                if (cpu >= SLOW_CALLBACK_S or not preempted) and not any(
+                waited = not preempted and wall >= SLOW_WAIT_S
+                if (cpu >= SLOW_CALLBACK_S or waited) and not any(
                     t in described for t in _TEST_CODE
                 ):
                     report = f"{described} took {wall:.3f} s ({cpu:.3f} s of CPU)"
