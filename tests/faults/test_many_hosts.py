@@ -241,3 +241,63 @@ async def test_a_follow_ended_on_one_host_ends_the_timeline_on_another_within_5_
                         f"{order} still shows it"
                     )
                     await asyncio.sleep(0.2)
+
+
+async def test_a_block_and_a_takedown_elsewhere_are_enforced_by_another_host_within_5_s(
+    store_env, tmp_path
+):
+    """Host B has a viewer's reads of an owner's photos cached (records, owner, the
+    hidden-item cache). The owner blocks the viewer through host A, and an operator takes
+    another photo down with `instastore moderation hide` (a third process): within 5 s
+    host B answers 404 to the viewer for the owner, the list and the photo, and to
+    everyone for the taken-down photo and its media."""
+    image = samples.image("JPEG", (120, 90))
+    with two_hosts(store_env, tmp_path) as (a, b):
+        async with aiohttp.ClientSession() as http:
+            owner_name, owner_token = await _account(http, a, a, "blk")
+            viewer_name, viewer_token = await _account(http, a, b, "vwr")
+            viewer = {"Authorization": f"Bearer {viewer_token}"}
+            status, kept = await _upload(http, a, owner_token, "b1", "seen until blocked", image)
+            assert status == 201
+            status, taken = await _upload(http, a, owner_token, "b2", "taken down", image)
+            assert status == 201
+
+            async def seen(path: str, headers: dict[str, str]) -> bool:
+                async with http.get(f"{b}{path}", headers=headers) as resp:
+                    assert resp.status in (200, 404), (path, resp.status, await resp.text())
+                    return resp.status == 200
+
+            async with http.get(f"{b}/v1/photos/{taken['id']}") as resp:
+                taken_media = (await resp.json())["media"]
+            by_viewer = [
+                f"/v1/photos/{kept['id']}",
+                f"/v1/users/{owner_name}",
+                f"/v1/users/{owner_name}/photos",
+            ]
+            by_anyone = [f"/v1/photos/{taken['id']}", taken_media["thumb"], taken_media["large"]]
+            checks = [(p, viewer) for p in by_viewer] + [(p, {}) for p in by_anyone]
+            assert all([await seen(p, h) for p, h in checks])  # now cached by host B
+
+            owner = {"Authorization": f"Bearer {owner_token}"}
+            async with http.put(f"{a}/v1/users/{viewer_name}/block", headers=owner) as resp:
+                assert resp.status in (200, 204), await resp.text()
+            hide = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "instastore", "moderation", "hide", "photo", taken["id"]],
+                env={**os.environ, **store_env},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert hide.returncode == 0, hide.stderr
+            changed = asyncio.get_running_loop().time()
+            waited = {}
+            for path, headers in checks:
+                while await seen(path, headers):
+                    assert asyncio.get_running_loop().time() - changed < 6, f"{path} still seen"
+                    await asyncio.sleep(0.2)
+                waited[path] = round(asyncio.get_running_loop().time() - changed, 1)
+            assert max(waited.values()) < 6, waited
+            # The owner still sees both (a takedown answers 404 to all but its owner).
+            async with http.get(f"{b}/v1/photos/{taken['id']}", headers=owner) as resp:
+                assert resp.status == 200
