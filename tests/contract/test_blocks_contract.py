@@ -66,6 +66,44 @@ async def test_blocking_again_changes_nothing_and_unblocking_restores_no_follow(
     assert await stores.graph.count_follows(blocked) == (0, 0)
 
 
+class Crash(BaseException):
+    """A process killed where it was (not an error anything handles)."""
+
+
+async def test_a_block_cut_short_after_any_step_hides_at_once_and_blocking_again_ends_it(
+    stores, monkeypatch
+):
+    """A block is several writes on Cassandra (the block rows, then each follow and
+    request ended) and one transaction on SQLite. Cut after its first write (the first
+    unfollow never runs, as under kill -9): the block is already seen both ways, and the
+    retry the client makes ends every follow and request, with the counts right."""
+    blocker, blocked = new_id(), new_id()
+    await _follow_both_ways(stores, blocker, blocked)
+    assert await stores.graph.add_follow_request(blocked, blocker, AT)
+    unfollow = type(stores.graph).unfollow
+
+    async def killed(self, *args):
+        raise Crash()
+
+    monkeypatch.setattr(type(stores.graph), "unfollow", killed)
+    try:
+        await stores.blocks.block(blocker, blocked, AT)
+        cut = False  # SQLite: one transaction, never an unfollow of its own
+    except Crash:
+        cut = True  # Cassandra: cut after the block rows
+    assert cut == (stores.metadata.name != "sqlite")
+    monkeypatch.setattr(type(stores.graph), "unfollow", unfollow)
+    assert await stores.blocks.blockers_among(blocked, [blocker]) == {blocker}
+    assert await stores.blocks.blocked_among(blocker, [blocked]) == {blocked}
+
+    await stores.blocks.block(blocker, blocked, AT)  # the retry
+    assert not await stores.graph.is_following(blocker, blocked)
+    assert not await stores.graph.is_following(blocked, blocker)
+    assert not await stores.graph.has_follow_request(blocked, blocker)
+    assert await stores.graph.count_follows(blocker) == (0, 0)
+    assert await stores.graph.count_follows(blocked) == (0, 0)
+
+
 async def test_a_users_blocks_list_in_id_order_paged(stores):
     blocker = new_id()
     blocked = [new_id() for _ in range(5)]
