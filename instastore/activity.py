@@ -299,3 +299,22 @@ class Activity:
         if event.kind == "approved":
             return await self.graph.is_following(reader.id, event.actor_id)
         return event.kind == "mention"  # in a title: the title is checked with the photo
+
+    # ---- a title edit ------------------------------------------------------------------
+
+    async def retitled(self, owner: User, photo: Photo, title: str) -> list[User]:
+        """A mention for each account ``title`` names and the photo's title as it is does
+        not (but its owner), written before the edit is stored: shown only once the title
+        names them (``_still_named``), and under an id claimed once per photo and
+        account, so a retry, or naming them again, tells them once. One named by the
+        upload (its event is the photo's id) is told by that event again. The accounts
+        ``title`` mentions."""
+        named = await self._named_by(owner, title)
+        before = set(mentions(photo.title, self.max_mentions))
+        told = await self._seeing(
+            [u for u in named if u.id != owner.id and u.username not in before], photo
+        )
+        for user in told:
+            if not await self.store.events(user.id, photo.id + 1, photo.id - 1, 1):
+                await self._claimed(user.id, f"mention:{photo.id}", "mention", owner.id, photo.id)
+        return named
