@@ -102,7 +102,9 @@ async def test_a_tag_page_is_newest_first_folded_and_paged(core):
 async def test_tags_fold_as_search_folds_words(core):
     owner = await _user(core)
     word = _word()
-    photo = await _photo(core, owner, f"Ça va #Café{word} #ＦＵＬＬ{word} a#b{word} #1 #{word}_x")
+    photo = await _photo(
+        core, owner, f"Ça va #Café{word} #\uff26\uff35\uff2c\uff2c{word} a#b{word} #1 #{word}_x"
+    )
     assert title_tags(photo.title) == [f"cafe{word}", f"full{word}", word]
     assert await _tagged(core, None, f"CAFÉ{word}") == [photo.id]
     assert await _tagged(core, None, f"full{word}") == [photo.id]
