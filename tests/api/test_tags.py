@@ -34,7 +34,7 @@ async def _title(api, photo_id: str, headers: dict) -> str:
 async def test_an_upload_is_filed_under_its_tags_and_an_edit_moves_it(api):
     old, new = _tag(), _tag()
     named, _ = await api.user()
-    owner, owner_h = await api.user()
+    _, owner_h = await api.user()
     photo = await api.photo(owner_h, samples.image(size=(32, 32)), f"Beach #{old.upper()} day")
     assert await _ids(api, f"/v1/tags/{old}/photos") == [photo["id"]]
     assert await _ids(api, f"/v1/tags/%23{old}/photos") == [photo["id"]]  # with its '#'
@@ -114,7 +114,7 @@ async def test_tag_search_is_bounded_and_folds_its_prefix(api):
 
 
 async def _photo(api):
-    owner, owner_h = await api.user()
+    _, owner_h = await api.user()
     photo = await api.photo(owner_h, samples.image(size=(32, 32)), "as uploaded")
     return photo, owner_h
 
