@@ -9,12 +9,13 @@ they have not read.
   request or approval is stored, and the action answered only after both, so an action
   whose answer the client got has its event (an event whose action never landed is left
   out, below). The mentions of a title are written as its upload is answered, a replay
-  of its Idempotency-Key included. Every event id is fixed by its action, so a retry, or
-  the action done twice, lands on the same row: a comment's event is the comment's id,
-  a mention in a title the photo's id, and an action without an id of its own (a like,
-  a follow, a request, an approval) claims one once (``ActivityStore.claim_event_id``,
-  keyed by what it is and who did it) and keeps it for ``activity_days``, so liking,
-  unliking and liking again notifies once.
+  of its Idempotency-Key included; those a title edit adds, before the edit is stored
+  (``retitled``: under an id claimed per photo and account). Every event id is fixed by
+  its action, so a retry, or the action done twice, lands on the same row: a comment's
+  event is the comment's id, a mention in a title the photo's id, and an action without
+  an id of its own (a like, a follow, a request, an approval) claims one once
+  (``ActivityStore.claim_event_id``, keyed by what it is and who did it) and keeps it
+  for ``activity_days``, so liking, unliking and liking again notifies once.
 - Rows are never taken back: what the reader may no longer see is left out when the
   inbox is read (``shown``), so a change that a crash cut short can never leave an event
   behind. Left out: an event whose actor is gone; one about a photo that is deleted,
