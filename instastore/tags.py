@@ -51,7 +51,14 @@ from instastore.uploads.checks import check_title
 from instastore.viewing import PhotoCard, Viewing
 
 _TAG = re.compile(r"(?<![\w&#])#([^\W_]+)")
-_WORD = re.compile(r"#?([^\W_]+)")  # a tag or prefix as a client names it: "#" optional
+# What a client may send as a tag or a prefix (the API declares these patterns): an
+# optional "#", then ASCII letters and digits or any character past ASCII, which the
+# core folds (a word of this shape that folds to no tag names nothing: an empty answer).
+_CHAR = "[0-9A-Za-z\\u0080-\U0010ffff]"
+TAG_PATTERN = f"^#?{_CHAR}{{1,{MAX_TERM_LENGTH}}}$"
+PREFIX_PATTERN = f"^#?{_CHAR}{{{TAG_PREFIX_CHARS},{MAX_TERM_LENGTH}}}$"
+_TAG_SHAPE = re.compile(TAG_PATTERN)
+_PREFIX_SHAPE = re.compile(PREFIX_PATTERN)
 PROBE = 20  # newest rows of a tag read to tell whether a viewer sees any of its photos
 
 # The mention events of a title edit, written ahead of it: (editor, photo, new title).
@@ -78,34 +85,31 @@ def title_tags(title: str) -> list[str]:
     return list(seen)
 
 
-def _word(raw: str | None, what: str) -> str:
-    match = _WORD.fullmatch(raw or "")
-    if match is None or len(match.group(1)) > MAX_TERM_LENGTH:
+def _shaped(raw: str | None, pattern: re.Pattern[str], what: str, shortest: int) -> str:
+    """The word of a tag or prefix as a client sends it, its "#" dropped; ``InvalidInput``
+    unless it has the shape the API declares (``TAG_PATTERN``, ``PREFIX_PATTERN``)."""
+    match = pattern.fullmatch(raw or "")
+    if match is None:
         raise InvalidInput(
-            f"{what} must be letters and digits (a leading '#' is allowed), at most "
-            f"{MAX_TERM_LENGTH} of them"
+            f"{what} must be {shortest} to {MAX_TERM_LENGTH} ASCII letters or digits or "
+            "characters past ASCII, after an optional '#'"
         )
-    folded = fold_tag(match.group(1))
-    if folded is None:
-        raise InvalidInput(f"{what} {raw!r:.80} is not one word once folded as search folds it")
-    return folded
+    return (raw or "").removeprefix("#")
 
 
-def parse_tag(raw: str | None) -> str:
-    """A tag as a client names it (with or without its "#"), folded; ``InvalidInput``
-    for anything that no title could file a photo under."""
-    tag = _word(raw, "a tag")
-    if tag.isdigit():
-        raise InvalidInput("a tag has at least one letter")
-    return tag
+def parse_tag(raw: str | None) -> str | None:
+    """A tag as a client names it (with or without its "#"), folded; None for a word of
+    the declared shape that no title can be filed under (it folds to more or less than
+    one word, or to digits alone); ``InvalidInput`` for one not of that shape."""
+    tag = fold_tag(_shaped(raw, _TAG_SHAPE, "a tag", 1))
+    return None if tag is None or tag.isdigit() else tag
 
 
-def parse_prefix(raw: str | None) -> str:
-    """The start of a tag, folded; at least ``TAG_PREFIX_CHARS`` characters."""
-    prefix = _word(raw, "prefix")
-    if len(prefix) < TAG_PREFIX_CHARS:
-        raise InvalidInput(f"prefix must be at least {TAG_PREFIX_CHARS} letters or digits")
-    return prefix
+def parse_prefix(raw: str | None) -> str | None:
+    """The start of a tag, folded; None for one of the declared shape that starts no tag
+    (not one word once folded, or shorter than ``TAG_PREFIX_CHARS`` then)."""
+    prefix = fold_tag(_shaped(raw, _PREFIX_SHAPE, "prefix", TAG_PREFIX_CHARS))
+    return None if prefix is None or len(prefix) < TAG_PREFIX_CHARS else prefix
 
 
 def tag_scope(tag: str, viewer_id: int) -> Scope:
@@ -149,13 +153,17 @@ class Tags:
     ) -> Page[PhotoCard]:
         """A tag's photos ``viewer`` may see, newest first."""
         tag = parse_tag(raw_tag)
+        viewer_id = viewer.id if viewer else 0
+        if tag is None:  # no title is filed under it: no photo, and no cursor was made
+            self.photos.cursors.decode_cursor(cursor, tag_scope("", viewer_id))
+            return Page([], None)
         audience = self.viewing.audience(viewer)
         page = await self.photos.live_page(
             lambda before, n: self.index.tag_photo_ids(tag, before, n),
             cursor,
             limit,
             self._filed(tag, audience),
-            tag_scope(tag, viewer.id if viewer else 0),
+            tag_scope(tag, viewer_id),
         )
         return await self.viewing.cards_page(audience, page)
 
@@ -169,6 +177,8 @@ class Tags:
         if viewer is None:
             # SECURITY: each listed tag costs a read of its rows; counted per address.
             await self.viewing.searches.take(address, "searches without a token from this address")
+        if prefix is None:  # starts no tag
+            return []
         want = max(1, min(limit, MAX_TAGS_LISTED))
         audience = self.viewing.audience(viewer)
         found: list[str] = []

@@ -31,23 +31,22 @@ from instastore.server.handlers.operation import (
     json_body as body_of,
 )
 
-from instastore.limits import MAX_TAGS_LISTED, MAX_TERM_LENGTH, TAG_PREFIX_CHARS
+from instastore.limits import MAX_TAGS_LISTED, TAG_PREFIX_CHARS
+from instastore.tags import PREFIX_PATTERN, TAG_PATTERN
 
-# The pattern a client's tag or prefix must have; the core folds it and says what else
-# is wrong (one word once folded; a tag has a letter).
-WORD_PATTERN = f"^#?[^\\W_]{{1,{MAX_TERM_LENGTH}}}$"
 TAG = Param(
     "tag",
     "path",
-    {"type": "string", "pattern": WORD_PATTERN},
-    "the tag, with or without its '#' (percent-encoded: %23): letters and digits, at least "
-    "one letter; folded as search folds words",
+    {"type": "string", "pattern": TAG_PATTERN},
+    "the tag, with or without its '#' (percent-encoded: %23), folded as search folds "
+    "words; one that folds to no tag (digits alone, more than one word) has no photos",
 )
 PREFIX = Param(
     "prefix",
     "query",
-    {"type": "string", "minLength": TAG_PREFIX_CHARS, "pattern": WORD_PATTERN},
-    f"the start of a tag: at least {TAG_PREFIX_CHARS} letters or digits once folded",
+    {"type": "string", "pattern": PREFIX_PATTERN},
+    f"the start of a tag, with or without its '#': at least {TAG_PREFIX_CHARS} letters or "
+    "digits; folded as search folds words",
     required=True,
 )
 TITLE = Field(

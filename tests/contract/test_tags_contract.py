@@ -111,10 +111,21 @@ async def test_tags_fold_as_search_folds_words(core):
     assert await _tagged(core, None, f"b{word}") == []  # inside a word: no tag
 
 
-@pytest.mark.parametrize("bad", ["", "#", "a_b", "a b", "12345", "x" * 65, "é\u0301\u00bd", "#a#b"])
-async def test_a_tag_no_title_can_have_is_refused(core, bad):
+@pytest.mark.parametrize("bad", ["", "#", "a_b", "a b", "x" * 65, "#a#b", "a.b", "##ab"])
+async def test_a_tag_not_of_the_declared_shape_is_refused(core, bad):
     with pytest.raises(InvalidInput):
         await core.tags.page(None, bad, None, 10)
+
+
+@pytest.mark.parametrize("word", ["12345", "\u00e9\u00bd", "\u00bf\u00bf", "\u0663\u0664"])
+async def test_a_tag_no_title_can_have_has_no_photos_and_takes_no_cursor(core, word):
+    owner = await _user(core)
+    await _photo(core, owner, f"#{word} {word}")
+    page = await core.tags.page(owner, word, None, 10)
+    assert (page.items, page.next_cursor) == ([], None)
+    other = await core.tags.page(None, _word(), None, 1)
+    with pytest.raises(BadCursor):
+        await core.tags.page(None, word, other.next_cursor or "x" * 40, 10)
 
 
 async def test_a_tag_page_shows_only_what_the_viewer_may_see(core):
@@ -167,6 +178,10 @@ async def test_tags_by_prefix_name_only_tags_the_viewer_sees_a_photo_of(core):
 async def test_a_bad_prefix_is_refused(core, bad):
     with pytest.raises(InvalidInput):
         await core.tags.search(None, bad, 10, "test")
+
+
+async def test_a_prefix_that_starts_no_tag_lists_none(core):
+    assert await core.tags.search(None, "\u00bf\u00bf", 10, "test") == []
 
 
 # ---- title edits -----------------------------------------------------------------
