@@ -9,12 +9,13 @@ they have not read.
   request or approval is stored, and the action answered only after both, so an action
   whose answer the client got has its event (an event whose action never landed is left
   out, below). The mentions of a title are written as its upload is answered, a replay
-  of its Idempotency-Key included. Every event id is fixed by its action, so a retry, or
-  the action done twice, lands on the same row: a comment's event is the comment's id,
-  a mention in a title the photo's id, and an action without an id of its own (a like,
-  a follow, a request, an approval) claims one once (``ActivityStore.claim_event_id``,
-  keyed by what it is and who did it) and keeps it for ``activity_days``, so liking,
-  unliking and liking again notifies once.
+  of its Idempotency-Key included; those a title edit adds, before the edit is stored
+  (``retitled``: under an id claimed per photo and account). Every event id is fixed by
+  its action, so a retry, or the action done twice, lands on the same row: a comment's
+  event is the comment's id, a mention in a title the photo's id, and an action without
+  an id of its own (a like, a follow, a request, an approval) claims one once
+  (``ActivityStore.claim_event_id``, keyed by what it is and who did it) and keeps it
+  for ``activity_days``, so liking, unliking and liking again notifies once.
 - Rows are never taken back: what the reader may no longer see is left out when the
   inbox is read (``shown``), so a change that a crash cut short can never leave an event
   behind. Left out: an event whose actor is gone; one about a photo that is deleted,
@@ -299,3 +300,22 @@ class Activity:
         if event.kind == "approved":
             return await self.graph.is_following(reader.id, event.actor_id)
         return event.kind == "mention"  # in a title: the title is checked with the photo
+
+    # ---- a title edit ------------------------------------------------------------------
+
+    async def retitled(self, owner: User, photo: Photo, title: str) -> list[User]:
+        """A mention for each account ``title`` names and the photo's title as it is does
+        not (but its owner), written before the edit is stored: shown only once the title
+        names them (``_still_named``), and under an id claimed once per photo and
+        account, so a retry, or naming them again, tells them once. One named by the
+        upload (its event is the photo's id) is told by that event again. The accounts
+        ``title`` mentions."""
+        named = await self._named_by(owner, title)
+        before = set(mentions(photo.title, self.max_mentions))
+        told = await self._seeing(
+            [u for u in named if u.id != owner.id and u.username not in before], photo
+        )
+        for user in told:
+            if not await self.store.events(user.id, photo.id + 1, photo.id - 1, 1):
+                await self._claimed(user.id, f"mention:{photo.id}", "mention", owner.id, photo.id)
+        return named

@@ -109,3 +109,10 @@ FANOUT_SWEEP_OWNERS = 50  # owners one sweep fans out
 # Inbox rows live inbox_days by their photo's time; readers count on them for one day
 # less, so a replica's clock ahead of the reader's never expires a row counted on.
 INBOX_SLACK = timedelta(days=1)
+
+# Hashtags (instastore.tags)
+MAX_TAGS_PER_TITLE = 30  # tags indexed per title, Instagram's own limit; the rest stay text
+TAG_PREFIX_CHARS = 2  # a tag search's shortest prefix: one range of one tags_by_prefix row
+MAX_TAGS_LISTED = 20  # tags one prefix search answers at most (each is checked, see tags)
+TAG_SEARCH_ROUNDS = 3  # reads of candidate tags one prefix search makes at most
+TITLE_EDIT_ROUNDS = 3  # times a title edit brings its indexes to the record before giving up

@@ -76,6 +76,9 @@ class Photos:
         # Owners shown beside photos. A change of privacy or display name reaches
         # other processes within the TTL; this process drops its entry at once.
         self.users: TtlCache[int, User] = TtlCache("owners")
+        # Told of a photo before its record is saved: the rows of other indexes of its
+        # title (``Tags.index_upload``), on the same path as the title index's.
+        self.on_save: Callable[[Photo], Awaitable[None]] | None = None
 
     async def get_for_media(self, photo_id: int) -> Photo:
         """Like ``get``, through a few-second record cache (the media hot path), which
@@ -214,6 +217,8 @@ class Photos:
 
     async def save(self, photo: Photo) -> None:
         """Store the record and its index rows (the blobs are already written)."""
+        if self.on_save is not None:
+            await self.on_save(photo)
         await self.photos.save_photo(photo, search.terms(photo.title))
 
     async def delete(self, photo_id: int, user_id: int) -> Photo:

@@ -17,6 +17,8 @@ few seconds):
 - ``Viewing`` (a like), ``Comments`` (a comment) and ``Social`` (a follow, a request, an
   approval) -> ``Activity``: the event goes into the inbox of whom it is about, before
   the change is stored and answered (``instastore.activity``).
+- ``Photos`` (an upload's record about to be saved) -> ``Tags.index_upload``: its tag
+  rows first; ``Tags`` (a title edit) -> ``Activity.retitled``: the mentions it adds.
 
 Ids are made under a worker number this process leases from the metadata store
 (``instastore.leases.WorkerIds``), so any number of processes and hosts can serve one
@@ -49,6 +51,7 @@ from instastore.ratelimit import SharedLimit
 from instastore.social import Social
 from instastore.storage import open_stores
 from instastore.storage.ports import BlobStore, Stores
+from instastore.tags import Tags
 from instastore.timeline import Timeline
 from instastore.uploads import Uploads
 from instastore.video.queue import Transcoder
@@ -77,6 +80,7 @@ class Services:
     blocks: Blocks
     reports: Reports
     moderation: Moderation
+    tags: Tags
     _stores: Stores = field(repr=False)
     _worker: WorkerIds | None = field(default=None, repr=False)
     _transcoding: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -207,6 +211,9 @@ def build_services(
     viewing.mentions_of = comments.mentions_of = activity.mentions_of
     comments.on_comment = activity.commented
     social.on_activity = activity.tell
+    tags = Tags(stores.tags, photos, viewing, settings)
+    photos.on_save = tags.index_upload
+    tags.on_retitled = activity.retitled
     return Services(
         accounts=accounts,
         photos=photos,
@@ -221,6 +228,7 @@ def build_services(
         blocks=Blocks(stores.blocks, social, cursors, settings.max_page_size),
         reports=Reports(stores.moderation, viewing, comments, social),
         moderation=moderation,
+        tags=tags,
         _stores=stores,
         _worker=worker,
     )

@@ -481,3 +481,9 @@ class Viewing:
         """``length`` bytes of the rendition from ``offset``, streamed from the blob store;
         a failure raises ``InstastoreError`` when it happens (see ``unreadable``)."""
         return volumes.open_locator(self.blobs, grant.rendition.locator, offset, length)
+
+    # ---- pages of photos other services list --------------------------------------------
+
+    async def cards_page(self, audience: Audience, page: Page[Photo]) -> Page[PhotoCard]:
+        """The cards of a page of photos ``audience`` may see (a tag's page)."""
+        return await self._page(audience, page)

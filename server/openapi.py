@@ -61,6 +61,7 @@ TAGS = {
     "ops": "health, readiness, metrics, this document",
     "moderation": "reporting a photo, a comment or an account to the operators",
     "activity": "my activity inbox: likes, comments, mentions, follows, requests",
+    "hashtags": "a tag's photos, tags by prefix",
 }
 
 
@@ -280,6 +281,15 @@ SCHEMAS: dict[str, Any] = {
         {"openapi": {"type": "string"}, "info": {"type": "object"}, "paths": {"type": "object"}},
         ("openapi", "info", "paths"),
         closed=False,
+    ),
+    "TagList": obj(
+        {
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "description": "folded as search folds words, in order; no counts",
+            }
+        }
     ),
 }
 

@@ -19,6 +19,7 @@ from instastore.server.handlers import (
     reports,
     share,
     social,
+    tags,
 )
 from instastore.server.openapi import DESCRIBED, DOCUMENT
 
@@ -83,6 +84,9 @@ ROUTES = [
     ("POST", "/v1/photos/{photo_id}/report", reports.report_photo),
     ("POST", "/v1/photos/{photo_id}/comments/{comment_id}/report", reports.report_comment),
     ("POST", "/v1/users/{username}/report", reports.report_user),
+    ("GET", "/v1/tags", tags.search_tags),
+    ("GET", "/v1/tags/{tag}/photos", tags.tag_photos),
+    ("PATCH", "/v1/photos/{photo_id}", tags.edit_photo),
 ]
 ROUTES += heads(ROUTES)
 

@@ -582,6 +582,37 @@ class ActivityStore(Protocol):
         late, changes nothing)."""
 
 
+class TagIndex(Protocol):
+    """Hashtags (``instastore.tags``) and the index rows a title edit changes. Rows may be
+    stale (a crash between steps, a concurrent edit): readers check each photo's record."""
+
+    async def index_title(self, photo_id: int, terms: Sequence[str], tags: Sequence[str]) -> None:
+        """Write the title-index rows of ``terms`` and the tag rows of ``tags`` for the
+        photo, and remember that they were written (so ``unindex_title`` finds them).
+        Idempotent; the record is not read or changed."""
+
+    async def set_title(self, photo_id: int, title: str) -> Photo | None:
+        """Set the live photo's title, nothing else of its record (a conditional write on
+        the record read, as ``switch_locators``: a packer's switch is never undone); the
+        photo after, or None if it is missing or deleted. Setting the title it has
+        changes nothing."""
+
+    async def unindex_title(self, photo_id: int, terms: Sequence[str], tags: Sequence[str]) -> None:
+        """Remove every title-index and tag row of the photo that ``index_title`` (or an
+        upload's tags) wrote, but those of ``terms`` and ``tags`` (an adapter that can
+        find the photo's rows without that record, the embedded one, removes its upload's
+        other title-index rows too). Idempotent."""
+
+    async def tag_photo_ids(self, tag: str, before: int | None, limit: int) -> list[int]:
+        """Ids of photos with rows under ``tag``, newest first, strictly before ``before``
+        when given (stale ones included: the caller checks each record)."""
+
+    async def tags_from(self, prefix: str, after: str | None, limit: int) -> list[str]:
+        """Tags ever written that start with ``prefix`` (at least ``limits.TAG_PREFIX_CHARS``
+        characters), in order, strictly after ``after`` when given. A tag may have no
+        photo left: the caller checks."""
+
+
 class MetadataStore(
     AccountStore,
     PhotoStore,
@@ -603,6 +634,7 @@ class MetadataStore(
     ActivityStore,
     BlockStore,
     ModerationStore,
+    TagIndex,
     Backend,
     Protocol,
 ):
@@ -767,6 +799,7 @@ class Stores:
     metadata: Backend
     blocks: BlockStore
     moderation: ModerationStore
+    tags: TagIndex
 
     @classmethod
     def over(cls, metadata: MetadataStore, blobs: BlobStore) -> Stores:
@@ -788,6 +821,7 @@ class Stores:
             metadata=metadata,
             blocks=metadata,
             moderation=metadata,
+            tags=metadata,
         )
 
     async def ping(self) -> dict[str, str]:

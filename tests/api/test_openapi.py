@@ -206,6 +206,15 @@ async def test_live_session_matches_the_spec(session: Session):
     await s.expect(404, "DELETE", f"/v1/me/requests/{alice}", b)
     await s.expect(204, "DELETE", f"/v1/me/followers/{alice}", b)
     await s.expect(404, "DELETE", "/v1/me/followers/nobody_here", b)
+    await s.expect(200, "PATCH", f"/v1/photos/{pid}", a, json_body={"title": "a cat #cat"})
+    await s.expect(403, "PATCH", f"/v1/photos/{pid}", b, json_body={"title": "mine"})
+    await s.expect(404, "PATCH", f"/v1/photos/{vid}", c, json_body={"title": "mine"})
+    await s.expect(400, "PATCH", f"/v1/photos/{pid}", a, json_body={"title": " "})
+    await s.expect(401, "PATCH", f"/v1/photos/{pid}", json_body={"title": "mine"})
+    await s.expect(200, "GET", "/v1/tags/cat/photos?limit=1")
+    await s.expect(400, "GET", "/v1/tags/a_b/photos")
+    await s.expect(200, "GET", "/v1/tags?prefix=ca", b)
+    await s.expect(400, "GET", "/v1/tags?prefix=c")
     await s.expect(403, "DELETE", f"/v1/photos/{pid}", b)
     await s.expect(400, "DELETE", "/v1/photos/x", a)
     await s.expect(404, "DELETE", "/v1/photos/12345", a)
@@ -227,6 +236,7 @@ async def test_live_session_matches_the_spec(session: Session):
                 name="thumb",
                 session_id="12345",
                 comment_id="12345",
+                tag="cat",
             )
             await s.expect(401, method, target, bad)
     await s.expect(405, "PUT", "/v1/me", a)
@@ -376,12 +386,15 @@ async def test_every_get_answers_head_with_its_status_and_headers(session: Sessi
     gets = {path for method, path, _ in ROUTES if method == "GET"}
     assert {path for method, path, _ in ROUTES if method == "HEAD"} == gets
     for template in sorted(gets):
-        path = template.format(username=alice, photo_id=photo["id"], secret="s", name="thumb")
+        path = template.format(
+            username=alice, photo_id=photo["id"], secret="s", name="thumb", tag="cat"
+        )
         if "{secret}" in template:
             path = thumb
         query = {
             "/v1/search/photos": "?q=x",
             "/v1/search/users": "?q=xx",
+            "/v1/tags": "?prefix=ca",
             "/oembed": f"?url=http://{s.client.host}:{s.client.port}/p/{photo['id']}",
         }.get(template, "")
         status = 401 if template == "/metrics" else 200  # its own token, not a user's

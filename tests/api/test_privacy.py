@@ -933,3 +933,116 @@ async def test_events_about_a_photo_its_reader_may_no_longer_see_are_gone(api):
     # Public again: the event is back (it was never removed).
     assert (await api.patch("/v1/me", json={"private": False}, headers=owner_h)).status == 200
     assert len((await _activity(api, reader_h))["items"]) == 3
+
+
+# ---- hashtags and title edits: the sweep over each kind of viewer ------------------------
+
+
+async def test_tags_and_title_edits_follow_the_photos_visibility(api):
+    """A tag's page, tags by prefix and a title edit, for each kind of viewer (nobody
+    signed in, a stranger, a pending follower, an approved follower, a follower the owner
+    then blocked, and the owner), over photos of a private account, followers-only,
+    owner-only, hidden by an operator, deleted and public ones. A tag whose photos are all
+    hidden from a viewer answers as a tag nobody used (no item, no cursor, no listing); an
+    edit of a hidden photo answers as one of a missing id; nothing refused is stored."""
+    private_owner, private_h = await api.user(private=True)
+    public_owner, public_h = await api.user()
+    follower, follower_h = await api.user()
+    _pending, pending_h = await api.user()
+    _, stranger_h = await api.user()
+    blocked, blocked_h = await api.user()
+    for owner in (private_owner, public_owner):
+        await api.put(f"/v1/users/{owner}/follow", headers=follower_h)
+        await api.put(f"/v1/users/{owner}/follow", headers=pending_h)
+        await api.put(f"/v1/users/{owner}/follow", headers=blocked_h)
+    await api.post(f"/v1/me/requests/{follower}/approve", headers=private_h)
+    await api.post(f"/v1/me/requests/{blocked}/approve", headers=private_h)
+    for owner_h in (private_h, public_h):
+        assert (await api.put(f"/v1/users/{blocked}/block", headers=owner_h)).status == 204
+    await api.delete(f"/v1/users/{public_owner}/follow", headers=pending_h)
+
+    stem = f"t{ids.IdGenerator(worker_id=98).next_id()}"  # tags no other test uses
+    image = samples.image(size=(32, 32))
+    kinds = {
+        "private account": (private_h, None),
+        "followers only": (public_h, "followers"),
+        "owner only": (public_h, "private"),
+        "hidden": (public_h, None),
+        "deleted": (public_h, None),
+        "public": (public_h, None),
+    }
+    photos = {}
+    for n, (what, (owner_h, visibility)) in enumerate(kinds.items()):
+        tag = f"{stem}x{n}"
+        photo = await api.photo(owner_h, image, f"#{tag} {what}", visibility=visibility)
+        photos[what] = (photo, owner_h, tag)
+    svc = api.client.app[SERVICES]
+    await svc.moderation.hide("photo", int(photos["hidden"][0]["id"]))
+    assert (
+        await api.delete(f"/v1/photos/{photos['deleted'][0]['id']}", headers=public_h)
+    ).status == 204
+    viewers = {
+        "nobody": {},
+        "stranger": stranger_h,
+        "pending": pending_h,
+        "follower": follower_h,
+        "blocked": blocked_h,
+    }
+    sees = {
+        "private account": {"follower"},
+        "followers only": {"follower"},
+        "owner only": set(),
+        "hidden": set(),
+        "deleted": set(),
+        "public": set(viewers) - {"blocked"},
+    }
+    missing = ids.IdGenerator(worker_id=99).next_id()
+    unused = f"{stem}unused"
+
+    async def body(resp) -> tuple[int, dict]:
+        return resp.status, await resp.json()
+
+    async def listed(headers) -> list[str]:
+        resp = await api.get("/v1/tags", params={"prefix": stem}, headers=headers)
+        assert resp.status == 200
+        return (await resp.json())["tags"]
+
+    async def edit(pid, headers) -> tuple[int, dict]:
+        return await body(
+            await api.patch(f"/v1/photos/{pid}", json={"title": "mine now"}, headers=headers)
+        )
+
+    for what, (photo, owner_h, tag) in photos.items():
+        pid = photo["id"]
+        for who, headers in viewers.items():
+            status, page = await body(
+                await api.get(f"/v1/tags/{tag}/photos", params={"limit": "1"}, headers=headers)
+            )
+            assert status == 200
+            tags = await listed(headers)
+            edited = await edit(pid, headers)
+            if who in sees[what]:
+                assert [p["id"] for p in page["items"]] == [pid], (what, who)
+                assert tag in tags, (what, who)
+                assert edited[0] == (401 if not headers else 403), (what, who)
+                continue
+            nothing = await body(
+                await api.get(f"/v1/tags/{unused}/photos", params={"limit": "1"}, headers=headers)
+            )
+            assert (status, page) == nothing, (what, who)  # no item, no cursor
+            assert tag not in tags, (what, who)
+            gone = await edit(missing, headers)
+            assert edited[0] == gone[0] == (401 if not headers else 404), (what, who)
+            assert edited[1]["detail"] == gone[1]["detail"].replace(str(missing), pid), (what, who)
+        # The owner sees its own, hidden or not; a deleted photo is gone for everyone.
+        status, page = await body(await api.get(f"/v1/tags/{tag}/photos", headers=owner_h))
+        shown = [p["id"] for p in page["items"]]
+        assert shown == ([] if what == "deleted" else [pid]), what
+        # Nothing a refused viewer tried was stored.
+        record = await svc.photos.photos.get_photo(int(pid))
+        assert record is not None and record.title == f"#{tag} {what}", what
+        if what != "deleted":
+            resp = await api.patch(
+                f"/v1/photos/{pid}", json={"title": f"#{tag} ok"}, headers=owner_h
+            )
+            assert resp.status == 200 and (await resp.json())["title"] == f"#{tag} ok", what

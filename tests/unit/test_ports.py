@@ -38,6 +38,7 @@ def test_stores_holds_each_port_under_its_aggregate_name():
         "metadata": ports.Backend,
         "blocks": ports.BlockStore,
         "moderation": ports.ModerationStore,
+        "tags": ports.TagIndex,
     }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import uuid
@@ -75,6 +76,7 @@ FANOUT_SHARDS = 16  # fanout_queue partitions, by owner; see schema/cql/010_time
 INBOX_BATCH = 50  # inbox rows a request (~2 KB: under batch_size_warn_threshold, 5 KB)
 INBOX_WRITES = 8  # such requests at once, by one add_to_inboxes
 PACK_QUEUE_PAGE = 1000  # queued ids read per query
+TAG_BATCH = 8  # terms or tags of a title edit per logged batch (~4 rows each: ~2 KB)
 SESSIONS_PAGE = 100  # a user's sessions read, then ended concurrently, at a time
 # Hits of one limit key read per minute: limits are tens a minute, and a hit past its limit
 # is refused before it is written, so a count never nears this.
@@ -481,6 +483,9 @@ class CassandraMetadataStore:
         await self._q(cql.DEQUEUE_PURGE, _shard(entry.photo_id), entry.day, entry.photo_id)
 
     async def purge_photo(self, photo: Photo, terms: Sequence[str]) -> None:
+        # The rows an edit or the upload's tags remembered first: a purge cut short after
+        # them is finished by the next run (the queue entry goes last).
+        await self.unindex_title(photo.id, (), ())
         bucket = bucket_of(photo.id)
         items: list[StatementItem] = [
             (cql.DELETE_PHOTO, (photo.id,)),
@@ -1299,6 +1304,100 @@ class CassandraMetadataStore:
             "activity read mark",
             lambda: self._q(cql.MARK_SEEN, _cell_timestamp(event_id), event_id, user_id),
         )
+
+    # ---- tags and title edits ----------------------------------------------------------
+
+    def _index_rows(self, photo_id: int, kind: str, value: str) -> list[StatementItem]:
+        """The rows of one term or tag of a photo, with the photo_index row naming them."""
+        bucket = bucket_of(photo_id)
+        if kind == "term":
+            rows = [
+                (cql.INSERT_TERM, (value, bucket, photo_id)),
+                (cql.INSERT_TERM_BUCKET, (value, bucket)),
+            ]
+        else:
+            rows = [
+                (cql.INSERT_TAG, (value, bucket, photo_id)),
+                (cql.INSERT_TAG_BUCKET, (value, bucket)),
+                (cql.INDEX_TAG_NAME, (value[: limits.TAG_PREFIX_CHARS], value)),
+            ]
+        return [(cql.REMEMBER_INDEXED, (photo_id, kind, value)), *rows]
+
+    async def index_title(self, photo_id: int, terms: Sequence[str], tags: Sequence[str]) -> None:
+        # Each term's or tag's rows in one logged batch with the photo_index row that
+        # names them (so unindex_title finds every row written), TAG_BATCH of them a batch.
+        rows = [
+            self._index_rows(photo_id, kind, value)
+            for kind, values in (("term", terms), ("tag", tags))
+            for value in values
+        ]
+        chunks = [rows[i : i + TAG_BATCH] for i in range(0, len(rows), TAG_BATCH)]
+        await asyncio.gather(
+            *(self._batch("index title", *[r for one in chunk for r in one]) for chunk in chunks)
+        )
+
+    async def set_title(self, photo_id: int, title: str) -> Photo | None:
+        # As switch_locators: a lightweight transaction on the exact record bytes read,
+        # and on deleted_at still being null; a refusal means the record changed since
+        # the read (a packer's switch, another edit), so read it again.
+        for _ in range(SWITCH_ROUNDS):
+            rows = await self._q(cql.GET_PHOTO, photo_id)
+            if not rows or rows[0].record is None or rows[0].deleted_at is not None:
+                return None
+            photo = codec.decode_photo(rows[0].record)
+            if photo.title == title:
+                return photo
+            edited = dataclasses.replace(photo, title=title)
+            (row,) = await self._q(
+                cql.SWITCH_LOCATORS, codec.encode_photo(edited), photo_id, rows[0].record
+            )
+            if row[0]:
+                return edited
+        raise Unavailable(f"the record of photo {photo_id} is changing too fast; try again")
+
+    async def unindex_title(self, photo_id: int, terms: Sequence[str], tags: Sequence[str]) -> None:
+        keep = {("term", t) for t in terms} | {("tag", t) for t in tags}
+        bucket = bucket_of(photo_id)
+        gone = [
+            (r.kind, r.value)
+            for r in await self._q(cql.INDEXED, photo_id)
+            if (r.kind, r.value) not in keep
+        ]
+        # The index row and the photo_index row naming it go together: a removal cut
+        # short leaves both, and the next one (an edit, a retry, a purge) finds them.
+        removals: list[list[StatementItem]] = [
+            [
+                (cql.DELETE_TERM if kind == "term" else cql.DELETE_TAG, (value, bucket, photo_id)),
+                (cql.FORGET_INDEXED, (photo_id, kind, value)),
+            ]
+            for kind, value in gone
+        ]
+        chunks = [removals[i : i + TAG_BATCH] for i in range(0, len(removals), TAG_BATCH)]
+        await asyncio.gather(
+            *(self._batch("unindex title", *[r for one in chunk for r in one]) for chunk in chunks)
+        )
+
+    async def tag_photo_ids(self, tag: str, before: int | None, limit: int) -> list[int]:
+        found: list[int] = []
+        before = MAX_ID if before is None else before
+        async for bucket in self._buckets(cql.TAG_BUCKETS, tag, bucket_of(before)):
+            rows = await self._q(cql.TAG_PHOTOS, tag, bucket, before, limit - len(found))
+            found += [r.photo_id for r in rows]
+            if len(found) >= limit:
+                break
+        return found
+
+    async def tags_from(self, prefix: str, after: str | None, limit: int) -> list[str]:
+        # "\x00" follows ``after`` at once; U+10FFFF follows every letter or digit.
+        start = prefix if after is None else after + "\x00"
+        rows = await self._q(
+            cql.TAGS_FROM,
+            prefix[: limits.TAG_PREFIX_CHARS],
+            start,
+            prefix + "\U0010ffff",
+            limit,
+        )
+        return [r.tag for r in rows]
 
 
 def _require_schema(session: Session, settings: Settings) -> None:

@@ -357,3 +357,18 @@ CLAIM_EVENT = (
 )
 SEEN_MARK = "SELECT seen_id FROM activity_seen WHERE user_id = ?"
 MARK_SEEN = "UPDATE activity_seen USING TIMESTAMP ? SET seen_id = ? WHERE user_id = ?"
+
+# TagIndex: tag_photos, tag_buckets, tags_by_prefix, photo_index (the rows an edit or an
+# upload's tags wrote for a photo); a title edit's record write is SWITCH_LOCATORS (the
+# record read, only while live).
+
+INSERT_TAG = "INSERT INTO tag_photos (tag, bucket, photo_id) VALUES (?, ?, ?)"
+INSERT_TAG_BUCKET = "INSERT INTO tag_buckets (tag, bucket) VALUES (?, ?)"
+INDEX_TAG_NAME = "INSERT INTO tags_by_prefix (prefix, tag) VALUES (?, ?)"
+DELETE_TAG = "DELETE FROM tag_photos WHERE tag = ? AND bucket = ? AND photo_id = ?"
+TAG_BUCKETS = "SELECT bucket FROM tag_buckets WHERE tag = ? AND bucket <= ? LIMIT ?"
+TAG_PHOTOS = "SELECT photo_id FROM tag_photos WHERE tag = ? AND bucket = ? AND photo_id < ? LIMIT ?"
+TAGS_FROM = "SELECT tag FROM tags_by_prefix WHERE prefix = ? AND tag >= ? AND tag < ? LIMIT ?"
+REMEMBER_INDEXED = "INSERT INTO photo_index (photo_id, kind, value) VALUES (?, ?, ?)"
+INDEXED = "SELECT kind, value FROM photo_index WHERE photo_id = ?"
+FORGET_INDEXED = "DELETE FROM photo_index WHERE photo_id = ? AND kind = ? AND value = ?"

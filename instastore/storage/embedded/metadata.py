@@ -9,6 +9,7 @@ Schema files (``schema/sqlite``) are applied on connect, each once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import sqlite3
 import time
@@ -400,6 +401,7 @@ class SqliteMetadataStore:
                 (photo.owner_id, photo.id),
             ),
             ("DELETE FROM title_terms WHERE photo_id = ?", (photo.id,)),
+            ("DELETE FROM tag_photos WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM likes WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM comments WHERE photo_id = ?", (photo.id,)),
             ("DELETE FROM purge_queue WHERE photo_id = ?", (photo.id,)),
@@ -1398,6 +1400,74 @@ class SqliteMetadataStore:
                 (user_id, event_id),
             )
         )
+
+    # ---- tags and title edits ----------------------------------------------------------
+
+    async def index_title(self, photo_id: int, terms: Sequence[str], tags: Sequence[str]) -> None:
+        await self._write(
+            *[
+                ("INSERT OR IGNORE INTO title_terms (term, photo_id) VALUES (?, ?)", (t, photo_id))
+                for t in terms
+            ],
+            *[
+                ("INSERT OR IGNORE INTO tag_photos (tag, photo_id) VALUES (?, ?)", (t, photo_id))
+                for t in tags
+            ],
+        )
+
+    async def set_title(self, photo_id: int, title: str) -> Photo | None:
+        def run() -> Photo | None:
+            with _transaction(self.conn):  # BEGIN IMMEDIATE: read and write as one
+                row = self.conn.execute(
+                    "SELECT record, deleted_ms FROM photos WHERE photo_id = ?", (photo_id,)
+                ).fetchone()
+                if row is None or row["deleted_ms"] is not None:
+                    return None
+                photo = codec.decode_photo(row["record"])
+                if photo.title == title:
+                    return photo
+                edited = dataclasses.replace(photo, title=title)
+                self.conn.execute(
+                    "UPDATE photos SET record = ? WHERE photo_id = ?",
+                    (codec.encode_photo(edited), photo_id),
+                )
+                return edited
+
+        return await self._run(run)
+
+    async def unindex_title(self, photo_id: int, terms: Sequence[str], tags: Sequence[str]) -> None:
+        # Every row of the photo but those kept (the indexes by photo serve it): those of
+        # its upload's title too, which an edit has replaced.
+        await self._write(
+            (
+                f"DELETE FROM title_terms WHERE photo_id = ? AND term NOT IN "
+                f"({', '.join('?' * len(terms))})",
+                (photo_id, *terms),
+            ),
+            (
+                f"DELETE FROM tag_photos WHERE photo_id = ? AND tag NOT IN "
+                f"({', '.join('?' * len(tags))})",
+                (photo_id, *tags),
+            ),
+        )
+
+    async def tag_photo_ids(self, tag: str, before: int | None, limit: int) -> list[int]:
+        rows = await self._all(
+            "SELECT photo_id FROM tag_photos WHERE tag = ? AND photo_id < ? "
+            "ORDER BY photo_id DESC LIMIT ?",
+            (tag, MAX_ID if before is None else before, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def tags_from(self, prefix: str, after: str | None, limit: int) -> list[str]:
+        # Text compares as UTF-8 bytes, in code point order: U+10FFFF follows every
+        # letter or digit.
+        rows = await self._all(
+            "SELECT DISTINCT tag FROM tag_photos WHERE tag > ? AND tag >= ? AND tag < ? "
+            "ORDER BY tag LIMIT ?",
+            (after or "", prefix, prefix + "\U0010ffff", limit),
+        )
+        return [r[0] for r in rows]
 
 
 def _job(row: sqlite3.Row) -> TranscodeJob:
