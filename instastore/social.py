@@ -333,6 +333,7 @@ class Audience:
         self._follows: dict[int, bool] = {}
         self._walls: dict[int, Wall] = {}  # user id -> the blocks between them and the viewer
         self._hidden: dict[int, bool] = {}  # item id -> hidden by an operator
+        self._all_walls: frozenset[int] | None = None  # see ``walls``
 
     def assume_following(self, owner_ids: Iterable[int]) -> None:
         """The viewer is known to follow these users (the timeline read the list)."""
@@ -504,6 +505,40 @@ class Audience:
             self._read_walls(authors),
             self._read_hidden([*item_ids, *authors]),
         )
+
+    # ---- counts as the viewer sees them ---------------------------------------------
+
+    async def walls(self) -> frozenset[int]:
+        """Every account a block stands between the viewer and, either way: the counts
+        shown to the viewer leave out what they did (their likes, comments and follows),
+        as the lists leave them out, so a count never tells of an account hidden from
+        the viewer. Both of the viewer's block partitions, read whole once a request
+        (``WALLS_PAGE`` ids a read): nobody signed in has none."""
+        if self._all_walls is None:
+            viewer = self.viewer
+            if viewer is None or self.blocks is None:
+                self._all_walls = frozenset()
+            else:
+                blocked, blockers = await asyncio.gather(
+                    _every(self.blocks.blocked, viewer.id), _every(self.blocks.blockers, viewer.id)
+                )
+                self._all_walls = frozenset(blocked) | frozenset(blockers)
+        return self._all_walls
+
+
+WALLS_PAGE = 1000  # block ids a read, when the counts read all of a viewer's blocks
+
+
+async def _every(
+    read: Callable[[int, int | None, int], Awaitable[list[int]]], user_id: int
+) -> list[int]:
+    """Every id of one of ``user_id``'s id-ordered lists, ``WALLS_PAGE`` a read."""
+    found: list[int] = []
+    while True:
+        ids = await read(user_id, found[-1] if found else None, WALLS_PAGE)
+        found += ids
+        if len(ids) < WALLS_PAGE:
+            return found
 
 
 @dataclass(frozen=True)
