@@ -352,14 +352,16 @@ class Viewing:
         photo. Its cursors are the photo's and this viewer's."""
         photo, audience = await self.visible(viewer, photo_id)
         scope = paging.Scope("likers", (photo.id, viewer.id if viewer else 0))
-        limit = paging.clamp_limit(limit, self.social.max_page)
         cursors = self.photos.cursors
-        ids = await self.likes.likers(photo.id, cursors.decode_cursor(cursor, scope), limit + 1)
-        more = len(ids) > limit
-        ids = ids[:limit]
-        users = await asyncio.gather(*(audience.owner(i) for i in ids))
-        shown = await audience.shown_users([u for u in users if u is not None])
-        return Page(shown, cursors.encode_cursor(ids[-1], scope) if more else None)
+        users, last = await paging.fill_page(
+            lambda after, n: self.likes.likers(photo.id, after, n),
+            lambda ids: self.social.shown_ids(audience, ids),
+            lambda i: i,
+            lambda user: user.id,
+            cursors.decode_cursor(cursor, scope),
+            paging.clamp_limit(limit, self.social.max_page),
+        )
+        return Page(users, None if last is None else cursors.encode_cursor(last, scope))
 
     async def search_users(
         self, viewer: User | None, prefix: str, cursor: str | None, limit: int, address: str = ""

@@ -301,3 +301,41 @@ async def test_counts_leave_out_what_an_account_hidden_by_a_block_did(api):
     assert await _status(api, "DELETE", f"/v1/users/{blocked}/block", blocker_h) == 204
     own = await _json(api, f"/v1/photos/{mine['id']}", blocker_h)
     assert (own["likes"], own["comments"]) == (1, 1)
+
+
+async def _pages(api, url: str, headers: dict, limit: int) -> list[list[str]]:
+    """Every page of a list, following its cursors: the ids of each page's items."""
+    pages, cursor = [], None
+    while True:
+        query = f"limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        page = await _json(api, f"{url}?{query}", headers)
+        pages.append([item["id"] for item in page["items"]])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return pages
+
+
+async def test_pages_read_past_what_a_block_hides(api):
+    """Lists a block thins are still full pages: the size of a page, and a page that
+    ends the list, tell the blocked nothing of the accounts left out."""
+    viewer, viewer_h = await api.user()
+    third, third_h = await api.user()
+    photo = await api.photo(third_h, _image(5), "popular")
+    url = f"/v1/photos/{photo['id']}"
+    shown = []
+    for i in range(9):  # ids in creation order: hidden ones among and after the shown
+        _, who_h = await api.user()
+        assert (await api.put(f"{url}/like", headers=who_h)).status == 200
+        await api.post(f"{url}/comments", json={"text": f"c{i}"}, headers=who_h)
+        await api.put(f"/v1/users/{third}/follow", headers=who_h)
+        me = await _json(api, "/v1/me", who_h)
+        if i % 3 == 0:
+            shown.append(me["id"])
+        else:
+            assert await _status(api, "PUT", f"/v1/users/{viewer}/block", who_h) == 204
+    for list_url in (f"{url}/likers", f"/v1/users/{third}/followers"):
+        pages = await _pages(api, list_url, viewer_h, 1)
+        assert pages == [[i] for i in shown], list_url
+        assert len(await _pages(api, list_url, third_h, 4)) == 3  # 9 for those who see all
+    comments = await _pages(api, f"{url}/comments", viewer_h, 1)
+    assert len(comments) == 3 and all(len(p) == 1 for p in comments)
