@@ -381,30 +381,14 @@ function blockedNotice(username) {
 
 // The accounts I block, a page at a time, each to unblock (on my own profile).
 function blocksSection() {
-  const list = h("ul", { class: "blocks", "aria-label": "Blocked accounts" });
-  const moreButton = h("button", { class: "button more", type: "button", hidden: true }, "More blocked accounts");
-  const section = h("section", { class: "blocks-section", hidden: true }, h("h2", {}, "Blocked accounts"), list, moreButton);
-  let cursor = null;
-  const settle = () => { section.hidden = list.children.length === 0 && moreButton.hidden; };
-  async function more() {
-    try {
-      const page = await api("GET", "/v1/me/blocks?" + q({ cursor, limit: 20 }));
-      for (const user of page.items) {
-        const item = h("li", { "data-username": user.username }, "@" + user.username, " ");
-        item.append(h("button", { class: "button", type: "button", "data-action": "unblock", onclick: async () => {
-          try {
-            await api("DELETE", `/v1/users/${encodeURIComponent(user.username)}/block`);
-            item.remove(); settle(); toast(`Unblocked @${user.username}`);
-          } catch (err) { toast(err.message); }
-        } }, "Unblock"));
-        list.append(item);
-      }
-      cursor = page.next_cursor; moreButton.hidden = !cursor; settle();
-    } catch (err) { toast(err.message); }
-  }
-  moreButton.addEventListener("click", more);
-  more();
-  return section;
+  return accountsSection({ name: "blocks", heading: "Blocked accounts", moreLabel: "More blocked accounts",
+                           path: "/v1/me/blocks", itemOf: (user, done) => ["@" + user.username, " ",
+    h("button", { class: "button", type: "button", "data-action": "unblock", onclick: async () => {
+      try {
+        await api("DELETE", `/v1/users/${encodeURIComponent(user.username)}/block`);
+        done(); toast(`Unblocked @${user.username}`);
+      } catch (err) { toast(err.message); }
+    } }, "Unblock")] });
 }
 
 // ---- sharing --------------------------------------------------------------------------
@@ -694,28 +678,36 @@ function privacyButton(profile, head) {
 
 // The follow requests to my account, newest first, each to approve or decline.
 function requestsSection() {
-  const list = h("ul", { class: "requests", "aria-label": "Follow requests" });
-  const moreButton = h("button", { class: "button more", type: "button", hidden: true }, "More requests");
-  const section = h("section", { class: "requests-section", hidden: true }, h("h2", {}, "Follow requests"), list, moreButton);
-  let cursor = null;
-  const settle = () => { section.hidden = list.children.length === 0 && moreButton.hidden; };
-  const answer = (user, item, how) => async () => {
+  const answer = (user, done, how) => async () => {
     const name = encodeURIComponent(user.username);
     try {
       if (how === "approve") await api("POST", `/v1/me/requests/${name}/approve`);
       else await api("DELETE", `/v1/me/requests/${name}`);
-      item.remove(); settle();
+      done();
       toast(how === "approve" ? `@${user.username} follows you now` : `Declined @${user.username}`);
     } catch (err) { toast(err.message); }
   };
+  return accountsSection({ name: "requests", heading: "Follow requests", moreLabel: "More requests",
+                           path: "/v1/me/requests", itemOf: (user, done) => [
+    h("a", { href: "#/u/" + encodeURIComponent(user.username) }, "@" + user.username), " asks to follow you ",
+    h("button", { class: "button primary", type: "button", "data-action": "approve", onclick: answer(user, done, "approve") }, "Approve"),
+    h("button", { class: "button", type: "button", "data-action": "decline", onclick: answer(user, done, "decline") }, "Decline")] });
+}
+
+// A list of accounts on my own profile, a page at a time, hidden while empty: each item
+// is ``itemOf(user, done)``, where ``done`` takes it away once it is answered.
+function accountsSection({ name, heading, moreLabel, path, itemOf }) {
+  const list = h("ul", { class: name, "aria-label": heading });
+  const moreButton = h("button", { class: "button more", type: "button", hidden: true }, moreLabel);
+  const section = h("section", { class: name + "-section", hidden: true }, h("h2", {}, heading), list, moreButton);
+  let cursor = null;
+  const settle = () => { section.hidden = list.children.length === 0 && moreButton.hidden; };
   async function more() {
     try {
-      const page = await api("GET", "/v1/me/requests?" + q({ cursor, limit: 20 }));
+      const page = await api("GET", path + "?" + q({ cursor, limit: 20 }));
       for (const user of page.items) {
-        const item = h("li", { "data-username": user.username },
-          h("a", { href: "#/u/" + encodeURIComponent(user.username) }, "@" + user.username), " asks to follow you ");
-        item.append(h("button", { class: "button primary", type: "button", "data-action": "approve", onclick: answer(user, item, "approve") }, "Approve"),
-                    h("button", { class: "button", type: "button", "data-action": "decline", onclick: answer(user, item, "decline") }, "Decline"));
+        const item = h("li", { "data-username": user.username });
+        item.append(...itemOf(user, () => { item.remove(); settle(); }));
         list.append(item);
       }
       cursor = page.next_cursor; moreButton.hidden = !cursor; settle();

@@ -16,7 +16,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -1323,19 +1323,29 @@ class CassandraMetadataStore:
     async def like_counts_among(
         self, photo_ids: Sequence[int], user_ids: Sequence[int]
     ) -> dict[int, int]:
-        if not user_ids:
-            return {}
-        unique = list(dict.fromkeys(photo_ids))
-        found = await asyncio.gather(*(self._among(cql.LIKERS_AMONG, p, user_ids) for p in unique))
-        return {p: len(rows) for p, rows in zip(unique, found, strict=True) if rows}
+        async def likes(photo_id: int) -> int:
+            return len(await self._among(cql.LIKERS_AMONG, photo_id, user_ids))
+
+        return await self._per_photo(photo_ids, user_ids, likes)
 
     async def comment_counts_among(
         self, photo_ids: Sequence[int], author_ids: Sequence[int]
     ) -> dict[int, int]:
-        if not author_ids:
+        return await self._per_photo(
+            photo_ids, author_ids, lambda photo_id: self._comments_by(photo_id, author_ids)
+        )
+
+    async def _per_photo(
+        self,
+        photo_ids: Sequence[int],
+        among: Sequence[int],
+        count: Callable[[int], Awaitable[int]],
+    ) -> dict[int, int]:
+        """``count`` of each photo (the photos at once), those counted 0 left out."""
+        if not among:
             return {}
         unique = list(dict.fromkeys(photo_ids))
-        counted = await asyncio.gather(*(self._comments_by(p, author_ids) for p in unique))
+        counted = await asyncio.gather(*(count(p) for p in unique))
         return {p: n for p, n in zip(unique, counted, strict=True) if n}
 
     async def _comments_by(self, photo_id: int, author_ids: Sequence[int]) -> int:
