@@ -361,6 +361,9 @@ def test_block_and_report_from_the_menus(browser, base_url, tmp_path, screenshot
     item = e.locator(f".blocks li[data-username={fay}]")
     item.wait_for()
     assert api_get(e, "/v1/me/blocks")[1]["items"][0]["username"] == fay
+    # Her photo's comment count leaves out fay's comment, as its list does.
+    count = e.locator(".card", has_text="Cliffs in fog").locator(".comments-button .count")
+    assert count.inner_text() == "1"
     screenshots.mkdir(parents=True, exist_ok=True)
     phone = new_page(browser, base_url, PHONE)
     log_in(phone, eve)
