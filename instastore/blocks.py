@@ -2,7 +2,9 @@
 
 A block hides each of the two accounts from the other (``social.Audience.hides_user``):
 photos, profile, follow lists, likers, comments and search, each answering as for a
-missing account, so the blocked cannot tell a block from a deleted or never-made one.
+missing account, so the blocked cannot tell a block from a deleted or never-made one;
+the counts each sees leave out what the other did (``Audience.walls``), and thinned
+lists read on to fill their pages (``paging.fill_page``).
 The blocker still names the blocked in its own list of blocks and may unblock them.
 
 Blocking ends the follows between the two both ways and their follow requests both

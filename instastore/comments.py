@@ -29,7 +29,7 @@ from instastore import ids
 from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.ids import IdGenerator
 from instastore.model import Comment, Photo, User
-from instastore.paging import Cursors, Page, Scope, clamp_limit
+from instastore.paging import Cursors, Page, Scope, clamp_limit, fill_page
 from instastore.ratelimit import SharedLimit
 from instastore.social import Audience
 from instastore.storage.ports import CommentStore
@@ -120,14 +120,16 @@ class Comments:
         """A page of the photo's comments, oldest first."""
         photo, audience = await self.viewing.visible(viewer, photo_id)
         scope = comments_scope(photo.id, viewer)
-        limit = clamp_limit(limit, self.max_page)
-        found = await self.store.comments(
-            photo.id, self.cursors.decode_cursor(cursor, scope), limit + 1
+        found, last = await fill_page(
+            lambda after, n: self.store.comments(photo.id, after, n),
+            lambda rows: self.shown(audience, rows),
+            lambda comment: comment.id,
+            lambda comment: comment.id,
+            self.cursors.decode_cursor(cursor, scope),
+            clamp_limit(limit, self.max_page),
         )
-        more = len(found) > limit
-        found = found[:limit]
-        next_cursor = self.cursors.encode_cursor(found[-1].id, scope) if more else None
-        return Page(await self._cards(audience, await self.shown(audience, found)), next_cursor)
+        next_cursor = None if last is None else self.cursors.encode_cursor(last, scope)
+        return Page(await self._cards(audience, found), next_cursor)
 
     async def delete(self, viewer: User, photo_id: int, comment_id: int) -> None:
         """Remove a comment: its author or the photo's owner."""

@@ -306,6 +306,11 @@ class Settings:
         "Most @names of one title or comment that notify their accounts (the first ones); "
         "the rest are plain text.",
     )
+    reports_per_minute: int = setting(
+        10,
+        "Reports (of a photo, a comment or an account) one user may file per minute, on all "
+        "hosts together (429 past it).",
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -332,6 +337,7 @@ class Settings:
             "inbox_days",
             "uploads_per_minute",
             "comments_per_minute",
+            "reports_per_minute",
             "session_days",
             "upload_claim_stale_seconds",
             "max_connections",

@@ -4,7 +4,9 @@ through the reports (``instastore moderation``), hiding an item or leaving it up
 - Reporting: a user reports what they may see (anything else is ``NotFound``, as for a
   missing item), never their own (``NotAllowed``), with one of ``REASONS`` and optional
   words checked as titles are (``instastore.text``; at most ``MAX_NOTE_CHARS``). One
-  report per reporter and item: reporting again replaces the reason.
+  report per reporter and item: reporting again replaces the reason. Each user files at
+  most ``reports_per_minute`` on all hosts together (``SharedLimit``; ``RateLimited``),
+  counted after the checks, so a refused report spends nothing.
 - Hiding: a hidden item answers 404 to everyone but its owner, decided where
   visibility is (``social.Audience``: a hidden photo, a hidden account's everything, a
   hidden comment but to its author). The serving process that hides it (``on_change``)
@@ -28,6 +30,7 @@ from instastore.clock import utcnow
 from instastore.comments import Comments
 from instastore.errors import InvalidInput, NotAllowed, NotFound
 from instastore.model import User
+from instastore.ratelimit import SharedLimit
 from instastore.social import Social
 from instastore.storage.ports import AccountStore, ModerationStore, PhotoStore, Report, ReportKey
 from instastore.text import check_text
@@ -81,12 +84,14 @@ class Reports:
         viewing: Viewing,
         comments: Comments,
         social: Social,
+        limit: SharedLimit,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.viewing = viewing
         self.comments = comments
         self.social = social
+        self.limit = limit  # reports per user per minute, on every host
         self.clock = clock
 
     async def _file(
@@ -95,6 +100,9 @@ class Reports:
         report = Report(
             kind, item_id, viewer.id, check_reason(reason), check_note(note), self.clock()
         )
+        # SECURITY: counted on every host, after the checks, so a refused report spends
+        # nothing; a flood of reports cannot bury the operators' queue.
+        await self.limit.take(viewer.id, "reports")
         await self.store.add_report(report)
 
     async def photo(self, viewer: User, photo_id: int, reason: object, note: object) -> None:

@@ -35,7 +35,7 @@ import hmac
 import json
 import secrets
 import struct
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -199,3 +199,34 @@ def _in_range(cursor: str, value: int) -> int:
     if not 0 < value <= MAX_ID:
         raise BadCursor(f"cursor {cursor[:40]!r} is out of range")
     return value
+
+
+R = TypeVar("R")  # a row of a list, as read
+K = TypeVar("K")  # where a list goes on: a row's id or name
+FILL_READS = 3  # reads of up to a page of rows that one filtered page makes at most
+
+
+async def fill_page(
+    read: Callable[[K | None, int], Awaitable[list[R]]],
+    shown: Callable[[list[R]], Awaitable[list[T]]],
+    key_of: Callable[[R], K],
+    item_key: Callable[[T], K],
+    after: K | None,
+    limit: int,
+) -> tuple[list[T], K | None]:
+    """Up to ``limit`` items of a list a viewer sees part of: rows read after ``after``,
+    ``shown`` keeping those the viewer sees (in order), read past what it leaves out, up to
+    ``FILL_READS`` reads, so a page is short only at the list's end or when that many
+    reads found too few: how much is left out shows in no page's size. With the key to go
+    on after (None: the list ended there)."""
+    items: list[T] = []
+    for _ in range(FILL_READS):
+        want = limit + 1 - len(items)  # one past the page tells whether more is shown
+        rows = await read(after, want)
+        items += await shown(rows)
+        if len(items) > limit:
+            return items[:limit], item_key(items[limit - 1])
+        if len(rows) < want:
+            return items, None
+        after = key_of(rows[-1])
+    return items, after

@@ -46,7 +46,7 @@ from instastore.errors import Conflict, InvalidInput, LimitReached, NotAllowed, 
 from instastore.hotcache import TtlCache
 from instastore.limits import USERNAME_PREFIX_CHARS
 from instastore.model import Photo, User, Visibility
-from instastore.paging import Cursors, Page, Scope, clamp_limit
+from instastore.paging import Cursors, Page, Scope, clamp_limit, fill_page
 from instastore.storage.ports import AccountStore, BlockStore, FollowGraph, ModerationStore
 
 FollowState = Literal["following", "requested"]
@@ -192,18 +192,26 @@ class Social:
                 "(a-z, 0-9, '_' and '.')"
             )
         scope = Scope("user search", (prefix,))
-        limit = clamp_limit(limit, self.max_page)
-        after = self.cursors.decode_name_cursor(cursor, scope)
-        rows = await self.accounts.usernames_from(prefix, after, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        found = await asyncio.gather(*(self.accounts.get_user(i) for _, i in rows))
-        # A row of an account whose creation never finished names no user, or a user of
-        # another name: skipped (the cursor still goes on after it).
-        named = zip((name for name, _ in rows), found, strict=True)
-        users = [u for name, u in named if u is not None and u.username == name]
-        users = await self.audience(viewer).shown_users(users)
-        return Page(users, self.cursors.encode_name_cursor(rows[-1][0], scope) if more else None)
+        audience = self.audience(viewer)
+
+        async def shown(rows: list[tuple[str, int]]) -> list[User]:
+            found = await asyncio.gather(*(self.accounts.get_user(i) for _, i in rows))
+            # A row of an account whose creation never finished names no user, or a user
+            # of another name: skipped (the cursor still goes on after it).
+            named = zip((name for name, _ in rows), found, strict=True)
+            return await audience.shown_users(
+                [u for name, u in named if u is not None and u.username == name]
+            )
+
+        users, last = await fill_page(
+            lambda after, n: self.accounts.usernames_from(prefix, after, n),
+            shown,
+            lambda row: row[0],
+            lambda user: user.username,
+            self.cursors.decode_name_cursor(cursor, scope),
+            clamp_limit(limit, self.max_page),
+        )
+        return Page(users, None if last is None else self.cursors.encode_name_cursor(last, scope))
 
     async def _check_room(self, follower: User, who: str, then: str = "") -> None:
         """Refuse a follow (or a request, or its approval) that would put ``follower``
@@ -229,16 +237,25 @@ class Social:
         scope: Scope,
         viewer: User | None = None,
     ) -> Page[User]:
-        """A page of users, less those hidden from ``viewer`` (``Audience.shown_users``);
-        its cursors are ``scope``'s. They name no viewer: a cursor is a place in the
-        list, and what one viewer is not shown another's cursor does not show either."""
-        limit = clamp_limit(limit, self.max_page)
-        ids = await fetch(self.cursors.decode_cursor(cursor, scope), limit + 1)
-        more = len(ids) > limit
-        ids = ids[:limit]
-        users = await asyncio.gather(*(self.accounts.get_user(i) for i in ids))
-        shown = await self.audience(viewer).shown_users([u for u in users if u is not None])
-        return Page(shown, self.cursors.encode_cursor(ids[-1], scope) if more else None)
+        """A page of users, less those hidden from ``viewer`` (``Audience.shown_users``),
+        read past them (``fill_page``); its cursors are ``scope``'s. They name no viewer:
+        a cursor is a place in the list, and what one viewer is not shown another's
+        cursor does not show either."""
+        audience = self.audience(viewer)
+        users, last = await fill_page(
+            fetch,
+            lambda ids: self.shown_ids(audience, ids),
+            lambda i: i,
+            lambda user: user.id,
+            self.cursors.decode_cursor(cursor, scope),
+            clamp_limit(limit, self.max_page),
+        )
+        return Page(users, None if last is None else self.cursors.encode_cursor(last, scope))
+
+    async def shown_ids(self, audience: Audience, ids: list[int]) -> list[User]:
+        """The users of ``ids`` that ``audience``'s viewer is shown, in order."""
+        users = await asyncio.gather(*(audience.owner(i) for i in ids))
+        return await audience.shown_users([u for u in users if u is not None])
 
     async def _listed(self, username: str, viewer: User | None) -> User:
         """The user whose follow lists ``viewer`` asks for, if ``viewer`` may read them."""
@@ -333,6 +350,7 @@ class Audience:
         self._follows: dict[int, bool] = {}
         self._walls: dict[int, Wall] = {}  # user id -> the blocks between them and the viewer
         self._hidden: dict[int, bool] = {}  # item id -> hidden by an operator
+        self._all_walls: frozenset[int] | None = None  # see ``walls``
 
     def assume_following(self, owner_ids: Iterable[int]) -> None:
         """The viewer is known to follow these users (the timeline read the list)."""
@@ -504,6 +522,40 @@ class Audience:
             self._read_walls(authors),
             self._read_hidden([*item_ids, *authors]),
         )
+
+    # ---- counts as the viewer sees them ---------------------------------------------
+
+    async def walls(self) -> frozenset[int]:
+        """Every account a block stands between the viewer and, either way: the counts
+        shown to the viewer leave out what they did (their likes, comments and follows),
+        as the lists leave them out, so a count never tells of an account hidden from
+        the viewer. Both of the viewer's block partitions, read whole once a request
+        (``WALLS_PAGE`` ids a read): nobody signed in has none."""
+        if self._all_walls is None:
+            viewer = self.viewer
+            if viewer is None or self.blocks is None:
+                self._all_walls = frozenset()
+            else:
+                blocked, blockers = await asyncio.gather(
+                    _every(self.blocks.blocked, viewer.id), _every(self.blocks.blockers, viewer.id)
+                )
+                self._all_walls = frozenset(blocked) | frozenset(blockers)
+        return self._all_walls
+
+
+WALLS_PAGE = 1000  # block ids a read, when the counts read all of a viewer's blocks
+
+
+async def _every(
+    read: Callable[[int, int | None, int], Awaitable[list[int]]], user_id: int
+) -> list[int]:
+    """Every id of one of ``user_id``'s id-ordered lists, ``WALLS_PAGE`` a read."""
+    found: list[int] = []
+    while True:
+        ids = await read(user_id, found[-1] if found else None, WALLS_PAGE)
+        found += ids
+        if len(ids) < WALLS_PAGE:
+            return found
 
 
 @dataclass(frozen=True)

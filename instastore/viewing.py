@@ -197,8 +197,8 @@ class Viewing:
         photo_ids = [p.id for p in photos]
         viewer = audience.viewer
         likes, comments, liked, owners = await asyncio.gather(
-            self.likes.like_counts(photo_ids),
-            self._comment_counts(photo_ids),
+            self._like_counts(audience, photo_ids),
+            self._seen_comment_counts(audience, photo_ids),
             self._liked(viewer, photo_ids),
             asyncio.gather(*(audience.owner(o) for o in owner_ids)),
         )
@@ -316,7 +316,9 @@ class Viewing:
         photos = found.photo_counts.seen_by(
             found.user.private, own=False, follows=relation is not None and relation.following
         )
-        return dataclasses.replace(found, photos=photos), relation
+        followers, following = await self._follow_counts(self.audience(viewer), found)
+        seen = dataclasses.replace(found, photos=photos, followers=followers, following=following)
+        return seen, relation
 
     # ---- what a viewer does to a photo -----------------------------------------------
 
@@ -332,15 +334,16 @@ class Viewing:
         return card
 
     async def set_like(self, viewer: User, photo_id: int, liked: bool) -> int:
-        """Like or unlike a photo the viewer may see; its like count after."""
-        photo = await self.photo(viewer, photo_id)
+        """Like or unlike a photo the viewer may see; its like count after, as the viewer
+        sees it."""
+        photo, audience = await self.visible(viewer, photo_id)
         if liked:
             if self.on_liked is not None:
                 await self.on_liked(viewer, photo)
             await self.likes.like(photo.id, viewer.id, utcnow())
         else:
             await self.likes.unlike(photo.id, viewer.id)
-        return (await self.likes.like_counts([photo.id]))[photo.id]
+        return (await self._like_counts(audience, [photo.id]))[photo.id]
 
     async def likers(
         self, viewer: User | None, photo_id: int, cursor: str | None, limit: int
@@ -349,14 +352,16 @@ class Viewing:
         photo. Its cursors are the photo's and this viewer's."""
         photo, audience = await self.visible(viewer, photo_id)
         scope = paging.Scope("likers", (photo.id, viewer.id if viewer else 0))
-        limit = paging.clamp_limit(limit, self.social.max_page)
         cursors = self.photos.cursors
-        ids = await self.likes.likers(photo.id, cursors.decode_cursor(cursor, scope), limit + 1)
-        more = len(ids) > limit
-        ids = ids[:limit]
-        users = await asyncio.gather(*(audience.owner(i) for i in ids))
-        shown = await audience.shown_users([u for u in users if u is not None])
-        return Page(shown, cursors.encode_cursor(ids[-1], scope) if more else None)
+        users, last = await paging.fill_page(
+            lambda after, n: self.likes.likers(photo.id, after, n),
+            lambda ids: self.social.shown_ids(audience, ids),
+            lambda i: i,
+            lambda user: user.id,
+            cursors.decode_cursor(cursor, scope),
+            paging.clamp_limit(limit, self.social.max_page),
+        )
+        return Page(users, None if last is None else cursors.encode_cursor(last, scope))
 
     async def search_users(
         self, viewer: User | None, prefix: str, cursor: str | None, limit: int, address: str = ""
@@ -487,3 +492,37 @@ class Viewing:
     async def cards_page(self, audience: Audience, page: Page[Photo]) -> Page[PhotoCard]:
         """The cards of a page of photos ``audience`` may see (a tag's page)."""
         return await self._page(audience, page)
+
+    # ---- counts as the viewer sees them ----------------------------------------------
+    # SECURITY: a count leaves out what an account a block stands between the viewer and
+    # did (``Audience.walls``), as every list leaves that account out: the blocked learn
+    # nothing from a count they could not learn as a stranger, whose counts and lists
+    # both hold it.
+
+    async def _like_counts(self, audience: Audience, photo_ids: list[int]) -> dict[int, int]:
+        counts, walls = await asyncio.gather(self.likes.like_counts(photo_ids), audience.walls())
+        if walls:
+            walled = await self.likes.like_counts_among(photo_ids, list(walls))
+            counts = {p: max(0, n - walled.get(p, 0)) for p, n in counts.items()}
+        return counts
+
+    async def _seen_comment_counts(
+        self, audience: Audience, photo_ids: list[int]
+    ) -> dict[int, int]:
+        counts, walls = await asyncio.gather(self._comment_counts(photo_ids), audience.walls())
+        commented = [p for p in photo_ids if counts.get(p)]
+        if walls and commented and self.comments is not None:
+            walled = await self.comments.comment_counts_among(commented, list(walls))
+            counts = {p: max(0, n - walled.get(p, 0)) for p, n in counts.items()}
+        return counts
+
+    async def _follow_counts(self, audience: Audience, profile: Profile) -> tuple[int, int]:
+        """A profile's (followers, following), less the viewer's walls among them."""
+        walls = await audience.walls()
+        if not walls:
+            return profile.followers, profile.following
+        followers, following = await self.social.graph.follows_among(profile.user.id, list(walls))
+        return (
+            max(0, profile.followers - len(followers)),
+            max(0, profile.following - len(following)),
+        )

@@ -289,6 +289,10 @@ class FollowGraph(Protocol):
     async def has_follow_request(self, user_id: int, requester_id: int) -> bool:
         """Whether ``requester_id`` has a pending request to follow ``user_id``."""
 
+    async def follows_among(self, user_id: int, among: Sequence[int]) -> tuple[set[int], set[int]]:
+        """(which of ``among`` follow ``user_id``, which of them ``user_id`` follows): two
+        reads of the user's partitions (a viewer's blocks, left out of the counts)."""
+
 
 class SearchIndex(Protocol):
     """The title index (its rows are written and removed with the photo's, by
@@ -321,6 +325,12 @@ class LikeStore(Protocol):
     async def likers(self, photo_id: int, after: int | None, limit: int) -> list[int]:
         """Ids of the users who like the photo, ascending, strictly after ``after``."""
 
+    async def like_counts_among(
+        self, photo_ids: Sequence[int], user_ids: Sequence[int]
+    ) -> dict[int, int]:
+        """Likes of each of ``photo_ids`` by ``user_ids`` (a viewer's blocks, left out of
+        the counts); photos none of them likes are left out: one read per photo."""
+
 
 class CommentStore(Protocol):
     """Comments on photos, oldest first, and their count per photo. A photo's comments
@@ -341,6 +351,12 @@ class CommentStore(Protocol):
 
     async def comment_counts(self, photo_ids: Sequence[int]) -> dict[int, int]:
         """Comments per photo; photos never commented count 0."""
+
+    async def comment_counts_among(
+        self, photo_ids: Sequence[int], author_ids: Sequence[int]
+    ) -> dict[int, int]:
+        """Comments on each of ``photo_ids`` by ``author_ids`` (a viewer's blocks, left out
+        of the counts); photos none of them commented on are left out."""
 
 
 class IdempotencyStore(Protocol):
@@ -522,6 +538,9 @@ class BlockStore(Protocol):
 
     async def blocked_among(self, user_id: int, among: Sequence[int]) -> set[int]:
         """Which of ``among`` ``user_id`` blocks: one read for them all."""
+
+    async def blockers(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        """Ids that block the user, ascending, strictly after ``after`` when given."""
 
 
 class ModerationStore(Protocol):

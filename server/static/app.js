@@ -228,6 +228,10 @@ function photoPanel(photo, { onChange = () => {}, highlight = null } = {}) {
         } catch (err) { toast(err.message); }
       } }, "Delete"));
     }
+    if (me && author && author !== me) {
+      item.append(menuButton("Report", "report-comment", item,
+        (close) => reportForm(`/v1/photos/${photo.id}/comments/${comment.id}/report`, "comment", close), "link"));
+    }
     return item;
   }
 
@@ -267,17 +271,124 @@ function photoPanel(photo, { onChange = () => {}, highlight = null } = {}) {
   const head = h("div", { class: "panel-head" },
     owner ? h("a", { class: "owner", href: "#/u/" + encodeURIComponent(owner) }, "@" + owner) : null,
     h("p", { class: "title" }, richText(photo.title, photo.mentions)));
-  if (shareable(photo)) {
-    let menu = null;
-    const share = h("button", { class: "button", type: "button", "aria-expanded": "false", "data-action": "share" }, "Share");
-    share.addEventListener("click", () => {
-      if (menu) { menu.remove(); menu = null; } else { menu = shareMenu(photo); head.append(menu); }
-      share.setAttribute("aria-expanded", String(Boolean(menu)));
-    });
-    head.append(share);
+  if (shareable(photo)) head.append(menuButton("Share", "share", head, () => shareMenu(photo)));
+  if (me && !ownPhoto) {
+    head.append(menuButton("Report", "report-photo", head,
+      (close) => reportForm(`/v1/photos/${photo.id}/report`, "photo", close)));
   }
   return h("aside", { class: "photo-panel", "aria-label": "About this photo" },
     head, countLabel, list, moreButton, posted, form);
+}
+
+// ---- menus: share, report, block -------------------------------------------------------
+
+// A button that opens ``build(close)``'s menu at the end of ``container`` and closes it
+// on a second click (or when the menu calls ``close``).
+function menuButton(label, action, container, build, kind = "button") {
+  let menu = null;
+  const button = h("button", { class: kind, type: "button", "aria-expanded": "false", "data-action": action }, label);
+  const close = () => { if (menu) { menu.remove(); menu = null; } button.setAttribute("aria-expanded", "false"); };
+  button.addEventListener("click", () => {
+    if (menu) { close(); return; }
+    menu = build(close);
+    container.append(menu);
+    button.setAttribute("aria-expanded", "true");
+  });
+  return button;
+}
+
+// The reasons the API takes (instastore/moderation.py, REASONS), in the reporter's words.
+const REPORT_REASONS = [
+  ["spam", "Spam"],
+  ["nudity", "Nudity or sexual activity"],
+  ["violence", "Violence or dangerous acts"],
+  ["harassment", "Bullying or harassment"],
+  ["hate", "Hate speech or symbols"],
+  ["self_harm", "Suicide or self-injury"],
+  ["intellectual_property", "Intellectual property violation"],
+  ["other", "Something else"],
+];
+const MAX_REPORT_TEXT = 500; // the API's MAX_NOTE_CHARS
+
+// A report of a photo, a comment or an account: a reason and optional words, for the
+// operators (the reported account is not told).
+function reportForm(path, noun, close) {
+  const reason = h("select", { name: "reason", "aria-label": "Reason", required: true },
+    h("option", { value: "" }, `Why report this ${noun}?`),
+    REPORT_REASONS.map(([value, label]) => h("option", { value }, label)));
+  const text = h("input", { name: "text", maxlength: MAX_REPORT_TEXT, autocomplete: "off",
+                            placeholder: "Anything else (optional)", "aria-label": "Details" });
+  const form = h("form", { class: "report-form", "aria-label": `Report this ${noun}` },
+    reason, text,
+    h("div", { class: "row" },
+      h("button", { class: "button primary", type: "submit" }, "Report"),
+      h("button", { class: "button", type: "button", onclick: close }, "Cancel")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = { reason: reason.value };
+    if (text.value.trim()) body.text = text.value;
+    try {
+      await api("POST", path, body);
+      close();
+      toast(`Thanks: the ${noun} is reported to the operators`);
+    } catch (err) { toast(err.message); }
+  });
+  return form;
+}
+
+// The menu of another account's profile: block (asked once more) and report.
+function accountMenu(username, wrap) {
+  return (close) => {
+    const name = encodeURIComponent(username);
+    const menu = h("div", { class: "account-menu", role: "group", "aria-label": "Account" });
+    const block = h("button", { class: "button", type: "button", "data-action": "block" }, `Block @${username}`);
+    block.addEventListener("click", () => {
+      menu.replaceChildren(
+        h("p", {}, `Block @${username}? Neither of you will see the other's profile, photos or comments, `,
+          "and the follows between you end. They are not told."),
+        h("div", { class: "row" },
+          h("button", { class: "button primary", type: "button", "data-action": "confirm-block", onclick: async () => {
+            try {
+              await api("PUT", `/v1/users/${name}/block`);
+              wrap.replaceChildren(blockedNotice(username));
+              toast(`You blocked @${username}`);
+            } catch (err) { toast(err.message); }
+          } }, "Block"),
+          h("button", { class: "button", type: "button", onclick: close }, "Cancel")));
+    });
+    const report = h("button", { class: "button", type: "button", "data-action": "report-account", onclick: () => {
+      menu.replaceChildren(reportForm(`/v1/users/${name}/report`, "account", close));
+    } }, `Report @${username}`);
+    menu.append(block, report);
+    return menu;
+  };
+}
+
+// What a profile shows once its viewer blocked it: the account is missing to them now.
+function blockedNotice(username) {
+  const unblock = h("button", { class: "button", type: "button", "data-action": "unblock" }, "Unblock");
+  const notice = h("div", { class: "blocked-notice" },
+    h("p", {}, `You blocked @${username}. You can unblock them here or in your blocked accounts.`), unblock);
+  unblock.addEventListener("click", async () => {
+    try {
+      await api("DELETE", `/v1/users/${encodeURIComponent(username)}/block`);
+      toast(`Unblocked @${username}`);
+      route();
+    } catch (err) { toast(err.message); }
+  });
+  return notice;
+}
+
+// The accounts I block, a page at a time, each to unblock (on my own profile).
+function blocksSection() {
+  return accountsSection({ name: "blocks", heading: "Blocked accounts", moreLabel: "More blocked accounts",
+                           path: "/v1/me/blocks", itemOf: (user, done) => ["@" + user.username, " ",
+    h("button", { class: "button", type: "button", "data-action": "unblock", onclick: async () => {
+      try {
+        await api("DELETE", `/v1/users/${encodeURIComponent(user.username)}/block`);
+        done(); toast(`Unblocked @${user.username}`);
+      } catch (err) { toast(err.message); }
+    } }, "Unblock")] });
 }
 
 // ---- sharing --------------------------------------------------------------------------
@@ -367,15 +478,7 @@ function photoCard(photo, { own = false } = {}) {
         ? h("a", { class: "owner", href: "#/u/" + encodeURIComponent(photo.owner.username) }, "@" + photo.owner.username)
         : null,
       actions));
-  if (shareable(photo)) {
-    let menu = null;
-    const share = h("button", { class: "button", type: "button", "aria-expanded": "false", "data-action": "share" }, "Share");
-    share.addEventListener("click", () => {
-      if (menu) { menu.remove(); menu = null; } else { menu = shareMenu(photo); card.append(menu); }
-      share.setAttribute("aria-expanded", String(Boolean(menu)));
-    });
-    actions.append(share);
-  }
+  if (shareable(photo)) actions.append(menuButton("Share", "share", card, () => shareMenu(photo)));
   if (own) {
     const del = h("button", { class: "button", onclick: async () => {
       try {
@@ -535,12 +638,14 @@ function profilePage(username) {
           paint();
         } catch (err) { toast(err.message); }
       });
-      head.append(button);
+      const more = menuButton("⋯", "account-menu", head, accountMenu(profile.username, wrap));
+      more.setAttribute("aria-label", "More for @" + profile.username);
+      head.append(button, more);
     }
     if (own) head.append(privacyButton(profile, head));
     wrap.append(head);
     if (own) {
-      wrap.append(requestsSection());
+      wrap.append(requestsSection(), blocksSection());
       const deleted = deletedIds();
       if (deleted.length) {
         const grid = h("div", { class: "grid" }, deleted.map((id) => deletedCard({ id, title: "" })));
@@ -573,28 +678,36 @@ function privacyButton(profile, head) {
 
 // The follow requests to my account, newest first, each to approve or decline.
 function requestsSection() {
-  const list = h("ul", { class: "requests", "aria-label": "Follow requests" });
-  const moreButton = h("button", { class: "button more", type: "button", hidden: true }, "More requests");
-  const section = h("section", { class: "requests-section", hidden: true }, h("h2", {}, "Follow requests"), list, moreButton);
-  let cursor = null;
-  const settle = () => { section.hidden = list.children.length === 0 && moreButton.hidden; };
-  const answer = (user, item, how) => async () => {
+  const answer = (user, done, how) => async () => {
     const name = encodeURIComponent(user.username);
     try {
       if (how === "approve") await api("POST", `/v1/me/requests/${name}/approve`);
       else await api("DELETE", `/v1/me/requests/${name}`);
-      item.remove(); settle();
+      done();
       toast(how === "approve" ? `@${user.username} follows you now` : `Declined @${user.username}`);
     } catch (err) { toast(err.message); }
   };
+  return accountsSection({ name: "requests", heading: "Follow requests", moreLabel: "More requests",
+                           path: "/v1/me/requests", itemOf: (user, done) => [
+    h("a", { href: "#/u/" + encodeURIComponent(user.username) }, "@" + user.username), " asks to follow you ",
+    h("button", { class: "button primary", type: "button", "data-action": "approve", onclick: answer(user, done, "approve") }, "Approve"),
+    h("button", { class: "button", type: "button", "data-action": "decline", onclick: answer(user, done, "decline") }, "Decline")] });
+}
+
+// A list of accounts on my own profile, a page at a time, hidden while empty: each item
+// is ``itemOf(user, done)``, where ``done`` takes it away once it is answered.
+function accountsSection({ name, heading, moreLabel, path, itemOf }) {
+  const list = h("ul", { class: name, "aria-label": heading });
+  const moreButton = h("button", { class: "button more", type: "button", hidden: true }, moreLabel);
+  const section = h("section", { class: name + "-section", hidden: true }, h("h2", {}, heading), list, moreButton);
+  let cursor = null;
+  const settle = () => { section.hidden = list.children.length === 0 && moreButton.hidden; };
   async function more() {
     try {
-      const page = await api("GET", "/v1/me/requests?" + q({ cursor, limit: 20 }));
+      const page = await api("GET", path + "?" + q({ cursor, limit: 20 }));
       for (const user of page.items) {
-        const item = h("li", { "data-username": user.username },
-          h("a", { href: "#/u/" + encodeURIComponent(user.username) }, "@" + user.username), " asks to follow you ");
-        item.append(h("button", { class: "button primary", type: "button", "data-action": "approve", onclick: answer(user, item, "approve") }, "Approve"),
-                    h("button", { class: "button", type: "button", "data-action": "decline", onclick: answer(user, item, "decline") }, "Decline"));
+        const item = h("li", { "data-username": user.username });
+        item.append(...itemOf(user, () => { item.remove(); settle(); }));
         list.append(item);
       }
       cursor = page.next_cursor; moreButton.hidden = !cursor; settle();

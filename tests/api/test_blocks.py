@@ -222,3 +222,120 @@ async def test_a_block_hides_mentions_and_activity_across_it(api):
     assert [m["username"] for m in mine["items"][0]["mentions"]] == [third]
     inbox = await (await api.get("/v1/activity", headers=blocker_h)).json()
     assert [e for e in inbox["items"] if e["actor"]["username"] == blocked] == []
+
+
+async def _json(api, url: str, headers: dict | None = None) -> dict:
+    resp = await api.get(url, headers=headers)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def _seen(api, photo_id: str, user: str, headers: dict | None) -> dict:
+    """What one viewer is told of a photo and of an account: each count beside the
+    length of the list it counts."""
+    card = await _json(api, f"/v1/photos/{photo_id}", headers)
+    profile = await _json(api, f"/v1/users/{user}", headers)
+    grid = await _json(api, f"/v1/users/{user}/photos", headers)
+    (in_grid,) = [p for p in grid["items"] if p["id"] == photo_id]
+    lists = {
+        "likers": f"/v1/photos/{photo_id}/likers",
+        "comments": f"/v1/photos/{photo_id}/comments",
+        "followers": f"/v1/users/{user}/followers",
+        "following": f"/v1/users/{user}/following",
+    }
+    lengths = {k: len((await _json(api, url, headers))["items"]) for k, url in lists.items()}
+    counts = {
+        "likers": card["likes"],
+        "comments": card["comments"],
+        "followers": profile["counts"]["followers"],
+        "following": profile["counts"]["following"],
+    }
+    assert (in_grid["likes"], in_grid["comments"]) == (card["likes"], card["comments"])
+    return {"counts": counts, "lists": lengths}
+
+
+async def test_counts_leave_out_what_an_account_hidden_by_a_block_did(api):
+    """A third account's counts, and the blocker's own photo's, as each side of a block
+    sees them: every count is the length of the list it counts, so the blocked learn
+    nothing a stranger could not (a stranger's counts and lists both hold everyone)."""
+    blocker, blocker_h = await api.user()
+    blocked, blocked_h = await api.user()
+    third, third_h = await api.user()
+    _, fan_h = await api.user()
+    theirs = await api.photo(third_h, _image(3), "a third's")
+    mine = await api.photo(blocker_h, _image(4), "the blocker's")
+    for who_h in (blocker_h, blocked_h, fan_h):
+        url = f"/v1/photos/{theirs['id']}"
+        assert (await api.put(f"{url}/like", headers=who_h)).status == 200
+        await api.post(f"{url}/comments", json={"text": "hi"}, headers=who_h)
+        await api.put(f"/v1/users/{third}/follow", headers=who_h)
+    await api.put(f"/v1/users/{blocker}/follow", headers=third_h)
+    # The blocked liked and commented on the blocker's photo before the block.
+    assert (await api.put(f"/v1/photos/{mine['id']}/like", headers=blocked_h)).status == 200
+    await api.post(f"/v1/photos/{mine['id']}/comments", json={"text": "yo"}, headers=blocked_h)
+    assert await _status(api, "PUT", f"/v1/users/{blocked}/block", blocker_h) == 204
+
+    everyone = {"likers": 3, "comments": 3, "followers": 3, "following": 1}
+    stranger = await _seen(api, theirs["id"], third, None)
+    assert stranger == {"counts": everyone, "lists": everyone}
+    assert await _seen(api, theirs["id"], third, fan_h) == stranger
+    # Each side of the block: the other's like, comment and follow are in no count (nor
+    # the third's follow of the blocker, to the blocked).
+    for side_h, follows in ((blocked_h, 0), (blocker_h, 1)):
+        seen = await _seen(api, theirs["id"], third, side_h)
+        less = {"likers": 2, "comments": 2, "followers": 2, "following": follows}
+        assert seen == {"counts": less, "lists": less}
+    # A like given now answers the count the liker sees.
+    resp = await api.delete(f"/v1/photos/{theirs['id']}/like", headers=fan_h)
+    assert (await resp.json())["likes"] == 2
+    resp = await api.put(f"/v1/photos/{theirs['id']}/like", headers=fan_h)
+    assert (await resp.json())["likes"] == 3
+    resp = await api.delete(f"/v1/photos/{theirs['id']}/like", headers=blocked_h)
+    assert (await resp.json())["likes"] == 1  # the fan's; the blocker's is not counted
+    # The blocker's own photo: the blocked's like and comment are gone from its counts.
+    own = await _json(api, f"/v1/photos/{mine['id']}", blocker_h)
+    assert (own["likes"], own["comments"]) == (0, 0)
+    public = await _json(api, f"/v1/photos/{mine['id']}")
+    assert (public["likes"], public["comments"]) == (1, 1)
+    # Unblocked, each counts the other again.
+    assert await _status(api, "DELETE", f"/v1/users/{blocked}/block", blocker_h) == 204
+    own = await _json(api, f"/v1/photos/{mine['id']}", blocker_h)
+    assert (own["likes"], own["comments"]) == (1, 1)
+
+
+async def _pages(api, url: str, headers: dict, limit: int) -> list[list[str]]:
+    """Every page of a list, following its cursors: the ids of each page's items."""
+    pages, cursor = [], None
+    while True:
+        query = f"limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        page = await _json(api, f"{url}?{query}", headers)
+        pages.append([item["id"] for item in page["items"]])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return pages
+
+
+async def test_pages_read_past_what_a_block_hides(api):
+    """Lists a block thins are still full pages: the size of a page, and a page that
+    ends the list, tell the blocked nothing of the accounts left out."""
+    viewer, viewer_h = await api.user()
+    third, third_h = await api.user()
+    photo = await api.photo(third_h, _image(5), "popular")
+    url = f"/v1/photos/{photo['id']}"
+    shown = []
+    for i in range(9):  # ids in creation order: hidden ones among and after the shown
+        _, who_h = await api.user()
+        assert (await api.put(f"{url}/like", headers=who_h)).status == 200
+        await api.post(f"{url}/comments", json={"text": f"c{i}"}, headers=who_h)
+        await api.put(f"/v1/users/{third}/follow", headers=who_h)
+        me = await _json(api, "/v1/me", who_h)
+        if i % 3 == 0:
+            shown.append(me["id"])
+        else:
+            assert await _status(api, "PUT", f"/v1/users/{viewer}/block", who_h) == 204
+    for list_url in (f"{url}/likers", f"/v1/users/{third}/followers"):
+        pages = await _pages(api, list_url, viewer_h, 1)
+        assert pages == [[i] for i in shown], list_url
+        assert len(await _pages(api, list_url, third_h, 4)) == 3  # 9 for those who see all
+    comments = await _pages(api, f"{url}/comments", viewer_h, 1)
+    assert len(comments) == 3 and all(len(p) == 1 for p in comments)

@@ -4,14 +4,17 @@ blocklist refusing the same bytes at upload with 451."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from instastore.server.app import create_app
 from instastore.server.keys import SERVICES
 
 from instastore import ids
 from instastore.moderation import MAX_NOTE_CHARS, Moderation
 
 from .. import samples
-from ..factories import problem, store_calls
+from ..factories import Api, problem, store_calls
 
 MISSING = ids.IdGenerator(worker_id=99).next_id()
 
@@ -228,3 +231,35 @@ async def test_media_requests_read_no_takedown_row_each(api):
     # A takedown through this process shows at once all the same.
     await _moderation(api).hide("photo", int(photo["id"]))
     await problem(await api.get(url), 404)
+
+
+async def test_reports_per_minute_are_limited_whatever_is_reported(
+    aiohttp_client, adapter_settings
+):
+    settings = dataclasses.replace(adapter_settings, reports_per_minute=2, uploads_per_minute=100)
+    api = Api(await aiohttp_client(create_app(settings)), settings)
+    owner, owner_h = await api.user()
+    _, reporter_h = await api.user()
+    _, other_h = await api.user()
+    photo = await api.photo(owner_h, _image(9), "reported")
+    comment = await _comment(api, owner_h, photo["id"])
+    good = {"reason": "spam"}
+    photo_url = f"/v1/photos/{photo['id']}/report"
+    # Refusals spend nothing: a bad reason, a missing photo, one's own photo.
+    await problem(await api.post(photo_url, json={"reason": "x"}, headers=reporter_h), 400)
+    await problem(
+        await api.post(f"/v1/photos/{MISSING}/report", json=good, headers=reporter_h), 404
+    )
+    await problem(await api.post(photo_url, json=good, headers=owner_h), 403)
+    assert (await api.post(photo_url, json=good, headers=reporter_h)).status == 204
+    comment_url = f"/v1/photos/{photo['id']}/comments/{comment['id']}/report"
+    assert (await api.post(comment_url, json=good, headers=reporter_h)).status == 204
+    # The third in the minute, of any kind, is a 429 with Retry-After; nothing is filed.
+    resp = await api.post(f"/v1/users/{owner}/report", json=good, headers=reporter_h)
+    body = await problem(resp, 429)
+    assert "too many reports" in body["detail"]
+    assert 1 <= int(resp.headers["Retry-After"]) <= 121
+    assert await _reports_of(api, int(photo["owner"]["id"])) == []
+    # The limit is the reporter's own: another user still reports.
+    assert (await api.post(f"/v1/users/{owner}/report", json=good, headers=other_h)).status == 204
+    assert len(await _reports_of(api, int(photo["owner"]["id"]))) == 1

@@ -2,7 +2,9 @@
 names her in a title of his own; ada sees the unread badge, opens her activity, finds the
 comment and the mention, follows the event to the photo and deletes the comment as its
 owner; the comments page with "More comments"; a private account declines a follow
-request. Screenshots of the activity screen and of the photo viewer with its comments,
+request; a photo, a comment and an account reported from their menus, and an account
+blocked and unblocked from its profile's menu and one's blocks list. Screenshots of the
+activity screen, the photo viewer with its comments, a report form and the blocks list,
 at desktop and phone sizes, go where test_web_page's do."""
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def api_post(page, path, body):
              const r = await fetch(path, {method: "POST", body: JSON.stringify(body),
                headers: {"Content-Type": "application/json",
                          "Authorization": "Bearer " + localStorage.getItem("token")}});
-             return [r.status, await r.json()];
+             return [r.status, r.status === 204 ? null : await r.json()];
            }""",
         [path, body],
     )
@@ -246,3 +248,137 @@ def test_a_private_account_declines_a_follow_request(browser, base_url):  # noqa
 
     d.reload()
     d.wait_for_selector("[data-action=follow]:text-is('Follow')")  # he may ask again
+
+
+def report_through(page, form, reason, path, text=""):
+    """Fill a report form and send it; the request the page made and its answer."""
+    form.locator("select[name=reason]").select_option(reason)
+    if text:
+        form.locator("input[name=text]").fill(text)
+    with page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.endswith(path)
+    ) as sent:
+        form.locator("button[type=submit]").click()
+    return sent.value.request.post_data_json, sent.value.status
+
+
+def test_block_and_report_from_the_menus(browser, base_url, tmp_path, screenshots):  # noqa: F811
+    eve, fay = f"eve{uuid.uuid4().hex[:6]}", f"fay{uuid.uuid4().hex[:6]}"
+    (tmp_path / "cliffs.jpg").write_bytes(samples.picture((1400, 1000), seed=21))
+    e = new_page(browser, base_url)
+    sign_up(e, eve)
+    upload(e, tmp_path / "cliffs.jpg", "Cliffs in fog")
+    photo_id = e.locator(".card", has_text="Cliffs in fog").get_attribute("data-photo-id")
+    status, eves = api_post(e, f"/v1/photos/{photo_id}/comments", {"text": "thanks for looking"})
+    assert status == 201
+    f = new_page(browser, base_url)
+    sign_up(f, fay)
+    status, _ = api_post(f, f"/v1/photos/{photo_id}/comments", {"text": "buy followers here"})
+    assert status == 201
+
+    # Fay reports the photo from its menu: a reason is needed before anything is sent.
+    f.goto(f"/#/photo/{photo_id}")
+    panel = f.locator(".photo-route .photo-panel")
+    panel.locator("[data-action=report-photo]").click()
+    form = panel.locator("form.report-form")
+    form.locator("button[type=submit]").click()
+    assert form.locator("select[name=reason]:invalid").count() == 1  # nothing sent
+    body, status = report_through(
+        f, form, "spam", f"/v1/photos/{photo_id}/report", "  it is an ad  "
+    )
+    assert (body, status) == ({"reason": "spam", "text": "  it is an ad  "}, 204)
+    f.wait_for_selector("#toast >> text=Thanks: the photo is reported to the operators")
+    assert form.count() == 0  # the menu closed
+    # A comment's menu: eve's may be reported; fay's own has no Report.
+    theirs = panel.locator(".comment", has_text="thanks for looking")
+    assert (
+        panel.locator(".comment", has_text="buy followers")
+        .locator("[data-action=report-comment]")
+        .count()
+        == 0
+    )
+    theirs.locator("[data-action=report-comment]").click()
+    path = f"/v1/photos/{photo_id}/comments/{eves['id']}/report"
+    body, status = report_through(f, theirs.locator("form.report-form"), "harassment", path)
+    assert (body, status) == ({"reason": "harassment"}, 204)
+    f.wait_for_selector("#toast >> text=Thanks: the comment is reported to the operators")
+    # The account, from its profile's menu.
+    f.goto(f"/#/u/{eve}")
+    f.click(f"[aria-label='More for @{eve}']")
+    f.click("[data-action=report-account]")
+    form = f.locator(".profile-head form.report-form")
+    body, status = report_through(f, form, "other", f"/v1/users/{eve}/report", "impersonation")
+    assert (body, status) == ({"reason": "other", "text": "impersonation"}, 204)
+    # Past reports_per_minute (10), the page says what the server said.
+    for _ in range(7):
+        assert api_post(f, f"/v1/users/{eve}/report", {"reason": "spam"})[0] == 204
+    f.click(f"[aria-label='More for @{eve}']")
+    f.click("[data-action=report-account]")
+    body, status = report_through(f, form, "spam", f"/v1/users/{eve}/report")
+    assert status == 429
+    f.wait_for_selector("#toast >> text=too many reports")
+
+    # Eve: her own photo has no Report; fay's comment on it has.
+    e.goto(f"/#/photo/{photo_id}")
+    panel = e.locator(".photo-route .photo-panel")
+    panel.locator(".comment >> text=buy followers here").wait_for()
+    assert panel.locator("[data-action=report-photo]").count() == 0
+    assert (
+        panel.locator(".comment", has_text="buy followers")
+        .locator("[data-action=report-comment]")
+        .count()
+        == 1
+    )
+    assert (
+        panel.locator(".comment", has_text="thanks for looking")
+        .locator("[data-action=report-comment]")
+        .count()
+        == 0
+    )
+    # She blocks fay from fay's profile menu, asked once more.
+    e.goto(f"/#/u/{fay}")
+    e.click(f"[aria-label='More for @{fay}']")
+    e.click("[data-action=block]")
+    e.wait_for_selector(f".account-menu >> text=Block @{fay}?")
+    e.click("[data-action=confirm-block]")
+    e.wait_for_selector(f".blocked-notice >> text=You blocked @{fay}")
+    assert api_get(e, f"/v1/users/{fay}")[0] == 404  # each is missing to the other
+    assert api_get(f, f"/v1/users/{eve}")[0] == 404
+    assert api_get(f, f"/v1/photos/{photo_id}/comments")[0] == 404
+    f.reload()  # still on eve's profile, which the block took away
+    assert api_get(f, f"/v1/users/{eve}")[1]["detail"] == f"no user {eve!r}"
+    f.locator(".empty", has_text=f"no user {eve!r}").wait_for()
+    # The notice unblocks at once, and the profile is back with its menu.
+    e.click(".blocked-notice [data-action=unblock]")
+    e.wait_for_selector(f"#toast >> text=Unblocked @{fay}")
+    e.wait_for_selector(f".profile-head .owner >> text=@{fay}")
+    # Blocked again; her own profile lists fay under Blocked accounts, to unblock there.
+    e.click(f"[aria-label='More for @{fay}']")
+    e.click("[data-action=block]")
+    e.click("[data-action=confirm-block]")
+    e.wait_for_selector(".blocked-notice")
+    e.goto(f"/#/u/{eve}")
+    item = e.locator(f".blocks li[data-username={fay}]")
+    item.wait_for()
+    assert api_get(e, "/v1/me/blocks")[1]["items"][0]["username"] == fay
+    # Her photo's comment count leaves out fay's comment, as its list does.
+    count = e.locator(".card", has_text="Cliffs in fog").locator(".comments-button .count")
+    assert count.inner_text() == "1"
+    screenshots.mkdir(parents=True, exist_ok=True)
+    phone = new_page(browser, base_url, PHONE)
+    log_in(phone, eve)
+    phone.goto(f"/#/u/{eve}")
+    phone.locator(f".blocks li[data-username={fay}]").wait_for()
+    phone.screenshot(path=str(screenshots / "blocks-phone.png"))
+    item.locator("[data-action=unblock]").click()
+    e.wait_for_selector(f"#toast >> text=Unblocked @{fay}")
+    assert e.locator(".blocks-section").is_hidden()
+    assert api_get(e, "/v1/me/blocks") == [200, {"items": [], "next_cursor": None}]
+    assert api_get(f, f"/v1/users/{eve}")[0] == 200
+    # The report form in the viewer, for the README.
+    f.reload()  # eve's profile again, shown now
+    f.locator(".card", has_text="Cliffs in fog").locator("button.comments-button").click()
+    f.locator(".viewer [data-action=report-photo]").click()
+    f.locator(".viewer form.report-form select").select_option("spam")
+    f.wait_for_function("[...document.images].every(i => i.complete)")
+    f.screenshot(path=str(screenshots / "report-desktop.png"))

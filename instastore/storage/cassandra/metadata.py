@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -1398,6 +1398,65 @@ class CassandraMetadataStore:
             limit,
         )
         return [r.tag for r in rows]
+
+    # ---- counts as a viewer sees them (a viewer's blocks left out) -------------------
+
+    async def blockers(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        return [r.blocker_id for r in await self._q(cql.BLOCKERS, user_id, after or 0, limit)]
+
+    async def _among(self, statement: str, key: int, among: Sequence[int]) -> list[Any]:
+        """The rows of ``statement`` (``WHERE key = ? AND column IN ?``), IN_CHUNK of
+        ``among`` a query, the queries at once."""
+        unique = sorted(set(among))
+        chunks = [unique[i : i + IN_CHUNK] for i in range(0, len(unique), IN_CHUNK)]
+        results = await asyncio.gather(*(self._q(statement, key, chunk) for chunk in chunks))
+        return [row for rows in results for row in rows]
+
+    async def follows_among(self, user_id: int, among: Sequence[int]) -> tuple[set[int], set[int]]:
+        followers, following = await asyncio.gather(
+            self._among(cql.FOLLOWERS_AMONG, user_id, among),
+            self._among(cql.FOLLOWING_AMONG, user_id, among),
+        )
+        return {r.follower_id for r in followers}, {r.followee_id for r in following}
+
+    async def like_counts_among(
+        self, photo_ids: Sequence[int], user_ids: Sequence[int]
+    ) -> dict[int, int]:
+        async def likes(photo_id: int) -> int:
+            return len(await self._among(cql.LIKERS_AMONG, photo_id, user_ids))
+
+        return await self._per_photo(photo_ids, user_ids, likes)
+
+    async def comment_counts_among(
+        self, photo_ids: Sequence[int], author_ids: Sequence[int]
+    ) -> dict[int, int]:
+        return await self._per_photo(
+            photo_ids, author_ids, lambda photo_id: self._comments_by(photo_id, author_ids)
+        )
+
+    async def _per_photo(
+        self,
+        photo_ids: Sequence[int],
+        among: Sequence[int],
+        count: Callable[[int], Awaitable[int]],
+    ) -> dict[int, int]:
+        """``count`` of each photo (the photos at once), those counted 0 left out."""
+        if not among:
+            return {}
+        unique = list(dict.fromkeys(photo_ids))
+        counted = await asyncio.gather(*(count(p) for p in unique))
+        return {p: n for p, n in zip(unique, counted, strict=True) if n}
+
+    async def _comments_by(self, photo_id: int, author_ids: Sequence[int]) -> int:
+        """The photo's comments by ``author_ids``: for each author, one read of the
+        photo's bucket partitions filtered by author (see ``COMMENTS_BY_AMONG``)."""
+        buckets = [b async for b in self._buckets_up(photo_id, 0)]
+        if not buckets:
+            return 0
+        found = await asyncio.gather(
+            *(self._q(cql.COMMENTS_BY_AMONG, photo_id, buckets, a) for a in set(author_ids))
+        )
+        return sum(len(rows) for rows in found)
 
 
 def _require_schema(session: Session, settings: Settings) -> None:

@@ -372,3 +372,20 @@ TAGS_FROM = "SELECT tag FROM tags_by_prefix WHERE prefix = ? AND tag >= ? AND ta
 REMEMBER_INDEXED = "INSERT INTO photo_index (photo_id, kind, value) VALUES (?, ?, ?)"
 INDEXED = "SELECT kind, value FROM photo_index WHERE photo_id = ?"
 FORGET_INDEXED = "DELETE FROM photo_index WHERE photo_id = ? AND kind = ? AND value = ?"
+
+
+# Counts as a viewer sees them: what the accounts a block stands between the viewer and
+# (its walls: few) did, left out of a profile's follow counts and a photo's like and
+# comment counts. Each reads one partition of the user or the photo.
+BLOCKERS = "SELECT blocker_id FROM user_blockers WHERE user_id = ? AND blocker_id > ? LIMIT ?"
+FOLLOWERS_AMONG = "SELECT follower_id FROM user_followers WHERE user_id = ? AND follower_id IN ?"
+FOLLOWING_AMONG = "SELECT followee_id FROM user_follows WHERE user_id = ? AND followee_id IN ?"
+LIKERS_AMONG = "SELECT user_id FROM likes WHERE photo_id = ? AND user_id IN ?"
+# Filtered inside the photo's own bucket partitions (author_id is no key column, and
+# Cassandra takes no IN on such a column): one read per photo with comments and per
+# account walled off, for viewers with blocks only. The next step, if blockers read
+# photos with many comments, is a table of a photo's comments by author.
+COMMENTS_BY_AMONG = (
+    "SELECT comment_id FROM comments_by_photo "
+    "WHERE photo_id = ? AND bucket IN ? AND author_id = ? ALLOW FILTERING"
+)

@@ -112,6 +112,9 @@ def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+SQL_CHUNK = 400  # ids per IN list beside a page's: under SQLite's 999 bound variables
+
+
 class SqliteMetadataStore:
     name = "sqlite"
 
@@ -1468,6 +1471,67 @@ class SqliteMetadataStore:
             (after or "", prefix, prefix + "\U0010ffff", limit),
         )
         return [r[0] for r in rows]
+
+    # ---- counts as a viewer sees them (a viewer's blocks left out) -------------------
+
+    async def blockers(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        rows = await self._all(
+            "SELECT blocker_id FROM blocks WHERE blocked_id = ? AND blocker_id > ? "
+            "ORDER BY blocker_id LIMIT ?",
+            (user_id, after or 0, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def _counted_among(
+        self, query: str, keys: Sequence[int], among: Sequence[int]
+    ) -> dict[int, int]:
+        """``query`` (``... key IN ({keys}) AND other IN ({among}) GROUP BY key``, giving
+        key and count) over chunks of ``among``, added up."""
+        keys, counted = list(dict.fromkeys(keys)), dict[int, int]()
+        unique = sorted(set(among))
+        if not keys or not unique:
+            return counted
+        for i in range(0, len(unique), SQL_CHUNK):
+            chunk = unique[i : i + SQL_CHUNK]
+            sql = query.format(keys=",".join("?" * len(keys)), among=",".join("?" * len(chunk)))
+            for key, n in await self._all(sql, [*keys, *chunk]):
+                counted[key] = counted.get(key, 0) + n
+        return counted
+
+    async def follows_among(self, user_id: int, among: Sequence[int]) -> tuple[set[int], set[int]]:
+        followers = await self._counted_among(
+            "SELECT follower_id, 1 FROM follows WHERE followee_id IN ({keys}) "
+            "AND follower_id IN ({among})",
+            [user_id],
+            among,
+        )
+        following = await self._counted_among(
+            "SELECT followee_id, 1 FROM follows WHERE follower_id IN ({keys}) "
+            "AND followee_id IN ({among})",
+            [user_id],
+            among,
+        )
+        return set(followers), set(following)
+
+    async def like_counts_among(
+        self, photo_ids: Sequence[int], user_ids: Sequence[int]
+    ) -> dict[int, int]:
+        return await self._counted_among(
+            "SELECT photo_id, COUNT(*) FROM likes WHERE photo_id IN ({keys}) "
+            "AND user_id IN ({among}) GROUP BY photo_id",
+            photo_ids,
+            user_ids,
+        )
+
+    async def comment_counts_among(
+        self, photo_ids: Sequence[int], author_ids: Sequence[int]
+    ) -> dict[int, int]:
+        return await self._counted_among(
+            "SELECT photo_id, COUNT(*) FROM comments WHERE photo_id IN ({keys}) "
+            "AND author_id IN ({among}) GROUP BY photo_id",
+            photo_ids,
+            author_ids,
+        )
 
 
 def _job(row: sqlite3.Row) -> TranscodeJob:
