@@ -70,16 +70,23 @@ async def kill_while_editing(env: dict, log: Path, auth: dict, photo_id: str, ed
     proc, port = await asyncio.to_thread(spawn, env, log)
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            sent, target = asyncio.Event(), random.randint(5, 12)
 
             async def edit_forever() -> None:
                 nonlocal edits
                 while True:
                     edits += 1
+                    if edits >= target:
+                        sent.set()
                     body = {"title": title(edits + 1000 * editors)}
                     await http.patch(f"/v1/photos/{photo_id}", json=body, headers=auth)
 
             tasks = [asyncio.create_task(edit_forever()) for _ in range(editors)]
-            await asyncio.sleep(random.uniform(0.2, 0.6))
+            # Killed after a few edits were sent, however slow the machine, and a moment
+            # into the next ones (a time alone came before the first under load).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sent.wait(), 60)
+            await asyncio.sleep(random.uniform(0, 0.05))
             proc.send_signal(signal.SIGKILL)
             for task in tasks:
                 with contextlib.suppress(aiohttp.ClientError):

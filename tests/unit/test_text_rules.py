@@ -33,7 +33,15 @@ def test_every_code_point_of_the_refused_ranges_is_named(low, high):
             check_text(f"a{chr(code)}b", "title")
 
 
-@given(st.text(st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp")), max_size=50))
+# Any character but controls, format characters, surrogates, separators and the tag
+# block (refused whole: U+E0000 and U+E0002-U+E001F are unassigned, not format, but
+# hypothesis draws them rarely enough that a run finds one now and then).
+ORDINARY = st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp")).filter(
+    lambda ch: not 0xE0000 <= ord(ch) <= 0xE007F
+)
+
+
+@given(st.text(ORDINARY, max_size=50))
 def test_text_without_control_or_format_characters_passes_unchanged(text):
     assert check_text(text, "title") == text
 
