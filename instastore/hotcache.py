@@ -30,6 +30,9 @@ class ByteCache:
         self.budget = budget_bytes
         self.used = 0
         self._items: OrderedDict[str, bytes] = OrderedDict()
+        # Beside an entry's bytes, what callers derive from them (``held``): dropped with
+        # the bytes, so it never outlives or contradicts them.
+        self._beside: dict[str, dict[Hashable, Any]] = {}
         self.hits = 0
         self.misses = 0
         self._counted = _Lookups(name)
@@ -48,18 +51,30 @@ class ByteCache:
         self._counted.hit.inc()
         return data
 
-    def put(self, key: str, data: bytes) -> None:
-        if not self.fits(len(data)) or key in self._items:
-            return
-        self._items[key] = data
-        self.used += len(data)
-        while self.used > self.budget:
-            _, evicted = self._items.popitem(last=False)
-            self.used -= len(evicted)
+    def held(self, key: str) -> tuple[bytes, dict[Hashable, Any]] | None:
+        """``get``, with the dict kept beside the bytes for what a caller derives from them
+        (the media handler's ready answers); None, counted as a miss, when not held."""
+        data = self.get(key)
+        if data is None:
+            return None
+        return data, self._beside.setdefault(key, {})
+
+    def put(self, key: str, data: bytes) -> dict[Hashable, Any] | None:
+        """Keep ``data`` (unless it does not fit, or ``key`` is held already: a key's bytes
+        never change); the dict beside ``key``'s bytes while they are held, else None."""
+        if self.fits(len(data)) and key not in self._items:
+            self._items[key] = data
+            self.used += len(data)
+            while self.used > self.budget:
+                evicted, old = self._items.popitem(last=False)
+                self._beside.pop(evicted, None)
+                self.used -= len(old)
+        return self._beside.setdefault(key, {}) if key in self._items else None
 
     def drop_prefix(self, prefix: str) -> None:
         for key in [k for k in self._items if k.startswith(prefix)]:
             self.used -= len(self._items.pop(key))
+            self._beside.pop(key, None)
 
 
 class TtlCache(Generic[K, V]):

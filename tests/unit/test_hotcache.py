@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from instastore.hotcache import TtlCache
+from instastore.hotcache import ByteCache, TtlCache
 from instastore.timeline import FolloweesOf, NewestFor, OwedTo, RankedWindow
 
 
@@ -158,3 +158,25 @@ def test_many_lookups_answer_as_one_each_and_count_once_per_outcome() -> None:
     after = {r: counted(r) - before[r] for r in before}
     assert after == {"hit": 2, "stale": 1, "miss": 1}
     assert many == [cache.lookup(k) for k in keys]  # the same answers as one at a time
+
+
+def test_what_is_kept_beside_bytes_goes_with_them() -> None:
+    """``held``'s dict lives exactly as long as its key's bytes: evicted, dropped by
+    prefix, or never made for bytes that were not kept."""
+    cache = ByteCache(budget_bytes=10)
+    assert cache.held("1/a") is None
+    beside = cache.put("1/a", b"aaaa")
+    assert beside is not None
+    beside["answer"] = "built from aaaa"
+    held = cache.held("1/a")
+    assert held is not None and held[0] == b"aaaa" and held[1] is beside
+    assert cache.put("1/a", b"xxxx") is beside  # a key's bytes never change
+    assert cache.put("2/b", b"bbbb") == {}
+    assert cache.put("3/c", b"cccc") == {}  # past the budget: 1/a, the oldest, evicted
+    assert cache.held("1/a") is None
+    again = cache.put("1/a", b"aaaa")
+    assert again == {}  # nothing left over from the evicted bytes
+    assert cache.put("4/toolarge", b"x" * 11) is None  # not kept: nothing beside
+    again["answer"] = "built from aaaa again"
+    cache.drop_prefix("1/")
+    assert cache.held("1/a") is None and cache.put("1/a", b"aa") == {}
