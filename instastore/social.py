@@ -459,6 +459,8 @@ class Audience:
         The viewer's own blocks are left out (they may unblock, and list them)."""
         if self.viewer is not None and self.viewer.id == user.id:
             return False
+        if self.viewer is None:  # no blocks to read: no tasks to make (the media hot path)
+            return await self._is_hidden(user.id)
         hidden, wall = await asyncio.gather(self._is_hidden(user.id), self.wall(user))
         return hidden or wall.blocks_viewer
 
