@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from instastore import metrics
@@ -101,6 +101,7 @@ class TtlCache(Generic[K, V]):
         self.max_items = max_items
         self._items: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Task[V]] = {}  # see ``through``
+        self._batches: dict[K, asyncio.Task[Mapping[K, V]]] = {}  # see ``through_many``
         self._counted = _Lookups(name)
 
     def lookup(self, key: K) -> tuple[V | None, bool]:
@@ -170,7 +171,8 @@ class TtlCache(Generic[K, V]):
         me = asyncio.current_task()
         try:
             value = await load()
-            if self._loading.get(key) is me:  # not dropped meanwhile: still current
+            # Not dropped meanwhile: still current. None is no value (``get``), not kept.
+            if self._loading.get(key) is me and value is not None:
                 self.put(key, value)
             return value
         finally:
@@ -180,7 +182,44 @@ class TtlCache(Generic[K, V]):
     def drop(self, key: K) -> None:
         """Forget ``key``, and a load of it in flight: callers after this read anew."""
         self._loading.pop(key, None)
+        self._batches.pop(key, None)
         self._items.pop(key, None)
+
+    async def through_many(
+        self, keys: Iterable[K], load: Callable[[list[K]], Awaitable[Mapping[K, V]]]
+    ) -> dict[K, V]:
+        """The values of ``keys`` (found missing or stale by the caller's lookup), read and
+        kept: keys whose read is in flight (another caller's batch) share it, the others
+        are read together by one ``load(keys)``, which answers every key it is given. When
+        an entry expires under many concurrent readers, one read refills it."""
+        wanted = list(dict.fromkeys(keys))
+        shared = {k: self._batches[k] for k in wanted if k in self._batches}
+        rest = [k for k in wanted if k not in shared]
+        if rest:
+            batch = asyncio.ensure_future(self._load_many(rest, load))
+            batch.add_done_callback(_retrieved)
+            for key in rest:
+                self._batches[key] = batch
+                shared[key] = batch
+        tasks = list(dict.fromkeys(shared.values()))
+        # One caller cancelled (its client gone) does not cancel the others' read.
+        answers = dict(zip(tasks, await asyncio.gather(*map(asyncio.shield, tasks)), strict=True))
+        return {k: answers[task][k] for k, task in shared.items()}
+
+    async def _load_many(
+        self, keys: list[K], load: Callable[[list[K]], Awaitable[Mapping[K, V]]]
+    ) -> Mapping[K, V]:
+        me = asyncio.current_task()
+        try:
+            values = await load(keys)
+            for key in keys:
+                if self._batches.get(key) is me:  # not dropped meanwhile: still current
+                    self.put(key, values[key])
+            return values
+        finally:
+            for key in keys:
+                if self._batches.get(key) is me:
+                    del self._batches[key]
 
 
 class _Lookups:
