@@ -120,6 +120,14 @@ def unreadable(rendition: Rendition, exc: InstastoreError) -> Unavailable:
     return Unavailable(f"the {rendition.name} bytes cannot be read right now")
 
 
+def _media_key(grant: MediaGrant) -> str:
+    """A rendition's key in the media cache. By locator too: a rendition replaced by
+    another (a video's backfilled transcode) is never served from another process's
+    memory of the old bytes. ``Photos.delete`` drops "<id>/..."."""
+    rendition = grant.rendition
+    return f"{grant.photo.id}/{rendition.name}/{rendition.locator}"
+
+
 class Viewing:
     def __init__(
         self,
@@ -464,11 +472,6 @@ class Viewing:
             data, _ = await self.fetched(grant)
         return data
 
-    def chunks(self, grant: MediaGrant, offset: int, length: int) -> AsyncIterator[bytes]:
-        """``length`` bytes of the rendition from ``offset``, streamed from the blob store;
-        a failure raises ``InstastoreError`` when it happens (see ``unreadable``)."""
-        return volumes.open_locator(self.blobs, grant.rendition.locator, offset, length)
-
     # ---- media kept in memory, with what the server derives from it ------------------
 
     def held(self, grant: MediaGrant) -> tuple[bytes, dict[Hashable, Any]] | None:
@@ -493,10 +496,7 @@ class Viewing:
             raise unreadable(rendition, short)
         return data, self.photos.media.put(_media_key(grant), data)
 
-
-def _media_key(grant: MediaGrant) -> str:
-    """A rendition's key in the media cache. By locator too: a rendition replaced by
-    another (a video's backfilled transcode) is never served from another process's
-    memory of the old bytes. ``Photos.delete`` drops "<id>/..."."""
-    rendition = grant.rendition
-    return f"{grant.photo.id}/{rendition.name}/{rendition.locator}"
+    def chunks(self, grant: MediaGrant, offset: int, length: int) -> AsyncIterator[bytes]:
+        """``length`` bytes of the rendition from ``offset``, streamed from the blob store;
+        a failure raises ``InstastoreError`` when it happens (see ``unreadable``)."""
+        return volumes.open_locator(self.blobs, grant.rendition.locator, offset, length)
