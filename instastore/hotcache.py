@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from instastore import metrics
@@ -30,6 +30,9 @@ class ByteCache:
         self.budget = budget_bytes
         self.used = 0
         self._items: OrderedDict[str, bytes] = OrderedDict()
+        # Beside an entry's bytes, what callers derive from them (``held``): dropped with
+        # the bytes, so it never outlives or contradicts them.
+        self._beside: dict[str, dict[Hashable, Any]] = {}
         self.hits = 0
         self.misses = 0
         self._counted = _Lookups(name)
@@ -48,18 +51,30 @@ class ByteCache:
         self._counted.hit.inc()
         return data
 
-    def put(self, key: str, data: bytes) -> None:
-        if not self.fits(len(data)) or key in self._items:
-            return
-        self._items[key] = data
-        self.used += len(data)
-        while self.used > self.budget:
-            _, evicted = self._items.popitem(last=False)
-            self.used -= len(evicted)
+    def held(self, key: str) -> tuple[bytes, dict[Hashable, Any]] | None:
+        """``get``, with the dict kept beside the bytes for what a caller derives from them
+        (the media handler's ready answers); None, counted as a miss, when not held."""
+        data = self.get(key)
+        if data is None:
+            return None
+        return data, self._beside.setdefault(key, {})
+
+    def put(self, key: str, data: bytes) -> dict[Hashable, Any] | None:
+        """Keep ``data`` (unless it does not fit, or ``key`` is held already: a key's bytes
+        never change); the dict beside ``key``'s bytes while they are held, else None."""
+        if self.fits(len(data)) and key not in self._items:
+            self._items[key] = data
+            self.used += len(data)
+            while self.used > self.budget:
+                evicted, old = self._items.popitem(last=False)
+                self._beside.pop(evicted, None)
+                self.used -= len(old)
+        return self._beside.setdefault(key, {}) if key in self._items else None
 
     def drop_prefix(self, prefix: str) -> None:
         for key in [k for k in self._items if k.startswith(prefix)]:
             self.used -= len(self._items.pop(key))
+            self._beside.pop(key, None)
 
 
 class TtlCache(Generic[K, V]):
@@ -86,6 +101,7 @@ class TtlCache(Generic[K, V]):
         self.max_items = max_items
         self._items: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Task[V]] = {}  # see ``through``
+        self._batches: dict[K, asyncio.Task[Mapping[K, V]]] = {}  # see ``through_many``
         self._counted = _Lookups(name)
 
     def lookup(self, key: K) -> tuple[V | None, bool]:
@@ -155,7 +171,8 @@ class TtlCache(Generic[K, V]):
         me = asyncio.current_task()
         try:
             value = await load()
-            if self._loading.get(key) is me:  # not dropped meanwhile: still current
+            # Not dropped meanwhile: still current. None is no value (``get``), not kept.
+            if self._loading.get(key) is me and value is not None:
                 self.put(key, value)
             return value
         finally:
@@ -165,17 +182,55 @@ class TtlCache(Generic[K, V]):
     def drop(self, key: K) -> None:
         """Forget ``key``, and a load of it in flight: callers after this read anew."""
         self._loading.pop(key, None)
+        self._batches.pop(key, None)
         self._items.pop(key, None)
+
+    async def through_many(
+        self, keys: Iterable[K], load: Callable[[list[K]], Awaitable[Mapping[K, V]]]
+    ) -> dict[K, V]:
+        """The values of ``keys`` (found missing or stale by the caller's lookup), read and
+        kept: keys whose read is in flight (another caller's batch) share it, the others
+        are read together by one ``load(keys)``, which answers every key it is given. When
+        an entry expires under many concurrent readers, one read refills it."""
+        wanted = list(dict.fromkeys(keys))
+        shared = {k: self._batches[k] for k in wanted if k in self._batches}
+        rest = [k for k in wanted if k not in shared]
+        if rest:
+            batch = asyncio.ensure_future(self._load_many(rest, load))
+            batch.add_done_callback(_retrieved)
+            for key in rest:
+                self._batches[key] = batch
+                shared[key] = batch
+        tasks = list(dict.fromkeys(shared.values()))
+        # One caller cancelled (its client gone) does not cancel the others' read.
+        answers = dict(zip(tasks, await asyncio.gather(*map(asyncio.shield, tasks)), strict=True))
+        return {k: answers[task][k] for k, task in shared.items()}
+
+    async def _load_many(
+        self, keys: list[K], load: Callable[[list[K]], Awaitable[Mapping[K, V]]]
+    ) -> Mapping[K, V]:
+        me = asyncio.current_task()
+        try:
+            values = await load(keys)
+            for key in keys:
+                if self._batches.get(key) is me:  # not dropped meanwhile: still current
+                    self.put(key, values[key])
+            return values
+        finally:
+            for key in keys:
+                if self._batches.get(key) is me:
+                    del self._batches[key]
 
 
 class _Lookups:
-    """A cache's lookup counters, bound to their labels once: ``labels()`` on every
-    lookup was a few per cent of a hot media request."""
+    """A cache's lookup counters, bound to their labels once (``labels()`` on every
+    lookup was a few per cent of a hot media request) and counted without a lock
+    (``metrics.LoopCounter``)."""
 
     def __init__(self, name: str) -> None:
-        self.hit = metrics.CACHE_LOOKUPS.labels(name, "hit")
-        self.stale = metrics.CACHE_LOOKUPS.labels(name, "stale")
-        self.miss = metrics.CACHE_LOOKUPS.labels(name, "miss")
+        self.hit = metrics.LoopCounter(metrics.CACHE_LOOKUPS.labels(name, "hit"))
+        self.stale = metrics.LoopCounter(metrics.CACHE_LOOKUPS.labels(name, "stale"))
+        self.miss = metrics.LoopCounter(metrics.CACHE_LOOKUPS.labels(name, "miss"))
 
 
 def _retrieved(task: asyncio.Future[Any]) -> None:

@@ -37,7 +37,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from instastore.accounts import USERNAME
 from instastore.clock import utcnow
@@ -358,12 +358,14 @@ class Audience:
 
     async def _owner(self, owner_id: int) -> User | None:
         if owner_id not in self._owners:
-            cached = self.users.get(owner_id) if self.users is not None else None
-            if cached is None:
-                cached = await self.accounts.get_user(owner_id)
-                if cached is not None and self.users is not None:
-                    self.users.put(owner_id, cached)
-            self._owners[owner_id] = cached
+            if self.users is None:
+                self._owners[owner_id] = await self.accounts.get_user(owner_id)
+            else:  # an expired entry is read once however many requests miss it
+                # (None, no such user, is answered and never kept: ``TtlCache.through``)
+                read = cast(
+                    "Callable[[], Awaitable[User]]", lambda: self.accounts.get_user(owner_id)
+                )
+                self._owners[owner_id] = await self.users.through(owner_id, read)
         return self._owners[owner_id]
 
     async def _follows_owner(self, owner_id: int) -> bool:
@@ -455,11 +457,16 @@ class Audience:
             ids = [i for i in ids if i not in self._hidden]
         if not ids:
             return
-        found = await self.moderation.hidden_among(ids)
-        for i in ids:
-            self._hidden[i] = i in found
-            if self.hidden_items is not None:
-                self.hidden_items.put(i, i in found)
+        moderation = self.moderation
+
+        async def read(missing: list[int]) -> dict[int, bool]:
+            found = await moderation.hidden_among(missing)
+            return {i: i in found for i in missing}
+
+        if self.hidden_items is None:
+            self._hidden.update(await read(ids))
+        else:  # an expired entry is read once however many requests miss it
+            self._hidden.update(await self.hidden_items.through_many(ids, read))
 
     async def _is_hidden(self, item_id: int) -> bool:
         await self._read_hidden([item_id])
@@ -477,6 +484,8 @@ class Audience:
         The viewer's own blocks are left out (they may unblock, and list them)."""
         if self.viewer is not None and self.viewer.id == user.id:
             return False
+        if self.viewer is None:  # no blocks to read: no tasks to make (the media hot path)
+            return await self._is_hidden(user.id)
         hidden, wall = await asyncio.gather(self._is_hidden(user.id), self.wall(user))
         return hidden or wall.blocks_viewer
 

@@ -31,8 +31,9 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from instastore import paging
 from instastore.accounts import Accounts, Profile
@@ -117,6 +118,14 @@ def unreadable(rendition: Rendition, exc: InstastoreError) -> Unavailable:
     """What a failed read of a rendition's bytes is to the viewer (the cause is logged)."""
     log.error("media %s could not be read: %s", rendition.locator, exc)
     return Unavailable(f"the {rendition.name} bytes cannot be read right now")
+
+
+def _media_key(grant: MediaGrant) -> str:
+    """A rendition's key in the media cache. By locator too: a rendition replaced by
+    another (a video's backfilled transcode) is never served from another process's
+    memory of the old bytes. ``Photos.delete`` drops "<id>/..."."""
+    rendition = grant.rendition
+    return f"{grant.photo.id}/{rendition.name}/{rendition.locator}"
 
 
 class Viewing:
@@ -463,24 +472,34 @@ class Viewing:
     async def whole(self, grant: MediaGrant) -> bytes:
         """All of a small rendition's bytes, from memory or read once into it;
         ``Unavailable`` (and nothing cached) when the store fails or falls short."""
-        rendition = grant.rendition
-        # By locator too: a rendition replaced by another (a video's backfilled transcode)
-        # is never served from another process's memory of the old bytes. Photos.delete
-        # drops "<id>/...".
-        key = f"{grant.photo.id}/{rendition.name}/{rendition.locator}"
-        data = self.photos.media.get(key)
+        data = self.photos.media.get(_media_key(grant))
         if data is None:
-            try:
-                data = b"".join(
-                    [c async for c in volumes.open_locator(self.blobs, rendition.locator)]
-                )
-            except InstastoreError as exc:
-                raise unreadable(rendition, exc) from exc
-            if len(data) != rendition.size:
-                short = StorageError(f"{len(data):,} of {rendition.size:,} bytes")
-                raise unreadable(rendition, short)
-            self.photos.media.put(key, data)
+            data, _ = await self.fetched(grant)
         return data
+
+    # ---- media kept in memory, with what the server derives from it ------------------
+
+    def held(self, grant: MediaGrant) -> tuple[bytes, dict[Hashable, Any]] | None:
+        """A small rendition's bytes if the media cache holds them (a counted lookup), and
+        the dict kept beside them (the server's ready answers: dropped with the bytes, on
+        eviction and by ``Photos.delete``); None when not held or too large to hold."""
+        if not self.in_memory(grant):
+            return None
+        return self.photos.media.held(_media_key(grant))
+
+    async def fetched(self, grant: MediaGrant) -> tuple[bytes, dict[Hashable, Any] | None]:
+        """A small rendition's bytes read from the blob store and kept in memory, and the
+        dict kept beside them (None if they were not kept); ``Unavailable`` (and nothing
+        kept) when the store fails or falls short."""
+        rendition = grant.rendition
+        try:
+            data = b"".join([c async for c in volumes.open_locator(self.blobs, rendition.locator)])
+        except InstastoreError as exc:
+            raise unreadable(rendition, exc) from exc
+        if len(data) != rendition.size:
+            short = StorageError(f"{len(data):,} of {rendition.size:,} bytes")
+            raise unreadable(rendition, short)
+        return data, self.photos.media.put(_media_key(grant), data)
 
     def chunks(self, grant: MediaGrant, offset: int, length: int) -> AsyncIterator[bytes]:
         """``length`` bytes of the rendition from ``offset``, streamed from the blob store;

@@ -20,13 +20,14 @@ import contextlib
 import functools
 import logging
 import re
+from dataclasses import dataclass
 
 from aiohttp import web
 from instastore.server.handlers.common import photo_id, services, viewer
 from instastore.server.handlers.operation import PHOTO_ID, Operation, Param, declare, ref
 from instastore.server.openapi import MEDIA_NAMES, problem_response
 from instastore.server.problems import problem
-from prometheus_client import Counter
+from multidict import CIMultiDict
 
 from instastore import metrics
 from instastore.errors import InstastoreError
@@ -125,29 +126,78 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A rendition's answer, built once: its ETag, its headers (for 200, with
+    Content-Length; for a range, without; for 304) and, for a small rendition held in
+    memory, its bytes. Kept beside those bytes in the media cache (``Viewing.held``) for
+    each Cache-Control it is served with, and dropped with them, so every GET and HEAD of
+    a hot rendition after the first reuses it. Only what the rendition's key (photo,
+    name, locator) and ``shared`` decide is in it: who may fetch it is decided anew for
+    every request (``Viewing.media``) before it is looked up."""
+
+    etag: str
+    size: int
+    whole: CIMultiDict[str]  # a 200's; aiohttp copies them into each response
+    partial: CIMultiDict[str]  # the same without Content-Length (aiohttp sets it)
+    not_modified: CIMultiDict[str]
+    body: bytes | None
+
+    @classmethod
+    def build(cls, grant: MediaGrant, body: bytes | None) -> Ready:
+        rendition = grant.rendition
+        etag = f'"{grant.photo.id}-{rendition.name}"'
+        cache_control = ("public, " if grant.shared else "private, ") + IMMUTABLE
+        partial = CIMultiDict(
+            {
+                "ETag": etag,
+                "Cache-Control": cache_control,
+                "Accept-Ranges": "bytes",
+                "Content-Type": rendition.content_type,
+                "X-Content-Type-Options": "nosniff",
+            }
+        )
+        whole = partial.copy()
+        whole["Content-Length"] = str(rendition.size)
+        return cls(
+            etag,
+            rendition.size,
+            whole,
+            partial,
+            CIMultiDict({"ETag": etag, "Cache-Control": cache_control}),
+            body,
+        )
+
+
+def _kept(grant: MediaGrant, data: bytes, beside: dict | None) -> Ready:
+    """The ready answer kept beside ``data`` for this Cache-Control, built if none is."""
+    ready = None if beside is None else beside.get(grant.shared)
+    if ready is None:
+        ready = Ready.build(grant, data)
+        if beside is not None:
+            beside[grant.shared] = ready
+    return ready
+
+
 @declare(HEAD_MEDIA, method="HEAD")
 @declare(GET_MEDIA, method="GET")
 async def media(request: web.Request) -> web.StreamResponse:
-    grant = await services(request).viewing.media(
+    viewing = services(request).viewing
+    grant = await viewing.media(
         viewer(request),
         photo_id(request),
         request.match_info["secret"],
         request.match_info["name"],
     )
-    rendition = grant.rendition
-    etag = f'"{grant.photo.id}-{rendition.name}"'
-    headers = {
-        "ETag": etag,
-        "Cache-Control": ("public, " if grant.shared else "private, ") + IMMUTABLE,
-        "Accept-Ranges": "bytes",
-        "Content-Type": rendition.content_type,
-        "X-Content-Type-Options": "nosniff",
-    }
-    if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
-        return web.Response(status=304, headers={k: headers[k] for k in ("ETag", "Cache-Control")})
+    held = viewing.held(grant)
+    ready = Ready.build(grant, None) if held is None else _kept(grant, *held)
+    matches = request.headers.get("If-None-Match")
+    if matches and ready.etag in {t.strip() for t in matches.split(",")}:
+        return web.Response(status=304, headers=ready.not_modified)
 
-    size = rendition.size
-    wanted = parse_range(request.headers.get("Range"), size)
+    size = ready.size
+    asked = request.headers.get("Range")
+    wanted = parse_range(asked, size) if asked else None
     if isinstance(wanted, str):  # "unsatisfiable"
         response = problem(
             416,
@@ -156,23 +206,34 @@ async def media(request: web.Request) -> web.StreamResponse:
         )
         response.headers["Content-Range"] = f"bytes */{size}"
         return response
+    if ready.body is None and viewing.in_memory(grant):
+        ready = _kept(grant, *await viewing.fetched(grant))
     if wanted is None:
         status, offset, length = 200, 0, size
+        headers = ready.whole
     else:
         start, end = wanted
         status, offset, length = 206, start, end - start + 1
+        headers = ready.partial.copy()
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    if services(request).viewing.in_memory(grant):
-        data = await services(request).viewing.whole(grant)
+    if ready.body is not None:
         if request.method != "HEAD":
-            _media_bytes(rendition.name, "buffered").inc(length)
+            _media_bytes(grant.rendition.name, "buffered").inc(length)
         # For HEAD aiohttp sends the Content-Length of this body, and not the body.
-        return web.Response(status=status, headers=headers, body=data[offset : offset + length])
+        body = ready.body if status == 200 else ready.body[offset : offset + length]
+        return web.Response(status=status, headers=headers, body=body)
+    if status == 200:
+        headers = ready.partial  # a streamed response's Content-Length is set below
     return await _streamed(request, grant, status, headers, offset, length)
 
 
 async def _streamed(
-    request: web.Request, grant: MediaGrant, status: int, headers, offset: int, length: int
+    request: web.Request,
+    grant: MediaGrant,
+    status: int,
+    headers: CIMultiDict[str],
+    offset: int,
+    length: int,
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
@@ -205,10 +266,11 @@ async def _streamed(
 
 
 @functools.cache
-def _media_bytes(rendition: str, path: str) -> Counter:
+def _media_bytes(rendition: str, path: str) -> metrics.LoopCounter:
     """The bytes counter of a rendition name (from the stored record, bounded by the
-    upload code) and path, bound once rather than by ``labels()`` per request."""
-    return metrics.MEDIA_BYTES.labels(rendition, path)
+    upload code) and path, bound once rather than by ``labels()`` per request, and counted
+    without a lock."""
+    return metrics.LoopCounter(metrics.MEDIA_BYTES.labels(rendition, path))
 
 
 def _abort(request: web.Request, rendition: Rendition, why: str) -> None:

@@ -128,6 +128,7 @@ async def metrics(request: web.Request) -> web.Response:
             raise NotAuthenticated(
                 "/metrics needs 'Authorization: Bearer <metrics_token>' (or metrics_port)"
             )
+    metric_families.fold()  # the counts this loop holds, before the files are read
     body = await asyncio.to_thread(metric_families.exposition)
     return web.Response(body=body, headers={"Content-Type": metric_families.CONTENT_TYPE})
 

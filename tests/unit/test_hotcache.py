@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from instastore.hotcache import TtlCache
+from instastore.hotcache import ByteCache, TtlCache
 from instastore.timeline import FolloweesOf, NewestFor, OwedTo, RankedWindow
 
 
@@ -143,6 +143,7 @@ def test_many_lookups_answer_as_one_each_and_count_once_per_outcome() -> None:
     from instastore import metrics
 
     def counted(result: str) -> float:
+        metrics.fold()  # what the lookups counted without a lock, into prometheus
         return metrics.CACHE_LOOKUPS.labels("many", result)._value.get()
 
     clock = Clock()
@@ -157,3 +158,97 @@ def test_many_lookups_answer_as_one_each_and_count_once_per_outcome() -> None:
     after = {r: counted(r) - before[r] for r in before}
     assert after == {"hit": 2, "stale": 1, "miss": 1}
     assert many == [cache.lookup(k) for k in keys]  # the same answers as one at a time
+
+
+def test_what_is_kept_beside_bytes_goes_with_them() -> None:
+    """``held``'s dict lives exactly as long as its key's bytes: evicted, dropped by
+    prefix, or never made for bytes that were not kept."""
+    cache = ByteCache(budget_bytes=10)
+    assert cache.held("1/a") is None
+    beside = cache.put("1/a", b"aaaa")
+    assert beside is not None
+    beside["answer"] = "built from aaaa"
+    held = cache.held("1/a")
+    assert held is not None and held[0] == b"aaaa" and held[1] is beside
+    assert cache.put("1/a", b"xxxx") is beside  # a key's bytes never change
+    assert cache.put("2/b", b"bbbb") == {}
+    assert cache.put("3/c", b"cccc") == {}  # past the budget: 1/a, the oldest, evicted
+    assert cache.held("1/a") is None
+    again = cache.put("1/a", b"aaaa")
+    assert again == {}  # nothing left over from the evicted bytes
+    assert cache.put("4/toolarge", b"x" * 11) is None  # not kept: nothing beside
+    again["answer"] = "built from aaaa again"
+    cache.drop_prefix("1/")
+    assert cache.held("1/a") is None and cache.put("1/a", b"aa") == {}
+
+
+async def test_many_callers_missing_the_same_keys_share_one_read() -> None:
+    cache: TtlCache[int, bool] = TtlCache("batches", ttl_s=5)
+    reads: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def load(keys: list[int]) -> dict[int, bool]:
+        reads.append(sorted(keys))
+        await release.wait()
+        return {k: k % 2 == 0 for k in keys}
+
+    callers = [asyncio.ensure_future(cache.through_many([1, 2], load)) for _ in range(20)]
+    await asyncio.sleep(0)
+    wider = asyncio.ensure_future(cache.through_many([2, 3], load))  # 2 in flight, 3 not
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*callers) == [{1: False, 2: True}] * 20
+    assert await wider == {2: True, 3: False}
+    assert reads == [[1, 2], [3]]
+    assert [cache.get(k) for k in (1, 2, 3)] == [False, True, False]  # kept
+
+
+async def test_a_key_dropped_during_its_batch_read_is_not_put_back() -> None:
+    cache: TtlCache[int, bool] = TtlCache("batches-drop", ttl_s=5)
+    release = asyncio.Event()
+
+    async def load(keys: list[int]) -> dict[int, bool]:
+        await release.wait()
+        return dict.fromkeys(keys, False)  # read before a takedown landed
+
+    early = asyncio.ensure_future(cache.through_many([7, 8], load))
+    await asyncio.sleep(0)
+    cache.drop(7)  # the takedown, through this process
+
+    async def after(keys: list[int]) -> dict[int, bool]:
+        return dict.fromkeys(keys, True)
+
+    assert await cache.through_many([7], after) == {7: True}  # a new read, not the old one
+    release.set()
+    assert await early == {7: False, 8: False}
+    assert cache.get(7) is True and cache.get(8) is False
+
+
+async def test_a_failed_batch_read_fails_its_callers_and_keeps_nothing() -> None:
+    cache: TtlCache[int, bool] = TtlCache("batches-fail", ttl_s=5)
+
+    async def load(keys: list[int]) -> dict[int, bool]:
+        raise RuntimeError("the store is down")
+
+    for _ in range(2):  # and a second try reads again
+        try:
+            await cache.through_many([1], load)
+        except RuntimeError as exc:
+            assert "down" in str(exc)
+        else:
+            raise AssertionError("the failure was not passed on")
+    assert cache.get(1) is None
+
+
+async def test_a_missing_value_is_answered_and_never_kept() -> None:
+    cache: TtlCache[int, str] = TtlCache("none-values", ttl_s=5)
+    reads = 0
+
+    async def load() -> str:
+        nonlocal reads
+        reads += 1
+        return None  # type: ignore[return-value]  (no such user: what get_user answers)
+
+    assert await cache.through(1, load) is None
+    assert await cache.through(1, load) is None
+    assert reads == 2 and cache.lookup(1) == (None, False)
