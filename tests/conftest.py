@@ -50,6 +50,61 @@ hypothesis.settings.register_profile("ci", deadline=None, derandomize=True, prin
 hypothesis.settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "default")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_cassandra_driver_per_store():
+    """Every test that opens the Cassandra adapter (each HTTP test's app, each contract
+    test's stores) reuses one connected driver per store and driver settings for the
+    whole session, instead of connecting, reading the schema and preparing every
+    statement again (about a second a test under CI's load) and shutting it down after.
+    Each test still gets an adapter object of its own, with its own settings; what is
+    shared is the real driver's session and prepared statements, shut down at the end.
+    ``instastore`` commands and servers run as processes of their own connect as ever."""
+    from instastore.storage.cassandra.metadata import CassandraMetadataStore
+
+    connect, drivers = CassandraMetadataStore.connect, {}
+
+    async def shared(cls, settings: Settings) -> CassandraMetadataStore:
+        key = (
+            tuple(settings.cassandra_contact_points),
+            settings.cassandra_port,
+            settings.cassandra_keyspace,
+            settings.cassandra_username,
+            settings.cassandra_local_dc,
+            settings.consistency,
+            settings.cassandra_request_timeout,
+            settings.cassandra_speculative_delay,
+        )
+        found = drivers.get(key)
+        if found is not None and not _connected(found.session):
+            # A node restarted under it (a restore drill stops the nodes) and the driver
+            # has not reached it again yet: a fresh one connects as a test's own would.
+            await asyncio.to_thread(found.cluster.shutdown)
+            found = None
+        if found is None:
+            found = drivers[key] = await connect(settings)
+        return cls(found.cluster, found.session, settings, found.q)
+
+    async def kept(self) -> None:
+        """Closed at the end of the session, not by each test."""
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CassandraMetadataStore, "connect", classmethod(shared))
+        patch.setattr(CassandraMetadataStore, "close", kept)
+        yield
+    for store in drivers.values():
+        store.cluster.shutdown()
+
+
+def _connected(session) -> bool:
+    """Whether the driver holds an open connection to some node now."""
+    if session.is_shutdown:
+        return False
+    return any(
+        state.get("open_count", 0) > 0 and not state.get("shutdown")
+        for state in session.get_pool_state().values()
+    )
+
+
 @pytest.fixture(scope="session")
 def local_cluster() -> LocalCluster:
     """The running local cluster (``make test`` starts it)."""
