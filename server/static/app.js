@@ -124,9 +124,9 @@ setInterval(() => { if (!document.hidden) refreshUnread(); }, UNREAD_POLL_MS);
 // an e-mail address, then 3-30 of letters, digits, "_" and "."; dots that end it are the
 // sentence's. Only names the API resolved (its "mentions" list) link: others stay text.
 const MENTION = /(?<![A-Za-z0-9_.@])@([A-Za-z0-9_.]{3,30})(?![A-Za-z0-9_.@])/g;
-// A #tag: "#" not inside a word, then letters, digits and "_". It links to the title
-// search of its word (search folds words as tags are folded).
-const TAG = /(?<![\p{L}\p{N}_&#])#([\p{L}\p{N}_]{1,64})/gu;
+// A #tag, as the server reads one (instastore/tags.py, _TAG): "#" not inside a word (nor
+// after "&" or another "#"), then letters and digits. It links to the tag's page.
+const TAG = /(?<![\p{L}\p{N}\p{M}_&#])#([\p{L}\p{N}]{1,64})/gu;
 
 // The nodes of ``text`` with its mentions and tags as links; the rest as text nodes.
 function richText(text, mentions = []) {
@@ -140,7 +140,7 @@ function richText(text, mentions = []) {
   }
   for (const m of text.matchAll(TAG)) {
     found.push({ at: m.index, end: m.index + m[0].length,
-                 node: h("a", { class: "tag", href: "#/search?" + q({ q: m[1] }) }, m[0]) });
+                 node: h("a", { class: "tag", href: "#/tag/" + encodeURIComponent(m[1]) }, m[0]) });
   }
   found.sort((a, b) => a.at - b.at);
   const nodes = [];
@@ -805,6 +805,14 @@ function searchPage(query) {
               { empty: "No photo title has all of these words." }));
 }
 
+// A tag's photos, newest first (the server folds the tag as search folds words).
+function tagPage(tag) {
+  return h("section", { class: "tag-page" },
+    h("h1", {}, "#", tag),
+    pagedGrid((cursor) => api("GET", "/v1/tags/" + encodeURIComponent(tag) + "/photos?" + q({ cursor, limit: 24 })),
+              { empty: "No photo you may see is tagged so." }));
+}
+
 function route() {
   pageToken += 1;
   const [path, query = ""] = location.hash.replace(/^#/, "").split("?");
@@ -816,6 +824,7 @@ function route() {
   else if (parts[0] === "upload") page = uploadPage();
   else if (parts[0] === "u" && parts[1]) page = profilePage(parts[1]);
   else if (parts[0] === "search") page = searchPage(params.get("q") || "");
+  else if (parts[0] === "tag" && parts[1]) page = tagPage(parts[1]);
   else if (parts[0] === "activity") page = activityPage();
   else if (parts[0] === "photo" && parts[1]) page = photoPage(parts[1], params.get("comment"));
   else page = homePage(params.get("order"));

@@ -107,15 +107,16 @@ def test_comments_mentions_and_activity(browser, base_url, tmp_path, screenshots
     assert mine.locator(".text").inner_text() == text  # the markup shown as text
     assert mine.locator("img").count() == 0
     assert mine.locator("a.mention").get_attribute("href") == f"#/u/{ada}"
-    assert mine.locator("a.tag").get_attribute("href") == "#/search?q=harbour"
+    assert mine.locator("a.tag").get_attribute("href") == "#/tag/harbour"
     assert mine.locator("[data-action=delete-comment]").count() == 1  # its author may
     viewer.locator("[data-action=share]").click()  # the photo is public: it has a page
     assert viewer.locator(".share-url").input_value() == f"{base_url}/p/{photo_id}"
     b.keyboard.press("Escape")
     assert card.locator("button.comments-button .count").inner_text() == "1"
-    card.locator("a.tag").click()  # a tag finds the titles with its word
-    b.wait_for_selector("h1 >> text=Photos matching “sunrise”")
-    b.wait_for_selector(".card .title >> text=Harbour at dawn")
+    card.locator("a.tag").click()  # a tag opens its page: the photos it files
+    b.wait_for_selector(".tag-page h1 >> text=#sunrise")
+    b.wait_for_selector(".tag-page .card .title >> text=Harbour at dawn")
+    assert b.locator(".tag-page .card").count() == 1
 
     # Ada: the badge counts bob's comment and his mention (no event for the title's
     # unknown name, none for her own upload).
