@@ -140,6 +140,9 @@ def main() -> None:
     uploads = upload_images()
     prepared = asyncio.run(load.prepare(args.base_url, args.readers, uploads))
     if args.command == "run":
+        if args.mix == "social":
+            print("uploading tagged photos for the tag pages ...", flush=True)
+            asyncio.run(load.tagged_photos(args.base_url, prepared["tokens"][0], uploads, 60))
         body, _ = run_mix(args, prepared, uploads, args.mix, port)
         print(json.dumps(body["ops"], indent=2))
         return

@@ -22,6 +22,7 @@ import aiohttp
 
 from bench.seed import PASSWORD, WORDS
 
+TAGS = WORDS[:10]  # the tags of the social mix's uploads (and of ``tagged_photos``)
 COLD_URLS = 20_000  # distinct photos read once each by media_cold (their bytes are not cached yet)
 MIXES = {
     "read-heavy": {
@@ -32,6 +33,23 @@ MIXES = {
         "search": 5,
         "like": 5,
         "upload": 2,
+    },
+    # The read-heavy mix with the social loop's reads and writes in it: a photo's
+    # comments, a comment (mentioning another reader now and then), the activity inbox
+    # and its unread count, a tag's page (uploads here carry a tag: ``TAGS``).
+    "social": {
+        "media": 45,
+        "media_cold": 5,
+        "timeline": 15,
+        "photo": 8,
+        "search": 4,
+        "like": 4,
+        "upload": 2,
+        "comments": 6,
+        "comment": 2,
+        "activity": 4,
+        "unread": 3,
+        "tag": 2,
     },
     "media": {"media": 100},
     "media-cold": {"media_cold": 100},
@@ -114,13 +132,38 @@ async def _worker(plan: Plan, index: int, deadline: float, records: list, cold: 
                         f"/v1/search/photos?q={rng.choice(WORDS)}+{rng.choice(WORDS)}&limit=20",
                         headers=auth,
                     )
+                elif op == "comments":
+                    resp = await http.get(
+                        f"/v1/photos/{rng.choice(plan.photo_ids)}/comments?limit=20",
+                        headers=auth,
+                    )
+                elif op == "comment":
+                    mention = (
+                        f" @reader{rng.randrange(len(plan.tokens))}" if rng.random() < 0.3 else ""
+                    )
+                    resp = await http.post(
+                        f"/v1/photos/{rng.choice(plan.photo_ids)}/comments",
+                        json={"text": f"{rng.choice(WORDS)} {rng.choice(WORDS)}{mention}"},
+                        headers=auth,
+                    )
+                elif op == "activity":
+                    resp = await http.get("/v1/activity?limit=20", headers=auth)
+                elif op == "unread":
+                    resp = await http.get("/v1/activity/unread", headers=auth)
+                elif op == "tag":
+                    resp = await http.get(
+                        f"/v1/tags/{rng.choice(TAGS)}/photos?limit=20", headers=auth
+                    )
                 elif op == "like":
                     resp = await http.put(
                         f"/v1/photos/{rng.choice(plan.photo_ids)}/like", headers=auth
                     )
                 else:
                     form = aiohttp.FormData()
-                    form.add_field("title", " ".join(rng.choice(WORDS) for _ in range(3)))
+                    title = " ".join(rng.choice(WORDS) for _ in range(3))
+                    if plan.mix == "social":
+                        title += f" #{rng.choice(TAGS)}"
+                    form.add_field("title", title)
                     form.add_field(
                         "file", io.BytesIO(distinct(rng.choice(plan.uploads))), filename="bench.jpg"
                     )
@@ -130,6 +173,23 @@ async def _worker(plan: Plan, index: int, deadline: float, records: list, cold: 
             except aiohttp.ClientError as exc:
                 status = f"error: {type(exc).__name__}"
             records.append((op, started, time.monotonic() - started, status))
+
+
+async def tagged_photos(base_url: str, token: str, uploads: list[bytes], count: int) -> None:
+    """Upload ``count`` photos whose titles carry the ``TAGS`` in turn, so that each tag
+    page of the social mix has photos from its first request (the seed's titles have no
+    tags)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(base_url) as http:
+        for n in range(count):
+            form = aiohttp.FormData()
+            form.add_field("title", f"{WORDS[n % len(WORDS)]} #{TAGS[n % len(TAGS)]}")
+            form.add_field(
+                "file", io.BytesIO(distinct(uploads[n % len(uploads)])), filename="t.jpg"
+            )
+            async with http.post("/v1/photos", data=form, headers=auth) as resp:
+                if resp.status != 201:
+                    raise SystemExit(f"a tagged upload failed: {resp.status} {await resp.text()}")
 
 
 def distinct(jpeg: bytes) -> bytes:
