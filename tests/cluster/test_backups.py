@@ -27,8 +27,7 @@ from instastore.storage.keys import VOLUME_PREFIX
 from ..factories import land_photos, one, read, read_back, remove_hdfs_root
 from ..runbook import run_block
 
-# Restores stop and start the cluster's nodes: nothing else may use the cluster meanwhile.
-pytestmark = [pytest.mark.cassandra, pytest.mark.hdfs, pytest.mark.exclusive_cluster]
+pytestmark = [pytest.mark.cassandra, pytest.mark.hdfs]
 
 SIZES = {"original": 30_000, "large": 9_000, "thumb": 2_000}
 

@@ -43,7 +43,6 @@ async def test_webhdfs_remote_exceptions_are_mapped(webhdfs):
 
 
 @pytest.mark.hdfs
-@pytest.mark.exclusive_cluster  # the whole NameNode in safe mode: every write refused
 async def test_safe_mode_is_unavailable_not_an_http_error(local_cluster, webhdfs):
     path = f"/safemode-{uuid.uuid4().hex}"
     entered = local_cluster.hdfs_tool("dfsadmin", ["-safemode", "enter"])
