@@ -47,7 +47,7 @@ def test_keyspace_table_write_and_read(cql):
         version = cql.execute("SELECT release_version FROM system.local").one().release_version
         assert version.startswith("5.0")
     finally:
-        cql.execute(f"DROP KEYSPACE {keyspace}")
+        cql.execute(f"DROP KEYSPACE {keyspace}", timeout=120)  # schema agreement
 
 
 def test_rows_are_named_tuples_of_one_class_per_column_list(local_cluster, cluster_settings):

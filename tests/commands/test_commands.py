@@ -56,7 +56,7 @@ def test_migrate_applies_once_then_reports_up_to_date(local_cluster):
             r.version for r in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")
         )
         assert applied == [m.version for m in migrations("cql")]
-        session.execute(f"DROP KEYSPACE {keyspace}")
+        session.execute(f"DROP KEYSPACE {keyspace}", timeout=120)  # schema agreement
     finally:
         driver.shutdown()
 
