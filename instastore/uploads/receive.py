@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -88,7 +88,7 @@ def remove_abandoned_uploads(tmp_dir: Path, now: datetime) -> int:
     return scratch.remove_abandoned_files(tmp_dir, UPLOAD_PREFIX, "", now)
 
 
-async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+async def file_chunks(path: Path) -> AsyncGenerator[bytes, None]:
     """The bytes of a local file (the upload, or a rendition processing wrote beside
     it), ``FILE_CHUNK`` at a time, each read in a worker thread."""
     f = await asyncio.to_thread(open, path, "rb")

@@ -226,8 +226,11 @@ class Transcoder:
                 if isinstance(made, child.Failed):
                     return made.reason
                 # Conflict: another worker's lease lapsed while it worked; its bytes stand.
+                # Closed here whatever put did with it: a stream put stopped reading (a
+                # conflict, a failure) would otherwise hold the file open until collected.
                 with contextlib.suppress(Conflict):
-                    await self.blobs.put(key, file_chunks(target))
+                    async with contextlib.aclosing(file_chunks(target)) as chunks:
+                        await self.blobs.put(key, chunks)
                 return Rendition(
                     "video", key, rendition.CONTENT_TYPE, made.size, made.width, made.height
                 )
