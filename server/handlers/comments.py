@@ -18,30 +18,19 @@ from instastore.server.handlers.operation import (
     PHOTO_ID,
     Field,
     Operation,
-    Setting,
-    TextPattern,
     declare,
     json_fields,
     ok,
     parse_id,
     path_id,
+    required_text,
 )
 from instastore.server.handlers.operation import (
     json_body as body_of,
 )
 
 COMMENT_ID = path_id("comment_id", "comment")
-TEXT = Field(
-    {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": Setting("max_comment_chars"),
-        "pattern": TextPattern(required=True),
-        "description": "trimmed, not blank; no control or invisible formatting characters",
-    },
-    (str,),
-    "a string: the comment",
-)
+TEXT = Field(required_text("max_comment_chars"), (str,), "a string: the comment")
 ADD_COMMENT = {"text": TEXT}
 
 

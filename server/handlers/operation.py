@@ -243,6 +243,18 @@ class Field:
     rule: str
 
 
+def required_text(limit: str) -> dict[str, Any]:
+    """The schema of a text the service checks with ``instastore.text`` (a title, a
+    comment): a string of 1 to the ``limit`` setting's characters, trimmed, not blank."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": Setting(limit),
+        "pattern": TextPattern(required=True),
+        "description": "trimmed, not blank; no control or invisible formatting characters",
+    }
+
+
 def json_fields(body: dict[str, Any], fields: dict[str, Field], verb: str) -> None:
     """``InvalidInput`` for a field the body may not have, or one of the wrong type
     (``null`` included: a field given must be of its type)."""

@@ -22,12 +22,11 @@ from instastore.server.handlers.operation import (
     PHOTO_ID,
     USERNAME_PARAM,
     Operation,
-    Setting,
-    TextPattern,
     declare,
     obj,
     ok,
     parse_header,
+    required_text,
 )
 from instastore.server.keys import SETTINGS
 from instastore.server.openapi import VISIBILITIES, problem_response
@@ -48,13 +47,7 @@ UPLOAD_FORM = obj(
             "minLength": 1,
             "description": "the image or video; not empty",
         },
-        "title": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": Setting("max_title_chars"),
-            "pattern": TextPattern(required=True),
-            "description": "trimmed, not blank; no control or invisible formatting characters",
-        },
+        "title": required_text("max_title_chars"),
         "visibility": {"enum": list(VISIBILITIES), "description": "public unless given"},
     },
     ("file", "title"),

@@ -21,11 +21,10 @@ from instastore.server.handlers.operation import (
     Field,
     Operation,
     Param,
-    Setting,
-    TextPattern,
     declare,
     json_fields,
     ok,
+    required_text,
 )
 from instastore.server.handlers.operation import (
     json_body as body_of,
@@ -49,17 +48,7 @@ PREFIX = Param(
     "digits; folded as search folds words",
     required=True,
 )
-TITLE = Field(
-    {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": Setting("max_title_chars"),
-        "pattern": TextPattern(required=True),
-        "description": "trimmed, not blank; no control or invisible formatting characters",
-    },
-    (str,),
-    "a string: the new title",
-)
+TITLE = Field(required_text("max_title_chars"), (str,), "a string: the new title")
 EDIT_PHOTO = {"title": TITLE}
 
 
